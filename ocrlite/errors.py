@@ -1,0 +1,19 @@
+"""Typed errors raised by the library; the CLI turns each into one line on stderr."""
+
+__all__ = ["OcrliteError", "ImageReadError", "ConfigError", "WeightsError"]
+
+
+class OcrliteError(Exception):
+    """Base class of every error ocrlite raises on purpose."""
+
+
+class ImageReadError(OcrliteError):
+    """An input file could not be read as an image (missing, empty, corrupt, too large)."""
+
+
+class ConfigError(OcrliteError):
+    """A YAML config or an override names an unknown key, component or value."""
+
+
+class WeightsError(OcrliteError):
+    """A weights file is missing, fails its checksum or does not match the net's keys."""

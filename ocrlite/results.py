@@ -1,0 +1,66 @@
+"""Result types returned by the Python API; the CLI and writers serialise these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TextBox", "TextLine", "PageResult"]
+
+
+def _points_list(points: np.ndarray) -> list[list[int]]:
+    return [[int(x), int(y)] for x, y in np.asarray(points).reshape(4, 2)]
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """A detected text region: a clockwise quad (top-left first) in image pixels."""
+
+    points: np.ndarray
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"points": _points_list(self.points), "score": round(float(self.score), 5)}
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """A recognized line of text with its quad, recognition and detection scores."""
+
+    points: np.ndarray
+    text: str
+    score: float
+    det_score: float
+    angle: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "points": _points_list(self.points),
+            "text": self.text,
+            "score": round(float(self.score), 5),
+            "det_score": round(float(self.det_score), 5),
+            "angle": int(self.angle),
+        }
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """Everything read from one image: its size and the lines in reading order."""
+
+    width: int
+    height: int
+    lines: tuple[TextLine, ...] = field(default_factory=tuple)
+
+    @property
+    def text(self) -> str:
+        """The recognized lines joined by newlines, in reading order."""
+        return "\n".join(line.text for line in self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "height": self.height,
+            "lines": [line.to_dict() for line in self.lines],
+        }
