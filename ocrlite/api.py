@@ -1,0 +1,105 @@
+"""The end-to-end pipeline: detect -> crop -> classify direction -> recognize -> filter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+
+from .config import check_keys, load_pipeline_config
+from .imageio import read_image
+from .predictors import TextClassifier, TextDetector, TextRecognizer
+from .preprocess import crop_quad
+from .results import PageResult, TextBox, TextLine
+from .runtime import Runner
+
+__all__ = ["OCR", "PipelineSettings"]
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Pipeline switches: use the direction classifier, drop low-scoring lines."""
+
+    use_cls: bool = True
+    drop_score: float = 0.5
+
+
+class OCR:
+    """Read text from images with the three-stage PP-OCR design.
+
+    >>> ocr = OCR()                       # shipped default models
+    >>> page = ocr("page.png")            # or a BGR uint8 numpy array
+    >>> print(page.text)
+    """
+
+    def __init__(
+        self,
+        config: str | Path | None = None,
+        overrides: Iterable[str] = (),
+        *,
+        det_runner: Runner | None = None,
+        cls_runner: Runner | None = None,
+        rec_runner: Runner | None = None,
+        use_cls: bool | None = None,
+        drop_score: float | None = None,
+    ) -> None:
+        cfg = load_pipeline_config(config, overrides)
+        pipeline: dict[str, Any] = dict(cfg["pipeline"])
+        check_keys("pipeline", pipeline, PipelineSettings.__dataclass_fields__)
+        if use_cls is not None:
+            pipeline["use_cls"] = use_cls
+        if drop_score is not None:
+            pipeline["drop_score"] = drop_score
+        self.settings = PipelineSettings(**pipeline)
+        self.detector = TextDetector.from_config(cfg["det"], det_runner)
+        self.recognizer = TextRecognizer.from_config(cfg["rec"], rec_runner)
+        self.classifier = (
+            TextClassifier.from_config(cfg["cls"], cls_runner)
+            if self.settings.use_cls and "cls" in cfg
+            else None
+        )
+
+    def detect(self, image: np.ndarray | str | Path) -> list[TextBox]:
+        """Text boxes of ``image`` in reading order."""
+        return self.detector(_as_array(image))
+
+    def __call__(self, image: np.ndarray | str | Path) -> PageResult:
+        """Detect, crop, orient and recognize every text line of ``image``."""
+        image = _as_array(image)
+        boxes = self.detect(image)
+        kept = [(box, crop) for box in boxes if (crop := crop_quad(image, box.points)) is not None]
+        crops = [crop for _, crop in kept]
+        angles = self.orient(crops)
+        decoded = self.recognizer(crops)
+        lines = tuple(
+            TextLine(box.points, d.text, d.score, box.score, angle)
+            for (box, _), angle, d in zip(kept, angles, decoded)
+            if d.text and d.score >= self.settings.drop_score
+        )
+        height, width = image.shape[:2]
+        return PageResult(width=width, height=height, lines=lines)
+
+    def orient(self, crops: list[np.ndarray]) -> list[int]:
+        """Turn upside-down crops in place (180 degrees); return each crop's angle."""
+        if self.classifier is None or not crops:
+            return [0] * len(crops)
+        angles = []
+        for i, (angle, score) in enumerate(self.classifier(crops)):
+            flip = self.classifier.should_flip(angle, score)
+            if flip:
+                crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)
+            angles.append(180 if flip else 0)
+        return angles
+
+    def recognize(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[str, float]]:
+        """Text and score of already-cropped text lines (optionally direction-corrected)."""
+        arrays = [_as_array(crop) for crop in crops]
+        self.orient(arrays)
+        return [(d.text, d.score) for d in self.recognizer(arrays)]
+
+
+def _as_array(image: np.ndarray | str | Path) -> np.ndarray:
+    return image if isinstance(image, np.ndarray) else read_image(image)

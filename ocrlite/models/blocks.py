@@ -1,0 +1,147 @@
+"""Building blocks shared by the backbones and necks: conv-BN-act, SE, inverted residual, depthwise separable."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+
+__all__ = [
+    "make_divisible",
+    "make_activation",
+    "HardSigmoid",
+    "ConvBNAct",
+    "SEModule",
+    "ResidualUnit",
+    "DepthwiseSeparable",
+]
+
+Stride = int | tuple[int, int]
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor``, never going below 90 % of it."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def make_activation(name: str | None) -> nn.Module:
+    """Activation module by name: "relu", "hardswish" or None (identity)."""
+    if name is None:
+        return nn.Identity()
+    if name == "relu":
+        return nn.ReLU()
+    if name == "hardswish":
+        return nn.Hardswish()
+    raise ConfigError(f"unknown activation {name!r}; choose relu, hardswish or None")
+
+
+class HardSigmoid(nn.Module):
+    """``clamp(slope * x + offset, 0, 1)``; slope 0.2 is Paddle's default, 1/6 equals ``nn.Hardsigmoid``."""
+
+    def __init__(self, slope: float = 0.2, offset: float = 0.5) -> None:
+        super().__init__()
+        self.slope = slope
+        self.offset = offset
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x * self.slope + self.offset).clamp(0.0, 1.0)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}, offset={self.offset}"
+
+
+_GATES = {"hard_sigmoid_0.2": lambda: HardSigmoid(0.2, 0.5), "hardsigmoid": nn.Hardsigmoid}
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv2d without bias, BatchNorm2d (eps 1e-5) and an optional activation; padding is ``kernel // 2``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        stride: Stride = 1,
+        groups: int = 1,
+        act: str | None = "relu",
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+        )
+        self.bn = nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.1)
+        self.act = make_activation(act)
+
+
+class SEModule(nn.Module):
+    """Squeeze-and-excitation: ``x * gate(conv2(relu(conv1(avgpool(x)))))``.
+
+    ``gate`` is "hard_sigmoid_0.2" (PaddleOCR det/cls: clamp(0.2x + 0.5)) or "hardsigmoid" (rec: relu6(x+3)/6).
+    """
+
+    def __init__(self, channels: int, reduction: int = 4, gate: str = "hard_sigmoid_0.2") -> None:
+        super().__init__()
+        if gate not in _GATES:
+            raise ConfigError(f"unknown SE gate {gate!r}; choose one of {sorted(_GATES)}")
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv1 = nn.Conv2d(channels, channels // reduction, 1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(channels // reduction, channels, 1)
+        self.gate = _GATES[gate]()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gate(self.conv2(self.relu(self.conv1(self.pool(x)))))
+
+
+class ResidualUnit(nn.Module):
+    """MobileNetV3 inverted residual: expand 1x1 -> depthwise kxk (stride) -> [SE] -> project 1x1 (no act).
+
+    The input is added back when the stride is 1 and the channel count is unchanged.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        mid_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: Stride,
+        use_se: bool,
+        act: str,
+        se_gate: str = "hard_sigmoid_0.2",
+    ) -> None:
+        super().__init__()
+        self.expand = ConvBNAct(in_channels, mid_channels, 1, act=act)
+        self.dw = ConvBNAct(mid_channels, mid_channels, kernel_size, stride, groups=mid_channels, act=act)
+        self.se = SEModule(mid_channels, gate=se_gate) if use_se else nn.Identity()
+        self.linear = ConvBNAct(mid_channels, out_channels, 1, act=None)
+        self.use_shortcut = stride in (1, (1, 1)) and in_channels == out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.linear(self.se(self.dw(self.expand(x))))
+        return x + y if self.use_shortcut else y
+
+
+class DepthwiseSeparable(nn.Module):
+    """PP-LCNet block: depthwise kxk ConvBN-hswish (stride) -> [SE, 1/6 slope] -> pointwise ConvBN-hswish."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: Stride,
+        use_se: bool,
+        se_gate: str = "hardsigmoid",
+    ) -> None:
+        super().__init__()
+        self.dw = ConvBNAct(in_channels, in_channels, kernel_size, stride, groups=in_channels, act="hardswish")
+        self.se = SEModule(in_channels, gate=se_gate) if use_se else nn.Identity()
+        self.pw = ConvBNAct(in_channels, out_channels, 1, act="hardswish")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pw(self.se(self.dw(x)))

@@ -1,0 +1,198 @@
+"""Turning network outputs into boxes, angles and strings (numpy/cv2/shapely/pyclipper only).
+
+``DBPostProcess`` maps a DB probability map to quads, ``sort_reading_order`` orders them,
+``classify_angles``/``needs_flip`` read the 0/180 classifier, ``ctc_greedy_decode`` reads
+the recognizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import pyclipper
+from shapely.geometry import Polygon
+
+from ocrlite.charset import Charset
+
+__all__ = [
+    "DBPostProcess",
+    "order_quad",
+    "sort_reading_order",
+    "CTCDecoded",
+    "ctc_greedy_decode",
+    "classify_angles",
+    "needs_flip",
+]
+
+_SAME_LINE_PX = 10
+_MIN_BOX_SIDE_PX = 3
+
+
+def order_quad(points: np.ndarray) -> np.ndarray:
+    """Order 4 points clockwise from top-left.
+
+    Of the two leftmost points (by x) the upper is top-left and the lower bottom-left; of
+    the two rightmost the upper is top-right and the lower bottom-right (PaddleOCR's
+    ``get_mini_boxes`` rule; unlike the min(x+y) rule it has no tie at 45 degrees).
+    Returns a new 4x2 array of the input's dtype.
+    """
+    pts = np.asarray(points).reshape(4, 2)
+    by_x = pts[np.argsort(pts[:, 0], kind="stable")]
+    left = by_x[:2][np.argsort(by_x[:2, 1], kind="stable")]
+    right = by_x[2:][np.argsort(by_x[2:, 1], kind="stable")]
+    return np.stack([left[0], right[0], right[1], left[1]])
+
+
+def _mini_box(contour: np.ndarray) -> tuple[np.ndarray, float]:
+    """Minimum-area rectangle of a point set: (ordered 4x2 float32 corners, shorter side)."""
+    rect = cv2.minAreaRect(contour)
+    return order_quad(cv2.boxPoints(rect)), float(min(rect[1]))
+
+
+def _mean_inside(prob: np.ndarray, polygon: np.ndarray) -> float:
+    """Mean of ``prob`` over a polygon filled at int-truncated vertices (within its clipped bbox)."""
+    h, w = prob.shape
+    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    xmin = int(np.clip(np.floor(poly[:, 0].min()), 0, w - 1))
+    xmax = int(np.clip(np.ceil(poly[:, 0].max()), 0, w - 1))
+    ymin = int(np.clip(np.floor(poly[:, 1].min()), 0, h - 1))
+    ymax = int(np.clip(np.ceil(poly[:, 1].max()), 0, h - 1))
+    mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.uint8)
+    shifted = (poly - [xmin, ymin]).astype(np.int32)
+    cv2.fillPoly(mask, [shifted], 1)
+    return float(cv2.mean(prob[ymin : ymax + 1, xmin : xmax + 1], mask)[0])
+
+
+def _unclip(box: np.ndarray, unclip_ratio: float) -> np.ndarray | None:
+    """Grow a box outward by area * ratio / perimeter with round joins; None unless one polygon results."""
+    poly = Polygon(box)
+    distance = poly.area * unclip_ratio / poly.length
+    offset = pyclipper.PyclipperOffset()
+    offset.AddPath(box.tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+    expanded = offset.Execute(distance)
+    if len(expanded) != 1:
+        return None
+    return np.asarray(expanded[0], dtype=np.float32).reshape(-1, 1, 2)
+
+
+@dataclass
+class DBPostProcess:
+    """DB probability map -> text quads in source-image pixels (PaddleOCR's defaults).
+
+    ``score_mode`` "fast" averages the map inside the rectangle, "slow" inside the contour.
+    """
+
+    thresh: float = 0.3
+    box_thresh: float = 0.6
+    unclip_ratio: float = 1.5
+    max_candidates: int = 1000
+    min_size: int = 3
+    score_mode: str = "fast"
+    use_dilation: bool = False
+
+    def __post_init__(self) -> None:
+        if self.score_mode not in ("fast", "slow"):
+            raise ValueError(f"score_mode must be 'fast' or 'slow', got {self.score_mode!r}")
+
+    def __call__(self, prob_map: np.ndarray, src_h: int, src_w: int) -> list[tuple[np.ndarray, float]]:
+        """Return (int32 4x2 quad clockwise from top-left, score) per box, in detection order.
+
+        ``prob_map`` is the HxW map for the resized input; quads are scaled to
+        ``src_h`` x ``src_w``, clipped to the image, and boxes with a side of 3 px or less dropped.
+        """
+        if prob_map.ndim != 2:
+            raise ValueError(f"prob_map must be HxW, got shape {prob_map.shape}")
+        prob = np.ascontiguousarray(prob_map, dtype=np.float32)
+        mask = (prob > self.thresh).astype(np.uint8)
+        if self.use_dilation:
+            mask = cv2.dilate(mask, np.ones((2, 2), dtype=np.uint8))
+        contours, _ = cv2.findContours(mask * 255, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        map_h, map_w = prob.shape
+        results: list[tuple[np.ndarray, float]] = []
+        for contour in contours[: self.max_candidates]:
+            box, short_side = _mini_box(contour)
+            if short_side < self.min_size:
+                continue
+            score = _mean_inside(prob, box if self.score_mode == "fast" else contour)
+            if score < self.box_thresh:
+                continue
+            expanded = _unclip(box, self.unclip_ratio)
+            if expanded is None:
+                continue
+            box, short_side = _mini_box(expanded)
+            if short_side < self.min_size + 2:
+                continue
+            # Column by column in float32 with Python ints, as PaddleOCR does, for identical rounding.
+            xs = np.clip(np.rint(box[:, 0] / map_w * src_w), 0, src_w - 1)
+            ys = np.clip(np.rint(box[:, 1] / map_h * src_h), 0, src_h - 1)
+            quad = order_quad(np.stack([xs, ys], axis=1).astype(np.int32))
+            if (
+                int(np.linalg.norm(quad[0] - quad[1])) <= _MIN_BOX_SIDE_PX
+                or int(np.linalg.norm(quad[0] - quad[3])) <= _MIN_BOX_SIDE_PX
+            ):
+                continue
+            results.append((quad, score))
+        return results
+
+
+def sort_reading_order(quads: Sequence[np.ndarray]) -> list[int]:
+    """Indices of ``quads`` in reading order: top to bottom, left to right on one line.
+
+    Sort by point 0's (y, x), then one bubble pass swaps neighbours whose top-left y differ
+    by less than 10 px when the later one is further left (PaddleOCR's ``sorted_boxes``).
+    """
+    tops = [tuple(np.asarray(q).reshape(4, 2)[0]) for q in quads]
+    order = sorted(range(len(quads)), key=lambda i: (tops[i][1], tops[i][0]))
+    for i in range(len(order) - 1):
+        for j in range(i, -1, -1):
+            a, b = tops[order[j]], tops[order[j + 1]]
+            if abs(b[1] - a[1]) < _SAME_LINE_PX and b[0] < a[0]:
+                order[j], order[j + 1] = order[j + 1], order[j]
+            else:
+                break
+    return order
+
+
+class CTCDecoded(NamedTuple):
+    """One decoded line: text, mean max-probability of its kept steps, and each char's time step."""
+
+    text: str
+    score: float
+    steps: tuple[int, ...]
+
+
+def ctc_greedy_decode(probs: np.ndarray, charset: Charset) -> list[CTCDecoded]:
+    """Greedy CTC decode of N x T x C probabilities (softmax already applied).
+
+    Per step take the argmax class and its probability; keep a step when its class is not
+    blank (0) and differs from the previous step's class. Score = mean probability of the
+    kept steps, 0.0 when none is kept. ``steps[i]`` is the time step that emitted char ``i``.
+    """
+    if probs.ndim != 3:
+        raise ValueError(f"probs must be N x T x C, got shape {probs.shape}")
+    best = probs.argmax(axis=2)
+    best_prob = np.take_along_axis(probs, best[:, :, None], axis=2)[:, :, 0]
+    keep = best != 0
+    keep[:, 1:] &= best[:, 1:] != best[:, :-1]
+    decoded = []
+    for row, row_keep, row_prob in zip(best, keep, best_prob):
+        steps = np.flatnonzero(row_keep)
+        score = float(row_prob[steps].mean()) if steps.size else 0.0
+        decoded.append(CTCDecoded(charset.decode(row[steps]), score, tuple(steps.tolist())))
+    return decoded
+
+
+def classify_angles(probs: np.ndarray, labels: Sequence[int] = (0, 180)) -> list[tuple[int, float]]:
+    """(angle label, probability) of the most likely class for each row of N x 2 probabilities."""
+    best = probs.argmax(axis=1)
+    return [(int(labels[i]), float(probs[row, i])) for row, i in enumerate(best)]
+
+
+def needs_flip(angle: int, score: float, thresh: float = 0.9) -> bool:
+    """Whether a crop should be turned 180 degrees: angle 180 with score strictly above ``thresh``
+    (PaddleOCR/RapidOCR compare with ``>``)."""
+    return angle == 180 and score > thresh

@@ -1,0 +1,113 @@
+"""Image pre-processing shared by inference, training and evaluation (numpy/cv2 only).
+
+Detector input: ``det_resize`` then ``normalize``. Text lines: ``crop_quad`` cuts each
+detected quad upright, ``line_batch`` resizes, normalises and right-pads a batch for the
+classifier or recognizer. All images are BGR uint8 HxWx3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["det_resize", "normalize", "crop_quad", "resize_line", "line_batch", "rec_batch_width"]
+
+_DET_STRIDE = 32
+_TALL_CROP_RATIO = 1.5
+
+
+def det_resize(
+    image: np.ndarray, limit_side_len: int = 960, limit_type: str = "max"
+) -> tuple[np.ndarray, float, float]:
+    """Resize for the detector so both sides are multiples of 32; return (resized, ratio_h, ratio_w).
+
+    ``"max"`` shrinks so the longer side is at most ``limit_side_len`` (never enlarges);
+    ``"min"`` enlarges so the shorter side is at least ``limit_side_len`` (never shrinks).
+    Each side becomes ``int(side * ratio)`` rounded to the nearest multiple of 32 (Python
+    ``round``), at least 32. ``ratio_*`` = new size / old size, for mapping boxes back.
+    """
+    height, width = image.shape[:2]
+    if limit_type == "max":
+        ratio = limit_side_len / max(height, width) if max(height, width) > limit_side_len else 1.0
+    elif limit_type == "min":
+        ratio = limit_side_len / min(height, width) if min(height, width) < limit_side_len else 1.0
+    else:
+        raise ValueError(f"limit_type must be 'max' or 'min', got {limit_type!r}")
+    new_h = max(round(int(height * ratio) / _DET_STRIDE) * _DET_STRIDE, _DET_STRIDE)
+    new_w = max(round(int(width * ratio) / _DET_STRIDE) * _DET_STRIDE, _DET_STRIDE)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return resized, new_h / height, new_w / width
+
+
+def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """HWC uint8 -> CHW float32 ``(x / 255 - mean) / std``, per channel in the image's own order."""
+    mean_arr = np.asarray(mean, dtype=np.float32)
+    std_arr = np.asarray(std, dtype=np.float32)
+    scaled = (image.astype(np.float32) / 255.0 - mean_arr) / std_arr
+    return np.ascontiguousarray(scaled.transpose(2, 0, 1))
+
+
+def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
+    """Warp a 4-point quad (clockwise from top-left) to an upright rectangle.
+
+    Size: width = max of the top/bottom edge lengths, height = max of the left/right edge
+    lengths (both truncated to int). A crop at least 1.5 times taller than wide is turned
+    90 degrees counter-clockwise, so vertical text reads left to right. Returns None when
+    the quad is degenerate (a side shorter than 1 pixel).
+    """
+    pts = np.asarray(quad, dtype=np.float32).reshape(4, 2)
+    crop_w = int(max(np.linalg.norm(pts[0] - pts[1]), np.linalg.norm(pts[2] - pts[3])))
+    crop_h = int(max(np.linalg.norm(pts[0] - pts[3]), np.linalg.norm(pts[1] - pts[2])))
+    if crop_w < 1 or crop_h < 1:
+        return None
+    target = np.array([[0, 0], [crop_w, 0], [crop_w, crop_h], [0, crop_h]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(pts, target)
+    crop = cv2.warpPerspective(
+        image, matrix, (crop_w, crop_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
+    if crop_h / crop_w >= _TALL_CROP_RATIO:
+        crop = np.ascontiguousarray(np.rot90(crop))
+    return crop
+
+
+def _line_width(image: np.ndarray, height: int) -> int:
+    """Width of ``image`` scaled to ``height`` keeping its aspect ratio, rounded up, at least 1."""
+    h, w = image.shape[:2]
+    return max(1, math.ceil(height * w / h))
+
+
+def resize_line(image: np.ndarray, height: int, max_width: int) -> np.ndarray:
+    """Resize a text-line crop to ``height`` keeping its aspect ratio, width capped at ``max_width``."""
+    new_w = min(max_width, _line_width(image, height))
+    return cv2.resize(image, (new_w, height), interpolation=cv2.INTER_LINEAR)
+
+
+def line_batch(
+    crops: Sequence[np.ndarray],
+    height: int,
+    width: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> np.ndarray:
+    """N x 3 x height x width float32 batch: each crop resized by ``resize_line``, normalised,
+    then zero-padded on the right (0 in normalised units)."""
+    batch = np.zeros((len(crops), 3, height, width), dtype=np.float32)
+    for i, crop in enumerate(crops):
+        line = normalize(resize_line(crop, height, width), mean, std)
+        batch[i, :, :, : line.shape[2]] = line
+    return batch
+
+
+def rec_batch_width(crops: Sequence[np.ndarray], height: int, min_width: int) -> int:
+    """Padded width for one recognition batch, PaddleOCR's current rule.
+
+    ``int(height * max_ratio)`` where ``max_ratio`` is the largest w/h of the crops, but at
+    least ``min_width / height`` (320/32 = 10 for the v2 recognizer), so W >= ``min_width``.
+    Like PaddleOCR this truncates, so the widest crop may be narrowed by under one pixel;
+    the padded width matters for parity because the BiLSTM also runs over the padding.
+    """
+    max_ratio = max([min_width / height] + [crop.shape[1] / crop.shape[0] for crop in crops])
+    return int(height * max_ratio)

@@ -1,0 +1,166 @@
+"""The CLI end to end, as users run it: real models, real files, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw, ImageFont
+
+from ocrlite.cli import main
+
+SAMPLE = Path(__file__).resolve().parent / "images" / "sample.png"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def _run(*args: str) -> tuple[int, list[str], list[str]]:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout.splitlines(), result.stderr.splitlines()
+
+
+def _text_image(text: str, size: tuple[int, int] = (360, 80)) -> Image.Image:
+    image = Image.new("RGB", size, "white")
+    font = ImageFont.truetype(FONT, 40) if Path(FONT).is_file() else ImageFont.load_default(40)
+    ImageDraw.Draw(image).text((12, 14), text, fill="black", font=font)
+    return image
+
+
+def _huge_png_header(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height; the pixel data is absent (never decoded)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("inputs")
+    files = {"empty": root / "empty.png", "text": root / "notes.png", "truncated": root / "cut.jpg",
+             "huge": root / "huge.png", "tiny": root / "tiny.png", "empty_dir": root / "nothing"}
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is not an image\n")
+    buffer = io.BytesIO()
+    _text_image("TRUNCATED").save(buffer, "JPEG", quality=90)
+    files["truncated"].write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    _huge_png_header(files["huge"], 30000, 30000)
+    Image.new("RGB", (1, 1), "white").save(files["tiny"])
+    files["empty_dir"].mkdir()
+    return files
+
+
+def test_detect_quick_start_prints_boxes() -> None:
+    code, out, err = _run("detect", str(SAMPLE))
+    assert code == 0, err
+    record = json.loads(out[0])
+    assert (record["width"], record["height"]) == (640, 300)
+    assert len(record["boxes"]) == 4
+    first = record["boxes"][0]
+    assert len(first["points"]) == 4 and 0.6 <= first["score"] <= 1.0
+    ys = [box["points"][0][1] for box in record["boxes"]]
+    assert ys == sorted(ys)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("empty", "empty file"),
+    ("text", "not a recognised image"),
+    ("truncated", "truncated"),
+    ("huge", "30000x30000"),
+    ("empty_dir", "no images found"),
+])
+def test_bad_input_gets_one_line_and_the_rest_is_processed(
+    bad_inputs: dict[str, Path], kind: str, message: str
+) -> None:
+    code, out, err = _run("detect", str(bad_inputs[kind]), str(SAMPLE))
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith("ocrlite: error: ") and message in err[0]
+    assert str(bad_inputs[kind]) in err[0]
+    assert [json.loads(line)["image"] for line in out] == [str(SAMPLE)]
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.png"
+    code, out, err = _run("ocr", str(missing), str(SAMPLE))
+    assert code == 1 and len(out) == 1
+    assert len(err) == 1 and err[0].startswith(f"ocrlite: error: {missing}: no such file")
+
+
+def test_one_pixel_image_has_no_boxes(bad_inputs: dict[str, Path]) -> None:
+    code, out, _ = _run("ocr", str(bad_inputs["tiny"]))
+    assert code == 0
+    assert json.loads(out[0]) == {"image": str(bad_inputs["tiny"]), "width": 1, "height": 1, "lines": []}
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "I;16"])
+def test_image_modes_are_read(tmp_path: Path, mode: str) -> None:
+    source = _text_image("HELLO 42").convert("L")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(source).astype(np.uint16) * 257)
+    else:
+        image = _text_image("HELLO 42").convert(mode)
+    path = tmp_path / f"mode_{mode.replace(';', '')}.png"
+    image.save(path)
+    code, out, err = _run("ocr", str(path), "--format", "txt")
+    assert code == 0, err
+    assert out == ["HELLO42"] or out == ["HELLO 42"]
+
+
+def test_exif_rotated_jpeg_is_turned_upright(tmp_path: Path) -> None:
+    upright = _text_image("HELLO 42")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # as a camera would store it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, "JPEG", quality=95, exif=exif)
+    code, out, _ = _run("ocr", str(path))
+    record = json.loads(out[0])
+    assert code == 0 and (record["width"], record["height"]) == upright.size
+    assert "".join(line["text"] for line in record["lines"]).replace(" ", "") == "HELLO42"
+
+
+def test_ocr_txt_and_draw(tmp_path: Path) -> None:
+    drawn = tmp_path / "drawn.png"
+    code, out, _ = _run("ocr", str(SAMPLE), "--format", "txt", "--draw", str(drawn))
+    assert code == 0
+    assert out[1].replace(" ", "") == "InvoiceNo.48213"
+    image = cv2.imread(str(drawn))
+    assert image.shape == (300, 1280, 3)
+
+
+def test_detect_draw_into_folder(tmp_path: Path) -> None:
+    code, _, _ = _run("detect", str(SAMPLE), str(SAMPLE), "--draw", str(tmp_path / "viz"))
+    assert code == 0
+    assert (tmp_path / "viz" / "sample.png").is_file()
+
+
+def test_recognize_and_classify_crops(tmp_path: Path) -> None:
+    _text_image("HELLO").save(tmp_path / "a.png")
+    _text_image("HELLO").rotate(180).save(tmp_path / "b.png")
+    code, out, _ = _run("recognize", str(tmp_path), "--cls", "--json")
+    assert code == 0
+    texts = {Path(r["image"]).name: r["text"] for r in map(json.loads, out)}
+    assert texts == {"a.png": "HELLO", "b.png": "HELLO"}
+    code, out, _ = _run("classify", str(tmp_path))
+    assert code == 0
+    angles = {line.split("\t")[0]: line.split("\t")[1] for line in out}
+    assert angles == {"a.png": "0", "b.png": "180"}
+
+
+def test_unknown_config_key_is_one_line_exit_2() -> None:
+    code, out, err = _run("ocr", str(SAMPLE), "--set", "det.postprocess.box_treshold=0.5")
+    assert code == 2 and out == []
+    assert len(err) == 1 and "box_treshold" in err[0] and "allowed: thresh, box_thresh" in err[0]
+
+
+def test_options_reach_the_detector() -> None:
+    code, out, _ = _run("detect", str(SAMPLE), "--box-thresh", "0.99")
+    assert code == 0 and json.loads(out[0])["boxes"] == []

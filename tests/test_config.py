@@ -1,0 +1,52 @@
+"""Config loading: safe YAML, unknown keys rejected with the allowed ones, dotted overrides."""
+
+from pathlib import Path
+
+import pytest
+
+from ocrlite.config import apply_overrides, load_pipeline_config, load_stage_config
+from ocrlite.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_default_pipeline_resolves_three_stages() -> None:
+    cfg = load_pipeline_config()
+    assert set(cfg) == {"det", "cls", "rec", "pipeline"}
+    assert cfg["det"]["model"]["backbone"]["name"] == "MobileNetV3"
+    assert cfg["rec"]["weights"] == "rec_ppocrv2"
+
+
+def test_overrides_keep_types_and_reach_nested_sections() -> None:
+    cfg = load_pipeline_config(overrides=["det.postprocess.box_thresh=0.45", "pipeline.use_cls=false"])
+    assert cfg["det"]["postprocess"]["box_thresh"] == 0.45
+    assert cfg["pipeline"]["use_cls"] is False
+
+
+def test_override_of_unknown_section_names_allowed_ones() -> None:
+    with pytest.raises(ConfigError, match=r"no section 'dett'.*allowed: .*det"):
+        apply_overrides({"det": {"a": 1}}, ["dett.a=2"])
+
+
+def test_override_without_equals_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides({"det": {}}, ["det.a"])
+
+
+def test_unknown_stage_key_is_rejected(tmp_path: Path) -> None:
+    bad = tmp_path / "det.yaml"
+    bad.write_text((CONFIG_DIR / "det_ppocrv3.yaml").read_text() + "\nthresholds: {}\n")
+    with pytest.raises(ConfigError, match="unknown key 'thresholds'; allowed: model, weights"):
+        load_stage_config(bad)
+
+
+def test_yaml_tags_are_not_executed(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("det: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_pipeline_config(evil)
+
+
+def test_missing_config_file() -> None:
+    with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
+        load_stage_config("nope.yaml")
