@@ -7,7 +7,7 @@ Each predictor = pre-processing (``preprocess``) -> a runner (a net) -> post-pro
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -15,7 +15,14 @@ import numpy as np
 
 from .charset import Charset
 from .config import check_keys, load_stage_config
-from .postprocess import CTCDecoded, DBPostProcess, classify_angles, ctc_greedy_decode, sort_reading_order
+from .postprocess import (
+    CTCDecoded,
+    DBPostProcess,
+    classify_angles,
+    ctc_greedy_decode,
+    needs_flip,
+    sort_reading_order,
+)
 from .preprocess import det_resize, line_batch, normalize, rec_batch_width
 from .results import TextBox
 from .runtime import Runner, TorchRunner, load_stage_model
@@ -156,7 +163,7 @@ class TextClassifier:
 
     def should_flip(self, angle: int, score: float) -> bool:
         """Rotate a crop by 180 degrees only when the classifier is confident it is upside down."""
-        return angle == 180 and score > self.post.thresh
+        return needs_flip(angle, score, self.post.thresh)
 
 
 class TextRecognizer:
