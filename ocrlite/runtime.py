@@ -17,7 +17,7 @@ from .errors import WeightsError
 from .models import build_model
 from .weights import load_weights, read_manifest
 
-__all__ = ["Runner", "TorchRunner", "weights_paths", "load_stage_model"]
+__all__ = ["Runner", "TorchRunner", "weights_paths", "find_extra", "load_stage_model"]
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -37,21 +37,38 @@ class TorchRunner:
         return out.numpy()
 
 
-def weights_paths(name: str, config_dir: str | None) -> tuple[Path, Path]:
-    """Locate ``<name>.safetensors`` and its manifest: a path, next to the config, or shipped."""
+def _weight_roots(name: str, config_dir: str | None) -> list[Path]:
+    """Folders searched for weights: an absolute path's, the config's, the shipped and extra packages."""
     from importlib import resources
+    from importlib.util import find_spec
 
-    shipped = Path(str(resources.files("ocrlite.weights")))
-    roots = [Path(name).parent] if Path(name).is_absolute() else []
+    relative = Path(name).parent
+    roots = [relative] if relative.is_absolute() else []
     if config_dir:
-        roots.append(Path(config_dir) / Path(name).parent)
-    roots.append(shipped)
+        roots.append(Path(config_dir) / relative)
+    roots.append(Path(str(resources.files("ocrlite.weights"))))
+    if find_spec("ocrlite_models") is not None:
+        roots.append(Path(str(resources.files("ocrlite_models"))))
+    return roots
+
+
+def weights_paths(name: str, config_dir: str | None) -> tuple[Path, Path]:
+    """Locate ``<name>.safetensors`` and its JSON manifest."""
     stem = Path(name).name.removesuffix(".safetensors")
+    roots = _weight_roots(name, config_dir)
     for root in roots:
         tensors = root / f"{stem}.safetensors"
         if tensors.is_file():
             return tensors, root / f"{stem}.json"
-    raise WeightsError(f"weights {name!r} not found (looked in {', '.join(map(str, roots))})")
+    hint = " (optional preset weights: pip install ./ocrlite-models)" if not find_extra() else ""
+    raise WeightsError(f"weights {name!r} not found in {', '.join(map(str, roots))}{hint}")
+
+
+def find_extra() -> bool:
+    """Whether the optional ``ocrlite-models`` weights package is installed."""
+    from importlib.util import find_spec
+
+    return find_spec("ocrlite_models") is not None
 
 
 def load_stage_model(stage: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
