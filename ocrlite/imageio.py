@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import warnings
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -73,21 +72,16 @@ def decode_image_bytes(
 
 def _decode(stream: BinaryIO, name: str, max_pixels: int) -> np.ndarray:
     """Open, size-check, fully load and convert one image; all Pillow failures become ImageReadError."""
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our max_pixels check below replaces Pillow's bomb check
     try:
-        with warnings.catch_warnings():
-            # We enforce our own pixel limit below; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream)
+        image = Image.open(stream)
     except UnidentifiedImageError as exc:
         raise ImageReadError(f"{name}: not a recognised image file") from exc
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses above 2 * PIL.Image.MAX_IMAGE_PIXELS, before our own check can run.
-        raise ImageReadError(
-            f"{name}: image too large ({exc}); the limit is max_pixels={max_pixels} and "
-            "PIL.Image.MAX_IMAGE_PIXELS * 2; raise them to read it"
-        ) from exc
     except Exception as exc:  # Pillow raises many types for malformed headers
         raise ImageReadError(f"{name}: cannot decode image header ({exc})") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
 
     with image:
         width, height = image.size
