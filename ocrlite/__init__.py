@@ -1,25 +1,37 @@
-"""ocrlite: fast, lightweight end-to-end OCR (DBNet + direction classifier + CRNN/CTC)."""
+"""ocrlite: fast, lightweight end-to-end OCR (DBNet + direction classifier + CRNN/CTC).
 
-from .api import OCR
-from .errors import ConfigError, ImageReadError, OcrliteError, WeightsError
-from .imageio import read_image
-from .predictors import TextClassifier, TextDetector, TextRecognizer
-from .results import PageResult, TextBox, TextLine
+The public names are imported on first use, so ``import ocrlite`` (and ``ocrlite --help``)
+does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "OCR",
-    "TextDetector",
-    "TextClassifier",
-    "TextRecognizer",
-    "PageResult",
-    "TextBox",
-    "TextLine",
-    "read_image",
-    "OcrliteError",
-    "ImageReadError",
-    "ConfigError",
-    "WeightsError",
-    "__version__",
-]
+_EXPORTS = {
+    "OCR": "api",
+    "TextDetector": "predictors",
+    "TextClassifier": "predictors",
+    "TextRecognizer": "predictors",
+    "PageResult": "results",
+    "TextBox": "results",
+    "TextLine": "results",
+    "read_image": "imageio",
+    "OcrliteError": "errors",
+    "ImageReadError": "errors",
+    "ConfigError": "errors",
+    "WeightsError": "errors",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ocrlite' has no attribute {name!r}")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
