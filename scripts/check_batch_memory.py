@@ -1,0 +1,85 @@
+"""Memory over a long batch run: RSS after N pages must stay within 10% of RSS after N/10.
+
+    python scripts/check_batch_memory.py [--pages 200] [--formats json,txt,tsv,hocr,pdf]
+
+Renders ``--pages`` small text pages of varying sizes into a temp folder, runs them through
+the batch runner's ``process_file`` one input at a time (as ``ocrlite ocr -o`` does with one
+worker), and reads this process's RSS after each page. Prints the RSS after 10% of the
+pages, after all of them, and the growth; exits 1 if the growth is 10% or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WORDS = "invoice total paid date amount order number customer address phone account balance".split()
+
+
+def _rss_mib() -> float:
+    """Current resident set size of this process (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _make_pages(folder: Path, count: int) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = random.Random(0)
+    font = ImageFont.load_default(size=28)
+    for i in range(count):
+        width, height = rng.randrange(320, 720, 16), rng.randrange(160, 480, 16)
+        image = Image.new("RGB", (width, height), "white")
+        draw = ImageDraw.Draw(image)
+        for y in range(16, height - 40, 48):
+            draw.text((16, y), " ".join(rng.sample(WORDS, 3)), fill="black", font=font)
+        image.save(folder / f"page{i:04d}.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--formats", default="json,txt,tsv,hocr,pdf")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args()
+
+    import torch
+
+    from ocrlite.batch import BatchOptions, EngineSpec, process_file
+
+    torch.set_num_threads(args.threads)
+    from ocrlite.plan import make_plan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scans, out = Path(tmp, "scans"), Path(tmp, "out")
+        scans.mkdir()
+        _make_pages(scans, args.pages)
+        options = BatchOptions(out, tuple(args.formats.split(",")))
+        jobs = make_plan([scans], out, options.formats).jobs
+        engine = EngineSpec().build()
+        early_at = max(1, args.pages // 10)
+        rss: dict[int, float] = {}
+        for done, job in enumerate(jobs, start=1):
+            outcome = process_file(engine, job, options)
+            if outcome.failures:
+                raise SystemExit(f"unexpected failure: {outcome.failures[0].message()}")
+            rss[done] = _rss_mib()
+            if done % 50 == 0:
+                print(f"  {done} pages: RSS {rss[done]:.1f} MiB", flush=True)
+    early, last = rss[early_at], rss[len(jobs)]
+    growth = (last - early) / early
+    print(f"RSS after {early_at} pages: {early:.1f} MiB; after {len(jobs)} pages: {last:.1f} MiB; "
+          f"growth {100 * growth:+.1f}% (limit +10%)")
+    sys.exit(0 if growth < 0.10 else 1)
+
+
+if __name__ == "__main__":
+    main()
