@@ -1,0 +1,333 @@
+"""What a network costs: per-layer output shapes, parameters and MACs, weight size, and CPU latency.
+
+MACs (multiply-accumulates) are counted by our own forward hooks: convolutions (also transposed), linear
+layers, LSTM/GRU cells, nn.MultiheadAttention, and matmul/bmm/scaled-dot-product attention called inside
+a module's forward. Bias additions, normalisation and activations are not MACs; they are reported apart
+as ``bias_adds`` so the total can be compared with ptflops, which adds them (tests/test_profile.py).
+FLOPs are quoted as 2 x MACs.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from .errors import ConfigError
+
+__all__ = [
+    "LayerRow",
+    "Profile",
+    "count_macs",
+    "measure_latency",
+    "profile_model",
+    "profile_config",
+    "parse_input",
+    "default_input",
+]
+
+
+@dataclass
+class LayerRow:
+    """One executed module: leaves always, containers only when they did matmuls of their own."""
+
+    name: str
+    type: str
+    shape: str
+    params: int
+    macs: int
+
+
+@dataclass
+class Profile:
+    """Totals for one network on one input (batch 1 unless the input says otherwise)."""
+
+    title: str
+    input_shape: tuple[int, ...]
+    params: int
+    trainable: int
+    macs: int
+    bias_adds: int
+    weight_mb: float
+    latency_ms: float | None = None
+    runs: int = 0
+    threads: int = 0
+    rows: list[LayerRow] = field(default_factory=list)
+
+    def totals(self) -> str:
+        """The summary lines printed by ``ocrlite profile``."""
+        lines = [
+            f"{self.title}  input {'x'.join(map(str, self.input_shape))}",
+            f"  params     {self.params:,} (trainable {self.trainable:,})",
+            f"  MACs       {self.macs:,} ({self.macs / 1e9:.3f} G; FLOPs ~ 2 x MACs = {2 * self.macs / 1e9:.3f} G)",
+            f"  weights    {self.weight_mb:.2f} MB (float32 parameters, MB = 2^20 bytes)",
+        ]
+        if self.latency_ms is not None:
+            lines.append(
+                f"  latency    {self.latency_ms:.2f} ms (CPU, median of {self.runs} runs, {self.threads} threads)"
+            )
+        return "\n".join(lines)
+
+    def table(self) -> str:
+        """Per-layer table: name, type, output shape, params, MACs."""
+        header = ("layer", "type", "output shape", "params", "MACs")
+        body = [(r.name, r.type, r.shape, f"{r.params:,}", f"{r.macs:,}") for r in self.rows]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(5)]
+        fmt = lambda row: "  ".join(  # noqa: E731
+            c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+        )
+        rule = "-" * len(fmt(header))
+        return "\n".join([fmt(header), rule, *map(fmt, body), rule])
+
+
+# --- MAC rules per module type: (module, inputs, output) -> (MACs, bias adds) ---------------------
+
+
+def _first_tensor(value: Any) -> Tensor | None:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        return _first_tensor(value[0])
+    return None
+
+
+def _conv(m: nn.modules.conv._ConvNd, inputs: tuple, out: Tensor) -> tuple[int, int]:
+    kernel = math.prod(m.kernel_size)
+    bias = out.numel() if m.bias is not None else 0
+    if m.transposed:  # every input element is scattered into out_channels/groups x kernel outputs
+        return inputs[0].numel() * (m.out_channels // m.groups) * kernel, bias
+    return out.numel() * (m.in_channels // m.groups) * kernel, bias
+
+
+def _linear(m: nn.Linear, inputs: tuple, out: Tensor) -> tuple[int, int]:
+    return out.numel() * m.in_features, out.numel() if m.bias is not None else 0
+
+
+def _rnn(m: nn.RNNBase, inputs: tuple, out: Any) -> tuple[int, int]:
+    x = inputs[0]
+    steps = x.shape[0] * x.shape[1] if x.dim() == 3 else x.shape[0]  # batch x time (or time if unbatched)
+    gates = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
+    directions = 2 if m.bidirectional else 1
+    total = 0
+    for layer in range(m.num_layers):
+        width = m.input_size if layer == 0 else m.hidden_size * directions
+        total += steps * directions * gates * m.hidden_size * (width + m.hidden_size)
+    return total, 0
+
+
+def _mha(m: nn.MultiheadAttention, inputs: tuple, out: Any) -> tuple[int, int]:
+    q, k = inputs[0], inputs[1]
+    batch_axis = 0 if m.batch_first else 1
+    seq_axis = 1 - batch_axis
+    n, lq, lk, e = q.shape[batch_axis], q.shape[seq_axis], k.shape[seq_axis], m.embed_dim
+    projections = n * (lq * e * e + 2 * lk * e * m.kdim) + n * lq * e * e  # q, k, v in; out
+    attention = 2 * n * lq * lk * e  # Q K^T and weights x V
+    return projections + attention, 0
+
+
+_RULES: dict[type, Callable[..., tuple[int, int]]] = {
+    nn.Conv1d: _conv,
+    nn.Conv2d: _conv,
+    nn.Conv3d: _conv,
+    nn.ConvTranspose1d: _conv,
+    nn.ConvTranspose2d: _conv,
+    nn.Linear: _linear,
+    nn.LSTM: _rnn,
+    nn.GRU: _rnn,
+    nn.RNN: _rnn,
+    nn.MultiheadAttention: _mha,
+}
+
+
+def _rule(module: nn.Module) -> Callable[..., tuple[int, int]] | None:
+    for cls in type(module).__mro__:
+        if cls in _RULES:
+            return _RULES[cls]
+    return None
+
+
+class _MatmulCounter(TorchFunctionMode):
+    """Adds the MACs of matmul-family calls and SDPA to the innermost running module."""
+
+    _MATMULS = {torch.matmul, torch.mm, torch.bmm, torch.baddbmm, Tensor.matmul, Tensor.__matmul__, Tensor.bmm}
+
+    def __init__(self, charge: Callable[[int], None]) -> None:
+        super().__init__()
+        self.charge = charge
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        if func in self._MATMULS and isinstance(out, Tensor):
+            a = args[1] if func is torch.baddbmm else args[0]
+            self.charge(out.numel() * a.shape[-1])
+        elif func is F.scaled_dot_product_attention:
+            q, k, v = args[:3]
+            self.charge(math.prod(q.shape[:-1]) * k.shape[-2] * (q.shape[-1] + v.shape[-1]))
+        return out
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return "x".join(map(str, value.shape))
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shape(v) for v in value) + "]"
+    return type(value).__name__
+
+
+def count_macs(net: nn.Module, x: Tensor) -> tuple[int, int, list[LayerRow]]:
+    """Run ``net(x)`` once under hooks; return (MACs, bias adds, per-layer rows in completion order)."""
+    stack: list[str] = []
+    own: dict[str, int] = {}
+    rows: list[LayerRow] = []
+    totals = [0, 0]
+    modules = dict(net.named_modules())
+
+    def charge(macs: int) -> None:
+        if stack:
+            own[stack[-1]] = own.get(stack[-1], 0) + macs
+        totals[0] += macs
+
+    def pre(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple) -> None:
+            stack.append(name)
+            own[name] = 0
+
+        return hook
+
+    def post(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple, out: Any) -> None:
+            stack.pop()
+            rule = _rule(module)
+            macs, bias = rule(module, inputs, _first_tensor(out) if rule is not _rnn else out) if rule else (0, 0)
+            totals[0] += macs
+            totals[1] += bias
+            macs += own.pop(name, 0)
+            leaf = not any(True for _ in module.children()) or rule is not None
+            if leaf or macs:
+                params = sum(p.numel() for p in module.parameters(recurse=leaf))
+                rows.append(LayerRow(name or "(model)", type(module).__name__, _shape(out), params, macs))
+
+        return hook
+
+    handles = []
+    for name, module in modules.items():
+        handles.append(module.register_forward_pre_hook(pre(name)))
+        handles.append(module.register_forward_hook(post(name)))
+    try:
+        with torch.no_grad(), _MatmulCounter(charge):
+            net(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return totals[0], totals[1], rows
+
+
+def measure_latency(
+    net: nn.Module, x: Tensor, runs: int = 10, threads: int | None = None, warmup: int = 2
+) -> tuple[float, int]:
+    """Median wall time of ``runs`` forward passes in ms, after ``warmup`` passes; returns (ms, threads used)."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    used = torch.get_num_threads()
+    try:
+        times = []
+        with torch.inference_mode():
+            for i in range(warmup + runs):
+                start = time.perf_counter()
+                net(x)
+                if i >= warmup:
+                    times.append((time.perf_counter() - start) * 1000)
+    finally:
+        torch.set_num_threads(previous)
+    return statistics.median(times), used
+
+
+def profile_model(
+    net: nn.Module,
+    input_shape: Sequence[int],
+    title: str = "model",
+    runs: int = 10,
+    threads: int | None = None,
+) -> Profile:
+    """Profile ``net`` in eval mode on zeros of ``input_shape`` (CxHxW gets a batch of 1); ``runs=0`` skips timing."""
+    shape = tuple(input_shape) if len(input_shape) == 4 else (1, *input_shape)
+    net = net.eval()
+    x = torch.zeros(shape)
+    macs, bias_adds, rows = count_macs(net, x)
+    params = sum(p.numel() for p in net.parameters())
+    weight_mb = sum(p.numel() * p.element_size() for p in net.parameters()) / 2**20
+    report = Profile(
+        title=title,
+        input_shape=shape,
+        params=params,
+        trainable=sum(p.numel() for p in net.parameters() if p.requires_grad),
+        macs=macs,
+        bias_adds=bias_adds,
+        weight_mb=weight_mb,
+        rows=rows,
+    )
+    if runs > 0:
+        report.latency_ms, report.threads = measure_latency(net, x, runs, threads)
+        report.runs = runs
+    return report
+
+
+def parse_input(text: str) -> tuple[int, ...]:
+    """``"3x640x640"`` (CxHxW) or ``"2x3x32x320"`` (NxCxHxW) -> tuple of ints."""
+    try:
+        dims = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) not in (3, 4) or min(dims) <= 0:
+        raise ConfigError(f"--input must look like CxHxW or NxCxHxW with positive sizes, got {text!r}")
+    return dims
+
+
+def default_input(stage: dict[str, Any]) -> tuple[int, int, int]:
+    """Input a stage is profiled on when none is given: its fixed line size, else 3x640x640 (det), 3x224x224."""
+    pre = stage.get("preprocess") or {}
+    if "height" in pre and "width" in pre:
+        return (3, int(pre["height"]), int(pre["width"]))
+    if "limit_side_len" in pre:
+        return (3, 640, 640)
+    return (3, 224, 224)
+
+
+def profile_config(
+    config: str,
+    overrides: Iterable[str] = (),
+    input_shape: Sequence[int] | None = None,
+    runs: int = 10,
+    threads: int | None = None,
+) -> list[Profile]:
+    """Profile every model in a stage config (one) or a pipeline config (det, cls, rec), weights not loaded."""
+    from .config import load_pipeline_config, load_stage_config, load_yaml, resolve_config_path
+    from .models import build_model
+
+    raw = load_yaml(resolve_config_path(config))
+    overrides = list(overrides)
+    if "model" in raw:
+        stages = {config: load_stage_config(config, overrides)}
+    else:
+        pipeline = load_pipeline_config(config, overrides)
+        stages = {f"{config} [{k}]": pipeline[k] for k in ("det", "cls", "rec") if k in pipeline}
+    reports = []
+    for title, stage in stages.items():
+        if not stage.get("model"):
+            raise ConfigError(f"{title}: no model section to profile")
+        net = build_model(stage["model"])
+        shape = tuple(input_shape) if input_shape else default_input(stage)
+        try:
+            reports.append(profile_model(net, shape, title, runs, threads))
+        except RuntimeError as exc:  # e.g. an input too small for the strides
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"{title}: forward pass failed on input {'x'.join(map(str, shape))}: {first}") from None
+    return reports

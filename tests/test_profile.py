@@ -1,0 +1,143 @@
+"""`ocrlite profile`: our hook MAC counter vs ptflops and published figures; the command's output."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from torch import nn
+
+from ocrlite.cli import main
+from ocrlite.errors import ConfigError
+from ocrlite.models import build_model
+from ocrlite.models.crnn_vgg import CRNNVGG
+from ocrlite.profile import count_macs, parse_input, profile_model
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _net(config: str) -> nn.Module:
+    return build_model(yaml.safe_load((CONFIGS / config).read_text(encoding="utf-8"))["model"]).eval()
+
+
+# Conv/linear nets only: ptflops' aten backend counts convolutions and matmuls, plus one add per output
+# element for a bias, which our counter reports apart as bias_adds.
+CROSS_CHECK = [
+    "det_ppocrv3.yaml",
+    "zoo/mobilenet_v2_det.yaml",
+    "zoo/pp_lcnet_imagenet.yaml",
+    "zoo/shufflenet_v2_det.yaml",
+    "zoo/squeezenet1_0_imagenet.yaml",
+]
+
+
+@pytest.mark.parametrize("config", CROSS_CHECK)
+def test_mac_counter_matches_ptflops(config: str) -> None:
+    ptflops = pytest.importorskip("ptflops", reason="ptflops is in the dev extra: pip install -e .[dev]")
+    net = _net(config)
+    macs, bias_adds, _ = count_macs(net, torch.zeros(1, 3, 32, 64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference, _ = ptflops.get_model_complexity_info(
+            net, (3, 32, 64), as_strings=False, print_per_layer_stat=False, backend="aten"
+        )
+    assert macs + bias_adds == reference
+
+
+# Published multiply-adds at 224x224 (papers / torchvision): our counts within 1 %.
+PUBLISHED_MACS = {
+    "zoo/mobilenet_v1_imagenet.yaml": 569e6,
+    "zoo/mobilenet_v2_imagenet.yaml": 300e6,
+    "zoo/mobilenet_v3_large_imagenet.yaml": 219e6,
+    "zoo/shufflenet_v2_imagenet.yaml": 146e6,
+}
+
+
+@pytest.mark.parametrize("config", sorted(PUBLISHED_MACS))
+def test_macs_match_published_multiply_adds(config: str) -> None:
+    macs, _, _ = count_macs(_net(config), torch.zeros(1, 3, 224, 224))
+    assert abs(macs - PUBLISHED_MACS[config]) / PUBLISHED_MACS[config] < 0.01, macs
+
+
+def test_lstm_and_matmul_macs() -> None:
+    lstm = nn.LSTM(16, 8, num_layers=2, bidirectional=True, batch_first=True)
+    per_step = 2 * 4 * 8 * (16 + 8) + 2 * 4 * 8 * (16 + 8)  # layer 2 sees 2 x 8 = 16 inputs too
+    assert count_macs(lstm, torch.zeros(2, 7, 16))[0] == 2 * 7 * per_step
+
+    class Attention(nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            weights = (q @ q.transpose(-1, -2)).softmax(-1)
+            return torch.matmul(weights, q) + nn.functional.scaled_dot_product_attention(q, q, q)
+
+    macs, _, rows = count_macs(Attention(), torch.zeros(2, 5, 8))
+    assert macs == 2 * 5 * 5 * 8 * 2 + 2 * 5 * 5 * (8 + 8)
+    assert rows[-1].macs == macs
+
+
+def test_seed_crnn_weight_sizes_and_table() -> None:
+    """torchsummary in the seed: Params size (MB) 21.18 plain, 2.98 depthwise-separable."""
+    plain = profile_model(CRNNVGG(1, separable=False), (1, 32, 320), runs=0)
+    separable = profile_model(CRNNVGG(1, separable=True), (1, 32, 320), runs=0)
+    assert (round(plain.weight_mb, 2), round(separable.weight_mb, 2)) == (21.18, 2.98)
+    assert (plain.params, separable.params) == (5_551_360, 781_450)
+    assert separable.macs < plain.macs / 8
+    convs = [r for r in plain.rows if r.type == "Conv2d"]
+    assert [r.params for r in convs] == [640, 73_856, 295_168, 590_080, 1_180_160, 2_359_808, 1_049_088]
+    assert convs[-1].shape == "1x512x1x81"
+
+
+def _profile(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["profile", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "params"),
+    [("det_ppocrv3.yaml", 580_161), ("cls_ppocr_mobile_v2.yaml", 129_356), ("rec_ppocrv2.yaml", 2_066_433)],
+)
+def test_profile_command_prints_totals_of_the_default_models(config: str, params: int) -> None:
+    code, out, _ = _profile("--config", config, "--runs", "1", "--threads", "1", "--input", "3x64x64"
+                            if config.startswith("det") else "3x32x320" if config.startswith("rec") else "3x48x192")
+    assert code == 0
+    assert f"params     {params:,}" in out
+    assert "MACs" in out and "weights" in out
+    assert "median of 1 runs, 1 threads" in out
+
+
+def test_profile_per_layer_overrides_and_pipeline() -> None:
+    code, out, _ = _profile("--config", "zoo/mobilenet_v1_imagenet.yaml", "--input", "3x64x64", "--runs", "0",
+                            "--per-layer", "-o", "model.backbone.scale=0.25")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["layer", "type", "output", "shape", "params", "MACs"]
+    assert ["head.fc.1", "Linear", "1x1000"] in [line.split()[:3] for line in out.splitlines()]
+    assert "latency" not in out
+    full = profile_model(_net("zoo/mobilenet_v1_imagenet.yaml"), (3, 64, 64), runs=0).params
+    assert f"params     {full:,}" not in out
+    code, out, _ = _profile("--config", "ocr_ppocr_v2.yaml", "--runs", "0")  # per-stage default inputs
+    assert code == 0 and out.count("params ") == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "3x640"], "--input must look like CxHxW"),
+        (["--set", "model.backbone.scal=1"], "unknown key(s) scal; allowed: in_channels, scale"),
+        (["--input", "3x8x8"], "forward pass failed on input 3x8x8"),
+    ],
+)
+def test_profile_errors_are_one_line(args: list[str], message: str) -> None:
+    code, out, err = _profile("--config", "zoo/mobilenet_v2_det.yaml", "--runs", "0", *args)
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_parse_input() -> None:
+    assert parse_input("3x640x640") == (3, 640, 640)
+    assert parse_input("2X1x32x320") == (2, 1, 32, 320)
+    with pytest.raises(ConfigError):
+        parse_input("0x3x3")
