@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from shapely.geometry import Polygon
@@ -138,18 +138,15 @@ def _ignored_predictions(preds: list[Polygon], dont_care: list[Polygon]) -> list
     return flags
 
 
-def _match_image(
-    preds: Sequence[np.ndarray],
-    gts: Sequence[GtRegion],
-    iou_thresh: float,
-    pair_counts: Callable[[int, int], bool] | None = None,
-) -> PRScores:
-    """Score one image by the ICDAR 2015 rules.
+def _pair_image(
+    preds: Sequence[np.ndarray], gts: Sequence[GtRegion], iou_thresh: float
+) -> tuple[list[tuple[int, int]], int, int]:
+    """Pair one image's predictions with its ground truth by the ICDAR 2015 rules.
 
     Predictions overlapping a don't-care region (see ``_ignored_predictions``) and don't-care ground
-    truths leave the counts. The rest are paired one-to-one greedily, in the standard order: for each
-    ground truth in file order, the first still-free prediction with IoU > ``iou_thresh``. A pair is
-    a true positive when ``pair_counts(pred_index, gt_index)`` holds (always, when it is None).
+    truths are set aside. The rest are paired one-to-one greedily, in the standard order: for each
+    ground truth in file order, the first still-free prediction with IoU > ``iou_thresh``.
+    Returns the (prediction index, ground-truth index) pairs and the cared-for counts of each side.
     """
     pred_polys = [_polygon(p) for p in preds]
     gt_polys = [_polygon(g.points) for g in gts]
@@ -158,8 +155,8 @@ def _match_image(
     care_preds = [i for i, skip in enumerate(ignored) if not skip]
     care_gts = [j for j, g in enumerate(gts) if not g.dont_care]
 
+    pairs: list[tuple[int, int]] = []
     taken: set[int] = set()
-    matched = 0
     for j in care_gts:
         for i in care_preds:
             if i in taken:
@@ -168,9 +165,9 @@ def _match_image(
             union = pred_polys[i].area + gt_polys[j].area - inter
             if union > 0 and inter / union > iou_thresh:
                 taken.add(i)
-                matched += pair_counts is None or pair_counts(i, j)
+                pairs.append((i, j))
                 break
-    return PRScores(matched, len(care_preds), len(care_gts))
+    return pairs, len(care_preds), len(care_gts)
 
 
 def evaluate_detection(
@@ -182,12 +179,16 @@ def evaluate_detection(
 
     ``preds[k]`` are the predicted polygons (N x 2 points each) of image k, ``gts[k]`` its ground
     truth. A prediction and a ground truth match when their IoU is strictly above ``iou_thresh``,
-    one-to-one, greedily (see ``_match_image``). Don't-care regions ('###') are not counted in recall,
+    one-to-one, greedily (see ``_pair_image``). Don't-care regions ('###') are not counted in recall,
     and predictions that fall more than half inside one are dropped from precision. Counts are
     summed over images before precision, recall and hmean are formed.
     """
     _check_lengths(preds, gts)
-    return sum((_match_image(p, g, iou_thresh) for p, g in zip(preds, gts)), PRScores())
+    total = PRScores()
+    for image_preds, image_gts in zip(preds, gts):
+        pairs, n_pred, n_gt = _pair_image(image_preds, image_gts, iou_thresh)
+        total = total + PRScores(len(pairs), n_pred, n_gt)
+    return total
 
 
 def same_transcription(pred: str, gt: str) -> bool:
@@ -211,13 +212,9 @@ def evaluate_end_to_end(
     _check_lengths(preds, gts)
     total = PRScores()
     for image_preds, image_gts in zip(preds, gts):
-        polys = [quad for quad, _ in image_preds]
-        texts = [text for _, text in image_preds]
-
-        def text_ok(i: int, j: int, texts: list[str] = texts, gt: Sequence[GtRegion] = image_gts) -> bool:
-            return same_transcription(texts[i], gt[j].text)
-
-        total = total + _match_image(polys, image_gts, iou_thresh, text_ok)
+        pairs, n_pred, n_gt = _pair_image([quad for quad, _ in image_preds], image_gts, iou_thresh)
+        hits = sum(same_transcription(image_preds[i][1], image_gts[j].text) for i, j in pairs)
+        total = total + PRScores(hits, n_pred, n_gt)
     return total
 
 

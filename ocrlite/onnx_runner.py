@@ -39,6 +39,7 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: the PP-OCR exports declare a fixed T and warn per call
         if threads is not None:
             options.intra_op_num_threads = threads
         self.model_path = model_path

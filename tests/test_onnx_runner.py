@@ -18,7 +18,10 @@ def softmax_model(path: Path) -> Path:
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Softmax", ["x"], ["probs"], axis=-1), helper.make_node("Identity", ["x"], ["copy"])],
+        [
+            helper.make_node("Softmax", ["x"], ["probs"], axis=-1),
+            helper.make_node("Identity", ["x"], ["copy"]),
+        ],
         "tiny",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", 3])],
         [
