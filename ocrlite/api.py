@@ -10,8 +10,11 @@ import cv2
 import numpy as np
 
 from .config import check_keys, load_pipeline_config
+from .errors import ConfigError
 from .imageio import read_image
+from .postprocess import ctc_word_boxes
 from .predictors import TextClassifier, TextDetector, TextRecognizer
+from .presets import get_preset
 from .preprocess import crop_quad
 from .results import PageResult, TextBox, TextLine
 from .runtime import Runner
@@ -33,6 +36,7 @@ class OCR:
     >>> ocr = OCR()                       # shipped default models
     >>> page = ocr("page.png")            # or a BGR uint8 numpy array
     >>> print(page.text)
+    >>> OCR(model="en-ppocr-v4")          # a named preset (see ``ocrlite models``)
     """
 
     def __init__(
@@ -40,12 +44,17 @@ class OCR:
         config: str | Path | None = None,
         overrides: Iterable[str] = (),
         *,
+        model: str | None = None,
         det_runner: Runner | None = None,
         cls_runner: Runner | None = None,
         rec_runner: Runner | None = None,
         use_cls: bool | None = None,
         drop_score: float | None = None,
     ) -> None:
+        if model is not None:
+            if config is not None:
+                raise ConfigError("give either config or model, not both")
+            config = get_preset(model).config
         cfg = load_pipeline_config(config, overrides)
         pipeline: dict[str, Any] = dict(cfg["pipeline"])
         check_keys("pipeline", pipeline, PipelineSettings.__dataclass_fields__)
@@ -75,7 +84,7 @@ class OCR:
         angles = self.orient(crops)
         decoded = self.recognizer(crops)
         lines = tuple(
-            TextLine(box.points, d.text, d.score, box.score, angle)
+            TextLine(box.points, d.text, d.score, box.score, angle, ctc_word_boxes(d, box.points, angle == 180))
             for (box, _), angle, d in zip(kept, angles, decoded)
             if d.text and d.score >= self.settings.drop_score
         )

@@ -82,6 +82,19 @@ overrides_option = click.option(
     help="Override a config value, e.g. postprocess.box_thresh=0.5 (repeatable).",
 )
 config_option = click.option("--config", type=click.Path(dir_okay=False), help="YAML config file.")
+model_option = click.option("--model", "model", metavar="NAME",
+                            help="Model preset (see 'ocrlite models'); exclusive with --config.")
+
+
+def _preset_config(model: str | None, config: str | None) -> str | None:
+    """The pipeline config of preset ``model`` (or ``config`` when no model is named)."""
+    if model is None:
+        return config
+    if config is not None:
+        raise click.UsageError("--model and --config are exclusive")
+    from .presets import get_preset
+
+    return _build(lambda: get_preset(model).config)
 images_argument = click.argument("images", nargs=-1, required=True)
 
 
@@ -94,16 +107,17 @@ def main() -> None:
 @main.command()
 @images_argument
 @config_option
+@model_option
 @click.option("--det-limit-side-len", type=int, help="Side limit for the detector input (default 960).")
 @click.option("--box-thresh", type=float, help="Minimum mean probability of a box (default 0.6).")
 @click.option("--unclip-ratio", type=float, help="How far boxes are grown around the text kernel.")
 @click.option("--draw", type=click.Path(), help="Write the image with boxes drawn: a file, or a folder.")
 @overrides_option
-def detect(images: tuple[str, ...], config: str | None, det_limit_side_len: int | None,
+def detect(images: tuple[str, ...], config: str | None, model: str | None, det_limit_side_len: int | None,
            box_thresh: float | None, unclip_ratio: float | None, draw: str | None,
            overrides: tuple[str, ...]) -> None:
     """Print the text boxes of each image as one JSON object per line."""
-    from .config import load_stage_config
+    from .config import load_pipeline_config, load_stage_config
     from .draw import draw_boxes
     from .fileio import write_image
     from .imageio import read_image
@@ -112,8 +126,10 @@ def detect(images: tuple[str, ...], config: str | None, det_limit_side_len: int 
     run = _ItemRun(images)
     extra = _stage_overrides("preprocess.", limit_side_len=det_limit_side_len) + _stage_overrides(
         "postprocess.", box_thresh=box_thresh, unclip_ratio=unclip_ratio)
+    pipeline = _preset_config(model, config) if model else None
     detector = _build(lambda: TextDetector.from_config(
-        load_stage_config(config or "det_ppocrv3.yaml", [*extra, *overrides])))
+        load_pipeline_config(pipeline, [f"det.{o}" for o in (*extra, *overrides)])["det"] if pipeline
+        else load_stage_config(config or "det_ppocrv3.yaml", [*extra, *overrides])))
 
     def handle(path: Path) -> None:
         image = read_image(path)
@@ -128,10 +144,70 @@ def detect(images: tuple[str, ...], config: str | None, det_limit_side_len: int 
     run.exit()
 
 
+_BATCH_FORMATS = ("json", "txt", "tsv", "hocr", "pdf")
+
+
+def _parse_formats(values: Sequence[str], batch: bool) -> tuple[str, ...]:
+    """``--format`` values, comma-separated or repeated, checked for the mode in use."""
+    allowed = _BATCH_FORMATS if batch else ("json", "txt")
+    formats = tuple(dict.fromkeys(f.strip().lower() for v in values for f in v.split(",") if f.strip()))
+    bad = [f for f in formats if f not in allowed]
+    if bad:
+        raise click.BadParameter(f"{', '.join(bad)} (choose from {', '.join(allowed)})", param_hint="--format")
+    if not batch and len(formats) > 1:
+        raise click.BadParameter("one format when printing to stdout; use -o DIR for several",
+                                 param_hint="--format")
+    return formats or ("json",)
+
+
+def _gather_inputs(images: Sequence[str], files_from: Any) -> list[str]:
+    """IMAGES plus the paths listed in ``--files-from``; an IMAGES entry ``-`` reads stdin."""
+    from .plan import read_paths_list
+
+    inputs = [path for path in images if path != "-"]
+    if "-" in images:
+        with click.open_file("-") as stdin:
+            inputs += read_paths_list(stdin)
+    if files_from is not None:
+        inputs += read_paths_list(files_from)
+    if not inputs:
+        raise click.UsageError("no inputs: give IMAGES, '-' or --files-from")
+    return inputs
+
+
+def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batch: dict[str, Any]) -> None:
+    """``ocr -o DIR``: the batch runner; exit 1 if any item failed, 2 on a model error, 130 on Ctrl-C."""
+    from .batch import BatchOptions, EngineSpec, run_batch
+
+    try:
+        report = run_batch(inputs, EngineSpec(**engine_args), BatchOptions(output=Path(output), **batch))
+    except KeyboardInterrupt:
+        _fail("interrupted; finished outputs are kept, rerun to continue")
+        sys.exit(130)
+    except OcrliteError as exc:
+        _fail(str(exc))
+        sys.exit(2)
+    sys.exit(1 if report.failures else 0)
+
+
 @main.command()
-@images_argument
+@click.argument("images", nargs=-1)
 @config_option
-@click.option("--format", "fmt", type=click.Choice(["json", "txt"]), default="json", show_default=True)
+@model_option
+@click.option("--format", "formats", multiple=True, metavar="FMT[,FMT]",
+              help="stdout: json (default) or txt. With -o: any of json,txt,tsv,hocr,pdf, "
+                   "comma-separated or repeated (default json).")
+@click.option("-o", "--output", type=click.Path(file_okay=False),
+              help="Batch mode: write outputs under this folder (mirroring the inputs) and "
+                   "ocrlite-report.json; inputs already done are skipped.")
+@click.option("--files-from", type=click.File("r"), help="Also read input paths from this file ('-': stdin).")
+@click.option("--glob", help="Batch mode: only files in folders whose path matches, e.g. '*.pdf'.")
+@click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=200, show_default=True,
+              help="Resolution PDF pages are rendered at.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch mode: processes, each loading the models once.")
+@click.option("--overwrite", is_flag=True, help="Batch mode: redo inputs whose outputs are up to date.")
+@click.option("-q", "--quiet", is_flag=True, help="Batch mode: no progress bar and no summary line.")
 @click.option("--draw", type=click.Path(), help="Write boxes and recognized text: a file, or a folder.")
 @click.option("--no-cls", is_flag=True, help="Skip the 0/180 degree direction classifier.")
 @click.option("--drop-score", type=float, help="Drop lines recognized with a lower score (default 0.5).")
@@ -139,21 +215,36 @@ def detect(images: tuple[str, ...], config: str | None, det_limit_side_len: int 
 @click.option("--det-limit-side-len", type=int, help="Side limit for the detector input (default 960).")
 @click.option("--box-thresh", type=float, help="Minimum mean probability of a box (default 0.6).")
 @overrides_option
-def ocr(images: tuple[str, ...], config: str | None, fmt: str, draw: str | None, no_cls: bool,
-        drop_score: float | None, rec_batch: int | None, det_limit_side_len: int | None,
-        box_thresh: float | None, overrides: tuple[str, ...]) -> None:
-    """Read the text of each image (JSON lines, or plain text in reading order)."""
-    from .api import OCR
+def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...], output: str | None,
+        files_from: Any, glob: str | None, dpi: float, workers: int, overwrite: bool, quiet: bool,
+        draw: str | None, no_cls: bool, drop_score: float | None, rec_batch: int | None,
+        det_limit_side_len: int | None, box_thresh: float | None, overrides: tuple[str, ...]) -> None:
+    """Read the text of images and PDFs: JSON lines or text on stdout, or files with -o DIR."""
+    config = _preset_config(model, config)
+    inputs = _gather_inputs(images, files_from)
+    fmts = _parse_formats(formats, batch=output is not None)
+    extra = (_stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len)
+             + _stage_overrides("det.postprocess.", box_thresh=box_thresh)
+             + _stage_overrides("rec.preprocess.", batch_size=rec_batch))
+    engine_args = {"config": config, "overrides": (*extra, *overrides),
+                   "use_cls": False if no_cls else None, "drop_score": drop_score}
+    if output is not None:
+        if draw:
+            raise click.UsageError("--draw is for stdout mode; it cannot be combined with -o")
+        _run_batch(inputs, output, engine_args, {
+            "formats": fmts, "dpi": dpi, "workers": workers, "overwrite": overwrite,
+            "quiet": quiet, "glob": glob})
+        return
+    if glob or workers != 1 or overwrite or quiet:
+        raise click.UsageError("--glob, --workers, --overwrite and --quiet need -o DIR")
+    fmt = fmts[0]
+    from .batch import EngineSpec
     from .draw import draw_lines
     from .fileio import write_image
     from .imageio import read_image
 
-    run = _ItemRun(images)
-    extra = (_stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len)
-             + _stage_overrides("det.postprocess.", box_thresh=box_thresh)
-             + _stage_overrides("rec.preprocess.", batch_size=rec_batch))
-    engine = _build(lambda: OCR(config, [*extra, *overrides], use_cls=False if no_cls else None,
-                                drop_score=drop_score))
+    run = _ItemRun(inputs)
+    engine = _build(EngineSpec(**engine_args).build)
 
     def handle(path: Path) -> None:
         image = read_image(path)
@@ -198,14 +289,16 @@ def _crop_command(images: Iterable[str], as_json: bool, infer: Callable[[list[An
 @main.command()
 @images_argument
 @config_option
+@model_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per crop.")
 @click.option("--cls", "use_cls", is_flag=True, help="Turn upside-down crops before reading them.")
 @overrides_option
-def recognize(images: tuple[str, ...], config: str | None, as_json: bool, use_cls: bool,
+def recognize(images: tuple[str, ...], config: str | None, model: str | None, as_json: bool, use_cls: bool,
               overrides: tuple[str, ...]) -> None:
     """Read already-cropped text lines: file name, text and score per crop."""
     from .api import OCR
 
+    config = _preset_config(model, config)
     engine = _build(lambda: OCR(config, overrides, use_cls=use_cls))
     _crop_command(images, as_json, engine.recognize, "text")
 
@@ -223,3 +316,41 @@ def classify(images: tuple[str, ...], config: str | None, as_json: bool, overrid
     classifier = _build(lambda: TextClassifier.from_config(
         load_stage_config(config or "cls_ppocr_mobile_v2.yaml", overrides)))
     _crop_command(images, as_json, classifier, "angle")
+
+
+@main.command()
+def models() -> None:
+    """List the model presets: name, weights size, languages, what each is good for, installed or not."""
+    from .presets import DEFAULT_PRESET, PRESETS, preset_status
+
+    rows = [("NAME", "SIZE", "INSTALLED", "LANGUAGES", "GOOD FOR")]
+    for preset in PRESETS.values():
+        status = _build(lambda: preset_status(preset))
+        name = f"{preset.name}{' (default)' if preset.name == DEFAULT_PRESET else ''}"
+        size = f"{status.size_mb:.1f} MB" if status.installed else "-"
+        installed = "yes" if status.installed else "no (pip install ./ocrlite-models)"
+        rows.append((name, size, installed, preset.languages, preset.good_for))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+
+
+@main.command()
+@click.option("--config", required=True, help="Stage or pipeline config, e.g. zoo/mobilenet_v2_det.yaml.")
+@click.option("--input", "input_shape", metavar="CxHxW",
+              help="Input size (default: the config's line size; 3x640x640 for det).")
+@click.option("--per-layer", is_flag=True, help="Also print name, type, output shape, params and MACs of every layer.")
+@click.option("--runs", type=click.IntRange(min=0), default=10, show_default=True, help="Timed runs (0: no timing).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the timing (default: torch's).")
+@click.option("--set", "-o", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. model.backbone.scale=0.75 (repeatable).")
+def profile(config: str, input_shape: str | None, per_layer: bool, runs: int, threads: int | None,
+            overrides: tuple[str, ...]) -> None:
+    """Parameters, MACs, weight size and CPU latency of the model(s) in a config (weights are not loaded)."""
+    from .profile import parse_input, profile_config
+
+    shape = _build(lambda: parse_input(input_shape)) if input_shape else None
+    for report in _build(lambda: profile_config(config, overrides, shape, runs, threads)):
+        if per_layer:
+            click.echo(report.table())
+        click.echo(report.totals())

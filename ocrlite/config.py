@@ -49,7 +49,10 @@ def resolve_config_path(name: str | Path, relative_to: Path | None = None) -> Pa
     candidates = [path]
     if relative_to is not None and not path.is_absolute():
         candidates.append(relative_to / path)
-    candidates.append(Path(str(resources.files("ocrlite.configs").joinpath(path.name))))
+    shipped = resources.files("ocrlite.configs")
+    if not path.is_absolute() and len(path.parts) > 1:  # e.g. zoo/mobilenet_v2_det.yaml
+        candidates.append(Path(str(shipped.joinpath(*path.parts))))
+    candidates.append(Path(str(shipped.joinpath(path.name))))
     for candidate in candidates:
         if candidate.is_file():
             return candidate

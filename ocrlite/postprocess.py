@@ -2,11 +2,12 @@
 
 ``DBPostProcess`` maps a DB probability map to quads, ``sort_reading_order`` orders them,
 ``classify_angles``/``needs_flip`` read the 0/180 classifier, ``ctc_greedy_decode`` reads
-the recognizer.
+the recognizer and ``ctc_word_boxes`` places each word of a line from its CTC time steps.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -17,6 +18,7 @@ import pyclipper
 from shapely.geometry import Polygon
 
 from ocrlite.charset import Charset
+from ocrlite.results import TextWord
 
 __all__ = [
     "DBPostProcess",
@@ -24,6 +26,7 @@ __all__ = [
     "sort_reading_order",
     "CTCDecoded",
     "ctc_greedy_decode",
+    "ctc_word_boxes",
     "classify_angles",
     "needs_flip",
 ]
@@ -158,11 +161,17 @@ def sort_reading_order(quads: Sequence[np.ndarray]) -> list[int]:
 
 
 class CTCDecoded(NamedTuple):
-    """One decoded line: text, mean max-probability of its kept steps, and each char's time step."""
+    """One decoded line: text, mean max-probability of its kept steps, and each char's time step.
+
+    ``probs[i]`` is char ``i``'s probability. ``step_width`` is the width of one time step as a fraction of
+    the crop's width (set by the recognizer, which knows the resize and padding; 0.0 when unknown).
+    """
 
     text: str
     score: float
     steps: tuple[int, ...]
+    probs: tuple[float, ...] = ()
+    step_width: float = 0.0
 
 
 def ctc_greedy_decode(probs: np.ndarray, charset: Charset) -> list[CTCDecoded]:
@@ -182,8 +191,46 @@ def ctc_greedy_decode(probs: np.ndarray, charset: Charset) -> list[CTCDecoded]:
     for row, row_keep, row_prob in zip(best, keep, best_prob):
         steps = np.flatnonzero(row_keep)
         score = float(row_prob[steps].mean()) if steps.size else 0.0
-        decoded.append(CTCDecoded(charset.decode(row[steps]), score, tuple(steps.tolist())))
+        probs = tuple(float(p) for p in row_prob[steps])
+        decoded.append(CTCDecoded(charset.decode(row[steps]), score, tuple(steps.tolist()), probs))
     return decoded
+
+
+def ctc_word_boxes(decoded: CTCDecoded, quad: np.ndarray, reverse: bool = False) -> tuple[TextWord, ...]:
+    """Split a decoded line into space-separated words, each with a quad cut from the line's ``quad``.
+
+    Character ``i`` was emitted at time step ``s_i``, centred at ``(s_i + 0.5) * step_width`` along the
+    crop (a fraction of its width). Each character owns the stretch between the midpoints to its
+    neighbours' centres; the first and last extend by half the median spacing between characters (one
+    step when the line has a single character), clipped to the crop. A word spans its characters'
+    stretches, and its quad interpolates the line quad's top and bottom edges at those two fractions.
+    ``reverse``: the crop was read turned 180 degrees, so fractions run from the quad's right end.
+    Lines without step geometry (``step_width`` 0) or text give no words.
+    """
+    text, steps = decoded.text, decoded.steps
+    if not text.strip() or decoded.step_width <= 0 or len(steps) != len(text):
+        return ()
+    centres = (np.asarray(steps, dtype=np.float64) + 0.5) * decoded.step_width
+    gaps = np.diff(centres)
+    half = float(np.median(gaps)) / 2 if gaps.size else decoded.step_width
+    bounds = np.concatenate([[centres[0] - half], (centres[:-1] + centres[1:]) / 2, [centres[-1] + half]])
+    bounds = np.clip(bounds, 0.0, 1.0)
+    top_left, top_right, bottom_right, bottom_left = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    probs = decoded.probs or (decoded.score,) * len(text)
+    words = []
+    for match in re.finditer(r"\S+", text):
+        start, end = bounds[match.start()], bounds[match.end()]
+        if reverse:
+            start, end = 1.0 - end, 1.0 - start
+        points = np.array([
+            top_left + (top_right - top_left) * start,
+            top_left + (top_right - top_left) * end,
+            bottom_left + (bottom_right - bottom_left) * end,
+            bottom_left + (bottom_right - bottom_left) * start,
+        ])
+        score = float(np.mean(probs[match.start() : match.end()]))
+        words.append(TextWord(match.group(), points, score))
+    return tuple(words)
 
 
 def classify_angles(probs: np.ndarray, labels: Sequence[int] = (0, 180)) -> list[tuple[int, float]]:

@@ -23,7 +23,7 @@ from .postprocess import (
     needs_flip,
     sort_reading_order,
 )
-from .preprocess import det_resize, line_batch, normalize, rec_batch_width
+from .preprocess import det_resize, line_batch, line_width, normalize, rec_batch_width
 from .results import TextBox
 from .runtime import Runner, TorchRunner, load_stage_model
 
@@ -190,8 +190,11 @@ class TextRecognizer:
             group = [crops[i] for i in batch]
             width = rec_batch_width(group, self.pre.height, self.pre.width)
             inputs = line_batch(group, self.pre.height, width, self.pre.mean, self.pre.std)
-            for i, decoded in zip(batch, ctc_greedy_decode(self.runner(inputs), self.charset)):
-                results[i] = decoded
+            probs = self.runner(inputs)
+            step = width / probs.shape[1]  # input pixels per time step
+            for i, decoded in zip(batch, ctc_greedy_decode(probs, self.charset)):
+                resized = min(width, line_width(crops[i], self.pre.height))  # the crop's share of the input
+                results[i] = decoded._replace(step_width=step / resized)
         return results
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["det_resize", "normalize", "crop_quad", "resize_line", "line_batch", "rec_batch_width"]
+__all__ = ["det_resize", "normalize", "crop_quad", "line_width", "resize_line", "line_batch", "rec_batch_width"]
 
 _DET_STRIDE = 32
 _TALL_CROP_RATIO = 1.5
@@ -73,7 +73,7 @@ def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
     return crop
 
 
-def _line_width(image: np.ndarray, height: int) -> int:
+def line_width(image: np.ndarray, height: int) -> int:
     """Width of ``image`` scaled to ``height`` keeping its aspect ratio, rounded up, at least 1."""
     h, w = image.shape[:2]
     return max(1, math.ceil(height * w / h))
@@ -81,7 +81,7 @@ def _line_width(image: np.ndarray, height: int) -> int:
 
 def resize_line(image: np.ndarray, height: int, max_width: int) -> np.ndarray:
     """Resize a text-line crop to ``height`` keeping its aspect ratio, width capped at ``max_width``."""
-    new_w = min(max_width, _line_width(image, height))
+    new_w = min(max_width, line_width(image, height))
     return cv2.resize(image, (new_w, height), interpolation=cv2.INTER_LINEAR)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
-__all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset"]
+__all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset", "PresetStatus", "preset_status"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,30 @@ PRESETS: dict[str, Preset] = {
             "the reference design: PP-OCRv3 det + v2.0 direction cls + PP-OCRv2 CRNN rec; "
             "drops some spaces between English words",
         ),
+        Preset(
+            "ppocr-v3", "ocr_ppocr_v3.yaml", "Chinese, English",
+            "PP-OCRv3 det + v2.0 cls + PP-OCRv3 SVTR-LCNet rec (48 px lines); keeps spaces between words",
+        ),
+        Preset(
+            "ppocr-v4", "ocr_ppocr_v4.yaml", "Chinese, English",
+            "PP-OCRv4 det + v2.0 cls + PP-OCRv4 rec; mixed Chinese/English, scene text",
+        ),
+        Preset(
+            "en-ppocr-v4", "ocr_en_ppocr_v4.yaml", "English",
+            "English PP-OCRv3 det + v2.0 cls + English PP-OCRv4 rec; English documents and words",
+        ),
+        Preset(
+            "ppocr-v5", "ocr_ppocr_v5.yaml", "Chinese, English, Japanese kana",
+            "PP-OCRv5 mobile det + rec (18383 characters); mixed Chinese/English/Japanese documents and photos",
+        ),
+        Preset(
+            "ppocr-v6-small", "ocr_ppocr_v6_small.yaml", "Chinese, English, Japanese kana, accented Latin",
+            "PP-OCRv6 small det + rec (18708 characters); documents, scans and forms",
+        ),
+        Preset(
+            "ppocr-v6-tiny", "ocr_ppocr_v6_tiny.yaml", "Chinese (6174 common), English, accented Latin",
+            "PP-OCRv6 tiny det + rec (6904 characters); the smallest preset, for small devices",
+        ),
     )
 }
 DEFAULT_PRESET = "ppocr-v2"
@@ -38,3 +62,31 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class PresetStatus:
+    """Whether a preset's weights are all installed, and their total size in MB (of those found)."""
+
+    installed: bool
+    size_mb: float
+    missing: tuple[str, ...]
+
+
+def preset_status(preset: Preset) -> PresetStatus:
+    """Look up the weights of every stage of ``preset`` (nothing is loaded)."""
+    from .config import load_pipeline_config
+    from .errors import WeightsError
+    from .runtime import weights_paths
+
+    cfg = load_pipeline_config(preset.config)
+    size, missing = 0, []
+    for stage in ("det", "cls", "rec"):
+        if stage in cfg and cfg[stage].get("weights"):
+            try:
+                tensors, _ = weights_paths(cfg[stage]["weights"], cfg[stage].get("_dir"))
+            except WeightsError:
+                missing.append(cfg[stage]["weights"])
+                continue
+            size += tensors.stat().st_size
+    return PresetStatus(not missing, round(size / 1e6, 1), tuple(missing))

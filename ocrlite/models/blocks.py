@@ -14,6 +14,10 @@ __all__ = [
     "SEModule",
     "ResidualUnit",
     "DepthwiseSeparable",
+    "check_mode",
+    "rec_stride",
+    "REC_STRIDES",
+    "StagedBackbone",
 ]
 
 Stride = int | tuple[int, int]
@@ -29,14 +33,35 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def make_activation(name: str | None) -> nn.Module:
-    """Activation module by name: "relu", "hardswish" or None (identity)."""
+    """Activation module by name: "relu", "relu6", "hardswish" or None (identity)."""
     if name is None:
         return nn.Identity()
     if name == "relu":
         return nn.ReLU()
+    if name == "relu6":
+        return nn.ReLU6()
     if name == "hardswish":
         return nn.Hardswish()
-    raise ConfigError(f"unknown activation {name!r}; choose relu, hardswish or None")
+    raise ConfigError(f"unknown activation {name!r}; choose relu, relu6, hardswish or None")
+
+
+# Backbone modes shared by the zoo: "det" returns stage maps at strides 4, 8, 16, 32 for an FPN;
+# "rec" keeps horizontal resolution for text lines. A backbone has five downsampling points
+# (stem, then one per stage); in "rec" they take these strides and a final 2x2 max pool follows,
+# so a 32-high line leaves a [N, C, 1, W/4] map, the layout MobileNetV1Enhance produces.
+REC_STRIDES: tuple[Stride, ...] = ((2, 2), 1, (2, 1), (2, 1), (2, 1))
+
+
+def check_mode(mode: str, allowed: tuple[str, ...] = ("det", "rec")) -> str:
+    """Return ``mode`` if allowed, else raise a one-line ConfigError listing the choices."""
+    if mode not in allowed:
+        raise ConfigError(f"mode must be one of {', '.join(allowed)}; got {mode!r}")
+    return mode
+
+
+def rec_stride(mode: str, point: int) -> Stride:
+    """Stride of downsampling point ``point`` (0 = stem): 2 in "det" mode, REC_STRIDES[point] in "rec"."""
+    return REC_STRIDES[point] if mode == "rec" else 2
 
 
 class HardSigmoid(nn.Module):
@@ -100,7 +125,8 @@ class SEModule(nn.Module):
 class ResidualUnit(nn.Module):
     """MobileNetV3 inverted residual: expand 1x1 -> depthwise kxk (stride) -> [SE] -> project 1x1 (no act).
 
-    The input is added back when the stride is 1 and the channel count is unchanged.
+    The input is added back when the stride is 1 and the channel count is unchanged. ``expand=False``
+    drops the 1x1 expansion (MobileNetV2 blocks with t=1); PaddleOCR's MobileNetV3 always keeps it.
     """
 
     def __init__(
@@ -113,9 +139,12 @@ class ResidualUnit(nn.Module):
         use_se: bool,
         act: str,
         se_gate: str = "hard_sigmoid_0.2",
+        expand: bool = True,
     ) -> None:
         super().__init__()
-        self.expand = ConvBNAct(in_channels, mid_channels, 1, act=act)
+        if not expand and mid_channels != in_channels:
+            raise ConfigError(f"ResidualUnit without expansion needs mid == in ({mid_channels} != {in_channels})")
+        self.expand = ConvBNAct(in_channels, mid_channels, 1, act=act) if expand else nn.Identity()
         self.dw = ConvBNAct(mid_channels, mid_channels, kernel_size, stride, groups=mid_channels, act=act)
         self.se = SEModule(mid_channels, gate=se_gate) if use_se else nn.Identity()
         self.linear = ConvBNAct(mid_channels, out_channels, 1, act=None)
@@ -127,7 +156,10 @@ class ResidualUnit(nn.Module):
 
 
 class DepthwiseSeparable(nn.Module):
-    """PP-LCNet block: depthwise kxk ConvBN-hswish (stride) -> [SE, 1/6 slope] -> pointwise ConvBN-hswish."""
+    """Depthwise kxk ConvBN-act (stride) -> [SE] -> pointwise ConvBN-act.
+
+    The defaults are the PP-LCNet block (h-swish, SE gate with slope 1/6); MobileNetV1 uses ``act="relu"``.
+    """
 
     def __init__(
         self,
@@ -137,11 +169,38 @@ class DepthwiseSeparable(nn.Module):
         stride: Stride,
         use_se: bool,
         se_gate: str = "hardsigmoid",
+        act: str = "hardswish",
     ) -> None:
         super().__init__()
-        self.dw = ConvBNAct(in_channels, in_channels, kernel_size, stride, groups=in_channels, act="hardswish")
+        self.dw = ConvBNAct(in_channels, in_channels, kernel_size, stride, groups=in_channels, act=act)
         self.se = SEModule(in_channels, gate=se_gate) if use_se else nn.Identity()
-        self.pw = ConvBNAct(in_channels, out_channels, 1, act="hardswish")
+        self.pw = ConvBNAct(in_channels, out_channels, 1, act=act)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pw(self.se(self.dw(x)))
+
+
+class StagedBackbone(nn.Module):
+    """Base for the zoo backbones: a stride-2 stem and stages that each open with a downsampling point.
+
+    Subclasses build the modules and call ``_assemble``. "det": ``forward`` returns every stage's map
+    (strides 4, 8, 16[, 32]) and ``out_channels`` is their channel list. "rec": ``forward`` returns the last
+    stage's map after a 2x2 max pool and ``out_channels`` is an int.
+    """
+
+    mode: str
+
+    def _assemble(self, mode: str, stem: nn.Module, stages: list[nn.Module], channels: list[int]) -> None:
+        self.mode = check_mode(mode)
+        self.stem = stem
+        self.stages = nn.ModuleList(stages)
+        self.pool = nn.MaxPool2d(2, 2) if mode == "rec" else nn.Identity()
+        self.out_channels: list[int] | int = list(channels) if mode == "det" else channels[-1]
+
+    def forward(self, x: Tensor) -> list[Tensor] | Tensor:
+        x = self.stem(x)
+        features: list[Tensor] = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features if self.mode == "det" else self.pool(x)

@@ -3,7 +3,8 @@
 One class serves both uses because they share the tables and the block; only two things differ:
 ``mode="det"`` keeps square strides and returns four stage taps (1/4 .. 1/32) for an FPN, while
 ``mode="cls"`` (text lines) turns every stride-2 block into stride (2, 1), adds a 2x2 max pool and
-returns one tensor.
+returns one tensor. ``mode="rec"`` (PaddleOCR's rec MobileNetV3 strides) keeps the first stride-2 block at
+stride 1 and the others at (2, 1), so a 32-high line leaves [N, C, 1, W/4] after the pool.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class MobileNetV3(nn.Module):
     det: ``forward`` returns [C2, C3, C4, C5]; a new stage starts at each stride-2 block after the third;
     ``out_channels`` is a list (large x0.5: [16, 24, 56, 480]).
     cls: ``forward`` returns one [N, C, H/32, W/8] map after a 2x2 max pool; ``out_channels`` is an int.
+    rec: as cls but [N, C, H/32, W/4] (see the module docstring).
     """
 
     def __init__(
@@ -70,8 +72,8 @@ class MobileNetV3(nn.Module):
         super().__init__()
         if model_name not in _TABLES:
             raise ConfigError(f"model_name must be one of {sorted(_TABLES)}, got {model_name!r}")
-        if mode not in ("det", "cls"):
-            raise ConfigError(f"mode must be 'det' or 'cls', got {mode!r}")
+        if mode not in ("det", "cls", "rec"):
+            raise ConfigError(f"mode must be one of det, cls, rec; got {mode!r}")
         self.mode = mode
         table, last_channels = _TABLES[model_name]
         channels = make_divisible(16 * scale)
@@ -83,7 +85,9 @@ class MobileNetV3(nn.Module):
             if mode == "det" and stride == 2 and i > 2:
                 self.taps.append(len(blocks) - 1)
                 tap_channels.append(channels)
-            block_stride = (2, 1) if mode == "cls" and stride == 2 else stride
+            block_stride = (2, 1) if mode in ("cls", "rec") and stride == 2 else stride
+            if mode == "rec" and stride == 2 and not any(row[5] == 2 for row in table[:i]):
+                block_stride = 1
             out_channels = make_divisible(scale * out)
             blocks.append(
                 ResidualUnit(
@@ -107,6 +111,6 @@ class MobileNetV3(nn.Module):
             if i in self.taps:
                 features.append(x)
         x = self.last_conv(x)
-        if self.mode == "cls":
+        if self.mode != "det":
             return self.pool(x)
         return [*features, x]

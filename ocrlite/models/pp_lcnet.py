@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..registry import register
 from .blocks import ConvBNAct, DepthwiseSeparable
 
@@ -33,18 +34,26 @@ class MobileNetV1Enhance(nn.Module):
     """Stem 3x3/2 ConvBN-hswish, 13 depthwise-separable blocks, 2x2 max pool.
 
     A 32-high input leaves a feature map of height 1: [N, out_channels, 1, W/4]; ``out_channels`` = 1024 * scale.
+    PP-OCRv3 (SVTR-LCNet) sets ``last_conv_stride=(1, 2)`` and ``last_pool="avg"``: a 48-high input
+    then gives [N, out_channels, 1, W/8].
     """
 
-    def __init__(self, in_channels: int = 3, scale: float = 0.5) -> None:
+    def __init__(
+        self, in_channels: int = 3, scale: float = 0.5, last_conv_stride: int | list[int] = 1, last_pool: str = "max"
+    ) -> None:
         super().__init__()
+        if last_pool not in ("max", "avg"):
+            raise ConfigError(f"last_pool must be 'max' or 'avg', got {last_pool!r}")
+        strides = [stride for *_, stride, _ in _TABLE]
+        strides[-1] = tuple(last_conv_stride) if isinstance(last_conv_stride, list) else last_conv_stride
         self.stem = ConvBNAct(in_channels, int(32 * scale), 3, 2, act="hardswish")
         self.blocks = nn.Sequential(
             *(
                 DepthwiseSeparable(int(cin * scale), int(cout * scale), k, stride, se)
-                for cin, cout, k, stride, se in _TABLE
+                for (cin, cout, k, _, se), stride in zip(_TABLE, strides)
             )
         )
-        self.pool = nn.MaxPool2d(2, 2)
+        self.pool = nn.MaxPool2d(2, 2) if last_pool == "max" else nn.AvgPool2d(2, 2)
         self.out_channels = int(1024 * scale)
 
     def forward(self, x: Tensor) -> Tensor:
