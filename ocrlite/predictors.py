@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -25,7 +26,7 @@ from .postprocess import (
 )
 from .preprocess import det_resize, line_batch, line_width, normalize, rec_batch_width
 from .results import TextBox
-from .runtime import Runner, TorchRunner, load_stage_model
+from .runtime import Runner, TorchRunner, load_stage_model, stage_manifest, weights_paths
 
 __all__ = [
     "DetPreprocess",
@@ -87,17 +88,29 @@ def _settings(cls: type, section: str, *sources: dict[str, Any]) -> Any:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})
 
 
-def _stage(config: str | Path | dict[str, Any] | None, default: str) -> dict[str, Any]:
-    return config if isinstance(config, dict) else load_stage_config(config or default)
+def _load_stage(
+    config: str | Path | dict[str, Any] | None,
+    default: str,
+    runner: Runner | None,
+    softmax: bool,
+    section: str,
+    pre_cls: type,
+    post_cls: type,
+) -> tuple[Runner, Any, Any, dict[str, Any]]:
+    """Runner (our torch net unless one is given), pre- and post-settings, and the stage config.
 
-
-def _runner_and_manifest(
-    stage: dict[str, Any], runner: Runner | None, softmax: bool
-) -> tuple[Runner, dict[str, Any]]:
-    if runner is not None:
-        return runner, {}
-    model, manifest = load_stage_model(stage)
-    return TorchRunner(model, softmax=softmax), manifest
+    Settings merge the weights' manifest, then the stage config; this holds for a swapped-in
+    runner too, so an ONNX Runtime run uses exactly the same pre/post-processing.
+    """
+    stage = config if isinstance(config, dict) else load_stage_config(config or default)
+    if runner is None:
+        model, manifest = load_stage_model(stage)
+        runner = TorchRunner(model, softmax=softmax)
+    else:
+        manifest = stage_manifest(stage)
+    pre = _settings(pre_cls, f"{section}.preprocess", manifest.get("preprocess"), stage["preprocess"])
+    post = _settings(post_cls, f"{section}.postprocess", manifest.get("postprocess"), stage["postprocess"])
+    return runner, pre, post, stage
 
 
 def _ratio_batches(crops: Sequence[np.ndarray], batch_size: int) -> Iterator[list[int]]:
@@ -117,10 +130,9 @@ class TextDetector:
     def from_config(
         cls, config: str | Path | dict[str, Any] | None = None, runner: Runner | None = None
     ) -> TextDetector:
-        stage = _stage(config, "det_ppocrv3.yaml")
-        runner, manifest = _runner_and_manifest(stage, runner, softmax=False)
-        pre = _settings(DetPreprocess, "det.preprocess", manifest.get("preprocess"), stage["preprocess"])
-        post = _settings(DBPostProcess, "det.postprocess", manifest.get("postprocess"), stage["postprocess"])
+        runner, pre, post, _ = _load_stage(
+            config, "det_ppocrv3.yaml", runner, False, "det", DetPreprocess, DBPostProcess
+        )
         return cls(runner, pre, post)
 
     def probability_map(self, image: np.ndarray) -> np.ndarray:
@@ -146,10 +158,9 @@ class TextClassifier:
     def from_config(
         cls, config: str | Path | dict[str, Any] | None = None, runner: Runner | None = None
     ) -> TextClassifier:
-        stage = _stage(config, "cls_ppocr_mobile_v2.yaml")
-        runner, manifest = _runner_and_manifest(stage, runner, softmax=True)
-        pre = _settings(LinePreprocess, "cls.preprocess", manifest.get("preprocess"), stage["preprocess"])
-        post = _settings(ClsPostprocess, "cls.postprocess", manifest.get("postprocess"), stage["postprocess"])
+        runner, pre, post, _ = _load_stage(
+            config, "cls_ppocr_mobile_v2.yaml", runner, True, "cls", LinePreprocess, ClsPostprocess
+        )
         return cls(runner, pre, post)
 
     def __call__(self, crops: Sequence[np.ndarray]) -> list[tuple[int, float]]:
@@ -176,10 +187,9 @@ class TextRecognizer:
     def from_config(
         cls, config: str | Path | dict[str, Any] | None = None, runner: Runner | None = None
     ) -> TextRecognizer:
-        stage = _stage(config, "rec_ppocrv2.yaml")
-        runner, manifest = _runner_and_manifest(stage, runner, softmax=True)
-        pre = _settings(LinePreprocess, "rec.preprocess", manifest.get("preprocess"), stage["preprocess"])
-        post = _settings(RecPostprocess, "rec.postprocess", manifest.get("postprocess"), stage["postprocess"])
+        runner, pre, post, stage = _load_stage(
+            config, "rec_ppocrv2.yaml", runner, True, "rec", LinePreprocess, RecPostprocess
+        )
         charset = Charset.from_file(_charset_path(post.charset, stage), use_space_char=post.use_space_char)
         return cls(runner, pre, charset)
 
@@ -199,17 +209,12 @@ class TextRecognizer:
 
 
 def _charset_path(name: str, stage: dict[str, Any]) -> Path:
-    from .runtime import weights_paths
-
+    """The charset file: absolute, beside the weights, beside the config, or shipped."""
     path = Path(name)
-    if path.is_absolute():
-        return path
+    candidates = [path] if path.is_absolute() else []
     if stage.get("weights"):
-        tensors, _ = weights_paths(stage["weights"], stage.get("_dir"))
-        if (tensors.parent / path).is_file():
-            return tensors.parent / path
-    if stage.get("_dir") and (Path(stage["_dir"]) / path).is_file():
-        return Path(stage["_dir"]) / path
-    from importlib import resources
-
-    return Path(str(resources.files("ocrlite.weights").joinpath(name)))
+        candidates.append(weights_paths(stage["weights"], stage.get("_dir"))[0].parent / path)
+    if stage.get("_dir"):
+        candidates.append(Path(stage["_dir"]) / path)
+    shipped = Path(str(resources.files("ocrlite.weights").joinpath(name)))
+    return next((c for c in candidates if c.is_file()), shipped)

@@ -6,6 +6,8 @@ wraps our nets; other runners (e.g. ONNX Runtime, see ``onnx_runner``) plug in t
 
 from __future__ import annotations
 
+from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +19,7 @@ from .errors import WeightsError
 from .models import build_model
 from .weights import load_weights, read_manifest
 
-__all__ = ["Runner", "TorchRunner", "weights_paths", "find_extra", "load_stage_model"]
+__all__ = ["Runner", "TorchRunner", "weights_paths", "find_extra", "stage_manifest", "load_stage_model"]
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -55,17 +57,19 @@ class TorchRunner:
         return out.contiguous().numpy()
 
 
+def find_extra() -> bool:
+    """Whether the optional ``ocrlite-models`` weights package is installed."""
+    return find_spec("ocrlite_models") is not None
+
+
 def _weight_roots(name: str, config_dir: str | None) -> list[Path]:
     """Folders searched for weights: an absolute path's, the config's, the shipped and extra packages."""
-    from importlib import resources
-    from importlib.util import find_spec
-
     relative = Path(name).parent
     roots = [relative] if relative.is_absolute() else []
     if config_dir:
         roots.append(Path(config_dir) / relative)
     roots.append(Path(str(resources.files("ocrlite.weights"))))
-    if find_spec("ocrlite_models") is not None:
+    if find_extra():
         roots.append(Path(str(resources.files("ocrlite_models"))))
     return roots
 
@@ -82,19 +86,19 @@ def weights_paths(name: str, config_dir: str | None) -> tuple[Path, Path]:
     raise WeightsError(f"weights {name!r} not found in {', '.join(map(str, roots))}{hint}")
 
 
-def find_extra() -> bool:
-    """Whether the optional ``ocrlite-models`` weights package is installed."""
-    from importlib.util import find_spec
-
-    return find_spec("ocrlite_models") is not None
+def stage_manifest(stage: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a stage's weights ({} when the stage has none)."""
+    if not stage.get("weights"):
+        return {}
+    _, manifest_path = weights_paths(stage["weights"], stage.get("_dir"))
+    return read_manifest(manifest_path) if manifest_path.is_file() else {}
 
 
 def load_stage_model(stage: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     """Build a stage's net from its config and load its weights strictly; return net and manifest."""
     model = build_model(stage["model"])
-    manifest: dict[str, Any] = {}
+    manifest = stage_manifest(stage)
     if stage.get("weights"):
-        tensors, manifest_path = weights_paths(stage["weights"], stage.get("_dir"))
-        manifest = read_manifest(manifest_path) if manifest_path.is_file() else {}
+        tensors, _ = weights_paths(stage["weights"], stage.get("_dir"))
         load_weights(model, tensors, manifest.get("sha256"))
     return model.eval(), manifest
