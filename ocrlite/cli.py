@@ -100,8 +100,15 @@ images_argument = click.argument("images", nargs=-1, required=True)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ocrlite")
-def main() -> None:
+@click.option("--threads", type=click.IntRange(min=1), envvar="OCRLITE_THREADS",
+              help="CPU threads for the nets (default: all cores; env OCRLITE_THREADS). "
+                   "Use 1 when other jobs share the CPU.")
+def main(threads: int | None) -> None:
     """Fast, lightweight OCR: detect, orient and recognize text in images."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 @main.command()

@@ -164,3 +164,15 @@ def test_unknown_config_key_is_one_line_exit_2() -> None:
 def test_options_reach_the_detector() -> None:
     code, out, _ = _run("detect", str(SAMPLE), "--box-thresh", "0.99")
     assert code == 0 and json.loads(out[0])["boxes"] == []
+
+
+def test_threads_option_sets_torch_threads() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        code, out, _ = _run("--threads", "1", "detect", str(SAMPLE))
+        assert code == 0 and len(json.loads(out[0])["boxes"]) == 4
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
