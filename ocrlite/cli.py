@@ -95,6 +95,8 @@ def _preset_config(model: str | None, config: str | None) -> str | None:
     from .presets import get_preset
 
     return _build(lambda: get_preset(model).config)
+
+
 images_argument = click.argument("images", nargs=-1, required=True)
 
 
