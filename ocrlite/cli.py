@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Collection, Iterable, Sequence
 
 import click
 
@@ -27,22 +27,26 @@ def _fail(message: str) -> None:
 class _ItemRun:
     """Runs a per-image action over expanded inputs, isolating each item's failure."""
 
-    def __init__(self, inputs: Sequence[str]) -> None:
-        from .imageio import expand_inputs
+    def __init__(self, inputs: Sequence[str], extensions: Collection[str] | None = None) -> None:
+        from .imageio import IMAGE_EXTENSIONS, expand_inputs
 
-        self.files, errors = expand_inputs(inputs)
+        self.files, errors = expand_inputs(inputs, extensions=extensions or IMAGE_EXTENSIONS)
         self.failed = 0
         for path, message in errors:
             self._report(path, message)
 
     def each(self, action: Callable[[Path], None]) -> None:
         for path in self.files:
-            try:
-                action(path)
-            except OcrliteError as exc:
-                self._report(path, str(exc))
-            except Exception as exc:  # one broken item must not end the run
-                self._report(path, f"unexpected {type(exc).__name__}: {exc}")
+            self.attempt(path, lambda: action(path))
+
+    def attempt(self, path: Path, call: Callable[[], None]) -> None:
+        """Run ``call``; a failure is reported against ``path`` and does not stop the run."""
+        try:
+            call()
+        except OcrliteError as exc:
+            self._report(path, str(exc))
+        except Exception as exc:  # one broken item must not end the run
+            self._report(path, f"unexpected {type(exc).__name__}: {exc}")
 
     def _report(self, path: Path | str, message: str) -> None:
         self.failed += 1
@@ -250,20 +254,28 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
     from .batch import EngineSpec
     from .draw import draw_lines
     from .fileio import write_image
-    from .imageio import read_image
+    from .pages import INPUT_EXTENSIONS, PDF_EXTENSIONS, open_pages
 
-    run = _ItemRun(inputs)
+    run = _ItemRun(inputs, INPUT_EXTENSIONS)
     engine = _build(EngineSpec(**engine_args).build)
 
-    def handle(path: Path) -> None:
-        image = read_image(path)
+    def show(path: Path, number: int, image: Any, paged: bool) -> None:
         page = engine(image)
         if fmt == "json":
-            _emit({"image": str(path), **page.to_dict()})
+            _emit({"image": str(path), **({"page": number} if paged else {}), **page.to_dict()})
         else:
             click.echo(page.text)
         if draw:
-            write_image(_draw_path(draw, path, len(run.files) > 1), draw_lines(image, page.lines))
+            target = _draw_path(draw, path, len(run.files) > 1 or paged)
+            if paged:
+                target = target.with_name(f"{target.stem}_p{number}{target.suffix}")
+            write_image(target, draw_lines(image, page.lines))
+
+    def handle(path: Path) -> None:
+        with open_pages(path, dpi) as source:
+            paged = len(source) > 1 or path.suffix.lower() in PDF_EXTENSIONS
+            for number in range(1, len(source) + 1):
+                run.attempt(path, lambda: show(path, number, source.page(number).image, paged))
 
     run.each(handle)
     run.exit()

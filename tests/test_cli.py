@@ -176,3 +176,17 @@ def test_threads_option_sets_torch_threads() -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_ocr_stdout_reads_every_page_of_pdfs_and_tiffs(tmp_path: Path) -> None:
+    first, second = _text_image("HELLO 42"), _text_image("PAGE 2")
+    first.save(tmp_path / "scan.tif", save_all=True, append_images=[second])  # TIFF first: Pillow's
+    first.save(tmp_path / "doc.pdf", save_all=True, append_images=[second], resolution=72)  # PDF save leaves state
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nnot really a pdf\n")
+    code, out, err = _run("ocr", str(tmp_path))
+    records = [json.loads(line) for line in out]
+    assert code == 1 and len(err) == 1 and "broken.pdf" in err[0]
+    pages = [(Path(r["image"]).name, r["page"], "".join(l["text"] for l in r["lines"]).replace(" ", ""))
+             for r in records]
+    assert pages == [("doc.pdf", 1, "HELLO42"), ("doc.pdf", 2, "PAGE2"),
+                     ("scan.tif", 1, "HELLO42"), ("scan.tif", 2, "PAGE2")]
