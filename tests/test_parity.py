@@ -8,8 +8,6 @@ installed those cases skip, unless OCRLITE_REQUIRE_DATA=1 (as in CI), where they
 
 from __future__ import annotations
 
-import os
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -30,21 +28,15 @@ ATOL = 1e-4
 NAMES = sorted(p.stem.removeprefix("parity_") for p in FIXTURES.glob("parity_*.safetensors"))
 
 
-def _weights_dir(name: str) -> Path:
+def _weights_dir(name: str, request: pytest.FixtureRequest) -> Path:
+    """Shipped weights folder, or the optional package's (skipped/failed by its fixture if absent)."""
     if (WEIGHTS / f"{name}.json").is_file():
         return WEIGHTS
-    if find_spec("ocrlite_models") is None:
-        message = f"{name}: weights are in the optional ocrlite_models package, not installed (pip install ./ocrlite-models)"
-        if os.environ.get("OCRLITE_REQUIRE_DATA") == "1":
-            pytest.fail(f"{message}; OCRLITE_REQUIRE_DATA=1")
-        pytest.skip(message)
-    import ocrlite_models
-
-    return Path(ocrlite_models.__file__).resolve().parent
+    return request.getfixturevalue("preset_weights")
 
 
-def _run(name: str) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict, Path]:
-    folder = _weights_dir(name)
+def _run(name: str, request: pytest.FixtureRequest) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict, Path]:
+    folder = _weights_dir(name, request)
     manifest = read_manifest(folder / f"{name}.json")
     config = yaml.safe_load((ROOT / "configs" / manifest["config"]).read_text(encoding="utf-8"))
     assert config["weights"] == name
@@ -60,8 +52,8 @@ def test_every_default_model_has_a_fixture() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_output_matches_onnxruntime(name: str) -> None:
-    out, fixture, config, folder = _run(name)
+def test_output_matches_onnxruntime(name: str, request: pytest.FixtureRequest) -> None:
+    out, fixture, config, folder = _run(name, request)
     assert out.shape == fixture["expected"].shape
     assert (out - fixture["expected"]).abs().max().item() <= ATOL
     if "argmax" not in fixture:  # detector: the probability map, same binary mask at the DB threshold

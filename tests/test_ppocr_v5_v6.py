@@ -7,9 +7,7 @@ OCRLITE_REQUIRE_DATA=1.
 
 from __future__ import annotations
 
-import os
 import sys
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +27,6 @@ NEW_PRESETS = {
 }
 
 
-def _require_models() -> None:
-    if find_spec("ocrlite_models") is None:
-        message = "the optional ocrlite_models package is not installed (pip install ./ocrlite-models)"
-        if os.environ.get("OCRLITE_REQUIRE_DATA") == "1":
-            pytest.fail(f"{message}; OCRLITE_REQUIRE_DATA=1")
-        pytest.skip(message)
 
 
 @pytest.mark.parametrize("preset", sorted(NEW_PRESETS))
@@ -101,8 +93,8 @@ def test_converter_reads_identity_wrapped_initializers_and_affine_pairs() -> Non
     assert g.unused_ok("half") and g.unused_ok("scales")
 
 
+@pytest.mark.usefixtures("preset_weights")
 def test_v6_tiny_reads_the_sample_image() -> None:
-    _require_models()
     from ocrlite import OCR, read_image
 
     page = OCR(model="ppocr-v6-tiny")(read_image(ROOT / "tests" / "images" / "sample.png"))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +28,6 @@ FUNSD_PHRASES = [
 ]
 
 
-def _require_models() -> None:
-    if find_spec("ocrlite_models") is None:
-        message = "optional preset weights not installed (pip install ./ocrlite-models)"
-        if os.environ.get("OCRLITE_REQUIRE_DATA") == "1":
-            pytest.fail(f"{message}; OCRLITE_REQUIRE_DATA=1")
-        pytest.skip(message)
 
 
 # --- word boxes ---------------------------------------------------------------------------------
@@ -96,8 +88,7 @@ def test_models_command_lists_every_preset() -> None:
     assert "ppocr-v2 (default)" in result.stdout and "MB" in result.stdout
 
 
-def test_en_ppocr_v4_reads_a_funsd_form_with_spaces(shared_data: Path) -> None:
-    _require_models()
+def test_en_ppocr_v4_reads_a_funsd_form_with_spaces(shared_data: Path, preset_weights: Path) -> None:
     page = shared_data / "funsd" / "images" / f"{FUNSD_PAGE}.png"
     result = CliRunner().invoke(main, ["ocr", "--model", "en-ppocr-v4", str(page)])
     assert result.exit_code == 0, result.stderr
