@@ -12,6 +12,7 @@ import numpy as np
 from .config import check_keys, load_pipeline_config
 from .errors import ConfigError
 from .imageio import read_image
+from .orientation import page_steps
 from .postprocess import ctc_word_boxes
 from .predictors import TextClassifier, TextDetector, TextRecognizer
 from .presets import get_preset
@@ -24,10 +25,13 @@ __all__ = ["OCR", "PipelineSettings"]
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Pipeline switches: use the direction classifier, drop low-scoring lines."""
+    """Pipeline switches: use the direction classifier, drop low-scoring lines, turn pages upright
+    (0/90/180/270) and level small tilts first (``ocrlite.orientation``)."""
 
     use_cls: bool = True
     drop_score: float = 0.5
+    page_orientation: bool = False
+    deskew: bool = False
 
 
 class OCR:
@@ -70,14 +74,18 @@ class OCR:
             if self.settings.use_cls and "cls" in cfg
             else None
         )
+        self.page_steps = page_steps(self.settings.page_orientation, self.settings.deskew, self.detector)
 
     def detect(self, image: np.ndarray | str | Path) -> list[TextBox]:
         """Text boxes of ``image`` in reading order."""
         return self.detector(_as_array(image))
 
     def __call__(self, image: np.ndarray | str | Path) -> PageResult:
-        """Detect, crop, orient and recognize every text line of ``image``."""
+        """Detect, crop, orient and recognize every text line of ``image`` (after the page steps, if on)."""
         image = _as_array(image)
+        return self._read(image) if self.page_steps is None else self.page_steps(image, self._read)
+
+    def _read(self, image: np.ndarray) -> PageResult:
         boxes = self.detect(image)
         kept = [(box, crop) for box in boxes if (crop := crop_quad(image, box.points)) is not None]
         crops = [crop for _, crop in kept]

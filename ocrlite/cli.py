@@ -223,6 +223,9 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
 @click.option("-q", "--quiet", is_flag=True, help="Batch mode: no progress bar and no summary line.")
 @click.option("--draw", type=click.Path(), help="Write boxes and recognized text: a file, or a folder.")
 @click.option("--no-cls", is_flag=True, help="Skip the 0/180 degree direction classifier.")
+@click.option("--rotate-pages", is_flag=True,
+              help="Turn pages upright first (0/90/180/270 page classifier); boxes stay in the input's pixels.")
+@click.option("--deskew", is_flag=True, help="Level pages tilted by a few degrees before reading them.")
 @click.option("--drop-score", type=float, help="Drop lines recognized with a lower score (default 0.5).")
 @click.option("--rec-batch", type=click.IntRange(min=1), help="Text lines per recognition batch.")
 @click.option("--det-limit-side-len", type=int, help="Side limit for the detector input (default 960).")
@@ -230,7 +233,7 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
 @overrides_option
 def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...], output: str | None,
         files_from: Any, glob: str | None, dpi: float, workers: int, overwrite: bool, quiet: bool,
-        draw: str | None, no_cls: bool, drop_score: float | None, rec_batch: int | None,
+        draw: str | None, no_cls: bool, rotate_pages: bool, deskew: bool, drop_score: float | None, rec_batch: int | None,
         det_limit_side_len: int | None, box_thresh: float | None, overrides: tuple[str, ...]) -> None:
     """Read the text of images and PDFs: JSON lines or text on stdout, or files with -o DIR."""
     config = _preset_config(model, config)
@@ -238,7 +241,8 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
     fmts = _parse_formats(formats, batch=output is not None)
     extra = (_stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len)
              + _stage_overrides("det.postprocess.", box_thresh=box_thresh)
-             + _stage_overrides("rec.preprocess.", batch_size=rec_batch))
+             + _stage_overrides("rec.preprocess.", batch_size=rec_batch)
+             + _stage_overrides("pipeline.", page_orientation=rotate_pages or None, deskew=deskew or None))
     engine_args = {"config": config, "overrides": (*extra, *overrides),
                    "use_cls": False if no_cls else None, "drop_score": drop_score}
     if output is not None:

@@ -68,11 +68,18 @@ class TextLine:
 
 @dataclass(frozen=True)
 class PageResult:
-    """Everything read from one image: its size and the lines in reading order."""
+    """Everything read from one image: its size and the lines in reading order.
+
+    ``rotation`` (clockwise angle of the content that was undone, 0/90/180/270) and ``skew`` (degrees the
+    page was turned counter-clockwise to level the text) are set only when those page steps ran; the
+    quads are always in the pixels of the image as given.
+    """
 
     width: int
     height: int
     lines: tuple[TextLine, ...] = field(default_factory=tuple)
+    rotation: int | None = None
+    skew: float | None = None
 
     @property
     def text(self) -> str:
@@ -80,8 +87,10 @@ class PageResult:
         return "\n".join(line.text for line in self.lines)
 
     def to_dict(self) -> dict[str, Any]:
+        steps = {key: value for key, value in (("rotation", self.rotation), ("skew", self.skew)) if value is not None}
         return {
             "width": self.width,
             "height": self.height,
+            **steps,
             "lines": [line.to_dict() for line in self.lines],
         }

@@ -1,0 +1,203 @@
+"""Page-level geometry: orientation (0/90/180/270), small-angle deskew, and results mapped back to the page.
+
+``PageOrientationClassifier`` is PaddleClas's text-image orientation model (PP-LCNet x1.0): the page is
+resized so its short side is 256, centre-cropped to 224x224 and normalised with the ImageNet mean/std
+(BGR channel order, as the exported model was fed). Its label is the clockwise angle by which the page's
+content is turned; rotating the page back by that angle (counter-clockwise) makes it upright.
+
+``estimate_skew`` measures the remaining small tilt from the detected boxes: the median angle of the long
+ones. ``PageSteps`` applies both before the pipeline reads a page and maps every quad of the result back
+to the original page's pixels through the inverse of the applied transform.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import cv2
+import numpy as np
+
+from .predictors import TextDetector, _load_stage
+from .preprocess import normalize
+from .results import PageResult, TextBox, TextLine
+from .runtime import Runner
+
+__all__ = [
+    "PagePreprocess",
+    "PagePostprocess",
+    "PageOrientationClassifier",
+    "page_crop",
+    "rotate_upright",
+    "estimate_skew",
+    "deskew_image",
+    "PageSteps",
+    "page_steps",
+]
+
+DEFAULT_CONFIG = "page_cls_pplcnet.yaml"
+_ROTATE_CCW = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+@dataclass(frozen=True)
+class PagePreprocess:
+    """Page classifier input: short side resized to ``resize_short``, centre crop ``crop`` x ``crop``."""
+
+    resize_short: int = 256
+    crop: int = 224
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PagePostprocess:
+    """Labels of the outputs (clockwise angle of the content) and the score needed to turn a page."""
+
+    labels: tuple[int, ...] = (0, 90, 180, 270)
+    thresh: float = 0.6
+
+
+def page_crop(image: np.ndarray, resize_short: int, crop: int) -> np.ndarray:
+    """Resize (Lanczos) so the short side is ``resize_short``, then cut the centre ``crop`` x ``crop``."""
+    height, width = image.shape[:2]
+    scale = resize_short / min(height, width)
+    size = (max(crop, round(width * scale)), max(crop, round(height * scale)))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4)
+    top, left = (size[1] - crop) // 2, (size[0] - crop) // 2
+    return resized[top : top + crop, left : left + crop]
+
+
+class PageOrientationClassifier:
+    """0/90/180/270 page orientation: BGR page -> (clockwise angle of its content, probability)."""
+
+    def __init__(self, runner: Runner, pre: PagePreprocess, post: PagePostprocess) -> None:
+        self.runner, self.pre, self.post = runner, pre, post
+
+    @classmethod
+    def from_config(
+        cls, config: str | Path | dict[str, Any] | None = None, runner: Runner | None = None
+    ) -> PageOrientationClassifier:
+        runner, pre, post, _ = _load_stage(config, DEFAULT_CONFIG, runner, True, "page", PagePreprocess, PagePostprocess)
+        return cls(runner, pre, post)
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """N x len(labels) class probabilities."""
+        batch = np.stack([
+            normalize(page_crop(image, self.pre.resize_short, self.pre.crop), self.pre.mean, self.pre.std)
+            for image in images
+        ])
+        return self.runner(batch)
+
+    def __call__(self, image: np.ndarray) -> tuple[int, float]:
+        """The most likely clockwise angle of the page's content and its probability."""
+        probs = self.probabilities([image])[0]
+        best = int(np.argmax(probs))
+        return int(self.post.labels[best]), float(probs[best])
+
+    def correction(self, image: np.ndarray) -> tuple[int, float]:
+        """(angle to undo, probability): the predicted angle when its probability reaches ``thresh``, else 0."""
+        angle, score = self(image)
+        return (angle if score >= self.post.thresh else 0), score
+
+
+def rotate_upright(image: np.ndarray, angle: int) -> np.ndarray:
+    """Turn ``image`` counter-clockwise by ``angle`` (0/90/180/270), undoing a clockwise turn of its content."""
+    angle %= 360
+    return image if angle == 0 else cv2.rotate(image, _ROTATE_CCW[angle])
+
+
+def _quarter_turn_matrix(angle: int, width: int, height: int) -> np.ndarray:
+    """3x3 map of page pixels to the pixels of the page turned counter-clockwise by ``angle``."""
+    angle %= 360
+    if angle == 90:
+        return np.array([[0, 1, 0], [-1, 0, width], [0, 0, 1]], dtype=np.float64)
+    if angle == 180:
+        return np.array([[-1, 0, width], [0, -1, height], [0, 0, 1]], dtype=np.float64)
+    if angle == 270:
+        return np.array([[0, -1, height], [1, 0, 0], [0, 0, 1]], dtype=np.float64)
+    return np.eye(3)
+
+
+def estimate_skew(boxes: Sequence[TextBox], min_aspect: float = 4.0, min_boxes: int = 3,
+                  max_angle: float = 10.0) -> float:
+    """Clockwise tilt (degrees) of the text: the median angle of boxes at least ``min_aspect`` times longer
+    than high; 0 when fewer than ``min_boxes`` such boxes tilt by at most ``max_angle``."""
+    angles = []
+    for box in boxes:
+        top_left, top_right, bottom_right, bottom_left = np.asarray(box.points, dtype=np.float64).reshape(4, 2)
+        dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
+        length = math.hypot(dx, dy)
+        height = (np.linalg.norm(bottom_left - top_left) + np.linalg.norm(bottom_right - top_right)) / 2
+        angle = math.degrees(math.atan2(dy, dx))
+        if height > 0 and length >= min_aspect * height and abs(angle) <= max_angle:
+            angles.append(angle)
+    return float(np.median(angles)) if len(angles) >= min_boxes else 0.0
+
+
+def deskew_image(image: np.ndarray, skew: float) -> tuple[np.ndarray, np.ndarray]:
+    """Turn ``image`` counter-clockwise by ``skew`` degrees on a canvas grown to hold it (white fill);
+    return the image and the 3x3 map of old pixels to new ones."""
+    height, width = image.shape[:2]
+    matrix = np.vstack([cv2.getRotationMatrix2D((width / 2, height / 2), skew, 1.0), [0, 0, 1]])
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(math.ceil(width * cos + height * sin)), int(math.ceil(width * sin + height * cos))
+    matrix[0, 2] += (new_w - width) / 2
+    matrix[1, 2] += (new_h - height) / 2
+    fill = (255,) * (image.shape[2] if image.ndim == 3 else 1)
+    turned = cv2.warpAffine(image, matrix[:2], (new_w, new_h), flags=cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+    return turned, matrix
+
+
+def _map_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    quad = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return quad @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def _map_line(line: TextLine, matrix: np.ndarray) -> TextLine:
+    words = tuple(replace(word, points=_map_points(word.points, matrix)) for word in line.words)
+    points = np.rint(_map_points(line.points, matrix)).astype(np.int32)
+    return replace(line, points=points, words=words)
+
+
+@dataclass(frozen=True)
+class PageSteps:
+    """The optional page steps run before reading a page: turn it upright, then deskew it."""
+
+    classifier: PageOrientationClassifier | None
+    detector: TextDetector | None  # for deskew; None: no deskew
+    min_skew: float = 0.1  # degrees; smaller tilts are left alone
+
+    def __call__(self, image: np.ndarray, read: Callable[[np.ndarray], PageResult]) -> PageResult:
+        """Read ``image`` with ``read`` after the page steps; quads are mapped back to ``image``'s pixels and
+        the result reports the applied ``rotation`` (clockwise angle undone) and ``skew`` (degrees)."""
+        height, width = image.shape[:2]
+        to_work = np.eye(3)
+        rotation: int | None = None
+        skew: float | None = None
+        if self.classifier is not None:
+            rotation, _ = self.classifier.correction(image)
+            to_work = _quarter_turn_matrix(rotation, width, height)
+            image = rotate_upright(image, rotation)
+        if self.detector is not None:
+            skew = estimate_skew(self.detector(image))
+            if abs(skew) >= self.min_skew:
+                image, turn = deskew_image(image, skew)
+                to_work = turn @ to_work
+            else:
+                skew = 0.0
+        result = read(image)
+        back = np.linalg.inv(to_work)
+        lines = tuple(_map_line(line, back) for line in result.lines)
+        return PageResult(width=width, height=height, lines=lines, rotation=rotation,
+                          skew=None if skew is None else round(skew, 3))
+
+
+def page_steps(page_orientation: bool, deskew: bool, detector: TextDetector) -> PageSteps | None:
+    """The page steps switched on (None when neither is): the shipped page classifier and/or deskew."""
+    if not (page_orientation or deskew):
+        return None
+    classifier = PageOrientationClassifier.from_config() if page_orientation else None
+    return PageSteps(classifier, detector if deskew else None)
