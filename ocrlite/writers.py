@@ -167,7 +167,8 @@ _JPEG_QUALITY = 80
 
 
 class PdfWriter:
-    """Searchable PDF: each page image (JPEG) with an invisible text line over each text line.
+    """Searchable PDF: each page image (JPEG) with an invisible text line over each text line
+    (a page added without an image holds only the invisible text).
 
     The page measures the image at its DPI (a rendered PDF page keeps its size). Each
     line's text is stretched to the line's length and turned to its angle, so selecting,
@@ -185,12 +186,11 @@ class PdfWriter:
     def add(self, page: PageRecord) -> None:
         from reportlab.lib.utils import ImageReader
 
-        if page.image is None:
-            raise ValueError("the pdf writer needs the page image")
         scale = 72.0 / page.dpi
         width, height = page.result.width * scale, page.result.height * scale
         self.canvas.setPageSize((width, height))
-        self.canvas.drawImage(ImageReader(io.BytesIO(_jpeg(page.image))), 0, 0, width, height)
+        if page.image is not None:  # without it: a text-only page, e.g. a layer to lay over a scan
+            self.canvas.drawImage(ImageReader(io.BytesIO(_jpeg(page.image))), 0, 0, width, height)
         for line in page.result.lines:
             self._add_line(line, scale, height)
         self.canvas.showPage()

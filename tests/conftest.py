@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -34,3 +36,14 @@ def preset_weights() -> Path:
     import ocrlite_models
 
     return Path(ocrlite_models.__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def ocrmypdf_command() -> list[str]:
+    """``python -m ocrmypdf`` of this interpreter (``pip install ".[ocrmypdf]"``; OCRmyPDF also needs the
+    ``tesseract`` binary at start-up, Debian package tesseract-ocr, even when ocrlite does the OCR)."""
+    if find_spec("ocrmypdf") is None:
+        _unavailable('ocrmypdf is not installed (pip install ".[ocrmypdf]")')
+    if shutil.which("tesseract") is None:
+        _unavailable("OCRmyPDF needs the tesseract binary at start-up (apt-get install tesseract-ocr)")
+    return [sys.executable, "-m", "ocrmypdf"]

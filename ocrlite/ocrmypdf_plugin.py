@@ -1,0 +1,295 @@
+"""OCRmyPDF plugin: ocrlite as OCRmyPDF's OCR engine (OCRmyPDF 17.x).
+
+    pip install "ocrlite[ocrmypdf]"
+    ocrmypdf --plugin ocrlite.ocrmypdf_plugin [--ocrlite-model NAME] [--ocrlite-threads N] in.pdf out.pdf
+
+OCRmyPDF rasterises each page and calls the engine once per page in its worker processes (``--jobs``):
+
+- ``generate_ocr`` (default renderer): line and word elements with boxes, confidences, baseline and text
+  angle, from which OCRmyPDF draws its invisible text layer;
+- ``generate_hocr``: ocrlite's hOCR writer; ``generate_pdf`` (``--pdf-renderer sandwich``): a text-only
+  PDF page from ocrlite's PDF writer, sized to the page image;
+- ``get_orientation`` (``--rotate-pages``): the 0/90/180/270 page classifier, its probability put on
+  OCRmyPDF's confidence scale (see ``orientation_confidence``); ``get_deskew`` (``--deskew``): the median
+  angle of the long detected boxes.
+
+Each process builds the pipeline once, lazily, behind a lock. Torch threads per process default to the
+CPU count divided by ``--jobs`` (OCRmyPDF's worker count, itself the CPU count by default), so the
+workers together do not oversubscribe the CPU. OCRmyPDF still checks for the ``tesseract`` binary at start-up
+(its built-in Tesseract plugin stays loaded), so Tesseract must be installed even though it is not used;
+``--ocr-engine tesseract`` switches back to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ocrmypdf import hookimpl
+from ocrmypdf.exceptions import BadArgsError, MissingDependencyError
+from ocrmypdf.models.ocr_element import Baseline, BoundingBox, OcrClass, OcrElement
+from ocrmypdf.pluginspec import OcrEngine, OrientationConfidence
+from pydantic import BaseModel, Field
+
+from . import __version__
+from .presets import DEFAULT_PRESET, PRESETS, get_preset
+from .results import PageResult, TextLine
+from .words import line_words, quad_bbox
+
+__all__ = ["OcrliteEngine", "OcrliteOptions", "orientation_confidence", "preset_languages"]
+
+log = logging.getLogger(__name__)
+
+# Tesseract language codes of the scripts named in the presets' ``languages`` text.
+_LANGUAGE_CODES = {
+    "english": ("eng",),
+    "chinese": ("chi_sim", "chi_tra"),
+    "japanese": ("jpn",),
+    "accented latin": ("fra", "deu", "spa", "ita", "por", "nld", "cat", "dan", "nor", "swe", "fin", "pol",
+                       "ces", "slk", "slv", "hrv", "hun", "ron", "tur", "vie", "lat"),
+}
+# OCRmyPDF's orientation confidence: Tesseract's scale (0 unsure, ~15 very sure; default threshold 14).
+_OCRMYPDF_THRESHOLD = 14.0
+_OCRMYPDF_TOP = 20.0
+
+
+class OcrliteOptions(BaseModel):
+    """The plugin's options (``options.ocrlite``): preset name and torch threads per process."""
+
+    model: str = DEFAULT_PRESET
+    threads: int | None = Field(default=None, ge=1)
+
+
+def preset_languages(preset: str) -> set[str]:
+    """Tesseract-style language codes a preset reads (from its ``languages`` description)."""
+    described = get_preset(preset).languages.lower()
+    return {code for name, codes in _LANGUAGE_CODES.items() if name in described for code in codes}
+
+
+def orientation_confidence(probability: float, thresh: float, classes: int = 4) -> float:
+    """The page classifier's probability on OCRmyPDF's scale: chance level (1/classes) -> 0, the classifier's
+    own decision threshold ``thresh`` -> 14 (OCRmyPDF's default ``--rotate-pages-threshold``), 1 -> 20."""
+    chance = 1.0 / classes
+    if probability <= thresh:
+        return max(0.0, _OCRMYPDF_THRESHOLD * (probability - chance) / (thresh - chance))
+    return _OCRMYPDF_THRESHOLD + (_OCRMYPDF_TOP - _OCRMYPDF_THRESHOLD) * (probability - thresh) / (1.0 - thresh)
+
+
+class _Models:
+    """This process's pipeline and page classifier, each built on first use behind one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ocr: dict[str, Any] = {}
+        self.page: Any = None
+
+    def threads(self, options: Any) -> int:
+        """Torch threads: ``--ocrlite-threads``, else the CPUs shared among the pages run at once."""
+        if options.ocrlite.threads:
+            return int(options.ocrlite.threads)
+        cpus = os.cpu_count() or 1
+        jobs = options.jobs or cpus
+        return max(1, cpus // max(1, jobs))
+
+    def _set_threads(self, options: Any) -> int:
+        import torch
+
+        threads = self.threads(options)
+        torch.set_num_threads(threads)
+        return threads
+
+    def pipeline(self, options: Any) -> Any:
+        preset = options.ocrlite.model
+        with self.lock:
+            if preset not in self.ocr:
+                from .api import OCR
+
+                threads = self._set_threads(options)
+                self.ocr[preset] = OCR(model=preset)
+                log.info("ocrlite: built %s in process %d with %d threads", preset, os.getpid(), threads)
+            return self.ocr[preset]
+
+    def classifier(self, options: Any) -> Any:
+        with self.lock:
+            if self.page is None:
+                from .orientation import PageOrientationClassifier
+
+                self._set_threads(options)
+                self.page = PageOrientationClassifier.from_config()
+                log.info("ocrlite: built the page classifier in process %d", os.getpid())
+            return self.page
+
+
+_MODELS = _Models()
+
+
+def _read(input_file: Path) -> tuple[np.ndarray, float]:
+    """The page image (BGR) and its resolution (OCRmyPDF writes square-DPI PNGs)."""
+    from PIL import Image
+
+    from .imageio import read_image
+
+    with Image.open(input_file) as image:
+        dpi = image.info.get("dpi", (300.0, 300.0))
+    return read_image(input_file), float(dpi[0] if isinstance(dpi, tuple) else dpi) or 300.0
+
+
+def _recognise(input_file: Path, options: Any) -> tuple[PageResult, float, np.ndarray]:
+    image, dpi = _read(input_file)
+    return _MODELS.pipeline(options)(image), dpi, image
+
+
+def _page_text(result: PageResult) -> str:
+    return result.text + "\n" if result.lines else ""
+
+
+def _line_element(line: TextLine, width: int, height: int) -> OcrElement:
+    """One ``ocr_line``: axis-aligned box, text angle (multiples of 90, counter-clockwise), baseline
+    (slope of the residual tilt, in image coordinates) and its words with confidences."""
+    quad = np.asarray(line.points, dtype=np.float64).reshape(4, 2)
+    top_left, top_right, bottom_right, bottom_left = quad
+    dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
+    angle = float(np.degrees(np.arctan2(dy, dx)))  # clockwise on the page (y grows downwards)
+    textangle = float(round(-angle / 90.0) * 90 % 360)
+    left, top, right, bottom = quad_bbox(quad, width, height)
+    baseline = None
+    if textangle == 0.0:
+        slope = float(np.tan(np.radians(angle)))
+        size = float(np.linalg.norm(bottom_left - top_left))
+        at_left = bottom_left[1] + slope * (left - bottom_left[0]) - 0.2 * size
+        baseline = Baseline(slope=slope, intercept=float(at_left - bottom))
+    words = [
+        OcrElement(
+            ocr_class=OcrClass.WORD,
+            bbox=BoundingBox(*quad_bbox(word.points, width, height)),
+            text=word.text,
+            confidence=float(line.score),
+        )
+        for word in line_words(line)
+    ]
+    return OcrElement(
+        ocr_class=OcrClass.LINE,
+        bbox=BoundingBox(left, top, right, bottom),
+        text="",
+        confidence=float(line.score),
+        children=words,
+        baseline=baseline,
+        textangle=textangle,
+    )
+
+
+def page_element(result: PageResult, dpi: float, page_number: int) -> OcrElement:
+    """OCRmyPDF's element tree of one page: page > paragraph > lines > words, in reading order."""
+    page_box = BoundingBox(0, 0, result.width, result.height)
+    lines = [_line_element(line, result.width, result.height) for line in result.lines]
+    paragraph = OcrElement(ocr_class=OcrClass.PARAGRAPH, bbox=page_box, children=lines)
+    return OcrElement(ocr_class=OcrClass.PAGE, bbox=page_box, dpi=dpi, page_number=page_number,
+                      children=[paragraph] if lines else [])
+
+
+class OcrliteEngine(OcrEngine):
+    """ocrlite's PP-OCR pipeline behind OCRmyPDF's engine interface."""
+
+    @staticmethod
+    def version() -> str:
+        return __version__
+
+    @staticmethod
+    def creator_tag(options: Any) -> str:
+        return f"ocrlite {__version__} ({options.ocrlite.model})"
+
+    def __str__(self) -> str:
+        return f"ocrlite {__version__}"
+
+    @staticmethod
+    def languages(options: Any) -> set[str]:
+        return preset_languages(options.ocrlite.model)
+
+    @staticmethod
+    def get_orientation(input_file: Path, options: Any) -> OrientationConfidence:
+        image, _ = _read(input_file)
+        classifier = _MODELS.classifier(options)
+        angle, probability = classifier(image)
+        return OrientationConfidence(angle, orientation_confidence(probability, classifier.post.thresh))
+
+    @staticmethod
+    def get_deskew(input_file: Path, options: Any) -> float:
+        from .orientation import estimate_skew
+
+        image, _ = _read(input_file)
+        return estimate_skew(_MODELS.pipeline(options).detect(image))
+
+    @staticmethod
+    def supports_generate_ocr() -> bool:
+        return True
+
+    @staticmethod
+    def generate_ocr(input_file: Path, options: Any, page_number: int = 0) -> tuple[OcrElement, str]:
+        result, dpi, _ = _recognise(input_file, options)
+        return page_element(result, dpi, page_number), _page_text(result)
+
+    @staticmethod
+    def generate_hocr(input_file: Path, output_hocr: Path, output_text: Path, options: Any) -> None:
+        from .fileio import atomic_write_bytes
+        from .writers import PageRecord, make_writer
+
+        result, dpi, _ = _recognise(input_file, options)
+        writer = make_writer("hocr", Path(input_file).name)
+        writer.add(PageRecord(1, result, dpi))
+        atomic_write_bytes(Path(output_hocr), writer.render())
+        atomic_write_bytes(Path(output_text), _page_text(result).encode("utf-8"))
+
+    @staticmethod
+    def generate_pdf(input_file: Path, output_pdf: Path, output_text: Path, options: Any) -> None:
+        from .fileio import atomic_write_bytes
+        from .writers import PageRecord, make_writer
+
+        result, dpi, _ = _recognise(input_file, options)
+        writer = make_writer("pdf", Path(input_file).name)
+        writer.add(PageRecord(1, result, dpi))  # no image: only the invisible text, sized to the page
+        atomic_write_bytes(Path(output_pdf), writer.render())
+        atomic_write_bytes(Path(output_text), _page_text(result).encode("utf-8"))
+
+
+@hookimpl
+def add_options(parser: Any) -> None:
+    group = parser.add_argument_group("ocrlite", "ocrlite OCR engine (PP-OCR models in PyTorch)")
+    group.add_argument("--ocrlite-model", dest="ocrlite_model", metavar="NAME", choices=sorted(PRESETS),
+                       help=f"ocrlite model preset (default {DEFAULT_PRESET}; see 'ocrlite models').")
+    group.add_argument("--ocrlite-threads", dest="ocrlite_threads", metavar="N", type=int,
+                       help="Torch threads per worker process (default: CPU count / --jobs).")
+
+
+@hookimpl
+def register_options() -> dict[str, type[BaseModel]]:
+    return {"ocrlite": OcrliteOptions}
+
+
+@hookimpl
+def check_options(options: Any) -> None:
+    """The preset must exist and its weights be installed; threads must be positive."""
+    from .errors import ConfigError
+    from .presets import preset_status
+
+    try:
+        status = preset_status(get_preset(options.ocrlite.model))
+    except ConfigError as exc:
+        raise BadArgsError(f"--ocrlite-model: {exc}") from None
+    if not status.installed:
+        raise MissingDependencyError(
+            f"--ocrlite-model {options.ocrlite.model}: weights not installed ({', '.join(status.missing)}); "
+            "pip install ./ocrlite-models")
+    if options.ocrlite.threads is not None and options.ocrlite.threads < 1:
+        raise BadArgsError("--ocrlite-threads must be at least 1")
+
+
+@hookimpl
+def get_ocr_engine(options: Any) -> OcrEngine | None:
+    """ocrlite when the engine is left on ``auto``; ``--ocr-engine tesseract``/``none`` pick those."""
+    if options is not None and getattr(options, "ocr_engine", "auto") != "auto":
+        return None
+    return OcrliteEngine()

@@ -1,0 +1,138 @@
+"""Page orientation and the OCRmyPDF plugin, measured on the dev data (issue 15).
+
+1. ``classifier``: the 0/90/180/270 page classifier on FUNSD and ICDAR 2015 dev images, each turned
+   clockwise by 0/90/180/270 degrees: accuracy per dataset and angle (target >= 98 %).
+2. ``rotate``: the pipeline with ``pipeline.page_orientation: true`` (what ``ocrlite ocr --rotate-pages``
+   runs) on FUNSD dev pages turned by 90/180/270 (cycling), bag-of-words F1 vs the same pages upright
+   read without the page step (target: within 2 points).
+3. ``ocrmypdf``: bag-of-words F1 of the text layer OCRmyPDF writes for FUNSD dev pages (one PDF, read
+   back with pypdfium2), with ``--plugin ocrlite.ocrmypdf_plugin`` vs OCRmyPDF's own Tesseract.
+
+Usage: nice -n 10 python scripts/bench_orientation.py [--parts classifier rotate ocrmypdf] [--limit N]
+       [--model PRESET] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from ocrlite import OCR  # noqa: E402
+from ocrlite.datasets import load_funsd, load_icdar2015  # noqa: E402
+from ocrlite.evaluate import PRScores, bag_of_words  # noqa: E402
+from ocrlite.orientation import PageOrientationClassifier  # noqa: E402
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
+ANGLES = (0, 90, 180, 270)
+TURN_CW = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+def turned(image: np.ndarray, angle: int) -> np.ndarray:
+    return image if angle == 0 else cv2.rotate(image, TURN_CW[angle])
+
+
+def bench_classifier(data: Path, limit: int | None) -> None:
+    classifier = PageOrientationClassifier.from_config()
+    sets = {
+        "FUNSD": [path for path, _ in load_funsd(data / "funsd")][:limit],
+        "ICDAR 2015": [path for path, _ in load_icdar2015(data / "icdar2015")][:limit],
+    }
+    print(f"{'dataset':<12}{'images':>8}" + "".join(f"{a:>8}" for a in ANGLES) + f"{'all':>8}")
+    for name, paths in sets.items():
+        hits = {a: 0 for a in ANGLES}
+        for path in paths:
+            image = cv2.imread(str(path))
+            for angle in ANGLES:
+                hits[angle] += classifier(turned(image, angle))[0] == angle
+        cells = "".join(f"{100 * hits[a] / len(paths):>7.1f}%" for a in ANGLES)
+        total = 100 * sum(hits.values()) / (4 * len(paths))
+        print(f"{name:<12}{len(paths):>8}{cells}{total:>7.1f}%", flush=True)
+
+
+def bench_rotate(data: Path, limit: int | None, model: str) -> None:
+    samples = load_funsd(data / "funsd")[:limit]
+    plain = OCR(model=model)
+    rotating = OCR(model=model, overrides=["pipeline.page_orientation=true"])
+    upright, rotated, right = PRScores(0, 0, 0), PRScores(0, 0, 0), 0
+    for i, (path, words) in enumerate(samples):
+        image = cv2.imread(str(path))
+        angle = (90, 180, 270)[i % 3]
+        upright = upright + bag_of_words([plain(image).text], words)
+        page = rotating(turned(image, angle))
+        right += page.rotation == angle
+        rotated = rotated + bag_of_words([page.text], words)
+    print(f"FUNSD dev, {len(samples)} pages, preset {model}: bag-of-words F1 upright {100 * upright.f1:.1f}, "
+          f"turned 90/180/270 with --rotate-pages {100 * rotated.f1:.1f} "
+          f"(difference {100 * (rotated.f1 - upright.f1):+.1f} points; pages turned back right {right}/{len(samples)})")
+
+
+def _ocrmypdf_text(pdf: Path, out: Path, args: list[str]) -> tuple[list[str], float]:
+    import pypdfium2 as pdfium
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "ocrmypdf", "-q", "--output-type", "pdf", *args, str(pdf), str(out)],
+                   check=True)
+    seconds = time.perf_counter() - start
+    doc = pdfium.PdfDocument(str(out))
+    try:
+        return [doc[i].get_textpage().get_text_range() for i in range(len(doc))], seconds
+    finally:
+        doc.close()
+
+
+def bench_ocrmypdf(data: Path, limit: int | None, model: str, threads: int) -> None:
+    import img2pdf
+
+    samples = load_funsd(data / "funsd")[:limit]
+    with tempfile.TemporaryDirectory() as folder:
+        pdf = Path(folder) / "funsd.pdf"
+        pdf.write_bytes(img2pdf.convert([str(p) for p, _ in samples],
+                                        layout_fun=img2pdf.get_fixed_dpi_layout_fun((100, 100))))
+        systems = {
+            "OCRmyPDF + Tesseract": ["--jobs", "1"],
+            f"OCRmyPDF + ocrlite ({model})": ["--jobs", "1", "--plugin", "ocrlite.ocrmypdf_plugin",
+                                              "--ocrlite-model", model, "--ocrlite-threads", str(threads)],
+        }
+        print(f"FUNSD dev, {len(samples)} pages (100 dpi PDF), text layer read back with pypdfium2")
+        print(f"{'system':<36}{'precision':>10}{'recall':>8}{'F1':>8}{'s/page':>8}")
+        for name, args in systems.items():
+            texts, seconds = _ocrmypdf_text(pdf, Path(folder) / "out.pdf", args)
+            score = PRScores(0, 0, 0)
+            for text, (_, words) in zip(texts, samples):
+                score = score + bag_of_words([text], words)
+            print(f"{name:<36}{100 * score.precision:>9.1f}%{100 * score.recall:>7.1f}%{100 * score.f1:>7.1f}%"
+                  f"{seconds / len(samples):>8.1f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--parts", nargs="+", choices=("classifier", "rotate", "ocrmypdf"),
+                        default=["classifier", "rotate", "ocrmypdf"])
+    parser.add_argument("--limit", type=int, help="first N images/pages of each set (default: all)")
+    parser.add_argument("--model", default="ppocr-v2", help="preset for 'rotate' and the plugin")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (also --ocrlite-threads)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if "classifier" in args.parts:
+        bench_classifier(args.data, args.limit)
+    if "rotate" in args.parts:
+        bench_rotate(args.data, args.limit, args.model)
+    if "ocrmypdf" in args.parts:
+        bench_ocrmypdf(args.data, args.limit, args.model, args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""ocrlite as OCRmyPDF's engine, end to end: ``ocrmypdf --plugin ocrlite.ocrmypdf_plugin`` in a subprocess.
+
+The input PDFs are built from FUNSD dev scans (the top half of each form, to keep the runs short); one
+page is turned 90 degrees clockwise. The main run uses the ppocr-v6-small preset (optional weights),
+which reads at least 80 % of the ground-truth words of each half page; the sandwich/--jobs run uses the
+default preset. Skipped without ocrmypdf, tesseract, the data or the optional weights (failed in CI).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ocrlite.evaluate import bag_of_words
+
+pytest.importorskip("img2pdf")  # comes with ocrmypdf
+pytest.importorskip("pypdfium2")
+
+FORMS = ("0000971160", "0000989556")
+DPI = 100  # FUNSD scans are about 100 dpi
+PRESET = "ppocr-v6-small"
+
+
+def _half_page(shared_data: Path, form: str) -> tuple[np.ndarray, list[str]]:
+    """The top half of a FUNSD form and the ground-truth words whose boxes lie inside it."""
+    image = cv2.imread(str(shared_data / "funsd" / "images" / f"{form}.png"))
+    cut = image.shape[0] // 2
+    annotation = json.loads((shared_data / "funsd" / "annotations" / f"{form}.json").read_text(encoding="utf-8"))
+    words = [w["text"] for entity in annotation["form"] for w in entity["words"] if w["box"][3] <= cut]
+    return image[:cut], words
+
+
+def _pdf(images: list[np.ndarray], folder: Path, name: str) -> Path:
+    import img2pdf
+
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(folder / f"{name}_{i}.png")
+        cv2.imwrite(str(paths[-1]), image)
+    target = folder / f"{name}.pdf"
+    target.write_bytes(img2pdf.convert([str(p) for p in paths], layout_fun=img2pdf.get_fixed_dpi_layout_fun((DPI, DPI))))
+    return target
+
+
+def _texts(pdf: Path) -> list[str]:
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        return [doc[i].get_textpage().get_text_range() for i in range(len(doc))]
+    finally:
+        doc.close()
+
+
+def _run(command: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*command, "--plugin", "ocrlite.ocrmypdf_plugin", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def halves(shared_data: Path) -> list[tuple[np.ndarray, list[str]]]:
+    return [_half_page(shared_data, form) for form in FORMS]
+
+
+@pytest.mark.data
+def test_rotated_page_is_turned_and_read(ocrmypdf_command: list[str], halves: list, preset_weights: Path,
+                                         tmp_path: Path) -> None:
+    from ocrlite.orientation import PageOrientationClassifier
+
+    pages = [halves[0][0], cv2.rotate(halves[1][0], cv2.ROTATE_90_CLOCKWISE)]
+    source = _pdf(pages, tmp_path, "in")
+    out, sidecar = tmp_path / "out.pdf", tmp_path / "out.txt"
+    done = _run(ocrmypdf_command, "--rotate-pages", "--ocrlite-model", PRESET, "--sidecar", str(sidecar),
+                str(source), str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    texts = _texts(out)
+    assert len(texts) == 2
+    for text, (_, words) in zip(texts, halves):
+        assert bag_of_words([text], words).recall >= 0.8, text
+    assert bag_of_words([sidecar.read_text(encoding="utf-8")], halves[0][1] + halves[1][1]).recall >= 0.8
+
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(out))
+    try:
+        assert "ocrlite" in (doc.get_metadata_dict().get("Creator", "") + doc.get_metadata_dict().get("Producer", ""))
+        shown = cv2.cvtColor(np.asarray(doc[1].render(scale=1).to_pil().convert("RGB")), cv2.COLOR_RGB2BGR)
+    finally:
+        doc.close()
+    assert shown.shape[1] > shown.shape[0]  # the landscape half page is landscape again
+    assert PageOrientationClassifier.from_config()(shown)[0] == 0  # ... and upright
+
+
+@pytest.mark.data
+def test_sandwich_renderer_with_two_jobs_builds_once_per_process(ocrmypdf_command: list[str], halves: list,
+                                                                 tmp_path: Path) -> None:
+    pages = [image for image, _ in halves] * 2
+    source = _pdf(pages, tmp_path, "four")
+    out = tmp_path / "out.pdf"
+    done = _run(ocrmypdf_command, "--pdf-renderer", "sandwich", "--jobs", "2", "--output-type", "pdf",
+                str(source), str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    texts = _texts(out)
+    assert len(texts) == 4
+    for text, (_, words) in zip(texts, [*halves, *halves]):
+        assert bag_of_words([text], words).recall >= 0.5, text  # the default preset drops some spaces
+    builds = Counter(re.findall(r"ocrlite: built ppocr-v2 in process (\d+)", done.stderr))
+    assert 1 <= len(builds) <= 2 and set(builds.values()) == {1}, done.stderr[-2000:]
+
+
+def test_bad_model_name_is_one_line(ocrmypdf_command: list[str], tmp_path: Path) -> None:
+    blank = _pdf([np.full((200, 300, 3), 255, np.uint8)], tmp_path, "blank")
+    done = _run(ocrmypdf_command, "--ocrlite-model", "nope", str(blank), str(tmp_path / "out.pdf"))
+    assert done.returncode != 0
+    assert "--ocrlite-model" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_languages_and_confidence_scale() -> None:
+    pytest.importorskip("ocrmypdf")
+    from ocrlite.ocrmypdf_plugin import orientation_confidence, preset_languages
+
+    assert preset_languages("en-ppocr-v4") == {"eng"}
+    assert {"eng", "chi_sim", "jpn", "fra"} <= preset_languages("ppocr-v6-small")
+    assert orientation_confidence(0.25, 0.6) == 0.0
+    assert orientation_confidence(0.6, 0.6) == pytest.approx(14.0)  # OCRmyPDF's default threshold
+    assert orientation_confidence(1.0, 0.6) == pytest.approx(20.0)
+    assert orientation_confidence(0.5, 0.6) < 14.0 < orientation_confidence(0.7, 0.6)
