@@ -79,7 +79,9 @@ class PageOrientationClassifier:
     def from_config(
         cls, config: str | Path | dict[str, Any] | None = None, runner: Runner | None = None
     ) -> PageOrientationClassifier:
-        runner, pre, post, _ = _load_stage(config, DEFAULT_CONFIG, runner, True, "page", PagePreprocess, PagePostprocess)
+        runner, pre, post, _ = _load_stage(
+            config, DEFAULT_CONFIG, runner, True, "page", PagePreprocess, PagePostprocess
+        )
         return cls(runner, pre, post)
 
     def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:

@@ -108,7 +108,7 @@ def bench_ocrmypdf(data: Path, limit: int | None, model: str, threads: int) -> N
         for name, args in systems.items():
             texts, seconds = _ocrmypdf_text(pdf, Path(folder) / "out.pdf", args)
             score = PRScores(0, 0, 0)
-            for text, (_, words) in zip(texts, samples):
+            for text, (_, words) in zip(texts, samples, strict=True):
                 score = score + bag_of_words([text], words)
             print(f"{name:<36}{100 * score.precision:>9.1f}%{100 * score.recall:>7.1f}%{100 * score.f1:>7.1f}%"
                   f"{seconds / len(samples):>8.1f}", flush=True)

@@ -45,7 +45,8 @@ def _pdf(images: list[np.ndarray], folder: Path, name: str) -> Path:
         paths.append(folder / f"{name}_{i}.png")
         cv2.imwrite(str(paths[-1]), image)
     target = folder / f"{name}.pdf"
-    target.write_bytes(img2pdf.convert([str(p) for p in paths], layout_fun=img2pdf.get_fixed_dpi_layout_fun((DPI, DPI))))
+    layout = img2pdf.get_fixed_dpi_layout_fun((DPI, DPI))
+    target.write_bytes(img2pdf.convert([str(p) for p in paths], layout_fun=layout))
     return target
 
 
@@ -82,7 +83,7 @@ def test_rotated_page_is_turned_and_read(ocrmypdf_command: list[str], halves: li
     assert done.returncode == 0, done.stderr[-2000:]
     texts = _texts(out)
     assert len(texts) == 2
-    for text, (_, words) in zip(texts, halves):
+    for text, (_, words) in zip(texts, halves, strict=True):
         assert bag_of_words([text], words).recall >= 0.8, text
     assert bag_of_words([sidecar.read_text(encoding="utf-8")], halves[0][1] + halves[1][1]).recall >= 0.8
 
@@ -109,7 +110,7 @@ def test_sandwich_renderer_with_two_jobs_builds_once_per_process(ocrmypdf_comman
     assert done.returncode == 0, done.stderr[-2000:]
     texts = _texts(out)
     assert len(texts) == 4
-    for text, (_, words) in zip(texts, [*halves, *halves]):
+    for text, (_, words) in zip(texts, [*halves, *halves], strict=True):
         assert bag_of_words([text], words).recall >= 0.5, text  # the default preset drops some spaces
     builds = Counter(re.findall(r"ocrlite: built ppocr-v2 in process (\d+)", done.stderr))
     assert 1 <= len(builds) <= 2 and set(builds.values()) == {1}, done.stderr[-2000:]

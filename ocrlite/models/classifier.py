@@ -72,8 +72,7 @@ class ConvClassifierHead(nn.Module):
         self.out_channels = num_classes
 
     def forward(self, x: Tensor | list[Tensor]) -> Tensor:
-        if isinstance(x, (list, tuple)):
-            x = x[-1]
-        x = self.act(self.conv(self.pool(x)))
-        x = F.dropout(x, self.dropout, self.training) * (1.0 - self.dropout)
-        return self.fc(x.flatten(1))
+        features = x[-1] if isinstance(x, (list, tuple)) else x
+        hidden = self.act(self.conv(self.pool(features)))
+        hidden = F.dropout(hidden, self.dropout, self.training) * (1.0 - self.dropout)
+        return self.fc(hidden.flatten(1))
