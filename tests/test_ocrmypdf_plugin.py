@@ -133,3 +133,37 @@ def test_languages_and_confidence_scale() -> None:
     assert orientation_confidence(0.6, 0.6) == pytest.approx(14.0)  # OCRmyPDF's default threshold
     assert orientation_confidence(1.0, 0.6) == pytest.approx(20.0)
     assert orientation_confidence(0.5, 0.6) < 14.0 < orientation_confidence(0.7, 0.6)
+
+
+def test_engine_outputs_agree_on_a_page(tmp_path: Path) -> None:
+    """generate_ocr, generate_hocr and generate_pdf called as OCRmyPDF calls them, on the sample image."""
+    pytest.importorskip("ocrmypdf")
+    from types import SimpleNamespace
+
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    from ocrlite.ocrmypdf_plugin import OcrliteEngine, OcrliteOptions
+
+    image = tmp_path / "page.png"
+    Image.open(Path(__file__).resolve().parent / "images" / "sample.png").save(image, dpi=(150, 150))
+    options = SimpleNamespace(ocrlite=OcrliteOptions(threads=1), jobs=1)
+    tree, text = OcrliteEngine.generate_ocr(image, options, page_number=3)
+    assert tree.page_number == 3 and tree.dpi == pytest.approx(150, abs=0.1)
+    assert (tree.bbox.right, tree.bbox.bottom) == (640, 300)
+    words = [word.text for word in tree.words]
+    assert words and " ".join(words) == " ".join(text.split())
+    assert all(0 <= w.bbox.left < w.bbox.right <= 640 and 0 <= w.bbox.top < w.bbox.bottom <= 300 for w in tree.words)
+
+    hocr, hocr_text, pdf, pdf_text = (tmp_path / name for name in ("p.hocr", "p.txt", "p.pdf", "q.txt"))
+    OcrliteEngine.generate_hocr(image, hocr, hocr_text, options)
+    assert hocr_text.read_text(encoding="utf-8") == text
+    assert all(word in hocr.read_text(encoding="utf-8") for word in words)
+    OcrliteEngine.generate_pdf(image, pdf, pdf_text, options)
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        assert len(doc) == 1 and doc[0].get_size() == pytest.approx((640 * 72 / 150, 300 * 72 / 150), rel=1e-3)
+        assert " ".join(doc[0].get_textpage().get_text_range().split()) == " ".join(text.split())
+        assert not list(doc[0].get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE]))  # text only
+    finally:
+        doc.close()
