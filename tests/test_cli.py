@@ -186,7 +186,7 @@ def test_ocr_stdout_reads_every_page_of_pdfs_and_tiffs(tmp_path: Path) -> None:
     code, out, err = _run("ocr", str(tmp_path))
     records = [json.loads(line) for line in out]
     assert code == 1 and len(err) == 1 and "broken.pdf" in err[0]
-    pages = [(Path(r["image"]).name, r["page"], "".join(l["text"] for l in r["lines"]).replace(" ", ""))
+    pages = [(Path(r["image"]).name, r["page"], "".join(line["text"] for line in r["lines"]).replace(" ", ""))
              for r in records]
     assert pages == [("doc.pdf", 1, "HELLO42"), ("doc.pdf", 2, "PAGE2"),
                      ("scan.tif", 1, "HELLO42"), ("scan.tif", 2, "PAGE2")]
