@@ -35,10 +35,11 @@ from ocrmypdf.models.ocr_element import Baseline, BoundingBox, OcrClass, OcrElem
 from ocrmypdf.pluginspec import OcrEngine, OrientationConfidence
 from pydantic import BaseModel, Field
 
-from . import __version__
-from .presets import DEFAULT_PRESET, PRESETS, get_preset
-from .results import PageResult, TextLine
-from .words import line_words, quad_bbox
+from ocrlite import __version__
+from ocrlite.io.writers import quad_bbox
+from ocrlite.postprocess import line_words
+from ocrlite.presets import DEFAULT_PRESET, PRESETS, get_preset
+from ocrlite.results import PageResult, TextLine
 
 __all__ = ["OcrliteEngine", "OcrliteOptions", "orientation_confidence", "preset_languages"]
 
@@ -106,7 +107,7 @@ class _Models:
         preset = options.ocrlite.model
         with self.lock:
             if preset not in self.ocr:
-                from .api import OCR
+                from ocrlite.api import OCR
 
                 threads = self._set_threads(options)
                 self.ocr[preset] = OCR(model=preset)
@@ -116,7 +117,7 @@ class _Models:
     def classifier(self, options: Any) -> Any:
         with self.lock:
             if self.page is None:
-                from .orientation import PageOrientationClassifier
+                from ocrlite.orientation import PageOrientationClassifier
 
                 self._set_threads(options)
                 self.page = PageOrientationClassifier.from_config()
@@ -131,7 +132,7 @@ def _read(input_file: Path) -> tuple[np.ndarray, float]:
     """The page image (BGR) and its resolution (OCRmyPDF writes square-DPI PNGs)."""
     from PIL import Image
 
-    from .imageio import read_image
+    from ocrlite.io.images import read_image
 
     with Image.open(input_file) as image:
         dpi = image.info.get("dpi", (300.0, 300.0))
@@ -167,7 +168,7 @@ def _line_element(line: TextLine, width: int, height: int) -> OcrElement:
             ocr_class=OcrClass.WORD,
             bbox=BoundingBox(*quad_bbox(word.points, width, height)),
             text=word.text,
-            confidence=float(line.score),
+            confidence=float(word.score),
         )
         for word in line_words(line)
     ]
@@ -218,7 +219,7 @@ class OcrliteEngine(OcrEngine):
 
     @staticmethod
     def get_deskew(input_file: Path, options: Any) -> float:
-        from .orientation import estimate_skew
+        from ocrlite.orientation import estimate_skew
 
         image, _ = _read(input_file)
         return estimate_skew(_MODELS.pipeline(options).detect(image))
@@ -234,8 +235,8 @@ class OcrliteEngine(OcrEngine):
 
     @staticmethod
     def generate_hocr(input_file: Path, output_hocr: Path, output_text: Path, options: Any) -> None:
-        from .fileio import atomic_write_bytes
-        from .writers import PageRecord, make_writer
+        from ocrlite.io.atomic import atomic_write_bytes
+        from ocrlite.io.writers import PageRecord, make_writer
 
         result, dpi, _ = _recognise(input_file, options)
         writer = make_writer("hocr", Path(input_file).name)
@@ -245,8 +246,8 @@ class OcrliteEngine(OcrEngine):
 
     @staticmethod
     def generate_pdf(input_file: Path, output_pdf: Path, output_text: Path, options: Any) -> None:
-        from .fileio import atomic_write_bytes
-        from .writers import PageRecord, make_writer
+        from ocrlite.io.atomic import atomic_write_bytes
+        from ocrlite.io.writers import PageRecord, make_writer
 
         result, dpi, _ = _recognise(input_file, options)
         writer = make_writer("pdf", Path(input_file).name)
@@ -272,8 +273,8 @@ def register_options() -> dict[str, type[BaseModel]]:
 @hookimpl
 def check_options(options: Any) -> None:
     """The preset must exist and its weights be installed; threads must be positive."""
-    from .errors import ConfigError
-    from .presets import preset_status
+    from ocrlite.errors import ConfigError
+    from ocrlite.presets import preset_status
 
     try:
         status = preset_status(get_preset(options.ocrlite.model))
@@ -281,8 +282,7 @@ def check_options(options: Any) -> None:
         raise BadArgsError(f"--ocrlite-model: {exc}") from None
     if not status.installed:
         raise MissingDependencyError(
-            f"--ocrlite-model {options.ocrlite.model}: weights not installed ({', '.join(status.missing)}); "
-            "pip install ./ocrlite-models")
+            f"--ocrlite-model {options.ocrlite.model}: its weights are not installed (pip install ./ocrlite-models)")
     if options.ocrlite.threads is not None and options.ocrlite.threads < 1:
         raise BadArgsError("--ocrlite-threads must be at least 1")
 

@@ -13,21 +13,22 @@ to the original page's pixels through the inverse of the applied transform.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from .predictors import TextDetector, _load_stage
-from .preprocess import normalize
-from .results import PageResult, TextBox, TextLine
-from .runtime import Runner
+from ocrlite.backends.torch import Runner
+from ocrlite.predictors import TextDetector
+from ocrlite.preprocess import normalize
+from ocrlite.results import PageResult, TextBox, TextLine
+from ocrlite.settings import PagePostprocess, PagePreprocess
+from ocrlite.stages import PAGE_KIND, StageSpec, stage_spec
 
 __all__ = [
-    "PagePreprocess",
-    "PagePostprocess",
     "PageOrientationClassifier",
     "page_crop",
     "rotate_upright",
@@ -37,26 +38,7 @@ __all__ = [
     "page_steps",
 ]
 
-DEFAULT_CONFIG = "page_cls_pplcnet.yaml"
 _ROTATE_CCW = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
-
-
-@dataclass(frozen=True)
-class PagePreprocess:
-    """Page classifier input: short side resized to ``resize_short``, centre crop ``crop`` x ``crop``."""
-
-    resize_short: int = 256
-    crop: int = 224
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class PagePostprocess:
-    """Labels of the outputs (clockwise angle of the content) and the score needed to turn a page."""
-
-    labels: tuple[int, ...] = (0, 90, 180, 270)
-    thresh: float = 0.6
 
 
 def page_crop(image: np.ndarray, resize_short: int, crop: int) -> np.ndarray:
@@ -77,12 +59,12 @@ class PageOrientationClassifier:
 
     @classmethod
     def from_config(
-        cls, config: str | Path | dict[str, Any] | None = None, runner: Runner | None = None
+        cls, config: str | Path | dict[str, Any] | StageSpec | None = None, overrides: Iterable[str] = (), *,
+        runner: Runner | None = None,
     ) -> PageOrientationClassifier:
-        runner, pre, post, _ = _load_stage(
-            config, DEFAULT_CONFIG, runner, True, "page", PagePreprocess, PagePostprocess
-        )
-        return cls(runner, pre, post)
+        """Build from a stage config (default: the shipped ``page_cls_pplcnet.yaml``) or a resolved spec."""
+        spec = config if isinstance(config, StageSpec) else stage_spec(PAGE_KIND, config, overrides)
+        return cls(runner if runner is not None else spec.build_runner(), spec.pre, spec.post)
 
     def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """N x len(labels) class probabilities."""

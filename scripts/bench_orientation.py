@@ -24,13 +24,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from ocrlite import OCR
+from ocrlite.eval.datasets import load_funsd, load_icdar2015
+from ocrlite.eval.metrics import PRScores, bag_of_words
+from ocrlite.orientation import PageOrientationClassifier
 
-from ocrlite import OCR  # noqa: E402
-from ocrlite.datasets import load_funsd, load_icdar2015  # noqa: E402
-from ocrlite.evaluate import PRScores, bag_of_words  # noqa: E402
-from ocrlite.orientation import PageOrientationClassifier  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 ANGLES = (0, 90, 180, 270)

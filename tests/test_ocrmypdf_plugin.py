@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocrlite.evaluate import bag_of_words
+from ocrlite.eval.metrics import bag_of_words
 
 pytest.importorskip("img2pdf")  # comes with ocrmypdf
 pytest.importorskip("pypdfium2")
