@@ -256,12 +256,25 @@ class OcrliteEngine(OcrEngine):
         atomic_write_bytes(Path(output_text), _page_text(result).encode("utf-8"))
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 @hookimpl
 def add_options(parser: Any) -> None:
     group = parser.add_argument_group("ocrlite", "ocrlite OCR engine (PP-OCR models in PyTorch)")
     group.add_argument("--ocrlite-model", dest="ocrlite_model", metavar="NAME", choices=sorted(PRESETS),
                        help=f"ocrlite model preset (default {DEFAULT_PRESET}; see 'ocrlite models').")
-    group.add_argument("--ocrlite-threads", dest="ocrlite_threads", metavar="N", type=int,
+    group.add_argument("--ocrlite-threads", dest="ocrlite_threads", metavar="N", type=_positive_int,
                        help="Torch threads per worker process (default: CPU count / --jobs).")
 
 
@@ -272,7 +285,7 @@ def register_options() -> dict[str, type[BaseModel]]:
 
 @hookimpl
 def check_options(options: Any) -> None:
-    """The preset must exist and its weights be installed; threads must be positive."""
+    """The preset must exist and its weights be installed."""
     from ocrlite.errors import ConfigError
     from ocrlite.presets import preset_status
 
@@ -283,8 +296,6 @@ def check_options(options: Any) -> None:
     if not status.installed:
         raise MissingDependencyError(
             f"--ocrlite-model {options.ocrlite.model}: its weights are not installed (pip install ./ocrlite-models)")
-    if options.ocrlite.threads is not None and options.ocrlite.threads < 1:
-        raise BadArgsError("--ocrlite-threads must be at least 1")
 
 
 @hookimpl

@@ -116,11 +116,12 @@ def test_sandwich_renderer_with_two_jobs_builds_once_per_process(ocrmypdf_comman
     assert 1 <= len(builds) <= 2 and set(builds.values()) == {1}, done.stderr[-2000:]
 
 
-def test_bad_model_name_is_one_line(ocrmypdf_command: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", [("--ocrlite-model", "nope"), ("--ocrlite-threads", "0")])
+def test_bad_option_is_a_clear_error(ocrmypdf_command: list[str], tmp_path: Path, option: tuple[str, str]) -> None:
     blank = _pdf([np.full((200, 300, 3), 255, np.uint8)], tmp_path, "blank")
-    done = _run(ocrmypdf_command, "--ocrlite-model", "nope", str(blank), str(tmp_path / "out.pdf"))
+    done = _run(ocrmypdf_command, *option, str(blank), str(tmp_path / "out.pdf"))
     assert done.returncode != 0
-    assert "--ocrlite-model" in done.stderr and "Traceback" not in done.stderr
+    assert option[0] in done.stderr and "Traceback" not in done.stderr
 
 
 def test_languages_and_confidence_scale() -> None:
