@@ -33,6 +33,7 @@ __all__ = ["OPSET", "CACHE_ENV", "HEADS", "cache_dir", "export_net", "export_sta
 OPSET = 17
 CACHE_ENV = "OCRLITE_ONNX_CACHE"
 HEADS = ("raw", "probs", "top1")
+_FORMAT = 2  # part of the cache key: bump when what an export contains changes
 # Per stage kind: which input axes stay dynamic, and a small example input (N, C, H, W; H and W of
 # the classifier and the recognizer come from its preprocess settings).
 _DYNAMIC = {"det": {0: "batch", 2: "height", 3: "width"}, "cls": {0: "batch"}, "rec": {0: "batch", 3: "width"}}
@@ -113,7 +114,7 @@ def _key(spec: Any, head: str) -> str:
     from ocrlite.weights import sha256_file
 
     weights = spec.manifest.get("sha256") or (sha256_file(spec.weights) if spec.weights else "random")
-    text = json.dumps([weights, spec.model, head, spec.outputs, OPSET, torch.__version__], sort_keys=True)
+    text = json.dumps([weights, spec.model, head, spec.outputs, OPSET, _FORMAT, torch.__version__], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
