@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> None:
           "(other work on the machine skews absolute times; ratios are measured interleaved)", flush=True)
     rows = []
     for threads in args.threads:
-        rows += bench_rows(args.rows, images, threads, args.repeats, args.backends)
-        print(format_rows([r for r in rows if r["threads"] == threads]), flush=True)
+        for row in args.rows:
+            done = bench_rows([row], images, threads, args.repeats, args.backends)
+            print(format_rows(done) + "\n", flush=True)
+            rows += done
     if not args.no_rss:
         first = paths[args.sets[0]]
         print(f"\npeak RSS (MiB), {len(first)} {args.sets[0]} pages, {args.threads[-1]} threads, one child each")
