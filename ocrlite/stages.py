@@ -10,6 +10,7 @@ from (see ``ocrlite.settings`` for the precedence) and a bad value fails once, b
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "stage_kind",
     "resolve_stage",
     "pipeline_spec",
+    "with_backend",
     "load_stage_config",
     "load_pipeline_config",
 ]
@@ -53,7 +55,7 @@ __all__ = [
 STAGE_KINDS = ("det", "cls", "rec")
 STAGE_KEYS = ("model", "weights", "preprocess", "postprocess", "backend", "train")
 PIPELINE_KEYS = ("det", "cls", "rec", "pipeline")
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnxruntime")
 DEFAULT_PIPELINE = "ocr_ppocr_v2.yaml"
 DEFAULT_STAGE_CONFIGS = {"det": "det_ppocrv3.yaml", "cls": "cls_ppocr_mobile_v2.yaml", "rec": "rec_ppocrv2.yaml"}
 PAGE_KIND, PAGE_CONFIG = "page", "page_cls_pplcnet.yaml"  # the page orientation stage (ocrlite.orientation)
@@ -92,11 +94,25 @@ class StageSpec:
         return net.eval()
 
     def build_runner(self, net: Any = None) -> Any:
-        """A runner for this stage's backend; ``net`` (e.g. a training net) replaces the built one."""
+        """A runner for this stage's backend; ``net`` (e.g. a training net) replaces the built one and
+        always runs on torch. The onnxruntime backend runs this stage's cached ONNX export (same weights)."""
+        softmax = self.kind != "det" and self.outputs == "logits"
+        if self.backend == "onnxruntime" and net is None:
+            import torch
+
+            from ocrlite.backends.export import cached_export
+            from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
+
+            import_onnxruntime()  # one clear line before any export when onnxruntime is missing
+            head = {"det": "raw", "cls": "probs", "rec": "top1"}[self.kind]
+            return OnnxRunner(cached_export(self, head), threads=torch.get_num_threads())
+        from ocrlite.backends.fold import fold_net
         from ocrlite.backends.torch import TorchRunner
 
-        softmax = self.kind != "det" and self.outputs == "logits"
-        return TorchRunner(self.build_net() if net is None else net, softmax=softmax)
+        if net is None:
+            net = self.build_net()
+            fold_net(net)  # our own inference copy: BatchNorm and affine layers folded into the convs
+        return TorchRunner(net, softmax=softmax)
 
 
 @dataclass(frozen=True)
@@ -233,6 +249,17 @@ def pipeline_spec(
     det, rec = stages["det"], stages["rec"]
     assert det is not None and rec is not None  # load_pipeline_config requires both
     return PipelineSpec(settings, det, stages["cls"], rec)
+
+
+def with_backend(spec: PipelineSpec, backend: str | None) -> PipelineSpec:
+    """``spec`` with every stage on ``backend`` (None: unchanged); an unknown backend is a ConfigError."""
+    if backend is None:
+        return spec
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
+    return dataclasses.replace(
+        spec, det=dataclasses.replace(spec.det, backend=backend), rec=dataclasses.replace(spec.rec, backend=backend),
+        cls=None if spec.cls is None else dataclasses.replace(spec.cls, backend=backend))
 
 
 def command_stage(
