@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +43,16 @@ def preset_weights() -> Path:
     import ocrlite_models
 
     return Path(ocrlite_models.__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """One local Ray (2 CPUs, no dashboard, loopback only) for the whole session: the optional ray extra."""
+    if find_spec("ray") is None:
+        _unavailable('Ray is not installed (pip install "ocrlite[ray]")')
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield ray
+    ray.shutdown()
