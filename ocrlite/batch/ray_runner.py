@@ -35,7 +35,7 @@ from ocrlite.io.pages import count_pages
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "RayOptions", "require_ray"]
 
-INSTALL_HINT = 'the ray backend needs Ray: pip install "ocrlite[ray]"'
+INSTALL_HINT = '--executor ray needs Ray: pip install "ocrlite[ray]"'
 WHOLE: PageRange = (0, 0)  # a row's page range when it is the whole file
 
 

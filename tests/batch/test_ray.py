@@ -167,3 +167,17 @@ def test_a_killed_actor_loses_no_finished_output(tmp_path: Path, ray_cluster: An
     pages = _squash((out / "doc.pdf.txt").read_text(encoding="utf-8")).split("\f")
     assert len(pages) == 3 and "PAID" in pages[1]
     assert [f["name"] for f in _report(out)["failures"]] == ["corrupt.jpg"]
+
+
+def test_without_ray_the_executor_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocrlite.batch import ray_runner
+
+    monkeypatch.setattr(ray_runner, "find_spec", lambda name: None)  # as if Ray were not installed
+    _page("X").save(tmp_path / "x.png")
+    result = _cli(str(tmp_path / "x.png"), "-o", str(tmp_path / "out"), "--executor", "ray")
+    assert result.exit_code == 2
+    expected = 'ocrlite: error: --executor ray needs Ray: pip install "ocrlite[ray]"'
+    assert result.stderr.strip().splitlines() == [expected]
+    assert not (tmp_path / "out").exists()
+    local = _cli(str(tmp_path / "x.png"), "-o", str(tmp_path / "out"), "--ray-address", "auto")
+    assert local.exit_code == 2 and "--executor ray" in local.output
