@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from ocrlite.batch.plan import Job
 from ocrlite.batch.report import Failure, FileOutcome
-from ocrlite.batch.run import BatchOptions, _reason, read_pages
+from ocrlite.batch.run import BatchOptions, _reason, _trim_heap, read_pages
 from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.pages import open_pages
 from ocrlite.io.writers import PageRecord, make_writer
@@ -55,6 +55,8 @@ def process_range(engine: object, job: Job, options: BatchOptions, pages: PageRa
             read_pages(engine, source, job, numbers, [sink], outcome)
     except Exception as exc:  # the file could not be opened here
         outcome.failures.append(Failure(str(job.source), job.name, _reason(exc)))
+    finally:
+        _trim_heap()
     return outcome, sink.records
 
 

@@ -73,6 +73,8 @@ class RayExecutor:
             _init_ray(self.options)
         try:
             yield from self._run(jobs, spec, options, bar)
+        except ray.exceptions.RayError as exc:  # the cluster itself failed (actors that cannot start, node lost)
+            raise OcrliteError(f"Ray failed: {str(exc).splitlines()[0]}") from exc
         finally:
             if started:
                 ray.shutdown()
@@ -184,10 +186,14 @@ def _init_ray(options: RayOptions) -> None:
     """Join the cluster at ``options.address``, or start a private local Ray that never reaches the network."""
     import ray
 
-    if options.address is not None:
-        ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    cpus = (options.workers or os.cpu_count() or 1) * options.threads
-    ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        if options.address is not None:
+            ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
+            return
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        cpus = (options.workers or os.cpu_count() or 1) * options.threads
+        ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"join Ray at {options.address}" if options.address else "start a local Ray"
+        raise OcrliteError(f"cannot {where}: {str(exc).splitlines()[0]}") from exc
