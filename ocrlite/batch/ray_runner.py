@@ -66,8 +66,10 @@ class RayExecutor:
         if not jobs:
             return
         import ray
+        import ray.data
 
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset INFO lines between our own
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled": ours
         started = not ray.is_initialized()
         if started:
             _init_ray(self.options)
