@@ -193,9 +193,10 @@ def _init_ray(options: RayOptions) -> None:
             ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")  # a busy machine starts slowly (default 60)
         cpus = (options.workers or os.cpu_count() or 1) * options.threads
         ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                  logging_level=logging.WARNING, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # ray.init raises ConnectionError, RuntimeError, ValueError or a bare Exception
         where = f"join Ray at {options.address}" if options.address else "start a local Ray"
         raise OcrliteError(f"cannot {where}: {str(exc).splitlines()[0]}") from exc
