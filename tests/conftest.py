@@ -48,7 +48,7 @@ def preset_weights() -> Path:
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     """One local Ray (2 CPUs, no dashboard, loopback only) for the whole session: the optional ray extra."""
-    if find_spec("ray") is None:
+    if find_spec("ray") is None or find_spec("pyarrow") is None:
         _unavailable('Ray is not installed (pip install "ocrlite[ray]")')
     import ray
 

@@ -51,7 +51,7 @@ class RayOptions:
 
 def require_ray() -> None:
     """Raise ``OcrliteError`` with the install line when Ray (with Ray Data) is not installed."""
-    if find_spec("ray") is None or find_spec("ray.data") is None:
+    if find_spec("ray") is None or find_spec("pyarrow") is None:  # pyarrow: what ray[data] adds to ray
         raise OcrliteError(INSTALL_HINT)
 
 
