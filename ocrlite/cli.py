@@ -227,12 +227,21 @@ def _gather_inputs(images: Sequence[str], files_from: Any) -> list[str]:
     return inputs
 
 
-def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batch: dict[str, Any]) -> None:
-    """``ocr -o DIR``: the batch runner; exit 1 if any item failed, 2 on a model error, 130 on Ctrl-C."""
+def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batch: dict[str, Any],
+               ray: dict[str, Any] | None = None) -> None:
+    """``ocr -o DIR``: the batch runner; exit 1 if any item failed, 2 on a model error, 130 on Ctrl-C.
+
+    ``ray`` (``RayOptions`` fields) runs the same batch on Ray actors instead of local processes.
+    """
     from ocrlite.batch.run import BatchOptions, EngineSpec, run_batch
 
     try:
-        report = run_batch(inputs, EngineSpec(**engine_args), BatchOptions(output=Path(output), **batch))
+        execute = None
+        if ray is not None:
+            from ocrlite.batch.ray_runner import RayExecutor, RayOptions
+
+            execute = RayExecutor(RayOptions(**ray))
+        report = run_batch(inputs, EngineSpec(**engine_args), BatchOptions(output=Path(output), **batch), execute)
     except KeyboardInterrupt:
         _fail("interrupted; finished outputs are kept, rerun to continue")
         sys.exit(130)
@@ -262,8 +271,17 @@ cls_option = click.option(
 @click.option("--glob", help="Batch mode: only files in folders whose path matches, e.g. '*.pdf'.")
 @click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=200, show_default=True,
               help="Resolution PDF pages are rendered at.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batch mode: processes, each loading the models once.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Batch mode: processes (Ray: actors), each loading the models once "
+                   "(default 1; Ray: the cluster's CPUs / --threads-per-worker).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Batch mode: run on this machine's processes, or on Ray actors (pip install \"ocrlite[ray]\").")
+@click.option("--ray-address", metavar="auto|HOST:PORT",
+              help="Ray: join this cluster (default: start a local Ray on this machine).")
+@click.option("--threads-per-worker", type=click.IntRange(min=1),
+              help="Ray: torch threads, and CPUs reserved, per actor (default 1).")
+@click.option("--pages-per-job", type=click.IntRange(min=1),
+              help="Ray: PDFs/TIFFs with more pages are split into page ranges of this many (default 8).")
 @click.option("--overwrite", is_flag=True, help="Batch mode: redo inputs whose outputs are up to date.")
 @click.option("-q", "--quiet", is_flag=True, help="Batch mode: no progress bar and no summary line.")
 @click.option("--draw", type=click.Path(), help="Write boxes and recognized text: a file, or a folder.")
@@ -280,9 +298,10 @@ cls_option = click.option(
                    "runs our own exports of the same weights, cached (pip install \"ocrlite[onnx]\").")
 @overrides_option
 def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...], output: str | None,
-        files_from: Any, glob: str | None, dpi: float, workers: int, overwrite: bool, quiet: bool,
-        draw: str | None, use_cls: bool | None, rotate_pages: bool, deskew: bool, drop_score: float | None,
-        rec_batch: int | None, det_limit_side_len: int | None, box_thresh: float | None, backend: str | None,
+        files_from: Any, glob: str | None, dpi: float, workers: int | None, executor: str, ray_address: str | None,
+        threads_per_worker: int | None, pages_per_job: int | None, overwrite: bool, quiet: bool, draw: str | None,
+        use_cls: bool | None, rotate_pages: bool, deskew: bool, drop_score: float | None, rec_batch: int | None,
+        det_limit_side_len: int | None, box_thresh: float | None, backend: str | None,
         overrides: tuple[str, ...]) -> None:
     """Read the text of images and PDFs: JSON lines, text or tsv on stdout, or files with -o DIR."""
     from ocrlite.io.writers import FORMATS, STREAM_FORMATS
@@ -299,12 +318,17 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
     if output is not None:
         if draw:
             raise click.UsageError("--draw is for stdout mode; it cannot be combined with -o")
+        ray_args = {"address": ray_address, "workers": workers, "threads": threads_per_worker,
+                    "pages_per_job": pages_per_job}
+        if executor == "local" and any(v is not None for k, v in ray_args.items() if k != "workers"):
+            raise click.UsageError("--ray-address, --threads-per-worker and --pages-per-job need --executor ray")
         _run_batch(inputs, output, engine_args, {
-            "formats": fmts, "dpi": dpi, "workers": workers, "overwrite": overwrite,
-            "quiet": quiet, "glob": glob})
+            "formats": fmts, "dpi": dpi, "workers": workers or 1, "overwrite": overwrite,
+            "quiet": quiet, "glob": glob},
+            {k: v for k, v in ray_args.items() if v is not None} if executor == "ray" else None)
         return
-    if glob or workers != 1 or overwrite or quiet:
-        raise click.UsageError("--glob, --workers, --overwrite and --quiet need -o DIR")
+    if glob or workers is not None or overwrite or quiet or executor != "local":
+        raise click.UsageError("--glob, --workers, --executor, --overwrite and --quiet need -o DIR")
     _print_pages(inputs, engine_args, fmts[0], dpi, draw)
 
 

@@ -1,6 +1,6 @@
-"""Batch throughput: pages/minute and peak RSS with 1 and 2 workers, ocrlite vs RapidOCR.
+"""Batch throughput: pages/minute and peak RSS with 1 and 2 workers, ocrlite (local and Ray) vs RapidOCR.
 
-    python scripts/bench_batch.py [--data ../shared/data/funsd] [--limit 20] [--workers 1,2]
+    python scripts/bench_batch.py [--data ../shared/data/funsd] [--limit 20] [--workers 1,2] [--no-ray]
 
 Each configuration runs in a fresh child process (this script with ``--child``); the parent
 times it and samples the RSS of the child and all its worker processes together (psutil),
@@ -9,6 +9,9 @@ in every worker included. ocrlite runs the real
 batch runner (json output); RapidOCR (``rapidocr_onnxruntime``, if installed) runs in a
 process pool of the same size, each process loading its models once; its onnxruntime
 sessions pick their own thread count (1.2.x offers no setting), ocrlite splits the cores.
+The Ray row (``ocrlite-ray``, if Ray is installed) runs the same batch with ``--executor ray``
+on a private local Ray started by the child (one actor per worker, one torch thread each): its
+time includes starting Ray, and its RSS includes Ray's own processes (GCS, raylet, workers).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +38,17 @@ def _images(data: Path, limit: int) -> list[Path]:
     return files[:limit]
 
 
-def _child_ocrlite(files: list[str], workers: int) -> int:
+def _child_ocrlite(files: list[str], workers: int, ray: bool = False) -> int:
     from ocrlite.batch.run import BatchOptions, EngineSpec, run_batch
 
+    execute = None
+    if ray:
+        from ocrlite.batch.ray_runner import RayExecutor, RayOptions
+
+        execute = RayExecutor(RayOptions(workers=workers, threads=1))
     with tempfile.TemporaryDirectory() as out:
         report = run_batch(files, EngineSpec(), BatchOptions(Path(out), ("json",), workers=workers,
-                                                              quiet=True, overwrite=True))
+                                                              quiet=True, overwrite=True), execute)
     return report.pages
 
 
@@ -100,13 +109,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "funsd")
     parser.add_argument("--limit", type=int, default=20, help="pages to read (default 20)")
     parser.add_argument("--workers", default="1,2", help="worker counts to try (default 1,2)")
+    parser.add_argument("--no-ray", action="store_true", help="leave out the Ray row")
     parser.add_argument("--child", nargs=3, metavar=("ENGINE", "WORKERS", "LIST"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         engine, workers, listing = args.child
         files = Path(listing).read_text().split("\n")
-        run = _child_ocrlite if engine == "ocrlite" else _child_rapidocr
-        print(json.dumps({"pages": run(files, int(workers))}))
+        if engine == "rapidocr":
+            pages = _child_rapidocr(files, int(workers))
+        else:
+            pages = _child_ocrlite(files, int(workers), ray=engine == "ocrlite-ray")
+        print(json.dumps({"pages": pages}))
         return
 
     files = _images(args.data, args.limit)
@@ -118,14 +131,19 @@ def main() -> None:
 
         engines.append("rapidocr")
     except ImportError:
-        print("rapidocr_onnxruntime not installed: ocrlite only", file=sys.stderr)
+        print("rapidocr_onnxruntime not installed: no RapidOCR row", file=sys.stderr)
+    if not args.no_ray:
+        if find_spec("ray") is None:
+            print('ray not installed (pip install "ocrlite[ray]"): no Ray row', file=sys.stderr)
+        else:
+            engines.insert(1, "ocrlite-ray")
     print(f"{len(files)} pages from {args.data}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} (other work on the machine skews the figures)")
-    print(f"{'engine':<10} {'workers':>7} {'pages':>5} {'seconds':>8} {'pages/min':>10} {'peak RSS MiB':>13}")
+    print(f"{'engine':<11} {'workers':>7} {'pages':>5} {'seconds':>8} {'pages/min':>10} {'peak RSS MiB':>13}")
     for workers in (int(w) for w in args.workers.split(",")):
         for engine in engines:
             r = _measure(engine, files, workers)
-            print(f"{engine:<10} {workers:>7} {r['pages']:>5} {r['seconds']:>8.1f} "
+            print(f"{engine:<11} {workers:>7} {r['pages']:>5} {r['seconds']:>8.1f} "
                   f"{r['pages_per_min']:>10.1f} {r['peak_rss_mib']:>13.0f}", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,3 +56,17 @@ def ocrmypdf_command() -> list[str]:
     if shutil.which("tesseract") is None:
         _unavailable("OCRmyPDF needs the tesseract binary at start-up (apt-get install tesseract-ocr)")
     return [sys.executable, "-m", "ocrmypdf"]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """One local Ray (2 CPUs, no dashboard, loopback only) for the whole session: the optional ray extra."""
+    if find_spec("ray") is None or find_spec("pyarrow") is None:
+        _unavailable('Ray is not installed (pip install "ocrlite[ray]")')
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")  # a busy machine starts Ray slowly
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -26,10 +26,10 @@ from ocrlite.batch.report import Failure, FileOutcome, RunReport
 from ocrlite.errors import OcrliteError
 from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.images import DEFAULT_MAX_PIXELS
-from ocrlite.io.pages import DEFAULT_DPI, count_pages, open_pages
-from ocrlite.io.writers import FORMATS, PageRecord, make_writer
+from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
+from ocrlite.io.writers import FORMATS, PageRecord, Writer, make_writer
 
-__all__ = ["BatchOptions", "EngineSpec", "process_file", "run_batch"]
+__all__ = ["BatchOptions", "EngineSpec", "Executor", "process_file", "read_pages", "run_batch"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,10 @@ class EngineSpec:
                    backend=self.backend)
 
 
+Executor = Callable[[list[Job], EngineSpec, "BatchOptions", Any], Generator[FileOutcome]]
+"""Runs jobs and yields one outcome per job, in any order; gets the progress bar (or None) to update."""
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     """Where and what to write, and how to run."""
@@ -65,9 +69,12 @@ class BatchOptions:
     progress: bool | None = None  # None: only when stderr is a terminal
 
 
-def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOptions) -> RunReport:
+def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOptions,
+              execute: Executor | None = None) -> RunReport:
     """Process every input not yet done; write outputs and ``ocrlite-report.json``.
 
+    ``execute`` turns the planned jobs into outcomes: local processes by default, or another
+    executor such as ``ocrlite.batch.ray_runner.RayExecutor`` (same plan, report and per-file work).
     Returns the run's report (its ``failures`` decide the exit code). Raises
     ``OcrliteError`` if the models cannot be loaded, and ``KeyboardInterrupt`` after
     writing the report when interrupted.
@@ -83,7 +90,7 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     bar = _progress(plan.jobs, options)
     done: set[str] = set()
     try:
-        with closing(_outcomes(plan.jobs, spec, options, bar)) as outcomes:
+        with closing((execute or _outcomes)(plan.jobs, spec, options, bar)) as outcomes:
             for outcome in outcomes:
                 done.add(outcome.name)
                 report.add(outcome)
@@ -107,35 +114,44 @@ def process_file(engine: Any, job: Job, options: BatchOptions,
                  on_page: Callable[[], None] | None = None) -> FileOutcome:
     """OCR every page of ``job.source`` and write its outputs; failures are returned, not raised."""
     outcome = FileOutcome(job.name)
-    path = str(job.source)
     try:
         with open_pages(job.source, options.dpi, options.max_pixels) as source:
             writers = {fmt: make_writer(fmt, job.name) for fmt in job.outputs}
-            keep_image = "pdf" in writers
-            several = len(source) > 1
-            for number in range(1, len(source) + 1):
-                try:
-                    page = source.page(number)
-                    result = engine(page.image)
-                    record = PageRecord(number, result, page.dpi, page.image if keep_image else None)
-                    for writer in writers.values():
-                        writer.add(record)
-                    outcome.pages += 1
-                    outcome.lines += len(result.lines)
-                except Exception as exc:  # one bad page must not cost the others
-                    outcome.failures.append(Failure(path, job.name, _reason(exc), number if several else None))
-                finally:
-                    page = result = record = None  # type: ignore[assignment]  # free the page image now
-                    if on_page is not None:
-                        on_page()
+            read_pages(engine, source, job, range(1, len(source) + 1), list(writers.values()), outcome, on_page)
             if outcome.pages:
                 for fmt, writer in writers.items():
                     atomic_write_bytes(job.outputs[fmt], writer.render())
     except Exception as exc:  # unreadable file, or an output that could not be written
-        outcome.failures.append(Failure(path, job.name, _reason(exc)))
+        outcome.failures.append(Failure(str(job.source), job.name, _reason(exc)))
     finally:
         _trim_heap()
     return outcome
+
+
+def read_pages(engine: Any, source: PageSource, job: Job, numbers: Iterable[int], sinks: list[Writer],
+               outcome: FileOutcome, on_page: Callable[[], None] | None = None) -> None:
+    """OCR pages ``numbers`` of ``source`` into each writer of ``sinks``, counting them in ``outcome``.
+
+    A page that fails is recorded in ``outcome.failures`` and the others go on. The page image is
+    kept in the record only when a pdf output needs it.
+    """
+    keep_image = "pdf" in job.outputs
+    several = len(source) > 1
+    for number in numbers:
+        try:
+            page = source.page(number)
+            result = engine(page.image)
+            record = PageRecord(number, result, page.dpi, page.image if keep_image else None)
+            for sink in sinks:
+                sink.add(record)
+            outcome.pages += 1
+            outcome.lines += len(result.lines)
+        except Exception as exc:  # one bad page must not cost the others
+            outcome.failures.append(Failure(str(job.source), job.name, _reason(exc), number if several else None))
+        finally:
+            page = result = record = None  # type: ignore[assignment]  # free the page image now
+            if on_page is not None:
+                on_page()
 
 
 @lru_cache(maxsize=1)
