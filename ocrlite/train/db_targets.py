@@ -72,7 +72,7 @@ def make_shrink_map(
     shrink = np.zeros((height, width), dtype=np.float32)
     mask = np.ones((height, width), dtype=np.float32)
     flags: list[bool] = []
-    for polygon, skip in zip(polygons, ignore):
+    for polygon, skip in zip(polygons, ignore, strict=False):
         poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
         box_h, box_w = _box_size(poly)
         pieces: list[np.ndarray] = []
@@ -135,7 +135,7 @@ def make_threshold_map(
     distance D from them (and beyond); the mask covers the dilated cared-for polygons."""
     canvas = np.zeros((height, width), dtype=np.float32)
     mask = np.zeros((height, width), dtype=np.float32)
-    for polygon, skip in zip(polygons, ignore):
+    for polygon, skip in zip(polygons, ignore, strict=False):
         if not skip:
             _draw_border(np.asarray(polygon, dtype=np.float64).reshape(-1, 2), canvas, mask, shrink_ratio)
     return canvas * (thresh_max - thresh_min) + thresh_min, mask
