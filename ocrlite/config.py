@@ -28,7 +28,7 @@ __all__ = [
     "check_keys",
 ]
 
-STAGE_KEYS = ("model", "weights", "preprocess", "postprocess")
+STAGE_KEYS = ("model", "weights", "preprocess", "postprocess", "train")
 PIPELINE_KEYS = ("det", "cls", "rec", "pipeline")
 DEFAULT_PIPELINE = "ocr_ppocr_v2.yaml"
 
