@@ -95,24 +95,26 @@ class DetLossSettings:
     thresh_max: float = 0.7
 
 
-def init_db_branch(branch: nn.Module, generator: torch.Generator) -> None:
-    """PaddleOCR-style init of a DB branch: Kaiming-uniform convs, zero conv biases, BN weight 1 and bias 1e-4."""
-    for module in branch.modules():
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.kaiming_uniform_(module.weight, nonlinearity="relu", generator=generator)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.constant_(module.bias, 1e-4)
-            module.reset_running_stats()
+def init_db_branch(branch: nn.Module, source: nn.Module) -> None:
+    """Initialise the threshold branch from the trained probability branch ``source``: its hidden layers
+    (conv1, bn1, conv2, bn2, running statistics included) are copied, the last transposed conv is zeroed, so T
+    starts at sigmoid(0) = 0.5 everywhere and B = sigmoid(k (P - 0.5)) is already a sensible binarisation.
+
+    (A fresh Kaiming init saturates the sigmoid: PyTorch's fan-in of a transposed conv counts its output
+    channels, 1 here, and with frozen BatchNorm the new branch's statistics would never adapt.)
+    """
+    hidden = {k: v for k, v in source.state_dict().items() if not k.startswith("conv3.")}
+    branch.load_state_dict(hidden, strict=False)
+    last = branch.get_submodule("conv3")
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
 
 
-def build_det_model(stage: dict[str, Any], seed: int = 0) -> nn.Module:
+def build_det_model(stage: dict[str, Any]) -> nn.Module:
     """The stage's DB net with the threshold branch, its weights loaded strictly.
 
     Only the threshold branch's keys may be missing from the weights (converted inference weights lack it);
-    then the branch is initialised by ``init_db_branch`` from ``seed`` and a log line names what happened.
+    then the branch is initialised by ``init_db_branch`` and a log line names what happened.
     A file missing part of the branch, or anything else, is a WeightsError.
     """
     cfg = dict(stage["model"])
@@ -128,9 +130,9 @@ def build_det_model(stage: dict[str, Any], seed: int = 0) -> nn.Module:
         if sorted(missing) != sorted(required):
             raise WeightsError(f"{path.name}: the DB threshold branch is only partly present ({len(missing)} of "
                                f"{len(required)} tensors missing)")
-        init_db_branch(model.head.thresh, torch.Generator().manual_seed(seed))
-        log.info("%s has no DB threshold branch: initialised %d tensors (%s...) from seed %d",
-                 path.name, len(missing), ", ".join(sorted(missing)[:2]), seed)
+        init_db_branch(model.get_submodule("head.thresh"), model.get_submodule("head.binarize"))
+        log.info("%s has no DB threshold branch: initialised its %d tensors (hidden layers copied from the "
+                 "probability branch, last conv zero: T = 0.5)", path.name, len(missing))
     return model
 
 
@@ -155,16 +157,28 @@ def detect_counts(detector: TextDetector, records: Sequence[DetRecord]) -> list[
     return counts
 
 
-def bootstrap_hmean(counts: Sequence[PRScores], samples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the hmean when images are resampled with replacement."""
-    table = np.array([[c.matched, c.n_pred, c.n_gt] for c in counts], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(table), size=(samples, len(table)))
+def _hmeans(table: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Hmean of each resample: ``table`` rows are per-image (matched, n_pred, n_gt), ``picks`` image indices."""
     matched, n_pred, n_gt = table[picks].sum(axis=1).T
     p = np.divide(matched, n_pred, out=np.zeros_like(matched), where=n_pred > 0)
     r = np.divide(matched, n_gt, out=np.zeros_like(matched), where=n_gt > 0)
-    h = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
-    low, high = np.percentile(h, [2.5, 97.5])
+    return np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
+
+
+def bootstrap_hmean(
+    counts: Sequence[PRScores], samples: int = 1000, seed: int = 0, baseline: Sequence[PRScores] | None = None
+) -> tuple[float, float]:
+    """95% percentile interval of the hmean when images are resampled with replacement; with ``baseline``
+    (per-image counts of another detector on the same images) the interval of hmean - baseline hmean, both
+    computed on the same resampled images."""
+    table = np.array([[c.matched, c.n_pred, c.n_gt] for c in counts], dtype=np.float64)
+    picks = np.random.default_rng(seed).integers(0, len(table), size=(samples, len(table)))
+    values = _hmeans(table, picks)
+    if baseline is not None:
+        if len(baseline) != len(counts):
+            raise ValueError(f"{len(baseline)} baseline images for {len(counts)} images")
+        values = values - _hmeans(np.array([[c.matched, c.n_pred, c.n_gt] for c in baseline], np.float64), picks)
+    low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
 
 
@@ -187,9 +201,9 @@ class DetTask:
         self.criterion = DBLoss(self.loss_cfg.alpha, self.loss_cfg.beta, self.loss_cfg.ohem_ratio,
                                 self.loss_cfg.main_loss)
         manifest = stage_manifest(stage)
-        self.pre: DetPreprocess = _settings(DetPreprocess, "det.preprocess", manifest.get("preprocess"),
+        self.pre: DetPreprocess = _settings(DetPreprocess, "det.preprocess", manifest.get("preprocess") or {},
                                             stage["preprocess"])
-        self.post: DBPostProcess = _settings(DBPostProcess, "det.postprocess", manifest.get("postprocess"),
+        self.post: DBPostProcess = _settings(DBPostProcess, "det.postprocess", manifest.get("postprocess") or {},
                                              stage["postprocess"])
         self.train_records, self.eval_records = holdout_split(_load_records(self.data), self.data.holdout_every)
         if self.data.limit > 0:
@@ -199,7 +213,6 @@ class DetTask:
         if not self.train_records:
             raise ConfigError(f"train.data: no training images in {self.data.root}")
         self.batch_size = batch_size
-        self.seed = int(train.get("seed", 0))
 
     def files(self) -> list[Path]:
         """Every image the task reads (training first, then evaluation), for the data manifest."""
@@ -207,7 +220,7 @@ class DetTask:
         return list(seen)
 
     def build_model(self) -> nn.Module:
-        return build_det_model(self.stage, self.seed)
+        return build_det_model(self.stage)
 
     def sample(self, index: int, rng: np.random.Generator) -> DetSample:
         """Training image ``index`` augmented (with a random CopyPaste donor when enabled)."""

@@ -31,7 +31,7 @@ from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules"]
 
-TASK_KEYS = ("task", "data", "augment")  # task-specific parts of the train section
+TASK_KEYS = ("task", "data", "augment", "loss")  # task-specific parts of the train section
 
 
 @dataclass
