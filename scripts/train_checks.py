@@ -37,8 +37,14 @@ FINETUNE = ["train.steps=120", "train.batch_size=2", "train.eval_every=60", "tra
             "train.freeze=[backbone]"]
 
 
+TRAIN = True  # --no-train: score the runs already in --out
+
+
 def run_train(config: Path, out: Path, sets: list[str], threads: int) -> None:
     """Run ``ocrlite train`` with ``sets`` overrides into ``out`` (printed first)."""
+    if not TRAIN:
+        print(f"(scoring the existing run {out})", flush=True)
+        return
     command = ["ocrlite", "--threads", str(threads), "train", str(config), "-o", str(out), "-q", "--name", out.name]
     for item in sets:
         command += ["--set", item]
@@ -52,6 +58,11 @@ def loss_trend(run: Path, key: str = "loss") -> tuple[float, float]:
         values = [float(row[key]) for row in csv.DictReader(handle)]
     quarter = max(1, len(values) // 4)
     return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter
+
+
+def exported(out: Path) -> Path:
+    """The stage config ``ocrlite train`` exported into ``out/export``."""
+    return next((out / "export").glob("*.yaml"))
 
 
 def report(out: Path, result: dict[str, Any]) -> None:
@@ -90,7 +101,7 @@ def det_finetune(data: Path, out: Path, threads: int) -> bool:
                           "held_out": [r.image for r in task.eval_records]})
     records = task.eval_records
     before = detect_counts(TextDetector.from_config("det_ppocrv3.yaml"), records)
-    after = detect_counts(TextDetector.from_config(out / "export" / f"{out.name}.yaml"), records)
+    after = detect_counts(TextDetector.from_config(exported(out)), records)
     total = {name: sum(counts[1:], counts[0]) for name, counts in (("converted", before), ("fine_tuned", after))}
     delta = total["fine_tuned"].hmean - total["converted"].hmean
     first, last = loss_trend(out)
@@ -120,7 +131,7 @@ def cls_check(data: Path, out: Path, threads: int) -> bool:
                          {"train": [f.image for f in train_forms], "held_out": [f.image for f in held_forms]})
     task = ClsTask(load_stage_config(CLS_CONFIG, sets), batch_size=1)
     scores = {}
-    for name, config in (("trained", out / "export" / f"{out.name}.yaml"), ("shipped", "cls_ppocr_mobile_v2.yaml")):
+    for name, config in (("trained", exported(out)), ("shipped", "cls_ppocr_mobile_v2.yaml")):
         classifier = TextClassifier.from_config(config)
         angles = [a for a, _ in classifier(task.eval_crops)]
         scores[name] = sum(a == b for a, b in zip(angles, task.eval_angles, strict=True)) / len(angles)
@@ -142,7 +153,10 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=REPO.parent / "runs" / "train_checks")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-train", action="store_true", help="score the runs already in --out")
     args = parser.parse_args()
+    global TRAIN
+    TRAIN = not args.no_train
     names = list(CHECKS) if args.check == "all" else [args.check]
     passed = {name: CHECKS[name](args.data.resolve(), args.out / name, args.threads) for name in names}
     print("passed:", passed)

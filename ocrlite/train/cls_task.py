@@ -113,9 +113,9 @@ class ClsTask:
         aug: ClsAugmentSettings = from_mapping(ClsAugmentSettings, "train.augment", train.get("augment"))
         self.augment = ClsAugment(aug.num_ops, aug.magnitude, aug.bda_prob)
         manifest = stage_manifest(stage)
-        self.pre: LinePreprocess = _settings(LinePreprocess, "cls.preprocess", manifest.get("preprocess"),
+        self.pre: LinePreprocess = _settings(LinePreprocess, "cls.preprocess", manifest.get("preprocess") or {},
                                              stage["preprocess"])
-        self.post: ClsPostprocess = _settings(ClsPostprocess, "cls.postprocess", manifest.get("postprocess"),
+        self.post: ClsPostprocess = _settings(ClsPostprocess, "cls.postprocess", manifest.get("postprocess") or {},
                                               stage["postprocess"])
         if not self.data.root:
             raise ConfigError("train.data.root: give the FUNSD folder or a label file")
