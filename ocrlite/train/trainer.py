@@ -164,8 +164,12 @@ def train(
     resume: Path | None = None,
     progress: bool = True,
     config: dict[str, Any] | None = None,
+    stop_at: int | None = None,
 ) -> TrainResult:
-    """Train ``task`` for ``settings.steps`` steps into ``run_dir`` (see the module docstring)."""
+    """Train ``task`` for ``settings.steps`` steps into ``run_dir`` (see the module docstring).
+
+    ``stop_at`` ends the run early (with a checkpoint) while the schedule still spans ``settings.steps``.
+    """
     from safetensors.torch import save
     from tqdm import tqdm
 
@@ -196,7 +200,8 @@ def train(
     bar = tqdm(total=settings.steps, initial=counters["step"], disable=not progress, unit="step")
     cpu0, wall0 = time.process_time() - counters["cpu_seconds"], time.perf_counter() - counters["wall_seconds"]
     loss_value = float("nan")
-    for step in range(int(counters["step"]), settings.steps):
+    last = min(settings.steps, stop_at or settings.steps)
+    for step in range(int(counters["step"]), last):
         lr = lr_at(step, settings)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -232,7 +237,7 @@ def train(
                 best = {"step": done, **scores}
                 atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(model)))
             bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
-        if done % settings.save_every == 0 or done == settings.steps:
+        if done % settings.save_every == 0 or done == last:
             extra = {"counters": counters, "best": best, "evals": evals, "settings": asdict(settings),
                      "scaler": scaler.state_dict() if use_amp else None, "config": _jsonable(config or {})}
             save_checkpoint(run_dir, done, model, optimizer, rng, extra)
