@@ -8,7 +8,7 @@ is counted and the sample rejected, never shortened.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from ..datasets import load_icdar2015
 from ..errors import ConfigError
 from ..evaluate import DONT_CARE, GtRegion
 from ..fileio import atomic_write_text, write_image
+from ..imageio import read_image
 from ..preprocess import crop_quad
 from ..weights import sha256_file
 
@@ -34,6 +35,7 @@ __all__ = [
     "write_split_manifest",
     "box_quad",
     "write_crops",
+    "export_funsd_crops",
 ]
 
 T = TypeVar("T")
@@ -194,7 +196,7 @@ def box_quad(box: TextBox) -> np.ndarray:
 
 
 def write_crops(
-    samples: Sequence[tuple[np.ndarray, np.ndarray, str]],
+    samples: Iterable[tuple[np.ndarray, np.ndarray, str]],
     out_dir: str | Path,
     allowed: Callable[[str], bool],
     prefix: str = "crop",
@@ -217,3 +219,34 @@ def write_crops(
     label_file = out_dir / "labels.txt"
     atomic_write_text(label_file, "".join(line + "\n" for line in lines))
     return label_file, len(lines), rejected
+
+
+def _form_samples(forms: Sequence[FunsdForm], unit: str) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    """(form image, box quad, text) for every word or line box, one form image in memory at a time."""
+    for form in forms:
+        image = read_image(form.image)
+        for text_box in getattr(form, unit):
+            yield image, box_quad(text_box), text_box.text
+
+
+def export_funsd_crops(
+    root: str | Path, out_dir: str | Path, allowed: Callable[[str], bool], unit: str = "words", every: int = 5,
+    limit: int = 0,
+) -> dict[str, Any]:
+    """FUNSD word or line crops as PaddleOCR rec label files, split by form (every ``every``-th form held out):
+    ``out_dir/{train,held_out}/labels.txt`` and ``out_dir/split.json`` (forms with sha256, counts, rejected).
+    ``limit`` keeps only the first N forms (0: all). Returns the counts."""
+    if unit not in ("words", "lines"):
+        raise ConfigError(f"FUNSD unit must be 'words' or 'lines', got {unit!r}")
+    forms = load_funsd_boxes(root)
+    forms = forms[:limit] if limit > 0 else forms
+    out_dir = Path(out_dir)
+    splits = dict(zip(("train", "held_out"), holdout_split(forms, every), strict=True))
+    counts: dict[str, Any] = {}
+    for name, chosen in splits.items():
+        _, written, rejected = write_crops(_form_samples(chosen, unit), out_dir / name, allowed, prefix=unit[:-1])
+        counts[name] = {"forms": len(chosen), "crops": written, "rejected": rejected}
+    write_split_manifest(out_dir / "split.json", f"FUNSD forms sorted by id, every {every}th form held out",
+                         {name: [f.image for f in chosen] for name, chosen in splits.items()},
+                         {"unit": unit, "counts": counts})
+    return counts
