@@ -212,7 +212,7 @@ class DetAugment:
         if self.max_angle > 0:
             sample = rotate(sample, float(rng.uniform(-self.max_angle, self.max_angle)))
         sample = rescale(sample, float(rng.uniform(*self.scale)))
-        sample = random_crop(sample, rng, tuple(self.size))  # type: ignore[arg-type]
+        sample = random_crop(sample, rng, self.size)
         if self.color > 0:
             sample = replace(sample, image=color_jitter(sample.image, rng, self.color))
         return sample
