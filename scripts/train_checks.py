@@ -29,7 +29,8 @@ CLS_CONFIG = REPO / "configs" / "train" / "cls_funsd.yaml"
 OVERFIT = [
     "train.data.limit=4", "train.data.eval_on=train", "train.augment.flip=0", "train.augment.max_angle=0",
     "train.augment.scale_min=0.75", "train.augment.scale_max=0.75", "train.augment.color=0",
-    "train.augment.copy_paste=0", "train.steps=150", "train.batch_size=2", "train.lr=0.001",
+    "train.augment.copy_paste=0", "train.augment.size=640", "train.augment.keep_scale=true", "train.steps=200",
+    "train.batch_size=2", "train.lr=0.001",
     "train.warmup_steps=10", "train.eval_every=50", "train.save_every=50", "train.weight_decay=0",
     "train.freeze=[backbone]",
 ]

@@ -78,8 +78,11 @@ def rescale(sample: DetSample, scale: float) -> DetSample:
     return replace(sample, image=image, polygons=polys)
 
 
-def _crop_window(sample: DetSample, rng: np.random.Generator, min_side: float, tries: int) -> tuple[int, ...]:
-    """(x0, y0, x1, y1) inclusive; edges drawn from rows/columns no polygon covers, with a cared-for text inside."""
+def _crop_window(
+    sample: DetSample, rng: np.random.Generator, min_side: float, tries: int, max_size: tuple[int, int] | None
+) -> tuple[int, ...]:
+    """(x0, y0, x1, y1) inclusive; edges drawn from rows/columns no polygon covers, with a cared-for text inside
+    and, with ``max_size`` = (width, height), no larger than that."""
     height, width = sample.image.shape[:2]
     free_x, free_y = np.ones(width, dtype=bool), np.ones(height, dtype=bool)
     for poly in sample.polygons:
@@ -96,6 +99,8 @@ def _crop_window(sample: DetSample, rng: np.random.Generator, min_side: float, t
         y0, y1 = np.sort(rng.choice(ys, 2))
         if x1 - x0 < min_side * width or y1 - y0 < min_side * height:
             continue
+        if max_size is not None and (x1 - x0 >= max_size[0] or y1 - y0 >= max_size[1]):
+            continue
         if any(p[:, 0].min() >= x0 and p[:, 0].max() <= x1 and p[:, 1].min() >= y0 and p[:, 1].max() <= y1
                for p in cared):
             return int(x0), int(y0), int(x1), int(y1)
@@ -108,11 +113,13 @@ def random_crop(
     size: tuple[int, int] = (640, 640),
     min_side: float = 0.1,
     tries: int = 50,
+    keep_scale: bool = False,
 ) -> DetSample:
     """Crop a window whose edges avoid text, resize it into ``size`` = (width, height) keeping its ratio and
     zero-pad right/bottom. Polygons inside the window are kept, those it cuts are clipped and ignored, the rest
-    dropped."""
-    x0, y0, x1, y1 = _crop_window(sample, rng, min_side, tries)
+    dropped. ``keep_scale``: windows fit in ``size`` and are only padded, not resized (a window that fits is
+    found within ``tries``, else the whole image is resized as usual), so text keeps the size it has."""
+    x0, y0, x1, y1 = _crop_window(sample, rng, min_side, tries, size if keep_scale else None)
     window = box(x0, y0, x1, y1)
     polys: list[np.ndarray] = []
     flags: list[bool] = []
@@ -130,6 +137,8 @@ def random_crop(
                 flags.append(True)
     crop = sample.image[y0 : y1 + 1, x0 : x1 + 1]
     scale = min(size[0] / crop.shape[1], size[1] / crop.shape[0])
+    if keep_scale and scale >= 1:
+        scale = 1.0
     cropped = DetSample(crop, tuple(p - [x0, y0] for p in polys), tuple(flags))
     resized = rescale(cropped, scale)
     canvas = np.zeros((size[1], size[0], 3), dtype=np.uint8)
@@ -201,6 +210,7 @@ class DetAugment:
     scale: tuple[float, float] = (0.5, 3.0)
     color: float = 0.3
     copy_paste: float = 0.0
+    keep_scale: bool = False
 
     def __call__(
         self, sample: DetSample, rng: np.random.Generator, donor: DetSample | None = None
@@ -212,7 +222,7 @@ class DetAugment:
         if self.max_angle > 0:
             sample = rotate(sample, float(rng.uniform(-self.max_angle, self.max_angle)))
         sample = rescale(sample, float(rng.uniform(*self.scale)))
-        sample = random_crop(sample, rng, self.size)
+        sample = random_crop(sample, rng, self.size, keep_scale=self.keep_scale)
         if self.color > 0:
             sample = replace(sample, image=color_jitter(sample.image, rng, self.color))
         return sample

@@ -5,7 +5,8 @@ Config (``train:`` section of a det stage config)::
 
     data:    {format: icdar2015 | paddle | funsd, root: FOLDER or LABEL FILE, holdout_every: 5, limit: 0,
               eval_on: holdout | train, unit: words}
-    augment: {size: 640, flip: 0.5, max_angle: 10, scale_min: 0.5, scale_max: 3.0, color: 0.3, copy_paste: 0.0}
+    augment: {size: 640, flip: 0.5, max_angle: 10, scale_min: 0.5, scale_max: 3.0, color: 0.3, copy_paste: 0.0,
+              keep_scale: false}
     loss:    {main_loss: dice | bce, alpha: 5, beta: 10, ohem_ratio: 3, shrink_ratio: 0.4, min_text_size: 8,
               thresh_min: 0.3, thresh_max: 0.7}
 
@@ -79,6 +80,7 @@ class DetAugmentSettings:
     scale_max: float = 3.0
     color: float = 0.3
     copy_paste: float = 0.0
+    keep_scale: bool = False  # crop windows of at most size x size, padded, never resized
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ class DetTask:
         if self.data.eval_on not in ("holdout", "train"):
             raise ConfigError(f"train.data.eval_on must be holdout or train, got {self.data.eval_on!r}")
         self.augment = DetAugment((aug.size, aug.size), aug.flip, aug.max_angle, (aug.scale_min, aug.scale_max),
-                                  aug.color, aug.copy_paste)
+                                  aug.color, aug.copy_paste, aug.keep_scale)
         self.criterion = DBLoss(self.loss_cfg.alpha, self.loss_cfg.beta, self.loss_cfg.ohem_ratio,
                                 self.loss_cfg.main_loss)
         manifest = stage_manifest(stage)

@@ -87,6 +87,16 @@ def test_random_crop_keeps_text_and_target_size() -> None:
         _follows(out, 0.8)
 
 
+def test_random_crop_keep_scale_pads_without_resizing() -> None:
+    s = _sample()
+    for seed in range(10):
+        out = random_crop(s, np.random.default_rng(seed), (160, 120), keep_scale=True)
+        assert out.image.shape == (120, 160, 3)
+        _follows(out, 0.9)
+        for poly in out.polygons:  # same size as before: a translation of an input polygon
+            assert any(np.allclose(poly - poly[0], q - q[0]) for q in QUADS)
+
+
 def test_random_crop_clips_and_ignores_text_leaving_the_image() -> None:
     # a label running past the right border (as in ICDAR 2015) is clipped to the window and ignored
     leaving = np.array([[200, 10], [300, 10], [300, 40], [200, 40]], dtype=np.float64)
