@@ -235,25 +235,25 @@ def _strip_punctuation(token: str) -> str:
     return token[start:end]
 
 
-def bow_tokens(texts: Iterable[str]) -> Counter[str]:
-    """Multiset of normalised tokens: whitespace split, casefolded, surrounding Unicode punctuation
-    (categories P*) stripped; tokens left empty (pure punctuation) are dropped."""
+def bow_tokens(texts: Iterable[str], case_sensitive: bool = False) -> Counter[str]:
+    """Multiset of normalised tokens: whitespace split, casefolded (unless ``case_sensitive``),
+    surrounding Unicode punctuation (categories P*) stripped; tokens left empty (pure punctuation) are dropped."""
     tokens: Counter[str] = Counter()
     for text in texts:
         for raw in text.split():
-            token = _strip_punctuation(raw.casefold())
+            token = _strip_punctuation(raw if case_sensitive else raw.casefold())
             if token:
                 tokens[token] += 1
     return tokens
 
 
-def bag_of_words(pred_texts: Iterable[str], gt_words: Iterable[str]) -> PRScores:
+def bag_of_words(pred_texts: Iterable[str], gt_words: Iterable[str], case_sensitive: bool = False) -> PRScores:
     """Bag-of-words match of one page: multiset intersection of ``bow_tokens`` of both sides.
 
     Returns counts (``matched`` tokens, ``n_pred`` predicted tokens, ``n_gt`` ground-truth tokens);
     sum pages with ``+`` and read ``.precision``, ``.recall``, ``.f1``. Order and position are ignored.
     """
-    pred, gt = bow_tokens(pred_texts), bow_tokens(gt_words)
+    pred, gt = bow_tokens(pred_texts, case_sensitive), bow_tokens(gt_words, case_sensitive)
     return PRScores(sum((pred & gt).values()), sum(pred.values()), sum(gt.values()))
 
 
