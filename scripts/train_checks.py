@@ -39,6 +39,7 @@ FINETUNE = ["train.steps=120", "train.batch_size=2", "train.eval_every=60", "tra
 
 
 TRAIN = True  # --no-train: score the runs already in --out
+WEIGHTS: Path | None = None  # --weights: score these weights (e.g. a checkpoint) instead of the export
 
 
 def run_train(config: Path, out: Path, sets: list[str], threads: int) -> None:
@@ -61,9 +62,14 @@ def loss_trend(run: Path, key: str = "loss") -> tuple[float, float]:
     return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter
 
 
-def exported(out: Path) -> Path:
-    """The stage config ``ocrlite train`` exported into ``out/export``."""
-    return next((out / "export").glob("*.yaml"))
+def exported(out: Path, config: Path) -> Path | dict[str, Any]:
+    """The stage config ``ocrlite train`` exported into ``out/export``, or ``config`` with ``--weights``."""
+    if WEIGHTS is None:
+        return next((out / "export").glob("*.yaml"))
+    from ocrlite.config import load_stage_config
+
+    stage = load_stage_config(config, [f"weights={WEIGHTS.with_suffix('')}"])
+    return {k: v for k, v in stage.items() if k != "train"}
 
 
 def report(out: Path, result: dict[str, Any]) -> None:
@@ -102,7 +108,7 @@ def det_finetune(data: Path, out: Path, threads: int) -> bool:
                           "held_out": [r.image for r in task.eval_records]})
     records = task.eval_records
     before = detect_counts(TextDetector.from_config("det_ppocrv3.yaml"), records)
-    after = detect_counts(TextDetector.from_config(exported(out)), records)
+    after = detect_counts(TextDetector.from_config(exported(out, DET_CONFIG)), records)
     total = {name: sum(counts[1:], counts[0]) for name, counts in (("converted", before), ("fine_tuned", after))}
     delta = total["fine_tuned"].hmean - total["converted"].hmean
     first, last = loss_trend(out)
@@ -132,7 +138,7 @@ def cls_check(data: Path, out: Path, threads: int) -> bool:
                          {"train": [f.image for f in train_forms], "held_out": [f.image for f in held_forms]})
     task = ClsTask(load_stage_config(CLS_CONFIG, sets), batch_size=1)
     scores = {}
-    for name, config in (("trained", exported(out)), ("shipped", "cls_ppocr_mobile_v2.yaml")):
+    for name, config in (("trained", exported(out, CLS_CONFIG)), ("shipped", "cls_ppocr_mobile_v2.yaml")):
         classifier = TextClassifier.from_config(config)
         angles = [a for a, _ in classifier(task.eval_crops)]
         scores[name] = sum(a == b for a, b in zip(angles, task.eval_angles, strict=True)) / len(angles)
@@ -155,9 +161,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO.parent / "runs" / "train_checks")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-train", action="store_true", help="score the runs already in --out")
+    parser.add_argument("--weights", type=Path, help="with --no-train: score these weights (a checkpoint's "
+                        "model.safetensors) instead of the export")
     args = parser.parse_args()
-    global TRAIN
-    TRAIN = not args.no_train
+    global TRAIN, WEIGHTS
+    TRAIN, WEIGHTS = not args.no_train, args.weights
     names = list(CHECKS) if args.check == "all" else [args.check]
     passed = {name: CHECKS[name](args.data.resolve(), args.out / name, args.threads) for name in names}
     print("passed:", passed)
