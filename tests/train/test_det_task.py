@@ -113,3 +113,21 @@ def test_bootstrap_interval_brackets_the_hmean() -> None:
     better = [PRScores(c.matched + 1, 10, 10) for c in counts]
     low, high = bootstrap_hmean(better, baseline=counts)
     assert 0 < low <= high and high == pytest.approx(0.1, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("train.data.format=coco", "train.data.format must be icdar2015, paddle or funsd"),
+     ("train.loss.alpha=abc", "train.loss.alpha must be a number"),
+     ("train.augment.sise=640", "train.augment: unknown key 'sise'")],
+)
+def test_bad_det_settings_are_one_line_errors(tmp_path: Path, override: str, message: str) -> None:
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "train" / "det_ppocrv3_ic15.yaml"
+    result = CliRunner().invoke(main, ["train", str(config), "-o", str(tmp_path / "run"), "-q",
+                                       "--set", f"train.data.root={tmp_path}", "--set", override])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
