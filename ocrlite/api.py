@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Any, Iterable
 
 import cv2
 import numpy as np
 
-from .config import check_keys, load_pipeline_config
-from .errors import ConfigError
-from .imageio import read_image
-from .postprocess import ctc_word_boxes
-from .predictors import TextClassifier, TextDetector, TextRecognizer
-from .presets import get_preset
-from .preprocess import crop_quad
-from .results import PageResult, TextBox, TextLine
-from .runtime import Runner
+from ocrlite.backends.torch import Runner
+from ocrlite.errors import ConfigError
+from ocrlite.io.images import read_image
+from ocrlite.postprocess import ctc_word_boxes
+from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer
+from ocrlite.preprocess import crop_quad
+from ocrlite.results import PageResult, TextBox, TextLine
+from ocrlite.stages import STAGE_KINDS, pipeline_spec
 
-__all__ = ["OCR", "PipelineSettings"]
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    """Pipeline switches: use the direction classifier, drop low-scoring lines."""
-
-    use_cls: bool = True
-    drop_score: float = 0.5
+__all__ = ["OCR"]
 
 
 class OCR:
@@ -50,26 +40,27 @@ class OCR:
         rec_runner: Runner | None = None,
         use_cls: bool | None = None,
         drop_score: float | None = None,
+        stages: Collection[str] = STAGE_KINDS,
     ) -> None:
-        if model is not None:
-            if config is not None:
-                raise ConfigError("give either config or model, not both")
-            config = get_preset(model).config
-        cfg = load_pipeline_config(config, overrides)
-        pipeline: dict[str, Any] = dict(cfg["pipeline"])
-        check_keys("pipeline", pipeline, PipelineSettings.__dataclass_fields__)
-        if use_cls is not None:
-            pipeline["use_cls"] = use_cls
-        if drop_score is not None:
-            pipeline["drop_score"] = drop_score
-        self.settings = PipelineSettings(**pipeline)
-        self.detector = TextDetector.from_config(cfg["det"], det_runner)
-        self.recognizer = TextRecognizer.from_config(cfg["rec"], rec_runner)
+        """``stages``: the nets to load (e.g. ``("cls", "rec")`` to only read crops); all are validated."""
+        switches = _optional(use_cls=use_cls, drop_score=drop_score)
+        spec = pipeline_spec(config, [*overrides, *switches], model=model)
+        self.spec = spec
+        self.settings = spec.settings
+        self._detector = TextDetector.from_config(spec.det, runner=det_runner) if "det" in stages else None
+        self.recognizer = TextRecognizer.from_config(spec.rec, runner=rec_runner)
         self.classifier = (
-            TextClassifier.from_config(cfg["cls"], cls_runner)
-            if self.settings.use_cls and "cls" in cfg
+            TextClassifier.from_config(spec.cls, runner=cls_runner)
+            if self.settings.use_cls and spec.cls is not None and "cls" in stages
             else None
         )
+
+    @property
+    def detector(self) -> TextDetector:
+        """The text detector (a ConfigError when this pipeline was built without it)."""
+        if self._detector is None:
+            raise ConfigError("this OCR was built without its detector (stages=...)")
+        return self._detector
 
     def detect(self, image: np.ndarray | str | Path) -> list[TextBox]:
         """Text boxes of ``image`` in reading order."""
@@ -108,6 +99,12 @@ class OCR:
         arrays = [_as_array(crop) for crop in crops]
         self.orient(arrays)
         return [(d.text, d.score) for d in self.recognizer(arrays)]
+
+
+def _optional(**values: object) -> list[str]:
+    """``pipeline.KEY=VALUE`` overrides for the keyword switches that were given."""
+    return [f"pipeline.{key}={str(value).lower() if isinstance(value, bool) else value}"
+            for key, value in values.items() if value is not None]
 
 
 def _as_array(image: np.ndarray | str | Path) -> np.ndarray:

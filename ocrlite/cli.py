@@ -1,19 +1,24 @@
 """The ``ocrlite`` command line: thin commands over the Python API.
 
 Every command takes images and folders; a bad item is reported on stderr in one line and
-skipped, the others are still processed, and the exit code is 1 if any item failed.
+skipped, the others are still processed, and the exit code is 1 if any item failed. A bad
+config value, preset or flag is one line and exit 2. Options mean the same on every command:
+``--config``/``--model`` choose the models, ``--set`` overrides config values, ``--format``
+chooses what is printed, ``-o/--output`` is where results are written.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import click
 
-from .errors import OcrliteError
+from ocrlite.errors import OcrliteError
 
 __all__ = ["main"]
 
@@ -24,11 +29,35 @@ def _fail(message: str) -> None:
     click.echo(f"ocrlite: error: {message}", err=True)
 
 
+class _Output:
+    """Where a command's printed results go: stdout, or one file written atomically at the end."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.chunks: list[str] = []
+
+    def line(self, text: str) -> None:
+        if self.path is not None:
+            self.chunks.append(text + "\n")
+            return
+        try:
+            click.echo(text)
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
+
+    def close(self) -> None:
+        if self.path is not None:
+            from ocrlite.io.atomic import atomic_write_text
+
+            atomic_write_text(self.path, "".join(self.chunks))
+
+
 class _ItemRun:
     """Runs a per-image action over expanded inputs, isolating each item's failure."""
 
     def __init__(self, inputs: Sequence[str], extensions: Collection[str] | None = None) -> None:
-        from .imageio import IMAGE_EXTENSIONS, expand_inputs
+        from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs
 
         self.files, errors = expand_inputs(inputs, extensions=extensions or IMAGE_EXTENSIONS)
         self.failed = 0
@@ -37,7 +66,7 @@ class _ItemRun:
 
     def each(self, action: Callable[[Path], None]) -> None:
         for path in self.files:
-            self.attempt(path, lambda: action(path))
+            self.attempt(path, partial(action, path))
 
     def attempt(self, path: Path, call: Callable[[], None]) -> None:
         """Run ``call``; a failure is reported against ``path`` and does not stop the run."""
@@ -52,13 +81,14 @@ class _ItemRun:
         self.failed += 1
         _fail(message if str(path) in message else f"{path}: {message}")
 
-    def exit(self) -> None:
+    def finish(self, output: _Output) -> None:
+        output.close()
         if self.failed:
             sys.exit(1)
 
 
 def _build(factory: Callable[[], Any]) -> Any:
-    """Load models; a config or weights problem ends the command with one line and exit 2."""
+    """Resolve configs and load models; a config or weights problem ends the command with one line, exit 2."""
     try:
         return factory()
     except OcrliteError as exc:
@@ -73,35 +103,46 @@ def _draw_path(draw: str, image: Path, several: bool) -> Path:
     return target / f"{image.stem}.png"
 
 
-def _emit(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False))
+def _json(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False)
 
 
 def _stage_overrides(prefix: str, **values: Any) -> list[str]:
     return [f"{prefix}{key}={value}" for key, value in values.items() if value is not None]
 
 
-overrides_option = click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
-    help="Override a config value, e.g. postprocess.box_thresh=0.5 (repeatable).",
-)
-config_option = click.option("--config", type=click.Path(dir_okay=False), help="YAML config file.")
-model_option = click.option("--model", "model", metavar="NAME",
-                            help="Model preset (see 'ocrlite models'); exclusive with --config.")
-
-
-def _preset_config(model: str | None, config: str | None) -> str | None:
-    """The pipeline config of preset ``model`` (or ``config`` when no model is named)."""
-    if model is None:
-        return config
-    if config is not None:
+def _check_models(config: str | None, model: str | None) -> None:
+    if model is not None and config is not None:
         raise click.UsageError("--model and --config are exclusive")
-    from .presets import get_preset
 
-    return _build(lambda: get_preset(model).config)
+
+def _parse_formats(values: Sequence[str], allowed: Sequence[str], several: bool = False) -> tuple[str, ...]:
+    """``--format`` values, comma-separated or repeated, checked against ``allowed``."""
+    formats = tuple(dict.fromkeys(f.strip().lower() for v in values for f in v.split(",") if f.strip()))
+    bad = [f for f in formats if f not in allowed]
+    if bad:
+        raise click.BadParameter(f"{', '.join(bad)} (choose from {', '.join(allowed)})", param_hint="--format")
+    if not several and len(formats) > 1:
+        raise click.BadParameter("one format when printing results; use ocr -o DIR for several",
+                                 param_hint="--format")
+    return formats or ("json",)
 
 
 images_argument = click.argument("images", nargs=-1, required=True)
+config_option = click.option(
+    "--config", type=click.Path(dir_okay=False),
+    help="YAML config: a pipeline config, or (detect, classify, profile) a single stage config.")
+model_option = click.option("--model", "model", metavar="NAME",
+                            help="Model preset (see 'ocrlite models'); exclusive with --config.")
+overrides_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override a config value, e.g. det.postprocess.box_thresh=0.5 (repeatable).")
+format_option = click.option(
+    "--format", "formats", multiple=True, metavar="FMT",
+    help="What to print: json (default), txt or tsv.")
+output_file_option = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write the results to this file instead of stdout.")
+json_alias_option = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,57 +166,55 @@ def main(threads: int | None) -> None:
 @click.option("--box-thresh", type=float, help="Minimum mean probability of a box (default 0.6).")
 @click.option("--unclip-ratio", type=float, help="How far boxes are grown around the text kernel.")
 @click.option("--draw", type=click.Path(), help="Write the image with boxes drawn: a file, or a folder.")
+@format_option
+@output_file_option
 @overrides_option
 def detect(images: tuple[str, ...], config: str | None, model: str | None, det_limit_side_len: int | None,
-           box_thresh: float | None, unclip_ratio: float | None, draw: str | None,
-           overrides: tuple[str, ...]) -> None:
-    """Print the text boxes of each image as one JSON object per line."""
-    from .config import load_pipeline_config, load_stage_config
-    from .draw import draw_boxes
-    from .fileio import write_image
-    from .imageio import read_image
-    from .predictors import TextDetector
+           box_thresh: float | None, unclip_ratio: float | None, draw: str | None, formats: tuple[str, ...],
+           output: str | None, overrides: tuple[str, ...]) -> None:
+    """Text boxes of each image: JSON per image, ICDAR-style txt (x1,y1,...,y4 per box) or tsv."""
+    from ocrlite.io.atomic import write_image
+    from ocrlite.io.draw import draw_boxes
+    from ocrlite.io.images import read_image
+    from ocrlite.predictors import TextDetector
+    from ocrlite.stages import command_stage
 
-    run = _ItemRun(images)
-    extra = _stage_overrides("preprocess.", limit_side_len=det_limit_side_len) + _stage_overrides(
-        "postprocess.", box_thresh=box_thresh, unclip_ratio=unclip_ratio)
-    pipeline = _preset_config(model, config) if model else None
-    detector = _build(lambda: TextDetector.from_config(
-        load_pipeline_config(pipeline, [f"det.{o}" for o in (*extra, *overrides)])["det"] if pipeline
-        else load_stage_config(config or "det_ppocrv3.yaml", [*extra, *overrides])))
+    _check_models(config, model)
+    from ocrlite.io.writers import STREAM_FORMATS
+
+    fmt = _parse_formats(formats, STREAM_FORMATS)[0]
+    extra = _stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len) + _stage_overrides(
+        "det.postprocess.", box_thresh=box_thresh, unclip_ratio=unclip_ratio)
+    detector = _build(lambda: TextDetector.from_config(command_stage("det", config, [*extra, *overrides], model)))
+    run, out = _ItemRun(images), _Output(output)
+    if fmt == "tsv":
+        out.line("image\tbox\tscore\tpoints")
 
     def handle(path: Path) -> None:
         image = read_image(path)
         boxes = detector(image)
         height, width = image.shape[:2]
-        _emit({"image": str(path), "width": width, "height": height,
-               "boxes": [box.to_dict() for box in boxes]})
+        if fmt == "json":
+            out.line(_json({"image": str(path), "width": width, "height": height,
+                            "boxes": [box.to_dict() for box in boxes]}))
+        for number, box in enumerate(boxes, start=1):
+            points = ",".join(str(int(v)) for v in box.points.reshape(-1))
+            if fmt == "txt":
+                out.line(points)
+            elif fmt == "tsv":
+                out.line(f"{path}\t{number}\t{box.score:.5f}\t{points}")
+        if fmt == "txt" and len(run.files) > 1:
+            out.line("")
         if draw:
             write_image(_draw_path(draw, path, len(run.files) > 1), draw_boxes(image, boxes))
 
     run.each(handle)
-    run.exit()
-
-
-_BATCH_FORMATS = ("json", "txt", "tsv", "hocr", "pdf")
-
-
-def _parse_formats(values: Sequence[str], batch: bool) -> tuple[str, ...]:
-    """``--format`` values, comma-separated or repeated, checked for the mode in use."""
-    allowed = _BATCH_FORMATS if batch else ("json", "txt")
-    formats = tuple(dict.fromkeys(f.strip().lower() for v in values for f in v.split(",") if f.strip()))
-    bad = [f for f in formats if f not in allowed]
-    if bad:
-        raise click.BadParameter(f"{', '.join(bad)} (choose from {', '.join(allowed)})", param_hint="--format")
-    if not batch and len(formats) > 1:
-        raise click.BadParameter("one format when printing to stdout; use -o DIR for several",
-                                 param_hint="--format")
-    return formats or ("json",)
+    run.finish(out)
 
 
 def _gather_inputs(images: Sequence[str], files_from: Any) -> list[str]:
     """IMAGES plus the paths listed in ``--files-from``; an IMAGES entry ``-`` reads stdin."""
-    from .plan import read_paths_list
+    from ocrlite.batch.plan import read_paths_list
 
     inputs = [path for path in images if path != "-"]
     if "-" in images:
@@ -190,7 +229,7 @@ def _gather_inputs(images: Sequence[str], files_from: Any) -> list[str]:
 
 def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batch: dict[str, Any]) -> None:
     """``ocr -o DIR``: the batch runner; exit 1 if any item failed, 2 on a model error, 130 on Ctrl-C."""
-    from .batch import BatchOptions, EngineSpec, run_batch
+    from ocrlite.batch.run import BatchOptions, EngineSpec, run_batch
 
     try:
         report = run_batch(inputs, EngineSpec(**engine_args), BatchOptions(output=Path(output), **batch))
@@ -203,12 +242,18 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
     sys.exit(1 if report.failures else 0)
 
 
+cls_option = click.option(
+    "--cls/--no-cls", "use_cls", default=None,
+    help="Turn upside-down lines before reading them with the 0/180 direction classifier "
+         "(default: the config's pipeline.use_cls, on for every shipped preset).")
+
+
 @main.command()
 @click.argument("images", nargs=-1)
 @config_option
 @model_option
 @click.option("--format", "formats", multiple=True, metavar="FMT[,FMT]",
-              help="stdout: json (default) or txt. With -o: any of json,txt,tsv,hocr,pdf, "
+              help="stdout: json (default), txt or tsv. With -o: any of json,txt,tsv,hocr,pdf, "
                    "comma-separated or repeated (default json).")
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help="Batch mode: write outputs under this folder (mirroring the inputs) and "
@@ -222,7 +267,7 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
 @click.option("--overwrite", is_flag=True, help="Batch mode: redo inputs whose outputs are up to date.")
 @click.option("-q", "--quiet", is_flag=True, help="Batch mode: no progress bar and no summary line.")
 @click.option("--draw", type=click.Path(), help="Write boxes and recognized text: a file, or a folder.")
-@click.option("--no-cls", is_flag=True, help="Skip the 0/180 degree direction classifier.")
+@cls_option
 @click.option("--drop-score", type=float, help="Drop lines recognized with a lower score (default 0.5).")
 @click.option("--rec-batch", type=click.IntRange(min=1), help="Text lines per recognition batch.")
 @click.option("--det-limit-side-len", type=int, help="Side limit for the detector input (default 960).")
@@ -230,17 +275,19 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
 @overrides_option
 def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...], output: str | None,
         files_from: Any, glob: str | None, dpi: float, workers: int, overwrite: bool, quiet: bool,
-        draw: str | None, no_cls: bool, drop_score: float | None, rec_batch: int | None,
+        draw: str | None, use_cls: bool | None, drop_score: float | None, rec_batch: int | None,
         det_limit_side_len: int | None, box_thresh: float | None, overrides: tuple[str, ...]) -> None:
-    """Read the text of images and PDFs: JSON lines or text on stdout, or files with -o DIR."""
-    config = _preset_config(model, config)
+    """Read the text of images and PDFs: JSON lines, text or tsv on stdout, or files with -o DIR."""
+    from ocrlite.io.writers import FORMATS, STREAM_FORMATS
+
+    _check_models(config, model)
     inputs = _gather_inputs(images, files_from)
-    fmts = _parse_formats(formats, batch=output is not None)
+    fmts = _parse_formats(formats, FORMATS if output is not None else STREAM_FORMATS, several=output is not None)
     extra = (_stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len)
              + _stage_overrides("det.postprocess.", box_thresh=box_thresh)
              + _stage_overrides("rec.preprocess.", batch_size=rec_batch))
-    engine_args = {"config": config, "overrides": (*extra, *overrides),
-                   "use_cls": False if no_cls else None, "drop_score": drop_score}
+    engine_args = {"config": config, "model": model, "overrides": (*extra, *overrides),
+                   "use_cls": use_cls, "drop_score": drop_score}
     if output is not None:
         if draw:
             raise click.UsageError("--draw is for stdout mode; it cannot be combined with -o")
@@ -250,21 +297,31 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
         return
     if glob or workers != 1 or overwrite or quiet:
         raise click.UsageError("--glob, --workers, --overwrite and --quiet need -o DIR")
-    fmt = fmts[0]
-    from .batch import EngineSpec
-    from .draw import draw_lines
-    from .fileio import write_image
-    from .pages import INPUT_EXTENSIONS, PDF_EXTENSIONS, open_pages
+    _print_pages(inputs, engine_args, fmts[0], dpi, draw)
 
-    run = _ItemRun(inputs, INPUT_EXTENSIONS)
+
+def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: float, draw: str | None) -> None:
+    """``ocr`` without -o: every page of every input, printed as it is read."""
+    from ocrlite.batch.run import EngineSpec
+    from ocrlite.io.atomic import write_image
+    from ocrlite.io.draw import draw_lines
+    from ocrlite.io.pages import INPUT_EXTENSIONS, PDF_EXTENSIONS, open_pages
+    from ocrlite.io.writers import TsvWriter, tsv_rows
+
+    run, out = _ItemRun(inputs, INPUT_EXTENSIONS), _Output(None)
     engine = _build(EngineSpec(**engine_args).build)
+    if fmt == "tsv":
+        out.line("\t".join(("image", *TsvWriter.HEADER)))
 
     def show(path: Path, number: int, image: Any, paged: bool) -> None:
         page = engine(image)
         if fmt == "json":
-            _emit({"image": str(path), **({"page": number} if paged else {}), **page.to_dict()})
+            out.line(_json({"image": str(path), **({"page": number} if paged else {}), **page.to_dict()}))
+        elif fmt == "txt":
+            out.line(page.text)
         else:
-            click.echo(page.text)
+            for row in tsv_rows(number, page):
+                out.line(f"{path}\t{row}")
         if draw:
             target = _draw_path(draw, path, len(run.files) > 1 or paged)
             if paged:
@@ -274,27 +331,33 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
     def handle(path: Path) -> None:
         with open_pages(path, dpi) as source:
             paged = len(source) > 1 or path.suffix.lower() in PDF_EXTENSIONS
+
+            def show_page(number: int) -> None:
+                show(path, number, source.page(number).image, paged)
+
             for number in range(1, len(source) + 1):
-                run.attempt(path, lambda: show(path, number, source.page(number).image, paged))
+                run.attempt(path, partial(show_page, number))
 
     run.each(handle)
-    run.exit()
+    run.finish(out)
 
 
-def _crop_command(images: Iterable[str], as_json: bool, infer: Callable[[list[Any]], list[tuple[Any, float]]],
-                  field: str) -> None:
+def _crop_command(images: Sequence[str], fmt: str, output: str | None,
+                  infer: Callable[[list[Any]], list[tuple[Any, float]]], field: str) -> None:
     """Read crops one by one (bad ones reported), then run ``infer`` on them in chunks."""
-    from .imageio import read_image
+    from ocrlite.io.images import read_image
 
-    run = _ItemRun(list(images))
+    run, out = _ItemRun(list(images)), _Output(output)
     chunk: list[tuple[Path, Any]] = []
+    if fmt == "tsv":
+        out.line(f"image\t{field}\tscore")
 
     def flush() -> None:
         for (path, _), (value, score) in zip(chunk, infer([crop for _, crop in chunk])):
-            if as_json:
-                _emit({"image": str(path), field: value, "score": round(float(score), 5)})
+            if fmt == "json":
+                out.line(_json({"image": str(path), field: value, "score": round(float(score), 5)}))
             else:
-                click.echo(f"{path.name}\t{value}\t{score:.4f}")
+                out.line(f"{path if fmt == 'tsv' else path.name}\t{value}\t{score:.4f}")
         chunk.clear()
 
     def handle(path: Path) -> None:
@@ -304,49 +367,67 @@ def _crop_command(images: Iterable[str], as_json: bool, infer: Callable[[list[An
 
     run.each(handle)
     flush()
-    run.exit()
+    run.finish(out)
 
 
 @main.command()
 @images_argument
 @config_option
 @model_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per crop.")
-@click.option("--cls", "use_cls", is_flag=True, help="Turn upside-down crops before reading them.")
+@cls_option
+@format_option
+@json_alias_option
+@output_file_option
 @overrides_option
-def recognize(images: tuple[str, ...], config: str | None, model: str | None, as_json: bool, use_cls: bool,
-              overrides: tuple[str, ...]) -> None:
-    """Read already-cropped text lines: file name, text and score per crop."""
-    from .api import OCR
+def recognize(images: tuple[str, ...], config: str | None, model: str | None, use_cls: bool | None,
+              formats: tuple[str, ...], as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
+    """Read already-cropped text lines: text and score per crop (txt: name, text, score)."""
+    from ocrlite.api import OCR
+    from ocrlite.io.writers import STREAM_FORMATS
 
-    config = _preset_config(model, config)
-    engine = _build(lambda: OCR(config, overrides, use_cls=use_cls))
-    _crop_command(images, as_json, engine.recognize, "text")
+    _check_models(config, model)
+    fmt = "json" if as_json else _parse_formats(formats or ("txt",), STREAM_FORMATS)[0]
+    stages = ("rec",) if use_cls is False else ("cls", "rec")
+    engine = _build(lambda: OCR(config, overrides, model=model, use_cls=use_cls, stages=stages))
+    _crop_command(images, fmt, output, engine.recognize, "text")
 
 
 @main.command()
 @images_argument
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per crop.")
+@model_option
+@format_option
+@json_alias_option
+@output_file_option
 @overrides_option
-def classify(images: tuple[str, ...], config: str | None, as_json: bool, overrides: tuple[str, ...]) -> None:
+def classify(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...],
+             as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
     """Tell whether cropped text lines are upright (0) or upside down (180)."""
-    from .config import load_stage_config
-    from .predictors import TextClassifier
+    from ocrlite.errors import ConfigError
+    from ocrlite.io.writers import STREAM_FORMATS
+    from ocrlite.predictors import TextClassifier
+    from ocrlite.stages import command_stage
 
-    classifier = _build(lambda: TextClassifier.from_config(
-        load_stage_config(config or "cls_ppocr_mobile_v2.yaml", overrides)))
-    _crop_command(images, as_json, classifier, "angle")
+    _check_models(config, model)
+    fmt = "json" if as_json else _parse_formats(formats or ("txt",), STREAM_FORMATS)[0]
+
+    def build() -> TextClassifier:
+        spec = command_stage("cls", config, overrides, model)
+        if spec is None:
+            raise ConfigError("this pipeline has no direction classifier (cls)")
+        return TextClassifier.from_config(spec)
+
+    _crop_command(images, fmt, output, _build(build), "angle")
 
 
 @main.command()
 def models() -> None:
     """List the model presets: name, weights size, languages, what each is good for, installed or not."""
-    from .presets import DEFAULT_PRESET, PRESETS, preset_status
+    from ocrlite.presets import DEFAULT_PRESET, PRESETS, preset_status
 
     rows = [("NAME", "SIZE", "INSTALLED", "LANGUAGES", "GOOD FOR")]
     for preset in PRESETS.values():
-        status = _build(lambda: preset_status(preset))
+        status = _build(partial(preset_status, preset))
         name = f"{preset.name}{' (default)' if preset.name == DEFAULT_PRESET else ''}"
         size = f"{status.size_mb:.1f} MB" if status.installed else "-"
         installed = "yes" if status.installed else "no (pip install ./ocrlite-models)"
@@ -357,21 +438,23 @@ def models() -> None:
 
 
 @main.command()
-@click.option("--config", required=True, help="Stage or pipeline config, e.g. zoo/mobilenet_v2_det.yaml.")
+@config_option
+@model_option
 @click.option("--input", "input_shape", metavar="CxHxW",
               help="Input size (default: the config's line size; 3x640x640 for det).")
 @click.option("--per-layer", is_flag=True, help="Also print name, type, output shape, params and MACs of every layer.")
 @click.option("--runs", type=click.IntRange(min=0), default=10, show_default=True, help="Timed runs (0: no timing).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the timing (default: torch's).")
-@click.option("--set", "-o", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. model.backbone.scale=0.75 (repeatable).")
-def profile(config: str, input_shape: str | None, per_layer: bool, runs: int, threads: int | None,
+@overrides_option
+def profile(config: str | None, model: str | None, input_shape: str | None, per_layer: bool, runs: int,
             overrides: tuple[str, ...]) -> None:
-    """Parameters, MACs, weight size and CPU latency of the model(s) in a config (weights are not loaded)."""
-    from .profile import parse_input, profile_config
+    """Parameters, MACs, weight size and CPU latency of the net(s) of a config or preset (weights not loaded)."""
+    from ocrlite.presets import DEFAULT_PRESET, get_preset
+    from ocrlite.profile import parse_input, profile_config
 
+    _check_models(config, model)
+    target = config or _build(lambda: get_preset(model or DEFAULT_PRESET).config)
     shape = _build(lambda: parse_input(input_shape)) if input_shape else None
-    for report in _build(lambda: profile_config(config, overrides, shape, runs, threads)):
+    for report in _build(lambda: profile_config(target, overrides, shape, runs)):
         if per_layer:
             click.echo(report.table())
         click.echo(report.totals())
@@ -393,10 +476,10 @@ def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: in
     from tqdm import tqdm
 
     from .charset import Charset
-    from .predictors import _charset_path
+    from .files import find_charset
     from .train.synth import write_synth_set
 
-    chars = _build(lambda: Charset.from_file(_charset_path(charset, {}), use_space_char=True))
+    chars = _build(lambda: Charset.from_file(find_charset(charset, None, None), use_space_char=True))
     with tqdm(total=count, unit="img", disable=None) as bar:
         labels = _build(lambda: write_synth_set(Path(out_dir), count, chars, lang, seed, height, start, bar.update))
     click.echo(str(labels))
@@ -426,3 +509,44 @@ def train_command(config: str, overrides: tuple[str, ...], run_dir: str, resume:
                f"loss={result.last_loss:.4f} best: {best or '-'}")
     if exported is not None:
         click.echo(f"exported: {exported}")
+
+
+@main.command(name="eval")
+@click.argument("task", type=click.Choice(["det", "cls", "rec", "e2e"]))
+@click.option("--data", required=True, type=click.Path(file_okay=False),
+              help="Benchmark folder: ICDAR 2015 (det, e2e), FUNSD (e2e) or word crops (rec, cls).")
+@click.option("--model", "models_", metavar="NAME[,NAME]",
+              help="Preset(s) to evaluate, comma-separated, one row each (default: the default preset).")
+@config_option
+@click.option("--split", type=click.Path(dir_okay=False, exists=True),
+              help="Split manifest (JSON with 'files'): evaluate only those files.")
+@click.option("--limit", type=click.IntRange(min=1), help="First N samples only.")
+@click.option("--format", "formats", multiple=True, metavar="FMT", help="table (default) or json.")
+@output_file_option
+@overrides_option
+def eval_command(task: str, data: str, models_: str | None, config: str | None, split: str | None,
+                 limit: int | None, formats: tuple[str, ...], output: str | None, overrides: tuple[str, ...]) -> None:
+    """Score models on a benchmark folder at fixed settings: det P/R/H, cls accuracy, rec word accuracy,
+    1-NED and CER, e2e ICDAR 2015 hmean or FUNSD bag-of-words F1 (case-insensitive and sensitive)."""
+    from ocrlite.api import OCR
+    from ocrlite.eval.harness import evaluate, format_table, ocrlite_system
+
+    names = [n for n in (models_ or "").split(",") if n]
+    if names and config is not None:
+        raise click.UsageError("--model and --config are exclusive")
+    fmt = _parse_formats(formats or ("table",), ("table", "json"))[0]
+    if config is not None:
+        systems = [_build(lambda: ocrlite_system(Path(config).name, OCR(config, overrides)))]
+    else:
+        def system(name: str | None) -> Any:
+            return ocrlite_system(name or "default", OCR(overrides=overrides, model=name))
+
+        systems = [_build(partial(system, name)) for name in names] if names else [_build(partial(system, None))]
+    rows = _build(lambda: evaluate(task, systems, Path(data), limit, Path(split) if split else None))
+    out = _Output(output)
+    if fmt == "json":
+        for row in rows:
+            out.line(_json(row))
+    else:
+        out.line(format_table(rows))
+    out.close()

@@ -18,7 +18,8 @@ import pyclipper
 from shapely.geometry import Polygon
 
 from ocrlite.charset import Charset
-from ocrlite.results import TextWord
+from ocrlite.results import TextLine, TextWord
+from ocrlite.settings import setting
 
 __all__ = [
     "DBPostProcess",
@@ -27,11 +28,14 @@ __all__ = [
     "CTCDecoded",
     "ctc_greedy_decode",
     "ctc_word_boxes",
+    "line_words",
+    "quad_span",
     "classify_angles",
     "needs_flip",
 ]
 
 _SAME_LINE_PX = 10
+_WORD = re.compile(r"\S+")
 _MIN_BOX_SIDE_PX = 3
 
 
@@ -89,17 +93,13 @@ class DBPostProcess:
     ``score_mode`` "fast" averages the map inside the rectangle, "slow" inside the contour.
     """
 
-    thresh: float = 0.3
-    box_thresh: float = 0.6
-    unclip_ratio: float = 1.5
-    max_candidates: int = 1000
-    min_size: int = 3
-    score_mode: str = "fast"
-    use_dilation: bool = False
-
-    def __post_init__(self) -> None:
-        if self.score_mode not in ("fast", "slow"):
-            raise ValueError(f"score_mode must be 'fast' or 'slow', got {self.score_mode!r}")
+    thresh: float = setting(0.3, low=0.0, high=1.0)
+    box_thresh: float = setting(0.6, low=0.0, high=1.0)
+    unclip_ratio: float = setting(1.5, low=0.0, high=10.0)
+    max_candidates: int = setting(1000, low=1)
+    min_size: int = setting(3, low=0)
+    score_mode: str = setting("fast", choices=("fast", "slow"))
+    use_dilation: bool = setting(False)
 
     def __call__(self, prob_map: np.ndarray, src_h: int, src_w: int) -> list[tuple[np.ndarray, float]]:
         """Return (int32 4x2 quad clockwise from top-left, score) per box, in detection order.
@@ -110,7 +110,7 @@ class DBPostProcess:
         if prob_map.ndim != 2:
             raise ValueError(f"prob_map must be HxW, got shape {prob_map.shape}")
         prob = np.ascontiguousarray(prob_map, dtype=np.float32)
-        mask = (prob > self.thresh).astype(np.uint8)
+        mask: np.ndarray = (prob > self.thresh).astype(np.uint8)
         if self.use_dilation:
             mask = cv2.dilate(mask, np.ones((2, 2), dtype=np.uint8))
         contours, _ = cv2.findContours(mask * 255, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
@@ -191,8 +191,8 @@ def ctc_greedy_decode(probs: np.ndarray, charset: Charset) -> list[CTCDecoded]:
     for row, row_keep, row_prob in zip(best, keep, best_prob):
         steps = np.flatnonzero(row_keep)
         score = float(row_prob[steps].mean()) if steps.size else 0.0
-        probs = tuple(float(p) for p in row_prob[steps])
-        decoded.append(CTCDecoded(charset.decode(row[steps]), score, tuple(steps.tolist()), probs))
+        step_probs = tuple(float(p) for p in row_prob[steps])
+        decoded.append(CTCDecoded(charset.decode(row[steps]), score, tuple(steps.tolist()), step_probs))
     return decoded
 
 
@@ -215,22 +215,39 @@ def ctc_word_boxes(decoded: CTCDecoded, quad: np.ndarray, reverse: bool = False)
     half = float(np.median(gaps)) / 2 if gaps.size else decoded.step_width
     bounds = np.concatenate([[centres[0] - half], (centres[:-1] + centres[1:]) / 2, [centres[-1] + half]])
     bounds = np.clip(bounds, 0.0, 1.0)
-    top_left, top_right, bottom_right, bottom_left = np.asarray(quad, dtype=np.float64).reshape(4, 2)
     probs = decoded.probs or (decoded.score,) * len(text)
     words = []
-    for match in re.finditer(r"\S+", text):
-        start, end = bounds[match.start()], bounds[match.end()]
+    for match in _WORD.finditer(text):
+        start, end = float(bounds[match.start()]), float(bounds[match.end()])
         if reverse:
             start, end = 1.0 - end, 1.0 - start
-        points = np.array([
-            top_left + (top_right - top_left) * start,
-            top_left + (top_right - top_left) * end,
-            bottom_left + (bottom_right - bottom_left) * end,
-            bottom_left + (bottom_right - bottom_left) * start,
-        ])
         score = float(np.mean(probs[match.start() : match.end()]))
-        words.append(TextWord(match.group(), points, score))
+        words.append(TextWord(match.group(), quad_span(quad, start, end), score))
     return tuple(words)
+
+
+def line_words(line: TextLine) -> tuple[TextWord, ...]:
+    """The words of ``line``: its CTC word boxes when the recognizer gave them, else quads cut from the
+    line's quad by character position (each character an equal share), scored with the line's score."""
+    if line.words:
+        return line.words
+    count = len(line.text)
+    return tuple(
+        TextWord(m.group(), quad_span(line.points, m.start() / count, m.end() / count), float(line.score))
+        for m in _WORD.finditer(line.text)
+    )
+
+
+def quad_span(quad: np.ndarray, start: float, end: float) -> np.ndarray:
+    """The part of ``quad`` (clockwise from top-left) between fractions ``start`` and ``end`` of its length,
+    interpolated along its top and bottom edges; float64 4x2."""
+    top_left, top_right, bottom_right, bottom_left = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    return np.array([
+        top_left + (top_right - top_left) * start,
+        top_left + (top_right - top_left) * end,
+        bottom_left + (bottom_right - bottom_left) * end,
+        bottom_left + (bottom_right - bottom_left) * start,
+    ])
 
 
 def classify_angles(probs: np.ndarray, labels: Sequence[int] = (0, 180)) -> list[tuple[int, float]]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from .errors import ConfigError
+from ocrlite.errors import ConfigError
 
 __all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset", "PresetStatus", "preset_status"]
 
@@ -70,23 +71,23 @@ class PresetStatus:
 
     installed: bool
     size_mb: float
-    missing: tuple[str, ...]
 
 
 def preset_status(preset: Preset) -> PresetStatus:
     """Look up the weights of every stage of ``preset`` (nothing is loaded)."""
-    from .config import load_pipeline_config
-    from .errors import WeightsError
-    from .runtime import weights_paths
+    from ocrlite.errors import WeightsError
+    from ocrlite.files import find_weights
+    from ocrlite.stages import STAGE_KINDS, load_pipeline_config
 
     cfg = load_pipeline_config(preset.config)
     size, missing = 0, []
-    for stage in ("det", "cls", "rec"):
-        if stage in cfg and cfg[stage].get("weights"):
+    for kind in STAGE_KINDS:
+        if kind in cfg and cfg[kind].get("weights"):
+            config_dir = Path(cfg[kind]["_dir"]) if cfg[kind].get("_dir") else None
             try:
-                tensors, _ = weights_paths(cfg[stage]["weights"], cfg[stage].get("_dir"))
+                tensors, _ = find_weights(cfg[kind]["weights"], config_dir)
             except WeightsError:
-                missing.append(cfg[stage]["weights"])
+                missing.append(cfg[kind]["weights"])
                 continue
             size += tensors.stat().st_size
-    return PresetStatus(not missing, round(size / 1e6, 1), tuple(missing))
+    return PresetStatus(not missing, round(size / 1e6, 1))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from .errors import ConfigError
+from ocrlite.errors import ConfigError
 
 __all__ = [
     "LayerRow",
@@ -162,7 +162,7 @@ class _MatmulCounter(TorchFunctionMode):
         super().__init__()
         self.charge = charge
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001  (torch's protocol)
         out = func(*args, **(kwargs or {}))
         if func in self._MATMULS and isinstance(out, Tensor):
             a = args[1] if func is torch.baddbmm else args[0]
@@ -309,21 +309,24 @@ def profile_config(
     threads: int | None = None,
 ) -> list[Profile]:
     """Profile every model in a stage config (one) or a pipeline config (det, cls, rec), weights not loaded."""
-    from .config import load_pipeline_config, load_stage_config, load_yaml, resolve_config_path
-    from .models import build_model
+    from ocrlite.config import load_yaml
+    from ocrlite.files import find_config
+    from ocrlite.models import build_model
+    from ocrlite.stages import STAGE_KINDS, load_pipeline_config, load_stage_config, resolve_stage, stage_kind
 
-    raw = load_yaml(resolve_config_path(config))
+    raw = load_yaml(find_config(config))
     overrides = list(overrides)
     if "model" in raw:
         stages = {config: load_stage_config(config, overrides)}
     else:
         pipeline = load_pipeline_config(config, overrides)
-        stages = {f"{config} [{k}]": pipeline[k] for k in ("det", "cls", "rec") if k in pipeline}
+        stages = {f"{config} [{k}]": pipeline[k] for k in STAGE_KINDS if k in pipeline}
     reports = []
     for title, stage in stages.items():
         if not stage.get("model"):
             raise ConfigError(f"{title}: no model section to profile")
-        net = build_model(stage["model"])
+        kind = stage_kind(stage)  # a det/cls/rec stage is resolved (and validated) like any other
+        net = build_model(resolve_stage(kind, stage, title).model if kind else stage["model"])
         shape = tuple(input_shape) if input_shape else default_input(stage)
         try:
             reports.append(profile_model(net, shape, title, runs, threads))

@@ -7,7 +7,7 @@ from typing import Any, Callable, TypeVar
 
 from torch import nn
 
-from .errors import ConfigError
+from ocrlite.errors import ConfigError
 
 __all__ = ["BACKBONES", "NECKS", "HEADS", "register", "build"]
 

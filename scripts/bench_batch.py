@@ -25,18 +25,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def _images(data: Path, limit: int) -> list[Path]:
-    from ocrlite.imageio import expand_inputs
+    from ocrlite.io.images import expand_inputs
 
     files, _ = expand_inputs([data / "images" if (data / "images").is_dir() else data])
     return files[:limit]
 
 
 def _child_ocrlite(files: list[str], workers: int) -> int:
-    from ocrlite.batch import BatchOptions, EngineSpec, run_batch
+    from ocrlite.batch.run import BatchOptions, EngineSpec, run_batch
 
     with tempfile.TemporaryDirectory() as out:
         report = run_batch(files, EngineSpec(), BatchOptions(Path(out), ("json",), workers=workers,

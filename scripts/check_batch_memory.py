@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 WORDS = "invoice total paid date amount order number customer address phone account balance".split()
 
@@ -53,10 +52,10 @@ def main() -> None:
 
     import torch
 
-    from ocrlite.batch import BatchOptions, EngineSpec, process_file
+    from ocrlite.batch.run import BatchOptions, EngineSpec, process_file
 
     torch.set_num_threads(args.threads)
-    from ocrlite.plan import make_plan
+    from ocrlite.batch.plan import make_plan
 
     with tempfile.TemporaryDirectory() as tmp:
         scans, out = Path(tmp, "scans"), Path(tmp, "out")

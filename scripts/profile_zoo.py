@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from ocrlite.config import load_stage_config
 from ocrlite.models import build_model
 from ocrlite.profile import Profile, parse_input, profile_model
+from ocrlite.stages import load_stage_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # (row label, det config, rec config); None where the backbone has no such use.

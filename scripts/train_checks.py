@@ -7,7 +7,8 @@
     python scripts/train_checks.py all
 
 Each check runs ``ocrlite train`` (the command is printed) into ``--out/<check>``, then scores the result
-through the inference predictors and writes ``result.json`` and the split manifest ``split.json`` there.
+through the inference predictors and writes ``result.json`` and the split manifests ``split_train.json`` /
+``split_held_out.json`` there (``ocrlite eval det --split .../split_held_out.json`` scores the same images).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def exported(out: Path, config: Path) -> Path | dict[str, Any]:
     """The stage config ``ocrlite train`` exported into ``out/export``, or ``config`` with ``--weights``."""
     if WEIGHTS is None:
         return next((out / "export").glob("*.yaml"))
-    from ocrlite.config import load_stage_config
+    from ocrlite.stages import load_stage_config
 
     stage = load_stage_config(config, [f"weights={WEIGHTS.with_suffix('')}"])
     return {k: v for k, v in stage.items() if k != "train"}
@@ -78,7 +79,7 @@ def report(out: Path, result: dict[str, Any]) -> None:
 
 
 def det_stage(data: Path, sets: list[str]) -> dict[str, Any]:
-    from ocrlite.config import load_stage_config
+    from ocrlite.stages import load_stage_config
 
     return load_stage_config(DET_CONFIG, [f"train.data.root={data / 'icdar2015'}", *sets])
 
@@ -103,7 +104,7 @@ def det_finetune(data: Path, out: Path, threads: int) -> bool:
     sets = [f"train.data.root={data / 'icdar2015'}", *FINETUNE]
     run_train(DET_CONFIG, out, sets, threads)
     task = DetTask(det_stage(data, FINETUNE), batch_size=1)
-    write_split_manifest(out / "split.json", "ICDAR 2015 dev sorted by N, every 5th image held out",
+    write_split_manifest(out, "ICDAR 2015 dev sorted by N, every 5th image held out",
                          {"train": [r.image for r in task.train_records],
                           "held_out": [r.image for r in task.eval_records]})
     records = task.eval_records
@@ -125,8 +126,8 @@ def det_finetune(data: Path, out: Path, threads: int) -> bool:
 
 
 def cls_check(data: Path, out: Path, threads: int) -> bool:
-    from ocrlite.config import load_stage_config
     from ocrlite.predictors import TextClassifier
+    from ocrlite.stages import load_stage_config
     from ocrlite.train.cls_task import ClsTask
     from ocrlite.train.data import holdout_split, load_funsd_boxes, write_split_manifest
 
@@ -134,7 +135,7 @@ def cls_check(data: Path, out: Path, threads: int) -> bool:
     run_train(CLS_CONFIG, out, sets, threads)
     forms = load_funsd_boxes(data / "funsd")
     train_forms, held_forms = holdout_split(forms, 5)
-    write_split_manifest(out / "split.json", "FUNSD train forms sorted by id, every 5th form held out",
+    write_split_manifest(out, "FUNSD train forms sorted by id, every 5th form held out",
                          {"train": [f.image for f in train_forms], "held_out": [f.image for f in held_forms]})
     task = ClsTask(load_stage_config(CLS_CONFIG, sets), batch_size=1)
     scores = {}

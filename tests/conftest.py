@@ -18,6 +18,13 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the benchmark data carries the ``data`` marker (``-m "not data"`` skips them)."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Root of the benchmark data (``../shared/data`` beside the repo)."""

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from ocrlite.config import apply_overrides, load_pipeline_config, load_stage_config
+from ocrlite.config import apply_overrides
 from ocrlite.errors import ConfigError
+from ocrlite.stages import load_pipeline_config, load_stage_config, stage_spec
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -36,8 +37,8 @@ def test_override_without_equals_is_rejected() -> None:
 def test_unknown_stage_key_is_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "det.yaml"
     bad.write_text((CONFIG_DIR / "det_ppocrv3.yaml").read_text() + "\nthresholds: {}\n")
-    with pytest.raises(ConfigError, match="unknown key 'thresholds'; allowed: model, weights"):
-        load_stage_config(bad)
+    with pytest.raises(ConfigError, match="det: unknown key 'thresholds'; allowed: model, weights"):
+        stage_spec("det", bad)
 
 
 def test_yaml_tags_are_not_executed(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ocrlite.charset import Charset
+from ocrlite.errors import ConfigError
 from ocrlite.postprocess import (
     CTCDecoded,
     DBPostProcess,
@@ -18,6 +19,7 @@ from ocrlite.postprocess import (
     order_quad,
     sort_reading_order,
 )
+from ocrlite.settings import build_settings
 
 # ---------------------------------------------------------------- DB boxes
 
@@ -86,8 +88,9 @@ def test_db_slow_mode_and_dilation_agree_on_rectangles() -> None:
         np.testing.assert_array_equal(qf, qs)
         assert sf == pytest.approx(ss)
         assert np.abs(qd - qf).max() <= 2
-    with pytest.raises(ValueError, match="score_mode"):
-        DBPostProcess(score_mode="medium")
+    message = "det.postprocess.score_mode: 'medium' is not allowed; choose one of: fast, slow"
+    with pytest.raises(ConfigError, match=message):
+        build_settings(DBPostProcess, "det.postprocess", {"score_mode": "medium"})
 
 
 def test_db_rotated_box_found() -> None:

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from ocrlite.api import OCR
 from ocrlite.cli import main
-from ocrlite.config import load_pipeline_config
 from ocrlite.errors import ConfigError
 from ocrlite.postprocess import CTCDecoded, ctc_word_boxes
 from ocrlite.presets import PRESETS, get_preset
+from ocrlite.stages import load_pipeline_config
 
 # GT phrases (substrings of entity texts) of FUNSD training form 0000971160, multi-word, with their spaces.
 FUNSD_PAGE = "0000971160"

@@ -14,7 +14,7 @@ from torch import nn
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
 from ocrlite.models import build_model
-from ocrlite.models.crnn_vgg import CRNNVGG
+from ocrlite.models.zoo.crnn_vgg import CRNNVGG
 from ocrlite.profile import count_macs, parse_input, profile_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -90,8 +90,9 @@ def test_seed_crnn_weight_sizes_and_table() -> None:
     assert convs[-1].shape == "1x512x1x81"
 
 
-def _profile(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["profile", *args])
+def _profile(*args: str, threads: int | None = None) -> tuple[int, str, str]:
+    group = ["--threads", str(threads)] if threads else []  # --threads belongs to the group, as on every command
+    result = CliRunner().invoke(main, [*group, "profile", *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.stdout, result.stderr
 
@@ -101,8 +102,9 @@ def _profile(*args: str) -> tuple[int, str, str]:
     [("det_ppocrv3.yaml", 580_161), ("cls_ppocr_mobile_v2.yaml", 129_356), ("rec_ppocrv2.yaml", 2_066_433)],
 )
 def test_profile_command_prints_totals_of_the_default_models(config: str, params: int) -> None:
-    code, out, _ = _profile("--config", config, "--runs", "1", "--threads", "1", "--input", "3x64x64"
-                            if config.startswith("det") else "3x32x320" if config.startswith("rec") else "3x48x192")
+    code, out, _ = _profile("--config", config, "--runs", "1", "--input", "3x64x64"
+                            if config.startswith("det") else "3x32x320" if config.startswith("rec") else "3x48x192",
+                            threads=1)
     assert code == 0
     assert f"params     {params:,}" in out
     assert "MACs" in out and "weights" in out
@@ -111,7 +113,7 @@ def test_profile_command_prints_totals_of_the_default_models(config: str, params
 
 def test_profile_per_layer_overrides_and_pipeline() -> None:
     code, out, _ = _profile("--config", "zoo/mobilenet_v1_imagenet.yaml", "--input", "3x64x64", "--runs", "0",
-                            "--per-layer", "-o", "model.backbone.scale=0.25")
+                            "--per-layer", "--set", "model.backbone.scale=0.25")
     assert code == 0
     assert out.splitlines()[0].split() == ["layer", "type", "output", "shape", "params", "MACs"]
     assert ["head.fc.1", "Linear", "1x1000"] in [line.split()[:3] for line in out.splitlines()]

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from ocrlite import OCR
 from ocrlite.cli import main
-from ocrlite.datasets import load_icdar2015
-from ocrlite.evaluate import evaluate_detection
+from ocrlite.eval.datasets import load_icdar2015
+from ocrlite.eval.metrics import evaluate_detection
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,11 @@
-"""Network definitions; importing this package registers every backbone, neck and head."""
+"""Networks: backbones, necks and heads by registered name, assembled by ``OCRModel``.
 
-from . import heads, mobilenet_v3, necks, pp_lcnet, pp_lcnet_v3, rep_mixer, svtr  # noqa: F401  (registration side effects)
-from . import (  # noqa: F401  (the backbone zoo and its ImageNet head)
-    classifier,
-    crnn_vgg,
-    mobilenet_v1,
-    mobilenet_v2,
-    pp_lcnet_imagenet,
-    shufflenet_v2,
-    squeezenet,
-)
-from .model import OCRModel, build_model
+Importing this package registers every building block: ``backbones/`` (the shipped models'
+feature extractors), ``necks/`` (DB pyramids, sequence encoders), ``heads/`` (DB, direction, CTC)
+and ``zoo/`` (the lightweight-backbone reference builds of the source articles).
+"""
+
+from ocrlite.models import backbones, heads, necks, zoo  # noqa: F401  (registration side effects)
+from ocrlite.models.model import OCRModel, build_model
 
 __all__ = ["OCRModel", "build_model"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from torch import Tensor, nn
 
-from ..errors import ConfigError
+from ocrlite.errors import ConfigError
 
 __all__ = [
     "make_divisible",
@@ -33,7 +35,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def make_activation(name: str | None) -> nn.Module:
-    """Activation module by name: "relu", "relu6", "hardswish" or None (identity)."""
+    """Activation module by name: "relu", "relu6", "hardswish", "swish" or None (identity)."""
     if name is None:
         return nn.Identity()
     if name == "relu":
@@ -42,7 +44,9 @@ def make_activation(name: str | None) -> nn.Module:
         return nn.ReLU6()
     if name == "hardswish":
         return nn.Hardswish()
-    raise ConfigError(f"unknown activation {name!r}; choose relu, relu6, hardswish or None")
+    if name == "swish":
+        return nn.SiLU()
+    raise ConfigError(f"unknown activation {name!r}; choose relu, relu6, hardswish, swish or None")
 
 
 # Backbone modes shared by the zoo: "det" returns stage maps at strides 4, 8, 16, 32 for an FPN;
@@ -79,26 +83,37 @@ class HardSigmoid(nn.Module):
         return f"slope={self.slope}, offset={self.offset}"
 
 
-_GATES = {"hard_sigmoid_0.2": lambda: HardSigmoid(0.2, 0.5), "hardsigmoid": nn.Hardsigmoid}
+_GATES: dict[str, Callable[[], nn.Module]] = {
+    "hard_sigmoid_0.2": lambda: HardSigmoid(0.2, 0.5),
+    "hardsigmoid": nn.Hardsigmoid,
+}
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv2d without bias, BatchNorm2d (eps 1e-5) and an optional activation; padding is ``kernel // 2``."""
+    """The one conv block of every net: Conv2d, BatchNorm2d (eps 1e-5) and an optional activation.
+
+    Padding is ``kernel // 2`` per axis (``kernel_size`` an int or ``(kh, kw)``). With ``bn=False`` the
+    conv carries a bias instead of the BatchNorm (BN already folded, as in PP-OCRv6's exports).
+    Sub-module names ``conv``/``bn``/``act`` are part of the weights' key names.
+    """
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int = 1,
+        kernel_size: int | tuple[int, int] = 1,
         stride: Stride = 1,
         groups: int = 1,
         act: str | None = "relu",
+        bn: bool = True,
     ) -> None:
         super().__init__()
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+            in_channels, out_channels, (kh, kw), stride, (kh // 2, kw // 2), groups=groups, bias=not bn
         )
-        self.bn = nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.1)
+        if bn:
+            self.bn = nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.1)
         self.act = make_activation(act)
 
 
@@ -190,7 +205,7 @@ class StagedBackbone(nn.Module):
 
     mode: str
 
-    def _assemble(self, mode: str, stem: nn.Module, stages: list[nn.Module], channels: list[int]) -> None:
+    def _assemble(self, mode: str, stem: nn.Module, stages: Sequence[nn.Module], channels: list[int]) -> None:
         self.mode = check_mode(mode)
         self.stem = stem
         self.stages = nn.ModuleList(stages)

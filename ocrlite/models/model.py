@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from ..registry import build
+from ocrlite.errors import ConfigError
+from ocrlite.registry import build
 
 __all__ = ["OCRModel", "build_model"]
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..fileio import atomic_write_bytes, atomic_write_text
+from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..weights import sha256_file
 
 __all__ = ["save_checkpoint", "load_checkpoint", "find_checkpoint", "state_tensors"]

@@ -23,11 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..backends.torch import TorchRunner
 from ..errors import ConfigError
-from ..imageio import read_image
-from ..predictors import ClsPostprocess, LinePreprocess, TextClassifier, _settings
+from ..io.images import read_image
+from ..predictors import TextClassifier
 from ..preprocess import crop_quad, line_batch
-from ..runtime import TorchRunner, load_stage_model, stage_manifest
+from ..settings import ClsPostprocess, LinePreprocess
+from ..stages import StageSpec, stage_spec
 from .augment import ClsAugment
 from .data import box_quad, holdout_split, load_funsd_boxes
 from .settings import from_mapping
@@ -112,11 +114,9 @@ class ClsTask:
         self.data: ClsData = from_mapping(ClsData, "train.data", train.get("data"))
         aug: ClsAugmentSettings = from_mapping(ClsAugmentSettings, "train.augment", train.get("augment"))
         self.augment = ClsAugment(aug.num_ops, aug.magnitude, aug.bda_prob)
-        manifest = stage_manifest(stage)
-        self.pre: LinePreprocess = _settings(LinePreprocess, "cls.preprocess", manifest.get("preprocess") or {},
-                                             stage["preprocess"])
-        self.post: ClsPostprocess = _settings(ClsPostprocess, "cls.postprocess", manifest.get("postprocess") or {},
-                                              stage["postprocess"])
+        self.spec: StageSpec = stage_spec("cls", stage)
+        self.pre: LinePreprocess = self.spec.pre
+        self.post: ClsPostprocess = self.spec.post
         if not self.data.root:
             raise ConfigError("train.data.root: give the FUNSD folder or a label file")
         if self.data.format == "funsd":
@@ -143,8 +143,7 @@ class ClsTask:
 
     def build_model(self) -> nn.Module:
         """The net from the config; converted/parent weights when the config names them, else fresh init."""
-        model, _ = load_stage_model(self.stage)
-        return model
+        return self.spec.build_net()
 
     def collate(self, crops: Sequence[np.ndarray], labels: Sequence[int]) -> dict[str, Tensor]:
         """Crops batched exactly as ``TextClassifier`` batches them, and class indices."""

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..datasets import load_icdar2015
 from ..errors import ConfigError
-from ..evaluate import DONT_CARE, GtRegion
-from ..fileio import atomic_write_text, write_image
-from ..imageio import read_image
+from ..eval.datasets import load_icdar2015
+from ..eval.metrics import DONT_CARE, GtRegion
+from ..io.atomic import atomic_write_text, write_image
+from ..io.images import read_image
 from ..preprocess import crop_quad
 from ..weights import sha256_file
 
@@ -177,16 +177,19 @@ def holdout_split(items: Sequence[T], every: int) -> tuple[list[T], list[T]]:
     return train, held
 
 
-def write_split_manifest(path: str | Path, rule: str, splits: dict[str, Sequence[Path]],
-                         extra: dict[str, Any] | None = None) -> None:
-    """JSON ``{"rule", "splits": {name: [{"path", "sha256"}]}, ...extra}`` written atomically."""
-    data = {
-        "rule": rule,
-        "splits": {name: [{"path": str(f), "sha256": sha256_file(Path(f))} for f in files]
-                   for name, files in splits.items()},
-        **(extra or {}),
-    }
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+def write_split_manifest(out_dir: str | Path, rule: str, splits: dict[str, Sequence[Path]],
+                         extra: dict[str, Any] | None = None) -> list[Path]:
+    """One JSON manifest per split, ``out_dir/split_<name>.json`` = ``{"rule", "split", "files": [{"path",
+    "sha256"}], ...extra}`` (the form ``ocrlite eval --split`` reads), written atomically; returns the paths."""
+    written = []
+    for name, files in splits.items():
+        data = {"rule": rule, "split": name,
+                "files": [{"path": str(Path(f).resolve()), "sha256": sha256_file(Path(f))} for f in files],
+                **(extra or {})}
+        path = Path(out_dir) / f"split_{name}.json"
+        atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+        written.append(path)
+    return written
 
 
 def box_quad(box: TextBox) -> np.ndarray:
@@ -234,7 +237,8 @@ def export_funsd_crops(
     limit: int = 0,
 ) -> dict[str, Any]:
     """FUNSD word or line crops as PaddleOCR rec label files, split by form (every ``every``-th form held out):
-    ``out_dir/{train,held_out}/labels.txt`` and ``out_dir/split.json`` (forms with sha256, counts, rejected).
+    ``out_dir/{train,held_out}/labels.txt`` and ``out_dir/split_{train,held_out}.json`` (forms with sha256,
+    counts, rejected).
     ``limit`` keeps only the first N forms (0: all). Returns the counts."""
     if unit not in ("words", "lines"):
         raise ConfigError(f"FUNSD unit must be 'words' or 'lines', got {unit!r}")
@@ -246,7 +250,7 @@ def export_funsd_crops(
     for name, chosen in splits.items():
         _, written, rejected = write_crops(_form_samples(chosen, unit), out_dir / name, allowed, prefix=unit[:-1])
         counts[name] = {"forms": len(chosen), "crops": written, "rejected": rejected}
-    write_split_manifest(out_dir / "split.json", f"FUNSD forms sorted by id, every {every}th form held out",
+    write_split_manifest(out_dir, f"FUNSD forms sorted by id, every {every}th form held out",
                          {name: [f.image for f in chosen] for name, chosen in splits.items()},
                          {"unit": unit, "counts": counts})
     return counts

@@ -26,14 +26,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..backends.torch import TorchRunner
 from ..errors import ConfigError, WeightsError
-from ..evaluate import PRScores, evaluate_detection
-from ..imageio import read_image
+from ..eval.metrics import PRScores, evaluate_detection
+from ..io.images import read_image
 from ..models import build_model
 from ..postprocess import DBPostProcess
-from ..predictors import DetPreprocess, TextDetector, _settings
+from ..predictors import TextDetector
 from ..preprocess import normalize
-from ..runtime import TorchRunner, stage_manifest, weights_paths
+from ..settings import DetPreprocess
+from ..stages import stage_spec
 from ..weights import load_weights
 from .augment import DetAugment, DetSample
 from .data import DetRecord, funsd_records, holdout_split, icdar2015_records, read_det_label_file
@@ -108,6 +110,7 @@ def init_db_branch(branch: nn.Module, source: nn.Module) -> None:
     hidden = {k: v for k, v in source.state_dict().items() if not k.startswith("conv3.")}
     branch.load_state_dict(hidden, strict=False)
     last = branch.get_submodule("conv3")
+    assert isinstance(last, nn.ConvTranspose2d) and last.bias is not None
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
 
@@ -119,14 +122,13 @@ def build_det_model(stage: dict[str, Any]) -> nn.Module:
     then the branch is initialised by ``init_db_branch`` and a log line names what happened.
     A file missing part of the branch, or anything else, is a WeightsError.
     """
-    cfg = dict(stage["model"])
-    cfg["head"] = {**cfg["head"], "with_threshold": True}
-    model = build_model(cfg)
-    if not stage.get("weights"):
+    spec = stage_spec("det", stage)
+    model = build_model({**spec.model, "head": {**spec.model["head"], "with_threshold": True}})
+    if spec.weights is None:
         return model
+    path = spec.weights
     thresh_keys = [k for k in model.state_dict() if k.startswith(_THRESH_PREFIX)]
-    path, _ = weights_paths(stage["weights"], stage.get("_dir"))
-    missing = load_weights(model, path, stage_manifest(stage).get("sha256"), allow_missing=thresh_keys)
+    missing = load_weights(model, path, spec.manifest.get("sha256"), allow_missing=thresh_keys)
     required = [k for k in thresh_keys if not k.endswith("num_batches_tracked")]
     if missing:
         if sorted(missing) != sorted(required):
@@ -202,11 +204,9 @@ class DetTask:
                                   aug.color, aug.copy_paste, aug.keep_scale)
         self.criterion = DBLoss(self.loss_cfg.alpha, self.loss_cfg.beta, self.loss_cfg.ohem_ratio,
                                 self.loss_cfg.main_loss)
-        manifest = stage_manifest(stage)
-        self.pre: DetPreprocess = _settings(DetPreprocess, "det.preprocess", manifest.get("preprocess") or {},
-                                            stage["preprocess"])
-        self.post: DBPostProcess = _settings(DBPostProcess, "det.postprocess", manifest.get("postprocess") or {},
-                                             stage["postprocess"])
+        spec = stage_spec("det", stage)
+        self.pre: DetPreprocess = spec.pre
+        self.post: DBPostProcess = spec.post
         self.train_records, self.eval_records = holdout_split(_load_records(self.data), self.data.holdout_every)
         if self.data.limit > 0:
             self.train_records = self.train_records[: self.data.limit]

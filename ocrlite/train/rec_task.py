@@ -20,13 +20,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from ..backends.torch import TorchRunner
 from ..charset import Charset
 from ..errors import ConfigError
-from ..evaluate import evaluate_recognition
-from ..imageio import read_image
-from ..predictors import LinePreprocess, RecPostprocess, TextRecognizer, _charset_path, _settings
+from ..eval.metrics import evaluate_recognition
+from ..io.images import read_image
+from ..predictors import TextRecognizer
 from ..preprocess import line_batch, rec_batch_width
-from ..runtime import TorchRunner, load_stage_model, stage_manifest
+from ..settings import LinePreprocess
+from ..stages import StageSpec, stage_spec
 from .settings import from_mapping
 from .synth import degrade
 
@@ -156,12 +158,10 @@ class RecTask:
         self.augment: RecAugment = from_mapping(RecAugment, "train.augment", train.get("augment"))
         if not self.data.train:
             raise ConfigError("train.data.train: give at least one label file")
-        manifest = stage_manifest(stage)
-        self.pre: LinePreprocess = _settings(LinePreprocess, "rec.preprocess", manifest.get("preprocess"),
-                                             stage["preprocess"])
-        post: RecPostprocess = _settings(RecPostprocess, "rec.postprocess", manifest.get("postprocess"),
-                                         stage["postprocess"])
-        self.charset = Charset.from_file(_charset_path(post.charset, stage), use_space_char=post.use_space_char)
+        self.spec: StageSpec = stage_spec("rec", stage)
+        self.pre: LinePreprocess = self.spec.pre
+        assert self.spec.charset is not None  # a rec stage always has one
+        self.charset: Charset = self.spec.charset
         self.batch_size = batch_size
         self.samples: list[tuple[Path, str]] = []
         self.rejected = 0
@@ -179,8 +179,7 @@ class RecTask:
         return [Path(f) for f in self.data.train] + [path for path, _ in self.samples]
 
     def build_model(self) -> nn.Module:
-        model, _ = load_stage_model(self.stage)
-        return model
+        return self.spec.build_net()
 
     def train_batches(self, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
         """Endless batches; each is drawn from ``rng`` alone (no state carried between batches).

@@ -18,10 +18,9 @@ from typing import Any, Sequence
 import torch
 import yaml
 
-from ..config import load_stage_config
 from ..errors import ConfigError
-from ..fileio import atomic_write_bytes, atomic_write_text
-from ..runtime import stage_manifest
+from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..stages import load_stage_config, stage_kind, stage_spec
 from ..weights import sha256_file
 from .task import Task
 from .trainer import TrainResult, TrainSettings, train
@@ -62,7 +61,8 @@ def export_model(
     out.mkdir(parents=True, exist_ok=True)
     tensors = out / f"{name}.safetensors"
     atomic_write_bytes(tensors, (run_dir / "best.safetensors").read_bytes())
-    parent = stage_manifest(stage)
+    kind = stage_kind(stage)
+    parent = stage_spec(kind, stage).manifest if kind else {}
     pre = getattr(task, "pre", None)
     preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(pre).items()} if pre else {}
     preprocess.pop("batch_size", None)

@@ -6,8 +6,8 @@ import dataclasses
 import typing
 from typing import Any, TypeVar
 
-from ..config import check_keys
 from ..errors import ConfigError
+from ..settings import check_keys
 
 __all__ = ["from_mapping"]
 

@@ -543,7 +543,7 @@ def write_synth_set(
     Samples ``start .. start+count-1`` of ``seed`` are written, so disjoint index ranges of one seed
     give disjoint sets (e.g. a training set and a validation set).
     """
-    from ..fileio import atomic_write_text, write_image
+    from ..io.atomic import atomic_write_text, write_image
 
     if count < 1:
         raise ConfigError(f"synth count must be at least 1, got {count}")

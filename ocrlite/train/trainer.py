@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..fileio import atomic_write_bytes, atomic_write_text
+from ..io.atomic import atomic_write_bytes, atomic_write_text
 from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, state_tensors
 from .settings import from_mapping
 from .task import Task

@@ -14,7 +14,7 @@ from typing import Any, Collection
 
 from torch import nn
 
-from ..errors import WeightsError
+from ocrlite.errors import WeightsError
 
 __all__ = ["load_weights", "read_manifest", "sha256_file"]
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from ocrlite.config import load_stage_config
 from ocrlite.errors import ConfigError
-from ocrlite.fileio import write_image
+from ocrlite.io.atomic import write_image
 from ocrlite.predictors import TextClassifier
+from ocrlite.stages import load_stage_config
 from ocrlite.train.cls_task import ClsTask, upright_and_turned
 
 WORDS = ["Invoice 48213", "Total: $12.50", "Date 2024-01-31", "Thank you!", "Page 3 of 7", "Amount due",

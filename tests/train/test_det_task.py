@@ -10,12 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ocrlite.config import load_stage_config
 from ocrlite.errors import WeightsError
-from ocrlite.evaluate import PRScores, evaluate_detection
-from ocrlite.imageio import read_image
+from ocrlite.eval.metrics import PRScores, evaluate_detection
+from ocrlite.files import find_weights
+from ocrlite.io.images import read_image
 from ocrlite.predictors import TextDetector
-from ocrlite.runtime import load_stage_model, weights_paths
+from ocrlite.stages import load_stage_config, stage_spec
 from ocrlite.train.det_task import DetTask, bootstrap_hmean, build_det_model
 
 
@@ -29,7 +29,7 @@ def test_converted_weights_get_an_initialised_threshold_branch(caplog: pytest.Lo
     with caplog.at_level(logging.INFO, logger="ocrlite.train.det_task"):
         model = build_det_model(_stage()).eval()
     assert "no DB threshold branch: initialised its 13 tensors" in caplog.text
-    reference, _ = load_stage_model(load_stage_config("det_ppocrv3.yaml"))
+    reference = stage_spec("det", "det_ppocrv3.yaml").build_net()
     own = model.state_dict()
     for key, value in reference.state_dict().items():
         assert torch.equal(own[key], value), key
@@ -43,7 +43,7 @@ def test_converted_weights_get_an_initialised_threshold_branch(caplog: pytest.Lo
 
 
 def test_only_the_threshold_branch_may_be_missing(tmp_path: Path) -> None:
-    path, _ = weights_paths("det_ppocrv3", None)
+    path, _ = find_weights("det_ppocrv3", None)
     tensors = load_file(str(path))
     broken = {k: v for k, v in tensors.items() if k != "head.binarize.conv1.weight"}
     save_file(broken, str(tmp_path / "broken.safetensors"))

@@ -15,12 +15,12 @@ from safetensors.torch import load_file
 
 from ocrlite.charset import Charset
 from ocrlite.cli import main
-from ocrlite.predictors import _charset_path
+from ocrlite.files import find_charset
 from ocrlite.train.rec_task import RecTask, ctc_loss, read_label_file
 from ocrlite.train.synth import Synthesizer, write_synth_set
 from ocrlite.train.trainer import TrainSettings, train
 
-CHARSET = Charset.from_file(_charset_path("ppocr_keys_v1.txt", {}), use_space_char=True)
+CHARSET = Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True)
 TINY_MODEL = {
     "backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
     "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},

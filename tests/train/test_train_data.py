@@ -11,7 +11,7 @@ import pytest
 
 from ocrlite.charset import Charset
 from ocrlite.errors import ConfigError
-from ocrlite.imageio import read_image
+from ocrlite.io.images import read_image
 from ocrlite.train.data import (
     FunsdForm,
     TextBox,
@@ -51,11 +51,12 @@ def test_split_manifest_has_paths_and_hashes(tmp_path: Path) -> None:
     for name in ("a.txt", "b.txt"):
         (tmp_path / name).write_text(name, encoding="utf-8")
         files.append(tmp_path / name)
-    write_split_manifest(tmp_path / "split.json", "every 5th held out", {"train": files[:1], "eval": files[1:]},
-                         {"rejected": 3})
-    data = json.loads((tmp_path / "split.json").read_text(encoding="utf-8"))
-    assert data["rule"] == "every 5th held out" and data["rejected"] == 3
-    assert data["splits"]["eval"] == [{"path": str(files[1]), "sha256": sha256_file(files[1])}]
+    paths = write_split_manifest(tmp_path, "every 5th held out", {"train": files[:1], "eval": files[1:]},
+                                 {"rejected": 3})
+    assert paths == [tmp_path / "split_train.json", tmp_path / "split_eval.json"]
+    data = json.loads((tmp_path / "split_eval.json").read_text(encoding="utf-8"))
+    assert data["rule"] == "every 5th held out" and data["rejected"] == 3 and data["split"] == "eval"
+    assert data["files"] == [{"path": str(files[1].resolve()), "sha256": sha256_file(files[1])}]
 
 
 def test_write_crops_rejects_text_outside_the_charset(tmp_path: Path) -> None:
@@ -109,6 +110,6 @@ def test_export_funsd_word_crops_split_by_form(shared_data: Path, tmp_path: Path
     assert counts["held_out"]["rejected"] == sum(not set(t) <= charset for t in held_words) > 0
     lines = (tmp_path / "held_out" / "labels.txt").read_text(encoding="utf-8").splitlines()
     assert [line.split("\t")[1] for line in lines] == [t for t in held_words if set(t) <= charset]
-    split = json.loads((tmp_path / "split.json").read_text(encoding="utf-8"))
-    assert [e["path"] for e in split["splits"]["held_out"]] == [str(forms[1].image)]
+    split = json.loads((tmp_path / "split_held_out.json").read_text(encoding="utf-8"))
+    assert [e["path"] for e in split["files"]] == [str(forms[1].image.resolve())]
     assert split["counts"] == counts

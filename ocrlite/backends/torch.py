@@ -1,0 +1,50 @@
+"""The PyTorch runner, and ``Runner``: the one interface through which a predictor calls a net.
+
+A runner maps a float32 NCHW batch to a numpy array of probabilities. The torch runner wraps our
+nets; other runners (ONNX Runtime, ``ocrlite.backends.onnxruntime``) plug in the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["Runner", "TorchRunner"]
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+class TorchRunner:
+    """Run an ``nn.Module`` in inference mode; optionally softmax its logits on the last axis.
+
+    CPU speed: the net and its NCHW inputs use the channels-last memory layout (oneDNN convs then skip a
+    layout reorder per call; 2-3x faster on the depthwise-heavy PP-OCRv6 nets, same numbers up to float
+    rounding), and denormal floats are flushed to zero while the net runs (converted Paddle weights and
+    attention/GELU tails produce denormals, which are very slow on x86). Flushing is switched back off
+    after each call.
+    """
+
+    def __init__(self, model: nn.Module, softmax: bool = False, channels_last: bool = True) -> None:
+        self.model = model.eval()
+        self.softmax = softmax
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        flushing = torch.set_flush_denormal(True)
+        try:
+            with torch.inference_mode():
+                out = self.model(x)
+                if self.softmax:
+                    out = out.softmax(dim=-1)
+        finally:
+            if flushing:
+                torch.set_flush_denormal(False)
+        return out.contiguous().numpy()

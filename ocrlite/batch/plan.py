@@ -1,0 +1,125 @@
+"""Plan a batch run: which input files to process and where each one's outputs go.
+
+Outputs mirror the inputs' tree under the output folder, relative to the deepest folder
+holding every input (a single folder argument maps its contents straight under ``out/``),
+and keep the input's full name: ``scans/a/p1.pdf`` -> ``out/a/p1.pdf.txt``, so
+``p1.png`` and ``p1.pdf`` never collide. An input is up to date, and skipped, when all of
+its outputs exist and none is older than the input, unless it failed last time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Iterable
+
+from ocrlite.io.images import expand_inputs
+from ocrlite.io.pages import INPUT_EXTENSIONS
+
+__all__ = ["REPORT_NAME", "Job", "Plan", "make_plan", "read_paths_list"]
+
+REPORT_NAME = "ocrlite-report.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file: its path, its name under the output folder, and its output files."""
+
+    source: Path
+    name: str
+    outputs: dict[str, Path]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Jobs to run, inputs that are already done, and (path, reason) input errors."""
+
+    jobs: list[Job]
+    skipped: list[Job]
+    errors: list[tuple[str, str]]
+
+
+def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str],
+              glob: str | None = None, overwrite: bool = False) -> Plan:
+    """Expand ``inputs`` (files and folders) into jobs writing ``formats`` under ``output``.
+
+    ``glob`` filters the files found in folders by their path within the folder (files
+    named explicitly are always kept). Files already inside ``output`` are never inputs.
+    """
+    formats = tuple(formats)
+    out_dir = os.path.abspath(output)
+    found: list[tuple[Path, str]] = []  # (file, its absolute folder root)
+    errors: list[tuple[str, str]] = []
+    for raw in inputs:
+        files, bad = expand_inputs([raw], extensions=INPUT_EXTENSIONS)
+        errors.extend(bad)
+        root = os.path.abspath(raw) if Path(raw).is_dir() else None
+        for file in files:
+            file_root = root or os.path.dirname(os.path.abspath(file))
+            if root and glob and not PurePath(os.path.relpath(file, raw)).match(glob):
+                continue
+            found.append((file, file_root))
+    found = [(f, r) for f, r in _unique(found) if not _inside(os.path.abspath(f), out_dir)]
+    if not found:
+        return Plan([], [], errors)
+    base = os.path.commonpath([root for _, root in found])
+    retry = _failed_last_time(output / REPORT_NAME)
+    jobs: list[Job] = []
+    skipped: list[Job] = []
+    for file, _ in found:
+        name = Path(os.path.relpath(os.path.abspath(file), base)).as_posix()
+        job = Job(file, name, {fmt: output / f"{name}.{fmt}" for fmt in formats})
+        done = not overwrite and name not in retry and _up_to_date(job)
+        (skipped if done else jobs).append(job)
+    return Plan(jobs, skipped, errors)
+
+
+def read_paths_list(lines: Iterable[str]) -> list[str]:
+    """Paths from a list file: one per line, blank lines and ``#`` comments ignored."""
+    paths = []
+    for line in lines:
+        text = line.rstrip("\r\n")
+        if text.strip() and not text.lstrip().startswith("#"):
+            paths.append(text.strip())
+    return paths
+
+
+def _up_to_date(job: Job) -> bool:
+    """True when every output exists and is at least as new as the input."""
+    try:
+        source_time = job.source.stat().st_mtime
+        return all(path.stat().st_mtime >= source_time for path in job.outputs.values())
+    except OSError:
+        return False
+
+
+def _failed_last_time(report: Path) -> set[str]:
+    """Names of the inputs the previous run's report lists as failed or not reached.
+
+    A file with a failed page still gets outputs for its other pages; this keeps it from
+    counting as done, also across a run interrupted before retrying it.
+    """
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        names = {str(item["name"]) for item in data.get("failures", []) if item.get("name")}
+        return names | {str(name) for name in data.get("pending", [])}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return set()
+
+
+def _unique(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """Drop repeated files (the same file named twice, or found in two folder arguments)."""
+    seen: set[str] = set()
+    kept = []
+    for file, root in found:
+        key = os.path.abspath(file)
+        if key not in seen:
+            seen.add(key)
+            kept.append((file, root))
+    return kept
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)

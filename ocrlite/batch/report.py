@@ -1,0 +1,81 @@
+"""What a batch run did: per-file outcomes, the run totals, the JSON report and summary line."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocrlite.io.atomic import atomic_write_text
+
+__all__ = ["Failure", "FileOutcome", "RunReport"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an input (or one of its pages, when ``page`` is set) produced no output."""
+
+    path: str
+    name: str
+    reason: str
+    page: int | None = None
+
+    def message(self) -> str:
+        """``path[ page N]: reason``, without repeating a location the reason already names."""
+        where = f"{self.path} page {self.page}" if self.page is not None else self.path
+        return self.reason if self.reason.startswith(where) else f"{where}: {self.reason}"
+
+
+@dataclass
+class FileOutcome:
+    """The result of one input file; ``fatal`` means the worker cannot run at all."""
+
+    name: str
+    pages: int = 0
+    lines: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    fatal: str | None = None
+
+
+@dataclass
+class RunReport:
+    """Totals of a run, written as ``ocrlite-report.json`` and summed up in one line."""
+
+    formats: list[str]
+    dpi: float
+    workers: int
+    files: int = 0
+    skipped: int = 0
+    pages: int = 0
+    lines: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    interrupted: bool = False
+    pending: list[str] = field(default_factory=list)  # inputs an interrupted run did not reach
+    started: float = field(default_factory=time.time)
+    elapsed_s: float = 0.0
+
+    def add(self, outcome: FileOutcome) -> None:
+        self.files += 1
+        self.pages += outcome.pages
+        self.lines += outcome.lines
+        self.failures.extend(outcome.failures)
+
+    def finish(self) -> None:
+        self.elapsed_s = round(time.time() - self.started, 3)
+
+    def summary(self) -> str:
+        state = " (interrupted)" if self.interrupted else ""
+        rate = f", {self.pages / self.elapsed_s:.2f} pages/s" if self.elapsed_s > 0 and self.pages else ""
+        return (f"ocrlite: {self.files} files done, {self.skipped} up to date, {self.pages} pages, "
+                f"{self.lines} lines, {len(self.failures)} failures in {self.elapsed_s:.1f} s{rate}{state}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
+        data["failures"] = [asdict(f) for f in self.failures]
+        return data
+
+    def write(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n")

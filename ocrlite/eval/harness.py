@@ -1,0 +1,279 @@
+"""The one evaluation harness: systems under test, timed runs over a data set, and per-task scores.
+
+A *system* is anything that reads pages and crops: an ``ocrlite.OCR`` pipeline (``ocrlite_system``),
+the same pipeline driving other runners, or a peer package (``ocrlite.eval.peers``). ``evaluate``
+runs a task (det, cls, rec, e2e) on a benchmark folder whose layout it recognises and returns one
+row of scores per system; ``ocrlite eval`` and the scripts in ``scripts/`` are thin callers of it.
+Images are read outside the timed part; each system gets one untimed warm-up call; systems run
+interleaved item by item so that they share the machine's state alike.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import cv2
+import numpy as np
+
+from ocrlite.errors import ConfigError
+from ocrlite.eval.datasets import load_funsd, load_icdar2015, load_word_crops
+from ocrlite.eval.metrics import (
+    GtRegion,
+    PRScores,
+    bag_of_words,
+    edit_distance,
+    evaluate_detection,
+    evaluate_end_to_end,
+    evaluate_recognition,
+)
+from ocrlite.io.images import read_image
+from ocrlite.postprocess import line_words
+from ocrlite.results import PageResult
+
+__all__ = [
+    "TASKS",
+    "System",
+    "TimedRun",
+    "ocrlite_system",
+    "run_timed",
+    "data_layout",
+    "load_samples",
+    "evaluate",
+    "format_table",
+]
+
+TASKS = ("det", "cls", "rec", "e2e")
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+
+@dataclass
+class System:
+    """A named OCR system: whole pages, text boxes, crop reading and crop direction (each optional)."""
+
+    name: str
+    page: Callable[[np.ndarray], PageResult] | None = None
+    detect: Callable[[np.ndarray], list[np.ndarray]] | None = None
+    read_crops: Callable[[list[np.ndarray]], list[str]] | None = None
+    classify_crops: Callable[[list[np.ndarray]], list[int]] | None = None
+
+
+def ocrlite_system(name: str, ocr: Any) -> System:
+    """An ``ocrlite.OCR`` pipeline as a system. Crops are read by the recognizer alone (no direction
+    classifier, as benchmarks of word crops do) and classified by the direction classifier alone."""
+
+    def detect(image: np.ndarray) -> list[np.ndarray]:
+        return [box.points for box in ocr.detect(image)]
+
+    def read_crops(crops: list[np.ndarray]) -> list[str]:
+        return [d.text for d in ocr.recognizer(crops)]
+
+    def classify_crops(crops: list[np.ndarray]) -> list[int]:
+        if ocr.classifier is None:
+            raise ConfigError(f"{name}: this pipeline has no direction classifier")
+        return [angle for angle, _ in ocr.classifier(crops)]
+
+    return System(name, ocr.__call__, detect, read_crops, classify_crops)
+
+
+@dataclass
+class TimedRun(Generic[T]):
+    """One system's outputs (one per item) and the seconds spent inside the system."""
+
+    outputs: list[T] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def seconds_per_item(self) -> float:
+        return self.seconds / len(self.outputs) if self.outputs else 0.0
+
+
+def run_timed(
+    systems: Sequence[System],
+    items: Sequence[Item],
+    call: Callable[[System, Item], T],
+    progress_every: int = 0,
+) -> dict[str, TimedRun[T]]:
+    """``call(system, item)`` for every system on every item, interleaved item by item; only the call is timed.
+
+    Each system's first call is repeated untimed before the timed one (warm-up).
+    """
+    runs: dict[str, TimedRun[T]] = {s.name: TimedRun() for s in systems}
+    for k, item in enumerate(items):
+        for system in systems:
+            if k == 0:
+                call(system, item)
+            start = time.perf_counter()
+            output = call(system, item)
+            runs[system.name].seconds += time.perf_counter() - start
+            runs[system.name].outputs.append(output)
+        if progress_every and (k + 1) % progress_every == 0:
+            print(f"  {k + 1}/{len(items)}", file=sys.stderr, flush=True)
+    return runs
+
+
+def data_layout(root: Path) -> str:
+    """Which benchmark layout ``root`` holds: "icdar2015", "funsd" or "crops" (word crops)."""
+    if (root / "annotations").is_dir() and (root / "images").is_dir():
+        return "funsd"
+    if any((root / "gt").glob("gt_img_*.txt")):
+        return "icdar2015"
+    if (root / "gt" / "gt.txt").is_file() or any((root / "gt").glob("*.tags")):
+        return "crops"
+    raise ConfigError(f"{root}: not a benchmark folder (ICDAR 2015 images+gt, FUNSD images+annotations, "
+                      "or word crops with gt/gt.txt or gt/*.tags)")
+
+
+_LAYOUTS = {"det": ("icdar2015",), "e2e": ("icdar2015", "funsd"), "rec": ("crops",), "cls": ("crops",)}
+
+
+def _split_files(split: Path) -> set[str]:
+    """Resolved paths of the files named in a split manifest (JSON: ``{"root": ..., "files": [...]}``)."""
+    try:
+        manifest = json.loads(split.read_text(encoding="utf-8"))
+        root = Path(manifest.get("root") or split.parent)
+        entries = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"cannot read split manifest {split}: {exc}") from None
+    names = [e["path"] if isinstance(e, dict) else e for e in entries]
+    return {str((root / name).resolve()) for name in names}
+
+
+def load_samples(task: str, root: Path, limit: int | None = None, split: Path | None = None) -> tuple[str, list[Any]]:
+    """The layout and (image path, ground truth) samples of ``root`` for ``task``, optionally restricted
+    to the files of a split manifest, then to the first ``limit``."""
+    if task not in _LAYOUTS:
+        raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    if not root.is_dir():
+        raise ConfigError(f"data folder not found: {root}")
+    layout = data_layout(root)
+    if layout not in _LAYOUTS[task]:
+        raise ConfigError(f"{task} evaluation needs {' or '.join(_LAYOUTS[task])} data; {root} holds {layout}")
+    loaders: dict[str, Callable[[Path], list[Any]]] = {
+        "icdar2015": load_icdar2015, "funsd": load_funsd, "crops": load_word_crops}
+    samples = loaders[layout](root)
+    if split is not None:
+        keep = _split_files(split)
+        samples = [s for s in samples if str(Path(s[0]).resolve()) in keep]
+    return layout, samples if limit is None else samples[:limit]
+
+
+def _pct(value: float) -> float:
+    return round(100 * value, 2)
+
+
+def _det_row(quads: list[list[np.ndarray]], gts: list[list[GtRegion]]) -> dict[str, Any]:
+    scores = evaluate_detection(quads, gts)
+    return {"precision": _pct(scores.precision), "recall": _pct(scores.recall), "hmean": _pct(scores.hmean)}
+
+
+def _icdar_e2e_row(pages: list[PageResult], gts: list[list[GtRegion]]) -> dict[str, Any]:
+    words = [[(w.points, w.text) for line in page.lines for w in line_words(line)] for page in pages]
+    lines = [[(line.points, line.text) for line in page.lines] for page in pages]
+    scores, line_scores = evaluate_end_to_end(words, gts), evaluate_end_to_end(lines, gts)
+    return {"precision": _pct(scores.precision), "recall": _pct(scores.recall), "hmean": _pct(scores.hmean),
+            "hmean_lines": _pct(line_scores.hmean)}
+
+
+def _funsd_row(pages: list[PageResult], gts: list[list[str]]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for suffix, case_sensitive in (("", False), ("_cs", True)):
+        bow = sum((bag_of_words([line.text for line in page.lines], words, case_sensitive)
+                   for page, words in zip(pages, gts)), PRScores())
+        row.update({f"bow_precision{suffix}": _pct(bow.precision), f"bow_recall{suffix}": _pct(bow.recall),
+                    f"bow_f1{suffix}": _pct(bow.f1)})
+    return row
+
+
+def _rec_row(texts: list[str], labels: list[str]) -> dict[str, Any]:
+    insensitive = evaluate_recognition(texts, labels)
+    sensitive = evaluate_recognition(texts, labels, case_sensitive=True)
+    errors = sum(edit_distance(t.strip(), g.strip()) for t, g in zip(texts, labels))
+    chars = sum(len(g.strip()) for g in labels)
+    return {"accuracy": _pct(insensitive.accuracy), "accuracy_cs": _pct(sensitive.accuracy),
+            "1-NED": _pct(insensitive.one_minus_ned), "CER": _pct(errors / chars if chars else 0.0)}
+
+
+def _both_ways(path: Path) -> list[tuple[np.ndarray, int]]:
+    image = read_image(path)
+    return [(image, 0), (cv2.rotate(image, cv2.ROTATE_180), 180)]
+
+
+def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None = None,
+             split: Path | None = None, batch: int | None = None) -> list[dict[str, Any]]:
+    """One row of scores per system for ``task`` on the benchmark folder ``root``.
+
+    det: ICDAR 2015 P/R/H (IoU > 0.5, fixed settings); e2e: ICDAR 2015 word-level end-to-end P/R/H (+ whole
+    lines) or FUNSD bag-of-words P/R/F1, case-insensitive and case-sensitive (``_cs``); rec: word accuracy
+    (case-insensitive, ``_cs`` sensitive), 1 - NED and CER; cls: accuracy on every crop upright (0) and
+    turned 180 degrees. Every row has ``n`` (items) and ``s_per_item`` (seconds inside the system).
+    Crops go to a system ``batch`` at a time (default: all in one call, which the predictors sort by ratio).
+    """
+    layout, samples = load_samples(task, root, limit, split)
+    if not samples:
+        raise ConfigError(f"no samples to evaluate in {root}")
+    paths = [Path(p) for p, _ in samples]
+    truths = [gt for _, gt in samples]
+    runs: dict[str, TimedRun[Any]]
+    if task in ("det", "e2e"):
+        method = "detect" if task == "det" else "page"
+        _require(systems, method)
+        runs = run_timed(systems, [read_image(p) for p in paths],
+                         lambda s, image: getattr(s, method)(image))
+    elif task == "rec":
+        _require(systems, "read_crops")
+        images = [read_image(p) for p in paths]
+        step = batch or len(images)
+        chunks = [images[i : i + step] for i in range(0, len(images), step)]
+        runs = run_timed(systems, chunks, lambda s, chunk: s.read_crops(chunk))  # type: ignore[misc]
+        runs = {name: TimedRun([t for out in run.outputs for t in out], run.seconds) for name, run in runs.items()}
+    else:
+        _require(systems, "classify_crops")
+        pairs = [pair for p in paths for pair in _both_ways(p)]
+        truths = [angle for _, angle in pairs]
+        step = batch or len(pairs)
+        chunks = [[image for image, _ in pairs[i : i + step]] for i in range(0, len(pairs), step)]
+        runs = run_timed(systems, chunks, lambda s, chunk: s.classify_crops(chunk))  # type: ignore[misc]
+        runs = {name: TimedRun([a for out in run.outputs for a in out], run.seconds) for name, run in runs.items()}
+    rows = []
+    for system in systems:
+        run = runs[system.name]
+        if task == "det":
+            scores = _det_row(run.outputs, truths)
+        elif task == "e2e":
+            scores = _icdar_e2e_row(run.outputs, truths) if layout == "icdar2015" else _funsd_row(run.outputs, truths)
+        elif task == "rec":
+            scores = _rec_row(run.outputs, truths)
+        else:
+            correct = sum(int(a == b) for a, b in zip(run.outputs, truths))
+            scores = {"accuracy": _pct(correct / len(truths))}
+        items = len(run.outputs)
+        rows.append({"system": system.name, "task": task, "data": str(root), "n": items, **scores,
+                     "s_per_item": round(run.seconds / items, 4) if items else 0.0})
+    return rows
+
+
+def _require(systems: Sequence[System], method: str) -> None:
+    for system in systems:
+        if getattr(system, method) is None:
+            raise ConfigError(f"{system.name} cannot be evaluated on this task (no {method})")
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as a plain-text table: the keys of the first row as columns, the first column left-aligned."""
+    if not rows:
+        return ""
+    headers = [k for k in rows[0] if k not in ("task", "data")]
+    cells = [headers] + [[str(row.get(h, "")) for h in headers] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])

@@ -1,0 +1,79 @@
+"""The one place ocrlite looks files up: configs, weights (+ manifests) and charsets.
+
+Search order for a name that is not an absolute path: the folder of the config that names it,
+then the shipped package data (``ocrlite/configs``, ``ocrlite/weights``), then the optional
+``ocrlite-models`` weights package. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
+
+from ocrlite.errors import ConfigError, WeightsError
+
+__all__ = ["find_config", "find_weights", "find_charset", "extra_installed", "weights_roots"]
+
+_EXTRA_HINT = " (optional preset weights: pip install ./ocrlite-models)"
+
+
+def extra_installed() -> bool:
+    """Whether the optional ``ocrlite-models`` weights package is installed."""
+    return find_spec("ocrlite_models") is not None
+
+
+def _package_dir(package: str) -> Path:
+    return Path(str(resources.files(package)))
+
+
+def weights_roots(config_dir: Path | None = None) -> list[Path]:
+    """Folders searched for weights and charsets, in order."""
+    roots = [config_dir] if config_dir is not None else []
+    roots.append(_package_dir("ocrlite.weights"))
+    if extra_installed():
+        roots.append(_package_dir("ocrlite_models"))
+    return roots
+
+
+def _first_file(name: str | Path, roots: list[Path]) -> tuple[Path | None, list[Path]]:
+    path = Path(name)
+    candidates = [path] if path.is_absolute() else [root / path for root in roots]
+    return next((c for c in candidates if c.is_file()), None), candidates
+
+
+def find_config(name: str | Path, relative_to: Path | None = None) -> Path:
+    """A config file: as given, next to ``relative_to``, or among the shipped configs (``zoo/x.yaml`` too)."""
+    path = Path(name)
+    candidates = [path]
+    if not path.is_absolute():
+        if relative_to is not None:
+            candidates.append(relative_to / path)
+        candidates.append(_package_dir("ocrlite.configs").joinpath(*path.parts))
+        candidates.append(_package_dir("ocrlite.configs") / path.name)
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise ConfigError(f"config file not found: {name}")
+    return found
+
+
+def find_weights(name: str, config_dir: Path | None = None) -> tuple[Path, Path]:
+    """``<name>.safetensors`` and its JSON manifest path (the manifest may be absent)."""
+    stem = Path(name).name.removesuffix(".safetensors")
+    parent = Path(name).parent
+    roots = [parent] if parent.is_absolute() else [r / parent for r in weights_roots(config_dir)]
+    for root in roots:
+        tensors = root / f"{stem}.safetensors"
+        if tensors.is_file():
+            return tensors, root / f"{stem}.json"
+    hint = _EXTRA_HINT if not extra_installed() else ""
+    raise WeightsError(f"weights {name!r} not found in {', '.join(map(str, roots))}{hint}")
+
+
+def find_charset(name: str, weights_dir: Path | None, config_dir: Path | None) -> Path:
+    """A charset file: absolute, beside the weights, beside the config, or in the weights packages."""
+    roots = [d for d in (weights_dir, config_dir) if d is not None] + weights_roots()
+    found, candidates = _first_file(name, list(dict.fromkeys(roots)))
+    if found is None:
+        raise ConfigError(f"charset {name!r} not found in {', '.join(str(c.parent) for c in candidates)}")
+    return found

@@ -1,0 +1,1 @@
+"""Inputs and outputs: reading images and pages, writing result files atomically, drawing."""

@@ -1,0 +1,246 @@
+"""Turn one input file into pages: an image is one page, a multi-page TIFF one page per
+frame, a PDF one page per PDF page rendered with pypdfium2 at a chosen DPI.
+
+Every failure is an ``ImageReadError`` naming the file (and page): opening failures
+(corrupt, encrypted, empty) fail the whole file, rendering failures only that page.
+Huge pages are guarded against: image frames above ``max_pixels`` are refused before
+decoding, and PDF pages are rendered at a lower DPI so they stay within ``max_pixels``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ocrlite.errors import ImageReadError
+from ocrlite.io.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, _to_bgr, read_image
+
+__all__ = [
+    "DEFAULT_DPI",
+    "INPUT_EXTENSIONS",
+    "PDF_EXTENSIONS",
+    "Page",
+    "PageSource",
+    "count_pages",
+    "open_pages",
+]
+
+DEFAULT_DPI = 200
+PDF_EXTENSIONS = frozenset({".pdf"})
+INPUT_EXTENSIONS = IMAGE_EXTENSIONS | PDF_EXTENSIONS
+_POINTS_PER_INCH = 72.0
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page ready for OCR: 1-based number, BGR uint8 image, and its resolution."""
+
+    number: int
+    image: np.ndarray
+    dpi: float
+
+
+class PageSource(ABC):
+    """An opened input: ``len()`` pages, each loaded on demand by 1-based number.
+
+    Use it in a ``with`` block so file handles are released.
+    """
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def page(self, number: int) -> Page:
+        """Page ``number`` (1-based); raises ``ImageReadError`` if it cannot be read."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook: most sources hold nothing open)
+        """Release what the source holds open."""
+
+    def __enter__(self) -> "PageSource":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class _ImageSource(PageSource):
+    """A single-frame image, read with ``read_image`` (all of its checks apply)."""
+
+    def __init__(self, path: Path, dpi: float, max_pixels: int) -> None:
+        self.path, self.dpi, self.max_pixels = path, dpi, max_pixels
+
+    def __len__(self) -> int:
+        return 1
+
+    def page(self, number: int) -> Page:
+        return Page(number, read_image(self.path, max_pixels=self.max_pixels), self.dpi)
+
+
+class _FramesSource(PageSource):
+    """A multi-frame image (TIFF): each frame size-checked, then decoded like ``read_image``."""
+
+    def __init__(self, path: Path, image: Image.Image, dpi: float, max_pixels: int) -> None:
+        self.path, self.image, self.dpi, self.max_pixels = path, image, dpi, max_pixels
+        self.frames = int(getattr(image, "n_frames", 1))
+
+    def __len__(self) -> int:
+        return self.frames
+
+    def page(self, number: int) -> Page:
+        where = f"{self.path} page {number}"
+        try:
+            self.image.seek(number - 1)
+        except Exception as exc:
+            raise ImageReadError(f"{where}: cannot seek to frame ({exc})") from exc
+        width, height = self.image.size
+        if width * height > self.max_pixels:
+            raise ImageReadError(f"{where}: frame is {width}x{height} pixels, more than the "
+                                 f"limit of {self.max_pixels}")
+        try:
+            self.image.load()
+            frame = ImageOps.exif_transpose(self.image)
+            return Page(number, _to_bgr(frame), _image_dpi(self.image, self.dpi))
+        except Exception as exc:
+            raise ImageReadError(f"{where}: corrupt or truncated image data ({exc})") from exc
+
+    def close(self) -> None:
+        self.image.close()
+
+
+class _PdfSource(PageSource):
+    """A PDF opened with pypdfium2; pages rendered one at a time, buffers freed after each."""
+
+    def __init__(self, path: Path, dpi: float, max_pixels: int) -> None:
+        import pypdfium2 as pdfium
+
+        self.path, self.dpi, self.max_pixels = path, dpi, max_pixels
+        try:
+            self.doc = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError as exc:
+            raise ImageReadError(f"{path}: {_pdf_open_reason(exc)}") from exc
+        self.count = len(self.doc)
+        if self.count == 0:
+            self.doc.close()
+            raise ImageReadError(f"{path}: PDF has no pages")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def page(self, number: int) -> Page:
+        try:
+            pdf_page = self.doc[number - 1]
+        except Exception as exc:
+            raise ImageReadError(f"{self.path} page {number}: cannot load page ({exc})") from exc
+        try:
+            width_pt, height_pt = pdf_page.get_size()
+            scale = _render_scale(width_pt, height_pt, self.dpi, self.max_pixels)
+            bitmap = pdf_page.render(scale=scale)
+            try:
+                image = np.array(bitmap.to_numpy()[:, :, :3], copy=True)  # BGR(x) -> BGR
+            finally:
+                bitmap.close()
+        except ImageReadError:
+            raise
+        except Exception as exc:
+            raise ImageReadError(f"{self.path} page {number}: cannot render ({exc})") from exc
+        finally:
+            pdf_page.close()
+        return Page(number, np.ascontiguousarray(image), scale * _POINTS_PER_INCH)
+
+    def close(self) -> None:
+        self.doc.close()
+
+
+def open_pages(path: str | Path, dpi: float = DEFAULT_DPI,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> PageSource:
+    """Open ``path`` as a ``PageSource`` (use it in a ``with`` block).
+
+    ``dpi`` is the PDF render resolution, and the resolution assumed for images that
+    don't record their own. Raises ``ImageReadError`` if the file cannot be opened.
+    """
+    path = Path(path)
+    if path.suffix.lower() in PDF_EXTENSIONS:
+        if path.is_file() and path.stat().st_size == 0:
+            raise ImageReadError(f"{path}: empty file (0 bytes)")
+        return _PdfSource(path, dpi, max_pixels)
+    frames, own_dpi = _open_frames(path, dpi)
+    if frames is None:
+        return _ImageSource(path, own_dpi, max_pixels)
+    return _FramesSource(path, frames, dpi, max_pixels)
+
+
+def count_pages(path: str | Path) -> int:
+    """Number of pages in ``path`` for progress totals; 1 when it can't be told cheaply."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in PDF_EXTENSIONS:
+            import pypdfium2 as pdfium
+
+            doc = pdfium.PdfDocument(str(path))
+            try:
+                return max(1, len(doc))
+            finally:
+                doc.close()
+        with Image.open(path) as image:
+            return max(1, int(getattr(image, "n_frames", 1)))
+    except Exception:
+        return 1
+
+
+def _open_frames(path: Path, dpi: float) -> tuple[Image.Image | None, float]:
+    """The open Pillow image if ``path`` has several frames (else None), and its DPI."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Exception:
+        return None, dpi  # read_image gives the precise error
+    own_dpi = _image_dpi(image, dpi)
+    if int(getattr(image, "n_frames", 1)) > 1:
+        return image, own_dpi
+    image.close()
+    return None, own_dpi
+
+
+def _image_dpi(image: Image.Image, fallback: float) -> float:
+    """The horizontal DPI an image records, or ``fallback``."""
+    dpi = image.info.get("dpi")
+    try:
+        value = float(dpi[0]) if dpi else 0.0
+    except (TypeError, ValueError, IndexError):
+        value = 0.0
+    return value if value >= 1.0 else fallback
+
+
+def _render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:
+    """Pixels per point for ``dpi``, lowered so the rendered page holds at most ``max_pixels``."""
+    if width_pt <= 0 or height_pt <= 0:
+        raise ImageReadError(f"page has no area ({width_pt}x{height_pt} pt)")
+    scale = dpi / _POINTS_PER_INCH
+    if (width_pt * scale + 1) * (height_pt * scale + 1) > max_pixels:
+        # largest scale with (w*s + 1) * (h*s + 1) <= max_pixels: pdfium rounds sizes up
+        area, side = width_pt * height_pt, width_pt + height_pt
+        scale = (math.sqrt(side * side + 4 * area * (max_pixels - 1)) - side) / (2 * area)
+    return scale
+
+
+def _pdf_open_reason(exc: Exception) -> str:
+    """A one-line reason for a PDF that pdfium refused to open."""
+    import pypdfium2.raw as pdfium_c
+
+    code = getattr(exc, "err_code", None)
+    if code == pdfium_c.FPDF_ERR_PASSWORD:
+        return "encrypted PDF (a password is required)"
+    if code == pdfium_c.FPDF_ERR_SECURITY:
+        return "PDF uses an unsupported security handler"
+    if code == pdfium_c.FPDF_ERR_FORMAT:
+        return "not a PDF or corrupt PDF"
+    return f"cannot open PDF ({exc})"

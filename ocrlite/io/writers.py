@@ -1,0 +1,298 @@
+"""Output formats for one input file's pages: json, txt, tsv, hocr and searchable pdf.
+
+Each writer collects pages with ``add`` and returns the whole file's bytes from
+``render``; the caller writes them atomically (``fileio.atomic_write_bytes``), so an
+output is either absent or complete.
+
+The searchable PDF is written with reportlab: a mature, BSD-licensed PDF generator that
+embeds JPEG page images without re-encoding, supports invisible text (render mode 3) with
+horizontal scaling, and ships CID fonts (STSong-Light) that give any Chinese or Latin text
+a proper Unicode mapping without bundling a font file. pypdfium2 (used to read PDFs) can
+also create text objects, but only through its low-level C bindings; pikepdf would mean
+writing content streams by hand.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from ocrlite.postprocess import line_words
+from ocrlite.results import PageResult, TextLine
+
+__all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "tsv_rows", "TsvWriter"]
+
+FORMATS = ("json", "txt", "tsv", "hocr", "pdf")  # files written by batch mode
+STREAM_FORMATS = ("json", "txt", "tsv")  # what commands print on stdout
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    """One OCR'd page: its 1-based number, result, resolution and (for pdf) image."""
+
+    number: int
+    result: PageResult
+    dpi: float
+    image: np.ndarray | None = None
+
+
+class Writer(Protocol):
+    """Collects the pages of one input file and renders one output file."""
+
+    def add(self, page: PageRecord) -> None: ...
+
+    def render(self) -> bytes: ...
+
+
+class JsonWriter:
+    """The full result of every page: size, dpi, and each line's quad, text and scores."""
+
+    def __init__(self, source: str) -> None:
+        self.doc: dict[str, Any] = {"source": source, "pages": []}
+
+    def add(self, page: PageRecord) -> None:
+        self.doc["pages"].append({"page": page.number, "dpi": round(page.dpi, 2), **page.result.to_dict()})
+
+    def render(self) -> bytes:
+        return (json.dumps(self.doc, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+class TextWriter:
+    """Lines in reading order; pages separated by a form feed, as pdftotext does."""
+
+    def __init__(self, source: str) -> None:
+        self.pages: list[str] = []
+
+    def add(self, page: PageRecord) -> None:
+        self.pages.append("".join(f"{line.text}\n" for line in page.result.lines))
+
+    def render(self) -> bytes:
+        return "\f".join(self.pages).encode("utf-8")
+
+
+class TsvWriter:
+    """Tesseract-like table, one row per line: page, line, left, top, width, height, conf, text."""
+
+    HEADER = ("page", "line", "left", "top", "width", "height", "conf", "text")
+
+    def __init__(self, source: str) -> None:
+        self.rows: list[str] = ["\t".join(self.HEADER)]
+
+    def add(self, page: PageRecord) -> None:
+        self.rows += tsv_rows(page.number, page.result)
+
+    def render(self) -> bytes:
+        return ("\n".join(self.rows) + "\n").encode("utf-8")
+
+
+_XHTML = "http://www.w3.org/1999/xhtml"
+_HOCR_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" '
+    '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
+)
+
+
+class HocrWriter:
+    """hOCR 1.2 as XHTML: ocr_page > ocr_carea > ocr_par > ocr_line > ocrx_word.
+
+    Bboxes are in page pixels; ``x_wconf`` is the line's recognition score (0-100) on each
+    of its words; word boxes and scores come from ``postprocess.line_words`` (CTC time steps when known).
+    """
+
+    def __init__(self, source: str) -> None:
+        from ocrlite import __version__
+
+        self.source = source
+        self.html = ET.Element("html", {"xmlns": _XHTML, "xml:lang": "en", "lang": "en"})
+        head = ET.SubElement(self.html, "head")
+        ET.SubElement(head, "title").text = source
+        for name, content in (("ocr-system", f"ocrlite {__version__}"),
+                              ("ocr-capabilities", "ocr_page ocr_carea ocr_par ocr_line ocrx_word"),
+                              ("ocr-number-of-pages", "0")):
+            ET.SubElement(head, "meta", {"name": name, "content": content})
+        self.page_count = head[-1]
+        self.body = ET.SubElement(self.html, "body")
+
+    def add(self, page: PageRecord) -> None:
+        result, n = page.result, page.number
+        dpi = round(page.dpi)
+        div = ET.SubElement(self.body, "div", {
+            "class": "ocr_page", "id": f"page_{n}",
+            "title": f'image "{_title_safe(self.source)}"; bbox 0 0 {result.width} {result.height}; '
+                     f"ppageno {n - 1}; scan_res {dpi} {dpi}"})
+        if not result.lines:
+            return
+        boxes = [quad_bbox(line.points, result.width, result.height) for line in result.lines]
+        area = _union(boxes)
+        carea = ET.SubElement(div, "div", {"class": "ocr_carea", "id": f"block_{n}_1", "title": _bbox(area)})
+        par = ET.SubElement(carea, "p", {"class": "ocr_par", "id": f"par_{n}_1", "title": _bbox(area)})
+        for i, (line, box) in enumerate(zip(result.lines, boxes), start=1):
+            self._add_line(par, line, box, f"{n}_{i}", result)
+
+    def _add_line(self, parent: ET.Element, line: TextLine, box: tuple[int, int, int, int],
+                  ident: str, result: PageResult) -> None:
+        span = ET.SubElement(parent, "span", {
+            "class": "ocr_line", "id": f"line_{ident}",
+            "title": f"{_bbox(box)}; baseline 0 0; x_size {box[3] - box[1]}; "
+                     f"x_descenders 0; x_ascenders 0"})
+        for j, word in enumerate(line_words(line), start=1):
+            conf = int(round(100 * float(word.score)))
+            item = ET.SubElement(span, "span", {
+                "class": "ocrx_word", "id": f"word_{ident}_{j}",
+                "title": f"{_bbox(quad_bbox(word.points, result.width, result.height))}; x_wconf {conf}"})
+            item.text = word.text
+            item.tail = " "
+
+    def render(self) -> bytes:
+        self.page_count.set("content", str(len(self.body)))
+        ET.indent(self.html, space=" ")
+        return (_HOCR_HEAD + ET.tostring(self.html, encoding="unicode") + "\n").encode("utf-8")
+
+
+_CJK_FONT = "STSong-Light"
+_LATIN_FONT = "Helvetica"
+_JPEG_QUALITY = 80
+
+
+class PdfWriter:
+    """Searchable PDF: each page image (JPEG) with an invisible text line over each text line.
+
+    The page measures the image at its DPI (a rendered PDF page keeps its size). Each
+    line's text is stretched to the line's length and turned to its angle, so selecting,
+    copying and searching work in a viewer and text extraction returns the lines.
+    """
+
+    def __init__(self, source: str) -> None:
+        from reportlab.pdfgen import canvas
+
+        self.buffer = io.BytesIO()
+        self.canvas = canvas.Canvas(self.buffer, pageCompression=1, invariant=1)
+        self.canvas.setTitle(source)
+        self.canvas.setCreator("ocrlite")
+
+    def add(self, page: PageRecord) -> None:
+        from reportlab.lib.utils import ImageReader
+
+        if page.image is None:
+            raise ValueError("the pdf writer needs the page image")
+        scale = 72.0 / page.dpi
+        width, height = page.result.width * scale, page.result.height * scale
+        self.canvas.setPageSize((width, height))
+        self.canvas.drawImage(ImageReader(io.BytesIO(_jpeg(page.image))), 0, 0, width, height)
+        for line in page.result.lines:
+            self._add_line(line, scale, height)
+        self.canvas.showPage()
+
+    def _add_line(self, line: TextLine, scale: float, page_height: float) -> None:
+        from reportlab.pdfbase.pdfmetrics import stringWidth
+
+        quad = np.asarray(line.points, dtype=np.float64).reshape(4, 2) * scale
+        quad[:, 1] = page_height - quad[:, 1]  # PDF y grows upwards
+        top_left, top_right, bottom_right, bottom_left = quad
+        length = (np.linalg.norm(top_right - top_left) + np.linalg.norm(bottom_right - bottom_left)) / 2
+        size = (np.linalg.norm(bottom_left - top_left) + np.linalg.norm(bottom_right - top_right)) / 2
+        if length <= 0 or size <= 0 or not line.text:
+            return
+        dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
+        angle = math.atan2(dy, dx)
+        font = _font_for(line.text)
+        natural = stringWidth(line.text, font, size)
+        text = self.canvas.beginText()
+        text.setTextRenderMode(3)  # invisible: selectable and searchable, never drawn
+        text.setFont(font, size)
+        text.setHorizScale(100.0 * length / natural if natural > 0 else 100.0)
+        baseline = bottom_left + np.array([-math.sin(angle), math.cos(angle)]) * 0.2 * size
+        cos, sin = math.cos(angle), math.sin(angle)
+        text.setTextTransform(cos, sin, -sin, cos, float(baseline[0]), float(baseline[1]))
+        text.textOut(line.text)
+        self.canvas.drawText(text)
+
+    def render(self) -> bytes:
+        self.canvas.save()
+        return self.buffer.getvalue()
+
+
+_WRITERS: dict[str, type] = {"json": JsonWriter, "txt": TextWriter, "tsv": TsvWriter,
+                             "hocr": HocrWriter, "pdf": PdfWriter}
+
+
+def quad_bbox(points: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """Axis-aligned ``(x0, y0, x1, y1)`` around a quad, rounded and clipped to the page."""
+    quad = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    x0 = int(np.clip(np.floor(quad[:, 0].min()), 0, width))
+    y0 = int(np.clip(np.floor(quad[:, 1].min()), 0, height))
+    x1 = int(np.clip(np.ceil(quad[:, 0].max()), x0, width))
+    y1 = int(np.clip(np.ceil(quad[:, 1].max()), y0, height))
+    return x0, y0, x1, y1
+
+
+def tsv_rows(page_number: int, result: PageResult) -> list[str]:
+    """The tsv rows of one page (``TsvWriter.HEADER`` columns), tab-separated."""
+    rows = []
+    for number, line in enumerate(result.lines, start=1):
+        x0, y0, x1, y1 = quad_bbox(line.points, result.width, result.height)
+        cells = (page_number, number, x0, y0, x1 - x0, y1 - y0, f"{100 * line.score:.2f}", _one_line(line.text))
+        rows.append("\t".join(str(cell) for cell in cells))
+    return rows
+
+
+def make_writer(fmt: str, source: str) -> Writer:
+    """A fresh writer of format ``fmt`` (one of ``FORMATS``) for the input named ``source``."""
+    try:
+        return _WRITERS[fmt](source)
+    except KeyError:
+        raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}") from None
+
+
+def _font_for(text: str) -> str:
+    """Helvetica for text it can encode (readable by every PDF tool), else a CID font."""
+    try:
+        text.encode("cp1252")
+        return _LATIN_FONT
+    except UnicodeEncodeError:
+        _register_cjk_font()
+        return _CJK_FONT
+
+
+def _register_cjk_font() -> None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    if _CJK_FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(_CJK_FONT))
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    """JPEG bytes of a BGR image, greyscale when all channels agree (smaller files)."""
+    grey = image[:, :, 0]
+    if np.array_equal(grey, image[:, :, 1]) and np.array_equal(grey, image[:, :, 2]):
+        image = grey
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    if not ok:
+        raise ValueError("cannot encode the page image as JPEG")
+    return encoded.tobytes()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\t")).replace("\n", " ").replace("\r", " ")
+
+
+def _bbox(box: tuple[int, int, int, int]) -> str:
+    return "bbox {} {} {} {}".format(*box)
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _title_safe(name: str) -> str:
+    return name.replace('"', "'").replace(";", ",")

@@ -1,0 +1,178 @@
+"""Typed, validated settings of each stage and of the pipeline, and the one rule that merges them.
+
+A setting's value comes from, lowest to highest precedence: the dataclass default < the weights'
+manifest < the YAML config < ``--set`` overrides (already applied to the YAML mapping). Every value
+is checked when the settings are built: its type, its allowed choices and its range. A bad value is
+a one-line ``ConfigError`` naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ocrlite.errors import ConfigError
+
+__all__ = [
+    "setting",
+    "build_settings",
+    "check_keys",
+    "DetPreprocess",
+    "LinePreprocess",
+    "ClsPostprocess",
+    "RecPostprocess",
+    "PipelineSettings",
+]
+
+S = TypeVar("S")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+
+
+def setting(
+    default: Any,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    length: int | None = None,
+    doc: str = "",
+) -> Any:
+    """A dataclass field with its validation rules (choices, inclusive range, sequence length)."""
+    rules = {"choices": choices, "low": low, "high": high, "length": length, "doc": doc}
+    return field(default=default, metadata=rules)
+
+
+def check_keys(section: str, given: typing.Iterable[str], allowed: typing.Iterable[str]) -> None:
+    """Raise ConfigError naming the first unknown key and listing the allowed ones."""
+    allowed = list(allowed)
+    unknown = [k for k in given if k not in allowed]
+    if unknown:
+        raise ConfigError(f"{section}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+
+
+def _type_name(kind: Any) -> str:
+    return getattr(kind, "__name__", str(kind))
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    """``value`` as an instance of the annotated type ``kind``, or a ConfigError."""
+    origin = typing.get_origin(kind)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} is not a {' or '.join(_type_name(o) for o in options)}")
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list of {_type_name(item)}, got {value!r}")
+        return tuple(_coerce(key, v, item) for v in value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"settings field {key} has an unsupported type {kind!r}")
+
+
+def _check_rules(key: str, value: Any, rules: typing.Mapping[str, Any]) -> None:
+    choices, low, high, length = rules.get("choices"), rules.get("low"), rules.get("high"), rules.get("length")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {', '.join(map(str, choices))}")
+    if length is not None and len(value) != length:
+        raise ConfigError(f"{key}: expected {length} values, got {len(value)}")
+    numbers = value if isinstance(value, tuple) else (value,)
+    for number in numbers:
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            if (low is not None and number < low) or (high is not None and number > high):
+                bounds = f"{'' if low is None else low}..{'' if high is None else high}"
+                raise ConfigError(f"{key}: {value!r} is out of range; allowed: {bounds}")
+
+
+def build_settings(cls: type[S], section: str, *sources: typing.Mapping[str, Any] | None) -> S:
+    """Merge ``sources`` (later wins) into dataclass ``cls`` and validate every value.
+
+    Unknown keys, wrong types, values outside ``choices`` or the range are ConfigErrors that
+    name ``section.key``.
+    """
+    merged: dict[str, Any] = {}
+    for source in sources:
+        merged.update(source or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    check_keys(section, merged, fields)
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in merged.items():
+        key = f"{section}.{name}"
+        coerced = _coerce(key, value, hints[name])
+        _check_rules(key, coerced, fields[name].metadata)
+        values[name] = coerced
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class DetPreprocess:
+    """Detector input: resize under a side limit to multiples of 32, then normalise."""
+
+    limit_side_len: int = setting(960, low=32, high=8192)
+    limit_type: str = setting("max", choices=("max", "min"))
+    mean: tuple[float, ...] = setting(IMAGENET_MEAN, length=3)
+    std: tuple[float, ...] = setting(IMAGENET_STD, length=3, low=1e-6)
+
+
+@dataclass(frozen=True)
+class LinePreprocess:
+    """Text-line input (classifier and recognizer): fixed height, keep ratio, right-pad."""
+
+    height: int = setting(48, low=8, high=512)
+    width: int = setting(192, low=8, high=8192)
+    mean: tuple[float, ...] = setting(HALF, length=3)
+    std: tuple[float, ...] = setting(HALF, length=3, low=1e-6)
+    batch_size: int = setting(6, low=1, high=4096)
+
+
+@dataclass(frozen=True)
+class ClsPostprocess:
+    """Classifier decision: labels of the two outputs and the flip threshold."""
+
+    labels: tuple[int, ...] = setting((0, 180), length=2, choices=None)
+    thresh: float = setting(0.9, low=0.0, high=1.0)
+
+
+@dataclass(frozen=True)
+class RecPostprocess:
+    """Recognizer decoding: the charset file (beside the weights or config) and the space switch."""
+
+    charset: str = setting("ppocr_keys_v1.txt")
+    use_space_char: bool = setting(True)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Pipeline switches: use the direction classifier, drop low-scoring lines."""
+
+    use_cls: bool = setting(True)
+    drop_score: float = setting(0.5, low=0.0, high=1.0)

@@ -1,0 +1,251 @@
+"""The one stage-building layer: a config (path, preset name or mapping) + ``--set`` overrides -> a resolved spec.
+
+A ``StageSpec`` holds everything needed to run one stage: the net's config, its weights file and
+manifest, validated pre/post-processing settings, the charset (recognizer) and the backend. Every
+entry point -- ``OCR``, the predictors, each CLI command, ``ocrlite profile``, the converter, the
+trainer and the evaluation harness -- builds its stages here, so a setting has one place it comes
+from (see ``ocrlite.settings`` for the precedence) and a bad value fails once, before any image is read.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ocrlite.charset import Charset
+from ocrlite.config import apply_overrides, load_yaml
+from ocrlite.errors import ConfigError
+from ocrlite.files import find_charset, find_config, find_weights
+from ocrlite.postprocess import DBPostProcess
+from ocrlite.settings import (
+    ClsPostprocess,
+    DetPreprocess,
+    LinePreprocess,
+    PipelineSettings,
+    RecPostprocess,
+    build_settings,
+    check_keys,
+)
+
+__all__ = [
+    "STAGE_KINDS",
+    "STAGE_KEYS",
+    "BACKENDS",
+    "DEFAULT_PIPELINE",
+    "DEFAULT_STAGE_CONFIGS",
+    "StageSpec",
+    "PipelineSpec",
+    "stage_spec",
+    "stage_kind",
+    "resolve_stage",
+    "pipeline_spec",
+    "load_stage_config",
+    "load_pipeline_config",
+]
+
+STAGE_KINDS = ("det", "cls", "rec")
+STAGE_KEYS = ("model", "weights", "preprocess", "postprocess", "backend", "train")
+PIPELINE_KEYS = ("det", "cls", "rec", "pipeline")
+BACKENDS = ("torch",)
+DEFAULT_PIPELINE = "ocr_ppocr_v2.yaml"
+DEFAULT_STAGE_CONFIGS = {"det": "det_ppocrv3.yaml", "cls": "cls_ppocr_mobile_v2.yaml", "rec": "rec_ppocrv2.yaml"}
+
+_PRE = {"det": DetPreprocess, "cls": LinePreprocess, "rec": LinePreprocess}
+_POST: dict[str, type] = {"det": DBPostProcess, "cls": ClsPostprocess, "rec": RecPostprocess}
+# What a stage's net returns when its manifest does not say: DB maps are probabilities already.
+_DEFAULT_OUTPUTS = {"det": "probabilities", "cls": "logits", "rec": "logits"}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Everything needed to build and run one stage, resolved and validated."""
+
+    kind: str
+    model: dict[str, Any]
+    weights: Path | None
+    manifest: dict[str, Any]
+    pre: Any  # DetPreprocess | LinePreprocess
+    post: Any  # DBPostProcess | ClsPostprocess | RecPostprocess
+    charset: Charset | None
+    backend: str
+    outputs: str  # "logits" or "probabilities"
+    train: dict[str, Any]
+    config_dir: Path | None
+
+    def build_net(self, load_weights: bool = True) -> Any:
+        """The stage's ``nn.Module`` in eval mode, with its weights loaded strictly (unless told not to)."""
+        from ocrlite.models import build_model
+        from ocrlite.weights import load_weights as load
+
+        net = build_model(self.model)
+        if load_weights and self.weights is not None:
+            load(net, self.weights, self.manifest.get("sha256"))
+        return net.eval()
+
+    def build_runner(self, net: Any = None) -> Any:
+        """A runner for this stage's backend; ``net`` (e.g. a training net) replaces the built one."""
+        from ocrlite.backends.torch import TorchRunner
+
+        softmax = self.kind != "det" and self.outputs == "logits"
+        return TorchRunner(self.build_net() if net is None else net, softmax=softmax)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """The three stages of a pipeline (``cls`` may be absent) and its switches."""
+
+    settings: PipelineSettings
+    det: StageSpec
+    cls: StageSpec | None
+    rec: StageSpec
+
+
+def _read_stage(value: Any, relative_to: Path | None, section: str) -> dict[str, Any]:
+    """A stage's raw mapping (from a file name or an inline mapping) with ``_dir`` set."""
+    if isinstance(value, (str, Path)):
+        path = find_config(value, relative_to)
+        stage = load_yaml(path)
+        stage["_dir"] = str(path.parent)
+    elif isinstance(value, dict):
+        stage = copy.deepcopy(value)
+        stage.setdefault("_dir", str(relative_to) if relative_to else None)
+    else:
+        raise ConfigError(f"{section}: expected a config file name or a mapping")
+    return stage
+
+
+def load_stage_config(name: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """One stage config's raw mapping with overrides such as ``postprocess.box_thresh=0.5`` applied."""
+    return apply_overrides(_read_stage(name, None, str(name)), overrides)
+
+
+def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """A pipeline config's raw mapping; each of det/cls/rec becomes a full stage mapping.
+
+    Overrides address the resolved tree, e.g. ``det.postprocess.box_thresh=0.5`` or ``pipeline.drop_score=0.3``.
+    """
+    path = find_config(name or DEFAULT_PIPELINE)
+    raw = load_yaml(path)
+    check_keys(path.name, raw, PIPELINE_KEYS)
+    missing = [k for k in ("det", "rec") if k not in raw]
+    if missing:
+        raise ConfigError(f"{path.name}: missing section {missing[0]!r}")
+    cfg: dict[str, Any] = {"pipeline": dict(raw.get("pipeline") or {})}
+    for kind in STAGE_KINDS:
+        if raw.get(kind) is not None:
+            cfg[kind] = _read_stage(raw[kind], path.parent, f"{path.name}: {kind}")
+    return apply_overrides(cfg, overrides)
+
+
+def _section(stage: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = stage.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}.{key}: expected a mapping, got {value!r}")
+    return value
+
+
+def resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
+    """Validate a raw stage mapping and find its files."""
+    check_keys(where, [k for k in stage if k != "_dir"], STAGE_KEYS)
+    config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
+    model = _section(stage, "model", where)
+    if not model:
+        raise ConfigError(f"{where}: missing section 'model'")
+    weights = manifest = None
+    if stage.get("weights"):
+        from ocrlite.weights import read_manifest
+
+        weights, manifest_path = find_weights(str(stage["weights"]), config_dir)
+        manifest = read_manifest(manifest_path) if manifest_path.is_file() else {}
+    manifest = manifest or {}
+    backend = stage.get("backend", "torch")
+    if backend not in BACKENDS:
+        raise ConfigError(f"{where}.backend: {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
+    pre: Any = build_settings(_PRE[kind], f"{where}.preprocess", manifest.get("preprocess"),
+                         _section(stage, "preprocess", where))
+    post: Any = build_settings(_POST[kind], f"{where}.postprocess", manifest.get("postprocess"),
+                          _section(stage, "postprocess", where))
+    charset = None
+    if kind == "rec":
+        path = find_charset(post.charset, weights.parent if weights else None, config_dir)
+        charset = Charset.from_file(path, use_space_char=post.use_space_char)
+        model = _with_class_count(model, len(charset), where)
+    outputs = manifest.get("outputs", _DEFAULT_OUTPUTS[kind])
+    return StageSpec(kind, model, weights, manifest, pre, post, charset, backend, outputs,
+                     _section(stage, "train", where), config_dir)
+
+
+_HEAD_KINDS = {"DBHead": "det", "FusedDBHead": "det", "ClsHead": "cls", "CTCHead": "rec"}
+
+
+def stage_kind(stage: dict[str, Any]) -> str | None:
+    """The stage kind a raw stage mapping's head implies (None for e.g. the zoo's ImageNet heads)."""
+    head = (stage.get("model") or {}).get("head") or {}
+    return _HEAD_KINDS.get(str(head.get("name"))) if isinstance(head, dict) else None
+
+
+def _with_class_count(model: dict[str, Any], classes: int, where: str) -> dict[str, Any]:
+    """The CTC head's class count comes from the charset (blank + characters [+ space])."""
+    head = dict(model.get("head") or {})
+    given = head.get("out_channels")
+    if given is not None and given != classes:
+        raise ConfigError(f"{where}.model.head.out_channels: {given} does not match the charset's {classes} classes")
+    head["out_channels"] = classes
+    return {**model, "head": head}
+
+
+def stage_spec(
+    kind: str, config: str | Path | dict[str, Any] | None = None, overrides: Iterable[str] = ()
+) -> StageSpec:
+    """Resolve one stage from a stage config file/mapping (default: the shipped one for ``kind``)."""
+    if kind not in STAGE_KINDS:
+        raise ConfigError(f"unknown stage {kind!r}; choose one of: {', '.join(STAGE_KINDS)}")
+    source = config if config is not None else DEFAULT_STAGE_CONFIGS[kind]
+    stage = apply_overrides(_read_stage(source, None, kind), overrides)
+    return resolve_stage(kind, stage, kind)
+
+
+def pipeline_spec(
+    config: str | Path | None = None, overrides: Iterable[str] = (), *, model: str | None = None
+) -> PipelineSpec:
+    """Resolve a pipeline from a config file or a preset name (``model``), with overrides."""
+    if model is not None:
+        if config is not None:
+            raise ConfigError("give either config or model, not both")
+        from ocrlite.presets import get_preset
+
+        config = get_preset(model).config
+    cfg = load_pipeline_config(config, overrides)
+    settings = build_settings(PipelineSettings, "pipeline", _section(cfg, "pipeline", "config"))
+    stages = {kind: resolve_stage(kind, cfg[kind], kind) if kind in cfg else None for kind in STAGE_KINDS}
+    det, rec = stages["det"], stages["rec"]
+    assert det is not None and rec is not None  # load_pipeline_config requires both
+    return PipelineSpec(settings, det, stages["cls"], rec)
+
+
+def command_stage(
+    kind: str, config: str | Path | None = None, overrides: Iterable[str] = (), model: str | None = None
+) -> StageSpec | None:
+    """The ``kind`` stage a command works with: from a preset, a pipeline config, or a single stage config.
+
+    ``--set`` keys address the pipeline tree (``det.postprocess.box_thresh=0.5``) on every command; with
+    a single-stage config the stage prefix may be left out. None when the pipeline has no such stage.
+    """
+    overrides = list(overrides)
+    if config is not None and model is None:
+        raw = load_yaml(find_config(config))
+        if "model" in raw:  # a stage config
+            prefix = f"{kind}."
+            local = [o.removeprefix(prefix) for o in overrides]
+            foreign = [o for o in local if o.split(".", 1)[0] in (*STAGE_KINDS, "pipeline")]
+            if foreign:
+                raise ConfigError(f"override {foreign[0]!r} does not apply to the {kind} stage config {config}")
+            return stage_spec(kind, config, local)
+    spec = pipeline_spec(config, overrides, model=model)
+    stage: StageSpec | None = getattr(spec, kind)
+    return stage

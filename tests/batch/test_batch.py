@@ -1,0 +1,320 @@
+"""Batch mode (`ocrlite ocr INPUTS -o DIR`): outputs, report, resume, isolation, formats.
+
+The end-to-end tests run the real CLI with the shipped models on tiny pages rendered here;
+the others swap in a fake engine to test the runner's bookkeeping quickly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pypdfium2 as pdfium
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw, ImageFont
+
+from ocrlite.batch import run as batch
+from ocrlite.cli import main
+from ocrlite.errors import ImageReadError
+from ocrlite.io.pages import open_pages
+from ocrlite.postprocess import line_words
+from ocrlite.results import PageResult, TextLine
+
+FORMATS = ("json", "txt", "tsv", "hocr", "pdf")
+XHTML = "{http://www.w3.org/1999/xhtml}"
+GOOD = {"a.png": ["HELLO"], "sub/b.jpg": ["WORLD"], "doc.pdf": ["INVOICE", "PAID"],
+        "scan.tiff": ["FIRST", "SECOND"]}
+BAD = {"corrupt.jpg", "empty.png", "notes.png"}
+
+
+def _page(word: str) -> Image.Image:
+    image = Image.new("RGB", (300, 90), "white")
+    ImageDraw.Draw(image).text((20, 22), word, fill="black", font=ImageFont.load_default(size=40))
+    return image
+
+
+def _make_scans(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    _page("HELLO").save(root / "a.png")
+    _page("WORLD").save(root / "sub" / "b.jpg", quality=95)
+    first, second = _page("INVOICE"), _page("PAID")
+    first.save(root / "doc.pdf", save_all=True, append_images=[second], resolution=100)
+    first, second = _page("FIRST"), _page("SECOND")
+    first.save(root / "scan.tiff", save_all=True, append_images=[second], dpi=(100, 100))
+    (root / "corrupt.jpg").write_bytes((root / "sub" / "b.jpg").read_bytes()[:200])
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.png").write_text("not an image at all\n")
+    return root
+
+
+def _cli(*args: str, stdin: str | None = None) -> Any:
+    return CliRunner().invoke(main, ["ocr", *args], input=stdin)
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
+            if p.is_file() and p.name != "ocrlite-report.json"}
+
+
+def _report(out: Path) -> dict[str, Any]:
+    return json.loads((out / "ocrlite-report.json").read_text(encoding="utf-8"))
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split()).upper()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Any:
+    """One torch thread in this process: tiny pages gain nothing from more, and on a busy
+    machine (parallel test runs) extra OpenMP threads slow every call down many times."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any]:
+    """One real run over the mixed folder with every format (shared by the checks below)."""
+    root = tmp_path_factory.mktemp("batch")
+    scans = _make_scans(root / "scans")
+    out = root / "out"
+    result = _cli(str(scans), "-o", str(out), "--format", "json,txt", "--format", "tsv,hocr,pdf",
+                  "--dpi", "100")
+    return scans, out, result
+
+
+def test_every_good_page_is_written_and_bad_files_are_reported(first_run: tuple[Path, Path, Any]) -> None:
+    scans, out, result = first_run
+    assert result.exit_code == 1, result.output
+    for name in GOOD:
+        for fmt in FORMATS:
+            assert (out / f"{name}.{fmt}").is_file(), f"{name}.{fmt}"
+    report = _report(out)
+    assert {f["name"] for f in report["failures"]} == BAD
+    assert all(f["reason"] for f in report["failures"])
+    assert report["pages"] == 6 and report["files"] == 7 and not report["interrupted"]
+    assert "3 failures" in result.stderr and "6 pages" in result.stderr
+    assert not list(out.rglob("*.part"))
+    for name, words in GOOD.items():
+        doc = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+        assert [p["page"] for p in doc["pages"]] == list(range(1, len(words) + 1))
+        for page, word in zip(doc["pages"], words):
+            assert word in _squash(" ".join(line["text"] for line in page["lines"])), (name, page)
+    text = (out / "doc.pdf.txt").read_text(encoding="utf-8")
+    assert text.count("\f") == 1 and "INVOICE" in _squash(text.split("\f")[0])
+
+
+def test_tsv_has_tesseract_like_columns(first_run: tuple[Path, Path, Any]) -> None:
+    _, out, _ = first_run
+    rows = [line.split("\t") for line in (out / "scan.tiff.tsv").read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == ["page", "line", "left", "top", "width", "height", "conf", "text"]
+    assert [row[0] for row in rows[1:]] == ["1", "2"]
+    assert all(int(row[4]) > 0 and 0 < float(row[6]) <= 100 for row in rows[1:])
+    assert "SECOND" in _squash(rows[2][7])
+
+
+def test_hocr_is_xml_with_pages_lines_and_words(first_run: tuple[Path, Path, Any]) -> None:
+    _, out, _ = first_run
+    html = ET.parse(out / "doc.pdf.hocr").getroot()
+    pages = html.findall(f".//{XHTML}div[@class='ocr_page']")
+    assert len(pages) == 2
+    assert "bbox 0 0 300 9" in pages[0].get("title", "")  # 90 or 91 px: pdfium rounds up
+    words = html.findall(f".//{XHTML}span[@class='ocrx_word']")
+    assert words and all("x_wconf" in w.get("title", "") and "bbox" in w.get("title", "") for w in words)
+    assert html.findall(f".//{XHTML}span[@class='ocr_line']")
+    recognized = _squash(" ".join(w.text or "" for w in words))
+    assert "INVOICE" in recognized and "PAID" in recognized
+
+
+def test_searchable_pdf_text_layer_holds_the_words(first_run: tuple[Path, Path, Any]) -> None:
+    _, out, _ = first_run
+    for name, words in GOOD.items():
+        doc = pdfium.PdfDocument(str(out / f"{name}.pdf"))
+        try:
+            assert len(doc) == len(words)
+            width, height = doc[0].get_size()
+            assert abs(width - 300 * 72 / 100) < 1 and abs(height - 90 * 72 / 100) < 1
+            for page, word in zip(doc, words):
+                assert word in _squash(page.get_textpage().get_text_range()), name
+        finally:
+            doc.close()
+
+
+def test_rerun_skips_finished_inputs_and_overwrite_redoes_them(first_run: tuple[Path, Path, Any]) -> None:
+    scans, out, _ = first_run
+    before = _mtimes(out)
+    again = _cli(str(scans), "-o", str(out), "--format", "json,txt,tsv,hocr,pdf", "--dpi", "100")
+    assert again.exit_code == 1  # the broken files are tried again and still fail
+    assert _mtimes(out) == before
+    report = _report(out)
+    assert report["skipped"] == 4 and report["pages"] == 0
+    assert {f["name"] for f in report["failures"]} == BAD
+
+    redo = _cli(str(scans), "-o", str(out), "--format", "txt", "--dpi", "100", "--overwrite", "-q",
+                "--glob", "*.tiff")
+    assert redo.exit_code == 0 and redo.stderr == ""  # quiet, and the glob leaves out the bad files
+    after = _mtimes(out)
+    assert after["scan.tiff.txt"] > before["scan.tiff.txt"]
+    assert {k: v for k, v in after.items() if k != "scan.tiff.txt"} == {
+        k: v for k, v in before.items() if k != "scan.tiff.txt"}
+    assert "SECOND" in _squash((out / "scan.tiff.txt").read_text(encoding="utf-8"))
+
+
+def test_two_workers_give_the_same_text(tmp_path: Path) -> None:
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for word in ("HELLO", "WORLD", "PAID"):
+        _page(word).save(scans / f"{word.lower()}.png")
+    out = tmp_path / "out"
+    result = _cli(str(scans), "-o", str(out), "--format", "txt", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    for word in ("HELLO", "WORLD", "PAID"):
+        assert word in _squash((out / f"{word.lower()}.png.txt").read_text(encoding="utf-8"))
+
+
+# --- the runner's bookkeeping, with a fake engine ----------------------------------------------
+
+
+class FakeEngine:
+    """Reads every page as one line "fake N"; raises on the pages listed in ``fail``."""
+
+    def __init__(self, fail: dict[int, BaseException] | None = None) -> None:
+        self.calls = 0
+        self.fail = fail or {}
+
+    def __call__(self, image: np.ndarray) -> PageResult:
+        self.calls += 1
+        if self.calls in self.fail:
+            raise self.fail[self.calls]
+        height, width = image.shape[:2]
+        quad = np.array([[2, 2], [width - 2, 2], [width - 2, height - 2], [2, height - 2]])
+        return PageResult(width, height, (TextLine(quad, f"fake {self.calls}", 0.9, 0.8),))
+
+
+@pytest.fixture()
+def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    engine = FakeEngine()
+    monkeypatch.setattr(batch.EngineSpec, "build", lambda self: engine)
+    return engine
+
+
+def test_a_page_that_raises_is_recorded_and_the_rest_written(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    scans = _make_scans(tmp_path / "scans")
+    fake_engine.fail = {3: RuntimeError("boom")}  # a.png, doc.pdf page 1, doc.pdf page 2 (natural order)
+    out = tmp_path / "out"
+    result = _cli(str(scans), "-o", str(out), "--format", "txt,pdf", "--dpi", "50")
+    assert result.exit_code == 1
+    failures = {(f["name"], f["page"]) for f in _report(out)["failures"]}
+    assert ("doc.pdf", 2) in failures and "unexpected RuntimeError: boom" in result.stderr
+    assert (out / "doc.pdf.txt").read_text(encoding="utf-8") == "fake 2\n"
+    # the partly failed file is retried on the next run, the complete ones are not
+    fake_engine.fail, fake_engine.calls = {}, 0
+    _cli(str(scans), "-o", str(out), "--format", "txt,pdf", "--dpi", "50")
+    assert fake_engine.calls == 2 and (out / "doc.pdf.txt").read_text(encoding="utf-8").count("fake") == 2
+
+
+def test_ctrl_c_leaves_only_complete_outputs(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for i in range(3):
+        _page(f"P{i}").save(scans / f"p{i}.png")
+    fake_engine.fail = {2: KeyboardInterrupt()}
+    out = tmp_path / "out"
+    result = _cli(str(scans), "-o", str(out), "--format", "json,pdf")
+    assert result.exit_code == 130
+    assert sorted(p.name for p in out.iterdir()) == ["ocrlite-report.json", "p0.png.json", "p0.png.pdf"]
+    assert _report(out)["interrupted"] is True
+    fake_engine.fail, fake_engine.calls = {}, 0
+    assert _cli(str(scans), "-o", str(out), "--format", "json,pdf").exit_code == 0
+    assert fake_engine.calls == 2
+
+
+def test_paths_from_stdin_and_a_list_file_with_glob(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    scans = _make_scans(tmp_path / "scans")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# scans\n{scans / 'a.png'}\n\n")
+    out = tmp_path / "out"
+    result = _cli("-", "--files-from", str(listing), "-o", str(out), stdin=f"{scans / 'sub' / 'b.jpg'}\n")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json")) == [
+        "a.png.json", "ocrlite-report.json", "sub/b.jpg.json"]
+
+    globbed = tmp_path / "globbed"
+    assert _cli(str(scans), "-o", str(globbed), "--glob", "*.pdf", "--dpi", "30").exit_code == 0
+    assert sorted(p.name for p in globbed.glob("*.json")) == ["doc.pdf.json", "ocrlite-report.json"]
+
+
+def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("X").save(scans / "x.png")
+    assert _cli(str(scans), "-o", str(scans / "out"), "--format", "pdf").exit_code == 0
+    assert _cli(str(scans), "-o", str(scans / "out"), "--format", "pdf", "--overwrite").exit_code == 0
+    assert sorted(p.name for p in (scans / "out").iterdir()) == ["ocrlite-report.json", "x.png.pdf"]
+
+
+def test_batch_options_need_an_output_folder_and_known_formats(tmp_path: Path) -> None:
+    _page("X").save(tmp_path / "x.png")
+    assert _cli(str(tmp_path / "x.png"), "--workers", "2").exit_code == 2
+    assert _cli(str(tmp_path / "x.png"), "--format", "json,txt").exit_code == 2
+    bad = _cli(str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--format", "json,docx")
+    assert bad.exit_code == 2 and "docx" in bad.output
+
+
+# --- pages and words ---------------------------------------------------------------------------
+
+
+def test_encrypted_and_corrupt_pdfs_are_item_errors(tmp_path: Path) -> None:
+    from reportlab.pdfgen import canvas
+
+    locked = tmp_path / "locked.pdf"
+    pdf = canvas.Canvas(str(locked), encrypt="secret")
+    pdf.drawString(10, 10, "hidden")
+    pdf.save()
+    with pytest.raises(ImageReadError, match="encrypted"):
+        open_pages(locked)
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\n garbage")
+    with pytest.raises(ImageReadError, match="broken.pdf"):
+        open_pages(broken)
+
+
+def test_huge_pages_are_guarded(tmp_path: Path) -> None:
+    _page("A").save(tmp_path / "big.tiff", save_all=True, append_images=[_page("B")])
+    with open_pages(tmp_path / "big.tiff", max_pixels=10_000) as source:
+        with pytest.raises(ImageReadError, match="limit"):
+            source.page(2)
+    _page("A").save(tmp_path / "big.pdf", resolution=10)  # a 30 x 9 inch page
+    with open_pages(tmp_path / "big.pdf", dpi=300, max_pixels=100_000) as source:
+        page = source.page(1)
+    assert page.image.shape[0] * page.image.shape[1] <= 100_000 and page.dpi < 300
+
+
+def test_words_split_the_line_quad_by_character_position() -> None:
+    quad = np.array([[0, 0], [100, 0], [100, 10], [0, 10]])
+    words = line_words(TextLine(quad, "ab  cdefgh", 0.9, 0.9))
+    assert [w.text for w in words] == ["ab", "cdefgh"]
+    assert np.allclose(words[0].points[:, 0], [0, 20, 20, 0])
+    assert np.allclose(words[1].points[:, 0], [40, 100, 100, 40])
+    assert [w.score for w in words] == [0.9, 0.9]  # without CTC steps a word carries its line's score
+    assert line_words(TextLine(quad, "", 0.9, 0.9)) == ()
+
+
+def test_writers_keep_unicode_text_searchable() -> None:
+    from ocrlite.io.writers import PageRecord, make_writer
+
+    line = TextLine(np.array([[5, 5], [200, 5], [200, 40], [5, 40]]), "发票 total", 0.9, 0.9)
+    record = PageRecord(1, PageResult(300, 90, (line,)), 100.0, np.full((90, 300, 3), 255, np.uint8))
+    writer = make_writer("pdf", "x.png")
+    writer.add(record)
+    doc = pdfium.PdfDocument(io.BytesIO(writer.render()))
+    assert doc[0].get_textpage().get_text_range() == "发票 total"
