@@ -492,6 +492,57 @@ def profile(config: str | None, model: str | None, input_shape: str | None, per_
         click.echo(report.totals())
 
 
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--count", type=click.IntRange(min=1), required=True, help="Number of line images to write.")
+@click.option("--lang", type=click.Choice(["en", "en+zh"]), default="en", show_default=True,
+              help="en: document lines and scene words; en+zh: also Chinese lines.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed; the same seed writes the same set.")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First sample index (disjoint ranges of one seed give disjoint sets).")
+@click.option("--height", type=click.IntRange(min=8), default=32, show_default=True, help="Image height in pixels.")
+@click.option("--charset", default="ppocr_keys_v1.txt", show_default=True,
+              help="Charset file (shipped name or path); texts use only its characters and space.")
+def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: int, charset: str) -> None:
+    """Render synthetic text-line images and a labels.txt (path<TAB>text) for recognition training."""
+    from tqdm import tqdm
+
+    from .charset import Charset
+    from .files import find_charset
+    from .train.synth import write_synth_set
+
+    chars = _build(lambda: Charset.from_file(find_charset(charset, None, None), use_space_char=True))
+    with tqdm(total=count, unit="img", disable=None) as bar:
+        labels = _build(lambda: write_synth_set(Path(out_dir), count, chars, lang, seed, height, start, bar.update))
+    click.echo(str(labels))
+
+
+@main.command("train")
+@click.argument("config")
+@overrides_option
+@click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False), required=True,
+              help="Run folder: logs, checkpoints, best weights and the export.")
+@click.option("--resume", type=click.Path(exists=True, file_okay=False),
+              help="Continue from a checkpoint folder or a run folder (its latest checkpoint).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--export/--no-export", default=True, show_default=True,
+              help="Write RUN/export/NAME.{safetensors,json,yaml} from the best weights at the end.")
+@click.option("--name", help="Exported model name (default: the config's file stem).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def train_command(config: str, overrides: tuple[str, ...], run_dir: str, resume: str | None, device: str,
+                  export: bool, name: str | None, quiet: bool) -> None:
+    """Train or fine-tune a stage from a config with a train: section (e.g. configs/train/rec_ppocrv2_en.yaml)."""
+    from .train.run import run_training
+
+    result, exported = _build(lambda: run_training(
+        config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet))
+    best = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best.items())
+    click.echo(f"steps={result.steps} samples={result.samples_seen} cpu_s={result.cpu_seconds:.0f} "
+               f"loss={result.last_loss:.4f} best: {best or '-'}")
+    if exported is not None:
+        click.echo(f"exported: {exported}")
+
+
 @main.command(name="eval")
 @click.argument("task", type=click.Choice(["det", "cls", "rec", "e2e"]))
 @click.option("--data", required=True, type=click.Path(file_okay=False),

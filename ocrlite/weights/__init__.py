@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from torch import nn
 
@@ -35,11 +35,14 @@ def _names(keys: list[str]) -> str:
     return ", ".join(keys[:_SHOW]) + more
 
 
-def load_weights(model: nn.Module, path: Path, expected_sha256: str | None = None) -> None:
+def load_weights(
+    model: nn.Module, path: Path, expected_sha256: str | None = None, allow_missing: Collection[str] = ()
+) -> list[str]:
     """Load a safetensors file into ``model`` with strict key and shape checks.
 
     Raises WeightsError (one line) if the file is missing or unreadable, its SHA-256 differs from
     ``expected_sha256``, or keys are missing/unexpected or shapes differ (``num_batches_tracked`` may be absent).
+    Only the keys named in ``allow_missing`` may be absent (e.g. a training-only branch); returns those that were.
     """
     from safetensors.torch import load_file  # keeps `import ocrlite.weights` light
 
@@ -54,7 +57,8 @@ def load_weights(model: nn.Module, path: Path, expected_sha256: str | None = Non
         raise WeightsError(f"cannot read weights {path}: {exc}") from exc
     own = model.state_dict()
     required = {k for k in own if not k.endswith("num_batches_tracked")}
-    missing = sorted(required - set(tensors))
+    allowed_absent = sorted((required & set(allow_missing)) - set(tensors))
+    missing = sorted(required - set(tensors) - set(allow_missing))
     unexpected = sorted(set(tensors) - set(own))
     bad_shape = sorted(
         f"{k} {tuple(tensors[k].shape)} vs {tuple(own[k].shape)}"
@@ -69,6 +73,7 @@ def load_weights(model: nn.Module, path: Path, expected_sha256: str | None = Non
     if problems:
         raise WeightsError(f"{path.name} does not fit the net: " + "; ".join(problems))
     model.load_state_dict(tensors, strict=False)
+    return allowed_absent
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Training: synthetic data, tasks (det/cls/rec), one trainer, checkpoints and export."""

@@ -1,0 +1,126 @@
+"""Training checkpoints without pickle: safetensors for tensors, JSON for everything else.
+
+A checkpoint is a folder ``step_NNNNNNN`` holding ``model.safetensors`` (the net's state dict),
+``optimizer.safetensors`` (per-parameter optimizer state and the torch RNG state) and
+``state.json`` (step, optimizer hyper-parameters, numpy RNG state, AMP scaler, counters, config).
+``state.json`` is written last and records the sha256 of both tensor files, so a folder without it,
+or with files that differ, is not a checkpoint. ``LATEST`` in the run folder names the newest one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..weights import sha256_file
+
+__all__ = ["save_checkpoint", "load_checkpoint", "find_checkpoint", "state_tensors"]
+
+LATEST = "LATEST"
+
+
+def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as contiguous CPU tensors (safetensors needs them so)."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (``state.<param>.<key>``) and JSON-able rest."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    extra: dict[str, Any],
+    keep: int = 2,
+) -> Path:
+    """Write checkpoint ``step`` under ``run_dir/checkpoints``, point ``LATEST`` at it, keep the newest ``keep``."""
+    from safetensors.torch import save
+
+    root = run_dir / "checkpoints"
+    folder = root / f"step_{step:07d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    optim_tensors, optim_rest = _optimizer_tensors(optimizer)
+    optim_tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        optim_tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    atomic_write_bytes(folder / "model.safetensors", save(state_tensors(model)))
+    atomic_write_bytes(folder / "optimizer.safetensors", save(optim_tensors))
+    state = {
+        "step": step,
+        "optimizer": optim_rest,
+        "numpy_rng": rng.bit_generator.state,
+        "sha256": {name: sha256_file(folder / name) for name in ("model.safetensors", "optimizer.safetensors")},
+        **extra,
+    }
+    atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
+    atomic_write_text(root / LATEST, folder.name + "\n")
+    for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old)
+    return folder
+
+
+def find_checkpoint(path: Path) -> Path:
+    """The checkpoint folder for ``path``: itself, or the one ``LATEST`` names in a run or checkpoints folder."""
+    path = Path(path)
+    if (path / "state.json").is_file():
+        return path
+    for root in (path / "checkpoints", path):
+        latest = root / LATEST
+        if latest.is_file():
+            folder = root / latest.read_text(encoding="utf-8").strip()
+            if (folder / "state.json").is_file():
+                return folder
+    raise ConfigError(f"no checkpoint in {path} (expected state.json or checkpoints/{LATEST})")
+
+
+def load_checkpoint(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Restore model, optimizer, torch and numpy RNG states from ``folder``; return ``state.json``."""
+    from safetensors.torch import load_file
+
+    try:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        for name, digest in state["sha256"].items():
+            if sha256_file(folder / name) != digest:
+                raise ConfigError(f"checkpoint {folder}: {name} does not match its sha256 in state.json")
+        weights = load_file(str(folder / "model.safetensors"))
+        tensors = load_file(str(folder / "optimizer.safetensors"))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"cannot read checkpoint {folder}: {exc}") from None
+    model.load_state_dict(weights, strict=True)
+    per_param: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, index, name = key.split(".", 2)
+            per_param.setdefault(int(index), {})[name] = value
+    for index, values in state["optimizer"]["scalars"].items():
+        per_param.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": per_param, "param_groups": state["optimizer"]["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    rng.bit_generator.state = state["numpy_rng"]
+    return state

@@ -1,0 +1,256 @@
+"""Training data: detection records from PaddleOCR label files, ICDAR 2015 and FUNSD; FUNSD word/line boxes;
+deterministic splits with a file manifest; text-line crops written as a PaddleOCR rec label file.
+
+(The ``path<TAB>text`` rec label reader is ``ocrlite.train.rec_task.read_label_file``.) Text outside a charset
+is counted and the sample rejected, never shortened.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..eval.datasets import load_icdar2015
+from ..eval.metrics import DONT_CARE, GtRegion
+from ..io.atomic import atomic_write_text, write_image
+from ..io.images import read_image
+from ..preprocess import crop_quad
+from ..weights import sha256_file
+
+__all__ = [
+    "DetRecord",
+    "TextBox",
+    "FunsdForm",
+    "read_det_label_file",
+    "icdar2015_records",
+    "load_funsd_boxes",
+    "funsd_records",
+    "holdout_split",
+    "write_split_manifest",
+    "box_quad",
+    "write_crops",
+    "export_funsd_crops",
+]
+
+T = TypeVar("T")
+_IGNORED_TEXTS = (DONT_CARE, "*")  # PaddleOCR's don't-care transcriptions
+
+
+@dataclass(frozen=True)
+class DetRecord:
+    """One detection training image: its path, text polygons (N_i x 2), transcriptions and ignore flags."""
+
+    image: Path
+    polygons: tuple[np.ndarray, ...]
+    texts: tuple[str, ...]
+    ignore: tuple[bool, ...]
+
+    def regions(self) -> list[GtRegion]:
+        """The ground truth in the form ``ocrlite.evaluate`` scores."""
+        return [GtRegion(p, t, dont_care=i) for p, t, i in zip(self.polygons, self.texts, self.ignore, strict=True)]
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """An axis-aligned FUNSD box (x0, y0, x1, y1, inclusive pixels) and its text."""
+
+    box: tuple[int, int, int, int]
+    text: str
+
+
+@dataclass(frozen=True)
+class FunsdForm:
+    """A FUNSD form: image path, its words and its text lines (words of one entity on one row)."""
+
+    image: Path
+    words: tuple[TextBox, ...]
+    lines: tuple[TextBox, ...]
+
+
+def read_det_label_file(path: str | Path) -> list[DetRecord]:
+    """``image path<TAB>[{"transcription": ..., "points": [[x, y], ...]}, ...]`` lines (paths relative to the
+    file's folder). '###' and '*' transcriptions are don't care. A malformed line is a ConfigError."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read label file {path}: {exc.strerror}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        name, sep, payload = line.partition("\t")
+        try:
+            if not sep:
+                raise ValueError("no TAB")
+            items = json.loads(payload)
+            polygons = tuple(np.asarray(item["points"], dtype=np.float64).reshape(-1, 2) for item in items)
+            texts = tuple(str(item["transcription"]) for item in items)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{number}: expected 'image<TAB>[{{transcription, points}}]' ({exc})") from None
+        if any(len(p) < 3 for p in polygons):
+            raise ConfigError(f"{path}:{number}: a polygon has fewer than 3 points")
+        records.append(DetRecord(path.parent / name, polygons, texts, tuple(t in _IGNORED_TEXTS for t in texts)))
+    return records
+
+
+def icdar2015_records(root: str | Path) -> list[DetRecord]:
+    """ICDAR 2015 ``images/img_N.jpg`` + ``gt/gt_img_N.txt`` as detection records (sorted by N)."""
+    records = []
+    for image, regions in load_icdar2015(root):
+        records.append(DetRecord(
+            image,
+            tuple(np.asarray(r.points, dtype=np.float64) for r in regions),
+            tuple(r.text for r in regions),
+            tuple(r.dont_care for r in regions),
+        ))
+    return records
+
+
+def _rows(words: list[TextBox]) -> list[list[TextBox]]:
+    """Group an entity's words into rows: a word joins the row whose vertical span it overlaps by half its
+    height; rows top to bottom, words left to right."""
+    rows: list[list[TextBox]] = []
+    for word in sorted(words, key=lambda w: (w.box[1], w.box[0])):
+        height = word.box[3] - word.box[1] + 1
+        for row in rows:
+            top, bottom = min(w.box[1] for w in row), max(w.box[3] for w in row)
+            if min(bottom, word.box[3]) - max(top, word.box[1]) + 1 >= height / 2:
+                row.append(word)
+                break
+        else:
+            rows.append([word])
+    return [sorted(row, key=lambda w: w.box[0]) for row in rows]
+
+
+def _union(words: Sequence[TextBox]) -> TextBox:
+    boxes = np.array([w.box for w in words])
+    box = (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max()))
+    return TextBox(box, " ".join(w.text for w in words))
+
+
+def load_funsd_boxes(root: str | Path) -> list[FunsdForm]:
+    """FUNSD forms (sorted by id) with word boxes and line boxes. Words with empty text are left out; a line is
+    a row of one entity's words, its box their union and its text the words joined by single spaces."""
+    root = Path(root)
+    ann_dir = root / "annotations"
+    if not ann_dir.is_dir():
+        raise ConfigError(f"FUNSD annotations not found at {ann_dir}")
+    forms = []
+    for ann in sorted(ann_dir.glob("*.json")):
+        entities = json.loads(ann.read_text(encoding="utf-8"))["form"]
+        words, lines = [], []
+        for entity in entities:
+            kept = [TextBox(tuple(int(v) for v in w["box"]), w["text"].strip())  # type: ignore[arg-type]
+                    for w in entity["words"] if w["text"].strip()]
+            words += kept
+            lines += [_union(row) for row in _rows(kept)]
+        forms.append(FunsdForm(root / "images" / f"{ann.stem}.png", tuple(words), tuple(lines)))
+    return forms
+
+
+def funsd_records(root: str | Path, unit: str = "words") -> list[DetRecord]:
+    """FUNSD forms as detection records with word or line boxes as quads."""
+    if unit not in ("words", "lines"):
+        raise ConfigError(f"FUNSD unit must be 'words' or 'lines', got {unit!r}")
+    records = []
+    for form in load_funsd_boxes(root):
+        boxes = form.words if unit == "words" else form.lines
+        records.append(DetRecord(form.image, tuple(box_quad(b) for b in boxes), tuple(b.text for b in boxes),
+                                 (False,) * len(boxes)))
+    return records
+
+
+def holdout_split(items: Sequence[T], every: int) -> tuple[list[T], list[T]]:
+    """(train, held out): item k (0-based) is held out when k % every == every - 1 (every 5th); every <= 0
+    holds nothing out. Items are whole images/forms, so no image is on both sides."""
+    if every <= 0:
+        return list(items), []
+    held = [x for k, x in enumerate(items) if k % every == every - 1]
+    train = [x for k, x in enumerate(items) if k % every != every - 1]
+    return train, held
+
+
+def write_split_manifest(out_dir: str | Path, rule: str, splits: dict[str, Sequence[Path]],
+                         extra: dict[str, Any] | None = None) -> list[Path]:
+    """One JSON manifest per split, ``out_dir/split_<name>.json`` = ``{"rule", "split", "files": [{"path",
+    "sha256"}], ...extra}`` (the form ``ocrlite eval --split`` reads), written atomically; returns the paths."""
+    written = []
+    for name, files in splits.items():
+        data = {"rule": rule, "split": name,
+                "files": [{"path": str(Path(f).resolve()), "sha256": sha256_file(Path(f))} for f in files],
+                **(extra or {})}
+        path = Path(out_dir) / f"split_{name}.json"
+        atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+        written.append(path)
+    return written
+
+
+def box_quad(box: TextBox) -> np.ndarray:
+    """The 4 corners of an inclusive pixel box, clockwise from top-left, as polygon points."""
+    x0, y0, x1, y1 = box.box
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+
+
+def write_crops(
+    samples: Iterable[tuple[np.ndarray, np.ndarray, str]],
+    out_dir: str | Path,
+    allowed: Callable[[str], bool],
+    prefix: str = "crop",
+) -> tuple[Path, int, int]:
+    """Cut (image, quad, text) samples with the pipeline's ``crop_quad`` into ``out_dir`` and write
+    ``labels.txt`` (``name<TAB>text``). Samples whose text fails ``allowed`` (e.g. a character outside the
+    recognizer's charset) or whose quad is degenerate are counted and skipped. Returns (label file, written,
+    rejected)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines, rejected = [], 0
+    for index, (image, quad, text) in enumerate(samples):
+        crop = crop_quad(image, quad) if text and allowed(text) else None
+        if crop is None:
+            rejected += 1
+            continue
+        name = f"{prefix}_{index:06d}.png"
+        write_image(out_dir / name, crop)
+        lines.append(f"{name}\t{text}")
+    label_file = out_dir / "labels.txt"
+    atomic_write_text(label_file, "".join(line + "\n" for line in lines))
+    return label_file, len(lines), rejected
+
+
+def _form_samples(forms: Sequence[FunsdForm], unit: str) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    """(form image, box quad, text) for every word or line box, one form image in memory at a time."""
+    for form in forms:
+        image = read_image(form.image)
+        for text_box in getattr(form, unit):
+            yield image, box_quad(text_box), text_box.text
+
+
+def export_funsd_crops(
+    root: str | Path, out_dir: str | Path, allowed: Callable[[str], bool], unit: str = "words", every: int = 5,
+    limit: int = 0,
+) -> dict[str, Any]:
+    """FUNSD word or line crops as PaddleOCR rec label files, split by form (every ``every``-th form held out):
+    ``out_dir/{train,held_out}/labels.txt`` and ``out_dir/split_{train,held_out}.json`` (forms with sha256,
+    counts, rejected).
+    ``limit`` keeps only the first N forms (0: all). Returns the counts."""
+    if unit not in ("words", "lines"):
+        raise ConfigError(f"FUNSD unit must be 'words' or 'lines', got {unit!r}")
+    forms = load_funsd_boxes(root)
+    forms = forms[:limit] if limit > 0 else forms
+    out_dir = Path(out_dir)
+    splits = dict(zip(("train", "held_out"), holdout_split(forms, every), strict=True))
+    counts: dict[str, Any] = {}
+    for name, chosen in splits.items():
+        _, written, rejected = write_crops(_form_samples(chosen, unit), out_dir / name, allowed, prefix=unit[:-1])
+        counts[name] = {"forms": len(chosen), "crops": written, "rejected": rejected}
+    write_split_manifest(out_dir, f"FUNSD forms sorted by id, every {every}th form held out",
+                         {name: [f.image for f in chosen] for name, chosen in splits.items()},
+                         {"unit": unit, "counts": counts})
+    return counts

@@ -1,0 +1,275 @@
+"""Detection training task: DBNet on ICDAR 2015 / PaddleOCR det label files / FUNSD, evaluated through the
+inference ``TextDetector`` with the ICDAR 2015 protocol.
+
+Config (``train:`` section of a det stage config)::
+
+    data:    {format: icdar2015 | paddle | funsd, root: FOLDER or LABEL FILE, holdout_every: 5, limit: 0,
+              eval_on: holdout | train, unit: words}
+    augment: {size: 640, flip: 0.5, max_angle: 10, scale_min: 0.5, scale_max: 3.0, color: 0.3, copy_paste: 0.0,
+              keep_scale: false}
+    loss:    {main_loss: dice | bce, alpha: 5, beta: 10, ohem_ratio: 3, shrink_ratio: 0.4, min_text_size: 8,
+              thresh_min: 0.3, thresh_max: 0.7}
+
+Converted detectors ship without the threshold branch (it is only used in training): ``build_det_model``
+loads them strictly except for exactly those keys, initialises the branch explicitly and logs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..backends.torch import TorchRunner
+from ..errors import ConfigError, WeightsError
+from ..eval.metrics import PRScores, evaluate_detection
+from ..io.images import read_image
+from ..models import build_model
+from ..postprocess import DBPostProcess
+from ..predictors import TextDetector
+from ..preprocess import normalize
+from ..settings import DetPreprocess
+from ..stages import stage_spec
+from ..weights import load_weights
+from .augment import DetAugment, DetSample
+from .data import DetRecord, funsd_records, holdout_split, icdar2015_records, read_det_label_file
+from .db_loss import DBLoss
+from .db_targets import make_db_targets
+from .settings import from_mapping
+
+__all__ = [
+    "DetData",
+    "DetAugmentSettings",
+    "DetLossSettings",
+    "DetTask",
+    "build_det_model",
+    "init_db_branch",
+    "detect_counts",
+    "bootstrap_hmean",
+]
+
+log = logging.getLogger(__name__)
+
+_THRESH_PREFIX = "head.thresh."
+
+
+@dataclass(frozen=True)
+class DetData:
+    """The ``train.data`` section."""
+
+    format: str = "icdar2015"
+    root: str = ""
+    unit: str = "words"  # funsd only
+    holdout_every: int = 5
+    limit: int = 0  # use only the first N training images (0: all)
+    eval_on: str = "holdout"  # or 'train' (the overfit check)
+
+
+@dataclass(frozen=True)
+class DetAugmentSettings:
+    """The ``train.augment`` section (see ``DetAugment``)."""
+
+    size: int = 640
+    flip: float = 0.5
+    max_angle: float = 10.0
+    scale_min: float = 0.5
+    scale_max: float = 3.0
+    color: float = 0.3
+    copy_paste: float = 0.0
+    keep_scale: bool = False  # crop windows of at most size x size, padded, never resized
+
+
+@dataclass(frozen=True)
+class DetLossSettings:
+    """The ``train.loss`` section: DB loss weights and target parameters."""
+
+    main_loss: str = "dice"
+    alpha: float = 5.0
+    beta: float = 10.0
+    ohem_ratio: float = 3.0
+    shrink_ratio: float = 0.4
+    min_text_size: int = 8
+    thresh_min: float = 0.3
+    thresh_max: float = 0.7
+
+
+def init_db_branch(branch: nn.Module, source: nn.Module) -> None:
+    """Initialise the threshold branch from the trained probability branch ``source``: its hidden layers
+    (conv1, bn1, conv2, bn2, running statistics included) are copied, the last transposed conv is zeroed, so T
+    starts at sigmoid(0) = 0.5 everywhere and B = sigmoid(k (P - 0.5)) is already a sensible binarisation.
+
+    (A fresh Kaiming init saturates the sigmoid: PyTorch's fan-in of a transposed conv counts its output
+    channels, 1 here, and with frozen BatchNorm the new branch's statistics would never adapt.)
+    """
+    hidden = {k: v for k, v in source.state_dict().items() if not k.startswith("conv3.")}
+    branch.load_state_dict(hidden, strict=False)
+    last = branch.get_submodule("conv3")
+    assert isinstance(last, nn.ConvTranspose2d) and last.bias is not None
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+
+
+def build_det_model(stage: dict[str, Any]) -> nn.Module:
+    """The stage's DB net with the threshold branch, its weights loaded strictly.
+
+    Only the threshold branch's keys may be missing from the weights (converted inference weights lack it);
+    then the branch is initialised by ``init_db_branch`` and a log line names what happened.
+    A file missing part of the branch, or anything else, is a WeightsError.
+    """
+    spec = stage_spec("det", stage)
+    model = build_model({**spec.model, "head": {**spec.model["head"], "with_threshold": True}})
+    if spec.weights is None:
+        return model
+    path = spec.weights
+    thresh_keys = [k for k in model.state_dict() if k.startswith(_THRESH_PREFIX)]
+    missing = load_weights(model, path, spec.manifest.get("sha256"), allow_missing=thresh_keys)
+    required = [k for k in thresh_keys if not k.endswith("num_batches_tracked")]
+    if missing:
+        if sorted(missing) != sorted(required):
+            raise WeightsError(f"{path.name}: the DB threshold branch is only partly present ({len(missing)} of "
+                               f"{len(required)} tensors missing)")
+        init_db_branch(model.get_submodule("head.thresh"), model.get_submodule("head.binarize"))
+        log.info("%s has no DB threshold branch: initialised its %d tensors (hidden layers copied from the "
+                 "probability branch, last conv zero: T = 0.5)", path.name, len(missing))
+    return model
+
+
+def _load_records(data: DetData) -> list[DetRecord]:
+    if not data.root:
+        raise ConfigError("train.data.root: give the data folder or label file")
+    if data.format == "icdar2015":
+        return icdar2015_records(data.root)
+    if data.format == "paddle":
+        return read_det_label_file(data.root)
+    if data.format == "funsd":
+        return funsd_records(data.root, data.unit)
+    raise ConfigError(f"train.data.format must be icdar2015, paddle or funsd, got {data.format!r}")
+
+
+def detect_counts(detector: TextDetector, records: Sequence[DetRecord]) -> list[PRScores]:
+    """Per-image ICDAR 2015 match counts of ``detector`` on ``records`` (sum them for the data set)."""
+    counts = []
+    for record in records:
+        boxes = detector(read_image(record.image))
+        counts.append(evaluate_detection([[b.points for b in boxes]], [record.regions()]))
+    return counts
+
+
+def _hmeans(table: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Hmean of each resample: ``table`` rows are per-image (matched, n_pred, n_gt), ``picks`` image indices."""
+    matched, n_pred, n_gt = table[picks].sum(axis=1).T
+    p = np.divide(matched, n_pred, out=np.zeros_like(matched), where=n_pred > 0)
+    r = np.divide(matched, n_gt, out=np.zeros_like(matched), where=n_gt > 0)
+    return np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
+
+
+def bootstrap_hmean(
+    counts: Sequence[PRScores], samples: int = 1000, seed: int = 0, baseline: Sequence[PRScores] | None = None
+) -> tuple[float, float]:
+    """95% percentile interval of the hmean when images are resampled with replacement; with ``baseline``
+    (per-image counts of another detector on the same images) the interval of hmean - baseline hmean, both
+    computed on the same resampled images."""
+    table = np.array([[c.matched, c.n_pred, c.n_gt] for c in counts], dtype=np.float64)
+    picks = np.random.default_rng(seed).integers(0, len(table), size=(samples, len(table)))
+    values = _hmeans(table, picks)
+    if baseline is not None:
+        if len(baseline) != len(counts):
+            raise ValueError(f"{len(baseline)} baseline images for {len(counts)} images")
+        values = values - _hmeans(np.array([[c.matched, c.n_pred, c.n_gt] for c in baseline], np.float64), picks)
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+class DetTask:
+    """DBNet training (see the module docstring); implements ``ocrlite.train.task.Task``."""
+
+    name = "det"
+    metric = "hmean"
+
+    def __init__(self, stage: dict[str, Any], batch_size: int) -> None:
+        self.stage = stage
+        train = stage.get("train") or {}
+        self.data: DetData = from_mapping(DetData, "train.data", train.get("data"))
+        aug: DetAugmentSettings = from_mapping(DetAugmentSettings, "train.augment", train.get("augment"))
+        self.loss_cfg: DetLossSettings = from_mapping(DetLossSettings, "train.loss", train.get("loss"))
+        if self.data.eval_on not in ("holdout", "train"):
+            raise ConfigError(f"train.data.eval_on must be holdout or train, got {self.data.eval_on!r}")
+        self.augment = DetAugment((aug.size, aug.size), aug.flip, aug.max_angle, (aug.scale_min, aug.scale_max),
+                                  aug.color, aug.copy_paste, aug.keep_scale)
+        self.criterion = DBLoss(self.loss_cfg.alpha, self.loss_cfg.beta, self.loss_cfg.ohem_ratio,
+                                self.loss_cfg.main_loss)
+        spec = stage_spec("det", stage)
+        self.pre: DetPreprocess = spec.pre
+        self.post: DBPostProcess = spec.post
+        self.train_records, self.eval_records = holdout_split(_load_records(self.data), self.data.holdout_every)
+        if self.data.limit > 0:
+            self.train_records = self.train_records[: self.data.limit]
+        if self.data.eval_on == "train":
+            self.eval_records = list(self.train_records)
+        if not self.train_records:
+            raise ConfigError(f"train.data: no training images in {self.data.root}")
+        self.batch_size = batch_size
+
+    def files(self) -> list[Path]:
+        """Every image the task reads (training first, then evaluation), for the data manifest."""
+        seen = dict.fromkeys(r.image for r in [*self.train_records, *self.eval_records])
+        return list(seen)
+
+    def build_model(self) -> nn.Module:
+        return build_det_model(self.stage)
+
+    def sample(self, index: int, rng: np.random.Generator) -> DetSample:
+        """Training image ``index`` augmented (with a random CopyPaste donor when enabled)."""
+        record = self.train_records[index]
+        sample = DetSample(read_image(record.image), record.polygons, record.ignore)
+        donor = None
+        if self.augment.copy_paste > 0:
+            other = self.train_records[int(rng.integers(len(self.train_records)))]
+            donor = DetSample(read_image(other.image), other.polygons, other.ignore)
+        return self.augment(sample, rng, donor)
+
+    def collate(self, samples: Sequence[DetSample]) -> dict[str, Tensor]:
+        """Normalised images (as ``TextDetector`` normalises) and the DB targets, stacked."""
+        maps: dict[str, list[np.ndarray]] = {k: [] for k in ("image", "shrink", "shrink_mask", "thresh",
+                                                             "thresh_mask")}
+        c = self.loss_cfg
+        for sample in samples:
+            height, width = sample.image.shape[:2]
+            targets = make_db_targets(sample.polygons, sample.ignore, height, width, c.shrink_ratio,
+                                      c.min_text_size, c.thresh_min, c.thresh_max)
+            maps["image"].append(normalize(sample.image, self.pre.mean, self.pre.std))
+            for key in ("shrink", "shrink_mask", "thresh", "thresh_mask"):
+                maps[key].append(getattr(targets, key))
+        return {k: torch.from_numpy(np.stack(v)) for k, v in maps.items()}
+
+    def train_batches(self, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
+        """Endless batches of ``batch_size`` images drawn with replacement; all randomness from ``rng``."""
+        while True:
+            picks = rng.integers(0, len(self.train_records), size=self.batch_size)
+            yield self.collate([self.sample(int(i), rng) for i in picks])
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        maps = model.forward_train(batch["image"])  # type: ignore[operator]
+        parts = self.criterion(maps, batch["shrink"], batch["shrink_mask"], batch["thresh"], batch["thresh_mask"])
+        return parts["loss"], {k: float(v.detach()) for k, v in parts.items()}
+
+    def detector(self, model: nn.Module) -> TextDetector:
+        """The inference detector around ``model`` (it switches the net to eval mode)."""
+        return TextDetector(TorchRunner(model, softmax=False, channels_last=False), self.pre, self.post)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """ICDAR 2015 precision, recall and hmean on the evaluation images through ``TextDetector``."""
+        if not self.eval_records:
+            return {}
+        was_training = model.training
+        try:
+            total = sum(detect_counts(self.detector(model), self.eval_records), PRScores())
+        finally:
+            model.train(was_training)
+        return {"precision": total.precision, "recall": total.recall, "hmean": total.hmean}

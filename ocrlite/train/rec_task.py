@@ -1,0 +1,240 @@
+"""Recognition training task: CTC over label files, batches padded exactly as inference pads them.
+
+Batches go through ``ocrlite.preprocess.line_batch`` at ``rec_batch_width`` (the BiLSTM reads the
+padding, so training sees the padding inference will show it). Samples are grouped by width/height
+ratio like the inference predictor groups crops. Augmentation: TIA-style distort / stretch /
+perspective warps and BDA-style degradations (``synth.degrade``). The loss is CTC with blank 0,
+summed over the batch and divided by the batch size, as in PaddleOCR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from ..backends.torch import TorchRunner
+from ..charset import Charset
+from ..errors import ConfigError
+from ..eval.metrics import evaluate_recognition
+from ..io.images import read_image
+from ..predictors import TextRecognizer
+from ..preprocess import line_batch, rec_batch_width
+from ..settings import LinePreprocess
+from ..stages import StageSpec, stage_spec
+from .settings import from_mapping
+from .synth import degrade
+
+__all__ = ["RecData", "RecTask", "ctc_loss", "read_label_file", "tia_distort", "tia_stretch", "tia_perspective"]
+
+
+def read_label_file(path: str | Path, charset: Charset) -> tuple[list[tuple[Path, str]], int]:
+    """``(image path, text)`` pairs of a ``path<TAB>text`` label file (paths relative to its folder),
+    and the number of lines rejected because their text is empty or has characters outside ``charset``."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read label file {path}: {exc.strerror}") from None
+    allowed = set(charset.chars)
+    samples, rejected = [], 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        name, sep, text = line.partition("\t")
+        if not sep:
+            raise ConfigError(f"{path}:{number}: expected 'image path<TAB>text'")
+        if not text or any(ch not in allowed for ch in text):
+            rejected += 1
+            continue
+        samples.append((path.parent / name, text))
+    return samples, rejected
+
+
+def ctc_loss(logits: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
+    """CTC (blank 0) of [N, T, C] logits against concatenated targets: sum over the batch / N."""
+    log_probs = logits.float().log_softmax(dim=2).transpose(0, 1)  # T, N, C
+    n, steps = logits.shape[0], logits.shape[1]
+    input_lengths = torch.full((n,), steps, dtype=torch.long)
+    loss = F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="sum",
+                      zero_infinity=True)
+    return loss / n
+
+
+def _warp_grid(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Piecewise-bilinear warp moving the 2 x K control points ``src`` (top row, bottom row) to ``dst``."""
+    h, w = image.shape[:2]
+    xs = np.arange(w, dtype=np.float32)
+    ys = np.linspace(0, 1, h, dtype=np.float32)[:, None]
+    # displacement at the top and bottom edges, interpolated along x between control columns
+    top = np.stack([np.interp(xs, dst[0, :, 0], src[0, :, k] - dst[0, :, k]) for k in (0, 1)], -1)
+    bottom = np.stack([np.interp(xs, dst[1, :, 0], src[1, :, k] - dst[1, :, k]) for k in (0, 1)], -1)
+    disp = top[None] * (1 - ys[..., None]) + bottom[None] * ys[..., None]
+    map_x = (xs[None, :] + disp[..., 0]).astype(np.float32)
+    map_y = (ys * (h - 1) + disp[..., 1]).astype(np.float32)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _control(w: int, h: int, segments: int) -> np.ndarray:
+    xs = np.linspace(0, w - 1, segments + 1, dtype=np.float32)
+    return np.stack([np.stack([xs, np.zeros_like(xs)], -1), np.stack([xs, np.full_like(xs, h - 1)], -1)])
+
+
+def tia_distort(rng: np.random.Generator, image: np.ndarray, segments: int = 4) -> np.ndarray:
+    """TIA distort: every control point of the top and bottom edges moves up to h/4 in x and y."""
+    h, w = image.shape[:2]
+    src = _control(w, h, segments)
+    dst = src + rng.uniform(-h / 4, h / 4, src.shape).astype(np.float32)
+    dst[:, 0, 0], dst[:, -1, 0] = 0, w - 1  # keep the ends inside
+    dst[:, :, 0] = np.sort(dst[:, :, 0], axis=1)
+    return _warp_grid(image, src, dst)
+
+
+def tia_stretch(rng: np.random.Generator, image: np.ndarray, segments: int = 4) -> np.ndarray:
+    """TIA stretch: inner column positions move in x only, so segments widen and narrow."""
+    h, w = image.shape[:2]
+    src = _control(w, h, segments)
+    shift = rng.uniform(-0.4, 0.4, segments + 1).astype(np.float32) * (w / segments)
+    shift[0] = shift[-1] = 0
+    dst = src.copy()
+    dst[:, :, 0] = np.sort(np.clip(src[:, :, 0] + shift, 0, w - 1), axis=1)
+    return _warp_grid(image, src, dst)
+
+
+def tia_perspective(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """TIA perspective: the left and right edges shrink or grow vertically by up to h/3."""
+    h, w = image.shape[:2]
+    src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    d = rng.uniform(0, h / 3, 4).astype(np.float32)
+    dst = np.float32([[0, d[0]], [w - 1, d[1]], [w - 1, h - 1 - d[2]], [0, h - 1 - d[3]]])
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def augment(rng: np.random.Generator, image: np.ndarray, tia_prob: float, bda_prob: float) -> np.ndarray:
+    """One of the TIA warps with ``tia_prob`` (images at least 20 px high), then degradations with ``bda_prob``."""
+    if rng.random() < tia_prob and image.shape[0] >= 20 and image.shape[1] >= 20:
+        kind = int(rng.integers(3))
+        image = (tia_distort, tia_stretch, tia_perspective)[kind](rng, image)
+    if rng.random() < bda_prob:
+        image = degrade(rng, image, strength=0.6)
+    return image
+
+
+@dataclass
+class RecData:
+    """The ``train.data`` section: label files to train on and one to evaluate on."""
+
+    train: list[str] = field(default_factory=list)
+    eval: str = ""
+    eval_limit: int = 500
+
+
+@dataclass
+class RecAugment:
+    """The ``train.augment`` section."""
+
+    tia_prob: float = 0.3
+    bda_prob: float = 0.3
+
+
+class RecTask:
+    """CTC recognizer training from ``path<TAB>text`` label files (see the module docstring)."""
+
+    name = "rec"
+    metric = "word_acc"
+
+    def __init__(self, stage: dict[str, Any], batch_size: int) -> None:
+        self.stage = stage
+        train = stage.get("train") or {}
+        self.data: RecData = from_mapping(RecData, "train.data", train.get("data"))
+        self.augment: RecAugment = from_mapping(RecAugment, "train.augment", train.get("augment"))
+        if not self.data.train:
+            raise ConfigError("train.data.train: give at least one label file")
+        self.spec: StageSpec = stage_spec("rec", stage)
+        self.pre: LinePreprocess = self.spec.pre
+        assert self.spec.charset is not None  # a rec stage always has one
+        self.charset: Charset = self.spec.charset
+        self.batch_size = batch_size
+        self.samples: list[tuple[Path, str]] = []
+        self.rejected = 0
+        for label_file in self.data.train:
+            samples, rejected = read_label_file(label_file, self.charset)
+            self.samples += samples
+            self.rejected += rejected
+        if not self.samples:
+            raise ConfigError(f"train.data.train: no usable samples in {', '.join(self.data.train)}")
+        ratios = np.array([_ratio(path) for path, _ in self.samples], dtype=np.float64)
+        self.order = np.argsort(ratios, kind="stable")  # samples by width/height, for ratio batches
+
+    def files(self) -> list[Path]:
+        """Every file the task reads: label files and images (for the data manifest)."""
+        return [Path(f) for f in self.data.train] + [path for path, _ in self.samples]
+
+    def build_model(self) -> nn.Module:
+        return self.spec.build_net()
+
+    def train_batches(self, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
+        """Endless batches; each is drawn from ``rng`` alone (no state carried between batches).
+
+        A batch takes ``batch_size`` samples from a random window of ``4 * batch_size`` neighbours in
+        ratio order, so its members have similar widths, as the inference predictor batches crops.
+        """
+        n, size = len(self.order), self.batch_size
+        window = min(n, 4 * size)
+        while True:
+            start = int(rng.integers(0, n - window + 1))
+            picks = self.order[start + rng.choice(window, size=min(size, window), replace=False)]
+            crops, texts = [], []
+            for index in picks:
+                path, text = self.samples[int(index)]
+                crops.append(augment(rng, read_image(path), self.augment.tia_prob, self.augment.bda_prob))
+                texts.append(text)
+            yield self.collate(crops, texts)
+
+    def collate(self, crops: Sequence[np.ndarray], texts: Sequence[str]) -> dict[str, Tensor]:
+        """Images padded exactly as ``TextRecognizer`` pads them, and the CTC targets."""
+        width = rec_batch_width(crops, self.pre.height, self.pre.width)
+        images = line_batch(crops, self.pre.height, width, self.pre.mean, self.pre.std)
+        encoded = [self.charset.encode(text) for text in texts]
+        return {
+            "image": torch.from_numpy(images),
+            "targets": torch.tensor([i for e in encoded for i in e], dtype=torch.long),
+            "target_lengths": torch.tensor([len(e) for e in encoded], dtype=torch.long),
+        }
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        loss = ctc_loss(model(batch["image"]), batch["targets"].cpu(), batch["target_lengths"].cpu())
+        return loss, {"ctc": float(loss.detach())}
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Case-sensitive word accuracy and 1 - NED on the eval label file, through ``TextRecognizer``."""
+        if not self.data.eval:
+            return {}
+        samples, _ = read_label_file(self.data.eval, self.charset)
+        samples = samples[: self.data.eval_limit]
+        was_training = model.training
+        recognizer = TextRecognizer(TorchRunner(model, softmax=True, channels_last=False), self.pre, self.charset)
+        try:
+            preds = [d.text for d in recognizer([read_image(path) for path, _ in samples])]
+        finally:
+            model.train(was_training)
+        scores = evaluate_recognition(preds, [text for _, text in samples], case_sensitive=True)
+        return {"word_acc": scores.accuracy, "one_minus_ned": scores.one_minus_ned}
+
+
+def _ratio(path: Path) -> float:
+    """Width / height of an image, from its header."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except OSError as exc:
+        raise ConfigError(f"cannot read training image {path}: {exc}") from None
+    return width / max(height, 1)

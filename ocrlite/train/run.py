@@ -1,0 +1,133 @@
+"""``ocrlite train``: a stage config with a ``train:`` section -> a run folder and an exported model.
+
+The run folder gets ``data_manifest.json`` (every file read, with its sha256), ``log.csv``,
+``evals.json``, ``checkpoints/`` and ``best.safetensors``; ``export/`` then holds
+``<name>.safetensors``, its manifest ``<name>.json`` and a stage config ``<name>.yaml`` that
+``--config`` loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import yaml
+
+from ..errors import ConfigError
+from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..stages import load_stage_config, stage_kind, stage_spec
+from ..weights import sha256_file
+from .task import Task
+from .trainer import TrainResult, TrainSettings, train
+
+__all__ = ["TASKS", "build_task", "write_data_manifest", "export_model", "run_training"]
+
+# task name -> "module:class"; each class is built as cls(stage, batch_size) and implements Task
+TASKS = {
+    "rec": "ocrlite.train.rec_task:RecTask",
+    "det": "ocrlite.train.det_task:DetTask",
+    "cls": "ocrlite.train.cls_task:ClsTask",
+}
+
+
+def build_task(stage: dict[str, Any], batch_size: int) -> Task:
+    """The task named by ``train.task`` for ``stage``."""
+    name = (stage.get("train") or {}).get("task")
+    if name not in TASKS:
+        raise ConfigError(f"train.task must be one of {', '.join(TASKS)}, got {name!r}")
+    module, _, cls = TASKS[name].partition(":")
+    task: Task = getattr(importlib.import_module(module), cls)(stage, batch_size)
+    return task
+
+
+def write_data_manifest(path: Path, files: Sequence[Path]) -> str:
+    """Write ``{"files": [{"path", "sha256"}]}`` for ``files`` to ``path``; return the manifest's sha256."""
+    entries = [{"path": str(f), "sha256": sha256_file(Path(f))} for f in files]
+    data = json.dumps({"files": entries}, indent=0).encode("utf-8")
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def export_model(
+    run_dir: Path, stage: dict[str, Any], name: str, task: Task, result: TrainResult, training: dict[str, Any]
+) -> Path:
+    """Write ``run_dir/export/<name>.{safetensors,json,yaml}`` from ``best.safetensors``; return the yaml."""
+    out = run_dir / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = out / f"{name}.safetensors"
+    atomic_write_bytes(tensors, (run_dir / "best.safetensors").read_bytes())
+    kind = stage_kind(stage)
+    parent = stage_spec(kind, stage).manifest if kind else {}
+    pre = getattr(task, "pre", None)
+    preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(pre).items()} if pre else {}
+    preprocess.pop("batch_size", None)
+    postprocess = dict(parent.get("postprocess") or {}, **(stage.get("postprocess") or {}))
+    charset = postprocess.get("charset")
+    if charset and not Path(charset).is_absolute():
+        postprocess["charset"] = Path(charset).name  # the shipped charset, found by name
+    from ..models import build_model
+
+    manifest = {
+        "name": name,
+        "file": tensors.name,
+        "sha256": sha256_file(tensors),
+        "config": f"{name}.yaml",
+        "parent": {"name": parent.get("name", stage.get("weights")), "sha256": parent.get("sha256")},
+        "licence": parent.get("licence", "unknown"),
+        "channel_order": parent.get("channel_order", "BGR"),
+        "preprocess": preprocess,
+        "postprocess": postprocess,
+        "parameters": sum(p.numel() for p in build_model(stage["model"]).parameters()),
+        "training": {
+            **training,
+            "steps": result.steps,
+            "samples_seen": result.samples_seen,
+            "cpu_seconds": round(result.cpu_seconds, 1),
+            "wall_seconds": round(result.wall_seconds, 1),
+            "best": result.best,
+        },
+    }
+    atomic_write_text(out / f"{name}.json", json.dumps(manifest, indent=2) + "\n")
+    config = {"model": stage["model"], "weights": name, "preprocess": preprocess, "postprocess": postprocess}
+    target = out / f"{name}.yaml"
+    atomic_write_text(target, f"# {name}: fine-tuned from {manifest['parent']['name']} by ocrlite train\n"
+                      + yaml.safe_dump(config, sort_keys=False))
+    return target
+
+
+def run_training(
+    config: str,
+    overrides: Sequence[str],
+    run_dir: Path,
+    device: str = "cpu",
+    resume: Path | None = None,
+    export: bool = True,
+    name: str | None = None,
+    progress: bool = True,
+) -> tuple[TrainResult, Path | None]:
+    """Load ``config`` with ``overrides``, train, and export (see the module docstring)."""
+    stage = load_stage_config(config, overrides)
+    if not stage.get("train"):
+        raise ConfigError(f"{config}: no train: section")
+    settings = TrainSettings.from_stage(stage)
+    task = build_task(stage, settings.batch_size)
+    files = getattr(task, "files", lambda: [])()
+    data_hash = write_data_manifest(run_dir / "data_manifest.json", files)
+    result = train(task, settings, run_dir, device, resume, progress, config=stage)
+    if not export:
+        return result, None
+    training = {
+        "command": " ".join(["ocrlite", *sys.argv[1:]]) if sys.argv else "",
+        "config": str(config),
+        "overrides": list(overrides),
+        "data_manifest_sha256": data_hash,
+        "device": device,
+        "torch": torch.__version__,
+        "settings": vars(settings),
+    }
+    return result, export_model(run_dir, stage, name or Path(config).stem, task, result, training)

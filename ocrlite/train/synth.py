@@ -1,0 +1,563 @@
+"""Synthetic text-line images for recognition training (our own Pillow renderer).
+
+Three kinds of samples: document lines (forms, letters, invoices: mixed case, spaces, dates,
+amounts, phone numbers, codes, punctuation, words from ``/usr/share/dict/american-english``),
+scene-text-like single words (colours, textured backgrounds, slight rotation and perspective,
+blur) and, with ``lang="en+zh"``, Chinese lines drawn from the charset so the CJK reading is kept.
+Every sample is drawn from ``np.random.default_rng([seed, index])``: a set is deterministic and
+any sample can be re-made alone. Text is always a string of the recognizer's charset; a font is
+used for a text only when it has a glyph for every character (checked against its .notdef glyph).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ..charset import Charset
+from ..errors import ConfigError
+
+__all__ = ["FontBank", "Synthesizer", "write_synth_set", "LANGS"]
+
+LANGS = ("en", "en+zh")
+FONT_ROOT = Path("/usr/share/fonts")
+WORDS_FILE = Path("/usr/share/dict/american-english")
+CJK_FONT_NAMES = ("wqy-microhei.ttc", "DroidSansFallbackFull.ttf")
+_PROBE = "\ue000\uffff"  # private-use / non-characters: what a font draws for a missing glyph
+_SYMBOL_FONTS = re.compile(r"symbol|dingbat|d050000l|math|emoji|music", re.IGNORECASE)  # Latin codes, other glyphs
+_COMMON = (
+    "the of and to a in for is on that by this with you it not or be are from at as your all have new more an was "
+    "we will can us about if page my has free but our one other do no information time they he up may what which "
+    "their news out use any there see only so his when contact here business who also now help get pm view first "
+    "am been would how were me services some these click its like service than find price date back top people had "
+    "list name just over state year day into email two health world next used go work last most products music buy "
+    "data make them should product system post her city add policy number such please available copyright support "
+    "message after best software then jan good well where info rights public books high school through each links "
+    "she review years order very privacy book items company read group need many user said does set under general "
+    "research university january mail full map reviews program life know games way days management part could "
+    "great united hotel real item international center must store travel comments made development report off "
+    "member details line terms before hotels did send right type because local those using results office education "
+    "national car design take posted internet address community within states area want phone shipping reserved "
+    "subject between forum family long based code show even black check special prices website index being women "
+    "much sign file link open today technology south case project same pages uk version section own found sports "
+    "house related security both county american photo game members power while care network down computer systems "
+    "three total place end following download him without per access think north resources current posts big media "
+    "law control water history pictures size art personal since including guide shop directory board location change "
+    "white text small rating rate government children during usa return students shopping account times sites level "
+    "digital profile previous form events love old john main call hours image department title description non "
+    "insurance another why shall property class still money quality every listing content country private little "
+    "visit save tools low reply customer december compare movies include college value article york man card jobs "
+    "provide food source author different press learn sale around print course job canada process teen room stock "
+    "training too credit point join science men categories advanced west sales look english left team estate box "
+    "conditions select windows photos gay thread week category note live large gallery table register however june "
+    "october november market library really action start series model features air industry plan human provided tv "
+    "yes required second hot accessories cost movie forums march la september better say questions july yahoo going "
+    "medical test friend come dec server pc study application cart staff articles san feedback again play looking "
+    "issues april never users complete street topic comment financial things working against standard tax person "
+    "below mobile less got blog party payment equipment login student let programs offers legal above recent park "
+    "stores side act problem red give memory performance social august quote language story sell options experience "
+    "rates create key body young america important field few east paper single age activities club example girls "
+    "additional password latest something road gift question changes night ca hard texas oct pay four poker status "
+    "browse issue range building seller court february always result audio light write war nov offer blue groups al "
+    "easy given files event release analysis request fax china making picture needs possible might professional yet "
+    "month major star areas future space committee hand sun cards problems london washington meeting become interest "
+    "id child keep enter california share similar garden schools million added reference companies listed baby "
+    "learning energy run delivery net popular term film stories put computers journal reports co try welcome central "
+    "images president notice god original head radio until cell color self council away includes track australia "
+    "discussion archive once others entertainment agreement format least society months log safety friends sure faq "
+    "trade edition cars messages marketing tell further updated association able having provides david fun already "
+    "green studies close common drive specific several gold feb living sep collection called short arts lot ask "
+    "display limited powered solutions means director daily beach past natural whether due et electronics five "
+    "upon period planning database says official weather mar land average done technical window france pro region "
+    "island record direct microsoft conference environment records st district calendar costs style url front "
+    "statement update parts aug ever downloads early miles sound resource present applications either ago document "
+    "word works material bill apr written talk federal hosting rules final adult tickets thing centre requirements "
+    "via cheap kids finance true minutes else mark third rock gifts europe reading topics bad individual tips plus "
+    "auto cover usually edit together videos percent fast function fact unit getting global tech meet far economic "
+    "en player projects lyrics often subscribe submit germany amount watch included feel though bank risk thanks "
+    "everything deals various words linux jul production commercial james weight town heart advertising received "
+    "choose treatment newsletter archives points knowledge magazine error camera jun girl currently construction "
+    "toys registered clear golf receive domain methods chapter makes protection policies loan wide beauty manager "
+    "india position taken sort listings models michael known half cases step engineering florida simple quick none "
+    "wireless license paul friday lake whole annual published later basic sony shows corporate google church method "
+    "purchase customers active response practice hardware figure materials fire holiday chat enough designed along "
+    "among death writing speed html countries loss face brand discount higher effects created remember standards oil "
+    "bit yellow political increase advertise kingdom base near environmental thought stuff french storage oh japan "
+    "doing loans shoes entry stay nature orders availability africa summary turn mean growth notes agency king "
+    "monday european activity copy although drug pics western income force cash employment overall bay river "
+    "commission ad package contents seen players engine port album regional stop supplies started administration bar "
+    "institute views plans double dog build screen exchange types soon sponsored lines electronic continue across "
+    "benefits needed season apply someone held ny anything printer condition effective believe organization effect "
+    "asked eur mind sunday selection casino pdf lost tour menu volume cross anyone mortgage hope silver corporation "
+    "wish inside solution mature role rather weeks addition came supply nothing certain usr executive running lower "
+    "necessary union jewelry according dc clothing mon com particular fine names robert homepage hour gas skills six "
+    "bush islands advice career military rental decision leave british teens pre huge sat woman facilities zip bid "
+    "kind sellers middle move cable opportunities taking values division coming tuesday object lesbian appropriate "
+    "machine logo length actually nice score statistics client ok returns capital follow sample investment sent "
+    "shown saturday christmas england culture band flash ms lead george choice went starting registration fri "
+    "thursday courses consumer hi airport foreign artist outside furniture levels channel letter mode phones ideas "
+    "wednesday structure fund summer allow degree contract button releases wed homes super male matter custom "
+    "virginia almost took located multiple asian distribution editor inn industrial cause potential song cnet ltd "
+    "los hp focus late fall featured idea rooms female responsible inc communications win associated thomas primary "
+    "cancer numbers reason tool browser spring foundation answer voice eg friendly schedule documents communication "
+    "purpose feature bed comes police everyone independent ip approach cameras brown physical operating hill maps "
+    "medicine deal hold ratings chicago forms glass happy tue smith wanted developed thank safe unique survey prior "
+    "telephone sport ready feed animal sources mexico population pa regular secure navigation operations therefore "
+    "simply evidence station christian round paypal favorite understand option master valley recently probably thu "
+    "rentals sea built publications blood cut worldwide improve connection publisher hall larger anti networks earth "
+    "parents nokia impact transfer introduction kitchen strong tel carolina wedding properties hospital ground "
+    "overview ship accommodation owners disease tx excellent paid italy perfect hair opportunity kit classic basis "
+    "command cities william express anal award distance tree peter assessment ensure thus wall ie involved el extra "
+    "especially interface pussy partners budget rated guides success maximum ma operation existing quite selected "
+    "boy amazon patients restaurants beautiful warning wine locations horse vote forward flowers stars significant "
+    "lists technologies owner retail animals useful directly manufacturer ways est son providing rule mac housing "
+    "takes iii gmt bring catalog searches max trying mother authority considered told xml traffic programme joined "
+    "input strategy feet agent valid bin modern senior ireland sexy teaching door grand testing trial charge units "
+    "instead canadian cool normal wrote enterprise ships entire educational md leading metal positive fl fitness "
+    "chinese opinion mb asia football abstract uses output funds mr greater likely develop employees artists "
+    "alternative processing responsibility resolution java guest seems publication pass relations trust van "
+    "contains session multi photography republic fees components vacation century academic assistance completed "
+    "skin graphics indian prev ads mary il expected ring grade dating pacific mountain organizations pop filter "
+    "mailing vehicle longer consider int northern behind panel floor german buying match proposed default require "
+    "iraq boys outdoor deep morning otherwise allows rest protein plant reported hit transportation mm pool mini "
+    "politics partner disclaimer authors boards faculty parties fish membership mission eye string sense modified "
+    "pack released stage internal goods recommended born unless richard detailed japanese race approved background "
+    "target except character usb maintenance ability maybe functions ed moving brands places php pretty trademarks "
+    "phentermine spain southern yourself etc winter battery youth pressure submitted boston debt keywords medium "
+    "television interested core break purposes throughout sets dance wood msn itself defined papers playing awards "
+    "fee studio reader virtual device established answers rent las remote dark programming external apple le "
+    "regarding instructions min offered theory enjoy remove aid surface minimum visual host variety teachers isbn "
+    "martin manual block subjects agents increased repair fair civil steel understanding songs fixed wrong beginning "
+    "hands associates finally az updates desktop classes paris ohio gets sector capacity requires jersey un fat fully "
+    "father electric saw instruments quotes officer driver businesses dead respect unknown specified restaurant mike "
+    "trip pst worth mi procedures poor teacher xxx eyes relationship workers farm fucking georgia peace traditional "
+    "campus tom showing creative coast benefit progress funding devices lord grant sub agree fiction hear sometimes "
+    "watches careers beyond goes families led museum themselves fan transport interesting blogs wife evaluation "
+    "accepted former implementation ten hits zone complex th cat galleries references die presented jack flat flow "
+    "agencies literature respective parent spanish michigan columbia setting dr scale stand economy highest helpful "
+    "monthly critical frame musical definition secretary angeles networking path australian employee chief gives kb "
+    "bottom magazines packages detail francisco laws changed pet heard begin individuals colorado royal clean switch "
+    "russian largest african guy titles relevant guidelines justice connect bible dev cup basket applied weekly vol "
+    "installation described demand pp suite vegas na square chris attention advance skip diet army auction gear lee "
+    "os difference allowed correct charles nation selling lots piece sheet firm seven older illinois regulations "
+    "elements species jump cells module resort facility random pricing dvds certificate minister motion looks "
+    "fashion directions visitors documentation monitor trading forest calls whose coverage couple giving chance "
+    "vision ball ending clients actions listen discuss accept automotive naked goal successful sold wind communities "
+    "clinical situation sciences markets lowest highly publishing appear emergency developing lives currency leather "
+    "determine milf temperature palm announcements patient actual historical stone bob commerce ringtones perhaps "
+    "persons difficult scientific satellite fit tests village accounts amateur ex met pain xbox particularly "
+    "factors coffee www settings cum buyer cultural steve easily oral ford poster edge functional root au fi closed "
+    "holidays ice pink zealand balance monitoring graduate replies shot nc architecture initial label thinking scott "
+    "llc sec recommend canon hardcore league waste minute bus provider optional dictionary cold accounting "
+    "manufacturing sections chair fishing effort phase fields bag fantasy po letters motor va professor context "
+    "install shirt apparel generally continued foot mass crime count breast techniques ibm rd johnson sc quickly "
+    "dollars websites religion claim driving permission surgery patch heat wild measures generation kansas miss "
+    "chemical doctor task reduce brought himself nor component enable exercise bug santa mid guarantee leader diamond "
+    "israel se processes soft servers alone meetings seconds jones arizona keyword interests flight congress fuel "
+    "username walk fuck produced italian paperback classifieds wait supported pocket saint rose freedom argument "
+    "competition creating jim drugs joint premium providers fresh characters attorney upgrade di factor growing "
+    "thousands km stream apartments pick hearing eastern auctions therapy entries dates generated signed upper "
+    "administrative serious prime samsung limit began louis steps errors shops del efforts informed ga ac thoughts "
+    "creek ft worked quantity urban practices sorted reporting essential myself tours platform load affiliate labor "
+    "immediately admin nursing defense machines designated tags heavy covered recovery joe guys integrated "
+    "configuration merchant comprehensive expert universal protect drop solid cds presentation languages became "
+    "orange compliance vehicles prevent theme rich im campaign marine improvement vs guitar finding pennsylvania "
+    "examples ipod saying spirit ar claims porno challenge motorola acceptance strategies mo seem affairs touch "
+    "intended towards sa goals hire election suggest branch charges serve affiliates reasons magic mount smart talking "
+    "gave ones latin multimedia xp tits avoid certified manage corner rank computing oregon element birth virus abuse "
+    "interactive requests separate quarter procedure leadership tables define racing religious facts breakfast kong "
+    "column plants faith chain developer identify avenue missing died approximately domestic sitemap recommendations "
+    "moved houston reach comparison mental viewed moment extended sequence inch attack sorry centers opening damage "
+    "lab reserve recipes cvs gamma plastic produce snow placed truth counter failure follows eu weekend dollar camp "
+    "ontario automatically des minnesota films bridge native fill williams movement printing baseball owned approval "
+    "draft chart played contacts cc jesus readers clubs lcd wa jackson equal adventure matching offering shirts "
+    "profit leaders posters institutions assistant variable ave dj advertisement expect parking headlines yesterday "
+    "compared determined wholesale workshop russia gone codes kinds extension seattle statements golden completely "
+    "teams fort cm wi lighting senate forces funny brother gene turned portable tried electrical applicable disc "
+    "returned pattern ct boat named theatre laser earlier manufacturers sponsor classical icon warranty dedicated "
+    "indiana direction harry basketball objects ends delete evening assembly nuclear taxes mouse signal criminal "
+    "issued brain sexual wisconsin powerful dream obtained false da cast flower felt personnel passed supplied "
+    "identified falls pic soul aids opinions promote stated stats hawaii professionals appears carry flag decided "
+    "nj covers hr em advantage hello designs maintain tourism priority newsletters adults clips savings iv graphic "
+    "atom payments rw estimated binding brief ended winning eight anonymous iron straight script served wants "
+    "miscellaneous prepared void dining alert integration atlanta dakota tag interview mix framework disk installed "
+    "queen vhs credits clearly fix handle sweet desk criteria pubmed dave massachusetts diego hong vice associate ne "
+    "truck behavior enlarge ray frequently revenue measure changing votes du duty looked discussions bear gain "
+    "festival laboratory ocean flights experts signs lack depth iowa whatever logged laptop vintage train exactly "
+    "dry explore maryland spa concept nearly eligible checkout reality forgot handling origin knew gaming feeds "
+    "billion destination scotland faster intelligence dallas bought con ups nations route followed specifications "
+    "broken tripadvisor frank alaska zoom blow battle residential anime speak decisions industries protocol query "
+    "clip partnership editorial nt expression es equity provisions speech wire principles suggestions rural shared "
+    "sounds replacement tape strategic judge spam economics acid bytes cent forced compatible fight apartment height "
+    "null zero speaker filed gb netherlands obtain bc consulting recreation offices designer remain managed pr "
+    "failed marriage roll korea banks fr participants secret bath aa kelly leads negative austin favorites toronto "
+    "theater springs missouri andrew var perform healthy translation estimates font assets injury mt joseph "
+    "ministry drivers lawyer figures married protected proposal sharing philadelphia portal waiting birthday beta "
+    "fail gratis banking officials brian toward won slightly assist conduct contained lingerie shemale legislation "
+    "calling parameters jazz serving bags profiles miami comics matters houses doc postal relationships tennessee "
+    "wear controls breaking combined ultimate wales representative frequency introduced minor finish departments "
+    "residents noted displayed mom reduced physics rare spent performed extreme samples davis daniel bars reviewed "
+    "row oz forecast removed helps singles administrator cycle amounts contain accuracy dual rise usd sleep mg bird "
+    "pharmacy brazil creation static scene hunter addresses lady crystal famous writer chairman violence fans "
+    "oklahoma speakers drink academy dynamic gender eat permanent agriculture dell cleaning constitution portfolio "
+    "practical delivered collectibles infrastructure exclusive seat concerns colour vendor originally intel "
+    "utilities philosophy regulation officers reduction aim bids referred supports nutrition recording regions "
+    "junior toll les cape ann rings meaning tip secondary wonderful mine ladies henry ticket announced guess agreed "
+    "prevention whom ski soccer math import posting presence instant mentioned automatic healthcare viewing maintained"
+).split()
+_TITLES = ("Mr.", "Mrs.", "Ms.", "Dr.", "Prof.")
+_LABELS = (
+    "Date", "To", "From", "Subject", "Re", "Name", "Address", "Phone", "Fax", "Tel", "Total", "Amount", "Page",
+    "Invoice No.", "Order No.", "Account", "Ref", "Code", "Company", "City", "State", "Zip", "Signature", "Title",
+    "Budget", "Dept.", "No.", "Item", "Qty", "Price", "Brand", "Product", "Project", "Contact", "Approved by", "cc",
+)
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+_PUNCT = ".,:;!?-/()&#%'\"@*+=$"
+
+
+def _load_words() -> tuple[str, ...]:
+    """Dictionary words made only of ASCII letters (no possessives), plus the common words."""
+    words: list[str] = []
+    if WORDS_FILE.is_file():
+        for line in WORDS_FILE.read_text(encoding="utf-8", errors="ignore").splitlines():
+            if line.isascii() and line.isalpha():
+                words.append(line)
+    return tuple(words) or tuple(_COMMON)
+
+
+class FontBank:
+    """Fonts found under a folder, each checked for the glyphs of a text before use."""
+
+    def __init__(self, root: Path = FONT_ROOT) -> None:
+        files = sorted(
+            p for p in root.rglob("*") if p.suffix.lower() in (".ttf", ".otf") and not _SYMBOL_FONTS.search(p.name)
+        )
+        cjk = sorted(p for p in root.rglob("*") if p.name in CJK_FONT_NAMES)
+        probe = string.ascii_letters + string.digits
+        self.latin: tuple[Path, ...] = tuple(p for p in files if self.covers(p, probe) and p not in cjk)
+        self.cjk: tuple[Path, ...] = tuple(cjk)
+        if not self.latin:
+            raise ConfigError(f"no usable TTF/OTF fonts with Latin glyphs under {root}")
+
+    @staticmethod
+    @lru_cache(maxsize=4096)
+    def font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+        return ImageFont.truetype(str(path), size)
+
+    @staticmethod
+    @lru_cache(maxsize=1 << 18)
+    def _has_glyph(path: Path, char: str) -> bool:
+        """Whether ``path`` draws ``char`` as something other than its missing-glyph box."""
+        if char == " ":
+            return True
+        font = FontBank.font(path, 24)
+        try:
+            mask = font.getmask(char)
+        except (OSError, ValueError):
+            return False
+        if mask.size[0] == 0 or mask.size[1] == 0 or max(bytes(mask)) == 0:
+            return False
+        own = (mask.size, bytes(mask))
+        return all(own != _notdef(path, p) for p in _PROBE)
+
+    def covers(self, path: Path, text: str) -> bool:
+        return all(self._has_glyph(path, ch) for ch in set(text))
+
+
+@lru_cache(maxsize=2048)
+def _notdef(path: Path, probe: str) -> tuple[tuple[int, int], bytes]:
+    mask = FontBank.font(path, 24).getmask(probe)
+    return mask.size, bytes(mask)
+
+
+def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
+    return items[int(rng.integers(len(items)))]
+
+
+def _case(rng: np.random.Generator, word: str) -> str:
+    r = rng.random()
+    if r < 0.45:
+        return word.lower()
+    if r < 0.8:
+        return word[:1].upper() + word[1:].lower()
+    return word.upper()
+
+
+@dataclass
+class TextSource:
+    """Random texts of the kinds documents and scene photos show."""
+
+    words: tuple[str, ...] = field(default_factory=_load_words)
+    cjk_chars: tuple[str, ...] = ()
+
+    def word(self, rng: np.random.Generator) -> str:
+        return _pick(rng, _COMMON) if rng.random() < 0.55 else _pick(rng, self.words)
+
+    def number(self, rng: np.random.Generator) -> str:
+        kind = int(rng.integers(9))
+        n = int(rng.integers(0, 10 ** int(rng.integers(1, 7))))
+        if kind == 0:
+            return f"{int(rng.integers(1, 13)):02d}/{int(rng.integers(1, 32)):02d}/{int(rng.integers(0, 100)):02d}"
+        if kind == 1:
+            return f"${n:,}.{int(rng.integers(100)):02d}"
+        if kind == 2:
+            return f"({int(rng.integers(200, 999))}) {int(rng.integers(200, 999))}-{int(rng.integers(10000)):04d}"
+        if kind == 3:
+            letters = "".join(_pick(rng, string.ascii_uppercase) for _ in range(int(rng.integers(1, 4))))
+            return f"{letters}-{n}"
+        if kind == 4:
+            return f"{_pick(rng, _MONTHS)} {int(rng.integers(1, 32))}, {int(rng.integers(1950, 2030))}"
+        if kind == 5:
+            return f"{n / 100:.2f}" if rng.random() < 0.5 else f"{int(rng.integers(100))}%"
+        if kind == 6:
+            return f"{int(rng.integers(1950, 2030))}"
+        if kind == 7:
+            return f"{int(rng.integers(100, 999))}-{int(rng.integers(100, 999))}-{int(rng.integers(10000)):04d}"
+        return str(n)
+
+    def phrase(self, rng: np.random.Generator, n_words: int) -> str:
+        style = rng.random()
+        out = []
+        for _ in range(n_words):
+            r = rng.random()
+            token = self.number(rng) if r < 0.15 else self.word(rng)
+            if style < 0.15:
+                token = token.upper()
+            elif style < 0.35:
+                token = token[:1].upper() + token[1:]
+            elif r >= 0.15:
+                token = _case(rng, token) if rng.random() < 0.2 else token
+            if rng.random() < 0.1:
+                token += _pick(rng, ".,:;")
+            out.append(token)
+        text = " ".join(out)
+        if style >= 0.35 and rng.random() < 0.6:
+            text = text[:1].upper() + text[1:]
+        if rng.random() < 0.3:
+            text += _pick(rng, ".,:!?")
+        return text
+
+    def document_line(self, rng: np.random.Generator) -> str:
+        kind = rng.random()
+        if kind < 0.3:
+            label = _pick(rng, _LABELS)
+            label = label.upper() if rng.random() < 0.3 else label
+            sep = _pick(rng, (": ", ":", " ", " - ", " # "))
+            value = self.number(rng) if rng.random() < 0.5 else self.phrase(rng, int(rng.integers(1, 4)))
+            return f"{label}{sep}{value}"
+        if kind < 0.4:
+            name = f"{_pick(rng, string.ascii_uppercase)}. {_case(rng, self.word(rng)).capitalize()}"
+            return f"{_pick(rng, _TITLES)} {name}" if rng.random() < 0.5 else name
+        if kind < 0.5:
+            return self.number(rng)
+        if kind < 0.58:
+            inner = self.phrase(rng, int(rng.integers(1, 4)))
+            left, right = _pick(rng, ('("', "'\"", "[]", '""', "''")) if rng.random() < 0.5 else "()"
+            return f"{left}{inner}{right}"
+        if kind < 0.65:
+            mark = _pick(rng, _PUNCT)
+            return f"{self.phrase(rng, int(rng.integers(1, 4)))} {mark} {self.phrase(rng, int(rng.integers(1, 3)))}"
+        return self.phrase(rng, int(rng.integers(1, 9)))
+
+    def scene_word(self, rng: np.random.Generator) -> str:
+        r = rng.random()
+        if r < 0.12:
+            return str(int(rng.integers(0, 10 ** int(rng.integers(1, 6)))))
+        word = self.word(rng)
+        word = word.upper() if r < 0.5 else (word.capitalize() if r < 0.75 else word.lower())
+        if rng.random() < 0.08:
+            word += _pick(rng, ".!:'")
+        return word
+
+    def chinese_line(self, rng: np.random.Generator) -> str:
+        n = int(rng.integers(2, 16))
+        chars = [_pick(rng, self.cjk_chars) for _ in range(n)]
+        if rng.random() < 0.3:
+            chars.insert(int(rng.integers(n)), str(int(rng.integers(1, 2030))))
+        if rng.random() < 0.3:
+            chars.append(_pick(rng, "，。：；！？、"))
+        return "".join(chars)
+
+
+def _colour(rng: np.random.Generator, lo: int, hi: int) -> tuple[int, int, int]:
+    return tuple(int(v) for v in rng.integers(lo, hi, 3))  # type: ignore[return-value]
+
+
+def _background(rng: np.random.Generator, h: int, w: int, scene: bool) -> np.ndarray:
+    """RGB uint8 background: paper (near white, textured) or, for scene text, colours and gradients."""
+    if not scene:
+        base = np.full((h, w, 3), int(rng.integers(200, 256)), np.float32)
+        base += rng.normal(0, rng.uniform(0, 8), (h, w, 1)).astype(np.float32)
+        if rng.random() < 0.3:  # uneven lighting
+            base *= np.linspace(rng.uniform(0.8, 1), rng.uniform(0.8, 1), w, dtype=np.float32)[None, :, None]
+        return np.clip(base, 0, 255).astype(np.uint8)
+    a = np.array(_colour(rng, 0, 256), np.float32)
+    b = np.array(_colour(rng, 0, 256), np.float32) if rng.random() < 0.5 else a
+    t = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+    base = a * (1 - t) + b * t + np.zeros((h, 1, 1), np.float32)
+    if rng.random() < 0.5:  # coarse texture
+        small = rng.normal(0, rng.uniform(5, 40), (max(1, h // 8), max(1, w // 8), 3)).astype(np.float32)
+        base += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def _ink_for(rng: np.random.Generator, background: np.ndarray, scene: bool) -> tuple[int, int, int]:
+    """A text colour that contrasts with the background's mean luminance."""
+    if not scene:
+        return _colour(rng, 0, 70) if rng.random() < 0.8 else (0, 0, int(rng.integers(80, 160)))
+    lum = float(background.mean())
+    for _ in range(10):
+        ink = _colour(rng, 0, 256)
+        if abs(sum(ink) / 3 - lum) > 70:
+            return ink
+    return (0, 0, 0) if lum > 127 else (255, 255, 255)
+
+
+class Synthesizer:
+    """Renders one labelled sample at a time from an index (see the module docstring)."""
+
+    def __init__(self, charset: Charset, lang: str = "en", height: int = 32, fonts: FontBank | None = None) -> None:
+        if lang not in LANGS:
+            raise ConfigError(f"unknown synth language {lang!r}; choose one of: {', '.join(LANGS)}")
+        if height < 8:
+            raise ConfigError(f"synth height must be at least 8 pixels, got {height}")
+        self.charset, self.lang, self.height = charset, lang, height
+        self.fonts = fonts or FontBank()
+        allowed = set(charset.chars)
+        cjk = tuple(c for c in charset.chars if "\u4e00" <= c <= "\u9fff")
+        self.text = TextSource(cjk_chars=cjk)
+        self._allowed = allowed
+        if lang == "en+zh" and not self.fonts.cjk:
+            raise ConfigError(f"no CJK font ({', '.join(CJK_FONT_NAMES)}) under {FONT_ROOT}")
+
+    def sample(self, seed: int, index: int) -> tuple[np.ndarray, str]:
+        """(BGR uint8 image of height ``self.height``, its label) for sample ``index`` of ``seed``."""
+        rng = np.random.default_rng([seed, index])
+        kind = rng.random()
+        zh = self.lang == "en+zh" and kind < 0.15
+        scene = not zh and kind > 0.62
+        maker: Callable[[np.random.Generator], str]
+        if zh:
+            maker, fonts = self.text.chinese_line, self.fonts.cjk
+        else:
+            maker, fonts = (self.text.scene_word if scene else self.text.document_line), self.fonts.latin
+        for _ in range(20):
+            text = "".join(ch for ch in maker(rng) if ch in self._allowed).strip()
+            text = " ".join(text.split())
+            font = fonts[int(rng.integers(len(fonts)))]
+            if text and self.fonts.covers(font, text):
+                return self._render(rng, text, font, scene), text
+        raise RuntimeError(f"no font covers the texts drawn for sample {index}")  # pragma: no cover
+
+    def _render(self, rng: np.random.Generator, text: str, font_path: Path, scene: bool) -> np.ndarray:
+        size = int(rng.integers(16, 64)) if scene else int(rng.integers(12, 44))
+        font = self.fonts.font(font_path, size)
+        left, top, right, bottom = font.getbbox(text)
+        ascent, descent = font.getmetrics()
+        text_w, line_h = max(1, right - left), ascent + descent
+        stroke = int(rng.integers(1, 3)) if scene and rng.random() < 0.2 else 0
+        pad_x = int(size * rng.uniform(0.02, 0.6))
+        pad_top = int(line_h * rng.uniform(0.0, 0.3))
+        pad_bottom = int(line_h * rng.uniform(0.0, 0.3))
+        w = text_w + 2 * pad_x + 2 * stroke
+        h = line_h + pad_top + pad_bottom + 2 * stroke
+        canvas = _background(rng, h, w, scene)
+        image = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(image)
+        ink = _ink_for(rng, canvas, scene)
+        outline = _colour(rng, 0, 256) if stroke else None
+        draw.text((pad_x - left + stroke, pad_top + stroke), text, font=font, fill=ink,
+                  stroke_width=stroke, stroke_fill=outline)
+        out = np.asarray(image)[:, :, ::-1].copy()  # RGB -> BGR
+        out = _geometry(rng, out, scene)
+        out = degrade(rng, out, strength=1.0 if scene else 0.7)
+        new_w = max(1, round(out.shape[1] * self.height / out.shape[0]))
+        return cv2.resize(out, (new_w, self.height), interpolation=cv2.INTER_AREA)
+
+
+def _geometry(rng: np.random.Generator, image: np.ndarray, scene: bool) -> np.ndarray:
+    """Slight rotation / shear / perspective (more for scene text), border replicated."""
+    h, w = image.shape[:2]
+    amount = 0.12 if scene else 0.03
+    if rng.random() < (0.7 if scene else 0.3):
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        jitter = rng.uniform(-amount, amount, (4, 2)) * np.float32([w if not scene else h, h])
+        jitter[:, 0] = np.clip(jitter[:, 0], -0.5 * h, 0.5 * h)
+        dst = (src + jitter).astype(np.float32)
+        dst -= dst.min(axis=0)
+        size = (int(np.ceil(dst[:, 0].max())) + 1, int(np.ceil(dst[:, 1].max())) + 1)
+        matrix = cv2.getPerspectiveTransform(src, dst)
+        image = cv2.warpPerspective(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return image
+
+
+def degrade(rng: np.random.Generator, image: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Scan- and photo-like degradations of a BGR uint8 image: thin/bold ink, blur, low resolution,
+    contrast, noise and JPEG, each applied with a probability scaled by ``strength``."""
+    out = image
+    h, w = out.shape[:2]
+    if rng.random() < 0.25 * strength and h > 20:
+        kernel = np.ones((2, 2), np.uint8)
+        out = cv2.erode(out, kernel) if rng.random() < 0.5 else cv2.dilate(out, kernel)
+    if rng.random() < 0.4 * strength:
+        k = int(rng.choice([3, 5])) if h > 24 else 3
+        out = cv2.GaussianBlur(out, (k, k), rng.uniform(0.3, 1.2))
+    if rng.random() < 0.3 * strength:  # low resolution, then back
+        f = rng.uniform(0.4, 0.8)
+        small = cv2.resize(out, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.4 * strength:
+        alpha, beta = rng.uniform(0.5, 1.2), rng.uniform(-40, 40)
+        out = cv2.convertScaleAbs(out, alpha=alpha, beta=beta)
+    if rng.random() < 0.4 * strength:
+        noise = rng.normal(0, rng.uniform(2, 14), out.shape[:2] + (1,))
+        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3 * strength:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return np.ascontiguousarray(out)
+
+
+def write_synth_set(
+    out_dir: Path,
+    count: int,
+    charset: Charset,
+    lang: str = "en",
+    seed: int = 0,
+    height: int = 32,
+    start: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Write ``count`` PNG crops under ``out_dir/images`` and ``out_dir/labels.txt``; return the label file.
+
+    Samples ``start .. start+count-1`` of ``seed`` are written, so disjoint index ranges of one seed
+    give disjoint sets (e.g. a training set and a validation set).
+    """
+    from ..io.atomic import atomic_write_text, write_image
+
+    if count < 1:
+        raise ConfigError(f"synth count must be at least 1, got {count}")
+    synth = Synthesizer(charset, lang, height)
+    images = out_dir / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for k in range(start, start + count):
+        image, text = synth.sample(seed, k)
+        name = f"images/{k:07d}.png"
+        write_image(out_dir / name, image)
+        lines.append(f"{name}\t{text}\n")
+        if progress is not None:
+            progress(1)
+    label_file = out_dir / "labels.txt"
+    atomic_write_text(label_file, "".join(lines))
+    return label_file

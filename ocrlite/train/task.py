@@ -1,0 +1,40 @@
+"""The interface every training task (det, cls, rec) implements for the one trainer."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+from torch import Tensor, nn
+
+__all__ = ["Task"]
+
+
+class Task(Protocol):
+    """A trainable stage: its net, its batches, its loss and its evaluation.
+
+    ``train_batches`` yields batches forever (the trainer decides the number of steps) and draws
+    every random choice from ``rng``, so a resumed run that restores ``rng`` continues bit-exact.
+    ``evaluate`` runs the *inference* predictor around ``model`` and returns named scores;
+    ``metric`` names the score used to keep the best checkpoint (higher is better).
+    """
+
+    name: str  # 'det' | 'cls' | 'rec'
+    metric: str
+    stage: dict[str, Any]  # the stage config (model, weights, preprocess, postprocess, train)
+
+    def build_model(self) -> nn.Module:
+        """The stage's net, with the parent weights loaded when the config names them."""
+        ...
+
+    def train_batches(self, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
+        """Endless training batches (CPU tensors; the trainer moves them to the device)."""
+        ...
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Scalar loss to minimise and named floats to log."""
+        ...
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Scores on the task's evaluation data, computed through the inference predictor."""
+        ...

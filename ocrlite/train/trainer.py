@@ -1,0 +1,259 @@
+"""One trainer for every task: optimiser, schedule, checkpoints, evaluation, keep-best, logs.
+
+Adam or AdamW; linear warmup then cosine decay to ``min_lr``; gradient-norm clipping; optional
+frozen BatchNorm (statistics and affine kept in eval mode) and frozen modules (``freeze``: name
+prefixes, e.g. the early backbone, which also saves their backward pass); AMP only on CUDA; on CPU
+denormal floats are flushed to zero while training (converted Paddle weights produce them). Every
+``eval_every`` steps the task evaluates through its inference predictor and the best weights
+by ``task.metric`` are kept in ``RUN/best.safetensors``. Logs: ``RUN/log.csv`` (one row per
+``log_every`` steps) and ``RUN/evals.json``. A run resumed from a checkpoint continues bit-exact.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..io.atomic import atomic_write_bytes, atomic_write_text
+from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, state_tensors
+from .settings import from_mapping
+from .task import Task
+
+__all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules"]
+
+TASK_KEYS = ("task", "data", "augment", "loss")  # task-specific parts of the train section
+
+
+@dataclass
+class TrainSettings:
+    """The generic part of a stage config's ``train:`` section."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    warmup_steps: int = 100
+    min_lr: float = 0.0
+    clip_grad_norm: float = 5.0
+    freeze_bn: bool = False
+    freeze: list[str] = field(default_factory=list)  # module name prefixes kept fixed, e.g. backbone.stem
+    amp: bool = True
+    seed: int = 0
+    eval_every: int = 500
+    save_every: int = 250
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        checks = {
+            "steps": self.steps >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
+            "warmup_steps": self.warmup_steps >= 0, "min_lr": 0 <= self.min_lr <= self.lr,
+            "clip_grad_norm": self.clip_grad_norm >= 0, "eval_every": self.eval_every >= 1,
+            "save_every": self.save_every >= 1, "log_every": self.log_every >= 1,
+            "optimizer": self.optimizer in ("adam", "adamw"), "weight_decay": self.weight_decay >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"train.{bad[0]}: invalid value {getattr(self, bad[0])!r}")
+
+    @classmethod
+    def from_stage(cls, stage: dict[str, Any]) -> TrainSettings:
+        section = {k: v for k, v in (stage.get("train") or {}).items() if k not in TASK_KEYS}
+        return from_mapping(cls, "train", section)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    run_dir: Path
+    steps: int
+    samples_seen: int
+    cpu_seconds: float
+    wall_seconds: float
+    best: dict[str, float]
+    last_loss: float
+
+
+def lr_at(step: int, s: TrainSettings) -> float:
+    """Learning rate of 0-based ``step``: linear warmup to ``lr``, then cosine down to ``min_lr``."""
+    if step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    span = max(1, s.steps - s.warmup_steps)
+    progress = min(1.0, (step - s.warmup_steps) / span)
+    return s.min_lr + 0.5 * (s.lr - s.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Put every BatchNorm layer in eval mode and stop its affine parameters from training."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad_(False)
+
+
+def _frozen(name: str, prefixes: list[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def freeze_modules(model: nn.Module, prefixes: list[str]) -> None:
+    """Keep the modules named by ``prefixes`` fixed: no gradients, eval mode (BatchNorm statistics kept)."""
+    for name, module in model.named_modules():
+        if name and _frozen(name, prefixes):
+            module.eval()
+            for param in module.parameters(recurse=False):
+                param.requires_grad_(False)
+
+
+def _optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    kind = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, lr=s.lr, betas=(s.beta1, s.beta2), weight_decay=s.weight_decay)
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _train_mode(model: nn.Module, s: TrainSettings) -> None:
+    model.train()
+    if s.freeze_bn:
+        freeze_batchnorm(model)
+    freeze_modules(model, s.freeze)
+
+
+class _Log:
+    """CSV rows appended per ``log_every`` steps (header written once)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.is_file():
+            with open(path, encoding="utf-8") as fh:
+                self.fields = next(csv.reader(fh), None)
+
+    def write(self, row: dict[str, Any]) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+        with open(self.path, "a", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def train(
+    task: Task,
+    settings: TrainSettings,
+    run_dir: Path,
+    device: str = "cpu",
+    resume: Path | None = None,
+    progress: bool = True,
+    config: dict[str, Any] | None = None,
+    stop_at: int | None = None,
+) -> TrainResult:
+    """Train ``task`` for ``settings.steps`` steps into ``run_dir`` (see the module docstring).
+
+    ``stop_at`` ends the run early (with a checkpoint) while the schedule still spans ``settings.steps``.
+    """
+    from safetensors.torch import save
+    from tqdm import tqdm
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if dev.type == "cpu":
+        torch.set_flush_denormal(True)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    model = task.build_model().to(dev)
+    _train_mode(model, settings)
+    optimizer = _optimizer(model, settings)
+    use_amp = settings.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    counters = {"step": 0, "samples_seen": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0}
+    best: dict[str, float] = {}
+    evals: list[dict[str, Any]] = []
+    if resume is not None:
+        state = load_checkpoint(find_checkpoint(resume), model, optimizer, rng)
+        counters.update(state["counters"])
+        best, evals = state["best"], state["evals"]
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+    log = _Log(run_dir / "log.csv")
+    batches: Iterator[dict[str, torch.Tensor]] = task.train_batches(rng)
+    bar = tqdm(total=settings.steps, initial=counters["step"], disable=not progress, unit="step")
+    cpu0, wall0 = time.process_time() - counters["cpu_seconds"], time.perf_counter() - counters["wall_seconds"]
+    loss_value = float("nan")
+    last = min(settings.steps, stop_at or settings.steps)
+    for step in range(int(counters["step"]), last):
+        lr = lr_at(step, settings)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = _to(next(batches), dev)
+        with torch.autocast(dev.type, enabled=use_amp):
+            loss, logs = task.loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in model.parameters() if p.requires_grad],
+            settings.clip_grad_norm if settings.clip_grad_norm > 0 else float("inf"),
+        )
+        scaler.step(optimizer)
+        scaler.update()
+        loss_value = float(loss.detach())
+        counters["step"] = step + 1
+        counters["samples_seen"] += int(next(iter(batch.values())).shape[0])
+        counters["cpu_seconds"] = time.process_time() - cpu0
+        counters["wall_seconds"] = time.perf_counter() - wall0
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+        done = step + 1
+        if done % settings.log_every == 0 or done == settings.steps:
+            log.write({"step": done, "lr": lr, "loss": loss_value, "grad_norm": float(grad_norm), **logs,
+                       "samples_seen": counters["samples_seen"], "cpu_seconds": round(counters["cpu_seconds"], 2)})
+        if done % settings.eval_every == 0 or done == settings.steps:
+            scores = task.evaluate(model)
+            _train_mode(model, settings)
+            evals.append({"step": done, **scores})
+            atomic_write_text(run_dir / "evals.json", json.dumps(evals, indent=1))
+            if task.metric in scores and scores[task.metric] >= best.get(task.metric, -math.inf):
+                best = {"step": done, **scores}
+                atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(model)))
+            bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+        if done % settings.save_every == 0 or done == last:
+            extra = {"counters": counters, "best": best, "evals": evals, "settings": asdict(settings),
+                     "scaler": scaler.state_dict() if use_amp else None, "config": _jsonable(config or {})}
+            save_checkpoint(run_dir, done, model, optimizer, rng, extra)
+    bar.close()
+    if not (run_dir / "best.safetensors").is_file():  # no evaluation data: the last weights are the result
+        atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(model)))
+    return TrainResult(run_dir, int(counters["step"]), int(counters["samples_seen"]), counters["cpu_seconds"],
+                       counters["wall_seconds"], best, loss_value)
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` with paths turned into strings and private keys (``_dir``) dropped."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

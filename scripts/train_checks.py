@@ -1,0 +1,177 @@
+"""Acceptance checks of issue 11 for detection and classification training (CPU, a few minutes each).
+
+    python scripts/train_checks.py det-overfit   # 4 ICDAR 2015 images: hmean >= 0.9 through the real post-processing
+    python scripts/train_checks.py det-finetune  # ICDAR 2015 dev, every 5th image held out: falling loss, held-out
+                                                 # hmean within 2 points of the converted det_ppocrv3 (bootstrap)
+    python scripts/train_checks.py cls           # 0/180 classifier from scratch on FUNSD line crops: >= 85 % held out
+    python scripts/train_checks.py all
+
+Each check runs ``ocrlite train`` (the command is printed) into ``--out/<check>``, then scores the result
+through the inference predictors and writes ``result.json`` and the split manifests ``split_train.json`` /
+``split_held_out.json`` there (``ocrlite eval det --split .../split_held_out.json`` scores the same images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DET_CONFIG = REPO / "configs" / "train" / "det_ppocrv3_ic15.yaml"
+CLS_CONFIG = REPO / "configs" / "train" / "cls_funsd.yaml"
+
+OVERFIT = [
+    "train.data.limit=4", "train.data.eval_on=train", "train.augment.flip=0", "train.augment.max_angle=0",
+    "train.augment.scale_min=0.75", "train.augment.scale_max=0.75", "train.augment.color=0",
+    "train.augment.copy_paste=0", "train.augment.size=640", "train.augment.keep_scale=true", "train.steps=200",
+    "train.batch_size=2", "train.lr=0.001",
+    "train.warmup_steps=10", "train.eval_every=50", "train.save_every=50", "train.weight_decay=0",
+    "train.freeze=[backbone]",
+]
+FINETUNE = ["train.steps=120", "train.batch_size=2", "train.eval_every=60", "train.save_every=60",
+            "train.freeze=[backbone]"]
+
+
+TRAIN = True  # --no-train: score the runs already in --out
+WEIGHTS: Path | None = None  # --weights: score these weights (e.g. a checkpoint) instead of the export
+
+
+def run_train(config: Path, out: Path, sets: list[str], threads: int) -> None:
+    """Run ``ocrlite train`` with ``sets`` overrides into ``out`` (printed first)."""
+    if not TRAIN:
+        print(f"(scoring the existing run {out})", flush=True)
+        return
+    command = ["ocrlite", "--threads", str(threads), "train", str(config), "-o", str(out), "-q", "--name", out.name]
+    for item in sets:
+        command += ["--set", item]
+    print("$", shlex.join(command), flush=True)
+    subprocess.run(command, check=True, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+
+
+def loss_trend(run: Path, key: str = "loss") -> tuple[float, float]:
+    """Mean logged loss over the first and the last quarter of ``log.csv``."""
+    with open(run / "log.csv", newline="", encoding="utf-8") as handle:
+        values = [float(row[key]) for row in csv.DictReader(handle)]
+    quarter = max(1, len(values) // 4)
+    return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter
+
+
+def exported(out: Path, config: Path) -> Path | dict[str, Any]:
+    """The stage config ``ocrlite train`` exported into ``out/export``, or ``config`` with ``--weights``."""
+    if WEIGHTS is None:
+        return next((out / "export").glob("*.yaml"))
+    from ocrlite.stages import load_stage_config
+
+    stage = load_stage_config(config, [f"weights={WEIGHTS.with_suffix('')}"])
+    return {k: v for k, v in stage.items() if k != "train"}
+
+
+def report(out: Path, result: dict[str, Any]) -> None:
+    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=1), flush=True)
+
+
+def det_stage(data: Path, sets: list[str]) -> dict[str, Any]:
+    from ocrlite.stages import load_stage_config
+
+    return load_stage_config(DET_CONFIG, [f"train.data.root={data / 'icdar2015'}", *sets])
+
+
+def det_overfit(data: Path, out: Path, threads: int) -> bool:
+    sets = [f"train.data.root={data / 'icdar2015'}", *OVERFIT]
+    run_train(DET_CONFIG, out, sets, threads)
+    evals = json.loads((out / "evals.json").read_text(encoding="utf-8"))
+    first, last = loss_trend(out)
+    best = max(e["hmean"] for e in evals)
+    result = {"check": "det-overfit", "images": 4, "evals": evals, "loss_first_quarter": first,
+              "loss_last_quarter": last, "best_hmean": best, "target": 0.9, "passed": best >= 0.9}
+    report(out, result)
+    return bool(result["passed"])
+
+
+def det_finetune(data: Path, out: Path, threads: int) -> bool:
+    from ocrlite.predictors import TextDetector
+    from ocrlite.train.data import write_split_manifest
+    from ocrlite.train.det_task import DetTask, bootstrap_hmean, detect_counts
+
+    sets = [f"train.data.root={data / 'icdar2015'}", *FINETUNE]
+    run_train(DET_CONFIG, out, sets, threads)
+    task = DetTask(det_stage(data, FINETUNE), batch_size=1)
+    write_split_manifest(out, "ICDAR 2015 dev sorted by N, every 5th image held out",
+                         {"train": [r.image for r in task.train_records],
+                          "held_out": [r.image for r in task.eval_records]})
+    records = task.eval_records
+    before = detect_counts(TextDetector.from_config("det_ppocrv3.yaml"), records)
+    after = detect_counts(TextDetector.from_config(exported(out, DET_CONFIG)), records)
+    total = {name: sum(counts[1:], counts[0]) for name, counts in (("converted", before), ("fine_tuned", after))}
+    delta = total["fine_tuned"].hmean - total["converted"].hmean
+    first, last = loss_trend(out)
+    result = {
+        "check": "det-finetune", "held_out_images": len(records),
+        "converted": {**total["converted"].row(), "hmean_95ci": bootstrap_hmean(before, 2000)},
+        "fine_tuned": {**total["fine_tuned"].row(), "hmean_95ci": bootstrap_hmean(after, 2000)},
+        "hmean_delta": delta, "hmean_delta_95ci_paired": bootstrap_hmean(after, 2000, baseline=before),
+        "loss_first_quarter": first, "loss_last_quarter": last,
+        "passed": delta >= -0.02 and last < first,
+    }
+    report(out, result)
+    return bool(result["passed"])
+
+
+def cls_check(data: Path, out: Path, threads: int) -> bool:
+    from ocrlite.predictors import TextClassifier
+    from ocrlite.stages import load_stage_config
+    from ocrlite.train.cls_task import ClsTask
+    from ocrlite.train.data import holdout_split, load_funsd_boxes, write_split_manifest
+
+    sets = [f"train.data.root={data / 'funsd'}"]
+    run_train(CLS_CONFIG, out, sets, threads)
+    forms = load_funsd_boxes(data / "funsd")
+    train_forms, held_forms = holdout_split(forms, 5)
+    write_split_manifest(out, "FUNSD train forms sorted by id, every 5th form held out",
+                         {"train": [f.image for f in train_forms], "held_out": [f.image for f in held_forms]})
+    task = ClsTask(load_stage_config(CLS_CONFIG, sets), batch_size=1)
+    scores = {}
+    for name, config in (("trained", exported(out, CLS_CONFIG)), ("shipped", "cls_ppocr_mobile_v2.yaml")):
+        classifier = TextClassifier.from_config(config)
+        angles = [a for a, _ in classifier(task.eval_crops)]
+        scores[name] = sum(a == b for a, b in zip(angles, task.eval_angles, strict=True)) / len(angles)
+    first, last = loss_trend(out, "ce")
+    result = {"check": "cls", "held_out_crops": len(task.eval_crops) // 2, "scored": len(task.eval_crops),
+              "train_crops": len(task.train_crops), "accuracy": scores["trained"],
+              "shipped_classifier_accuracy": scores["shipped"], "loss_first_quarter": first,
+              "loss_last_quarter": last, "target": 0.85, "passed": scores["trained"] >= 0.85}
+    report(out, result)
+    return bool(result["passed"])
+
+
+CHECKS = {"det-overfit": det_overfit, "det-finetune": det_finetune, "cls": cls_check}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("check", choices=[*CHECKS, "all"])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=REPO.parent / "runs" / "train_checks")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-train", action="store_true", help="score the runs already in --out")
+    parser.add_argument("--weights", type=Path, help="with --no-train: score these weights (a checkpoint's "
+                        "model.safetensors) instead of the export")
+    args = parser.parse_args()
+    global TRAIN, WEIGHTS
+    TRAIN, WEIGHTS = not args.no_train, args.weights
+    names = list(CHECKS) if args.check == "all" else [args.check]
+    passed = {name: CHECKS[name](args.data.resolve(), args.out / name, args.threads) for name in names}
+    print("passed:", passed)
+    return 0 if all(passed.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

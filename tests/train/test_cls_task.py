@@ -1,0 +1,81 @@
+"""Direction-classifier training task: labels from the 180-degree turn, batches, evaluation via TextClassifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ocrlite.errors import ConfigError
+from ocrlite.io.atomic import write_image
+from ocrlite.predictors import TextClassifier
+from ocrlite.stages import load_stage_config
+from ocrlite.train.cls_task import ClsTask, upright_and_turned
+
+WORDS = ["Invoice 48213", "Total: $12.50", "Date 2024-01-31", "Thank you!", "Page 3 of 7", "Amount due",
+         "Ref. AB-77", "Signature", "Phone 555-0101", "Qty 12"]
+
+
+def _label_file(tmp_path: Path) -> Path:
+    lines = []
+    for i, text in enumerate(WORDS):
+        image = np.full((40, 12 + 19 * len(text), 3), 255, dtype=np.uint8)
+        cv2.putText(image, text, (6, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (20, 20, 20), 2)
+        write_image(tmp_path / f"w{i}.png", image)
+        lines.append(f"w{i}.png\t{text}")
+    (tmp_path / "labels.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path / "labels.txt"
+
+
+def _stage(root: Path, weights: str | None) -> dict:
+    stage = load_stage_config("cls_ppocr_mobile_v2.yaml")
+    stage["weights"] = weights
+    stage["train"] = {"task": "cls", "data": {"format": "labels", "root": str(root)}}
+    return stage
+
+
+def test_upright_and_turned_pairs() -> None:
+    crop = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    images, angles = upright_and_turned([crop])
+    assert angles == [0, 180] and np.array_equal(images[1], crop[::-1, ::-1]) and images[0] is crop
+
+
+def test_batches_label_turned_crops_180(tmp_path: Path) -> None:
+    task = ClsTask(_stage(_label_file(tmp_path), None), batch_size=16)
+    assert len(task.train_crops) == 8 and len(task.eval_crops) == 4  # every 5th line held out, both ways
+    task.augment = lambda image, rng: image  # type: ignore[assignment,method-assign]  # see pixels as drawn
+    batch = next(task.train_batches(np.random.default_rng(0)))
+    assert batch["image"].shape == (16, 3, 48, 192) and set(batch["label"].tolist()) == {0, 1}
+    # each image is some training crop batched as inference batches it: upright with label 0, turned with 1
+    upright = task.collate(task.train_crops, [0] * 8)["image"]
+    turned = task.collate([c[::-1, ::-1] for c in task.train_crops], [1] * 8)["image"]
+    for image, label in zip(batch["image"], batch["label"], strict=True):
+        pool = turned if label == 1 else upright
+        assert any(torch.equal(image, candidate) for candidate in pool)
+    again = next(task.train_batches(np.random.default_rng(0)))
+    assert torch.equal(batch["image"], again["image"]) and torch.equal(batch["label"], again["label"])
+    model = task.build_model()
+    loss, logs = task.loss(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and logs["ce"] == pytest.approx(float(loss.detach()))
+
+
+def test_evaluate_matches_the_inference_classifier(tmp_path: Path) -> None:
+    task = ClsTask(_stage(_label_file(tmp_path), "cls_ppocr_mobile_v2"), batch_size=4)
+    model = task.build_model().train()
+    scores = task.evaluate(model)
+    assert model.training
+    shipped = TextClassifier.from_config("cls_ppocr_mobile_v2.yaml")
+    angles = [a for a, _ in shipped(task.eval_crops)]
+    expected = np.mean([a == b for a, b in zip(angles, task.eval_angles, strict=True)])
+    assert scores["accuracy"] == pytest.approx(expected)
+
+
+def test_bad_format_is_a_config_error(tmp_path: Path) -> None:
+    stage = _stage(_label_file(tmp_path), None)
+    stage["train"]["data"]["format"] = "coco"
+    with pytest.raises(ConfigError, match="train.data.format"):
+        ClsTask(stage, 4)

@@ -1,0 +1,133 @@
+"""Detection training task: threshold-branch init for converted weights, batches, loss, evaluation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from ocrlite.errors import WeightsError
+from ocrlite.eval.metrics import PRScores, evaluate_detection
+from ocrlite.files import find_weights
+from ocrlite.io.images import read_image
+from ocrlite.predictors import TextDetector
+from ocrlite.stages import load_stage_config, stage_spec
+from ocrlite.train.det_task import DetTask, bootstrap_hmean, build_det_model
+
+
+def _stage(**train: object) -> dict:
+    stage = load_stage_config("det_ppocrv3.yaml")
+    stage["train"] = {"task": "det", **train}
+    return stage
+
+
+def test_converted_weights_get_an_initialised_threshold_branch(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="ocrlite.train.det_task"):
+        model = build_det_model(_stage()).eval()
+    assert "no DB threshold branch: initialised its 13 tensors" in caplog.text
+    reference = stage_spec("det", "det_ppocrv3.yaml").build_net()
+    own = model.state_dict()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(own[key], value), key
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        maps = model.forward_train(x)
+        assert torch.equal(maps[:, :1], reference(x))  # P is the inference map
+    assert maps.shape == (1, 3, 64, 96) and torch.equal(maps[:, 1], torch.full_like(maps[:, 1], 0.5))  # T = 0.5
+    assert torch.allclose(maps[:, 2], torch.sigmoid(50 * (maps[:, 0] - 0.5)))
+    assert torch.equal(own["head.thresh.bn1.running_var"], own["head.binarize.bn1.running_var"])
+
+
+def test_only_the_threshold_branch_may_be_missing(tmp_path: Path) -> None:
+    path, _ = find_weights("det_ppocrv3", None)
+    tensors = load_file(str(path))
+    broken = {k: v for k, v in tensors.items() if k != "head.binarize.conv1.weight"}
+    save_file(broken, str(tmp_path / "broken.safetensors"))
+    stage = _stage()
+    stage["weights"] = str(tmp_path / "broken")
+    with pytest.raises(WeightsError, match="missing: head.binarize.conv1.weight"):
+        build_det_model(stage)
+    # a file with a partial threshold branch is refused too
+    full = build_det_model(_stage()).state_dict()
+    partial = dict(tensors, **{"head.thresh.conv1.weight": full["head.thresh.conv1.weight"]})
+    save_file(partial, str(tmp_path / "partial.safetensors"))
+    stage["weights"] = str(tmp_path / "partial")
+    with pytest.raises(WeightsError, match="only partly present"):
+        build_det_model(stage)
+
+
+def test_trained_weights_with_the_branch_load_without_init(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    trained = {k: v.contiguous() for k, v in build_det_model(_stage()).state_dict().items()}
+    trained["head.thresh.conv3.weight"] = torch.rand_like(trained["head.thresh.conv3.weight"])
+    save_file(trained, str(tmp_path / "trained.safetensors"))
+    stage = _stage()
+    stage["weights"] = str(tmp_path / "trained")
+    with caplog.at_level(logging.INFO, logger="ocrlite.train.det_task"):
+        model = build_det_model(stage)
+    assert "initialised" not in caplog.text
+    assert torch.equal(model.state_dict()["head.thresh.conv3.weight"], trained["head.thresh.conv3.weight"])
+
+
+@pytest.mark.data
+def test_det_task_batches_loss_and_evaluation(shared_data: Path) -> None:
+    stage = _stage(data={"root": str(shared_data / "icdar2015"), "limit": 2, "eval_on": "train"},
+                   augment={"size": 256})
+    stage["preprocess"]["limit_side_len"] = 480  # smaller eval input keeps the test fast
+    task = DetTask(stage, batch_size=2)
+    assert [r.image.name for r in task.train_records] == ["img_1.jpg", "img_7.jpg"]
+    batch = next(task.train_batches(np.random.default_rng(0)))
+    assert batch["image"].shape == (2, 3, 256, 256) and batch["thresh"].shape == (2, 256, 256)
+    assert batch["thresh"].min() >= 0.3 - 1e-6 and batch["thresh"].max() <= 0.7 + 1e-6
+    again = next(task.train_batches(np.random.default_rng(0)))
+    assert all(torch.equal(batch[k], again[k]) for k in batch)
+    model = task.build_model()
+    # evaluation goes through the inference detector: same score as the shipped pipeline on these images
+    model.train()
+    scores = task.evaluate(model)
+    assert model.training  # evaluation restores the mode
+    detector = TextDetector.from_config({k: v for k, v in stage.items() if k != "train"})
+    preds = [[b.points for b in detector(read_image(r.image))] for r in task.eval_records]
+    expected = evaluate_detection(preds, [r.regions() for r in task.eval_records])
+    assert scores["hmean"] == pytest.approx(expected.hmean) and scores["recall"] == pytest.approx(expected.recall)
+    model.train()
+    loss, parts = task.loss(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and set(parts) == {"loss", "loss_shrink", "loss_thresh", "loss_binary"}
+    # the zeroed last layer of the threshold branch learns first; the probability branch gets gradient too
+    assert model.head.thresh.conv3.weight.grad.abs().sum() > 0
+    assert model.head.binarize.conv1.weight.grad.abs().sum() > 0
+
+
+def test_bootstrap_interval_brackets_the_hmean() -> None:
+    counts = [PRScores(m, 10, 10) for m in (9, 8, 7, 10, 6, 9, 8, 7)]
+    total = sum(counts, PRScores())
+    low, high = bootstrap_hmean(counts, 2000, seed=1)
+    assert low < total.hmean < high and 0.6 <= low and high <= 1.0
+    assert bootstrap_hmean([PRScores(5, 5, 5)] * 4) == (1.0, 1.0)
+    # paired: the same detector against itself differs by exactly 0 on every resample
+    assert bootstrap_hmean(counts, baseline=counts) == (0.0, 0.0)
+    better = [PRScores(c.matched + 1, 10, 10) for c in counts]
+    low, high = bootstrap_hmean(better, baseline=counts)
+    assert 0 < low <= high and high == pytest.approx(0.1, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("train.data.format=coco", "train.data.format must be icdar2015, paddle or funsd"),
+     ("train.loss.alpha=abc", "train.loss.alpha must be a number"),
+     ("train.augment.sise=640", "train.augment: unknown key 'sise'")],
+)
+def test_bad_det_settings_are_one_line_errors(tmp_path: Path, override: str, message: str) -> None:
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "train" / "det_ppocrv3_ic15.yaml"
+    result = CliRunner().invoke(main, ["train", str(config), "-o", str(tmp_path / "run"), "-q",
+                                       "--set", f"train.data.root={tmp_path}", "--set", override])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output

@@ -1,0 +1,144 @@
+"""Recognition training: CTC known answer, synthetic data, bit-exact resume, the train CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from ocrlite.charset import Charset
+from ocrlite.cli import main
+from ocrlite.files import find_charset
+from ocrlite.train.rec_task import RecTask, ctc_loss, read_label_file
+from ocrlite.train.synth import Synthesizer, write_synth_set
+from ocrlite.train.trainer import TrainSettings, train
+
+CHARSET = Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True)
+TINY_MODEL = {
+    "backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
+    "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
+    "head": {"name": "CTCHead", "out_channels": 6625, "mid_channels": 16},
+}
+
+
+def test_ctc_of_uniform_softmax_is_known() -> None:
+    # T=4, C=3, target "1": 10 of the 81 equally likely paths collapse to it -> -ln(10/81) = 2.0919
+    logits = torch.zeros(1, 4, 3)
+    loss = ctc_loss(logits, torch.tensor([1]), torch.tensor([1]))
+    assert loss.item() == pytest.approx(math.log(8.1), abs=1e-4)
+    assert loss.item() == pytest.approx(2.0919, abs=1e-4)
+    # sum over the batch / N: two identical samples give the same value
+    two = ctc_loss(torch.zeros(2, 4, 3), torch.tensor([1, 2]), torch.tensor([1, 1]))
+    assert two.item() == pytest.approx(2.0919, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def synth_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    return write_synth_set(out, 24, CHARSET, lang="en+zh", seed=3)
+
+
+def test_synth_is_deterministic_and_inside_the_charset(synth_set: Path) -> None:
+    synth = Synthesizer(CHARSET, "en+zh", 32)
+    image_a, text_a = synth.sample(7, 11)
+    image_b, text_b = synth.sample(7, 11)
+    assert text_a == text_b and np.array_equal(image_a, image_b)
+    assert image_a.shape[0] == 32 and image_a.dtype == np.uint8
+    samples, rejected = read_label_file(synth_set, CHARSET)
+    assert rejected == 0 and len(samples) == 24
+    texts = [text for _, text in samples]
+    allowed = set(CHARSET.chars)
+    assert all(text and set(text) <= allowed for text in texts)
+    assert any(" " in t for t in texts) and any(any(c.islower() for c in t) for t in texts)
+    assert any(any("\u4e00" <= c <= "\u9fff" for c in t) for t in texts)  # en+zh draws Chinese lines too
+    again = write_synth_set(synth_set.parent / "again", 24, CHARSET, lang="en+zh", seed=3)
+    assert again.read_text(encoding="utf-8") == synth_set.read_text(encoding="utf-8")
+
+
+def test_label_file_rejects_text_outside_the_charset(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a.png\tfine\nb.png\tcaf\u00e9 \u20ac5\nc.png\t\n", encoding="utf-8")
+    samples, rejected = read_label_file(labels, CHARSET)
+    assert [text for _, text in samples] == ["fine"] and rejected == 2
+
+
+def _stage(labels: Path, steps: int) -> dict[str, Any]:
+    return {
+        "model": TINY_MODEL,
+        "weights": None,
+        "preprocess": {"height": 32, "width": 64},
+        "postprocess": {"charset": "ppocr_keys_v1.txt", "use_space_char": True},
+        "train": {"task": "rec", "data": {"train": [str(labels)], "eval": str(labels), "eval_limit": 6},
+                  "steps": steps, "batch_size": 3, "lr": 1e-3, "warmup_steps": 2, "eval_every": 5,
+                  "save_every": 5, "log_every": 1, "freeze_bn": True, "freeze": ["backbone.stem"]},
+        "_dir": None,
+    }
+
+
+def test_resume_is_bit_exact(synth_set: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    stage = _stage(synth_set, 10)
+    settings = TrainSettings.from_stage(stage)
+    full = train(RecTask(stage, 3), settings, tmp_path / "full", progress=False)
+    first = TrainSettings.from_stage(stage)
+    # same schedule (10 steps), stopped after 5 by a run whose steps end there, then resumed
+    half_stage = _stage(synth_set, 10)
+    half = train(RecTask(half_stage, 3), first, tmp_path / "half", progress=False, stop_at=5)
+    assert half.steps == 5
+    resumed = train(RecTask(stage, 3), settings, tmp_path / "half", resume=tmp_path / "half", progress=False)
+    assert full.steps == resumed.steps == 10 and full.samples_seen == resumed.samples_seen == 30
+    a = load_file(str(tmp_path / "full" / "checkpoints" / "step_0000010" / "model.safetensors"))
+    b = load_file(str(tmp_path / "half" / "checkpoints" / "step_0000010" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert full.last_loss == resumed.last_loss
+    frozen = "backbone.stem.conv.weight"
+    start = load_file(str(tmp_path / "full" / "checkpoints" / "step_0000005" / "model.safetensors"))
+    assert torch.equal(start[frozen], a[frozen])  # a frozen module does not move
+    assert not torch.equal(start["head.fc.1.weight"], a["head.fc.1.weight"])
+
+
+def _write_config(tmp_path: Path, labels: Path) -> Path:
+    import yaml
+
+    stage = _stage(labels, 4)
+    stage.pop("_dir")
+    stage["train"].update(eval_every=2, save_every=2)
+    path = tmp_path / "tiny_rec.yaml"
+    path.write_text(yaml.safe_dump(stage), encoding="utf-8")
+    return path
+
+
+def test_train_cli_end_to_end_and_export_loads(synth_set: Path, tmp_path: Path) -> None:
+    config = _write_config(tmp_path, synth_set)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--threads", "1", "train", str(config), "-o", str(run), "-q",
+                                       "--set", "train.lr=0.002", "--name", "tiny_en"])
+    assert result.exit_code == 0, result.output
+    assert "steps=4 samples=12" in result.output
+    manifest = json.loads((run / "export" / "tiny_en.json").read_text(encoding="utf-8"))
+    assert manifest["training"]["steps"] == 4 and manifest["training"]["samples_seen"] == 12
+    assert manifest["training"]["overrides"] == ["train.lr=0.002"]
+    data = json.loads((run / "data_manifest.json").read_text(encoding="utf-8"))
+    assert len(data["files"]) == 25  # the label file and its 24 images, each with a sha256
+    assert len((run / "log.csv").read_text(encoding="utf-8").splitlines()) == 5
+    crops = [np.full((32, 90, 3), 255, np.uint8)]
+    out = CliRunner().invoke(main, ["recognize", "--help"])
+    assert out.exit_code == 0
+    from ocrlite.predictors import TextRecognizer
+
+    recognizer = TextRecognizer.from_config(str(run / "export" / "tiny_en.yaml"))
+    assert len(recognizer(crops)) == 1 and recognizer.pre.width == 64
+
+
+def test_bad_learning_rate_is_one_line_and_exit_2(synth_set: Path, tmp_path: Path) -> None:
+    config = _write_config(tmp_path, synth_set)
+    result = CliRunner().invoke(main, ["train", str(config), "-o", str(tmp_path / "run"), "--set", "train.lr=abc"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "ocrlite: error: train.lr must be a number, got 'abc'"

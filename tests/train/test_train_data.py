@@ -1,0 +1,115 @@
+"""Training data readers: PaddleOCR det labels, ICDAR 2015 / FUNSD records, splits, manifests, crops."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ocrlite.charset import Charset
+from ocrlite.errors import ConfigError
+from ocrlite.io.images import read_image
+from ocrlite.train.data import (
+    FunsdForm,
+    TextBox,
+    box_quad,
+    export_funsd_crops,
+    holdout_split,
+    icdar2015_records,
+    load_funsd_boxes,
+    read_det_label_file,
+    write_crops,
+    write_split_manifest,
+)
+from ocrlite.weights import sha256_file
+
+
+def test_paddle_det_label_file(tmp_path: Path) -> None:
+    items = [{"transcription": "Total", "points": [[1, 2], [30, 2], [30, 12], [1, 12]]},
+             {"transcription": "###", "points": [[5, 20], [9, 20], [9, 25], [5, 25]]}]
+    (tmp_path / "labels.txt").write_text(f"imgs/a.jpg\t{json.dumps(items)}\n\nimgs/b.jpg\t[]\n", encoding="utf-8")
+    a, b = read_det_label_file(tmp_path / "labels.txt")
+    assert a.image == tmp_path / "imgs" / "a.jpg" and a.texts == ("Total", "###") and a.ignore == (False, True)
+    assert a.polygons[0].shape == (4, 2) and a.polygons[0][1].tolist() == [30, 2]
+    assert b.polygons == () and b.regions() == []
+    (tmp_path / "bad.txt").write_text("a.jpg\t[{\"points\": [[1, 2]]}]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="bad.txt:1"):
+        read_det_label_file(tmp_path / "bad.txt")
+
+
+def test_holdout_split_every_5th() -> None:
+    train, held = holdout_split(list(range(12)), 5)
+    assert held == [4, 9] and train == [0, 1, 2, 3, 5, 6, 7, 8, 10, 11]
+    assert holdout_split([1, 2], 0) == ([1, 2], [])
+
+
+def test_split_manifest_has_paths_and_hashes(tmp_path: Path) -> None:
+    files = []
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text(name, encoding="utf-8")
+        files.append(tmp_path / name)
+    paths = write_split_manifest(tmp_path, "every 5th held out", {"train": files[:1], "eval": files[1:]},
+                                 {"rejected": 3})
+    assert paths == [tmp_path / "split_train.json", tmp_path / "split_eval.json"]
+    data = json.loads((tmp_path / "split_eval.json").read_text(encoding="utf-8"))
+    assert data["rule"] == "every 5th held out" and data["rejected"] == 3 and data["split"] == "eval"
+    assert data["files"] == [{"path": str(files[1].resolve()), "sha256": sha256_file(files[1])}]
+
+
+def test_write_crops_rejects_text_outside_the_charset(tmp_path: Path) -> None:
+    image = np.full((40, 120, 3), 255, dtype=np.uint8)
+    cv2.putText(image, "ab", (5, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 2)
+    charset = Charset(list("abc"), use_space_char=True)
+    quad = box_quad(TextBox((0, 0, 59, 39), "ab"))
+    allowed = lambda text: all(ch in charset.chars for ch in text)  # noqa: E731
+    label_file, written, rejected = write_crops(
+        [(image, quad, "ab"), (image, quad, "abé"), (image, quad, "a c"), (image, quad, "")], tmp_path, allowed
+    )
+    assert (written, rejected) == (2, 2)
+    lines = label_file.read_text(encoding="utf-8").splitlines()
+    assert [line.split("\t")[1] for line in lines] == ["ab", "a c"]  # 'abé' rejected whole, not shortened
+    crop = read_image(tmp_path / lines[0].split("\t")[0])
+    assert crop.shape[:2] == (39, 59)
+
+
+@pytest.mark.data
+def test_icdar2015_records(shared_data: Path) -> None:
+    records = icdar2015_records(shared_data / "icdar2015")
+    assert len(records) == 150 and records[0].image.name == "img_1.jpg"
+    assert sum(len(r.polygons) for r in records) == 1860 and sum(sum(r.ignore) for r in records) == 1141
+    assert records[0].texts[0] == "Genaxis Theatre" and records[0].polygons[0][0].tolist() == [377, 117]
+    train, held = holdout_split(records, 5)
+    assert len(held) == 30 and not {r.image for r in train} & {r.image for r in held}
+
+
+@pytest.mark.data
+def test_funsd_lines_group_words_by_row(shared_data: Path) -> None:
+    forms = load_funsd_boxes(shared_data / "funsd")
+    assert len(forms) == 149 and isinstance(forms[0], FunsdForm)
+    assert sum(len(f.words) for f in forms) == 21888  # 22512 words less 624 with empty text
+    for form in forms[:20]:
+        for line in form.lines:
+            x0, y0, x1, y1 = line.box
+            inside = [w for w in form.words if w.box[0] >= x0 and w.box[2] <= x1 and w.box[1] >= y0 and w.box[3] <= y1]
+            assert set(line.text.split(" ")) <= {t for w in inside for t in w.text.split(" ")}
+    # 7411 entities; those spanning several rows give one line per row
+    assert sum(len(f.lines) for f in forms) == 8078
+
+
+@pytest.mark.data
+def test_export_funsd_word_crops_split_by_form(shared_data: Path, tmp_path: Path) -> None:
+    charset = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ")
+    counts = export_funsd_crops(shared_data / "funsd", tmp_path, lambda t: set(t) <= charset, "words", 2, limit=2)
+    forms = load_funsd_boxes(shared_data / "funsd")[:2]
+    assert counts["train"]["forms"] == 1 and counts["held_out"]["forms"] == 1
+    held_words = [w.text for w in forms[1].words]
+    assert counts["held_out"]["crops"] + counts["held_out"]["rejected"] == len(held_words)
+    assert counts["held_out"]["rejected"] == sum(not set(t) <= charset for t in held_words) > 0
+    lines = (tmp_path / "held_out" / "labels.txt").read_text(encoding="utf-8").splitlines()
+    assert [line.split("\t")[1] for line in lines] == [t for t in held_words if set(t) <= charset]
+    split = json.loads((tmp_path / "split_held_out.json").read_text(encoding="utf-8"))
+    assert [e["path"] for e in split["files"]] == [str(forms[1].image.resolve())]
+    assert split["counts"] == counts
