@@ -29,6 +29,11 @@ PRESETS: dict[str, Preset] = {
             "drops some spaces between English words",
         ),
         Preset(
+            "ppocr-v2-en", "ocr_ppocr_v2_en.yaml", "English, Chinese",
+            "the reference design with its PP-OCRv2 CRNN fine-tuned by ocrlite on synthetic English lines "
+            "(spaces, letter case); English documents",
+        ),
+        Preset(
             "ppocr-v3", "ocr_ppocr_v3.yaml", "Chinese, English",
             "PP-OCRv3 det + v2.0 cls + PP-OCRv3 SVTR-LCNet rec (48 px lines); keeps spaces between words",
         ),
