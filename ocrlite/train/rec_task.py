@@ -111,9 +111,9 @@ def tia_stretch(rng: np.random.Generator, image: np.ndarray, segments: int = 4) 
 def tia_perspective(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """TIA perspective: the left and right edges shrink or grow vertically by up to h/3."""
     h, w = image.shape[:2]
-    src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    src = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
     d = rng.uniform(0, h / 3, 4).astype(np.float32)
-    dst = np.float32([[0, d[0]], [w - 1, d[1]], [w - 1, h - 1 - d[2]], [0, h - 1 - d[3]]])
+    dst = np.array([[0, d[0]], [w - 1, d[1]], [w - 1, h - 1 - d[2]], [0, h - 1 - d[3]]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(src, dst)
     return cv2.warpPerspective(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
 

@@ -116,7 +116,7 @@ def run_training(
         raise ConfigError(f"{config}: no train: section")
     settings = TrainSettings.from_stage(stage)
     task = build_task(stage, settings.batch_size)
-    files = getattr(task, "files", lambda: [])()
+    files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files)
     result = train(task, settings, run_dir, device, resume, progress, config=stage)
     if not export:

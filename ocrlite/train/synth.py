@@ -361,7 +361,8 @@ class TextSource:
             return self.number(rng)
         if kind < 0.58:
             inner = self.phrase(rng, int(rng.integers(1, 4)))
-            left, right = _pick(rng, ('("', "'\"", "[]", '""', "''")) if rng.random() < 0.5 else "()"
+            pair = _pick(rng, ('("', "'\"", "[]", '""', "''")) if rng.random() < 0.5 else "()"
+            left, right = pair[0], pair[1]
             return f"{left}{inner}{right}"
         if kind < 0.65:
             mark = _pick(rng, _PUNCT)
@@ -468,8 +469,8 @@ class Synthesizer:
         pad_x = int(size * rng.uniform(0.02, 0.6))
         pad_top = int(line_h * rng.uniform(0.0, 0.3))
         pad_bottom = int(line_h * rng.uniform(0.0, 0.3))
-        w = text_w + 2 * pad_x + 2 * stroke
-        h = line_h + pad_top + pad_bottom + 2 * stroke
+        w = int(text_w + 2 * pad_x + 2 * stroke)
+        h = int(line_h + pad_top + pad_bottom + 2 * stroke)
         canvas = _background(rng, h, w, scene)
         image = Image.fromarray(canvas)
         draw = ImageDraw.Draw(image)
@@ -489,8 +490,8 @@ def _geometry(rng: np.random.Generator, image: np.ndarray, scene: bool) -> np.nd
     h, w = image.shape[:2]
     amount = 0.12 if scene else 0.03
     if rng.random() < (0.7 if scene else 0.3):
-        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-        jitter = rng.uniform(-amount, amount, (4, 2)) * np.float32([w if not scene else h, h])
+        src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+        jitter = rng.uniform(-amount, amount, (4, 2)) * np.array([w if not scene else h, h], dtype=np.float32)
         jitter[:, 0] = np.clip(jitter[:, 0], -0.5 * h, 0.5 * h)
         dst = (src + jitter).astype(np.float32)
         dst -= dst.min(axis=0)
@@ -524,7 +525,7 @@ def degrade(rng: np.random.Generator, image: np.ndarray, strength: float = 1.0) 
     if rng.random() < 0.3 * strength:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
         if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            out = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR))
     return np.ascontiguousarray(out)
 
 

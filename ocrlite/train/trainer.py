@@ -150,7 +150,7 @@ class _Log:
         if new:
             self.fields = list(row)
         with open(self.path, "a", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+            writer = csv.DictWriter(fh, fieldnames=self.fields or list(row), extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from ocrlite import OCR
-from ocrlite.evaluate import edit_distance
+from ocrlite.eval.metrics import edit_distance
 from ocrlite.weights import read_manifest, sha256_file
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "ocrlite" / "weights"
