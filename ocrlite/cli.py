@@ -495,3 +495,29 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
     else:
         out.line(format_table(rows))
     out.close()
+
+
+@main.command()
+@click.option("--config", required=True, help="Pipeline or detector stage config whose detector is pruned.")
+@click.option("--flops-target", type=float, default=0.6, show_default=True,
+              help="Fraction of the detector's MACs to keep (0 < x < 1).")
+@click.option("--criterion", type=click.Choice(["l1", "fpgm"]), default="l1", show_default=True,
+              help="Filter importance: L1 norm or FPGM.")
+@click.option("--sensitivity", type=click.Path(dir_okay=False),
+              help="Sensitivity curves JSON: read if it exists, else measured and written there.")
+@click.option("--images", type=click.Path(file_okay=False, exists=True),
+              help="Real images the sensitivity is measured on (output divergence vs the unpruned net).")
+@click.option("--sensitivity-images", type=click.IntRange(min=1), default=4, show_default=True,
+              help="How many of --images to use.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for det.safetensors/.json/.yaml, ocr.yaml and the sensitivity curves.")
+@overrides_option
+def prune(config: str, flops_target: float, criterion: str, sensitivity: str | None, images: str | None,
+          sensitivity_images: int, output: str, overrides: tuple[str, ...]) -> None:
+    """Structurally prune a DB detector's channels under a MACs target; write a loadable stage and pipeline."""
+    from ocrlite.slim.run_prune import prune_stage
+
+    result = _build(lambda: prune_stage(
+        config, Path(output), flops_target, criterion, overrides, Path(sensitivity) if sensitivity else None,
+        Path(images) if images else None, sensitivity_images))
+    click.echo(result.summary())
