@@ -1,6 +1,6 @@
 """Typed errors raised by the library; the CLI turns each into one line on stderr."""
 
-__all__ = ["OcrliteError", "ImageReadError", "ConfigError", "WeightsError"]
+__all__ = ["OcrliteError", "ImageReadError", "ConfigError", "WeightsError", "BackendError"]
 
 
 class OcrliteError(Exception):
@@ -17,3 +17,7 @@ class ConfigError(OcrliteError):
 
 class WeightsError(OcrliteError):
     """A weights file is missing, fails its checksum or does not match the net's keys."""
+
+
+class BackendError(OcrliteError):
+    """A stage's backend cannot run here (e.g. onnxruntime is not installed)."""

@@ -184,7 +184,11 @@ def ctc_greedy_decode(probs: np.ndarray, charset: Charset) -> list[CTCDecoded]:
     if probs.ndim != 3:
         raise ValueError(f"probs must be N x T x C, got shape {probs.shape}")
     best = probs.argmax(axis=2)
-    best_prob = np.take_along_axis(probs, best[:, :, None], axis=2)[:, :, 0]
+    return ctc_decode_top1(best, np.take_along_axis(probs, best[:, :, None], axis=2)[:, :, 0], charset)
+
+
+def ctc_decode_top1(best: np.ndarray, best_prob: np.ndarray, charset: Charset) -> list[CTCDecoded]:
+    """Greedy CTC decode from the best class per step and its probability (N x T each); see ``ctc_greedy_decode``."""
     keep = best != 0
     keep[:, 1:] &= best[:, 1:] != best[:, :-1]
     decoded = []

@@ -18,6 +18,7 @@ from ocrlite.postprocess import (
     CTCDecoded,
     DBPostProcess,
     classify_angles,
+    ctc_decode_top1,
     ctc_greedy_decode,
     needs_flip,
     sort_reading_order,
@@ -39,6 +40,9 @@ def _runner_and_spec(kind: str, config: str | Path | dict[str, Any] | StageSpec 
     """The stage's spec and a runner: the given one (same pre/post settings), else the spec's own."""
     spec = config if isinstance(config, StageSpec) else stage_spec(kind, config, overrides)
     return (runner if runner is not None else spec.build_runner()), spec
+
+
+_CLS_CHUNK = 64  # crops per classifier call
 
 
 def _ratio_batches(crops: Sequence[np.ndarray], batch_size: int) -> Iterator[list[int]]:
@@ -93,11 +97,15 @@ class TextClassifier:
 
     def __call__(self, crops: Sequence[np.ndarray]) -> list[tuple[int, float]]:
         """(angle, score) per crop, in input order."""
-        results: list[tuple[int, float]] = [(0, 0.0)] * len(crops)
-        for batch in _ratio_batches(crops, self.pre.batch_size):
-            inputs = line_batch([crops[i] for i in batch], self.pre.height, self.pre.width, self.pre.mean, self.pre.std)
-            for i, decision in zip(batch, classify_angles(self.runner(inputs), self.post.labels)):
-                results[i] = decision
+        if not crops:
+            return []
+        # The input size is fixed (each crop padded to pre.width), so batching cannot change a crop's
+        # result: one call for all crops, in chunks of _CLS_CHUNK to bound memory.
+        results: list[tuple[int, float]] = []
+        for start in range(0, len(crops), _CLS_CHUNK):
+            chunk = crops[start : start + _CLS_CHUNK]
+            inputs = line_batch(chunk, self.pre.height, self.pre.width, self.pre.mean, self.pre.std)
+            results += classify_angles(self.runner(inputs), self.post.labels)
         return results
 
     def should_flip(self, angle: int, score: float) -> bool:
@@ -128,9 +136,15 @@ class TextRecognizer:
             group = [crops[i] for i in batch]
             width = rec_batch_width(group, self.pre.height, self.pre.width)
             inputs = line_batch(group, self.pre.height, width, self.pre.mean, self.pre.std)
-            probs = self.runner(inputs)
-            step = width / probs.shape[1]  # input pixels per time step
-            for i, decoded in zip(batch, ctc_greedy_decode(probs, self.charset)):
+            top1 = getattr(self.runner, "top1", None)
+            if top1 is not None:  # best class + probability computed by the runner, no N x T x C array
+                best, best_prob = top1(inputs)
+                decoded_batch = ctc_decode_top1(best, best_prob, self.charset)
+            else:
+                best = self.runner(inputs)
+                decoded_batch = ctc_greedy_decode(best, self.charset)
+            step = width / best.shape[1]  # input pixels per time step
+            for i, decoded in zip(batch, decoded_batch):
                 resized = min(width, line_width(crops[i], self.pre.height))  # the crop's share of the input
                 results[i] = decoded._replace(step_width=step / resized)
         return results

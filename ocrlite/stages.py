@@ -49,7 +49,7 @@ __all__ = [
 STAGE_KINDS = ("det", "cls", "rec")
 STAGE_KEYS = ("model", "weights", "preprocess", "postprocess", "backend", "train")
 PIPELINE_KEYS = ("det", "cls", "rec", "pipeline")
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnxruntime")
 DEFAULT_PIPELINE = "ocr_ppocr_v2.yaml"
 DEFAULT_STAGE_CONFIGS = {"det": "det_ppocrv3.yaml", "cls": "cls_ppocr_mobile_v2.yaml", "rec": "rec_ppocrv2.yaml"}
 
@@ -86,11 +86,25 @@ class StageSpec:
         return net.eval()
 
     def build_runner(self, net: Any = None) -> Any:
-        """A runner for this stage's backend; ``net`` (e.g. a training net) replaces the built one."""
+        """A runner for this stage's backend; ``net`` (e.g. a training net) replaces the built one and
+        always runs on torch. The onnxruntime backend runs this stage's cached ONNX export (same weights)."""
+        softmax = self.kind != "det" and self.outputs == "logits"
+        if self.backend == "onnxruntime" and net is None:
+            import torch
+
+            from ocrlite.backends.export import cached_export
+            from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
+
+            import_onnxruntime()  # one clear line before any export when onnxruntime is missing
+            head = {"det": "raw", "cls": "probs", "rec": "top1"}[self.kind]
+            return OnnxRunner(cached_export(self, head), threads=torch.get_num_threads())
+        from ocrlite.backends.fold import fold_net
         from ocrlite.backends.torch import TorchRunner
 
-        softmax = self.kind != "det" and self.outputs == "logits"
-        return TorchRunner(self.build_net() if net is None else net, softmax=softmax)
+        if net is None:
+            net = self.build_net()
+            fold_net(net)  # our own inference copy: BatchNorm and affine layers folded into the convs
+        return TorchRunner(net, softmax=softmax)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """ONNX Runtime runner: plugs an ``.onnx`` net into the pipeline in place of a torch net.
 
-onnxruntime is an optional dependency (``pip install ocrlite[convert]``); it is imported only when
-a runner is built.
+onnxruntime is an optional dependency (``pip install "ocrlite[onnx]"``); it is imported only when
+a runner is built. ``OnnxRunner`` also runs ocrlite's own exports (``ocrlite.backends.export``); for a
+recognizer exported with the ``top1`` head it returns best classes and their probabilities (``top1``).
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OnnxRunner"]
+from ocrlite.errors import BackendError
+
+__all__ = ["OnnxRunner", "INSTALL_HINT", "import_onnxruntime"]
+
+INSTALL_HINT = 'the onnxruntime backend needs onnxruntime: pip install "ocrlite[onnx]"'
 
 
-def _import_onnxruntime() -> Any:
+def import_onnxruntime() -> Any:
+    """The onnxruntime module, or a BackendError saying how to install it."""
     try:
         import onnxruntime
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "OnnxRunner needs onnxruntime: pip install onnxruntime (or ocrlite[convert])"
-        ) from exc
+    except ImportError:
+        raise BackendError(INSTALL_HINT) from None
     return onnxruntime
 
 
@@ -32,7 +36,7 @@ class OnnxRunner:
     """
 
     def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
-        ort = _import_onnxruntime()
+        ort = import_onnxruntime()
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {model_path}")
@@ -48,10 +52,19 @@ class OnnxRunner:
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.input_name: str = self.session.get_inputs()[0].name
+        self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         inputs = {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
         return self.session.run(None, inputs)[0]
+
+    def top1(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best class and its probability per step (N x T each), from an export with the ``top1`` head."""
+        if self.output_names[:2] != ["index", "prob"]:
+            raise TypeError(f"{self.model_path.name} has no top1 outputs (index, prob)")
+        index, prob = self.session.run(
+            self.output_names[:2], {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        return index, prob
 
     def __repr__(self) -> str:
         return f"OnnxRunner({str(self.model_path)!r}, threads={self.threads})"

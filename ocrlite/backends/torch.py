@@ -48,3 +48,19 @@ class TorchRunner:
             if flushing:
                 torch.set_flush_denormal(False)
         return out.contiguous().numpy()
+
+    def top1(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best class per step and its probability (N x T each) of an N x T x C net, without the full softmax."""
+        from ocrlite.backends.export import top1
+
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        flushing = torch.set_flush_denormal(True)
+        try:
+            with torch.inference_mode():
+                index, prob = top1(self.model(x), logits=self.softmax)
+        finally:
+            if flushing:
+                torch.set_flush_denormal(False)
+        return index.numpy(), prob.numpy()

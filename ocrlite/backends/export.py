@@ -1,0 +1,129 @@
+"""Export a stage's net to ONNX (``torch.onnx.export``) and cache the file by the weights' SHA-256.
+
+The one exporter: the ``onnxruntime`` backend (``backend: onnxruntime``) runs these files, and
+``ocrlite export`` writes them. Batch, height and width stay dynamic where the net allows it (the
+detector: all three; the classifier: batch; the recognizer: batch and width). The legacy
+TorchScript exporter is used: it handles the BiLSTM and the SVTR reshapes with dynamic shapes.
+
+What the graph returns (``head``):
+
+- ``"raw"``: the net's own output (logits or probabilities, as its manifest's ``outputs`` says);
+- ``"probs"``: probabilities (a softmax on the last axis is added to a logits net);
+- ``"top1"``: two outputs for CTC decoding, the best class per step (int64 N x T) and its probability
+  (float32 N x T) -- no N x T x C tensor ever leaves the graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ocrlite.io.atomic import atomic_write_bytes
+
+__all__ = ["OPSET", "CACHE_ENV", "HEADS", "cache_dir", "export_net", "export_stage", "cached_export", "top1"]
+
+OPSET = 17
+CACHE_ENV = "OCRLITE_ONNX_CACHE"
+HEADS = ("raw", "probs", "top1")
+# Per stage kind: which input axes stay dynamic, and a small example input (N, C, H, W; H and W of
+# the classifier and the recognizer come from its preprocess settings).
+_DYNAMIC = {"det": {0: "batch", 2: "height", 3: "width"}, "cls": {0: "batch"}, "rec": {0: "batch", 3: "width"}}
+
+
+def top1(out: Tensor, logits: bool) -> tuple[Tensor, Tensor]:
+    """Best class per step and its probability, from N x T x C logits (softmax implied) or probabilities.
+
+    For logits the probability is ``1 / sum(exp(x - max))``, which is exactly the maximum of the softmax,
+    computed without materialising it.
+    """
+    best, index = out.max(dim=-1)
+    if logits:
+        best = 1.0 / torch.exp(out - best.unsqueeze(-1)).sum(dim=-1)
+    return index, best
+
+
+class _Head(nn.Module):
+    """The net followed by what ``head`` asks for (see the module docstring)."""
+
+    def __init__(self, net: nn.Module, head: str, logits: bool) -> None:
+        super().__init__()
+        self.net, self.head, self.logits = net, head, logits
+
+    def forward(self, x: Tensor) -> Any:
+        out = self.net(x)
+        if self.head == "top1":
+            return top1(out, self.logits)
+        if self.head == "probs" and self.logits:
+            return out.softmax(dim=-1)
+        return out
+
+
+def cache_dir() -> Path:
+    """Where exports are cached: ``$OCRLITE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/ocrlite/onnx`` (~/.cache)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "ocrlite" / "onnx"
+
+
+def example_input(kind: str, pre: Any) -> Tensor:
+    """A small input of the stage's layout: 2 images (64 x 96 for the detector, the line size otherwise)."""
+    if kind == "det":
+        return torch.rand(2, 3, 64, 96)
+    return torch.rand(2, 3, int(pre.height), int(pre.width))
+
+
+def export_net(net: nn.Module, path: str | Path, kind: str, example: Tensor, head: str = "raw",
+               logits: bool = False, opset: int = OPSET) -> Path:
+    """Write ``net`` (eval mode) as an ONNX file at ``path`` (atomically) and return the path."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    names = ["index", "prob"] if head == "top1" else ["out"]
+    axes: dict[str, dict[int, str]] = {"x": _DYNAMIC[kind]}
+    if kind != "det":
+        axes.update({name: {0: "batch", 1: "steps"} if kind == "rec" else {0: "batch"} for name in names})
+    wrapped = _Head(net.eval(), head, logits).eval()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic, which stays dynamic
+        staged = Path(tmp) / "net.onnx"
+        with torch.no_grad():
+            torch.onnx.export(wrapped, (example,), str(staged), input_names=["x"], output_names=names,
+                              dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+        atomic_write_bytes(path, staged.read_bytes())
+    return Path(path)
+
+
+def _key(spec: Any, head: str) -> str:
+    """Cache key: the weights' SHA-256, the net config, the head and the exporter versions."""
+    from ocrlite.weights import sha256_file
+
+    weights = spec.manifest.get("sha256") or (sha256_file(spec.weights) if spec.weights else "random")
+    text = json.dumps([weights, spec.model, head, spec.outputs, OPSET, torch.__version__], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def export_stage(spec: Any, path: str | Path, head: str = "raw", net: nn.Module | None = None) -> Path:
+    """Export a resolved ``StageSpec``'s net (built and loaded here unless ``net`` is given) to ``path``."""
+    if net is None:
+        from ocrlite.backends.fold import fold_net
+
+        net = spec.build_net()
+        fold_net(net)
+    logits = spec.kind != "det" and spec.outputs == "logits"
+    return export_net(net, path, spec.kind, example_input(spec.kind, spec.pre), head, logits)
+
+
+def cached_export(spec: Any, head: str = "raw") -> Path:
+    """The stage's ONNX file from the cache, exported first if absent (keyed by weights, config and head)."""
+    path = cache_dir() / f"{spec.kind}-{_key(spec, head)}.onnx"
+    if not path.is_file():
+        export_stage(spec, path, head)
+    return path

