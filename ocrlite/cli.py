@@ -180,7 +180,9 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
     from ocrlite.stages import command_stage
 
     _check_models(config, model)
-    fmt = _parse_formats(formats, ("json", "txt", "tsv"))[0]
+    from ocrlite.io.writers import STREAM_FORMATS
+
+    fmt = _parse_formats(formats, STREAM_FORMATS)[0]
     extra = _stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len) + _stage_overrides(
         "det.postprocess.", box_thresh=box_thresh, unclip_ratio=unclip_ratio)
     detector = _build(lambda: TextDetector.from_config(command_stage("det", config, [*extra, *overrides], model)))
@@ -381,9 +383,10 @@ def recognize(images: tuple[str, ...], config: str | None, model: str | None, us
               formats: tuple[str, ...], as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
     """Read already-cropped text lines: text and score per crop (txt: name, text, score)."""
     from ocrlite.api import OCR
+    from ocrlite.io.writers import STREAM_FORMATS
 
     _check_models(config, model)
-    fmt = "json" if as_json else _parse_formats(formats or ("txt",), ("json", "txt", "tsv"))[0]
+    fmt = "json" if as_json else _parse_formats(formats or ("txt",), STREAM_FORMATS)[0]
     stages = ("rec",) if use_cls is False else ("cls", "rec")
     engine = _build(lambda: OCR(config, overrides, model=model, use_cls=use_cls, stages=stages))
     _crop_command(images, fmt, output, engine.recognize, "text")
@@ -401,11 +404,12 @@ def classify(images: tuple[str, ...], config: str | None, model: str | None, for
              as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
     """Tell whether cropped text lines are upright (0) or upside down (180)."""
     from ocrlite.errors import ConfigError
+    from ocrlite.io.writers import STREAM_FORMATS
     from ocrlite.predictors import TextClassifier
     from ocrlite.stages import command_stage
 
     _check_models(config, model)
-    fmt = "json" if as_json else _parse_formats(formats or ("txt",), ("json", "txt", "tsv"))[0]
+    fmt = "json" if as_json else _parse_formats(formats or ("txt",), STREAM_FORMATS)[0]
 
     def build() -> TextClassifier:
         spec = command_stage("cls", config, overrides, model)

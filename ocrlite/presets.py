@@ -71,7 +71,6 @@ class PresetStatus:
 
     installed: bool
     size_mb: float
-    missing: tuple[str, ...]
 
 
 def preset_status(preset: Preset) -> PresetStatus:
@@ -91,4 +90,4 @@ def preset_status(preset: Preset) -> PresetStatus:
                 missing.append(cfg[kind]["weights"])
                 continue
             size += tensors.stat().st_size
-    return PresetStatus(not missing, round(size / 1e6, 1), tuple(missing))
+    return PresetStatus(not missing, round(size / 1e6, 1))

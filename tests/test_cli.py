@@ -190,3 +190,36 @@ def test_ocr_stdout_reads_every_page_of_pdfs_and_tiffs(tmp_path: Path) -> None:
              for r in records]
     assert pages == [("doc.pdf", 1, "HELLO42"), ("doc.pdf", 2, "PAGE2"),
                      ("scan.tif", 1, "HELLO42"), ("scan.tif", 2, "PAGE2")]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("det.postprocess.score_mode=bogus",
+     "det.postprocess.score_mode: 'bogus' is not allowed; choose one of: fast, slow"),
+    ("det.preprocess.limit_type=bogus", "det.preprocess.limit_type: 'bogus' is not allowed; choose one of: max, min"),
+    ("det.foo=1", "det: unknown key 'foo'; allowed: model, weights, preprocess, postprocess, backend, train"),
+    ("det.backend=onnxruntime", "det.backend: 'onnxruntime' is not allowed; choose one of: torch"),
+    ("rec.preprocess.batch_size=0", "rec.preprocess.batch_size: 0 is out of range; allowed: 1..4096"),
+    ("pipeline.drop_score=high", "pipeline.drop_score: expected a number, got 'high'"),
+])
+def test_bad_config_values_are_one_line_and_exit_2(override: str, message: str) -> None:
+    code, out, err = _run("ocr", str(SAMPLE), "--set", override)
+    assert (code, out) == (2, [])
+    assert err == [f"ocrlite: error: {message}"]
+
+
+def test_every_printing_command_takes_format_and_output(tmp_path: Path) -> None:
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    image = cv2.imread(str(SAMPLE))
+    cv2.imwrite(str(crops / "invoice.png"), image[95:135, 40:350])
+    code, out, _ = _run("detect", "--format", "json", str(SAMPLE))
+    assert code == 0 and len(json.loads(out[0])["boxes"]) == 4
+    code, out, _ = _run("recognize", "--format", "json", "--no-cls", str(crops))
+    assert code == 0 and json.loads(out[0])["text"] == "Invoice No. 48213"
+    target = tmp_path / "angles.tsv"
+    code, out, _ = _run("classify", "--model", "ppocr-v4", "--format", "tsv", "-o", str(target), str(crops))
+    assert (code, out) == (0, [])
+    header, row = target.read_text().splitlines()
+    assert header == "image\tangle\tscore" and row.split("\t")[:2] == [str(crops / "invoice.png"), "0"]
+    code, out, _ = _run("ocr", "--format", "tsv", str(SAMPLE))
+    assert code == 0 and out[0].split("\t")[:3] == ["image", "page", "line"] and len(out) == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
-from ocrlite.models.blocks import ConvBNAct, DepthwiseSeparable, Stride
+from ocrlite.models.blocks import ConvBNAct, DepthwiseSeparable, Stride, check_mode
 from ocrlite.registry import register
 
 __all__ = ["MobileNetV1Enhance"]
@@ -39,9 +39,11 @@ class MobileNetV1Enhance(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 3, scale: float = 0.5, last_conv_stride: int | list[int] = 1, last_pool: str = "max"
+        self, in_channels: int = 3, scale: float = 0.5, last_conv_stride: int | list[int] = 1, last_pool: str = "max",
+        mode: str = "rec",
     ) -> None:
         super().__init__()
+        check_mode(mode, ("rec",))  # a text-line backbone only; the det/cls/rec switch every backbone takes
         if last_pool not in ("max", "avg"):
             raise ConfigError(f"last_pool must be 'max' or 'avg', got {last_pool!r}")
         strides: list[Stride] = [stride for *_, stride, _ in _TABLE]  # type: ignore[misc]

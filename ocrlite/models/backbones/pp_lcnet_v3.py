@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ocrlite.models.blocks import SEModule, Stride, make_divisible
+from ocrlite.models.blocks import SEModule, Stride, check_mode, make_divisible
 from ocrlite.registry import register
 
 __all__ = ["PPLCNetV3", "LearnableAffine", "RepLayer"]
@@ -102,16 +102,16 @@ class LCNetV3Block(nn.Module):
 class PPLCNetV3(nn.Module):
     """PP-LCNetV3 at a width ``scale`` (det 0.75, rec 0.95 in PP-OCRv4 mobile).
 
-    ``det=True``: square strides; ``forward`` returns four maps at 1/4, 1/8, 1/16, 1/32, each passed
+    ``mode="det"``: square strides; ``forward`` returns four maps at 1/4, 1/8, 1/16, 1/32, each passed
     through a 1x1 conv, ``out_channels`` a list (x0.75: [12, 18, 42, 360]).
-    ``det=False``: text-line strides and a (3, 2) average pool; a 48-high input gives
+    ``mode="rec"``: text-line strides and a (3, 2) average pool; a 48-high input gives
     [N, out_channels, 1, W/8] with ``out_channels`` = 480 at x0.95.
     Stem: 3x3 stride-2 conv + BN, no activation (it is not re-parameterised in the export).
     """
 
-    def __init__(self, in_channels: int = 3, scale: float = 0.95, det: bool = False) -> None:
+    def __init__(self, in_channels: int = 3, scale: float = 0.95, mode: str = "rec") -> None:
         super().__init__()
-        self.det = det
+        self.det = check_mode(mode) == "det"
 
         def width(c: int) -> int:
             return make_divisible(c * scale, _DIVISOR)
@@ -119,11 +119,11 @@ class PPLCNetV3(nn.Module):
         stem = width(16)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem))
         stages = []
-        table: list[Any] = _DET if det else _REC
+        table: list[Any] = _DET if self.det else _REC
         for rows in table:
             stages.append(nn.Sequential(*(LCNetV3Block(width(ci), width(co), k, s, se) for k, ci, co, s, se in rows)))
         self.stages = nn.ModuleList(stages)
-        if det:
+        if self.det:
             taps = [width(rows[-1][2]) for rows in _DET[1:]]
             outs = [int(c * scale) for c in _DET_TAP_CHANNELS]
             self.tap_convs = nn.ModuleList(nn.Conv2d(ci, co, 1) for ci, co in zip(taps, outs))

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
-from ocrlite.models.blocks import ConvBNAct, SEModule
+from ocrlite.models.blocks import ConvBNAct, SEModule, check_mode
 from ocrlite.registry import register
 
 __all__ = ["RepMixerNet"]
@@ -102,8 +102,8 @@ def _stride(value: int | Sequence[int]) -> int | tuple[int, int]:
 class RepMixerNet(nn.Module):
     """Stem + ``blocks`` rows ``[in, out, stride, se]`` (stride an int or [h, w]).
 
-    ``det=True``: returns the taps (before each stride-2 block, and the last) for an FPN, ``out_channels``
-    a list. ``det=False``: a (3, 2) average pool turns a 48-high line into [N, C, 1, W/8].
+    ``mode="det"``: returns the taps (before each stride-2 block, and the last) for an FPN, ``out_channels``
+    a list. ``mode="rec"``: a (3, 2) average pool turns a 48-high line into [N, C, 1, W/8].
     """
 
     def __init__(
@@ -112,7 +112,7 @@ class RepMixerNet(nn.Module):
         stem: str = "hgnet",
         stem_channels: Sequence[int] = (24, 48),
         in_channels: int = 3,
-        det: bool = True,
+        mode: str = "det",
     ) -> None:
         super().__init__()
         if stem not in _STEMS:
@@ -120,10 +120,10 @@ class RepMixerNet(nn.Module):
         self.stem = _STEMS[stem](in_channels, *stem_channels)
         rows = [(int(cin), int(cout), _stride(s), bool(se)) for cin, cout, s, se in blocks]
         self.blocks = nn.ModuleList(MixerBlock(*row) for row in rows)
-        self.det = det
+        self.det = check_mode(mode) == "det"
         nexts = [row[2] for row in rows[1:]] + [None]
         self.taps = [i for i, s in enumerate(nexts) if s is None or s not in (1, (1, 1))]
-        if det:
+        if self.det:
             self.out_channels: list[int] | int = [rows[i][1] for i in self.taps]
         else:
             self.out_channels = rows[-1][1]
