@@ -525,3 +525,31 @@ def prune(config: str, flops_target: float, criterion: str, sensitivity: str | N
         config, Path(output), flops_target, criterion, overrides, Path(sensitivity) if sensitivity else None,
         Path(images) if images else None, sensitivity_images))
     click.echo(result.summary())
+
+
+@main.command(name="export")
+@config_option
+@model_option
+@click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="det", show_default=True,
+              help="Which stage of a pipeline config to export (a stage config names its own).")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--head", type=click.Choice(["raw", "probs"]), default="raw", show_default=True,
+              help="What the graph returns: the net's own output, or probabilities (softmax added to logits).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@overrides_option
+def export(config: str | None, model: str | None, kind: str, fmt: str, head: str, output: str,
+           overrides: tuple[str, ...]) -> None:
+    """Export a stage's net to ONNX (opset 17, dynamic batch/height/width) and check it against PyTorch."""
+    from ocrlite.slim.onnx_export import TOLERANCE, export_checked
+    from ocrlite.slim.save import config_stage_kind
+    from ocrlite.stages import command_stage
+
+    _check_models(config, model)
+    if config is not None:
+        kind = _build(lambda: config_stage_kind(config)) or kind
+    spec = _build(lambda: command_stage(kind, config, overrides, model))
+    if spec is None:
+        _fail(f"the pipeline has no {kind} stage")
+        sys.exit(2)
+    diff = _build(lambda: export_checked(spec, Path(output), head))
+    click.echo(f"{output}: {kind} exported ({fmt}, opset 17); max |ONNX - PyTorch| = {diff:.2e} (<= {TOLERANCE:g})")

@@ -19,10 +19,10 @@ from torch import nn
 from ocrlite.config import load_yaml
 from ocrlite.files import find_config
 from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
-from ocrlite.stages import DEFAULT_PIPELINE, STAGE_KINDS, load_pipeline_config, load_stage_config
+from ocrlite.stages import DEFAULT_PIPELINE, STAGE_KINDS, load_pipeline_config, load_stage_config, stage_kind
 from ocrlite.weights import sha256_file
 
-__all__ = ["is_stage_config", "raw_stage", "save_stage", "write_pipeline"]
+__all__ = ["config_stage_kind", "is_stage_config", "raw_stage", "save_stage", "write_pipeline"]
 
 _COPIED = ("preprocess", "postprocess", "backend")  # raw stage sections the slimmed config keeps
 
@@ -30,6 +30,12 @@ _COPIED = ("preprocess", "postprocess", "backend")  # raw stage sections the sli
 def is_stage_config(config: str | Path) -> bool:
     """Whether ``config`` names a single-stage config (it has ``model``) rather than a pipeline."""
     return "model" in load_yaml(find_config(config))
+
+
+def config_stage_kind(config: str | Path) -> str | None:
+    """The stage kind of a single-stage config (from its head), None for a pipeline config."""
+    raw = load_yaml(find_config(config))
+    return stage_kind(raw) if "model" in raw else None
 
 
 def raw_stage(kind: str, config: str | Path) -> dict[str, Any]:
