@@ -553,3 +553,23 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
         sys.exit(2)
     diff = _build(lambda: export_checked(spec, Path(output), head))
     click.echo(f"{output}: {kind} exported ({fmt}, opset 17); max |ONNX - PyTorch| = {diff:.2e} (<= {TOLERANCE:g})")
+
+
+@main.command()
+@click.option("--config", required=True, help="Pipeline or stage config whose stage is quantized.")
+@click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="rec", show_default=True,
+              help="Which stage of a pipeline config (a stage config names its own).")
+@click.option("--calib", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Calibration images (line crops for cls/rec, pages for det), preprocessed as at inference.")
+@click.option("--calib-count", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for <stage>.int8.onnx, <stage>.yaml and ocr.yaml.")
+@overrides_option
+def quantize(config: str, kind: str, calib: str, calib_count: int, output: str, overrides: tuple[str, ...]) -> None:
+    """Post-training int8 (onnxruntime: static QDQ convolutions, dynamic MatMul/LSTM) of one stage."""
+    from ocrlite.slim.run_quantize import quantize_config
+
+    r = _build(lambda: quantize_config(config, kind, Path(calib), Path(output), calib_count, overrides))
+    click.echo(f"{r['kind']}: int8 {r['int8']} {r['int8_bytes']:,} B = {r['int8_bytes'] / r['weights_bytes']:.1%} "
+               f"of the fp32 weights ({r['weights_bytes']:,} B; fp32 ONNX {r['fp32_bytes']:,} B)")
+    click.echo(f"  stage config {r['stage_config']}\n  pipeline     {r['pipeline_config']}")

@@ -85,3 +85,28 @@ def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path])
     atomic_write_text(path, f"# {source.name} with slimmed stages: {', '.join(replaced)}\n"
                       + yaml.safe_dump(pipeline, sort_keys=False))
     return path
+
+
+def weights_ref(weights: Path, name: str | None) -> str:
+    """How a new config names existing weights: the shipped name when that finds the same file, else the path."""
+    from ocrlite.errors import OcrliteError
+    from ocrlite.files import find_weights
+
+    if name:
+        try:
+            if find_weights(name)[0].resolve() == weights.resolve():
+                return name
+        except OcrliteError:
+            pass
+    return str(weights.resolve().with_suffix(""))
+
+
+def save_onnx_stage(out_dir: Path, kind: str, onnx_file: Path, weights: Path, manifest: dict[str, Any],
+                    raw: dict[str, Any], summary: str) -> Path:
+    """``out_dir/<kind>.yaml``: the parent stage on the onnxruntime backend running ``onnx_file``."""
+    stage = {"model": raw["model"], "weights": weights_ref(weights, manifest.get("name")),
+             **{k: raw[k] for k in ("preprocess", "postprocess") if raw.get(k) is not None},
+             "backend": "onnxruntime", "onnx": onnx_file.name}
+    path = out_dir / f"{kind}.yaml"
+    atomic_write_text(path, f"# {summary}\n" + yaml.safe_dump(stage, sort_keys=False))
+    return path
