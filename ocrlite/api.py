@@ -15,7 +15,7 @@ from ocrlite.postprocess import ctc_word_boxes
 from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer
 from ocrlite.preprocess import crop_quad
 from ocrlite.results import PageResult, TextBox, TextLine
-from ocrlite.stages import STAGE_KINDS, pipeline_spec
+from ocrlite.stages import STAGE_KINDS, pipeline_spec, with_backend
 
 __all__ = ["OCR"]
 
@@ -41,10 +41,12 @@ class OCR:
         use_cls: bool | None = None,
         drop_score: float | None = None,
         stages: Collection[str] = STAGE_KINDS,
+        backend: str | None = None,
     ) -> None:
-        """``stages``: the nets to load (e.g. ``("cls", "rec")`` to only read crops); all are validated."""
+        """``stages``: the nets to load (e.g. ``("cls", "rec")`` to only read crops); all are validated.
+        ``backend`` (e.g. "onnxruntime") replaces every stage's ``backend:`` setting."""
         switches = _optional(use_cls=use_cls, drop_score=drop_score)
-        spec = pipeline_spec(config, [*overrides, *switches], model=model)
+        spec = with_backend(pipeline_spec(config, [*overrides, *switches], model=model), backend)
         self.spec = spec
         self.settings = spec.settings
         self._detector = TextDetector.from_config(spec.det, runner=det_runner) if "det" in stages else None

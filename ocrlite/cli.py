@@ -272,11 +272,15 @@ cls_option = click.option(
 @click.option("--rec-batch", type=click.IntRange(min=1), help="Text lines per recognition batch.")
 @click.option("--det-limit-side-len", type=int, help="Side limit for the detector input (default 960).")
 @click.option("--box-thresh", type=float, help="Minimum mean probability of a box (default 0.6).")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]),
+              help="Run every net on this backend (default: each stage's backend: key, torch). onnxruntime "
+                   "runs our own exports of the same weights, cached (pip install \"ocrlite[onnx]\").")
 @overrides_option
 def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...], output: str | None,
         files_from: Any, glob: str | None, dpi: float, workers: int, overwrite: bool, quiet: bool,
         draw: str | None, use_cls: bool | None, drop_score: float | None, rec_batch: int | None,
-        det_limit_side_len: int | None, box_thresh: float | None, overrides: tuple[str, ...]) -> None:
+        det_limit_side_len: int | None, box_thresh: float | None, backend: str | None,
+        overrides: tuple[str, ...]) -> None:
     """Read the text of images and PDFs: JSON lines, text or tsv on stdout, or files with -o DIR."""
     from ocrlite.io.writers import FORMATS, STREAM_FORMATS
 
@@ -287,7 +291,7 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
              + _stage_overrides("det.postprocess.", box_thresh=box_thresh)
              + _stage_overrides("rec.preprocess.", batch_size=rec_batch))
     engine_args = {"config": config, "model": model, "overrides": (*extra, *overrides),
-                   "use_cls": use_cls, "drop_score": drop_score}
+                   "use_cls": use_cls, "drop_score": drop_score, "backend": backend}
     if output is not None:
         if draw:
             raise click.UsageError("--draw is for stdout mode; it cannot be combined with -o")

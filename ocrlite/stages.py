@@ -10,6 +10,7 @@ from (see ``ocrlite.settings`` for the precedence) and a bad value fails once, b
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
     "stage_kind",
     "resolve_stage",
     "pipeline_spec",
+    "with_backend",
     "load_stage_config",
     "load_pipeline_config",
 ]
@@ -256,6 +258,17 @@ def pipeline_spec(
     det, rec = stages["det"], stages["rec"]
     assert det is not None and rec is not None  # load_pipeline_config requires both
     return PipelineSpec(settings, det, stages["cls"], rec)
+
+
+def with_backend(spec: PipelineSpec, backend: str | None) -> PipelineSpec:
+    """``spec`` with every stage on ``backend`` (None: unchanged); an unknown backend is a ConfigError."""
+    if backend is None:
+        return spec
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
+    return dataclasses.replace(
+        spec, det=dataclasses.replace(spec.det, backend=backend), rec=dataclasses.replace(spec.rec, backend=backend),
+        cls=None if spec.cls is None else dataclasses.replace(spec.cls, backend=backend))
 
 
 def command_stage(

@@ -10,7 +10,7 @@ What the graph returns (``head``):
 - ``"raw"``: the net's own output (logits or probabilities, as its manifest's ``outputs`` says);
 - ``"probs"``: probabilities (a softmax on the last axis is added to a logits net);
 - ``"top1"``: two outputs for CTC decoding, the best class per step (int64 N x T) and its probability
-  (float32 N x T) -- no N x T x C tensor ever leaves the graph.
+  (float32 N x T, at the steps CTC keeps; see ``top1``) -- no N x T x C tensor ever leaves the graph.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = ["OPSET", "CACHE_ENV", "HEADS", "cache_dir", "export_net", "export_sta
 OPSET = 17
 CACHE_ENV = "OCRLITE_ONNX_CACHE"
 HEADS = ("raw", "probs", "top1")
+_FORMAT = 2  # part of the cache key: bump when what an export contains changes
 # Per stage kind: which input axes stay dynamic, and a small example input (N, C, H, W; H and W of
 # the classifier and the recognizer come from its preprocess settings).
 _DYNAMIC = {"det": {0: "batch", 2: "height", 3: "width"}, "cls": {0: "batch"}, "rec": {0: "batch", 3: "width"}}
@@ -41,13 +42,20 @@ _DYNAMIC = {"det": {0: "batch", 2: "height", 3: "width"}, "cls": {0: "batch"}, "
 def top1(out: Tensor, logits: bool) -> tuple[Tensor, Tensor]:
     """Best class per step and its probability, from N x T x C logits (softmax implied) or probabilities.
 
-    For logits the probability is ``1 / sum(exp(x - max))``, which is exactly the maximum of the softmax,
-    computed without materialising it.
+    From logits the probability is ``1 / sum(exp(x - max))`` -- exactly the softmax's maximum, without the
+    softmax -- and only at the steps greedy CTC decoding keeps (a non-blank class that differs from the
+    previous step's); the other steps get 0, as the decoder never reads them.
     """
     best, index = out.max(dim=-1)
-    if logits:
-        best = 1.0 / torch.exp(out - best.unsqueeze(-1)).sum(dim=-1)
-    return index, best
+    if not logits:
+        return index, best
+    changed = torch.cat([torch.ones_like(index[:, :1], dtype=torch.bool), index[:, 1:] != index[:, :-1]], dim=1)
+    keep = (index != 0) & changed
+    rows = keep.reshape(-1).nonzero().squeeze(1)
+    picked = out.reshape(-1, out.shape[-1]).index_select(0, rows)
+    peak = best.reshape(-1).index_select(0, rows)
+    probs = 1.0 / torch.exp(picked - peak.unsqueeze(-1)).sum(dim=-1)
+    return index, torch.zeros_like(best.reshape(-1)).scatter(0, rows, probs).reshape(best.shape)
 
 
 class _Head(nn.Module):
@@ -106,7 +114,7 @@ def _key(spec: Any, head: str) -> str:
     from ocrlite.weights import sha256_file
 
     weights = spec.manifest.get("sha256") or (sha256_file(spec.weights) if spec.weights else "random")
-    text = json.dumps([weights, spec.model, head, spec.outputs, OPSET, torch.__version__], sort_keys=True)
+    text = json.dumps([weights, spec.model, head, spec.outputs, OPSET, _FORMAT, torch.__version__], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

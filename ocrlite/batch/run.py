@@ -41,11 +41,13 @@ class EngineSpec:
     overrides: tuple[str, ...] = ()
     use_cls: bool | None = None
     drop_score: float | None = None
+    backend: str | None = None
 
     def build(self) -> Any:
         from ocrlite.api import OCR
 
-        return OCR(self.config, self.overrides, model=self.model, use_cls=self.use_cls, drop_score=self.drop_score)
+        return OCR(self.config, self.overrides, model=self.model, use_cls=self.use_cls, drop_score=self.drop_score,
+                   backend=self.backend)
 
 
 @dataclass(frozen=True)
