@@ -5,6 +5,7 @@ Every shipped net's export is checked within 1e-4 in tests/backends/test_export.
 
 from __future__ import annotations
 
+import onnx
 import pytest
 import torch
 from click.testing import CliRunner
