@@ -21,7 +21,7 @@ def quantize_config(config: str, kind: str, calib: Path, out_dir: Path, count: i
     if spec is None or spec.weights is None:
         raise ConfigError(f"{config}: no {kind} stage with weights to quantize")
     result = quantize_stage(spec, calib, out_dir, count)
-    summary = f"int8 {kind} by ocrlite quantize (static QDQ convs + dynamic MatMul/LSTM), {count} calibration images"
+    summary = f"int8 {kind} by ocrlite quantize (int8 conv weights + dynamic int8 MatMul/LSTM)"
     stage = save_onnx_stage(out_dir, kind, result["int8"], spec.weights, spec.manifest, raw_stage(kind, config),
                             summary)
     result.update(kind=kind, stage_config=stage, pipeline_config=write_pipeline(out_dir, config, {kind: stage}),
