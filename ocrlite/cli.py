@@ -582,3 +582,78 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
     else:
         out.line(format_table(rows))
     out.close()
+
+
+@main.command()
+@click.option("--config", required=True, help="Pipeline or detector stage config whose detector is pruned.")
+@click.option("--flops-target", type=float, default=0.6, show_default=True,
+              help="Fraction of the detector's MACs to keep (0 < x < 1).")
+@click.option("--criterion", type=click.Choice(["l1", "fpgm"]), default="l1", show_default=True,
+              help="Filter importance: L1 norm or FPGM.")
+@click.option("--sensitivity", type=click.Path(dir_okay=False),
+              help="Sensitivity curves JSON: read if it exists, else measured and written there.")
+@click.option("--images", type=click.Path(file_okay=False, exists=True),
+              help="Real images the sensitivity is measured on (output divergence vs the unpruned net).")
+@click.option("--sensitivity-images", type=click.IntRange(min=1), default=4, show_default=True,
+              help="How many of --images to use.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for det.safetensors/.json/.yaml, ocr.yaml and the sensitivity curves.")
+@overrides_option
+def prune(config: str, flops_target: float, criterion: str, sensitivity: str | None, images: str | None,
+          sensitivity_images: int, output: str, overrides: tuple[str, ...]) -> None:
+    """Structurally prune a DB detector's channels under a MACs target; write a loadable stage and pipeline."""
+    from ocrlite.slim.run_prune import prune_stage
+
+    result = _build(lambda: prune_stage(
+        config, Path(output), flops_target, criterion, overrides, Path(sensitivity) if sensitivity else None,
+        Path(images) if images else None, sensitivity_images))
+    click.echo(result.summary())
+
+
+@main.command(name="export")
+@config_option
+@model_option
+@click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="det", show_default=True,
+              help="Which stage of a pipeline config to export (a stage config names its own).")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--head", type=click.Choice(["raw", "probs"]), default="raw", show_default=True,
+              help="What the graph returns: the net's own output, or probabilities (softmax added to logits).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@overrides_option
+def export(config: str | None, model: str | None, kind: str, fmt: str, head: str, output: str,
+           overrides: tuple[str, ...]) -> None:
+    """Export a stage's net to ONNX (opset 17, dynamic batch/height/width) and check it against PyTorch."""
+    from ocrlite.slim.onnx_export import TOLERANCE, export_checked
+    from ocrlite.slim.save import config_stage_kind
+    from ocrlite.stages import command_stage
+
+    _check_models(config, model)
+    if config is not None:
+        kind = _build(lambda: config_stage_kind(config)) or kind
+    spec = _build(lambda: command_stage(kind, config, overrides, model))
+    if spec is None:
+        _fail(f"the pipeline has no {kind} stage")
+        sys.exit(2)
+    diff = _build(lambda: export_checked(spec, Path(output), head))
+    click.echo(f"{output}: {kind} exported ({fmt}, opset 17); max |ONNX - PyTorch| = {diff:.2e} (<= {TOLERANCE:g})")
+
+
+@main.command()
+@click.option("--config", required=True, help="Pipeline or stage config whose stage is quantized.")
+@click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="rec", show_default=True,
+              help="Which stage of a pipeline config (a stage config names its own).")
+@click.option("--calib", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Check images (line crops for cls/rec, pages for det): int8 vs fp32 agreement is measured on them.")
+@click.option("--calib-count", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for <stage>.int8.onnx, <stage>.yaml and ocr.yaml.")
+@overrides_option
+def quantize(config: str, kind: str, calib: str, calib_count: int, output: str, overrides: tuple[str, ...]) -> None:
+    """Post-training int8 for onnxruntime: dynamic int8 MatMul/LSTM, int8 conv weights; checked on --calib images."""
+    from ocrlite.slim.run_quantize import quantize_config
+
+    r = _build(lambda: quantize_config(config, kind, Path(calib), Path(output), calib_count, overrides))
+    click.echo(f"{r['kind']}: int8 {r['int8']} {r['int8_bytes']:,} B = {r['int8_bytes'] / r['weights_bytes']:.1%} "
+               f"of the fp32 weights ({r['weights_bytes']:,} B; fp32 ONNX {r['fp32_bytes']:,} B)")
+    click.echo(f"  agreement with fp32 on {calib_count} --calib images: {r['agreement']:.2%}")
+    click.echo(f"  stage config {r['stage_config']}\n  pipeline     {r['pipeline_config']}")

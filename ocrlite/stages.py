@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 STAGE_KINDS = ("det", "cls", "rec")
-STAGE_KEYS = ("model", "weights", "preprocess", "postprocess", "backend", "train")
+STAGE_KEYS = ("model", "weights", "preprocess", "postprocess", "backend", "train", "onnx")
 PIPELINE_KEYS = ("det", "cls", "rec", "pipeline")
 BACKENDS = ("torch", "onnxruntime")
 DEFAULT_PIPELINE = "ocr_ppocr_v2.yaml"
@@ -82,6 +82,7 @@ class StageSpec:
     outputs: str  # "logits" or "probabilities"
     train: dict[str, Any]
     config_dir: Path | None
+    onnx: Path | None = None  # a given ONNX file (e.g. int8 from ``ocrlite quantize``) for the onnxruntime backend
 
     def build_net(self, load_weights: bool = True) -> Any:
         """The stage's ``nn.Module`` in eval mode, with its weights loaded strictly (unless told not to)."""
@@ -105,7 +106,8 @@ class StageSpec:
 
             import_onnxruntime()  # one clear line before any export when onnxruntime is missing
             head = {"det": "raw", "cls": "probs", "rec": "top1"}[self.kind]
-            return OnnxRunner(cached_export(self, head), threads=torch.get_num_threads())
+            path = self.onnx if self.onnx is not None else cached_export(self, head)
+            return OnnxRunner(path, threads=torch.get_num_threads())
         from ocrlite.backends.fold import fold_net
         from ocrlite.backends.torch import TorchRunner
 
@@ -199,7 +201,21 @@ def resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
         model = _with_class_count(model, len(charset), where)
     outputs = manifest.get("outputs", _DEFAULT_OUTPUTS[kind])
     return StageSpec(kind, model, weights, manifest, pre, post, charset, backend, outputs,
-                     _section(stage, "train", where), config_dir)
+                     _section(stage, "train", where), config_dir, _onnx_file(stage, backend, config_dir, where))
+
+
+def _onnx_file(stage: dict[str, Any], backend: str, config_dir: Path | None, where: str) -> Path | None:
+    """The stage's own ONNX file (``onnx:``, beside the config unless absolute); only with the onnxruntime backend."""
+    name = stage.get("onnx")
+    if name is None:
+        return None
+    if backend != "onnxruntime":
+        raise ConfigError(f"{where}.onnx: a given ONNX file needs backend: onnxruntime (got {backend!r})")
+    path = Path(str(name))
+    path = path if path.is_absolute() or config_dir is None else config_dir / path
+    if not path.is_file():
+        raise ConfigError(f"{where}.onnx: file not found: {path}")
+    return path
 
 
 _HEAD_KINDS = {"DBHead": "det", "FusedDBHead": "det", "ClsHead": "cls", "CTCHead": "rec",

@@ -123,14 +123,17 @@ class SEModule(nn.Module):
     ``gate`` is "hard_sigmoid_0.2" (PaddleOCR det/cls: clamp(0.2x + 0.5)) or "hardsigmoid" (rec: relu6(x+3)/6).
     """
 
-    def __init__(self, channels: int, reduction: int = 4, gate: str = "hard_sigmoid_0.2") -> None:
+    def __init__(
+        self, channels: int, reduction: int = 4, gate: str = "hard_sigmoid_0.2", mid_channels: int | None = None
+    ) -> None:
         super().__init__()
         if gate not in _GATES:
             raise ConfigError(f"unknown SE gate {gate!r}; choose one of {sorted(_GATES)}")
+        mid = channels // reduction if mid_channels is None else mid_channels  # explicit after channel pruning
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.conv1 = nn.Conv2d(channels, channels // reduction, 1)
+        self.conv1 = nn.Conv2d(channels, mid, 1)
         self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(channels // reduction, channels, 1)
+        self.conv2 = nn.Conv2d(mid, channels, 1)
         self.gate = _GATES[gate]()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -155,13 +158,14 @@ class ResidualUnit(nn.Module):
         act: str,
         se_gate: str = "hard_sigmoid_0.2",
         expand: bool = True,
+        se_channels: int | None = None,
     ) -> None:
         super().__init__()
         if not expand and mid_channels != in_channels:
             raise ConfigError(f"ResidualUnit without expansion needs mid == in ({mid_channels} != {in_channels})")
         self.expand = ConvBNAct(in_channels, mid_channels, 1, act=act) if expand else nn.Identity()
         self.dw = ConvBNAct(mid_channels, mid_channels, kernel_size, stride, groups=mid_channels, act=act)
-        self.se = SEModule(mid_channels, gate=se_gate) if use_se else nn.Identity()
+        self.se = SEModule(mid_channels, gate=se_gate, mid_channels=se_channels) if use_se else nn.Identity()
         self.linear = ConvBNAct(mid_channels, out_channels, 1, act=None)
         self.use_shortcut = stride in (1, (1, 1)) and in_channels == out_channels
 

@@ -9,6 +9,8 @@ stride 1 and the others at (2, 1), so a 32-high line leaves [N, C, 1, W/4] after
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
@@ -59,6 +61,10 @@ class MobileNetV3(nn.Module):
     ``out_channels`` is a list (large x0.5: [16, 24, 56, 480]).
     cls: ``forward`` returns one [N, C, H/32, W/8] map after a 2x2 max pool; ``out_channels`` is an int.
     rec: as cls but [N, C, H/32, W/4] (see the module docstring).
+
+    ``widths`` (written by ``ocrlite prune``) gives explicit channel counts instead of the scaled table:
+    ``{"mid": [expansion channels of each block], "last": channels of the last 1x1 conv}``; SE layers keep
+    the reduction width of the unpruned net.
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class MobileNetV3(nn.Module):
         scale: float = 0.5,
         disable_se: bool = False,
         mode: str = "det",
+        widths: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if model_name not in _TABLES:
@@ -76,6 +83,8 @@ class MobileNetV3(nn.Module):
             raise ConfigError(f"mode must be one of det, cls, rec; got {mode!r}")
         self.mode = mode
         table, last_channels = _TABLES[model_name]
+        mids, last = _widths(widths, [make_divisible(scale * row[1]) for row in table],
+                             make_divisible(scale * last_channels))
         channels = make_divisible(16 * scale)
         self.stem = ConvBNAct(in_channels, channels, 3, 2, act="hardswish")
         blocks: list[nn.Module] = []
@@ -89,19 +98,21 @@ class MobileNetV3(nn.Module):
             if mode == "rec" and stride == 2 and not any(row[5] == 2 for row in table[:i]):
                 block_stride = 1
             out_channels = make_divisible(scale * out)
+            se_channels = make_divisible(scale * exp) // 4
             blocks.append(
                 ResidualUnit(
-                    channels, make_divisible(scale * exp), out_channels, k, block_stride, se and not disable_se, act
+                    channels, mids[i], out_channels, k, block_stride, se and not disable_se, act,
+                    se_channels=se_channels,
                 )
             )
             channels = out_channels
         self.blocks = nn.ModuleList(blocks)
-        self.last_conv = ConvBNAct(channels, make_divisible(scale * last_channels), 1, act="hardswish")
+        self.last_conv = ConvBNAct(channels, last, 1, act="hardswish")
         if mode == "det":
-            self.out_channels: list[int] | int = [*tap_channels, make_divisible(scale * last_channels)]
+            self.out_channels: list[int] | int = [*tap_channels, last]
         else:
             self.pool = nn.MaxPool2d(2, 2)
-            self.out_channels = make_divisible(scale * last_channels)
+            self.out_channels = last
 
     def forward(self, x: Tensor) -> list[Tensor] | Tensor:
         x = self.stem(x)
@@ -114,3 +125,19 @@ class MobileNetV3(nn.Module):
         if self.mode != "det":
             return self.pool(x)
         return [*features, x]
+
+
+def _widths(widths: dict[str, Any] | None, mids: list[int], last: int) -> tuple[list[int], int]:
+    """Explicit (pruned) expansion widths per block and the last conv's width, checked; else the table's."""
+    if widths is None:
+        return mids, last
+    unknown = sorted(set(widths) - {"mid", "last"})
+    if unknown:
+        raise ConfigError(f"widths: unknown key {unknown[0]!r}; allowed: mid, last")
+    given = list(widths.get("mid", mids))
+    if len(given) != len(mids) or not all(isinstance(c, int) and c > 0 for c in given):
+        raise ConfigError(f"widths.mid: expected {len(mids)} positive integers, got {given!r}")
+    last = widths.get("last", last)
+    if not isinstance(last, int) or last <= 0:
+        raise ConfigError(f"widths.last: expected a positive integer, got {last!r}")
+    return given, last

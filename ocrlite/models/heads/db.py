@@ -14,8 +14,7 @@ __all__ = ["DBHead", "FusedDBHead"]
 class _DBBranch(nn.Sequential):
     """3x3 conv-BN-ReLU to C/4, two 2x2 stride-2 transposed convs (x4 upsampling), sigmoid -> [N, 1, H, W]."""
 
-    def __init__(self, in_channels: int) -> None:
-        mid = in_channels // 4
+    def __init__(self, in_channels: int, mid: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, mid, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(mid)
@@ -35,11 +34,14 @@ class DBHead(nn.Module):
     [P, T, 1 / (1 + exp(-k (P - T)))] stacked on the channel axis ([N, 3, H, W]).
     """
 
-    def __init__(self, in_channels: int, k: float = 50, with_threshold: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, k: float = 50, with_threshold: bool = False, mid_channels: int | None = None
+    ) -> None:
         super().__init__()
         self.k = k
-        self.binarize = _DBBranch(in_channels)
-        self.thresh = _DBBranch(in_channels) if with_threshold else None
+        mid = in_channels // 4 if mid_channels is None else mid_channels  # explicit once the neck is pruned
+        self.binarize = _DBBranch(in_channels, mid)
+        self.thresh = _DBBranch(in_channels, mid) if with_threshold else None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.binarize(x)

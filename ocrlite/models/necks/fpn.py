@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ocrlite.errors import ConfigError
 from ocrlite.models.blocks import SEModule
 from ocrlite.registry import register
 
@@ -17,10 +18,12 @@ __all__ = ["RSEFPN", "DBFPN", "DWRSEFPN", "RSELayer"]
 class RSELayer(nn.Module):
     """Conv (no bias) followed by SE (slope 0.2); with ``shortcut`` the output is ``y + se(y)``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, shortcut: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, shortcut: bool, se_channels: int | None = None
+    ) -> None:
         super().__init__()
         self.in_conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
-        self.se = SEModule(out_channels)
+        self.se = SEModule(out_channels, mid_channels=se_channels)
         self.shortcut = shortcut
 
     def forward(self, x: Tensor) -> Tensor:
@@ -61,10 +64,41 @@ class _FPN(nn.Module):
 
 @register("neck")
 class RSEFPN(_FPN):
-    """PP-OCRv3 DB neck: every conv is followed by an SE layer (residual when ``shortcut``)."""
+    """PP-OCRv3 DB neck: every conv is followed by an SE layer (residual when ``shortcut``).
 
-    def __init__(self, in_channels: list[int], out_channels: int = 96, shortcut: bool = True) -> None:
+    ``widths`` (written by ``ocrlite prune``): ``{"lateral": C, "outputs": [c0, c1, c2, c3]}`` replaces
+    ``out_channels`` and ``out_channels // 4`` per level; SE layers keep the unpruned reduction widths.
+    """
+
+    def __init__(
+        self, in_channels: list[int], out_channels: int = 96, shortcut: bool = True,
+        widths: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(in_channels, out_channels, RSELayer, shortcut)
+        if widths is None:
+            return
+        lateral, outputs = _fpn_widths(widths, out_channels, len(in_channels))
+        self.ins_conv = nn.ModuleList(
+            RSELayer(c, lateral, 1, shortcut, se_channels=out_channels // 4) for c in in_channels
+        )
+        self.inp_conv = nn.ModuleList(
+            RSELayer(lateral, c, 3, shortcut, se_channels=out_channels // 16) for c in outputs
+        )
+        self.out_channels = sum(outputs)
+
+
+def _fpn_widths(widths: dict[str, Any], out_channels: int, levels: int) -> tuple[int, list[int]]:
+    """Checked explicit (pruned) lateral width and per-level output widths."""
+    unknown = sorted(set(widths) - {"lateral", "outputs"})
+    if unknown:
+        raise ConfigError(f"widths: unknown key {unknown[0]!r}; allowed: lateral, outputs")
+    lateral = widths.get("lateral", out_channels)
+    outputs = list(widths.get("outputs", [out_channels // 4] * levels))
+    if not isinstance(lateral, int) or lateral <= 0:
+        raise ConfigError(f"widths.lateral: expected a positive integer, got {lateral!r}")
+    if len(outputs) != levels or not all(isinstance(c, int) and c > 0 for c in outputs):
+        raise ConfigError(f"widths.outputs: expected {levels} positive integers, got {outputs!r}")
+    return lateral, outputs
 
 
 @register("neck")

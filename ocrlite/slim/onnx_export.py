@@ -1,0 +1,98 @@
+"""``ocrlite export``: a stage's net to ONNX through the one exporter (``ocrlite.backends.export``), then checked.
+
+The check runs the file with onnxruntime on an input of a *different* size than the export's example
+(other batch, and other height/width where those axes are dynamic) and compares its probabilities with
+the unfolded PyTorch net's; a difference above ``tolerance`` is an ExportError (a broken export never passes).
+The detector's check input is rendered text (random noise gives an all-zero probability map, which would
+hide a wrong graph). onnxruntime runs the file with its basic graph optimisations only: the extended
+fusions (attention, LayerNorm, GELU) reorder float arithmetic and move SVTR logits by up to ~6e-4 while
+the graph itself is exact, and this check is about the graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ocrlite.backends.export import OPSET, export_stage
+from ocrlite.backends.onnxruntime import import_onnxruntime
+from ocrlite.errors import OcrliteError
+from ocrlite.preprocess import normalize
+from ocrlite.stages import StageSpec
+
+__all__ = ["ExportError", "TOLERANCE", "check_input", "parity", "check_parity", "export_checked"]
+
+TOLERANCE = 1e-4
+
+
+class ExportError(OcrliteError):
+    """The exported ONNX file does not compute what the PyTorch net computes."""
+
+
+def _text_pages(spec: StageSpec, count: int, height: int, width: int) -> np.ndarray:
+    """``count`` normalised white pages with black text at different sizes (the detector's check input)."""
+    pages = []
+    for i in range(count):
+        page = np.full((height, width, 3), 255, np.uint8)
+        for row in range(3):
+            cv2.putText(page, f"ocr {i}{row} 2026", (4 + 6 * i, 24 + 30 * row), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.5 + 0.2 * row, (0, 0, 0), 1 + row % 2)
+        pages.append(normalize(page, spec.pre.mean, spec.pre.std))
+    return np.stack(pages)
+
+
+def check_input(spec: StageSpec, seed: int = 0) -> np.ndarray:
+    """An input unlike the export example: batch 3; detector 96 x 160 text pages, lines 2 x wide (noise)."""
+    if spec.kind == "det":
+        return _text_pages(spec, 3, 96, 160)
+    width = int(spec.pre.width) * (2 if spec.kind == "rec" else 1)
+    return np.random.default_rng(seed).standard_normal((3, 3, int(spec.pre.height), width)).astype(np.float32)
+
+
+def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {session.get_inputs()[0].name: x})[0])
+
+
+def _probabilities(out: np.ndarray, logits: bool) -> np.ndarray:
+    if not logits:
+        return out
+    shifted = np.exp(out - out.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def parity(spec: StageSpec, path: Path, head: str = "raw") -> float:
+    """Largest absolute difference of the probabilities from the ONNX file and from the stage's PyTorch net.
+
+    Probabilities are what the pipeline consumes (a logits net's runner applies the softmax); logits of
+    magnitude ~15 differ by ~1e-4 from float rounding alone, which says nothing about the graph.
+    """
+    x = check_input(spec)
+    logits = spec.kind != "det" and spec.outputs == "logits"
+    with torch.no_grad():
+        expected = _probabilities(spec.build_net()(torch.from_numpy(x)).numpy(), logits)
+    got = _probabilities(_run_onnx(path, x), logits and head == "raw")
+    if got.shape != expected.shape:
+        raise ExportError(f"{path.name}: output shape {got.shape} != PyTorch's {expected.shape}")
+    return float(np.abs(got - expected).max())
+
+
+def check_parity(spec: StageSpec, path: Path, head: str = "raw", tolerance: float = TOLERANCE) -> float:
+    """The max difference of ``parity``; an ExportError when it exceeds ``tolerance``."""
+    diff = parity(spec, path, head)
+    if not diff <= tolerance:
+        raise ExportError(f"{path.name}: ONNX differs from PyTorch by {diff:.3g} (> {tolerance:g}, opset {OPSET})")
+    return diff
+
+
+def export_checked(spec: StageSpec, path: Path, head: str = "raw", tolerance: float = TOLERANCE) -> float:
+    """Export ``spec``'s net to ``path`` (opset OPSET, dynamic axes) and return the checked max difference."""
+    export_stage(spec, path, head)
+    return check_parity(spec, path, head, tolerance)

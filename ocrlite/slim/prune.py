@@ -1,0 +1,116 @@
+"""Structural channel pruning with Torch-Pruning's dependency graph, under a MACs target.
+
+Channels are really removed (smaller conv weights, smaller files), never masked. Per-group ratios come
+from sensitivity curves the way PaddleOCR's slim recipe does it: one loss threshold ``tau`` is shared by
+all groups, each group takes the largest ratio whose measured loss stays below ``tau``, and ``tau`` is
+bisected until the pruned net's counted MACs meet the target.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from ocrlite.errors import ConfigError
+from ocrlite.profile import count_macs
+from ocrlite.slim.groups import prunable_roots
+
+__all__ = ["CRITERIA", "importance", "prune_net", "ratio_at", "allocate"]
+
+CRITERIA = ("l1", "fpgm")
+ROUND_TO = 8  # kept channel counts are multiples of 8 (SIMD-friendly); a group of <= 8 channels is never pruned
+
+
+def _tp() -> Any:
+    try:
+        import torch_pruning
+    except ImportError as exc:
+        raise ConfigError("pruning needs Torch-Pruning: pip install 'ocrlite[slim]'") from exc
+    return torch_pruning
+
+
+def importance(criterion: str) -> Callable[[Any], Tensor]:
+    """Torch-Pruning's group importance: L1 filter norm or FPGM (distance to the geometric median)."""
+    tp = _tp()
+    if criterion == "l1":
+        return tp.importance.GroupMagnitudeImportance(p=1)
+    if criterion == "fpgm":
+        return tp.importance.FPGMImportance(p=2)
+    raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+
+
+def kept_channels(channels: int, ratio: float) -> int:
+    """Channels left after removing ``ratio`` of ``channels``, rounded to ROUND_TO (at least ROUND_TO)."""
+    if channels <= ROUND_TO:
+        return channels
+    keep = round(channels * (1.0 - ratio) / ROUND_TO) * ROUND_TO
+    return int(min(channels, max(ROUND_TO, keep)))
+
+
+def prune_net(net: nn.Module, ratios: dict[str, float], criterion: str, example: Tensor) -> nn.Module:
+    """A pruned deep copy of ``net``: each named group loses ``ratio`` of its channels (lowest importance first)."""
+    tp = _tp()
+    pruned = copy.deepcopy(net).eval()
+    roots = prunable_roots(pruned)
+    unknown = sorted(set(ratios) - set(roots))
+    if unknown:
+        raise ConfigError(f"unknown prunable group {unknown[0]!r}; groups: {', '.join(roots)}")
+    graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
+    score = importance(criterion)
+    for name, ratio in ratios.items():
+        root = roots[name]
+        channels = int(root.out_channels)
+        remove = channels - kept_channels(channels, ratio)
+        if remove <= 0:
+            continue
+        group = graph.get_pruning_group(root, tp.prune_conv_out_channels, idxs=list(range(channels)))
+        with torch.no_grad():
+            order = torch.argsort(score(group)).tolist()
+        graph.get_pruning_group(root, tp.prune_conv_out_channels, idxs=order[:remove]).prune()
+    return pruned
+
+
+def ratio_at(curve: dict[float, float], tau: float) -> float:
+    """The largest ratio of a sensitivity curve whose loss (and every smaller ratio's) stays <= ``tau``."""
+    best = 0.0
+    for ratio in sorted(curve):
+        if curve[ratio] > tau:
+            break
+        best = ratio
+    return best
+
+
+def allocate(
+    net: nn.Module, curves: dict[str, dict[float, float]], target: float, criterion: str, example: Tensor,
+    steps: int = 12,
+) -> tuple[dict[str, float], nn.Module, float]:
+    """Per-group ratios meeting ``MACs(pruned) <= target * MACs(net)`` at the smallest shared loss threshold.
+
+    Returns (ratios, pruned net, MACs fraction kept). Raises ConfigError if even the largest ratios miss it.
+    """
+    if not 0.0 < target < 1.0:
+        raise ConfigError(f"--flops-target must be in (0, 1), got {target}")
+    with torch.no_grad():
+        base = count_macs(net, example)[0]
+
+    def attempt(tau: float) -> tuple[dict[str, float], nn.Module, float]:
+        ratios = {name: ratio_at(curve, tau) for name, curve in curves.items()}
+        pruned = prune_net(net, ratios, criterion, example)
+        with torch.no_grad():
+            return ratios, pruned, count_macs(pruned, example)[0] / base
+
+    low, high = 0.0, max(max(c.values()) for c in curves.values())
+    best = attempt(high)
+    if best[2] > target:
+        raise ConfigError(f"the sensitivity curves' largest ratios keep {best[2]:.1%} of MACs; target {target:.0%}")
+    for _ in range(steps):
+        mid = (low + high) / 2
+        trial = attempt(mid)
+        if trial[2] <= target:
+            high, best = mid, trial
+        else:
+            low = mid
+    return best

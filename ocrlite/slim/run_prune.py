@@ -1,0 +1,96 @@
+"""``ocrlite prune``: sensitivity -> per-group ratios under a MACs target -> channel removal -> saved stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ocrlite.errors import ConfigError
+from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
+from ocrlite.profile import count_macs
+from ocrlite.slim.groups import widths_config
+from ocrlite.slim.prune import allocate
+from ocrlite.slim.save import raw_stage, save_stage, write_pipeline
+from ocrlite.slim.sensitivity import load_curves, measure, plot_curves, save_curves
+from ocrlite.stages import StageSpec, command_stage
+
+__all__ = ["PruneResult", "sample_images", "prune_stage"]
+
+_EXAMPLE = (1, 3, 64, 64)  # traced once to build the dependency graph (any size the net accepts)
+_MAC_INPUT = (1, 3, 640, 640)  # MACs are counted at the profile command's detector size
+
+
+@dataclass
+class PruneResult:
+    """What ``prune_stage`` did: ratios, MACs/params/file before and after, and the written files."""
+
+    ratios: dict[str, float]
+    macs: tuple[int, int]
+    params: tuple[int, int]
+    file_bytes: tuple[int, int]
+    stage_config: Path
+    pipeline_config: Path
+    net: nn.Module
+    spec: StageSpec
+
+    def summary(self) -> str:
+        """Before -> after lines, printed by the CLI."""
+        def row(label: str, pair: tuple[int, int]) -> str:
+            return f"  {label:<7}{pair[0]:>12,} -> {pair[1]:>12,}  ({pair[1] / pair[0] - 1:+.1%})"
+        return "\n".join([row("MACs", self.macs), row("params", self.params), row("file", self.file_bytes),
+                          f"  stage config {self.stage_config}", f"  pipeline     {self.pipeline_config}"])
+
+
+def sample_images(folder: Path, count: int) -> list[np.ndarray]:
+    """The first ``count`` images of ``folder`` in natural order (BGR)."""
+    files, errors = expand_inputs([str(folder)], extensions=IMAGE_EXTENSIONS)
+    if errors or not files:
+        raise ConfigError(errors[0][1] if errors else f"no images in {folder}")
+    return [read_image(path) for path in files[:count]]
+
+
+def _params(net: nn.Module) -> int:
+    return sum(t.numel() for t in net.state_dict().values() if t.is_floating_point())
+
+
+def prune_stage(
+    config: str, out_dir: Path, target: float, criterion: str = "l1", overrides: tuple[str, ...] = (),
+    sensitivity: Path | None = None, images: Path | None = None, n_images: int = 4,
+) -> PruneResult:
+    """Prune the detector of ``config``; measure (or read) sensitivity curves; write the slimmed stage."""
+    spec = command_stage("det", config, overrides)
+    assert spec is not None  # every pipeline has a detector
+    net = spec.build_net()
+    example = torch.zeros(_EXAMPLE)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if sensitivity is not None and sensitivity.is_file():
+        curves = load_curves(sensitivity)
+    else:
+        if images is None:
+            raise ConfigError("give --images DIR (sensitivity is measured on real images) or an existing --sensitivity")
+        curves = measure(spec, net, sample_images(images, n_images), criterion, example)
+        path = sensitivity or out_dir / "sensitivity.json"
+        save_curves(path, curves, {"config": str(config), "criterion": criterion, "images": n_images})
+        plot_curves(path.with_suffix(".png"), curves)
+    ratios, pruned, _ = allocate(net, curves, target, criterion, example)
+    return _save(config, out_dir, spec, net, pruned, ratios, target, criterion)
+
+
+def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: nn.Module,
+          ratios: dict[str, float], target: float, criterion: str) -> PruneResult:
+    with torch.no_grad():
+        macs = (count_macs(net, torch.zeros(_MAC_INPUT))[0], count_macs(pruned, torch.zeros(_MAC_INPUT))[0])
+    model = widths_config(pruned, spec.model)
+    summary = f"pruned by ocrlite prune ({criterion}, MACs {macs[1] / macs[0]:.1%} of the parent, target {target})"
+    slim: dict[str, Any] = {"summary": summary, "method": "prune", "criterion": criterion, "flops_target": target,
+                            "ratios": ratios, "macs": list(macs)}
+    stage_config = save_stage(out_dir, "det", pruned, model, raw_stage("det", config), spec.manifest, slim)
+    pipeline = write_pipeline(out_dir, config, {"det": stage_config})
+    assert spec.weights is not None
+    files = (spec.weights.stat().st_size, (out_dir / "det.safetensors").stat().st_size)
+    return PruneResult(ratios, macs, (_params(net), _params(pruned)), files, stage_config, pipeline, pruned, spec)

@@ -1,0 +1,112 @@
+"""Write a slimmed stage so the stage layer loads it like any other: safetensors + manifest + configs.
+
+``OUT/<name>.safetensors`` holds the weights (never a pickle), ``OUT/<name>.json`` the parent manifest
+with the new file's SHA-256 and what was done (``slim``), ``OUT/<name>.yaml`` the stage config with the
+net's explicit widths, and ``OUT/ocr.yaml`` a pipeline that uses it beside the parent's other stages.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from safetensors.torch import save as save_tensors
+from torch import nn
+
+from ocrlite.config import load_yaml
+from ocrlite.files import find_config
+from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
+from ocrlite.stages import DEFAULT_PIPELINE, STAGE_KINDS, load_pipeline_config, load_stage_config, stage_kind
+from ocrlite.weights import sha256_file
+
+__all__ = ["config_stage_kind", "is_stage_config", "raw_stage", "save_stage", "write_pipeline"]
+
+_COPIED = ("preprocess", "postprocess", "backend")  # raw stage sections the slimmed config keeps
+
+
+def is_stage_config(config: str | Path) -> bool:
+    """Whether ``config`` names a single-stage config (it has ``model``) rather than a pipeline."""
+    return "model" in load_yaml(find_config(config))
+
+
+def config_stage_kind(config: str | Path) -> str | None:
+    """The stage kind of a single-stage config (from its head), None for a pipeline config."""
+    raw = load_yaml(find_config(config))
+    return stage_kind(raw) if "model" in raw else None
+
+
+def raw_stage(kind: str, config: str | Path) -> dict[str, Any]:
+    """The raw mapping of the ``kind`` stage of a stage or pipeline config."""
+    if is_stage_config(config):
+        return load_stage_config(config)
+    return dict(load_pipeline_config(config)[kind])
+
+
+def save_stage(
+    out_dir: Path, name: str, net: nn.Module, model: dict[str, Any], raw: dict[str, Any],
+    manifest: dict[str, Any], slim: dict[str, Any],
+) -> Path:
+    """Write ``name``.safetensors/.json/.yaml into ``out_dir``; return the stage config's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    weights = out_dir / f"{name}.safetensors"
+    atomic_write_bytes(weights, save_tensors(tensors))
+    kept = {k: v for k, v in manifest.items() if k not in ("name", "file", "sha256", "config", "slim")}
+    info = {"name": name, "file": weights.name, "sha256": sha256_file(weights), "config": f"{name}.yaml",
+            **kept, "parent": manifest.get("name"), "slim": slim}
+    atomic_write_text(out_dir / f"{name}.json", json.dumps(info, indent=2) + "\n")
+    stage = {"model": model, "weights": name, **{k: raw[k] for k in _COPIED if raw.get(k) is not None}}
+    path = out_dir / f"{name}.yaml"
+    atomic_write_text(path, f"# {slim.get('summary', 'slimmed stage')}\n" + yaml.safe_dump(stage, sort_keys=False))
+    return path
+
+
+def _stage_ref(value: Any, parent: Path) -> Any:
+    """A pipeline entry that still resolves from another folder: shipped names stay, other files go absolute."""
+    if not isinstance(value, str):
+        return value
+    found = find_config(value, parent)
+    shipped = Path(str(resources.files("ocrlite.configs")))
+    return found.name if found.parent == shipped else str(found.resolve())
+
+
+def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path]) -> Path:
+    """``out_dir/ocr.yaml``: the parent pipeline (the default one for a stage config) with stages replaced."""
+    source = find_config(DEFAULT_PIPELINE if is_stage_config(config) else config)
+    raw = load_yaml(source)
+    pipeline = {k: _stage_ref(raw[k], source.parent) for k in STAGE_KINDS if raw.get(k) is not None}
+    pipeline.update({kind: path.name for kind, path in replaced.items()})
+    if raw.get("pipeline"):
+        pipeline["pipeline"] = raw["pipeline"]
+    path = out_dir / "ocr.yaml"
+    atomic_write_text(path, f"# {source.name} with slimmed stages: {', '.join(replaced)}\n"
+                      + yaml.safe_dump(pipeline, sort_keys=False))
+    return path
+
+
+def weights_ref(weights: Path, name: str | None) -> str:
+    """How a new config names existing weights: the shipped name when that finds the same file, else the path."""
+    from ocrlite.errors import OcrliteError
+    from ocrlite.files import find_weights
+
+    if name:
+        try:
+            if find_weights(name)[0].resolve() == weights.resolve():
+                return name
+        except OcrliteError:
+            pass
+    return str(weights.resolve().with_suffix(""))
+
+
+def save_onnx_stage(out_dir: Path, kind: str, onnx_file: Path, weights: Path, manifest: dict[str, Any],
+                    raw: dict[str, Any], summary: str) -> Path:
+    """``out_dir/<kind>.yaml``: the parent stage on the onnxruntime backend running ``onnx_file``."""
+    stage = {"model": raw["model"], "weights": weights_ref(weights, manifest.get("name")),
+             **{k: raw[k] for k in ("preprocess", "postprocess") if raw.get(k) is not None},
+             "backend": "onnxruntime", "onnx": onnx_file.name}
+    path = out_dir / f"{kind}.yaml"
+    atomic_write_text(path, f"# {summary}\n" + yaml.safe_dump(stage, sort_keys=False))
+    return path

@@ -1,0 +1,55 @@
+"""Slimmed variants side by side: params, MACs, file size, CPU latency (median, 2 threads) and accuracy.
+
+    python scripts/bench_slim.py --det fp32=ocr_ppocr_v2.yaml --det pruned=RUN/pruned/ocr.yaml \\
+        --rec fp32=ocr_ppocr_v2.yaml --rec int8=RUN/int8/ocr.yaml [--limit 50] [--threads 2]
+
+Each ``--det``/``--rec`` is NAME=PIPELINE_CONFIG; the first of each stage is the reference of the ratio
+columns. Accuracy: det hmean on ICDAR 2015 (``--icdar``), rec word accuracy on word crops (``--words``);
+``--no-accuracy`` skips it. The logic is ocrlite.slim.bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ocrlite.slim.bench import bench_variant, format_table
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _pairs(values: list[str]) -> list[tuple[str, Path]]:
+    out = []
+    for value in values:
+        name, sep, config = value.partition("=")
+        if not sep:
+            raise SystemExit(f"bench_slim: expected NAME=CONFIG, got {value!r}")
+        out.append((name, Path(config)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--det", action="append", default=[], metavar="NAME=CONFIG")
+    parser.add_argument("--rec", action="append", default=[], metavar="NAME=CONFIG")
+    parser.add_argument("--icdar", type=Path, default=DATA / "icdar2015")
+    parser.add_argument("--words", type=Path, default=DATA / "iiit5k")
+    parser.add_argument("--limit", type=int, help="first N samples of each data set")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--no-accuracy", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    rows = []
+    for kind, variants, data in (("det", args.det, args.icdar), ("rec", args.rec, args.words)):
+        for name, config in _pairs(variants):
+            rows.append(bench_variant(name, kind, config, None if args.no_accuracy else data, args.limit,
+                                      args.threads, args.runs))
+    print(format_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""scripts/bench_slim.py's measurements: the table compares variants of a stage against its first row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ocrlite.slim.bench import bench_variant, format_table
+from ocrlite.stages import stage_spec
+
+
+def test_bench_rows_and_ratios():
+    pipeline = Path("ocr_ppocr_v2.yaml")
+    row = bench_variant("fp32", "rec", pipeline, None, None, threads=1, runs=1)
+    spec = stage_spec("rec", "rec_ppocrv2.yaml")
+    assert row["params"] == sum(t.numel() for t in spec.build_net().state_dict().values() if t.is_floating_point())
+    assert row["file_bytes"] == spec.weights.stat().st_size and row["macs"] > 0 and row["latency_ms"] > 0
+    assert row["input"] == "8x3x32x320" and "accuracy" not in row
+    half = {**row, "variant": "half", "file_bytes": row["file_bytes"] // 2}
+    lines = format_table([row, half]).splitlines()
+    assert lines[1].split()[0] == "fp32" and " 1.00 " in lines[1]
+    assert lines[2].split()[0] == "half" and " 0.50 " in lines[2]

@@ -1,0 +1,44 @@
+"""``ocrlite export``: the check catches a mismatching file; the CLI writes a checked file.
+
+Every shipped net's export is checked within 1e-4 in tests/backends/test_export.py (the exporter's own tests).
+"""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ocrlite.backends.export import export_stage
+from ocrlite.cli import main
+from ocrlite.slim.onnx_export import ExportError, _run_onnx, check_input, check_parity, export_checked
+from ocrlite.stages import stage_spec
+
+pytest.importorskip("onnxruntime")
+
+
+def test_the_check_fails_on_a_mismatch(tmp_path):
+    spec = stage_spec("det", "det_ppocrv3.yaml")
+    path = tmp_path / "det.onnx"
+    export_checked(spec, path)
+    assert _run_onnx(path, check_input(spec)).max() > 0.5  # rendered text: a real map, not an all-zero one
+    net = spec.build_net()
+    with torch.no_grad():
+        net.head.binarize.conv1.weight.mul_(1.01)  # a slightly different net written under the same spec
+    export_stage(spec, path, net=net)
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        check_parity(spec, path)
+
+
+def test_export_cli(tmp_path):
+    out = tmp_path / "rec.onnx"
+    run = CliRunner().invoke(main, ["export", "--config", "rec_ppocrv2.yaml", "--format", "onnx", "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "rec exported" in run.output and out.is_file()
+    model = onnx.load(str(out))
+    assert model.opset_import[0].version >= 17
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, 32, "width"]
+    bad = CliRunner().invoke(main, ["export", "--config", "nope.yaml", "-o", str(tmp_path / "x.onnx")])
+    assert bad.exit_code == 2 and bad.output.count("\n") == 1

@@ -1,0 +1,121 @@
+"""Structural pruning of the shipped detector: real channel removal, explicit widths, CLI round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ocrlite.cli import main
+from ocrlite.errors import ConfigError
+from ocrlite.models import build_model
+from ocrlite.profile import count_macs
+from ocrlite.slim.groups import prunable_roots, widths_config
+from ocrlite.slim.prune import kept_channels, prune_net, ratio_at
+from ocrlite.slim.sensitivity import mask_divergence, measure
+from ocrlite.stages import stage_spec
+
+pytest.importorskip("torch_pruning")
+
+SAMPLE = Path(__file__).parents[1] / "images" / "sample.png"
+EXAMPLE = torch.zeros(1, 3, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def det():
+    spec = stage_spec("det", "det_ppocrv3.yaml")
+    return spec, spec.build_net()
+
+
+def test_explicit_default_widths_build_the_same_net(det):
+    spec, net = det
+    same = widths_config(net, spec.model)
+    rebuilt = build_model(same)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
+
+
+def test_bad_widths_are_config_errors(det):
+    spec, _ = det
+    model = widths_config(spec.build_net(load_weights=False), spec.model)
+    model["backbone"]["widths"]["mid"] = model["backbone"]["widths"]["mid"][:-1]
+    with pytest.raises(ConfigError, match="widths.mid"):
+        build_model(model)
+
+
+def test_prune_removes_channels_and_the_widths_config_rebuilds_it(det):
+    spec, net = det
+    pruned = prune_net(net, {"backbone.mid.13": 0.5, "neck.lateral": 0.5, "neck.output.0": 0.5}, "l1", EXAMPLE)
+    assert pruned.backbone.blocks[13].expand.conv.out_channels == kept_channels(480, 0.5) == 240
+    assert pruned.neck.ins_conv[2].in_conv.out_channels == 48  # lateral width is shared by every level
+    assert pruned.head.binarize.conv1.in_channels == 24 * 3 + 16
+    x = torch.rand(1, 3, 96, 128)
+    assert count_macs(pruned, x)[0] < 0.8 * count_macs(net, x)[0]
+    rebuilt = build_model(widths_config(pruned, spec.model)).eval()
+    rebuilt.load_state_dict(pruned.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), pruned(x))
+        assert net.backbone.blocks[13].expand.conv.out_channels == 480  # the parent is left alone
+
+
+def test_fpgm_and_l1_remove_different_filters(det):
+    _, net = det
+    a = prune_net(net, {"backbone.mid.14": 0.5}, "l1", EXAMPLE).backbone.blocks[14].dw.conv.weight
+    b = prune_net(net, {"backbone.mid.14": 0.5}, "fpgm", EXAMPLE).backbone.blocks[14].dw.conv.weight
+    assert a.shape == b.shape and not torch.equal(a, b)
+
+
+def test_known_answers():
+    ref = np.zeros((4, 4), np.float32)
+    ref[:2] = 0.9
+    prob = np.zeros((4, 4), np.float32)
+    prob[:1] = 0.9
+    assert mask_divergence(prob, ref, 0.3) == pytest.approx(0.5)
+    assert mask_divergence(ref, ref, 0.3) == 0.0
+    assert ratio_at({0.1: 0.01, 0.2: 0.04, 0.3: 0.02, 0.4: 0.2}, 0.05) == 0.3
+    assert ratio_at({0.1: 0.01, 0.2: 0.5, 0.3: 0.02}, 0.05) == 0.1  # stops at the first ratio over tau
+    assert kept_channels(24, 0.5) == 16 and kept_channels(8, 0.8) == 8 and kept_channels(480, 0.99) == 8
+
+
+def test_sensitivity_grows_with_the_ratio_on_a_real_image(det):
+    spec, net = det
+    image = cv2.imread(str(SAMPLE))
+    curves = measure(spec, net, [image], "l1", EXAMPLE, ratios=(0.1, 0.8), groups=["neck.lateral", "backbone.last"])
+    for curve in curves.values():
+        assert 0.0 <= curve[0.1] < curve[0.8] <= 1.0
+
+
+def test_prune_cli_writes_a_loadable_smaller_pipeline(tmp_path, det):
+    _, net = det
+    cheap = {f"backbone.mid.{i}" for i in range(10, 15)} | {"backbone.last"}  # deep, wide: few MACs, many params
+    curves = {name: {"0.25": 0.0 if name in cheap else 1.0, "0.5": 0.01 if name in cheap else 1.0}
+              for name in prunable_roots(net)}
+    sen = tmp_path / "sen.json"
+    sen.write_text(json.dumps({"curves": curves}))
+    out = tmp_path / "pruned"
+    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "--flops-target", "0.96",
+                                    "--sensitivity", str(sen), "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "MACs" in run.output
+    manifest = json.loads((out / "det.json").read_text())
+    assert manifest["slim"]["macs"][1] <= 0.96 * manifest["slim"]["macs"][0]
+    assert manifest["slim"]["ratios"]["backbone.mid.14"] == 0.5 and manifest["slim"]["ratios"]["neck.lateral"] == 0
+    assert (out / "det.safetensors").stat().st_size < 0.75 * stage_spec("det").weights.stat().st_size
+    assert not list(out.glob("*.pt")) and not list(out.glob("*.pth"))
+    ocr = CliRunner().invoke(main, ["ocr", "--config", str(out / "ocr.yaml"), str(SAMPLE)])
+    assert ocr.exit_code == 0, ocr.output
+    texts = [line["text"] for line in json.loads(ocr.output)["lines"]]
+    assert "Total:42.50EUR" in texts  # the pruned detector, not fine-tuned, still finds the sample's lines
+
+
+def test_prune_cli_bad_input_is_one_line(tmp_path):
+    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "-o", str(tmp_path / "x")])
+    assert run.exit_code == 2
+    assert run.output.strip().count("\n") == 0 and "--images" in run.output
+    run = CliRunner().invoke(main, ["prune", "--config", "det_mv3_dbfpn.yaml", "--images", str(SAMPLE.parent),
+                                    "-o", str(tmp_path / "y")])
+    assert run.exit_code == 2 and "supports" in run.output
