@@ -57,7 +57,10 @@ class OCR:
             if self.settings.use_cls and spec.cls is not None and "cls" in stages
             else None
         )
-        self.page_steps = page_steps(self.settings.page_orientation, self.settings.deskew, self.detector)
+        self.page_steps = (
+            page_steps(self.settings.page_orientation, self.settings.deskew, self._detector)
+            if self._detector is not None else None  # page steps serve whole pages, which need the detector
+        )
 
     @property
     def detector(self) -> TextDetector:
