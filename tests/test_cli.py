@@ -196,8 +196,8 @@ def test_ocr_stdout_reads_every_page_of_pdfs_and_tiffs(tmp_path: Path) -> None:
     ("det.postprocess.score_mode=bogus",
      "det.postprocess.score_mode: 'bogus' is not allowed; choose one of: fast, slow"),
     ("det.preprocess.limit_type=bogus", "det.preprocess.limit_type: 'bogus' is not allowed; choose one of: max, min"),
-    ("det.foo=1", "det: unknown key 'foo'; allowed: model, weights, preprocess, postprocess, backend, train"),
-    ("det.backend=onnxruntime", "det.backend: 'onnxruntime' is not allowed; choose one of: torch"),
+    ("det.foo=1", "det: unknown key 'foo'; allowed: model, weights, preprocess, postprocess, backend, train, onnx"),
+    ("det.backend=tensorrt", "det.backend: 'tensorrt' is not allowed; choose one of: torch, onnxruntime"),
     ("rec.preprocess.batch_size=0", "rec.preprocess.batch_size: 0 is out of range; allowed: 1..4096"),
     ("pipeline.drop_score=high", "pipeline.drop_score: expected a number, got 'high'"),
 ])

@@ -36,7 +36,12 @@ HEADS = ("raw", "probs", "top1")
 _FORMAT = 2  # part of the cache key: bump when what an export contains changes
 # Per stage kind: which input axes stay dynamic, and a small example input (N, C, H, W; H and W of
 # the classifier and the recognizer come from its preprocess settings).
-_DYNAMIC = {"det": {0: "batch", 2: "height", 3: "width"}, "cls": {0: "batch"}, "rec": {0: "batch", 3: "width"}}
+_DYNAMIC = {
+    "det": {0: "batch", 2: "height", 3: "width"},
+    "cls": {0: "batch"},
+    "page": {0: "batch"},
+    "rec": {0: "batch", 3: "width"},
+}
 
 
 def top1(out: Tensor, logits: bool) -> tuple[Tensor, Tensor]:
@@ -86,6 +91,8 @@ def example_input(kind: str, pre: Any) -> Tensor:
     """A small input of the stage's layout: 2 images (64 x 96 for the detector, the line size otherwise)."""
     if kind == "det":
         return torch.rand(2, 3, 64, 96)
+    if kind == "page":  # the page classifier's centre crop
+        return torch.rand(2, 3, int(pre.crop), int(pre.crop))
     return torch.rand(2, 3, int(pre.height), int(pre.width))
 
 

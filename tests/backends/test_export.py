@@ -31,7 +31,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 WEIGHTS = Path(ocrlite.weights.__file__).resolve().parent
 ATOL = 1e-4
 NAMES = sorted(p.stem.removeprefix("parity_") for p in FIXTURES.glob("parity_*.safetensors"))
-HEADS = {"det": "raw", "cls": "probs", "rec": "top1"}  # what the onnxruntime backend exports
+HEADS = {"det": "raw", "cls": "probs", "page": "probs", "rec": "top1"}  # what the onnxruntime backend exports
 
 
 def _spec(name: str, request: pytest.FixtureRequest):
