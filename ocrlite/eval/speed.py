@@ -202,9 +202,10 @@ def bench_rows(rows: Sequence[str], images: dict[str, list[np.ndarray]], threads
 
 def peak_rss(row: str, which: str, threads: int, paths: Sequence[Path]) -> float:
     """Peak RSS (MiB) of a child process that builds the system and reads ``paths`` once."""
-    code = ("import json,resource,sys;from ocrlite.eval.speed import _rss_child;"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so the child would report this process's peak
+    code = ("import json,sys;from ocrlite.eval.speed import _rss_child;"
             "_rss_child(*json.loads(sys.argv[1]));"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
     args = json.dumps([row, which, threads, [str(p) for p in paths]])
     done = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, check=True)
     return int(done.stdout.strip().splitlines()[-1]) / 1024
