@@ -12,11 +12,12 @@ from safetensors.torch import load_file, save_file
 
 from ocrlite.errors import ConfigError, WeightsError
 from ocrlite.models import build_model
+from ocrlite.stages import stage_kind, stage_spec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MODEL_CONFIGS = sorted(p.name for p in CONFIGS.glob("*.yaml") if "model" in yaml.safe_load(p.read_text()))
 # Small inputs per task prefix: det sides are multiples of 32, rec must be 32 high.
-INPUTS = {"det": (2, 3, 64, 96), "cls": (2, 3, 48, 192), "rec": (2, 3, 32, 96)}
+INPUTS = {"det": (2, 3, 64, 96), "cls": (2, 3, 48, 192), "rec": (2, 3, 32, 96), "page": (2, 3, 224, 224)}
 SHIPPED_PARAMS = {"det_ppocrv3.yaml": 580_161, "cls_ppocr_mobile_v2.yaml": 129_356, "rec_ppocrv2.yaml": 2_066_433}
 
 
@@ -35,19 +36,22 @@ def test_shipped_configs_are_present() -> None:
 @pytest.mark.parametrize("name", MODEL_CONFIGS)
 def test_config_builds_and_runs(name: str) -> None:
     cfg = yaml.safe_load((CONFIGS / name).read_text(encoding="utf-8"))
-    net = build_model(cfg["model"]).eval()
-    shape = list(INPUTS[name[:3]])
-    if name.startswith("rec"):  # 32-high CRNN lines; 48-high SVTR/PP-LCNetV3 lines (T = W/8)
+    kind = stage_kind(cfg)
+    assert kind is not None, name
+    spec = stage_spec(kind, name)  # the stage layer: CTC classes come from the charset
+    net = spec.build_net(load_weights=False)
+    shape = list(INPUTS[kind])
+    if kind == "rec":  # 32-high CRNN lines; 48-high SVTR/PP-LCNetV3 lines (T = W/8)
         shape[2] = cfg["preprocess"]["height"]
         shape[3] = 96 if shape[2] == 32 else 192
     x = torch.randn(shape)
     with torch.no_grad():
         out = net(x)
-    classes = cfg["model"]["head"].get("out_channels", 6625)
-    expected = {"det": (2, 1, 64, 96), "cls": (2, 2), "rec": (2, 24, classes)}[name[:3]]
+    classes = len(spec.charset) if spec.charset is not None else 0
+    expected = {"det": (2, 1, 64, 96), "cls": (2, 2), "rec": (2, 24, classes), "page": (2, 4)}[kind]
     assert out.shape == expected
     assert torch.isfinite(out).all()
-    if name.startswith("det"):
+    if kind == "det":
         assert 0 <= out.min() and out.max() <= 1
 
 
