@@ -6,13 +6,15 @@ nets; other runners (ONNX Runtime, ``ocrlite.backends.onnxruntime``) plug in the
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 __all__ = ["Runner", "TorchRunner"]
+
+T = TypeVar("T")
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -35,32 +37,25 @@ class TorchRunner:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        if self.channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        flushing = torch.set_flush_denormal(True)
-        try:
-            with torch.inference_mode():
-                out = self.model(x)
-                if self.softmax:
-                    out = out.softmax(dim=-1)
-        finally:
-            if flushing:
-                torch.set_flush_denormal(False)
+        out = self._run(batch, lambda y: y.softmax(dim=-1) if self.softmax else y)
         return out.contiguous().numpy()
 
     def top1(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Best class per step and its probability (N x T each) of an N x T x C net, without the full softmax."""
         from ocrlite.backends.export import top1
 
+        index, prob = self._run(batch, lambda y: top1(y, logits=self.softmax))
+        return index.numpy(), prob.numpy()
+
+    def _run(self, batch: np.ndarray, finish: Callable[[torch.Tensor], T]) -> T:
+        """The net on ``batch`` (channels-last, denormals flushed, inference mode), then ``finish`` on its output."""
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         flushing = torch.set_flush_denormal(True)
         try:
             with torch.inference_mode():
-                index, prob = top1(self.model(x), logits=self.softmax)
+                return finish(self.model(x))
         finally:
             if flushing:
                 torch.set_flush_denormal(False)
-        return index.numpy(), prob.numpy()
