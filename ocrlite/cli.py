@@ -503,7 +503,12 @@ def profile(config: str | None, model: str | None, input_shape: str | None, per_
 @click.option("--height", type=click.IntRange(min=8), default=32, show_default=True, help="Image height in pixels.")
 @click.option("--charset", default="ppocr_keys_v1.txt", show_default=True,
               help="Charset file (shipped name or path); texts use only its characters and space.")
-def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: int, charset: str) -> None:
+@click.option("--fonts", type=click.Path(file_okay=False), default="/usr/share/fonts", show_default=True,
+              help="Folder searched for TTF/OTF fonts.")
+@click.option("--words", type=click.Path(dir_okay=False), default="/usr/share/dict/american-english",
+              show_default=True, help="Word list (one word per line).")
+def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: int, charset: str, fonts: str,
+          words: str) -> None:
     """Render synthetic text-line images and a labels.txt (path<TAB>text) for recognition training."""
     from tqdm import tqdm
 
@@ -513,7 +518,8 @@ def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: in
 
     chars = _build(lambda: Charset.from_file(find_charset(charset, None, None), use_space_char=True))
     with tqdm(total=count, unit="img", disable=None) as bar:
-        labels = _build(lambda: write_synth_set(Path(out_dir), count, chars, lang, seed, height, start, bar.update))
+        labels = _build(lambda: write_synth_set(Path(out_dir), count, chars, lang, seed, height, start, bar.update,
+                                                Path(fonts), Path(words)))
     click.echo(str(labels))
 
 

@@ -26,13 +26,15 @@ class TorchRunner:
     layout reorder per call; 2-3x faster on the depthwise-heavy PP-OCRv6 nets, same numbers up to float
     rounding), and denormal floats are flushed to zero while the net runs (converted Paddle weights and
     attention/GELU tails produce denormals, which are very slow on x86). Flushing is switched back off
-    after each call.
+    after each call. A net on a GPU (a model being trained there) gets its inputs moved to it and
+    its outputs moved back.
     """
 
     def __init__(self, model: nn.Module, softmax: bool = False, channels_last: bool = True) -> None:
         self.model = model.eval()
         self.softmax = softmax
         self.channels_last = channels_last
+        self.device = next(model.parameters()).device
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
@@ -49,13 +51,13 @@ class TorchRunner:
 
     def _run(self, batch: np.ndarray, finish: Callable[[torch.Tensor], T]) -> T:
         """The net on ``batch`` (channels-last, denormals flushed, inference mode), then ``finish`` on its output."""
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         flushing = torch.set_flush_denormal(True)
         try:
             with torch.inference_mode():
-                return finish(self.model(x))
+                return finish(self.model(x).cpu())
         finally:
             if flushing:
                 torch.set_flush_denormal(False)

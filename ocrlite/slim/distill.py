@@ -1,7 +1,7 @@
 """Distillation losses and the task wrapper that adds them to any training task's loss.
 
 Distillation runs on the project trainer: ``KDTask`` wraps a task (the trainer's ``Task`` protocol:
-``build_model``, ``train_batches``, ``loss``, ``evaluate``) and returns the task's own loss plus the
+``build_model``, ``batch``, ``loss``, ``evaluate``) and returns the task's own loss plus the
 teacher terms, so there is no second training loop. Terms:
 
 - ``kd_loss``: Hinton KD, ``T^2 * KL(softmax(teacher / T) || softmax(student / T))`` over the class axis
@@ -12,7 +12,7 @@ teacher terms, so there is no second training loop. Terms:
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +54,8 @@ class KDTask:
     def build_model(self) -> nn.Module:
         return self.base.build_model()
 
-    def train_batches(self, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
-        return self.base.train_batches(rng)
+    def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
+        return self.base.batch(rng)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         total, logs = self.base.loss(model, batch)

@@ -2,7 +2,7 @@
 
 A checkpoint is a folder ``step_NNNNNNN`` holding ``model.safetensors`` (the net's state dict),
 ``optimizer.safetensors`` (per-parameter optimizer state and the torch RNG state) and
-``state.json`` (step, optimizer hyper-parameters, numpy RNG state, AMP scaler, counters, config).
+``state.json`` (step, optimizer hyper-parameters, AMP scaler, counters, config).
 ``state.json`` is written last and records the sha256 of both tensor files, so a folder without it,
 or with files that differ, is not a checkpoint. ``LATEST`` in the run folder names the newest one.
 """
@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -51,7 +50,6 @@ def save_checkpoint(
     step: int,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    rng: np.random.Generator,
     extra: dict[str, Any],
     keep: int = 2,
 ) -> Path:
@@ -70,7 +68,6 @@ def save_checkpoint(
     state = {
         "step": step,
         "optimizer": optim_rest,
-        "numpy_rng": rng.bit_generator.state,
         "sha256": {name: sha256_file(folder / name) for name in ("model.safetensors", "optimizer.safetensors")},
         **extra,
     }
@@ -95,10 +92,8 @@ def find_checkpoint(path: Path) -> Path:
     raise ConfigError(f"no checkpoint in {path} (expected state.json or checkpoints/{LATEST})")
 
 
-def load_checkpoint(
-    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator
-) -> dict[str, Any]:
-    """Restore model, optimizer, torch and numpy RNG states from ``folder``; return ``state.json``."""
+def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore model, optimizer and torch RNG states from ``folder``; return ``state.json``."""
     from safetensors.torch import load_file
 
     try:
@@ -122,5 +117,4 @@ def load_checkpoint(
     torch.set_rng_state(tensors["rng.torch"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
-    rng.bit_generator.state = state["numpy_rng"]
     return state

@@ -13,7 +13,7 @@ probability 0.5, which sets its label; each held-out crop is scored upright and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,19 +150,18 @@ class ClsTask:
         images = line_batch(crops, self.pre.height, self.pre.width, self.pre.mean, self.pre.std)
         return {"image": torch.from_numpy(images), "label": torch.tensor(labels, dtype=torch.long)}
 
-    def train_batches(self, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
-        """Endless batches: random crops, each turned 180 degrees (class 1) with probability 0.5, augmented."""
+    def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
+        """Random crops, each turned 180 degrees (class 1) with probability 0.5, augmented."""
         classes = list(self.post.labels)
-        while True:
-            crops, labels = [], []
-            for index in rng.integers(0, len(self.train_crops), size=self.batch_size):
-                crop = self.train_crops[int(index)]
-                turned = bool(rng.random() < 0.5)
-                if turned:
-                    crop = np.ascontiguousarray(crop[::-1, ::-1])
-                crops.append(self.augment(crop, rng))
-                labels.append(classes.index(180 if turned else 0))
-            yield self.collate(crops, labels)
+        crops, labels = [], []
+        for index in rng.integers(0, len(self.train_crops), size=self.batch_size):
+            crop = self.train_crops[int(index)]
+            turned = bool(rng.random() < 0.5)
+            if turned:
+                crop = np.ascontiguousarray(crop[::-1, ::-1])
+            crops.append(self.augment(crop, rng))
+            labels.append(classes.index(180 if turned else 0))
+        return self.collate(crops, labels)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         loss = F.cross_entropy(model(batch["image"]), batch["label"])

@@ -17,7 +17,7 @@ loads them strictly except for exactly those keys, initialises the branch explic
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,11 +248,10 @@ class DetTask:
                 maps[key].append(getattr(targets, key))
         return {k: torch.from_numpy(np.stack(v)) for k, v in maps.items()}
 
-    def train_batches(self, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
-        """Endless batches of ``batch_size`` images drawn with replacement; all randomness from ``rng``."""
-        while True:
-            picks = rng.integers(0, len(self.train_records), size=self.batch_size)
-            yield self.collate([self.sample(int(i), rng) for i in picks])
+    def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
+        """``batch_size`` images drawn with replacement; all randomness from ``rng``."""
+        picks = rng.integers(0, len(self.train_records), size=self.batch_size)
+        return self.collate([self.sample(int(i), rng) for i in picks])
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         maps = model.forward_train(batch["image"])  # type: ignore[operator]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -30,7 +30,7 @@ from ..preprocess import line_batch, rec_batch_width
 from ..settings import LinePreprocess
 from ..stages import StageSpec, stage_spec
 from .settings import from_mapping
-from .synth import degrade
+from .synth import FONT_ROOT, LANGS, WORDS_FILE, FontBank, Synthesizer, degrade, load_words
 
 __all__ = ["RecData", "RecTask", "ctc_loss", "read_label_file", "tia_distort", "tia_stretch", "tia_perspective"]
 
@@ -62,9 +62,9 @@ def ctc_loss(logits: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
     """CTC (blank 0) of [N, T, C] logits against concatenated targets: sum over the batch / N."""
     log_probs = logits.float().log_softmax(dim=2).transpose(0, 1)  # T, N, C
     n, steps = logits.shape[0], logits.shape[1]
-    input_lengths = torch.full((n,), steps, dtype=torch.long)
-    loss = F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="sum",
-                      zero_infinity=True)
+    input_lengths = torch.full((n,), steps, dtype=torch.long, device=logits.device)
+    loss = F.ctc_loss(log_probs, targets.to(logits.device), input_lengths, target_lengths.to(logits.device),
+                      blank=0, reduction="sum", zero_infinity=True)
     return loss / n
 
 
@@ -128,13 +128,37 @@ def augment(rng: np.random.Generator, image: np.ndarray, tia_prob: float, bda_pr
     return image
 
 
+# a synthetic batch's width/height limit and how often each is drawn: 10 is the v2 input's own
+# 320/32 (inference pads every shorter crop to it), the others admit longer lines
+SYNTH_RATIO_LIMITS = (10.0, 20.0, 40.0)
+SYNTH_LIMIT_SHARES = (0.55, 0.25, 0.2)
+
+
 @dataclass
 class RecData:
-    """The ``train.data`` section: label files to train on and one to evaluate on."""
+    """The ``train.data`` section: label files to train on, synthetic lines rendered on the fly, and
+    a label file to evaluate on.
+
+    ``synth`` names a synthetic language (``en`` or ``en+zh``, see ``ocrlite.train.synth``); each
+    training sample is then rendered fresh with probability ``synth_share`` (always when there are
+    no label files), with fonts from ``fonts`` and words from ``words``.
+    """
 
     train: list[str] = field(default_factory=list)
     eval: str = ""
     eval_limit: int = 500
+    synth: str = ""
+    synth_share: float = 1.0
+    fonts: str = str(FONT_ROOT)
+    words: str = str(WORDS_FILE)
+
+    def __post_init__(self) -> None:
+        if self.synth and self.synth not in LANGS:
+            raise ConfigError(f"train.data.synth must be one of {', '.join(LANGS)}, got {self.synth!r}")
+        if not 0 <= self.synth_share <= 1:
+            raise ConfigError(f"train.data.synth_share must be between 0 and 1, got {self.synth_share}")
+        if not self.train and not self.synth:
+            raise ConfigError("train.data: give label files (train) or a synthetic language (synth)")
 
 
 @dataclass
@@ -156,8 +180,6 @@ class RecTask:
         train = stage.get("train") or {}
         self.data: RecData = from_mapping(RecData, "train.data", train.get("data"))
         self.augment: RecAugment = from_mapping(RecAugment, "train.augment", train.get("augment"))
-        if not self.data.train:
-            raise ConfigError("train.data.train: give at least one label file")
         self.spec: StageSpec = stage_spec("rec", stage)
         self.pre: LinePreprocess = self.spec.pre
         assert self.spec.charset is not None  # a rec stage always has one
@@ -169,35 +191,63 @@ class RecTask:
             samples, rejected = read_label_file(label_file, self.charset)
             self.samples += samples
             self.rejected += rejected
-        if not self.samples:
+        if self.data.train and not self.samples:
             raise ConfigError(f"train.data.train: no usable samples in {', '.join(self.data.train)}")
         ratios = np.array([_ratio(path) for path, _ in self.samples], dtype=np.float64)
         self.order = np.argsort(ratios, kind="stable")  # samples by width/height, for ratio batches
+        self.synth: Synthesizer | None = None
+        if self.data.synth:
+            fonts = FontBank(Path(self.data.fonts))
+            self.synth = Synthesizer(self.charset, self.data.synth, self.pre.height, fonts,
+                                     load_words(Path(self.data.words)))
 
     def files(self) -> list[Path]:
-        """Every file the task reads: label files and images (for the data manifest)."""
-        return [Path(f) for f in self.data.train] + [path for path, _ in self.samples]
+        """Every file the task reads: label files, images, fonts and the word list (for the data manifest)."""
+        files = [Path(f) for f in self.data.train] + [path for path, _ in self.samples]
+        if self.synth is not None:
+            files += self.synth.fonts.files()
+            files += [Path(self.data.words)] if Path(self.data.words).is_file() else []
+        return files
 
     def build_model(self) -> nn.Module:
         return self.spec.build_net()
 
-    def train_batches(self, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
-        """Endless batches; each is drawn from ``rng`` alone (no state carried between batches).
+    def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
+        """``batch_size`` samples, every random choice from ``rng``.
 
-        A batch takes ``batch_size`` samples from a random window of ``4 * batch_size`` neighbours in
-        ratio order, so its members have similar widths, as the inference predictor batches crops.
+        Label-file samples come from a random window of ``4 * batch_size`` neighbours in ratio order,
+        so they have similar widths, as the inference predictor batches crops; synthetic samples
+        (``train.data.synth``) are rendered fresh, all under one width/height limit drawn per batch
+        (``SYNTH_RATIO_LIMITS``), so short lines are not padded to the width of the longest.
         """
         n, size = len(self.order), self.batch_size
-        window = min(n, 4 * size)
-        while True:
+        rendered = size if not n else int(rng.binomial(size, self.data.synth_share)) if self.synth else 0
+        picks: np.ndarray = np.zeros(0, dtype=np.int64)
+        if size - rendered:
+            window = min(n, 4 * size)
             start = int(rng.integers(0, n - window + 1))
-            picks = self.order[start + rng.choice(window, size=min(size, window), replace=False)]
-            crops, texts = [], []
-            for index in picks:
-                path, text = self.samples[int(index)]
-                crops.append(augment(rng, read_image(path), self.augment.tia_prob, self.augment.bda_prob))
-                texts.append(text)
-            yield self.collate(crops, texts)
+            picks = self.order[start + rng.choice(window, size=min(size - rendered, window), replace=False)]
+        crops, texts = [], []
+        for index in picks:
+            path, text = self.samples[int(index)]
+            crops.append(read_image(path))
+            texts.append(text)
+        limit = float(rng.choice(SYNTH_RATIO_LIMITS, p=SYNTH_LIMIT_SHARES))
+        for _ in range(rendered):
+            crop, text = self._render(rng, limit)
+            crops.append(crop)
+            texts.append(text)
+        crops = [augment(rng, crop, self.augment.tia_prob, self.augment.bda_prob) for crop in crops]
+        return self.collate(crops, texts)
+
+    def _render(self, rng: np.random.Generator, limit: float, tries: int = 8) -> tuple[np.ndarray, str]:
+        """A synthetic sample no wider than ``limit`` times its height (the last try is kept regardless)."""
+        assert self.synth is not None
+        for _ in range(tries):
+            crop, text = self.synth.draw(rng)
+            if crop.shape[1] <= limit * crop.shape[0]:
+                break
+        return crop, text
 
     def collate(self, crops: Sequence[np.ndarray], texts: Sequence[str]) -> dict[str, Tensor]:
         """Images padded exactly as ``TextRecognizer`` pads them, and the CTC targets."""
@@ -211,7 +261,7 @@ class RecTask:
         }
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        loss = ctc_loss(model(batch["image"]), batch["targets"].cpu(), batch["target_lengths"].cpu())
+        loss = ctc_loss(model(batch["image"]), batch["targets"], batch["target_lengths"])
         return loss, {"ctc": float(loss.detach())}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..charset import Charset
 from ..errors import ConfigError
 
-__all__ = ["FontBank", "Synthesizer", "write_synth_set", "LANGS"]
+__all__ = ["FontBank", "Synthesizer", "write_synth_set", "load_words", "LANGS", "FONT_ROOT", "WORDS_FILE"]
 
 LANGS = ("en", "en+zh")
 FONT_ROOT = Path("/usr/share/fonts")
@@ -224,11 +224,14 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
 _PUNCT = ".,:;!?-/()&#%'\"@*+=$"
 
 
-def _load_words() -> tuple[str, ...]:
-    """Dictionary words made only of ASCII letters (no possessives), plus the common words."""
+def load_words(path: Path = WORDS_FILE) -> tuple[str, ...]:
+    """Dictionary words of ``path`` made only of ASCII letters (no possessives); the common words
+    when the default word list is not installed."""
     words: list[str] = []
-    if WORDS_FILE.is_file():
-        for line in WORDS_FILE.read_text(encoding="utf-8", errors="ignore").splitlines():
+    if path != WORDS_FILE and not path.is_file():
+        raise ConfigError(f"word list {path} does not exist")
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="ignore").splitlines():
             if line.isascii() and line.isalpha():
                 words.append(line)
     return tuple(words) or tuple(_COMMON)
@@ -238,6 +241,9 @@ class FontBank:
     """Fonts found under a folder, each checked for the glyphs of a text before use."""
 
     def __init__(self, root: Path = FONT_ROOT) -> None:
+        self.root = root
+        if not root.is_dir():
+            raise ConfigError(f"font folder {root} does not exist")
         files = sorted(
             p for p in root.rglob("*") if p.suffix.lower() in (".ttf", ".otf") and not _SYMBOL_FONTS.search(p.name)
         )
@@ -269,6 +275,10 @@ class FontBank:
         own = (mask.size, bytes(mask))
         return all(own != _notdef(path, p) for p in _PROBE)
 
+    def files(self) -> list[Path]:
+        """Every font file used."""
+        return [*self.latin, *self.cjk]
+
     def covers(self, path: Path, text: str) -> bool:
         return all(self._has_glyph(path, ch) for ch in set(text))
 
@@ -296,7 +306,7 @@ def _case(rng: np.random.Generator, word: str) -> str:
 class TextSource:
     """Random texts of the kinds documents and scene photos show."""
 
-    words: tuple[str, ...] = field(default_factory=_load_words)
+    words: tuple[str, ...] = field(default_factory=load_words)
     cjk_chars: tuple[str, ...] = ()
 
     def word(self, rng: np.random.Generator) -> str:
@@ -426,7 +436,10 @@ def _ink_for(rng: np.random.Generator, background: np.ndarray, scene: bool) -> t
 class Synthesizer:
     """Renders one labelled sample at a time from an index (see the module docstring)."""
 
-    def __init__(self, charset: Charset, lang: str = "en", height: int = 32, fonts: FontBank | None = None) -> None:
+    def __init__(
+        self, charset: Charset, lang: str = "en", height: int = 32, fonts: FontBank | None = None,
+        words: tuple[str, ...] | None = None,
+    ) -> None:
         if lang not in LANGS:
             raise ConfigError(f"unknown synth language {lang!r}; choose one of: {', '.join(LANGS)}")
         if height < 8:
@@ -435,14 +448,17 @@ class Synthesizer:
         self.fonts = fonts or FontBank()
         allowed = set(charset.chars)
         cjk = tuple(c for c in charset.chars if "\u4e00" <= c <= "\u9fff")
-        self.text = TextSource(cjk_chars=cjk)
+        self.text = TextSource(words=words or load_words(), cjk_chars=cjk)
         self._allowed = allowed
         if lang == "en+zh" and not self.fonts.cjk:
-            raise ConfigError(f"no CJK font ({', '.join(CJK_FONT_NAMES)}) under {FONT_ROOT}")
+            raise ConfigError(f"no CJK font ({', '.join(CJK_FONT_NAMES)}) under {self.fonts.root}")
 
     def sample(self, seed: int, index: int) -> tuple[np.ndarray, str]:
         """(BGR uint8 image of height ``self.height``, its label) for sample ``index`` of ``seed``."""
-        rng = np.random.default_rng([seed, index])
+        return self.draw(np.random.default_rng([seed, index]))
+
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """A sample whose every random choice comes from ``rng``."""
         kind = rng.random()
         zh = self.lang == "en+zh" and kind < 0.15
         scene = not zh and kind > 0.62
@@ -457,7 +473,7 @@ class Synthesizer:
             font = fonts[int(rng.integers(len(fonts)))]
             if text and self.fonts.covers(font, text):
                 return self._render(rng, text, font, scene), text
-        raise RuntimeError(f"no font covers the texts drawn for sample {index}")  # pragma: no cover
+        raise RuntimeError("no font covers the texts drawn for this sample")  # pragma: no cover
 
     def _render(self, rng: np.random.Generator, text: str, font_path: Path, scene: bool) -> np.ndarray:
         size = int(rng.integers(16, 64)) if scene else int(rng.integers(12, 44))
@@ -538,6 +554,8 @@ def write_synth_set(
     height: int = 32,
     start: int = 0,
     progress: Callable[[int], None] | None = None,
+    fonts: Path = FONT_ROOT,
+    words: Path = WORDS_FILE,
 ) -> Path:
     """Write ``count`` PNG crops under ``out_dir/images`` and ``out_dir/labels.txt``; return the label file.
 
@@ -548,7 +566,7 @@ def write_synth_set(
 
     if count < 1:
         raise ConfigError(f"synth count must be at least 1, got {count}")
-    synth = Synthesizer(charset, lang, height)
+    synth = Synthesizer(charset, lang, height, FontBank(fonts), load_words(words))
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     lines = []

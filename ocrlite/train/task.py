@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from torch import Tensor, nn
@@ -13,8 +13,9 @@ __all__ = ["Task"]
 class Task(Protocol):
     """A trainable stage: its net, its batches, its loss and its evaluation.
 
-    ``train_batches`` yields batches forever (the trainer decides the number of steps) and draws
-    every random choice from ``rng``, so a resumed run that restores ``rng`` continues bit-exact.
+    ``batch`` makes one training batch and draws every random choice from ``rng``; the trainer gives
+    step ``k`` the generator seeded by ``(seed, k)``, so a batch depends on its step alone: batches can
+    be made ahead in worker processes and a resumed run continues bit-exact.
     ``evaluate`` runs the *inference* predictor around ``model`` and returns named scores;
     ``metric`` names the score used to keep the best checkpoint (higher is better).
     """
@@ -27,8 +28,8 @@ class Task(Protocol):
         """The stage's net, with the parent weights loaded when the config names them."""
         ...
 
-    def train_batches(self, rng: np.random.Generator) -> Iterator[dict[str, Tensor]]:
-        """Endless training batches (CPU tensors; the trainer moves them to the device)."""
+    def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
+        """One training batch of CPU tensors (the trainer moves it to the device)."""
         ...
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:

@@ -5,7 +5,9 @@ frozen BatchNorm (statistics and affine kept in eval mode) and frozen modules (`
 prefixes, e.g. the early backbone, which also saves their backward pass); AMP only on CUDA; on CPU
 denormal floats are flushed to zero while training (converted Paddle weights produce them). Every
 ``eval_every`` steps the task evaluates through its inference predictor and the best weights
-by ``task.metric`` are kept in ``RUN/best.safetensors``. Logs: ``RUN/log.csv`` (one row per
+by ``task.metric`` are kept in ``RUN/best.safetensors``. Step ``k``'s batch is made from the generator
+seeded by ``(seed, k)``, in the trainer's process or, with ``workers`` > 0, ahead of time in that many
+worker processes (same batches either way). Logs: ``RUN/log.csv`` (one row per
 ``log_every`` steps) and ``RUN/evals.json``. A run resumed from a checkpoint continues bit-exact.
 """
 
@@ -52,6 +54,7 @@ class TrainSettings:
     freeze: list[str] = field(default_factory=list)  # module name prefixes kept fixed, e.g. backbone.stem
     amp: bool = True
     seed: int = 0
+    workers: int = 0  # processes making batches ahead of the training step (0: made in-process)
     eval_every: int = 500
     save_every: int = 250
     log_every: int = 10
@@ -63,6 +66,7 @@ class TrainSettings:
             "clip_grad_norm": self.clip_grad_norm >= 0, "eval_every": self.eval_every >= 1,
             "save_every": self.save_every >= 1, "log_every": self.log_every >= 1,
             "optimizer": self.optimizer in ("adam", "adamw"), "weight_decay": self.weight_decay >= 0,
+            "workers": self.workers >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -135,6 +139,34 @@ def _train_mode(model: nn.Module, s: TrainSettings) -> None:
     freeze_modules(model, s.freeze)
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """Item ``k`` is step ``k``'s batch: ``task.batch`` with the generator seeded by ``(seed, k)``."""
+
+    def __init__(self, task: Task, seed: int) -> None:
+        self.task, self.seed = task, seed
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        return self.task.batch(np.random.default_rng([self.seed, step]))
+
+
+def _batches(task: Task, s: TrainSettings, first: int, last: int, pin: bool) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of steps ``first .. last-1`` in order (made by ``s.workers`` processes when > 0).
+
+    Workers are forked; OpenCV's thread pool does not survive a fork (a worker that touches it waits
+    forever), so OpenCV runs on one thread from then on. A loader worker runs torch on one thread.
+    """
+    if s.workers:
+        import cv2
+
+        cv2.setNumThreads(1)
+    loader = torch.utils.data.DataLoader(
+        _StepBatches(task, s.seed), batch_size=None, sampler=range(first, last), num_workers=s.workers,
+        prefetch_factor=4 if s.workers else None,
+        pin_memory=pin, multiprocessing_context="fork" if s.workers else None,
+    )
+    return iter(loader)
+
+
 class _Log:
     """CSV rows appended per ``log_every`` steps (header written once)."""
 
@@ -180,7 +212,6 @@ def train(
     if dev.type == "cpu":
         torch.set_flush_denormal(True)
     torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
     model = task.build_model().to(dev)
     _train_mode(model, settings)
     optimizer = _optimizer(model, settings)
@@ -190,17 +221,17 @@ def train(
     best: dict[str, float] = {}
     evals: list[dict[str, Any]] = []
     if resume is not None:
-        state = load_checkpoint(find_checkpoint(resume), model, optimizer, rng)
+        state = load_checkpoint(find_checkpoint(resume), model, optimizer)
         counters.update(state["counters"])
         best, evals = state["best"], state["evals"]
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
     log = _Log(run_dir / "log.csv")
-    batches: Iterator[dict[str, torch.Tensor]] = task.train_batches(rng)
     bar = tqdm(total=settings.steps, initial=counters["step"], disable=not progress, unit="step")
     cpu0, wall0 = time.process_time() - counters["cpu_seconds"], time.perf_counter() - counters["wall_seconds"]
     loss_value = float("nan")
     last = min(settings.steps, stop_at or settings.steps)
+    batches = _batches(task, settings, int(counters["step"]), last, pin=dev.type == "cuda")
     for step in range(int(counters["step"]), last):
         lr = lr_at(step, settings)
         for group in optimizer.param_groups:
@@ -227,7 +258,8 @@ def train(
         done = step + 1
         if done % settings.log_every == 0 or done == settings.steps:
             log.write({"step": done, "lr": lr, "loss": loss_value, "grad_norm": float(grad_norm), **logs,
-                       "samples_seen": counters["samples_seen"], "cpu_seconds": round(counters["cpu_seconds"], 2)})
+                       "samples_seen": counters["samples_seen"], "cpu_seconds": round(counters["cpu_seconds"], 2),
+                       "wall_seconds": round(counters["wall_seconds"], 2)})
         if done % settings.eval_every == 0 or done == settings.steps:
             scores = task.evaluate(model)
             _train_mode(model, settings)
@@ -240,7 +272,7 @@ def train(
         if done % settings.save_every == 0 or done == last:
             extra = {"counters": counters, "best": best, "evals": evals, "settings": asdict(settings),
                      "scaler": scaler.state_dict() if use_amp else None, "config": _jsonable(config or {})}
-            save_checkpoint(run_dir, done, model, optimizer, rng, extra)
+            save_checkpoint(run_dir, done, model, optimizer, extra)
     bar.close()
     if not (run_dir / "best.safetensors").is_file():  # no evaluation data: the last weights are the result
         atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(model)))

@@ -47,7 +47,7 @@ def test_batches_label_turned_crops_180(tmp_path: Path) -> None:
     task = ClsTask(_stage(_label_file(tmp_path), None), batch_size=16)
     assert len(task.train_crops) == 8 and len(task.eval_crops) == 4  # every 5th line held out, both ways
     task.augment = lambda image, rng: image  # type: ignore[assignment,method-assign]  # see pixels as drawn
-    batch = next(task.train_batches(np.random.default_rng(0)))
+    batch = task.batch(np.random.default_rng(0))
     assert batch["image"].shape == (16, 3, 48, 192) and set(batch["label"].tolist()) == {0, 1}
     # each image is some training crop batched as inference batches it: upright with label 0, turned with 1
     upright = task.collate(task.train_crops, [0] * 8)["image"]
@@ -55,7 +55,7 @@ def test_batches_label_turned_crops_180(tmp_path: Path) -> None:
     for image, label in zip(batch["image"], batch["label"], strict=True):
         pool = turned if label == 1 else upright
         assert any(torch.equal(image, candidate) for candidate in pool)
-    again = next(task.train_batches(np.random.default_rng(0)))
+    again = task.batch(np.random.default_rng(0))
     assert torch.equal(batch["image"], again["image"]) and torch.equal(batch["label"], again["label"])
     model = task.build_model()
     loss, logs = task.loss(model, batch)

@@ -79,10 +79,10 @@ def test_det_task_batches_loss_and_evaluation(shared_data: Path) -> None:
     stage["preprocess"]["limit_side_len"] = 480  # smaller eval input keeps the test fast
     task = DetTask(stage, batch_size=2)
     assert [r.image.name for r in task.train_records] == ["img_1.jpg", "img_7.jpg"]
-    batch = next(task.train_batches(np.random.default_rng(0)))
+    batch = task.batch(np.random.default_rng(0))
     assert batch["image"].shape == (2, 3, 256, 256) and batch["thresh"].shape == (2, 256, 256)
     assert batch["thresh"].min() >= 0.3 - 1e-6 and batch["thresh"].max() <= 0.7 + 1e-6
-    again = next(task.train_batches(np.random.default_rng(0)))
+    again = task.batch(np.random.default_rng(0))
     assert all(torch.equal(batch[k], again[k]) for k in batch)
     model = task.build_model()
     # evaluation goes through the inference detector: same score as the shipped pipeline on these images

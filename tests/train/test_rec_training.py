@@ -142,3 +142,43 @@ def test_bad_learning_rate_is_one_line_and_exit_2(synth_set: Path, tmp_path: Pat
     result = CliRunner().invoke(main, ["train", str(config), "-o", str(tmp_path / "run"), "--set", "train.lr=abc"])
     assert result.exit_code == 2
     assert result.output.strip() == "ocrlite: error: train.lr must be a number, got 'abc'"
+
+
+def test_worker_processes_make_the_same_batches(synth_set: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    stage = _stage(synth_set, 4)
+    stage["train"]["data"].update(synth="en", synth_share=0.5)  # label files and fresh synthetic lines
+    inline = train(RecTask(stage, 3), TrainSettings.from_stage(stage), tmp_path / "inline", progress=False)
+    stage["train"]["workers"] = 2
+    pooled = train(RecTask(stage, 3), TrainSettings.from_stage(stage), tmp_path / "pooled", progress=False)
+    assert inline.last_loss == pooled.last_loss and inline.samples_seen == pooled.samples_seen == 12
+    a = load_file(str(tmp_path / "inline" / "best.safetensors"))
+    b = load_file(str(tmp_path / "pooled" / "best.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_synthetic_lines_on_the_fly(synth_set: Path) -> None:
+    stage = _stage(synth_set, 4)
+    stage["train"]["data"] = {"synth": "en+zh"}
+    task = RecTask(stage, 8)
+    batch = task.batch(np.random.default_rng(5))
+    again = task.batch(np.random.default_rng(5))
+    assert batch["image"].shape[0] == 8 and torch.equal(batch["image"], again["image"])
+    assert torch.equal(batch["targets"], again["targets"]) and int(batch["target_lengths"].min()) >= 1
+    assert any(path.suffix in (".ttf", ".otf", ".ttc") for path in task.files())  # fonts go in the data manifest
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"synth": "fr"}, "train.data.synth must be one of en, en+zh, got 'fr'"),
+    ({}, "train.data: give label files (train) or a synthetic language (synth)"),
+    ({"synth": "en", "fonts": "/nonexistent"}, "font folder /nonexistent does not exist"),
+])
+def test_bad_data_section_is_a_config_error(synth_set: Path, data: dict[str, Any], message: str) -> None:
+    import re
+
+    from ocrlite.errors import ConfigError
+
+    stage = _stage(synth_set, 4)
+    stage["train"]["data"] = data
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        RecTask(stage, 2)
