@@ -53,6 +53,7 @@ class TrainSettings:
     freeze_bn: bool = False
     freeze: list[str] = field(default_factory=list)  # module name prefixes kept fixed, e.g. backbone.stem
     amp: bool = True
+    channels_last: bool = False  # NHWC net and images (on CUDA, much faster depthwise convolutions)
     seed: int = 0
     workers: int = 0  # processes making batches ahead of the training step (0: made in-process)
     eval_every: int = 500
@@ -128,8 +129,11 @@ def _optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     return kind(params, lr=s.lr, betas=(s.beta1, s.beta2), weight_decay=s.weight_decay)
 
 
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+def _to(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if channels_last:
+        moved = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in moved.items()}
+    return moved
 
 
 def _train_mode(model: nn.Module, s: TrainSettings) -> None:
@@ -213,6 +217,8 @@ def train(
         torch.set_flush_denormal(True)
     torch.manual_seed(settings.seed)
     model = task.build_model().to(dev)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     _train_mode(model, settings)
     optimizer = _optimizer(model, settings)
     use_amp = settings.amp and dev.type == "cuda"
@@ -236,7 +242,7 @@ def train(
         lr = lr_at(step, settings)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = _to(next(batches), dev)
+        batch = _to(next(batches), dev, settings.channels_last)
         with torch.autocast(dev.type, enabled=use_amp):
             loss, logs = task.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
