@@ -18,7 +18,7 @@ from typing import Any, Callable, Collection, Sequence
 
 import click
 
-from ocrlite.errors import OcrliteError
+from ocrlite.errors import OcrliteError, error_reason
 
 __all__ = ["main"]
 
@@ -72,10 +72,8 @@ class _ItemRun:
         """Run ``call``; a failure is reported against ``path`` and does not stop the run."""
         try:
             call()
-        except OcrliteError as exc:
-            self._report(path, str(exc))
         except Exception as exc:  # one broken item must not end the run
-            self._report(path, f"unexpected {type(exc).__name__}: {exc}")
+            self._report(path, error_reason(exc))
 
     def _report(self, path: Path | str, message: str) -> None:
         self.failed += 1

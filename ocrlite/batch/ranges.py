@@ -12,9 +12,11 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import replace
 
+from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.plan import Job
 from ocrlite.batch.report import Failure, FileOutcome
-from ocrlite.batch.run import BatchOptions, _reason, _trim_heap, read_pages
+from ocrlite.batch.run import BatchOptions, read_pages
+from ocrlite.errors import error_reason
 from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.pages import open_pages
 from ocrlite.io.writers import PageRecord, make_writer
@@ -54,9 +56,9 @@ def process_range(engine: object, job: Job, options: BatchOptions, pages: PageRa
             numbers = range(pages[0], min(pages[1], len(source)) + 1)
             read_pages(engine, source, job, numbers, [sink], outcome)
     except Exception as exc:  # the file could not be opened here
-        outcome.failures.append(Failure(str(job.source), job.name, _reason(exc)))
+        outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
     finally:
-        _trim_heap()
+        trim_heap()
     return outcome, sink.records
 
 
@@ -88,5 +90,5 @@ def join_ranges(job: Job, options: BatchOptions, parts: list[RangeOutcome]) -> F
         for fmt, writer in writers.items():
             atomic_write_bytes(job.outputs[fmt], writer.render())
     except Exception as exc:  # an output that could not be written
-        outcome.failures.append(Failure(str(job.source), job.name, _reason(exc)))
+        outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
     return outcome

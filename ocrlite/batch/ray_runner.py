@@ -29,8 +29,8 @@ import numpy as np
 from ocrlite.batch.plan import Job
 from ocrlite.batch.ranges import PageRange, RangeOutcome, join_ranges, process_range, split_pages
 from ocrlite.batch.report import Failure, FileOutcome
-from ocrlite.batch.run import BatchOptions, EngineSpec, _reason, process_file
-from ocrlite.errors import OcrliteError
+from ocrlite.batch.run import BatchOptions, EngineSpec, process_file
+from ocrlite.errors import OcrliteError, error_reason
 from ocrlite.io.pages import count_pages
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "RayOptions", "require_ray"]
@@ -175,7 +175,7 @@ class _OcrActor:
                 return process_file(self.engine, job, self.options), []
             return process_range(self.engine, job, self.options, pages)
         except Exception as exc:
-            return FileOutcome(job.name, failures=[Failure(str(job.source), job.name, _reason(exc))]), []
+            return FileOutcome(job.name, failures=[Failure(str(job.source), job.name, error_reason(exc))]), []
 
 
 def _ranges(job: Job, size: int) -> list[PageRange]:

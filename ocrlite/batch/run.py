@@ -9,7 +9,6 @@ and share the CPU cores between them.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -17,13 +16,13 @@ import sys
 from collections.abc import Callable, Generator, Iterable
 from contextlib import closing
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.plan import REPORT_NAME, Job, make_plan
 from ocrlite.batch.report import Failure, FileOutcome, RunReport
-from ocrlite.errors import OcrliteError
+from ocrlite.errors import OcrliteError, error_reason
 from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
@@ -122,9 +121,9 @@ def process_file(engine: Any, job: Job, options: BatchOptions,
                 for fmt, writer in writers.items():
                     atomic_write_bytes(job.outputs[fmt], writer.render())
     except Exception as exc:  # unreadable file, or an output that could not be written
-        outcome.failures.append(Failure(str(job.source), job.name, _reason(exc)))
+        outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
     finally:
-        _trim_heap()
+        trim_heap()
     return outcome
 
 
@@ -147,31 +146,11 @@ def read_pages(engine: Any, source: PageSource, job: Job, numbers: Iterable[int]
             outcome.pages += 1
             outcome.lines += len(result.lines)
         except Exception as exc:  # one bad page must not cost the others
-            outcome.failures.append(Failure(str(job.source), job.name, _reason(exc), number if several else None))
+            outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc), number if several else None))
         finally:
             page = result = record = None  # type: ignore[assignment]  # free the page image now
             if on_page is not None:
                 on_page()
-
-
-@lru_cache(maxsize=1)
-def _libc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None on other C libraries and platforms."""
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-def _trim_heap() -> None:
-    """Give freed heap memory back to the OS after each input.
-
-    Pages of varying sizes leave glibc's heap fragmented; without this the RSS of a long
-    run climbs to over twice its working size (measured by scripts/check_batch_memory.py).
-    """
-    trim = _libc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def _outcomes(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any) -> Generator[FileOutcome]:
@@ -248,8 +227,3 @@ def _say(bar: Any, line: str) -> None:
     else:
         print(line, file=sys.stderr, flush=True)
 
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, OcrliteError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc}"
