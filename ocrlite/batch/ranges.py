@@ -48,11 +48,13 @@ class _Records:
         raise NotImplementedError("records are joined by join_ranges, not rendered")
 
 
-def process_range(engine: object, job: Job, options: BatchOptions, pages: PageRange) -> RangeOutcome:
-    """OCR pages ``pages`` of ``job.source``; nothing is written, failures are returned, not raised."""
+def process_range(engine: object, job: Job, options: BatchOptions, pages: PageRange,
+                  data: bytes | None = None) -> RangeOutcome:
+    """OCR pages ``pages`` of ``job.source`` (or of its contents ``data``, as ``process_file`` does);
+    nothing is written, failures are returned, not raised."""
     outcome, sink = FileOutcome(job.name), _Records()
     try:
-        with open_pages(job.source, options.dpi, options.max_pixels) as source:
+        with open_pages(job.source, options.dpi, options.max_pixels, data) as source:
             numbers = range(pages[0], min(pages[1], len(source)) + 1)
             read_pages(engine, source, job, numbers, [sink], outcome)
     except Exception as exc:  # the file could not be opened here

@@ -109,17 +109,23 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     return report
 
 
-def process_file(engine: Any, job: Job, options: BatchOptions,
-                 on_page: Callable[[], None] | None = None) -> FileOutcome:
-    """OCR every page of ``job.source`` and write its outputs; failures are returned, not raised."""
+def process_file(engine: Any, job: Job, options: BatchOptions, on_page: Callable[[], None] | None = None,
+                 data: bytes | None = None,
+                 write: Callable[[Path, bytes], None] = atomic_write_bytes) -> FileOutcome:
+    """OCR every page of ``job.source`` and write its outputs; failures are returned, not raised.
+
+    ``data``: the file's contents, already read (``ocrlite.io.pages.read_input``), decoded instead of
+    reading ``job.source``. ``write(path, content)`` stores each output: atomically by default; a
+    distributed run whose workers cannot see the output folder collects them to write elsewhere.
+    """
     outcome = FileOutcome(job.name)
     try:
-        with open_pages(job.source, options.dpi, options.max_pixels) as source:
+        with open_pages(job.source, options.dpi, options.max_pixels, data) as source:
             writers = {fmt: make_writer(fmt, job.name) for fmt in job.outputs}
             read_pages(engine, source, job, range(1, len(source) + 1), list(writers.values()), outcome, on_page)
             if outcome.pages:
                 for fmt, writer in writers.items():
-                    atomic_write_bytes(job.outputs[fmt], writer.render())
+                    write(job.outputs[fmt], writer.render())
     except Exception as exc:  # unreadable file, or an output that could not be written
         outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
     finally:
