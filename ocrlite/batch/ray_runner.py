@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -62,7 +62,8 @@ class RayExecutor:
         require_ray()
         self.options = options
 
-    def __call__(self, jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any) -> Generator[FileOutcome]:
+    def __call__(self, jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any,
+                 started: Callable[[int], None]) -> Generator[FileOutcome]:
         if not jobs:
             return
         import ray
@@ -70,18 +71,19 @@ class RayExecutor:
 
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset INFO lines between our own
         logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled": ours
-        started = not ray.is_initialized()
-        if started:
+        own_ray = not ray.is_initialized()
+        if own_ray:
             _init_ray(self.options)
         try:
-            yield from self._run(jobs, spec, options, bar)
+            yield from self._run(jobs, spec, options, bar, started)
         except ray.exceptions.RayError as exc:  # the cluster itself failed (actors that cannot start, node lost)
             raise OcrliteError(f"Ray failed: {str(exc).splitlines()[0]}") from exc
         finally:
-            if started:
+            if own_ray:
                 ray.shutdown()
 
-    def _run(self, jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any) -> Generator[FileOutcome]:
+    def _run(self, jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any,
+             started: Callable[[int], None]) -> Generator[FileOutcome]:
         import ray
 
         ranges = {i: _ranges(job, self.options.pages_per_job) for i, job in enumerate(jobs)}
@@ -89,13 +91,15 @@ class RayExecutor:
                  "outputs": json.dumps({fmt: str(path) for fmt, path in job.outputs.items()})}
                 for i, job in enumerate(jobs) for first, last in ranges[i]]
         workers = self.options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.options.threads)
+        workers = min(workers, len(rows))
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # ours counts pages
         ledger = ray.remote(num_cpus=0)(_Ledger).remote()
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             _OcrActor, fn_constructor_args=(spec, options, self.options.threads, ledger), batch_size=1,
-            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(workers, len(rows))),
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=self.options.threads)
+        started(workers)
         parts: dict[int, list[RangeOutcome]] = {}
         for row in dataset.iter_rows():
             index, part = int(row["index"]), (row["outcome"], list(row["records"]))

@@ -49,8 +49,9 @@ class EngineSpec:
                    backend=self.backend)
 
 
-Executor = Callable[[list[Job], EngineSpec, "BatchOptions", Any], Generator[FileOutcome]]
-"""Runs jobs and yields one outcome per job, in any order; gets the progress bar (or None) to update."""
+Executor = Callable[[list[Job], EngineSpec, "BatchOptions", Any, Callable[[int], None]], Generator[FileOutcome]]
+"""Runs jobs and yields one outcome per job, in any order; gets the progress bar (or None) to update, and a
+callback to tell, before the first outcome, how many workers (processes, actors) it runs them on."""
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,18 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     if unknown or not options.formats:
         raise OcrliteError(f"unknown output format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite)
-    report = RunReport(list(options.formats), options.dpi, options.workers, skipped=len(plan.skipped))
+    report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped))
     for path, reason in plan.errors:
         report.failures.append(Failure(path, "", reason))
         _say(None, f"ocrlite: error: {report.failures[-1].message()}")
     bar = _progress(plan.jobs, options)
     done: set[str] = set()
+
+    def started(workers: int) -> None:
+        report.workers = workers
+
     try:
-        with closing((execute or _outcomes)(plan.jobs, spec, options, bar)) as outcomes:
+        with closing((execute or _outcomes)(plan.jobs, spec, options, bar, started)) as outcomes:
             for outcome in outcomes:
                 done.add(outcome.name)
                 report.add(outcome)
@@ -159,11 +164,13 @@ def read_pages(engine: Any, source: PageSource, job: Job, numbers: Iterable[int]
                 on_page()
 
 
-def _outcomes(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any) -> Generator[FileOutcome]:
+def _outcomes(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any,
+              started: Callable[[int], None]) -> Generator[FileOutcome]:
     """Outcomes of ``jobs``, processed here or in worker processes."""
     if not jobs:
         return
     if options.workers <= 1 or len(jobs) == 1:
+        started(1)
         engine = spec.build()
         tick = (lambda: bar.update(1)) if bar is not None else None
         for job in jobs:
@@ -171,6 +178,7 @@ def _outcomes(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any
         return
     workers = min(options.workers, len(jobs))
     threads = max(1, (os.cpu_count() or 1) // workers)
+    started(workers)
     context = multiprocessing.get_context("spawn")
     pool = context.Pool(workers, _worker_init, (spec, options, threads))
     try:

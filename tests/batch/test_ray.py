@@ -106,6 +106,7 @@ def test_ray_writes_what_the_local_batch_writes(runs: tuple[Path, Path, Path, An
     assert [(f["name"], f["page"]) for f in report["failures"]] == [("corrupt.jpg", None)]
     assert report["failures"] == expected["failures"]
     assert (report["files"], report["pages"], report["lines"]) == (expected["files"], 5, expected["lines"])
+    assert (report["workers"], expected["workers"]) == (2, 1)  # the actor pool's size, the local processes
     assert "corrupt.jpg" in result.stderr and "1 failures" in result.stderr
 
 
@@ -116,7 +117,7 @@ def test_ray_rerun_writes_nothing(runs: tuple[Path, Path, Path, Any]) -> None:
     assert again.exit_code == 1  # the corrupt file is tried again and still fails
     assert _mtimes(out) == before
     report = _report(out)
-    assert report["skipped"] == 3 and report["pages"] == 0
+    assert report["skipped"] == 3 and report["pages"] == 0 and report["workers"] == 1
     assert [f["name"] for f in report["failures"]] == ["corrupt.jpg"]
 
 
@@ -149,7 +150,7 @@ def test_a_killed_actor_loses_no_finished_output(tmp_path: Path, ray_cluster: An
     report = run_batch([scans], DyingEngineSpec(marker=str(tmp_path / "killed")),
                        BatchOptions(out, ("json", "txt"), dpi=100, quiet=True),
                        RayExecutor(RayOptions(workers=2, threads=1, pages_per_job=1)))
-    assert (tmp_path / "killed").exists()
+    assert (tmp_path / "killed").exists() and report.workers == 2
     failures = sorted((f.name, f.page, f.reason) for f in report.failures if f.name != "corrupt.jpg")
     assert len(report.failures) == 2 and failures == [("doc.pdf", 2, "worker died (pages 2-2)")]
     pages = _squash((out / "doc.pdf.txt").read_text(encoding="utf-8")).split("\f")
