@@ -18,7 +18,7 @@ from typing import Any, Callable, Collection, Sequence
 
 import click
 
-from ocrlite.errors import OcrliteError
+from ocrlite.errors import OcrliteError, error_reason
 
 __all__ = ["main"]
 
@@ -72,10 +72,8 @@ class _ItemRun:
         """Run ``call``; a failure is reported against ``path`` and does not stop the run."""
         try:
             call()
-        except OcrliteError as exc:
-            self._report(path, str(exc))
         except Exception as exc:  # one broken item must not end the run
-            self._report(path, f"unexpected {type(exc).__name__}: {exc}")
+            self._report(path, error_reason(exc))
 
     def _report(self, path: Path | str, message: str) -> None:
         self.failed += 1
@@ -282,6 +280,9 @@ cls_option = click.option(
               help="Ray: torch threads, and CPUs reserved, per actor (default 1).")
 @click.option("--pages-per-job", type=click.IntRange(min=1),
               help="Ray: PDFs/TIFFs with more pages are split into page ranges of this many (default 8).")
+@click.option("--ray-input", type=click.Choice(["paths", "bytes"]),
+              help="Ray: send the actors file paths (inputs and -o DIR on a filesystem every node shares; "
+                   "default) or file bytes (inputs and -o DIR only on this machine: read and written here).")
 @click.option("--overwrite", is_flag=True, help="Batch mode: redo inputs whose outputs are up to date.")
 @click.option("-q", "--quiet", is_flag=True, help="Batch mode: no progress bar and no summary line.")
 @click.option("--draw", type=click.Path(), help="Write boxes and recognized text: a file, or a folder.")
@@ -299,10 +300,10 @@ cls_option = click.option(
 @overrides_option
 def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...], output: str | None,
         files_from: Any, glob: str | None, dpi: float, workers: int | None, executor: str, ray_address: str | None,
-        threads_per_worker: int | None, pages_per_job: int | None, overwrite: bool, quiet: bool, draw: str | None,
-        use_cls: bool | None, rotate_pages: bool, deskew: bool, drop_score: float | None, rec_batch: int | None,
-        det_limit_side_len: int | None, box_thresh: float | None, backend: str | None,
-        overrides: tuple[str, ...]) -> None:
+        threads_per_worker: int | None, pages_per_job: int | None, ray_input: str | None, overwrite: bool,
+        quiet: bool, draw: str | None, use_cls: bool | None, rotate_pages: bool, deskew: bool,
+        drop_score: float | None, rec_batch: int | None, det_limit_side_len: int | None, box_thresh: float | None,
+        backend: str | None, overrides: tuple[str, ...]) -> None:
     """Read the text of images and PDFs: JSON lines, text or tsv on stdout, or files with -o DIR."""
     from ocrlite.io.writers import FORMATS, STREAM_FORMATS
 
@@ -319,9 +320,10 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
         if draw:
             raise click.UsageError("--draw is for stdout mode; it cannot be combined with -o")
         ray_args = {"address": ray_address, "workers": workers, "threads": threads_per_worker,
-                    "pages_per_job": pages_per_job}
+                    "pages_per_job": pages_per_job, "inputs": ray_input}
         if executor == "local" and any(v is not None for k, v in ray_args.items() if k != "workers"):
-            raise click.UsageError("--ray-address, --threads-per-worker and --pages-per-job need --executor ray")
+            raise click.UsageError(
+                "--ray-address, --threads-per-worker, --pages-per-job and --ray-input need --executor ray")
         _run_batch(inputs, output, engine_args, {
             "formats": fmts, "dpi": dpi, "workers": workers or 1, "overwrite": overwrite,
             "quiet": quiet, "glob": glob},

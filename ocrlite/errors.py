@@ -1,6 +1,6 @@
 """Typed errors raised by the library; the CLI turns each into one line on stderr."""
 
-__all__ = ["OcrliteError", "ImageReadError", "ConfigError", "WeightsError", "BackendError"]
+__all__ = ["OcrliteError", "ImageReadError", "ConfigError", "WeightsError", "BackendError", "error_reason"]
 
 
 class OcrliteError(Exception):
@@ -21,3 +21,10 @@ class WeightsError(OcrliteError):
 
 class BackendError(OcrliteError):
     """A stage's backend cannot run here (e.g. onnxruntime is not installed)."""
+
+
+def error_reason(exc: Exception) -> str:
+    """One line saying why ``exc`` happened: an ``OcrliteError``'s own message, else its type and message."""
+    if isinstance(exc, OcrliteError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"

@@ -12,9 +12,11 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import replace
 
+from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.plan import Job
 from ocrlite.batch.report import Failure, FileOutcome
-from ocrlite.batch.run import BatchOptions, _reason, _trim_heap, read_pages
+from ocrlite.batch.run import BatchOptions, read_pages
+from ocrlite.errors import error_reason
 from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.pages import open_pages
 from ocrlite.io.writers import PageRecord, make_writer
@@ -46,17 +48,19 @@ class _Records:
         raise NotImplementedError("records are joined by join_ranges, not rendered")
 
 
-def process_range(engine: object, job: Job, options: BatchOptions, pages: PageRange) -> RangeOutcome:
-    """OCR pages ``pages`` of ``job.source``; nothing is written, failures are returned, not raised."""
+def process_range(engine: object, job: Job, options: BatchOptions, pages: PageRange,
+                  data: bytes | None = None) -> RangeOutcome:
+    """OCR pages ``pages`` of ``job.source`` (or of its contents ``data``, as ``process_file`` does);
+    nothing is written, failures are returned, not raised."""
     outcome, sink = FileOutcome(job.name), _Records()
     try:
-        with open_pages(job.source, options.dpi, options.max_pixels) as source:
+        with open_pages(job.source, options.dpi, options.max_pixels, data) as source:
             numbers = range(pages[0], min(pages[1], len(source)) + 1)
             read_pages(engine, source, job, numbers, [sink], outcome)
     except Exception as exc:  # the file could not be opened here
-        outcome.failures.append(Failure(str(job.source), job.name, _reason(exc)))
+        outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
     finally:
-        _trim_heap()
+        trim_heap()
     return outcome, sink.records
 
 
@@ -88,5 +92,5 @@ def join_ranges(job: Job, options: BatchOptions, parts: list[RangeOutcome]) -> F
         for fmt, writer in writers.items():
             atomic_write_bytes(job.outputs[fmt], writer.render())
     except Exception as exc:  # an output that could not be written
-        outcome.failures.append(Failure(str(job.source), job.name, _reason(exc)))
+        outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
     return outcome

@@ -45,7 +45,7 @@ class RunReport:
 
     formats: list[str]
     dpi: float
-    workers: int
+    workers: int  # processes or Ray actors the run used (0: nothing to do)
     files: int = 0
     skipped: int = 0
     pages: int = 0

@@ -9,7 +9,6 @@ and share the CPU cores between them.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -17,13 +16,13 @@ import sys
 from collections.abc import Callable, Generator, Iterable
 from contextlib import closing
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.plan import REPORT_NAME, Job, make_plan
 from ocrlite.batch.report import Failure, FileOutcome, RunReport
-from ocrlite.errors import OcrliteError
+from ocrlite.errors import OcrliteError, error_reason
 from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
@@ -50,8 +49,9 @@ class EngineSpec:
                    backend=self.backend)
 
 
-Executor = Callable[[list[Job], EngineSpec, "BatchOptions", Any], Generator[FileOutcome]]
-"""Runs jobs and yields one outcome per job, in any order; gets the progress bar (or None) to update."""
+Executor = Callable[[list[Job], EngineSpec, "BatchOptions", Any, Callable[[int], None]], Generator[FileOutcome]]
+"""Runs jobs and yields one outcome per job, in any order; gets the progress bar (or None) to update, and a
+callback to tell, before the first outcome, how many workers (processes, actors) it runs them on."""
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,18 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     if unknown or not options.formats:
         raise OcrliteError(f"unknown output format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite)
-    report = RunReport(list(options.formats), options.dpi, options.workers, skipped=len(plan.skipped))
+    report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped))
     for path, reason in plan.errors:
         report.failures.append(Failure(path, "", reason))
         _say(None, f"ocrlite: error: {report.failures[-1].message()}")
     bar = _progress(plan.jobs, options)
     done: set[str] = set()
+
+    def started(workers: int) -> None:
+        report.workers = workers
+
     try:
-        with closing((execute or _outcomes)(plan.jobs, spec, options, bar)) as outcomes:
+        with closing((execute or _outcomes)(plan.jobs, spec, options, bar, started)) as outcomes:
             for outcome in outcomes:
                 done.add(outcome.name)
                 report.add(outcome)
@@ -110,21 +114,27 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     return report
 
 
-def process_file(engine: Any, job: Job, options: BatchOptions,
-                 on_page: Callable[[], None] | None = None) -> FileOutcome:
-    """OCR every page of ``job.source`` and write its outputs; failures are returned, not raised."""
+def process_file(engine: Any, job: Job, options: BatchOptions, on_page: Callable[[], None] | None = None,
+                 data: bytes | None = None,
+                 write: Callable[[Path, bytes], None] = atomic_write_bytes) -> FileOutcome:
+    """OCR every page of ``job.source`` and write its outputs; failures are returned, not raised.
+
+    ``data``: the file's contents, already read (``ocrlite.io.pages.read_input``), decoded instead of
+    reading ``job.source``. ``write(path, content)`` stores each output: atomically by default; a
+    distributed run whose workers cannot see the output folder collects them to write elsewhere.
+    """
     outcome = FileOutcome(job.name)
     try:
-        with open_pages(job.source, options.dpi, options.max_pixels) as source:
+        with open_pages(job.source, options.dpi, options.max_pixels, data) as source:
             writers = {fmt: make_writer(fmt, job.name) for fmt in job.outputs}
             read_pages(engine, source, job, range(1, len(source) + 1), list(writers.values()), outcome, on_page)
             if outcome.pages:
                 for fmt, writer in writers.items():
-                    atomic_write_bytes(job.outputs[fmt], writer.render())
+                    write(job.outputs[fmt], writer.render())
     except Exception as exc:  # unreadable file, or an output that could not be written
-        outcome.failures.append(Failure(str(job.source), job.name, _reason(exc)))
+        outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
     finally:
-        _trim_heap()
+        trim_heap()
     return outcome
 
 
@@ -147,38 +157,20 @@ def read_pages(engine: Any, source: PageSource, job: Job, numbers: Iterable[int]
             outcome.pages += 1
             outcome.lines += len(result.lines)
         except Exception as exc:  # one bad page must not cost the others
-            outcome.failures.append(Failure(str(job.source), job.name, _reason(exc), number if several else None))
+            outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc), number if several else None))
         finally:
             page = result = record = None  # type: ignore[assignment]  # free the page image now
             if on_page is not None:
                 on_page()
 
 
-@lru_cache(maxsize=1)
-def _libc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None on other C libraries and platforms."""
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-def _trim_heap() -> None:
-    """Give freed heap memory back to the OS after each input.
-
-    Pages of varying sizes leave glibc's heap fragmented; without this the RSS of a long
-    run climbs to over twice its working size (measured by scripts/check_batch_memory.py).
-    """
-    trim = _libc_trim()
-    if trim is not None:
-        trim(0)
-
-
-def _outcomes(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any) -> Generator[FileOutcome]:
+def _outcomes(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any,
+              started: Callable[[int], None]) -> Generator[FileOutcome]:
     """Outcomes of ``jobs``, processed here or in worker processes."""
     if not jobs:
         return
     if options.workers <= 1 or len(jobs) == 1:
+        started(1)
         engine = spec.build()
         tick = (lambda: bar.update(1)) if bar is not None else None
         for job in jobs:
@@ -186,6 +178,7 @@ def _outcomes(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any
         return
     workers = min(options.workers, len(jobs))
     threads = max(1, (os.cpu_count() or 1) // workers)
+    started(workers)
     context = multiprocessing.get_context("spawn")
     pool = context.Pool(workers, _worker_init, (spec, options, threads))
     try:
@@ -248,8 +241,3 @@ def _say(bar: Any, line: str) -> None:
     else:
         print(line, file=sys.stderr, flush=True)
 
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, OcrliteError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc}"

@@ -1,5 +1,7 @@
 """Turn one input file into pages: an image is one page, a multi-page TIFF one page per
-frame, a PDF one page per PDF page rendered with pypdfium2 at a chosen DPI.
+frame, a PDF one page per PDF page rendered with pypdfium2 at a chosen DPI. The file is read
+from its path, or from its contents already in memory (``open_pages(path, data=...)``: a
+distributed run ships the bytes to a machine that cannot see the path), decoded the same way.
 
 Every failure is an ``ImageReadError`` naming the file (and page): opening failures
 (corrupt, encrypted, empty) fail the whole file, rendering failures only that page.
@@ -9,6 +11,7 @@ decoding, and PDF pages are rendered at a lower DPI so they stay within ``max_pi
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from abc import ABC, abstractmethod
@@ -20,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ocrlite.errors import ImageReadError
-from ocrlite.io.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, _to_bgr, read_image
+from ocrlite.io.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, _to_bgr, decode_image_bytes, read_image
 
 __all__ = [
     "DEFAULT_DPI",
@@ -30,6 +33,7 @@ __all__ = [
     "PageSource",
     "count_pages",
     "open_pages",
+    "read_input",
 ]
 
 DEFAULT_DPI = 200
@@ -72,15 +76,17 @@ class PageSource(ABC):
 
 
 class _ImageSource(PageSource):
-    """A single-frame image, read with ``read_image`` (all of its checks apply)."""
+    """A single-frame image, read with ``read_image`` or, from its contents, ``decode_image_bytes`` (same checks)."""
 
-    def __init__(self, path: Path, dpi: float, max_pixels: int) -> None:
-        self.path, self.dpi, self.max_pixels = path, dpi, max_pixels
+    def __init__(self, path: Path, dpi: float, max_pixels: int, data: bytes | None) -> None:
+        self.path, self.dpi, self.max_pixels, self.data = path, dpi, max_pixels, data
 
     def __len__(self) -> int:
         return 1
 
     def page(self, number: int) -> Page:
+        if self.data is not None:
+            return Page(number, decode_image_bytes(self.data, str(self.path), self.max_pixels), self.dpi)
         return Page(number, read_image(self.path, max_pixels=self.max_pixels), self.dpi)
 
 
@@ -118,12 +124,12 @@ class _FramesSource(PageSource):
 class _PdfSource(PageSource):
     """A PDF opened with pypdfium2; pages rendered one at a time, buffers freed after each."""
 
-    def __init__(self, path: Path, dpi: float, max_pixels: int) -> None:
+    def __init__(self, path: Path, dpi: float, max_pixels: int, data: bytes | None) -> None:
         import pypdfium2 as pdfium
 
         self.path, self.dpi, self.max_pixels = path, dpi, max_pixels
         try:
-            self.doc = pdfium.PdfDocument(str(path))
+            self.doc = pdfium.PdfDocument(data if data is not None else str(path))
         except pdfium.PdfiumError as exc:
             raise ImageReadError(f"{path}: {_pdf_open_reason(exc)}") from exc
         self.count = len(self.doc)
@@ -160,21 +166,41 @@ class _PdfSource(PageSource):
 
 
 def open_pages(path: str | Path, dpi: float = DEFAULT_DPI,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> PageSource:
+               max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None) -> PageSource:
     """Open ``path`` as a ``PageSource`` (use it in a ``with`` block).
 
     ``dpi`` is the PDF render resolution, and the resolution assumed for images that
-    don't record their own. Raises ``ImageReadError`` if the file cannot be opened.
+    don't record their own. ``data``, when given, is the file's contents (from ``read_input``):
+    it is decoded instead of reading ``path``, which then only names the file (its type, the
+    errors). Raises ``ImageReadError`` if the file cannot be opened.
     """
     path = Path(path)
+    if data is not None and not data:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
     if path.suffix.lower() in PDF_EXTENSIONS:
-        if path.is_file() and path.stat().st_size == 0:
+        if data is None and path.is_file() and path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file (0 bytes)")
-        return _PdfSource(path, dpi, max_pixels)
-    frames, own_dpi = _open_frames(path, dpi)
+        return _PdfSource(path, dpi, max_pixels, data)
+    frames, own_dpi = _open_frames(path, dpi, data)
     if frames is None:
-        return _ImageSource(path, own_dpi, max_pixels)
+        return _ImageSource(path, own_dpi, max_pixels, data)
     return _FramesSource(path, frames, dpi, max_pixels)
+
+
+def read_input(path: str | Path, name: str | None = None) -> bytes:
+    """The contents of input file ``path``, for ``open_pages(..., data=)``.
+
+    Raises ``ImageReadError`` naming ``name`` (default: ``path``) when the file cannot be read.
+    """
+    where = name or str(path)
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{where}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageReadError(f"{where}: is a directory, not an image file") from exc
+    except OSError as exc:
+        raise ImageReadError(f"{where}: cannot read ({exc.strerror or exc})") from exc
 
 
 def count_pages(path: str | Path) -> int:
@@ -195,12 +221,12 @@ def count_pages(path: str | Path) -> int:
         return 1
 
 
-def _open_frames(path: Path, dpi: float) -> tuple[Image.Image | None, float]:
-    """The open Pillow image if ``path`` has several frames (else None), and its DPI."""
+def _open_frames(path: Path, dpi: float, data: bytes | None) -> tuple[Image.Image | None, float]:
+    """The open Pillow image if ``path`` (or its contents ``data``) has several frames (else None), and its DPI."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(io.BytesIO(data) if data is not None else path)
     except Exception:
         return None, dpi  # read_image gives the precise error
     own_dpi = _image_dpi(image, dpi)

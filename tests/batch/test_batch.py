@@ -101,7 +101,7 @@ def test_every_good_page_is_written_and_bad_files_are_reported(first_run: tuple[
     report = _report(out)
     assert {f["name"] for f in report["failures"]} == BAD
     assert all(f["reason"] for f in report["failures"])
-    assert report["pages"] == 6 and report["files"] == 7 and not report["interrupted"]
+    assert report["pages"] == 6 and report["files"] == 7 and not report["interrupted"] and report["workers"] == 1
     assert "3 failures" in result.stderr and "6 pages" in result.stderr
     assert not list(out.rglob("*.part"))
     for name, words in GOOD.items():
@@ -177,6 +177,7 @@ def test_two_workers_give_the_same_text(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = _cli(str(scans), "-o", str(out), "--format", "txt", "--workers", "2")
     assert result.exit_code == 0, result.output
+    assert _report(out)["workers"] == 2
     for word in ("HELLO", "WORLD", "PAID"):
         assert word in _squash((out / f"{word.lower()}.png.txt").read_text(encoding="utf-8"))
 

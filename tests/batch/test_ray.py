@@ -1,8 +1,10 @@
 """Batch mode on Ray (`ocrlite ocr DIR -o OUT --executor ray`): the same outputs and report as the
-local batch, resume, and no finished output lost when an actor is killed.
+local batch, with paths or with file bytes in the rows, resume, and no finished output lost when an
+actor is killed.
 
 One local Ray with 2 CPUs serves the whole session (``ray_cluster`` in conftest); skipped when
-Ray is not installed, failing under OCRLITE_REQUIRE_DATA=1 as in CI.
+Ray is not installed, failing under OCRLITE_REQUIRE_DATA=1 as in CI. Each Ray run starts its
+own actors (a torch import and a model load each), so the module keeps to five runs.
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ def _cli(*args: str) -> Any:
     return CliRunner().invoke(main, ["ocr", *args, "--dpi", "100"])
 
 
-def _ray(scans: Path, out: Path) -> Any:
-    """Two actors, one thread each, the PDF cut into page ranges of 2 (pages 1-2 and 3)."""
-    return _cli(str(scans), "-o", str(out), "--format", FORMATS, "--executor", "ray", "--workers", "2",
-                "--threads-per-worker", "1", "--pages-per-job", "2")
+ACTORS = {"paths": 2, "bytes": 1}
+"""Actors per --ray-input: paths with two, whose page ranges of one PDF are joined; bytes with one, as
+each actor costs a start (a torch import, a model load) and the actors' number is not what bytes changes."""
+
+
+def _ray(scans: Path | str, out: Path | str, mode: str) -> Any:
+    """One thread per actor, the PDF cut into page ranges of 2 (pages 1-2 and 3)."""
+    return _cli(str(scans), "-o", str(out), "--format", FORMATS, "--executor", "ray", "--workers", str(ACTORS[mode]),
+                "--threads-per-worker", "1", "--pages-per-job", "2", "--ray-input", mode)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -83,18 +90,32 @@ def one_torch_thread() -> Any:
     torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class Runs:
+    """The same folder read by the local batch (--workers 1) and by Ray with each --ray-input."""
+
+    root: Path
+    results: dict[str, Any]  # "local", "paths", "bytes": each run's CliRunner result, its outputs in root / key
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, ray_cluster: Any) -> tuple[Path, Path, Path, Any]:
-    """The same folder read by the local batch (--workers 1) and by Ray."""
+def runs(tmp_path_factory: pytest.TempPathFactory, ray_cluster: Any) -> Runs:
+    """All runs name the inputs and outputs relative to ``root``: the actors' working folder is
+    another one (where Ray started), so paths that reach them unresolved, or outputs they write
+    themselves in bytes mode, would miss."""
     root = tmp_path_factory.mktemp("ray")
-    scans = _make_scans(root / "scans")
-    local = _cli(str(scans), "-o", str(root / "local"), "--format", FORMATS, "--workers", "1")
-    assert local.exit_code == 1, local.output
-    return scans, root / "local", root / "ray", _ray(scans, root / "ray")
+    _make_scans(root / "scans")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        results = {"local": _cli("scans", "-o", "local", "--format", FORMATS, "--workers", "1")}
+        results.update((mode, _ray("scans", mode, mode)) for mode in ("paths", "bytes"))
+    assert results["local"].exit_code == 1, results["local"].output
+    return Runs(root, results)
 
 
-def test_ray_writes_what_the_local_batch_writes(runs: tuple[Path, Path, Path, Any]) -> None:
-    _, local, out, result = runs
+@pytest.mark.parametrize("mode", ["paths", "bytes"])
+def test_ray_writes_what_the_local_batch_writes(runs: Runs, mode: str) -> None:
+    local, out, result = runs.root / "local", runs.root / mode, runs.results[mode]
     assert result.exit_code == 1, result.output
     written = _files(out)
     assert sorted(written) == [f"{name}.{fmt}" for name in ("a.png", "b.jpg", "doc.pdf")
@@ -104,19 +125,25 @@ def test_ray_writes_what_the_local_batch_writes(runs: tuple[Path, Path, Path, An
     assert ["INVOICE" in text[0], "PAID" in text[1], "TOTAL" in text[2]] == [True, True, True]
     report, expected = _report(out), _report(local)
     assert [(f["name"], f["page"]) for f in report["failures"]] == [("corrupt.jpg", None)]
-    assert report["failures"] == expected["failures"]
+    failures = expected["failures"]
+    if mode == "paths":  # the actors were given absolute paths, and name the input so
+        absolute = str(runs.root / "scans" / "corrupt.jpg")
+        failures = [{**f, "path": absolute, "reason": f["reason"].replace("scans/corrupt.jpg", absolute)}
+                    for f in failures]
+    assert report["failures"] == failures
     assert (report["files"], report["pages"], report["lines"]) == (expected["files"], 5, expected["lines"])
+    assert (report["workers"], expected["workers"]) == (ACTORS[mode], 1)  # the actor pool's size, the local processes
     assert "corrupt.jpg" in result.stderr and "1 failures" in result.stderr
 
 
-def test_ray_rerun_writes_nothing(runs: tuple[Path, Path, Path, Any]) -> None:
-    scans, _, out, _ = runs
+def test_ray_rerun_writes_nothing(runs: Runs) -> None:
+    scans, out = runs.root / "scans", runs.root / "bytes"
     before = _mtimes(out)
-    again = _ray(scans, out)
+    again = _ray(scans, out, "bytes")
     assert again.exit_code == 1  # the corrupt file is tried again and still fails
     assert _mtimes(out) == before
     report = _report(out)
-    assert report["skipped"] == 3 and report["pages"] == 0
+    assert report["skipped"] == 3 and report["pages"] == 0 and report["workers"] == 1
     assert [f["name"] for f in report["failures"]] == ["corrupt.jpg"]
 
 
@@ -149,7 +176,7 @@ def test_a_killed_actor_loses_no_finished_output(tmp_path: Path, ray_cluster: An
     report = run_batch([scans], DyingEngineSpec(marker=str(tmp_path / "killed")),
                        BatchOptions(out, ("json", "txt"), dpi=100, quiet=True),
                        RayExecutor(RayOptions(workers=2, threads=1, pages_per_job=1)))
-    assert (tmp_path / "killed").exists()
+    assert (tmp_path / "killed").exists() and report.workers == 2
     failures = sorted((f.name, f.page, f.reason) for f in report.failures if f.name != "corrupt.jpg")
     assert len(report.failures) == 2 and failures == [("doc.pdf", 2, "worker died (pages 2-2)")]
     pages = _squash((out / "doc.pdf.txt").read_text(encoding="utf-8")).split("\f")
