@@ -49,6 +49,7 @@ __all__ = [
     "DetLossSettings",
     "DetTask",
     "build_det_model",
+    "with_threshold_branch",
     "init_db_branch",
     "detect_counts",
     "bootstrap_hmean",
@@ -115,6 +116,13 @@ def init_db_branch(branch: nn.Module, source: nn.Module) -> None:
     nn.init.zeros_(last.bias)
 
 
+def with_threshold_branch(stage: dict[str, Any]) -> dict[str, Any]:
+    """``stage`` whose DB head config has the threshold branch: the net that is trained, saved and exported
+    (inference ignores the branch; the exported config must name it for its weights to load strictly)."""
+    model = stage.get("model") or {}
+    return {**stage, "model": {**model, "head": {**(model.get("head") or {}), "with_threshold": True}}}
+
+
 def build_det_model(stage: dict[str, Any]) -> nn.Module:
     """The stage's DB net with the threshold branch, its weights loaded strictly.
 
@@ -122,8 +130,8 @@ def build_det_model(stage: dict[str, Any]) -> nn.Module:
     then the branch is initialised by ``init_db_branch`` and a log line names what happened.
     A file missing part of the branch, or anything else, is a WeightsError.
     """
-    spec = stage_spec("det", stage)
-    model = build_model({**spec.model, "head": {**spec.model["head"], "with_threshold": True}})
+    spec = stage_spec("det", with_threshold_branch(stage))
+    model = build_model(spec.model)
     if spec.weights is None:
         return model
     path = spec.weights
@@ -193,7 +201,7 @@ class DetTask:
     metric = "hmean"
 
     def __init__(self, stage: dict[str, Any], batch_size: int) -> None:
-        self.stage = stage
+        self.stage = with_threshold_branch(stage)
         train = stage.get("train") or {}
         self.data: DetData = from_mapping(DetData, "train.data", train.get("data"))
         aug: DetAugmentSettings = from_mapping(DetAugmentSettings, "train.augment", train.get("augment"))

@@ -82,7 +82,7 @@ def export_model(
         "channel_order": parent.get("channel_order", "BGR"),
         "preprocess": preprocess,
         "postprocess": postprocess,
-        "parameters": sum(p.numel() for p in build_model(stage["model"]).parameters()),
+        "parameters": sum(p.numel() for p in build_model(task.stage["model"]).parameters()),
         "training": {
             **training,
             "steps": result.steps,
@@ -93,7 +93,7 @@ def export_model(
         },
     }
     atomic_write_text(out / f"{name}.json", json.dumps(manifest, indent=2) + "\n")
-    config = {"model": stage["model"], "weights": name, "preprocess": preprocess, "postprocess": postprocess}
+    config = {"model": task.stage["model"], "weights": name, "preprocess": preprocess, "postprocess": postprocess}
     target = out / f"{name}.yaml"
     atomic_write_text(target, f"# {name}: fine-tuned from {manifest['parent']['name']} by ocrlite train\n"
                       + yaml.safe_dump(config, sort_keys=False))
