@@ -2,7 +2,11 @@
 
 Distillation runs on the project trainer: ``KDTask`` wraps a task (the trainer's ``Task`` protocol:
 ``build_model``, ``batch``, ``loss``, ``evaluate``) and returns the task's own loss plus the
-teacher terms, so there is no second training loop. Terms:
+teacher terms, so there is no second training loop. A stage config's ``train.distill`` section
+(``DistillSettings``: teacher, weight, temperature) makes ``ocrlite train`` wrap its task
+(``distill_task``); ``ocrlite distill --teacher`` sets it. The teacher is any preset or stage/pipeline
+config, built through ``ocrlite.stages``; it must read the student's input (line height, normalisation)
+and have the student's classes (charset or labels). Terms:
 
 - ``kd_loss``: Hinton KD, ``T^2 * KL(softmax(teacher / T) || softmax(student / T))`` over the class axis
   (classifier logits [N, C]; CTC logits [N, T, C] per time step);
@@ -12,6 +16,8 @@ teacher terms, so there is no second training loop. Terms:
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["kd_loss", "dml_loss", "feature_l2", "KDTask"]
+from ocrlite.errors import ConfigError
+from ocrlite.stages import StageSpec, command_stage, stage_spec
+
+__all__ = ["kd_loss", "dml_loss", "feature_l2", "KDTask", "DistillSettings", "teacher_spec", "distill_task"]
 
 
 def kd_loss(student: Tensor, teacher: Tensor, temperature: float = 2.0) -> Tensor:
@@ -44,12 +53,23 @@ def feature_l2(a: Tensor, b: Tensor) -> Tensor:
 
 
 class KDTask:
-    """A training task whose loss adds ``weight * kd_loss(student(image), teacher(image))`` (frozen teacher)."""
+    """A training task whose loss adds ``weight * kd_loss(student(image), teacher(image))`` (frozen teacher).
 
-    def __init__(self, base: Any, teacher: nn.Module, weight: float = 1.0, temperature: float = 2.0) -> None:
+    The student's output is taken from the base task's own forward pass (a forward hook), so a step runs
+    the student once. Attributes the wrapper does not define (``pre``, ``files``, ...) are the base task's.
+    """
+
+    def __init__(self, base: Any, teacher: nn.Module, weight: float = 1.0, temperature: float = 2.0,
+                 about: dict[str, Any] | None = None) -> None:
         self.base, self.weight, self.temperature = base, weight, temperature
+        self.about = about or {}  # provenance for the exported manifest (teacher name, weights, settings)
         self.teacher = teacher.eval().requires_grad_(False)
         self.name, self.metric, self.stage = base.name, base.metric, base.stage
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "base":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.base, name)
 
     def build_model(self) -> nn.Module:
         return self.base.build_model()
@@ -58,13 +78,98 @@ class KDTask:
         return self.base.batch(rng)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        total, logs = self.base.loss(model, batch)
+        outputs: list[Tensor] = []
+        hook = model.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
+        try:
+            total, logs = self.base.loss(model, batch)
+        finally:
+            hook.remove()
+        if len(outputs) != 1:
+            raise RuntimeError(f"KD needs the base task to run the student once per step; it ran {len(outputs)}")
         image = batch["image"]
         self.teacher.to(image.device)
         with torch.no_grad():
             target = self.teacher(image)
-        kd = kd_loss(model(image), target, self.temperature)
+        if target.shape != outputs[0].shape:
+            raise ConfigError(f"train.distill.teacher: its output {tuple(target.shape)} does not match the "
+                              f"student's {tuple(outputs[0].shape)} on the same batch")
+        kd = kd_loss(outputs[0], target, self.temperature)
         return total + self.weight * kd, {**logs, "kd": float(kd.detach())}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return self.base.evaluate(model)
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """The ``train.distill`` section: the teacher (preset name or config file) and the KD term's weight and T."""
+
+    teacher: str = ""
+    weight: float = 1.0
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.teacher:
+            raise ConfigError("train.distill.teacher: give a preset name or a config file (--teacher)")
+        for key in ("weight", "temperature"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"train.distill.{key}: must be > 0, got {getattr(self, key)!r}")
+
+
+def teacher_spec(kind: str, teacher: str, config_dir: Path | None = None) -> StageSpec:
+    """The ``kind`` stage of ``teacher``: a preset name, or a stage/pipeline config (also looked up beside
+    the student's config); a bad name is one ConfigError."""
+    from ocrlite.files import find_config
+    from ocrlite.presets import PRESETS
+    from ocrlite.slim.save import config_stage_kind
+
+    if teacher in PRESETS:
+        spec = command_stage(kind, model=teacher)
+    else:
+        try:
+            path = find_config(teacher, config_dir)
+        except ConfigError:
+            raise ConfigError(f"train.distill.teacher: {teacher!r} is neither a preset ({', '.join(PRESETS)}) "
+                              "nor a config file") from None
+        own = config_stage_kind(path)
+        if own is not None and own != kind:
+            raise ConfigError(f"train.distill.teacher: {teacher} is a {own} stage; the student is a {kind} stage")
+        spec = command_stage(kind, str(path))
+    if spec is None:
+        raise ConfigError(f"train.distill.teacher: {teacher} has no {kind} stage")
+    return spec
+
+
+def _check_pair(student: StageSpec, teacher: StageSpec, name: str) -> None:
+    """The teacher must read the student's batches and score the same classes."""
+    where = f"train.distill.teacher: {name}"
+    if teacher.outputs != "logits":
+        raise ConfigError(f"{where} returns {teacher.outputs}; KD needs logits")
+    for key in ("height", "mean", "std"):
+        mine, theirs = getattr(student.pre, key), getattr(teacher.pre, key)
+        if mine != theirs:
+            raise ConfigError(f"{where} reads lines with preprocess.{key} {theirs}, the student {mine}")
+    if student.kind == "rec":
+        assert student.charset is not None and teacher.charset is not None
+        if student.charset.chars != teacher.charset.chars:
+            raise ConfigError(f"{where} has another charset ({len(teacher.charset)} classes, the student "
+                              f"{len(student.charset)}); KD needs the same classes")
+    elif student.post.labels != teacher.post.labels:
+        raise ConfigError(f"{where} has labels {teacher.post.labels}, the student {student.post.labels}")
+
+
+def distill_task(task: Any, stage: dict[str, Any]) -> KDTask:
+    """``task`` wrapped in ``KDTask`` with the teacher of the stage's ``train.distill`` section."""
+    from ocrlite.train.settings import from_mapping
+
+    section = (stage.get("train") or {}).get("distill")
+    settings: DistillSettings = from_mapping(DistillSettings, "train.distill", section)
+    if task.name not in ("rec", "cls"):
+        raise ConfigError(f"train.distill: KD distils class logits (rec, cls); the {task.name} task has none "
+                          "(detector distillation, CML, is not implemented)")
+    config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
+    teacher = teacher_spec(task.name, settings.teacher, config_dir)
+    _check_pair(stage_spec(task.name, stage), teacher, settings.teacher)
+    about = {**asdict(settings), "teacher_weights": teacher.manifest.get("name"),
+             "teacher_sha256": teacher.manifest.get("sha256")}
+    return KDTask(task, teacher.build_net(), settings.weight, settings.temperature, about)

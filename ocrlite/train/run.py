@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 import yaml
 
+from ..config import apply_overrides
 from ..errors import ConfigError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..stages import load_stage_config, stage_kind, stage_spec
@@ -25,7 +26,7 @@ from ..weights import sha256_file
 from .task import Task
 from .trainer import TrainResult, TrainSettings, train
 
-__all__ = ["TASKS", "build_task", "write_data_manifest", "export_model", "run_training"]
+__all__ = ["TASKS", "build_task", "write_data_manifest", "export_model", "load_training_config", "run_training"]
 
 # task name -> "module:class"; each class is built as cls(stage, batch_size) and implements Task
 TASKS = {
@@ -95,9 +96,26 @@ def export_model(
     atomic_write_text(out / f"{name}.json", json.dumps(manifest, indent=2) + "\n")
     config = {"model": task.stage["model"], "weights": name, "preprocess": preprocess, "postprocess": postprocess}
     target = out / f"{name}.yaml"
-    atomic_write_text(target, f"# {name}: fine-tuned from {manifest['parent']['name']} by ocrlite train\n"
+    parent_name = manifest["parent"]["name"]
+    how = f"fine-tuned from {parent_name}" if parent_name else "trained from scratch"
+    if training.get("distill"):
+        how += f", distilled from {training['distill']['teacher']}"
+    atomic_write_text(target, f"# {name}: {how} by ocrlite train\n"
                       + yaml.safe_dump(config, sort_keys=False))
     return target
+
+
+def load_training_config(config: str, overrides: Sequence[str], teacher: str | None = None) -> dict[str, Any]:
+    """The stage mapping to train; with ``teacher`` (``ocrlite distill``) it gets a ``train.distill`` section
+    (which ``--set train.distill.KEY=...`` may address) naming that teacher."""
+    stage = load_stage_config(config)
+    if teacher is not None:
+        section = stage.get("train") or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{config}: train must be a mapping, got {section!r}")
+        stage["train"] = {**section, "distill": section.get("distill") or {}}
+        overrides = [*overrides, f"train.distill.teacher={json.dumps(teacher)}"]
+    return apply_overrides(stage, overrides)
 
 
 def run_training(
@@ -109,13 +127,24 @@ def run_training(
     export: bool = True,
     name: str | None = None,
     progress: bool = True,
+    teacher: str | None = None,
 ) -> tuple[TrainResult, Path | None]:
-    """Load ``config`` with ``overrides``, train, and export (see the module docstring)."""
-    stage = load_stage_config(config, overrides)
+    """Load ``config`` with ``overrides``, train, and export (see the module docstring).
+
+    A ``train.distill`` section (or ``teacher``, which sets it) adds a frozen teacher's KD term to the
+    task's loss (``ocrlite.slim.distill``); the trainer is the same.
+    """
+    stage = load_training_config(config, overrides, teacher)
     if not stage.get("train"):
         raise ConfigError(f"{config}: no train: section")
     settings = TrainSettings.from_stage(stage)
     task = build_task(stage, settings.batch_size)
+    distill: dict[str, Any] = {}
+    if stage["train"].get("distill") is not None:
+        from ..slim.distill import distill_task
+
+        kd = distill_task(task, stage)
+        task, distill = kd, kd.about
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files)
     result = train(task, settings, run_dir, device, resume, progress, config=stage)
@@ -129,5 +158,6 @@ def run_training(
         "device": device,
         "torch": torch.__version__,
         "settings": vars(settings),
+        **({"distill": distill} if distill else {}),
     }
     return result, export_model(run_dir, stage, name or Path(config).stem, task, result, training)

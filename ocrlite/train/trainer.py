@@ -33,7 +33,7 @@ from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules"]
 
-TASK_KEYS = ("task", "data", "augment", "loss")  # task-specific parts of the train section
+TASK_KEYS = ("task", "data", "augment", "loss", "distill")  # parts of the train section read elsewhere
 
 
 @dataclass
@@ -274,7 +274,8 @@ def train(
             if task.metric in scores and scores[task.metric] >= best.get(task.metric, -math.inf):
                 best = {"step": done, **scores}
                 atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(model)))
-            bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+            if scores:
+                bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
         if done % settings.save_every == 0 or done == last:
             extra = {"counters": counters, "best": best, "evals": evals, "settings": asdict(settings),
                      "scaler": scaler.state_dict() if use_amp else None, "config": _jsonable(config or {})}
