@@ -525,30 +525,61 @@ def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: in
     click.echo(str(labels))
 
 
-@main.command("train")
-@click.argument("config")
-@overrides_option
-@click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False), required=True,
-              help="Run folder: logs, checkpoints, best weights and the export.")
-@click.option("--resume", type=click.Path(exists=True, file_okay=False),
-              help="Continue from a checkpoint folder or a run folder (its latest checkpoint).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--export/--no-export", default=True, show_default=True,
-              help="Write RUN/export/NAME.{safetensors,json,yaml} from the best weights at the end.")
-@click.option("--name", help="Exported model name (default: the config's file stem).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def train_command(config: str, overrides: tuple[str, ...], run_dir: str, resume: str | None, device: str,
-                  export: bool, name: str | None, quiet: bool) -> None:
-    """Train or fine-tune a stage from a config with a train: section (e.g. configs/train/rec_ppocrv2_en.yaml)."""
+_TRAIN_OPTIONS = (
+    overrides_option,
+    click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False), required=True,
+                 help="Run folder: logs, checkpoints, best weights and the export."),
+    click.option("--resume", type=click.Path(exists=True, file_okay=False),
+                 help="Continue from a checkpoint folder or a run folder (its latest checkpoint)."),
+    click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+    click.option("--export/--no-export", default=True, show_default=True,
+                 help="Write RUN/export/NAME.{safetensors,json,yaml} from the best weights at the end."),
+    click.option("--name", help="Exported model name (default: the config's file stem)."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+)
+
+
+def train_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every command on the trainer takes (``train``, ``distill``), meaning the same on each."""
+    for option in reversed(_TRAIN_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _train(config: str, overrides: tuple[str, ...], run_dir: str, resume: str | None, device: str, export: bool,
+           name: str | None, quiet: bool, teacher: str | None = None) -> None:
+    """Run the trainer (``ocrlite.train.run``) and print its summary and the exported config."""
     from .train.run import run_training
 
     result, exported = _build(lambda: run_training(
-        config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet))
+        config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet, teacher))
     best = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best.items())
     click.echo(f"steps={result.steps} samples={result.samples_seen} cpu_s={result.cpu_seconds:.0f} "
                f"loss={result.last_loss:.4f} best: {best or '-'}")
     if exported is not None:
         click.echo(f"exported: {exported}")
+
+
+@main.command("train")
+@click.argument("config")
+@train_options
+def train_command(config: str, overrides: tuple[str, ...], run_dir: str, resume: str | None, device: str,
+                  export: bool, name: str | None, quiet: bool) -> None:
+    """Train or fine-tune a stage from a config with a train: section (e.g. configs/train/rec_ppocrv2_en.yaml)."""
+    _train(config, overrides, run_dir, resume, device, export, name, quiet)
+
+
+@main.command("distill")
+@click.argument("config")
+@click.option("--teacher", required=True, metavar="NAME|CONFIG",
+              help="Frozen teacher: a preset (see 'ocrlite models') or a stage/pipeline config "
+                   "(sets train.distill.teacher).")
+@train_options
+def distill_command(config: str, teacher: str, overrides: tuple[str, ...], run_dir: str, resume: str | None,
+                    device: str, export: bool, name: str | None, quiet: bool) -> None:
+    """Train a recognizer or classifier config (train: section) with a teacher's KD term added to its loss
+    (--set train.distill.weight=1.0, train.distill.temperature=2.0)."""
+    _train(config, overrides, run_dir, resume, device, export, name, quiet, teacher)
 
 
 @main.command(name="eval")

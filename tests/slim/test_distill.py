@@ -1,13 +1,21 @@
-"""Distillation losses: known answers, and KD pulls a fresh student towards the shipped classifier."""
+"""Distillation: loss known answers, KD pulls a fresh student towards the shipped classifier, and
+``ocrlite distill`` trains a tiny recognizer against ppocr-v2's CRNN on the one trainer."""
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 from pathlib import Path
 
 import cv2
+import pytest
 import torch
+import yaml
+from click.testing import CliRunner
 
+from ocrlite.cli import main
+from ocrlite.predictors import TextRecognizer
 from ocrlite.preprocess import line_batch
 from ocrlite.slim.distill import dml_loss, feature_l2, kd_loss
 from ocrlite.stages import stage_spec
@@ -46,3 +54,60 @@ def test_kd_moves_a_fresh_student_to_the_teacher_on_real_crops():
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
     assert all(p.grad is None for p in teacher.parameters())
+
+
+TINY_STUDENT = {  # tests/train/test_rec_training.py's tiny CRNN: the student; the teacher is ppocr-v2's CRNN
+    "model": {"backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
+              "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
+              "head": {"name": "CTCHead", "mid_channels": 16}},
+    "weights": None,
+    "preprocess": {"height": 32, "width": 64},
+    "postprocess": {"charset": "ppocr_keys_v1.txt", "use_space_char": True},
+    "train": {"task": "rec", "data": {"synth": "en"}, "augment": {"tia_prob": 0.0, "bda_prob": 0.0},
+              "steps": 8, "batch_size": 4, "lr": 0.05, "warmup_steps": 1, "log_every": 1},
+}
+
+
+def _student(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny_rec.yaml"
+    path.write_text(yaml.safe_dump(TINY_STUDENT), encoding="utf-8")
+    return path
+
+
+def test_distill_cli_adds_a_falling_kd_term_and_exports(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--threads", "1", "distill", str(_student(tmp_path)), "--teacher", "ppocr-v2",
+                                       "-o", str(run), "-q", "--set", "train.distill.weight=0.5"])
+    assert result.exit_code == 0, result.output
+    assert "steps=8 samples=32" in result.output
+    with open(run / "log.csv", encoding="utf-8") as fh:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    assert len(rows) == 8 and all(math.isfinite(r["kd"]) and r["kd"] > 0 for r in rows)
+    for r in rows:  # the logged loss is the task's CTC plus weight * KD
+        assert r["loss"] == pytest.approx(r["ctc"] + 0.5 * r["kd"], rel=1e-4)
+    first, last = rows[0]["kd"], sum(r["kd"] for r in rows[-3:]) / 3
+    assert last < 0.5 * first, [r["kd"] for r in rows]
+    manifest = json.loads((run / "export" / "tiny_rec.json").read_text(encoding="utf-8"))
+    distill = manifest["training"]["distill"]
+    assert distill["teacher"] == "ppocr-v2" and distill["teacher_weights"] == "rec_ppocrv2"
+    assert distill["weight"] == 0.5 and distill["temperature"] == 2.0
+    recognizer = TextRecognizer.from_config(str(run / "export" / "tiny_rec.yaml"))
+    page = cv2.imread(str(SAMPLE))
+    assert recognizer.pre.height == 32 and len(recognizer([page[29:63, 40:290]])) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--teacher", "nope"], "train.distill.teacher: 'nope' is neither a preset (ppocr-v2, "),
+    (["--teacher", "det_ppocrv3.yaml"], "train.distill.teacher: det_ppocrv3.yaml is a det stage; the student is a rec"),
+    (["--teacher", "en-ppocr-v4"], "train.distill.teacher: en-ppocr-v4 reads lines with preprocess.height 48, the "
+                                   "student 32"),
+    (["--teacher", "ppocr-v2", "--set", "train.distill.temperature=0"], "train.distill.temperature: must be > 0"),
+    (["--teacher", "ppocr-v2", "--set", "train.distill.wieght=1"], "train.distill: unknown key 'wieght'"),
+])
+def test_distill_cli_bad_teacher_or_setting_is_one_line_and_exit_2(tmp_path: Path, args: list[str],
+                                                                    message: str) -> None:
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["distill", str(_student(tmp_path)), "-o", str(run), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith(f"ocrlite: error: {message}")
+    assert not (run / "log.csv").exists()
