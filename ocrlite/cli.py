@@ -587,7 +587,8 @@ def distill_command(config: str, teacher: str, overrides: tuple[str, ...], run_d
 @click.option("--data", required=True, type=click.Path(file_okay=False),
               help="Benchmark folder: ICDAR 2015 (det, e2e), FUNSD (e2e) or word crops (rec, cls).")
 @click.option("--model", "models_", metavar="NAME[,NAME]",
-              help="Preset(s) to evaluate, comma-separated, one row each (default: the default preset).")
+              help="Preset(s) to evaluate, comma-separated, one row each; a --config row comes after them "
+                   "(default: the default preset).")
 @config_option
 @click.option("--split", type=click.Path(dir_okay=False, exists=True),
               help="Split manifest (JSON with 'files'): evaluate only those files.")
@@ -603,16 +604,16 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
     from ocrlite.eval.harness import evaluate, format_table, ocrlite_system
 
     names = [n for n in (models_ or "").split(",") if n]
-    if names and config is not None:
-        raise click.UsageError("--model and --config are exclusive")
     fmt = _parse_formats(formats or ("table",), ("table", "json"))[0]
-    if config is not None:
-        systems = [_build(lambda: ocrlite_system(Path(config).name, OCR(config, overrides)))]
-    else:
-        def system(name: str | None) -> Any:
-            return ocrlite_system(name or "default", OCR(overrides=overrides, model=name))
 
-        systems = [_build(partial(system, name)) for name in names] if names else [_build(partial(system, None))]
+    def system(name: str | None) -> Any:
+        return ocrlite_system(name or "default", OCR(overrides=overrides, model=name))
+
+    systems = [_build(partial(system, name)) for name in names]
+    if config is not None:  # after the presets: one run scores e.g. a parent preset and its fine-tune
+        systems.append(_build(lambda: ocrlite_system(Path(config).name, OCR(config, overrides))))
+    if not systems:
+        systems = [_build(partial(system, None))]
     rows = _build(lambda: evaluate(task, systems, Path(data), limit, Path(split) if split else None))
     out = _Output(output)
     if fmt == "json":

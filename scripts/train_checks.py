@@ -4,6 +4,8 @@
     python scripts/train_checks.py det-finetune  # ICDAR 2015 dev, every 5th image held out: falling loss, held-out
                                                  # hmean within 2 points of the converted det_ppocrv3 (bootstrap)
     python scripts/train_checks.py cls           # 0/180 classifier from scratch on FUNSD line crops: >= 85 % held out
+    python scripts/train_checks.py rec-funsd     # the v2 CRNN fine-tuned on FUNSD train words: held-out FUNSD words
+                                                 # +5 points, IIIT5K and ICDAR 2015 words -2 at most (one eval run each)
     python scripts/train_checks.py all
 
 Each check runs ``ocrlite train`` (the command is printed) into ``--out/<check>``, then scores the result
@@ -26,6 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = REPO / "configs" / "train" / "det_ppocrv3_ic15.yaml"
 CLS_CONFIG = REPO / "configs" / "train" / "cls_funsd.yaml"
+REC_FUNSD_CONFIG = REPO / "configs" / "train" / "rec_ppocrv2_funsd.yaml"
 
 OVERFIT = [
     "train.data.limit=4", "train.data.eval_on=train", "train.augment.flip=0", "train.augment.max_angle=0",
@@ -152,7 +155,44 @@ def cls_check(data: Path, out: Path, threads: int) -> bool:
     return bool(result["passed"])
 
 
-CHECKS = {"det-overfit": det_overfit, "det-finetune": det_finetune, "cls": cls_check}
+def eval_rec(data: Path, config: Path, threads: int) -> dict[str, dict[str, Any]]:
+    """``ocrlite eval rec`` of the converted ppocr-v2 and ``config`` on ``data`` in one run: rows by system."""
+    command = ["ocrlite", "--threads", str(threads), "eval", "rec", "--data", str(data), "--model", "ppocr-v2",
+               "--config", str(config), "--format", "json"]
+    print("$", shlex.join(command), flush=True)
+    done = subprocess.run(command, check=True, cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return {("converted" if row["system"] == "ppocr-v2" else "fine_tuned"): row for row in rows}
+
+
+def rec_funsd(data: Path, out: Path, threads: int) -> bool:
+    from ocrlite.charset import Charset
+    from ocrlite.files import find_charset
+    from ocrlite.train.data import export_funsd_crops
+
+    crops = out / "crops"
+    if TRAIN:
+        charset = set(Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True).chars)
+        counts = export_funsd_crops(data / "funsd", crops, lambda text: set(text) <= charset, "words", every=5)
+        print("FUNSD word crops:", json.dumps(counts), flush=True)
+    run_train(REC_FUNSD_CONFIG, out, [f"train.data.train=[{crops / 'train' / 'labels.txt'}]"], threads)
+    pipeline = out / "ocr.yaml"
+    rec = exported(out, REC_FUNSD_CONFIG)
+    pipeline.write_text(f"det: det_ppocrv3.yaml\ncls: cls_ppocr_mobile_v2.yaml\nrec: {rec}\n", encoding="utf-8")
+    sets = {"funsd_held_out_words": crops / "held_out", "iiit5k": data / "iiit5k",
+            "icdar2015_words": data / "icdar2015_words"}
+    scores = {name: eval_rec(folder, pipeline, threads) for name, folder in sets.items()}
+    delta = {name: rows["fine_tuned"]["accuracy"] - rows["converted"]["accuracy"] for name, rows in scores.items()}
+    first, last = loss_trend(out)
+    result = {"check": "rec-funsd", "scores": scores, "accuracy_delta_points": delta,
+              "loss_first_quarter": first, "loss_last_quarter": last,
+              "passed": delta["funsd_held_out_words"] >= 5 and delta["iiit5k"] >= -2 and delta["icdar2015_words"] >= -2}
+    report(out, result)
+    return bool(result["passed"])
+
+
+CHECKS = {"det-overfit": det_overfit, "det-finetune": det_finetune, "cls": cls_check, "rec-funsd": rec_funsd}
 
 
 def main() -> int:

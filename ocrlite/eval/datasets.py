@@ -84,13 +84,28 @@ def _read_tags(tags_file: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def _read_label_file(path: Path) -> list[tuple[Path, str]]:
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if line.strip():
+            name, sep, text = line.partition("\t")
+            if not sep:
+                raise ValueError(f"{path}:{number}: expected 'image path<TAB>text'")
+            pairs.append((path.parent / name, text))
+    return pairs
+
+
 def load_word_crops(root: str | Path) -> list[tuple[Path, str]]:
     """Word crops with their labels, in GT-file order.
 
     Recognises the layout by its GT file: ``gt/gt.txt`` (ICDAR 2015 Task 4.3, names relative to
-    ``images/``) or ``gt/*.tags`` (IIIT5K, paths relative to ``images/``).
+    ``images/``), ``gt/*.tags`` (IIIT5K, paths relative to ``images/``) or a PaddleOCR label file
+    ``labels.txt`` (``path<TAB>text``, paths relative to the folder; what ``ocrlite synth`` and the
+    FUNSD crop export write).
     """
     root = Path(root)
+    if (root / "labels.txt").is_file():
+        return _read_label_file(root / "labels.txt")
     gt_dir = _require_dir(root / "gt")
     if (gt_dir / "gt.txt").is_file():
         pairs = _read_icdar_word_gt(gt_dir / "gt.txt")

@@ -124,10 +124,10 @@ def data_layout(root: Path) -> str:
         return "funsd"
     if any((root / "gt").glob("gt_img_*.txt")):
         return "icdar2015"
-    if (root / "gt" / "gt.txt").is_file() or any((root / "gt").glob("*.tags")):
+    if (root / "gt" / "gt.txt").is_file() or any((root / "gt").glob("*.tags")) or (root / "labels.txt").is_file():
         return "crops"
     raise ConfigError(f"{root}: not a benchmark folder (ICDAR 2015 images+gt, FUNSD images+annotations, "
-                      "or word crops with gt/gt.txt or gt/*.tags)")
+                      "or word crops with gt/gt.txt, gt/*.tags or labels.txt)")
 
 
 _LAYOUTS = {"det": ("icdar2015",), "e2e": ("icdar2015", "funsd"), "rec": ("crops",), "cls": ("crops",)}

@@ -182,3 +182,14 @@ def test_bad_data_section_is_a_config_error(synth_set: Path, data: dict[str, Any
     stage["train"]["data"] = data
     with pytest.raises(ConfigError, match=re.escape(message)):
         RecTask(stage, 2)
+
+
+def test_eval_scores_a_label_file_folder_for_a_preset_and_a_config(synth_set: Path) -> None:
+    # one run, two rows: the converted CRNN (preset) and the English fine-tune (pipeline config)
+    result = CliRunner().invoke(main, ["--threads", "1", "eval", "rec", "--data", str(synth_set.parent),
+                                       "--model", "ppocr-v2", "--config", "ocr_ppocr_v2_en.yaml", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["system"] for row in rows] == ["ppocr-v2", "ocr_ppocr_v2_en.yaml"]
+    assert all(row["n"] == 24 for row in rows)
+    assert rows[1]["accuracy_cs"] > rows[0]["accuracy_cs"]  # spaces and letter case
