@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ def prune_stage(
     spec = command_stage("det", config, overrides)
     assert spec is not None  # every pipeline has a detector
     net = spec.build_net()
+    spec = _without_threshold_branch(spec, net)
     example = torch.zeros(_EXAMPLE)
     out_dir.mkdir(parents=True, exist_ok=True)
     if sensitivity is not None and sensitivity.is_file():
@@ -79,6 +81,18 @@ def prune_stage(
         plot_curves(path.with_suffix(".png"), curves)
     ratios, pruned, _ = allocate(net, curves, target, criterion, example)
     return _save(config, out_dir, spec, net, pruned, ratios, target, criterion)
+
+
+def _without_threshold_branch(spec: StageSpec, net: nn.Module) -> StageSpec:
+    """Drop a trained detector's DB threshold branch (``ocrlite train`` exports keep it) from ``net`` and
+    the spec's net config: pruning traces the inference forward, which does not run the branch, so its
+    inputs would keep their old width. Fine-tuning the pruned net initialises the branch again."""
+    head: Any = getattr(net, "head", None)
+    if getattr(head, "thresh", None) is None:
+        return spec
+    head.thresh = None
+    config = {k: v for k, v in spec.model["head"].items() if k != "with_threshold"}
+    return dataclasses.replace(spec, model={**spec.model, "head": config})
 
 
 def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: nn.Module,

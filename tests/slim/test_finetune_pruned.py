@@ -32,17 +32,28 @@ def _labels(tmp_path: Path) -> Path:
     return path
 
 
-def test_pruned_detector_fine_tunes_and_exports(tmp_path: Path) -> None:
-    torch.set_num_threads(1)
+def _curves(path: Path, cheap: set[str]) -> Path:
+    """Sensitivity curves where only ``cheap`` groups may lose half their channels."""
     net = stage_spec("det").build_net()
-    cheap = {f"backbone.mid.{i}" for i in range(10, 15)} | {"backbone.last"}
     curves = {name: {"0.5": 0.0 if name in cheap else 1.0} for name in prunable_roots(net)}
-    sen = tmp_path / "sen.json"
-    sen.write_text(json.dumps({"curves": curves}))
-    pruned = tmp_path / "pruned"
-    run = CliRunner().invoke(main, ["--threads", "1", "prune", "--config", "det_ppocrv3.yaml", "--flops-target",
-                                    "0.96", "--sensitivity", str(sen), "-o", str(pruned)])
+    path.write_text(json.dumps({"curves": curves}))
+    return path
+
+
+def _prune(config: str, sensitivity: Path, out: Path) -> None:
+    run = CliRunner().invoke(main, ["--threads", "1", "prune", "--config", config, "--flops-target", "0.97",
+                                    "--sensitivity", str(sensitivity), "-o", str(out)])
     assert run.exit_code == 0, run.output
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(prune output, fine-tune run) of det_ppocrv3 pruned in its deep backbone blocks, then trained 2 steps."""
+    torch.set_num_threads(1)
+    tmp_path = tmp_path_factory.mktemp("finetune")
+    pruned = tmp_path / "pruned"
+    cheap = {f"backbone.mid.{i}" for i in range(10, 15)} | {"backbone.last"}
+    _prune("det_ppocrv3.yaml", _curves(tmp_path / "sen.json", cheap), pruned)
     # the pruned stage config has no train: section; --set adds one
     train = {"task": "det", "data": {"format": "paddle", "root": str(_labels(tmp_path)), "eval_on": "train"},
              "augment": {"size": 256}, "steps": 2, "batch_size": 1, "warmup_steps": 1, "eval_every": 2,
@@ -52,6 +63,17 @@ def test_pruned_detector_fine_tunes_and_exports(tmp_path: Path) -> None:
                                     "--set", f"train={json.dumps(train)}", "--set", "preprocess.limit_side_len=320"])
     assert run.exit_code == 0, run.output
     assert "steps=2 samples=2" in run.output
+    return pruned, out
+
+
+def _detect(config: Path) -> int:
+    run = CliRunner().invoke(main, ["--threads", "1", "detect", "--config", str(config), str(SAMPLE)])
+    assert run.exit_code == 0, run.output
+    return len(json.loads(run.output)["boxes"])
+
+
+def test_pruned_detector_fine_tunes_and_exports(finetuned: tuple[Path, Path]) -> None:
+    pruned, out = finetuned
     rows = (out / "log.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert len(rows) == 2 and all(math.isfinite(float(row.split(",")[2])) for row in rows)
     before = load_file(str(pruned / "det.safetensors"))
@@ -63,7 +85,17 @@ def test_pruned_detector_fine_tunes_and_exports(tmp_path: Path) -> None:
     # the export loads strictly through the stage layer (its config names the branch) and detects the lines
     spec = stage_spec("det", str(out / "export" / "det.yaml"))
     assert spec.build_net().backbone.blocks[14].expand.conv.out_channels == 240
-    run = CliRunner().invoke(main, ["--threads", "1", "detect", "--config", str(out / "export" / "det.yaml"),
-                                    str(SAMPLE)])
-    assert run.exit_code == 0, run.output
-    assert len(json.loads(run.output)["boxes"]) == len(LINES)
+    assert _detect(out / "export" / "det.yaml") == len(LINES)
+
+
+def test_a_fine_tuned_detector_prunes_again(finetuned: tuple[Path, Path], tmp_path: Path) -> None:
+    # prune -> fine-tune -> prune: the neck outputs (the DB head's inputs) lose channels this time; the
+    # trained threshold branch is dropped, not left at the old width
+    _, out = finetuned
+    again = tmp_path / "again"
+    _prune(str(out / "export" / "det.yaml"), _curves(tmp_path / "sen.json", {f"neck.output.{i}" for i in range(4)}),
+           again)
+    tensors = load_file(str(again / "det.safetensors"))
+    assert tensors["head.binarize.conv1.weight"].shape[1] < 96  # 4 levels x 24 before
+    assert not any(k.startswith("head.thresh.") for k in tensors)
+    assert _detect(again / "det.yaml") == len(LINES)
