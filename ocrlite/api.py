@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -11,7 +11,7 @@ import numpy as np
 from ocrlite.backends.torch import Runner
 from ocrlite.errors import ConfigError
 from ocrlite.io.images import read_image
-from ocrlite.orientation import page_steps
+from ocrlite.orientation import PageLines, page_steps
 from ocrlite.postprocess import ctc_word_boxes
 from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer
 from ocrlite.preprocess import crop_quad
@@ -52,13 +52,16 @@ class OCR:
         self.settings = spec.settings
         self._detector = TextDetector.from_config(spec.det, runner=det_runner) if "det" in stages else None
         self.recognizer = TextRecognizer.from_config(spec.rec, runner=rec_runner)
-        self.classifier = (
+        # The line classifier flips crops (use_cls) and gives the page orientation the text's direction.
+        self._line_classifier = (
             TextClassifier.from_config(spec.cls, runner=cls_runner)
-            if self.settings.use_cls and spec.cls is not None and "cls" in stages
+            if (self.settings.use_cls or self.settings.page_orientation) and spec.cls is not None
+            and "cls" in stages
             else None
         )
+        self.classifier = self._line_classifier if self.settings.use_cls else None
         self.page_steps = (
-            page_steps(self.settings.page_orientation, self.settings.deskew, self._detector)
+            page_steps(self.settings.page_orientation, self.settings.deskew)
             if self._detector is not None else None  # page steps serve whole pages, which need the detector
         )
 
@@ -76,28 +79,39 @@ class OCR:
     def __call__(self, image: np.ndarray | str | Path) -> PageResult:
         """Detect, crop, orient and recognize every text line of ``image`` (after the page steps, if on)."""
         image = _as_array(image)
-        return self._read(image) if self.page_steps is None else self.page_steps(image, self._read)
+        if self.page_steps is None:
+            return self._read(image, self.lines(image))
+        return self.page_steps(image, self.lines, self._read)
 
-    def _read(self, image: np.ndarray) -> PageResult:
-        boxes = self.detect(image)
-        kept = [(box, crop) for box in boxes if (crop := crop_quad(image, box.points)) is not None]
+    def lines(self, image: np.ndarray | str | Path) -> PageLines:
+        """The text lines of ``image`` as given: detected boxes, their crops and the line classifier's
+        (angle, score) per crop (None without a line classifier)."""
+        image = _as_array(image)
+        kept = [(box, crop) for box in self.detect(image) if (crop := crop_quad(image, box.points)) is not None]
         crops = [crop for _, crop in kept]
-        angles = self.orient(crops)
+        directions = None if self._line_classifier is None else tuple(self._line_classifier(crops))
+        return PageLines(tuple(box for box, _ in kept), tuple(crops), directions)
+
+    def _read(self, image: np.ndarray, lines: PageLines) -> PageResult:
+        crops = list(lines.crops)
+        angles = self.orient(crops, lines.directions)
         decoded = self.recognizer(crops)
-        lines = tuple(
+        text_lines = tuple(
             TextLine(box.points, d.text, d.score, box.score, angle, ctc_word_boxes(d, box.points, angle == 180))
-            for (box, _), angle, d in zip(kept, angles, decoded)
+            for box, angle, d in zip(lines.boxes, angles, decoded)
             if d.text and d.score >= self.settings.drop_score
         )
         height, width = image.shape[:2]
-        return PageResult(width=width, height=height, lines=lines)
+        return PageResult(width=width, height=height, lines=text_lines)
 
-    def orient(self, crops: list[np.ndarray]) -> list[int]:
-        """Turn upside-down crops in place (180 degrees); return each crop's angle."""
+    def orient(self, crops: list[np.ndarray],
+               directions: Sequence[tuple[int, float]] | None = None) -> list[int]:
+        """Turn upside-down crops in place (180 degrees); return each crop's angle. ``directions``: the line
+        classifier's (angle, score) per crop when already known."""
         if self.classifier is None or not crops:
             return [0] * len(crops)
         angles = []
-        for i, (angle, score) in enumerate(self.classifier(crops)):
+        for i, (angle, score) in enumerate(directions if directions is not None else self.classifier(crops)):
             flip = self.classifier.should_flip(angle, score)
             if flip:
                 crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)

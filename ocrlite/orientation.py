@@ -5,6 +5,18 @@ resized so its short side is 256, centre-cropped to 224x224 and normalised with 
 (BGR channel order, as the exported model was fed). Its label is the clockwise angle by which the page's
 content is turned; rotating the page back by that angle (counter-clockwise) makes it upright.
 
+The page's orientation is decided from two sources (``PageOrientationClassifier.decide``):
+
+- the classifier, run on the page and on its three quarter turns, each answer turned back to the page's
+  frame, combined as a geometric mean (``turned_probabilities``; one batch of four 224x224 inputs);
+- the text itself (``text_evidence``): the lines the detector finds on the page as given. A line much
+  longer than high says whether the page is turned by 0/180 (wide) or 90/270 (tall), and the line
+  direction classifier's 0/180 answer on its crop (``crop_quad`` turns tall crops counter-clockwise)
+  picks one of the two. Each line adds its log-vote, weighted by how elongated it is.
+
+Many long lines (documents) outweigh the classifier; a few short words (scene photos) leave it the say.
+When the page is upright, its detections (``PageLines``) are reused to read it: the detector runs once.
+
 ``estimate_skew`` measures the remaining small tilt from the detected boxes: the median angle of the long
 ones. ``PageSteps`` applies both before the pipeline reads a page and maps every quad of the result back
 to the original page's pixels through the inverse of the applied transform.
@@ -22,13 +34,15 @@ import cv2
 import numpy as np
 
 from ocrlite.backends.torch import Runner
-from ocrlite.predictors import TextDetector
-from ocrlite.preprocess import normalize
+from ocrlite.errors import ConfigError
+from ocrlite.preprocess import is_tall, normalize, quad_size
 from ocrlite.results import PageResult, TextBox, TextLine
 from ocrlite.settings import PagePostprocess, PagePreprocess
 from ocrlite.stages import PAGE_KIND, StageSpec, stage_spec
 
 __all__ = [
+    "PageLines",
+    "text_evidence",
     "PageOrientationClassifier",
     "page_crop",
     "rotate_upright",
@@ -39,6 +53,47 @@ __all__ = [
 ]
 
 _ROTATE_CCW = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+_ROTATE_CW = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+_QUARTERS = (0, 90, 180, 270)
+# Text evidence: a line counts when its long side is at least _LINE_ASPECT times its short side (shorter
+# boxes -- single characters, blobs -- do not show the text's axis); its weight grows with elongation up
+# to _FULL_ASPECT; _LINE_DOUBT of each line's vote is spread over all four angles (a line may be misread).
+_LINE_ASPECT = 1.5
+_FULL_ASPECT = 10.0
+_LINE_DOUBT = 0.1
+
+
+@dataclass(frozen=True)
+class PageLines:
+    """The text lines found on a page as given: boxes (reading order) whose crops are not empty, the crops
+    (``crop_quad``: tall ones turned counter-clockwise) and the line direction classifier's (angle, score)
+    per crop, or None when the pipeline has no line classifier."""
+
+    boxes: tuple[TextBox, ...]
+    crops: tuple[np.ndarray, ...]
+    directions: tuple[tuple[int, float], ...] | None
+
+
+def text_evidence(lines: PageLines) -> np.ndarray:
+    """Log-evidence for the page's content being turned clockwise by 0/90/180/270 degrees, from its lines:
+    wide lines vote for 0/180, tall ones for 90/270, split by the line classifier's 0/180 probability
+    (even without one); each vote weighted by min(long/short side, 10) / 10."""
+    evidence = np.zeros(4)
+    for i, box in enumerate(lines.boxes):
+        width, height = quad_size(box.points)
+        aspect = max(width, height) / max(1, min(width, height))
+        if aspect < _LINE_ASPECT:
+            continue
+        flipped = 0.5
+        if lines.directions is not None:
+            angle, score = lines.directions[i]
+            flipped = score if angle == 180 else 1.0 - score
+        upright = 1 if is_tall(width, height) else 0  # index of 90 or 0: a turned tall crop reads upright at 90
+        vote = np.full(4, _LINE_DOUBT / 4)
+        vote[upright] += (1 - _LINE_DOUBT) * (1 - flipped)
+        vote[upright + 2] += (1 - _LINE_DOUBT) * flipped
+        evidence += min(aspect, _FULL_ASPECT) / _FULL_ASPECT * np.log(vote)
+    return evidence
 
 
 def page_crop(image: np.ndarray, resize_short: int, crop: int) -> np.ndarray:
@@ -55,6 +110,8 @@ class PageOrientationClassifier:
     """0/90/180/270 page orientation: BGR page -> (clockwise angle of its content, probability)."""
 
     def __init__(self, runner: Runner, pre: PagePreprocess, post: PagePostprocess) -> None:
+        if sorted(post.labels) != list(_QUARTERS):
+            raise ConfigError(f"page.postprocess.labels: must be 0, 90, 180 and 270 in any order, got {post.labels}")
         self.runner, self.pre, self.post = runner, pre, post
 
     @classmethod
@@ -75,14 +132,38 @@ class PageOrientationClassifier:
         return self.runner(batch)
 
     def __call__(self, image: np.ndarray) -> tuple[int, float]:
-        """The most likely clockwise angle of the page's content and its probability."""
+        """The classifier alone, on the page as given: the most likely clockwise angle and its probability."""
         probs = self.probabilities([image])[0]
         best = int(np.argmax(probs))
         return int(self.post.labels[best]), float(probs[best])
 
-    def correction(self, image: np.ndarray) -> tuple[int, float]:
-        """(angle to undo, probability): the predicted angle when its probability reaches ``thresh``, else 0."""
-        angle, score = self(image)
+    def turned_log_probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Mean log-probability of each of 0/90/180/270 over the page and its three clockwise quarter turns
+        (turning the page by k quarters turns its content by k quarters too)."""
+        turns = [image] + [cv2.rotate(image, _ROTATE_CW[angle]) for angle in _QUARTERS[1:]]
+        probs = np.log(np.clip(self.probabilities(turns), 1e-6, 1.0))
+        column = {int(label): i for i, label in enumerate(self.post.labels)}
+        return np.array([
+            np.mean([probs[k, column[(angle + turn) % 360]] for k, turn in enumerate(_QUARTERS)])
+            for angle in _QUARTERS
+        ])
+
+    def fused_probabilities(self, image: np.ndarray, lines: PageLines) -> np.ndarray:
+        """Probabilities of the page's content being turned clockwise by 0/90/180/270: the classifier over
+        four turns of the page, times the evidence of its text lines (module docstring)."""
+        score = self.turned_log_probabilities(image) + text_evidence(lines)
+        weights = np.exp(score - score.max())
+        return weights / weights.sum()
+
+    def decide(self, image: np.ndarray, lines: PageLines) -> tuple[int, float]:
+        """The most likely clockwise angle of the page's content (classifier and text fused), its probability."""
+        probs = self.fused_probabilities(image, lines)
+        best = int(np.argmax(probs))
+        return _QUARTERS[best], float(probs[best])
+
+    def correction(self, image: np.ndarray, lines: PageLines) -> tuple[int, float]:
+        """(angle to undo, probability): the decided angle when its probability reaches ``thresh``, else 0."""
+        angle, score = self.decide(image, lines)
         return (angle if score >= self.post.thresh else 0), score
 
 
@@ -151,37 +232,42 @@ class PageSteps:
     """The optional page steps run before reading a page: turn it upright, then deskew it."""
 
     classifier: PageOrientationClassifier | None
-    detector: TextDetector | None  # for deskew; None: no deskew
+    deskew: bool
     min_skew: float = 0.1  # degrees; smaller tilts are left alone
 
-    def __call__(self, image: np.ndarray, read: Callable[[np.ndarray], PageResult]) -> PageResult:
-        """Read ``image`` with ``read`` after the page steps; quads are mapped back to ``image``'s pixels and
+    def __call__(self, image: np.ndarray, detect: Callable[[np.ndarray], PageLines],
+                 read: Callable[[np.ndarray, PageLines], PageResult]) -> PageResult:
+        """Read ``image`` after the page steps: ``detect`` finds its lines, ``read`` reads them. The detector
+        runs again only on a page that was turned or levelled. Quads are mapped back to ``image``'s pixels and
         the result reports the applied ``rotation`` (clockwise angle undone) and ``skew`` (degrees)."""
         height, width = image.shape[:2]
         to_work = np.eye(3)
         rotation: int | None = None
         skew: float | None = None
+        lines = detect(image)
         if self.classifier is not None:
-            rotation, _ = self.classifier.correction(image)
-            to_work = _quarter_turn_matrix(rotation, width, height)
-            image = rotate_upright(image, rotation)
-        if self.detector is not None:
-            skew = estimate_skew(self.detector(image))
+            rotation, _ = self.classifier.correction(image, lines)
+            if rotation:
+                to_work = _quarter_turn_matrix(rotation, width, height)
+                image = rotate_upright(image, rotation)
+                lines = detect(image)
+        if self.deskew:
+            skew = estimate_skew(lines.boxes)
             if abs(skew) >= self.min_skew:
                 image, turn = deskew_image(image, skew)
                 to_work = turn @ to_work
+                lines = detect(image)
             else:
                 skew = 0.0
-        result = read(image)
+        result = read(image, lines)
         back = np.linalg.inv(to_work)
-        lines = tuple(_map_line(line, back) for line in result.lines)
-        return PageResult(width=width, height=height, lines=lines, rotation=rotation,
+        mapped = tuple(_map_line(line, back) for line in result.lines)
+        return PageResult(width=width, height=height, lines=mapped, rotation=rotation,
                           skew=None if skew is None else round(skew, 3))
 
 
-def page_steps(page_orientation: bool, deskew: bool, detector: TextDetector) -> PageSteps | None:
+def page_steps(page_orientation: bool, deskew: bool) -> PageSteps | None:
     """The page steps switched on (None when neither is): the shipped page classifier and/or deskew."""
     if not (page_orientation or deskew):
         return None
-    classifier = PageOrientationClassifier.from_config() if page_orientation else None
-    return PageSteps(classifier, detector if deskew else None)
+    return PageSteps(PageOrientationClassifier.from_config() if page_orientation else None, deskew)

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["det_resize", "normalize", "crop_quad", "line_width", "resize_line", "line_batch", "rec_batch_width"]
+__all__ = [
+    "det_resize", "normalize", "quad_size", "is_tall", "crop_quad", "line_width", "resize_line", "line_batch",
+    "rec_batch_width",
+]
 
 _DET_STRIDE = 32
 _TALL_CROP_RATIO = 1.5
@@ -50,6 +53,20 @@ def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
     return np.ascontiguousarray(scaled.transpose(2, 0, 1))
 
 
+def quad_size(quad: np.ndarray) -> tuple[int, int]:
+    """(width, height) of a quad's crop (before any turn): the longer of the top/bottom and of the left/right
+    edges, truncated to int."""
+    pts = np.asarray(quad, dtype=np.float32).reshape(4, 2)
+    width = int(max(np.linalg.norm(pts[0] - pts[1]), np.linalg.norm(pts[2] - pts[3])))
+    height = int(max(np.linalg.norm(pts[0] - pts[3]), np.linalg.norm(pts[1] - pts[2])))
+    return width, height
+
+
+def is_tall(width: int, height: int) -> bool:
+    """Whether ``crop_quad`` turns a crop of this size (at least 1.5 times taller than wide) counter-clockwise."""
+    return width >= 1 and height / width >= _TALL_CROP_RATIO
+
+
 def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
     """Warp a 4-point quad (clockwise from top-left) to an upright rectangle.
 
@@ -59,8 +76,7 @@ def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
     the quad is degenerate (a side shorter than 1 pixel).
     """
     pts = np.asarray(quad, dtype=np.float32).reshape(4, 2)
-    crop_w = int(max(np.linalg.norm(pts[0] - pts[1]), np.linalg.norm(pts[2] - pts[3])))
-    crop_h = int(max(np.linalg.norm(pts[0] - pts[3]), np.linalg.norm(pts[1] - pts[2])))
+    crop_w, crop_h = quad_size(pts)
     if crop_w < 1 or crop_h < 1:
         return None
     target = np.array([[0, 0], [crop_w, 0], [crop_w, crop_h], [0, crop_h]], dtype=np.float32)
@@ -68,7 +84,7 @@ def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray | None:
     crop = cv2.warpPerspective(
         image, matrix, (crop_w, crop_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
     )
-    if crop_h / crop_w >= _TALL_CROP_RATIO:
+    if is_tall(crop_w, crop_h):
         crop = np.ascontiguousarray(np.rot90(crop))
     return crop
 

@@ -182,10 +182,11 @@ class PagePreprocess:
 
 @dataclass(frozen=True)
 class PagePostprocess:
-    """Page orientation decision: the clockwise angle of each output and the score needed to turn a page."""
+    """Page orientation decision: the clockwise angle of each output and the fused probability (classifier and
+    text lines, ``ocrlite.orientation``) needed to turn a page."""
 
     labels: tuple[int, ...] = setting((0, 90, 180, 270), length=4, choices=None)
-    thresh: float = setting(0.6, low=0.0, high=1.0)
+    thresh: float = setting(0.45, low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)

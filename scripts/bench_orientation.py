@@ -1,7 +1,9 @@
 """Page orientation and the OCRmyPDF plugin, measured on the dev data (issue 15).
 
-1. ``classifier``: the 0/90/180/270 page classifier on FUNSD and ICDAR 2015 dev images, each turned
-   clockwise by 0/90/180/270 degrees: accuracy per dataset and angle (target >= 98 %).
+1. ``classifier``: page orientation on FUNSD and ICDAR 2015 dev images, each turned clockwise by
+   0/90/180/270 degrees: accuracy per dataset and angle (target >= 98 %) of the page classifier alone and
+   of the pipeline's fused decision (classifier over four turns + the detected lines' shape and direction,
+   as applied by ``--rotate-pages``, threshold included).
 2. ``rotate``: the pipeline with ``pipeline.page_orientation: true`` (what ``ocrlite ocr --rotate-pages``
    runs) on FUNSD dev pages turned by 90/180/270 (cycling), bag-of-words F1 vs the same pages upright
    read without the page step (target: within 2 points).
@@ -9,7 +11,7 @@
    back with pypdfium2), with ``--plugin ocrlite.ocrmypdf_plugin`` vs OCRmyPDF's own Tesseract.
 
 Usage: nice -n 10 python scripts/bench_orientation.py [--parts classifier rotate ocrmypdf] [--limit N]
-       [--model PRESET] [--threads N] [--engines tesseract ocrlite]
+       [--datasets FUNSD "ICDAR 2015"] [--model PRESET] [--threads N] [--engines tesseract ocrlite]
 (OCRmyPDF's command line lowers its own priority by 5 more.)
 """
 
@@ -28,7 +30,6 @@ import numpy as np
 from ocrlite import OCR
 from ocrlite.eval.datasets import load_funsd, load_icdar2015
 from ocrlite.eval.metrics import PRScores, bag_of_words
-from ocrlite.orientation import PageOrientationClassifier
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,22 +42,29 @@ def turned(image: np.ndarray, angle: int) -> np.ndarray:
     return image if angle == 0 else cv2.rotate(image, TURN_CW[angle])
 
 
-def bench_classifier(data: Path, limit: int | None) -> None:
-    classifier = PageOrientationClassifier.from_config()
-    sets = {
-        "FUNSD": [path for path, _ in load_funsd(data / "funsd")][:limit],
-        "ICDAR 2015": [path for path, _ in load_icdar2015(data / "icdar2015")][:limit],
-    }
-    print(f"{'dataset':<12}{'images':>8}" + "".join(f"{a:>8}" for a in ANGLES) + f"{'all':>8}")
-    for name, paths in sets.items():
-        hits = {a: 0 for a in ANGLES}
+def bench_classifier(data: Path, limit: int | None, model: str, datasets: list[str]) -> None:
+    """Per dataset and angle: the page classifier alone (its top class on the page as given) and the
+    pipeline's decision (``--rotate-pages``: classifier over four turns fused with the text lines, after
+    its threshold)."""
+    ocr = OCR(model=model, overrides=["pipeline.page_orientation=true"])
+    assert ocr.page_steps is not None and ocr.page_steps.classifier is not None
+    classifier = ocr.page_steps.classifier
+    loaders = {"FUNSD": lambda: load_funsd(data / "funsd"), "ICDAR 2015": lambda: load_icdar2015(data / "icdar2015")}
+    print(f"page orientation, preset {model}: classifier alone / fused decision (accuracy per clockwise turn)")
+    print(f"{'dataset':<12}{'images':>7}{'decision':>12}" + "".join(f"{a:>8}" for a in ANGLES) + f"{'all':>8}")
+    for name in datasets:
+        paths = [path for path, _ in loaders[name]()][:limit]
+        hits = {kind: {a: 0 for a in ANGLES} for kind in ("classifier", "fused")}
         for path in paths:
             image = cv2.imread(str(path))
             for angle in ANGLES:
-                hits[angle] += classifier(turned(image, angle))[0] == angle
-        cells = "".join(f"{100 * hits[a] / len(paths):>7.1f}%" for a in ANGLES)
-        total = 100 * sum(hits.values()) / (4 * len(paths))
-        print(f"{name:<12}{len(paths):>8}{cells}{total:>7.1f}%", flush=True)
+                page = turned(image, angle)
+                hits["classifier"][angle] += classifier(page)[0] == angle
+                hits["fused"][angle] += classifier.correction(page, ocr.lines(page))[0] == angle
+        for kind, counts in hits.items():
+            cells = "".join(f"{100 * counts[a] / len(paths):>7.1f}%" for a in ANGLES)
+            total = 100 * sum(counts.values()) / (4 * len(paths))
+            print(f"{name:<12}{len(paths):>7}{kind:>12}{cells}{total:>7.1f}%", flush=True)
 
 
 def bench_rotate(data: Path, limit: int | None, model: str) -> None:
@@ -121,6 +129,8 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=("classifier", "rotate", "ocrmypdf"),
                         default=["classifier", "rotate", "ocrmypdf"])
     parser.add_argument("--limit", type=int, help="first N images/pages of each set (default: all)")
+    parser.add_argument("--datasets", nargs="+", choices=("FUNSD", "ICDAR 2015"), default=["FUNSD", "ICDAR 2015"],
+                        help="the sets of the 'classifier' part")
     parser.add_argument("--model", default="ppocr-v2", help="preset for 'rotate' and the plugin")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (also --ocrlite-threads)")
     parser.add_argument("--engines", nargs="+", choices=("tesseract", "ocrlite"), default=["tesseract", "ocrlite"],
@@ -130,7 +140,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     if "classifier" in args.parts:
-        bench_classifier(args.data, args.limit)
+        bench_classifier(args.data, args.limit, args.model, args.datasets)
     if "rotate" in args.parts:
         bench_rotate(args.data, args.limit, args.model)
     if "ocrmypdf" in args.parts:
