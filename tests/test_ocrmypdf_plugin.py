@@ -13,6 +13,7 @@ import re
 import subprocess
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -114,6 +115,26 @@ def test_sandwich_renderer_with_two_jobs_builds_once_per_process(ocrmypdf_comman
         assert bag_of_words([text], words).recall >= 0.5, text  # the default preset drops some spaces
     builds = Counter(re.findall(r"ocrlite: built ppocr-v2 in process (\d+)", done.stderr))
     assert 1 <= len(builds) <= 2 and set(builds.values()) == {1}, done.stderr[-2000:]
+
+
+@pytest.mark.data
+def test_get_orientation_is_the_pipelines_fused_decision(halves: list, tmp_path: Path) -> None:
+    pytest.importorskip("ocrmypdf")
+    from ocrlite import OCR
+    from ocrlite.ocrmypdf_plugin import OcrliteEngine, OcrliteOptions, orientation_confidence
+
+    options = SimpleNamespace(ocrlite=OcrliteOptions(threads=1), jobs=1)
+    engine = OCR(overrides=["pipeline.page_orientation=true"])  # what ``ocrlite ocr --rotate-pages`` decides with
+    assert engine.page_steps is not None and engine.page_steps.classifier is not None
+    classifier = engine.page_steps.classifier
+    for angle, turn in ((90, cv2.ROTATE_90_CLOCKWISE), (270, cv2.ROTATE_90_COUNTERCLOCKWISE)):
+        image = cv2.rotate(halves[1][0], turn)
+        cv2.imwrite(str(tmp_path / "page.png"), image)
+        found = OcrliteEngine.get_orientation(tmp_path / "page.png", options)
+        decided, probability = classifier.decide(image, engine.lines(image))
+        assert found.angle == decided == angle
+        assert found.confidence == pytest.approx(orientation_confidence(probability, classifier.post.thresh))
+        assert found.confidence >= 14.0  # turned at OCRmyPDF's default --rotate-pages-threshold
 
 
 @pytest.mark.parametrize("option", [("--ocrlite-model", "nope"), ("--ocrlite-threads", "0")])

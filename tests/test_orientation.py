@@ -1,6 +1,6 @@
-"""Page steps: the 0/90/180/270 page classifier, deskew from the detected boxes, and quads mapped back to
-the page as given (ocrlite.orientation, ``pipeline.page_orientation`` / ``pipeline.deskew``, ``ocr
---rotate-pages --deskew``)."""
+"""Page steps: the 0/90/180/270 page orientation (page classifier fused with the text lines), deskew from the
+detected boxes, and quads mapped back to the page as given (ocrlite.orientation, ``pipeline.page_orientation``
+/ ``pipeline.deskew``, ``ocr --rotate-pages --deskew``)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,20 @@ from click.testing import CliRunner
 
 from ocrlite import OCR
 from ocrlite.cli import main
-from ocrlite.orientation import _quarter_turn_matrix, deskew_image, estimate_skew, page_crop, rotate_upright
+from ocrlite.orientation import (
+    PageLines,
+    _quarter_turn_matrix,
+    deskew_image,
+    estimate_skew,
+    page_crop,
+    rotate_upright,
+    text_evidence,
+)
 from ocrlite.results import PageResult, TextBox
 
 SAMPLE = Path(__file__).resolve().parent / "images" / "sample.png"
 FORM = "0000971160"
+HARD_FORM = "00922237"  # the page classifier alone gets this form wrong at every quarter turn
 _TURN_CW = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
@@ -46,6 +55,28 @@ def test_quarter_turn_matrix_follows_the_pixels(angle: int) -> None:
     turned = rotate_upright(image, angle)
     x, y = (_quarter_turn_matrix(angle, 60, 40) @ [11.5, 7.5, 1.0])[:2]
     assert turned[int(y), int(x)].max() == 255
+
+
+def _rect(width: float, height: float) -> TextBox:
+    return TextBox(np.array([[10, 10], [10 + width, 10], [10 + width, 10 + height], [10, 10 + height]]), 0.9)
+
+
+def test_text_evidence_reads_axis_from_shape_and_side_from_direction() -> None:
+    def best(boxes: list[TextBox], directions: list[tuple[int, float]] | None) -> int:
+        evidence = text_evidence(PageLines(tuple(boxes), (), None if directions is None else tuple(directions)))
+        return (0, 90, 180, 270)[int(np.argmax(evidence))]
+
+    wide, tall = [_rect(200, 20)] * 3, [_rect(20, 200)] * 3
+    assert best(wide, [(0, 0.95)] * 3) == 0
+    assert best(wide, [(180, 0.95)] * 3) == 180
+    assert best(tall, [(0, 0.95)] * 3) == 90  # crop_quad turns tall crops counter-clockwise: upright at 90
+    assert best(tall, [(180, 0.95)] * 3) == 270
+    # squares say nothing; without a line classifier the axis still counts, split evenly
+    assert not text_evidence(PageLines((_rect(30, 30),) * 5, (), ((180, 1.0),) * 5)).any()
+    axis_only = text_evidence(PageLines(tuple(tall), (), None))
+    assert axis_only[1] == axis_only[3] > axis_only[0] == axis_only[2]
+    # a long line weighs more than a short word: one 10:1 line against two 2:1 words
+    assert best([_rect(300, 30), _rect(40, 20), _rect(40, 20)], [(0, 0.9), (180, 0.9), (180, 0.9)]) == 0
 
 
 def test_estimate_skew_is_the_median_of_long_boxes() -> None:
@@ -78,11 +109,15 @@ def test_deskew_levels_a_tilted_page_and_maps_boxes_back() -> None:
 def test_turned_page_is_read_upright_with_boxes_on_the_input(shared_data: Path) -> None:
     upright = _half_form(shared_data)
     engine = OCR(use_cls=False, overrides=["pipeline.page_orientation=true"])
+    runs = []
+    net = engine.detector.runner
+    engine.detector.runner = lambda batch: runs.append(batch.shape) or net(batch)  # type: ignore[assignment]
     reference = engine(upright)  # left as it is: the plain reading
-    assert reference.rotation == 0
+    assert reference.rotation == 0 and len(runs) == 1  # the upright page's detections were reused
     height, width = upright.shape[:2]
     turned = cv2.rotate(upright, _TURN_CW[180])
     page = engine(turned)
+    assert len(runs) == 3  # the page as given, then the page turned upright
     assert page.rotation == 180 and (page.width, page.height) == (width, height)
     expected = {text: np.array([width, height]) - centre for text, centre in _centres(reference).items()}
     found = _centres(page)
@@ -101,3 +136,16 @@ def test_cli_rotate_pages_reports_the_rotation(shared_data: Path, tmp_path: Path
     record = json.loads(result.output)
     assert record["rotation"] == 90 and abs(record["skew"]) < 3
     assert "QUALITY IMPROVEMENT" in " ".join(line["text"] for line in record["lines"])
+
+
+@pytest.mark.data
+def test_fused_decision_is_right_where_the_classifier_alone_is_not(shared_data: Path) -> None:
+    engine = OCR(overrides=["pipeline.page_orientation=true"])
+    assert engine.page_steps is not None and engine.page_steps.classifier is not None
+    classifier = engine.page_steps.classifier
+    upright = cv2.imread(str(shared_data / "funsd" / "images" / f"{HARD_FORM}.png"))
+    for angle in (0, 90, 180, 270):
+        page = upright if angle == 0 else cv2.rotate(upright, _TURN_CW[angle])
+        assert classifier(page)[0] != angle  # the converted classifier alone is wrong here
+        decided, probability = classifier.correction(page, engine.lines(page))
+        assert decided == angle and probability > 0.9, (angle, decided, probability)
