@@ -288,7 +288,8 @@ cls_option = click.option(
 @click.option("--draw", type=click.Path(), help="Write boxes and recognized text: a file, or a folder.")
 @cls_option
 @click.option("--rotate-pages", is_flag=True,
-              help="Turn pages upright first (0/90/180/270 page classifier); boxes stay in the input's pixels.")
+              help="Turn pages upright first (0/90/180/270: page classifier + detected lines); "
+                   "boxes stay in the input's pixels.")
 @click.option("--deskew", is_flag=True, help="Level pages tilted by a few degrees before reading them.")
 @click.option("--drop-score", type=float, help="Drop lines recognized with a lower score (default 0.5).")
 @click.option("--rec-batch", type=click.IntRange(min=1), help="Text lines per recognition batch.")
