@@ -8,7 +8,7 @@ content is turned; rotating the page back by that angle (counter-clockwise) make
 The page's orientation is decided from two sources (``PageOrientationClassifier.decide``):
 
 - the classifier, run on the page and on its three quarter turns, each answer turned back to the page's
-  frame, combined as a geometric mean (``turned_probabilities``; one batch of four 224x224 inputs);
+  frame, combined as a geometric mean (``turned_log_probabilities``; one batch of four 224x224 inputs);
 - the text itself (``text_evidence``): the lines the detector finds on the page as given. A line much
   longer than high says whether the page is turned by 0/180 (wide) or 90/270 (tall), and the line
   direction classifier's 0/180 answer on its crop (``crop_quad`` turns tall crops counter-clockwise)
