@@ -35,7 +35,7 @@ REC_FUNSD_CONFIG = REPO / "configs" / "train" / "rec_ppocrv2_funsd.yaml"
 OVERFIT = [
     "train.data.limit=4", "train.data.eval_on=train", "train.augment.flip=0", "train.augment.max_angle=0",
     "train.augment.scale_min=0.75", "train.augment.scale_max=0.75", "train.augment.color=0",
-    "train.augment.copy_paste=0", "train.augment.size=640", "train.augment.keep_scale=true", "train.steps=200",
+    "train.augment.copy_paste=0", "train.augment.size=640", "train.augment.keep_scale=true", "train.steps=400",
     "train.batch_size=2", "train.lr=0.001",
     "train.warmup_steps=10", "train.eval_every=50", "train.save_every=50", "train.weight_decay=0",
     "train.freeze=[backbone]",
@@ -119,8 +119,10 @@ def det_finetune(data: Path, out: Path, threads: int) -> bool:
     total = {name: sum(counts[1:], counts[0]) for name, counts in (("converted", before), ("fine_tuned", after))}
     delta = total["fine_tuned"].hmean - total["converted"].hmean
     first, last = loss_trend(out)
+    evals = json.loads((out / "evals.json").read_text(encoding="utf-8"))
     result = {
-        "check": "det-finetune", "held_out_images": len(records),
+        "check": "det-finetune", "held_out_images": len(records), "picked_on": task.data.eval_on,
+        "val_images": len(task.eval_records), "val_evals": evals,
         "converted": {**total["converted"].row(), "hmean_95ci": bootstrap_hmean(before, 2000)},
         "fine_tuned": {**total["fine_tuned"].row(), "hmean_95ci": bootstrap_hmean(after, 2000)},
         "hmean_delta": delta, "hmean_delta_95ci_paired": bootstrap_hmean(after, 2000, baseline=before),
