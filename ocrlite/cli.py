@@ -325,7 +325,7 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
             raise click.UsageError(
                 "--ray-address, --threads-per-worker, --pages-per-job and --ray-input need --executor ray")
         _run_batch(inputs, output, engine_args, {
-            "formats": fmts, "dpi": dpi, "workers": workers or 1, "overwrite": overwrite,
+            "formats": fmts, "dpi": dpi, "workers": workers, "overwrite": overwrite,
             "quiet": quiet, "glob": glob},
             {k: v for k, v in ray_args.items() if v is not None} if executor == "ray" else None)
         return
