@@ -241,7 +241,10 @@ def _worker_init(spec: EngineSpec, threads: int) -> None:
 def _worker_read(image: Any) -> PageResult | _Unread:
     if "fatal" in _worker:
         return _Unread(_worker["fatal"], fatal=True)
-    return _read_page(_worker["engine"], image)
+    try:
+        return _read_page(_worker["engine"], image)
+    finally:
+        trim_heap()  # pages of varying sizes: give the freed heap back, as the writer does in this process
 
 
 @contextmanager
