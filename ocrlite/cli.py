@@ -270,8 +270,8 @@ cls_option = click.option(
 @click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=200, show_default=True,
               help="Resolution PDF pages are rendered at.")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="Batch mode: processes (Ray: actors), each loading the models once "
-                   "(default 1; Ray: the cluster's CPUs / --threads-per-worker).")
+              help="Batch mode: processes (Ray: actors), each loading the models once, the cores split "
+                   "between them (default: one per core, up to 8; Ray: the cluster's CPUs / --threads-per-worker).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Batch mode: run on this machine's processes, or on Ray actors (pip install \"ocrlite[ray]\").")
 @click.option("--ray-address", metavar="auto|HOST:PORT",

@@ -7,8 +7,11 @@ thread adds each result to its file's writers and writes the file's outputs atom
 page. Pages reach the engine and the writers in input order, so outputs, failures and outcomes are the
 ones ``ocrlite.batch.run.process_file`` gives file by file.
 
-Workers: by default one process per two cores (``default_workers``), each with the cores split evenly
-between them; measured on 2 cores in docs/architecture.md ("Folder throughput").
+Workers (``default_workers``): one process per core, each with one thread, up to ``MAX_DEFAULT_WORKERS``.
+Measured on 2 cores (FUNSD, ppocr-v6-small, ``scripts/bench_speed.py --folder 8``): 2 workers x 1 thread
+read 2.5 pages/min against 1.0-1.1 for 1 worker x 2 threads with the torch backend, and 2.9 against 2.3
+with onnxruntime (a loaded machine; README "Folder throughput"). The cap bounds memory (each worker
+holds its own models, ~0.5 GB for v6-small); more cores than 2 were not measured.
 """
 
 from __future__ import annotations
@@ -35,15 +38,18 @@ from ocrlite.io.pages import Page, count_pages, open_pages
 from ocrlite.io.writers import PageRecord, Writer, make_writer
 from ocrlite.results import PageResult
 
-__all__ = ["PageItem", "default_workers", "read_ahead", "run_local"]
+__all__ = ["MAX_DEFAULT_WORKERS", "PageItem", "default_workers", "read_ahead", "run_local"]
 
 READ_AHEAD = 2
 """Pages the reader decodes ahead of the engine (each a full page image in memory)."""
 
 
+MAX_DEFAULT_WORKERS = 8
+
+
 def default_workers(cores: int | None = None) -> int:
-    """Worker processes for ``cores`` (default: this machine's): one per two cores, at least one."""
-    return max(1, (cores or os.cpu_count() or 1) // 2)
+    """Worker processes for ``cores`` (default: this machine's): one per core, up to ``MAX_DEFAULT_WORKERS``."""
+    return max(1, min(cores or os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,13 @@ def test_stdout_mode_prints_in_order_past_a_bad_file(tmp_path: Path, monkeypatch
     assert result.exit_code == 1
     assert result.stdout.splitlines() == ["width 300", "width 320", "width 300", "width 300", "width 340"]
     assert [line for line in result.stderr.splitlines() if "b2y.png" in line] == result.stderr.splitlines()
+
+
+def test_workers_default_to_one_per_core_but_not_more_than_pages(tmp_path: Path) -> None:
+    assert [pipeline.default_workers(c) for c in (1, 2, 4, 64)] == [1, 2, 4, pipeline.MAX_DEFAULT_WORKERS]
+    _page("ONE").save(tmp_path / "one.png")
+    _page("A").save(tmp_path / "two.tiff", save_all=True, append_images=[_page("B")])
+    plan = make_plan([tmp_path / "one.png"], tmp_path / "out", ["txt"])
+    assert pipeline._workers(plan.jobs, 4) == 1  # one page: read here, no process spawned
+    plan = make_plan([tmp_path / "two.tiff"], tmp_path / "out", ["txt"])
+    assert pipeline._workers(plan.jobs, 4) == 2 and pipeline._workers(plan.jobs, 1) == 1
