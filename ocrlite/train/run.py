@@ -63,7 +63,9 @@ def export_model(
     tensors = out / f"{name}.safetensors"
     atomic_write_bytes(tensors, (run_dir / "best.safetensors").read_bytes())
     kind = stage_kind(stage)
-    parent = stage_spec(kind, stage).manifest if kind else {}
+    spec = stage_spec(kind, stage) if kind else None
+    parent = spec.manifest if spec else {}
+    parent_sha = parent.get("sha256") or (sha256_file(spec.weights) if spec and spec.weights else None)
     pre = getattr(task, "pre", None)
     preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(pre).items()} if pre else {}
     preprocess.pop("batch_size", None)
@@ -78,7 +80,7 @@ def export_model(
         "file": tensors.name,
         "sha256": sha256_file(tensors),
         "config": f"{name}.yaml",
-        "parent": {"name": parent.get("name", stage.get("weights")), "sha256": parent.get("sha256")},
+        "parent": {"name": parent.get("name", stage.get("weights")), "sha256": parent_sha},
         "licence": parent.get("licence", "unknown"),
         "channel_order": parent.get("channel_order", "BGR"),
         "preprocess": preprocess,

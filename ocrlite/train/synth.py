@@ -30,6 +30,9 @@ __all__ = ["FontBank", "Synthesizer", "write_synth_set", "load_words", "LANGS", 
 LANGS = ("en", "en+zh")
 FONT_ROOT = Path("/usr/share/fonts")
 WORDS_FILE = Path("/usr/share/dict/american-english")
+ZH_SHARE = 0.15  # share of Chinese lines in ``en+zh``
+LOW_RES_SHARE = 0.3  # share of scene words returned at 1/3 to 2/3 of the model's height
+SCENE_SHARE = 0.45  # share of scene-style words (colours, larger distortions) among the English samples
 CJK_FONT_NAMES = ("wqy-microhei.ttc", "DroidSansFallbackFull.ttf")
 _PROBE = "\ue000\uffff"  # private-use / non-characters: what a font draws for a missing glyph
 _SYMBOL_FONTS = re.compile(r"symbol|dingbat|d050000l|math|emoji|music", re.IGNORECASE)  # Latin codes, other glyphs
@@ -438,13 +441,15 @@ class Synthesizer:
 
     def __init__(
         self, charset: Charset, lang: str = "en", height: int = 32, fonts: FontBank | None = None,
-        words: tuple[str, ...] | None = None,
+        words: tuple[str, ...] | None = None, scene_share: float = SCENE_SHARE,
     ) -> None:
         if lang not in LANGS:
             raise ConfigError(f"unknown synth language {lang!r}; choose one of: {', '.join(LANGS)}")
         if height < 8:
             raise ConfigError(f"synth height must be at least 8 pixels, got {height}")
-        self.charset, self.lang, self.height = charset, lang, height
+        if not 0 <= scene_share <= 1:
+            raise ConfigError(f"synth scene share must be between 0 and 1, got {scene_share}")
+        self.charset, self.lang, self.height, self.scene_share = charset, lang, height, scene_share
         self.fonts = fonts or FontBank()
         allowed = set(charset.chars)
         cjk = tuple(c for c in charset.chars if "\u4e00" <= c <= "\u9fff")
@@ -454,14 +459,14 @@ class Synthesizer:
             raise ConfigError(f"no CJK font ({', '.join(CJK_FONT_NAMES)}) under {self.fonts.root}")
 
     def sample(self, seed: int, index: int) -> tuple[np.ndarray, str]:
-        """(BGR uint8 image of height ``self.height``, its label) for sample ``index`` of ``seed``."""
+        """(BGR uint8 image, its label) for sample ``index`` of ``seed``: the image is ``self.height`` high,
+        or lower for low-resolution scene words (``LOW_RES_SHARE``), which the recognizer upscales."""
         return self.draw(np.random.default_rng([seed, index]))
 
     def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         """A sample whose every random choice comes from ``rng``."""
-        kind = rng.random()
-        zh = self.lang == "en+zh" and kind < 0.15
-        scene = not zh and kind > 0.62
+        zh = self.lang == "en+zh" and rng.random() < ZH_SHARE
+        scene = not zh and rng.random() < self.scene_share
         maker: Callable[[np.random.Generator], str]
         if zh:
             maker, fonts = self.text.chinese_line, self.fonts.cjk
@@ -497,8 +502,11 @@ class Synthesizer:
         out = np.asarray(image)[:, :, ::-1].copy()  # RGB -> BGR
         out = _geometry(rng, out, scene)
         out = degrade(rng, out, strength=1.0 if scene else 0.7)
-        new_w = max(1, round(out.shape[1] * self.height / out.shape[0]))
-        return cv2.resize(out, (new_w, self.height), interpolation=cv2.INTER_AREA)
+        height = self.height
+        if scene and rng.random() < LOW_RES_SHARE:  # a small, far-away word: the recognizer upscales it
+            height = int(rng.integers(max(4, self.height // 3), max(5, self.height * 2 // 3)))
+        new_w = max(1, round(out.shape[1] * height / out.shape[0]))
+        return cv2.resize(out, (new_w, height), interpolation=cv2.INTER_AREA)
 
 
 def _geometry(rng: np.random.Generator, image: np.ndarray, scene: bool) -> np.ndarray:

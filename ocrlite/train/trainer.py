@@ -8,7 +8,8 @@ denormal floats are flushed to zero while training (converted Paddle weights pro
 by ``task.metric`` are kept in ``RUN/best.safetensors``. Step ``k``'s batch is made from the generator
 seeded by ``(seed, k)``, in the trainer's process or, with ``workers`` > 0, ahead of time in that many
 worker processes (same batches either way). Logs: ``RUN/log.csv`` (one row per
-``log_every`` steps) and ``RUN/evals.json``. A run resumed from a checkpoint continues bit-exact.
+``log_every`` steps; ``data_seconds`` is the time spent waiting for batches, so a run that is
+data-bound shows it) and ``RUN/evals.json``. A run resumed from a checkpoint continues bit-exact.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def train(
     optimizer = _optimizer(model, settings)
     use_amp = settings.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    counters = {"step": 0, "samples_seen": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0}
+    counters = {"step": 0, "samples_seen": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "data_seconds": 0.0}
     best: dict[str, float] = {}
     evals: list[dict[str, Any]] = []
     if resume is not None:
@@ -242,7 +243,9 @@ def train(
         lr = lr_at(step, settings)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        waited = time.perf_counter()
         batch = _to(next(batches), dev, settings.channels_last)
+        counters["data_seconds"] += time.perf_counter() - waited
         with torch.autocast(dev.type, enabled=use_amp):
             loss, logs = task.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
@@ -265,7 +268,8 @@ def train(
         if done % settings.log_every == 0 or done == settings.steps:
             log.write({"step": done, "lr": lr, "loss": loss_value, "grad_norm": float(grad_norm), **logs,
                        "samples_seen": counters["samples_seen"], "cpu_seconds": round(counters["cpu_seconds"], 2),
-                       "wall_seconds": round(counters["wall_seconds"], 2)})
+                       "wall_seconds": round(counters["wall_seconds"], 2),
+                       "data_seconds": round(counters["data_seconds"], 2)})
         if done % settings.eval_every == 0 or done == settings.steps:
             scores = task.evaluate(model)
             _train_mode(model, settings)

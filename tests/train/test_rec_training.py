@@ -51,6 +51,8 @@ def test_synth_is_deterministic_and_inside_the_charset(synth_set: Path) -> None:
     image_b, text_b = synth.sample(7, 11)
     assert text_a == text_b and np.array_equal(image_a, image_b)
     assert image_a.shape[0] == 32 and image_a.dtype == np.uint8
+    heights = {synth.sample(7, k)[0].shape[0] for k in range(60)}
+    assert 32 in heights and min(heights) >= 10  # low-resolution scene words come smaller, never tiny
     samples, rejected = read_label_file(synth_set, CHARSET)
     assert rejected == 0 and len(samples) == 24
     texts = [text for _, text in samples]
@@ -168,9 +170,20 @@ def test_synthetic_lines_on_the_fly(synth_set: Path) -> None:
     assert any(path.suffix in (".ttf", ".otf", ".ttc") for path in task.files())  # fonts go in the data manifest
 
 
+def test_width_multiple_rounds_the_padded_width_up(synth_set: Path) -> None:
+    stage = _stage(synth_set, 4)
+    crops = [np.full((32, 333, 3), 200, np.uint8), np.full((16, 40, 3), 90, np.uint8)]
+    exact = RecTask(stage, 2).collate(crops, ["ab", "c"])["image"]
+    stage["train"]["data"]["width_multiple"] = 32
+    rounded = RecTask(stage, 2).collate(crops, ["ab", "c"])["image"]
+    assert exact.shape[-1] == 333 and rounded.shape[-1] == 352  # 11 x 32
+    assert torch.equal(rounded[..., :333], exact) and not rounded[..., 333:].any()  # only more zero padding
+
+
 @pytest.mark.parametrize("data, message", [
     ({"synth": "fr"}, "train.data.synth must be one of en, en+zh, got 'fr'"),
     ({}, "train.data: give label files (train) or a synthetic language (synth)"),
+    ({"synth": "en", "width_multiple": 0}, "train.data.width_multiple must be at least 1, got 0"),
     ({"synth": "en", "fonts": "/nonexistent"}, "font folder /nonexistent does not exist"),
 ])
 def test_bad_data_section_is_a_config_error(synth_set: Path, data: dict[str, Any], message: str) -> None:
