@@ -697,15 +697,20 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
 @click.option("--calib", required=True, type=click.Path(file_okay=False, exists=True),
               help="Check images (line crops for cls/rec, pages for det): int8 vs fp32 agreement is measured on them.")
 @click.option("--calib-count", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--max-size", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.3, show_default=True,
+              help="Largest int8 file as a share of the fp32 weights: the most sensitive convs stay fp32 within it.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder for <stage>.int8.onnx, <stage>.yaml and ocr.yaml.")
 @overrides_option
-def quantize(config: str, kind: str, calib: str, calib_count: int, output: str, overrides: tuple[str, ...]) -> None:
-    """Post-training int8 for onnxruntime: dynamic int8 MatMul/LSTM, int8 conv weights; checked on --calib images."""
+def quantize(config: str, kind: str, calib: str, calib_count: int, max_size: float, output: str,
+             overrides: tuple[str, ...]) -> None:
+    """Post-training int8 for onnxruntime: dynamic int8 MatMul/LSTM, int8 conv weights (the most sensitive on
+    --calib images kept fp32 within --max-size); int8/fp32 agreement checked on the --calib images."""
     from ocrlite.slim.run_quantize import quantize_config
 
-    r = _build(lambda: quantize_config(config, kind, Path(calib), Path(output), calib_count, overrides))
+    r = _build(lambda: quantize_config(config, kind, Path(calib), Path(output), calib_count, overrides, max_size))
     click.echo(f"{r['kind']}: int8 {r['int8']} {r['int8_bytes']:,} B = {r['int8_bytes'] / r['weights_bytes']:.1%} "
                f"of the fp32 weights ({r['weights_bytes']:,} B; fp32 ONNX {r['fp32_bytes']:,} B)")
-    click.echo(f"  agreement with fp32 on {calib_count} --calib images: {r['agreement']:.2%}")
+    click.echo(f"  convs kept fp32 (most sensitive on --calib): {', '.join(r['kept_fp32']) or 'none'}")
+    click.echo(f"  agreement with fp32 on {r['calib_images']} --calib images: {r['agreement']:.2%}")
     click.echo(f"  stage config {r['stage_config']}\n  pipeline     {r['pipeline_config']}")
