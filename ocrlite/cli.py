@@ -270,8 +270,8 @@ cls_option = click.option(
 @click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=200, show_default=True,
               help="Resolution PDF pages are rendered at.")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="Batch mode: processes (Ray: actors), each loading the models once "
-                   "(default 1; Ray: the cluster's CPUs / --threads-per-worker).")
+              help="Batch mode: processes (Ray: actors), each loading the models once, the cores split "
+                   "between them (default: one per core, up to 8; Ray: the cluster's CPUs / --threads-per-worker).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Batch mode: run on this machine's processes, or on Ray actors (pip install \"ocrlite[ray]\").")
 @click.option("--ray-address", metavar="auto|HOST:PORT",
@@ -326,7 +326,7 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
             raise click.UsageError(
                 "--ray-address, --threads-per-worker, --pages-per-job and --ray-input need --executor ray")
         _run_batch(inputs, output, engine_args, {
-            "formats": fmts, "dpi": dpi, "workers": workers or 1, "overwrite": overwrite,
+            "formats": fmts, "dpi": dpi, "workers": workers, "overwrite": overwrite,
             "quiet": quiet, "glob": glob},
             {k: v for k, v in ray_args.items() if v is not None} if executor == "ray" else None)
         return
@@ -336,11 +336,18 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
 
 
 def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: float, draw: str | None) -> None:
-    """``ocr`` without -o: every page of every input, printed as it is read."""
+    """``ocr`` without -o: every page of every input, printed in order as it is read.
+
+    A reader thread decodes the next pages while the engine reads one (``batch.pipeline.read_ahead``).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ocrlite.batch.pipeline import PageItem, read_ahead
     from ocrlite.batch.run import EngineSpec
     from ocrlite.io.atomic import write_image
     from ocrlite.io.draw import draw_lines
-    from ocrlite.io.pages import INPUT_EXTENSIONS, PDF_EXTENSIONS, open_pages
+    from ocrlite.io.images import DEFAULT_MAX_PIXELS
+    from ocrlite.io.pages import INPUT_EXTENSIONS, PDF_EXTENSIONS
     from ocrlite.io.writers import TsvWriter, tsv_rows
 
     run, out = _ItemRun(inputs, INPUT_EXTENSIONS), _Output(None)
@@ -348,7 +355,11 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
     if fmt == "tsv":
         out.line("\t".join(("image", *TsvWriter.HEADER)))
 
-    def show(path: Path, number: int, image: Any, paged: bool) -> None:
+    def show(item: PageItem) -> None:
+        path, number = item.path, item.number
+        if item.page is None:
+            raise item.error or RuntimeError("no page")
+        image, paged = item.page.image, item.count > 1 or path.suffix.lower() in PDF_EXTENSIONS
         page = engine(image)
         if fmt == "json":
             out.line(_json({"image": str(path), **({"page": number} if paged else {}), **page.to_dict()}))
@@ -361,19 +372,20 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
             target = _draw_path(draw, path, len(run.files) > 1 or paged)
             if paged:
                 target = target.with_name(f"{target.stem}_p{number}{target.suffix}")
-            write_image(target, draw_lines(image, page.lines))
+            drawn = draw_lines(image, page.lines)
+            writes.append((path, drawing.submit(write_image, target, drawn)))
 
-    def handle(path: Path) -> None:
-        with open_pages(path, dpi) as source:
-            paged = len(source) > 1 or path.suffix.lower() in PDF_EXTENSIONS
+    def end(item: PageItem) -> None:
+        if item.error is not None:
+            raise item.error
 
-            def show_page(number: int) -> None:
-                show(path, number, source.page(number).image, paged)
-
-            for number in range(1, len(source) + 1):
-                run.attempt(path, partial(show_page, number))
-
-    run.each(handle)
+    writes: list[tuple[Path, Any]] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="ocrlite-draw") as drawing, \
+            read_ahead(run.files, dpi, DEFAULT_MAX_PIXELS) as items:
+        for item in items:
+            run.attempt(item.path, partial(show if item.number else end, item))
+    for path, written in writes:
+        run.attempt(path, written.result)
     run.finish(out)
 
 
@@ -686,15 +698,20 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
 @click.option("--calib", required=True, type=click.Path(file_okay=False, exists=True),
               help="Check images (line crops for cls/rec, pages for det): int8 vs fp32 agreement is measured on them.")
 @click.option("--calib-count", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--max-size", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.3, show_default=True,
+              help="Largest int8 file as a share of the fp32 weights: the most sensitive convs stay fp32 within it.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder for <stage>.int8.onnx, <stage>.yaml and ocr.yaml.")
 @overrides_option
-def quantize(config: str, kind: str, calib: str, calib_count: int, output: str, overrides: tuple[str, ...]) -> None:
-    """Post-training int8 for onnxruntime: dynamic int8 MatMul/LSTM, int8 conv weights; checked on --calib images."""
+def quantize(config: str, kind: str, calib: str, calib_count: int, max_size: float, output: str,
+             overrides: tuple[str, ...]) -> None:
+    """Post-training int8 for onnxruntime: dynamic int8 MatMul/LSTM, int8 conv weights (the most sensitive on
+    --calib images kept fp32 within --max-size); int8/fp32 agreement checked on the --calib images."""
     from ocrlite.slim.run_quantize import quantize_config
 
-    r = _build(lambda: quantize_config(config, kind, Path(calib), Path(output), calib_count, overrides))
+    r = _build(lambda: quantize_config(config, kind, Path(calib), Path(output), calib_count, overrides, max_size))
     click.echo(f"{r['kind']}: int8 {r['int8']} {r['int8_bytes']:,} B = {r['int8_bytes'] / r['weights_bytes']:.1%} "
                f"of the fp32 weights ({r['weights_bytes']:,} B; fp32 ONNX {r['fp32_bytes']:,} B)")
-    click.echo(f"  agreement with fp32 on {calib_count} --calib images: {r['agreement']:.2%}")
+    click.echo(f"  convs kept fp32 (most sensitive on --calib): {', '.join(r['kept_fp32']) or 'none'}")
+    click.echo(f"  agreement with fp32 on {r['calib_images']} --calib images: {r['agreement']:.2%}")
     click.echo(f"  stage config {r['stage_config']}\n  pipeline     {r['pipeline_config']}")

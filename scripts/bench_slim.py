@@ -1,7 +1,7 @@
 """Slimmed variants side by side: params, MACs, file size, CPU latency (median, 2 threads) and accuracy.
 
     python scripts/bench_slim.py --det fp32=ocr_ppocr_v2.yaml --det pruned=RUN/pruned/ocr.yaml \\
-        --rec fp32=ocr_ppocr_v2.yaml --rec int8=RUN/int8/ocr.yaml [--limit 50] [--threads 2]
+        --rec fp32=ocr_ppocr_v2.yaml --rec int8=RUN/int8/ocr.yaml [--limit 50] [--det-split SPLIT.json] [--threads 2]
 
 Each ``--det``/``--rec`` is NAME=PIPELINE_CONFIG; the first of each stage is the reference of the ratio
 columns. Accuracy: det hmean on ICDAR 2015 (``--icdar``), rec word accuracy on word crops (``--words``);
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--icdar", type=Path, default=DATA / "icdar2015")
     parser.add_argument("--words", type=Path, default=DATA / "iiit5k")
     parser.add_argument("--limit", type=int, help="first N samples of each data set")
+    parser.add_argument("--det-split", type=Path, help="split manifest (JSON with 'files'): det accuracy on those "
+                        "images only, e.g. the held-out images of a fine-tune")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--no-accuracy", action="store_true")
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     for kind, variants, data in (("det", args.det, args.icdar), ("rec", args.rec, args.words)):
         for name, config in _pairs(variants):
             rows.append(bench_variant(name, kind, config, None if args.no_accuracy else data, args.limit,
-                                      args.threads, args.runs))
+                                      args.threads, args.runs, args.det_split if kind == "det" else None))
     print(format_table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

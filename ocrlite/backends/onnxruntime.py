@@ -31,14 +31,16 @@ def import_onnxruntime() -> Any:
 class OnnxRunner:
     """Run an ONNX model on the CPU: float32 NCHW batch in, its first output out.
 
-    ``threads`` sets onnxruntime's intra-op thread count (None = onnxruntime's default, all cores);
+    ``model_path`` is a file or a serialized model; ``threads`` sets onnxruntime's intra-op thread count
+    (None = onnxruntime's default, all cores);
     inter-op parallelism is off (one thread), graph optimisations are on (ORT_ENABLE_ALL).
     """
 
-    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, model_path: str | Path | bytes, threads: int | None = None) -> None:
         ort = import_onnxruntime()
-        model_path = Path(model_path)
-        if not model_path.is_file():
+        model = model_path if isinstance(model_path, bytes) else str(model_path)
+        model_path = Path("<in memory>" if isinstance(model_path, bytes) else model_path)
+        if not isinstance(model, bytes) and not model_path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {model_path}")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -49,7 +51,7 @@ class OnnxRunner:
         self.model_path = model_path
         self.threads = threads
         self.session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            model, sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.input_name: str = self.session.get_inputs()[0].name
         self.output_names: list[str] = [o.name for o in self.session.get_outputs()]

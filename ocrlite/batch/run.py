@@ -3,15 +3,13 @@
 Each input is isolated: a file or page that fails is recorded in the run report with its
 reason and the run goes on. Outputs are written atomically once the input is done, so an
 interrupted run (Ctrl-C) leaves only complete files and the next run picks up the rest.
-With ``workers > 1`` the inputs are spread over processes that each load the models once
-and share the CPU cores between them.
+Locally (``ocrlite.batch.pipeline``), a reader thread decodes pages ahead and a writer thread
+writes finished files while the engine reads; with ``workers > 1`` the pages are read by processes
+that each load the models once and share the CPU cores between them.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
 import sys
 from collections.abc import Callable, Generator, Iterable
 from contextlib import closing
@@ -28,7 +26,8 @@ from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
 from ocrlite.io.writers import FORMATS, PageRecord, Writer, make_writer
 
-__all__ = ["BatchOptions", "EngineSpec", "Executor", "process_file", "read_pages", "run_batch"]
+__all__ = ["BatchOptions", "EngineSpec", "Executor", "add_page", "file_failure", "page_failure", "process_file",
+           "read_pages", "run_batch", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class BatchOptions:
     output: Path
     formats: tuple[str, ...] = ("json",)
     dpi: float = DEFAULT_DPI
-    workers: int = 1
+    workers: int | None = None  # local processes; None: ``pipeline.default_workers()`` for this machine
     overwrite: bool = False
     quiet: bool = False
     glob: str | None = None
@@ -73,7 +72,7 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
               execute: Executor | None = None) -> RunReport:
     """Process every input not yet done; write outputs and ``ocrlite-report.json``.
 
-    ``execute`` turns the planned jobs into outcomes: local processes by default, or another
+    ``execute`` turns the planned jobs into outcomes: the local pipeline by default, or another
     executor such as ``ocrlite.batch.ray_runner.RayExecutor`` (same plan, report and per-file work).
     Returns the run's report (its ``failures`` decide the exit code). Raises
     ``OcrliteError`` if the models cannot be loaded, and ``KeyboardInterrupt`` after
@@ -93,8 +92,12 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     def started(workers: int) -> None:
         report.workers = workers
 
+    if execute is None:
+        from ocrlite.batch.pipeline import run_local
+
+        execute = run_local
     try:
-        with closing((execute or _outcomes)(plan.jobs, spec, options, bar, started)) as outcomes:
+        with closing(execute(plan.jobs, spec, options, bar, started)) as outcomes:
             for outcome in outcomes:
                 done.add(outcome.name)
                 report.add(outcome)
@@ -128,11 +131,9 @@ def process_file(engine: Any, job: Job, options: BatchOptions, on_page: Callable
         with open_pages(job.source, options.dpi, options.max_pixels, data) as source:
             writers = {fmt: make_writer(fmt, job.name) for fmt in job.outputs}
             read_pages(engine, source, job, range(1, len(source) + 1), list(writers.values()), outcome, on_page)
-            if outcome.pages:
-                for fmt, writer in writers.items():
-                    write(job.outputs[fmt], writer.render())
+            write_outputs(job, writers, outcome, write)
     except Exception as exc:  # unreadable file, or an output that could not be written
-        outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
+        outcome.failures.append(file_failure(job, exc))
     finally:
         trim_heap()
     return outcome
@@ -152,75 +153,39 @@ def read_pages(engine: Any, source: PageSource, job: Job, numbers: Iterable[int]
             page = source.page(number)
             result = engine(page.image)
             record = PageRecord(number, result, page.dpi, page.image if keep_image else None)
-            for sink in sinks:
-                sink.add(record)
-            outcome.pages += 1
-            outcome.lines += len(result.lines)
+            add_page(sinks, record, outcome)
         except Exception as exc:  # one bad page must not cost the others
-            outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc), number if several else None))
+            outcome.failures.append(page_failure(job, error_reason(exc), number, several))
         finally:
             page = result = record = None  # type: ignore[assignment]  # free the page image now
             if on_page is not None:
                 on_page()
 
 
-def _outcomes(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any,
-              started: Callable[[int], None]) -> Generator[FileOutcome]:
-    """Outcomes of ``jobs``, processed here or in worker processes."""
-    if not jobs:
-        return
-    if options.workers <= 1 or len(jobs) == 1:
-        started(1)
-        engine = spec.build()
-        tick = (lambda: bar.update(1)) if bar is not None else None
-        for job in jobs:
-            yield process_file(engine, job, options, tick)
-        return
-    workers = min(options.workers, len(jobs))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    started(workers)
-    context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, _worker_init, (spec, options, threads))
-    try:
-        for outcome in pool.imap_unordered(_worker_run, jobs, chunksize=1):
-            if outcome.fatal:
-                raise OcrliteError(outcome.fatal)
-            if bar is not None:
-                bar.update(max(1, outcome.pages + len(outcome.failures)))
-            yield outcome
-        pool.close()
-    except BaseException:
-        pool.terminate()  # workers stop on SIGTERM by unwinding, so temp files are removed
-        raise
-    finally:
-        pool.join()
+def add_page(sinks: list[Writer], record: PageRecord, outcome: FileOutcome) -> None:
+    """Add a read page to every writer of its file and count it."""
+    for sink in sinks:
+        sink.add(record)
+    outcome.pages += 1
+    outcome.lines += len(record.result.lines)
 
 
-_worker: dict[str, Any] = {}
+def write_outputs(job: Job, writers: dict[str, Writer], outcome: FileOutcome,
+                  write: Callable[[Path, bytes], None] = atomic_write_bytes) -> None:
+    """Write ``job``'s outputs from its writers, unless no page of it was read."""
+    if outcome.pages:
+        for fmt, writer in writers.items():
+            write(job.outputs[fmt], writer.render())
 
 
-def _worker_init(spec: EngineSpec, options: BatchOptions, threads: int) -> None:
-    """Load the models once per worker and give it its share of the cores."""
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    signal.signal(signal.SIGTERM, _exit_on_term)
-    torch.set_num_threads(threads)
-    _worker["options"] = options
-    try:
-        _worker["engine"] = spec.build()
-    except OcrliteError as exc:
-        _worker["fatal"] = str(exc)
+def page_failure(job: Job, reason: str, number: int, several: bool) -> Failure:
+    """Page ``number`` of ``job`` failed; the page is named only for inputs of several pages."""
+    return Failure(str(job.source), job.name, reason, number if several else None)
 
 
-def _worker_run(job: Job) -> FileOutcome:
-    if "fatal" in _worker:
-        return FileOutcome(job.name, fatal=_worker["fatal"])
-    return process_file(_worker["engine"], job, _worker["options"])
-
-
-def _exit_on_term(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+def file_failure(job: Job, exc: Exception) -> Failure:
+    """``job`` as a whole failed: unreadable, or an output could not be written."""
+    return Failure(str(job.source), job.name, error_reason(exc))
 
 
 def _progress(jobs: list[Job], options: BatchOptions) -> Any:

@@ -5,6 +5,11 @@ decoded pages, interleaved page by page, each page ``repeats`` times after one u
 time is the median of its runs. ocrlite's time is split into its nets (det, cls, rec: inside the runners)
 and the rest (pre/post-processing). Load time is a second construction (the ONNX export is cached by then).
 Peak RSS is measured per system in a child process that loads it and reads the pages once.
+
+Folder throughput (``folder_rows``): ``ocrlite ocr DIR -o OUT`` run as a user runs it (a fresh process:
+start-up, model loading, reading the files and writing json included) beside the peer's own sequential
+loop over the same files in a fresh process (imports, model loading, decoding each file and one call
+per page), timed wall-clock; pages per minute and ocrlite's pages/min over the peer's.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 
 from ocrlite.results import PageResult
 
-__all__ = ["ROWS", "SpeedSystem", "build_system", "bench_rows", "peak_rss", "format_rows"]
+__all__ = ["ROWS", "SpeedSystem", "build_system", "bench_rows", "folder_rows", "peak_rss", "format_rows"]
 
 # row name -> (ocrlite preset, its --set overrides, peer); the peer runs the same det and rec nets.
 # RapidOCR 1.2.13 runs ppocr-v3's det and rec files byte for byte (same sha256); its own classifier export
@@ -217,6 +222,61 @@ def _rss_child(row: str, which: str, threads: int, paths: list[str]) -> None:
     system = build_system(row, which, threads)
     for path in paths:
         system.page(read_image(Path(path)))
+
+
+def _timed(command: Sequence[str]) -> float:
+    """Wall-clock seconds of ``command``, which must succeed."""
+    start = time.perf_counter()
+    done = subprocess.run(list(command), capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return elapsed
+
+
+def _peer_folder_child(row: str, threads: int, folder: str) -> None:
+    """The peer's sequential loop over the images of ``folder`` (run in a fresh process)."""
+    from ocrlite.io.images import expand_inputs, read_image
+
+    system = _peer(row, threads)[0]()  # built once, as a user's loop does
+    files, _ = expand_inputs([folder])
+    for path in files:
+        system.page(read_image(path))
+
+
+def folder_rows(row: str, folder: Path, settings: Sequence[tuple[str, int]], threads: int,
+                repeats: int) -> list[dict[str, Any]]:
+    """Pages per minute of ``ocrlite ocr folder -o OUT`` for each (backend, workers) in ``settings`` and of the
+    peer's sequential loop at ``threads`` onnxruntime threads, ``repeats`` rounds; ratio vs the same round's peer."""
+    import shutil
+    import tempfile
+
+    from ocrlite.io.images import expand_inputs
+
+    preset, sets, _ = ROWS[row]
+    pages = len(expand_inputs([folder])[0])
+    code = ("import sys;from ocrlite.eval.speed import _peer_folder_child;"
+            "_peer_folder_child(sys.argv[1], int(sys.argv[2]), sys.argv[3])")
+    out: list[dict[str, Any]] = []
+    for round_ in range(1, repeats + 1):
+        peer_s = _timed([sys.executable, "-c", code, row, str(threads), str(folder)])
+        peer_ppm = 60 * pages / peer_s
+        out.append({"row": row, "round": round_, "system": _peer(row, threads)[1], "setting": f"{threads} threads",
+                    "pages": pages, "seconds": round(peer_s, 1), "pages_per_min": round(peer_ppm, 1), "ratio": 1.0})
+        for backend, workers in settings:
+            target = Path(tempfile.mkdtemp(prefix="ocrlite-folder-"))
+            try:
+                command = [sys.executable, "-c", "from ocrlite.cli import main; main()", "ocr", str(folder),
+                           "-o", str(target), "-q", "--model", preset, "--backend", backend, "--workers", str(workers),
+                           *(arg for item in sets for arg in ("--set", item))]
+                seconds = _timed(command)
+            finally:
+                shutil.rmtree(target, ignore_errors=True)
+            ppm = 60 * pages / seconds
+            out.append({"row": row, "round": round_, "system": f"ocrlite {preset} ({backend})",
+                        "setting": f"{workers} workers", "pages": pages, "seconds": round(seconds, 1),
+                        "pages_per_min": round(ppm, 1), "ratio": round(ppm / peer_ppm, 3)})
+    return out
 
 
 def format_rows(rows: Sequence[dict[str, Any]]) -> str:

@@ -38,8 +38,9 @@ def _latency(runner: Any, x: np.ndarray, runs: int) -> float:
 
 
 def bench_variant(name: str, kind: str, config: Path, data: Path | None, limit: int | None,
-                  threads: int = 2, runs: int = 10) -> dict[str, Any]:
-    """Measure the ``kind`` stage of pipeline ``config`` (and its accuracy when ``data`` is given)."""
+                  threads: int = 2, runs: int = 10, split: Path | None = None) -> dict[str, Any]:
+    """Measure the ``kind`` stage of pipeline ``config`` (and its accuracy when ``data`` is given, on the
+    files of the ``split`` manifest when one is given, e.g. the images a fine-tune held out)."""
     from ocrlite.api import OCR
     from ocrlite.eval.harness import evaluate, ocrlite_system
 
@@ -63,7 +64,7 @@ def bench_variant(name: str, kind: str, config: Path, data: Path | None, limit: 
             "input": "x".join(map(str, shape)), "threads": threads,
         }
         if data is not None:
-            score = evaluate(kind, [ocrlite_system(name, OCR(config))], data, limit)[0]
+            score = evaluate(kind, [ocrlite_system(name, OCR(config))], data, limit, split)[0]
             row["accuracy"] = score["hmean"] if kind == "det" else score["accuracy"]
             row["accuracy_name"] = "hmean" if kind == "det" else "word_acc"
             row["n"] = score["n"]

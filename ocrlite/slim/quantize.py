@@ -8,10 +8,18 @@ int8 convolutions and MatMuls on any x86 CPU, and reads the exporter's files as 
    onnxruntime backend expects: det ``raw``, cls ``probs``, rec ``top1``);
 2. MatMul/Gemm (the CTC head's Linear, SVTR's projections) and LSTMs get *dynamic* int8 (weights s8,
    activations quantized per call);
-3. convolutions get int8 *weights* (symmetric, per output channel) dequantized at load. Static QDQ
-   (activations too, MinMax or percentile ranges from the calibration crops) was tried first and dropped:
-   on the card recognizer (MobileNetV1Enhance) only 44-49 % of the non-blank CTC steps kept fp32's class.
-   The calibration images now measure how close int8 stays to fp32 (``agreement``, printed).
+3. convolutions get int8 *weights* (symmetric, per output channel, a DequantizeLinear before the Conv).
+   Static QDQ (activations too, MinMax or percentile ranges from the calibration crops) was tried first and
+   dropped: on the card recognizer (MobileNetV1Enhance) only 44-49 % of the non-blank CTC steps kept fp32's
+   class;
+4. mixed precision: int8 weights of the first convolutions alone break the card recognizer (BN folded
+   into them gives a few channels weights of 20-70 whose products cancel, so rounding errors are
+   amplified: blocks.0's depthwise conv alone changed 41 % of the words on IIIT5K + ICDAR words, each
+   conv of blocks 5-12 about 1 %). So each convolution is quantized alone and scored on the calibration
+   images (``conv_sensitivity``: relative error of the float output), and the ones with the most error
+   per byte stay fp32 while the file stays within ``max_size`` of the fp32 weights (``keep_in_fp32``).
+
+The calibration images also measure how close the result stays to fp32 (``agreement``, printed).
 
 The result is ``OUT/<kind>.int8.onnx`` plus a stage config (``backend: onnxruntime``, ``onnx:`` the file)
 that ``ocrlite ocr`` / ``ocrlite eval`` load like any other stage.
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -32,7 +40,10 @@ from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
 from ocrlite.preprocess import det_resize, line_batch, normalize, rec_batch_width
 from ocrlite.stages import StageSpec
 
-__all__ = ["RUNNER_HEADS", "calibration_batches", "int8_conv_weights", "quantize_onnx", "quantize_stage", "compare"]
+__all__ = [
+    "RUNNER_HEADS", "agreement", "calibration_batches", "conv_sensitivity", "dynamic_int8", "int8_conv_weights",
+    "int8_per_channel", "keep_in_fp32", "quantize_onnx", "quantize_stage", "run_model",
+]
 
 RUNNER_HEADS = {"det": "raw", "cls": "probs", "rec": "top1"}  # what the onnxruntime backend's runner reads
 _DYNAMIC_OPS = ("MatMul", "Gemm", "LSTM")
@@ -62,11 +73,31 @@ def _node_names(path: Path, ops: Sequence[str]) -> list[str]:
     return [node.name for node in onnx.load(str(path)).graph.node if node.op_type in ops]
 
 
-def int8_conv_weights(path: Path, out: Path) -> Path:
-    """Store every Conv weight as int8 (symmetric, per output channel) + a DequantizeLinear node.
+def int8_per_channel(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 of ``weight`` per output channel (axis 0): the int8 values and one scale per channel."""
+    weight = weight.astype(np.float32)
+    scale = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1) / 127.0
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    q = np.clip(np.round(weight / scale.reshape(-1, *[1] * (weight.ndim - 1))), -127, 127).astype(np.int8)
+    return q, scale
 
-    Weight-only: onnxruntime folds the dequantization at load, so convolutions compute in float and the
-    file holds 1 byte per weight.
+
+def conv_weights(model: Any) -> dict[str, str]:
+    """Conv node name -> its weight initializer's name (each weight once)."""
+    initializers = {init.name for init in model.graph.initializer}
+    found: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in initializers:
+            if node.input[1] not in found.values():
+                found[node.name] = node.input[1]
+    return found
+
+
+def int8_conv_weights(path: Path, out: Path, keep: Collection[str] = ()) -> Path:
+    """Store every Conv weight (but those of the nodes named in ``keep``) as int8 (symmetric, per output
+    channel) + a DequantizeLinear node.
+
+    Weight-only: the convolutions compute in float and the file holds 1 byte per weight.
     """
     import onnx
     from onnx import helper, numpy_helper
@@ -74,17 +105,11 @@ def int8_conv_weights(path: Path, out: Path) -> Path:
     model = onnx.load(str(path))
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
-    done: set[str] = set()
     nodes = []
-    for node in graph.node:
-        name = node.input[1] if node.op_type == "Conv" and len(node.input) > 1 else None
-        if name is None or name in done or name not in initializers:
+    for node, name in conv_weights(model).items():
+        if node in keep:
             continue
-        done.add(name)
-        weight = numpy_helper.to_array(initializers[name]).astype(np.float32)
-        scale = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1) / 127.0
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        q = np.clip(np.round(weight / scale.reshape(-1, *[1] * (weight.ndim - 1))), -127, 127).astype(np.int8)
+        q, scale = int8_per_channel(numpy_helper.to_array(initializers[name]))
         graph.initializer.remove(initializers[name])
         graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
                                   numpy_helper.from_array(scale, f"{name}_scale"),
@@ -97,40 +122,104 @@ def int8_conv_weights(path: Path, out: Path) -> Path:
     return out
 
 
-def quantize_onnx(fp32: Path, out: Path) -> Path:
-    """Dynamic int8 MatMul/Gemm/LSTM, then int8 weight-only convolutions, of ``fp32`` into ``out``."""
+def conv_sensitivity(path: Path, batches: Sequence[np.ndarray]) -> dict[str, tuple[float, int]]:
+    """Each convolution's int8 weights alone (the rest of ``path`` as it is): the relative error of the
+    model's first output on ``batches``, ||int8 - fp32|| / ||fp32||, and the weight's element count, by Conv
+    node name. ``path`` should return a float output (logits, probabilities, maps: the ``raw`` head), which
+    moves with every weight where class indices mostly do not."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    initializers = {init.name: init for init in model.graph.initializer}
+    reference = run_model(model.SerializeToString(), batches)
+    found = {}
+    for node, name in conv_weights(model).items():
+        original = numpy_helper.to_array(initializers[name])
+        q, scale = int8_per_channel(original)
+        rounded = (q.astype(np.float32) * scale.reshape(-1, *[1] * (q.ndim - 1))).astype(np.float32)
+        initializers[name].CopyFrom(numpy_helper.from_array(rounded, name))
+        outputs = run_model(model.SerializeToString(), batches)
+        error = sum(float(np.sum((got - ref) ** 2)) for ref, got in zip(reference, outputs))
+        found[node] = (float(np.sqrt(error / max(sum(float(np.sum(ref**2)) for ref in reference), 1e-30))),
+                       original.size)
+        initializers[name].CopyFrom(numpy_helper.from_array(original, name))
+    return found
+
+
+def keep_in_fp32(sensitivity: dict[str, tuple[float, int]], spare_bytes: int) -> list[str]:
+    """The convolutions to leave in fp32 (each costs 3 more bytes per weight) within ``spare_bytes``: a
+    knapsack taken greedily, most error removed per byte first; those that change nothing stay int8."""
+    keep, used = [], 0
+    for node, (error, size) in sorted(sensitivity.items(), key=lambda item: -item[1][0] / item[1][1]):
+        if error > 0 and used + 3 * size <= spare_bytes:
+            keep.append(node)
+            used += 3 * size
+    return keep
+
+
+def dynamic_int8(fp32: Path, out: Path) -> Path:
+    """Dynamic int8 MatMul/Gemm/LSTM (weights s8, activations quantized per call) of ``fp32`` into ``out``."""
     import_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    nodes = _node_names(fp32, _DYNAMIC_OPS)
+    if not nodes:
+        out.write_bytes(fp32.read_bytes())
+        return out
+    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=list(_DYNAMIC_OPS),
+                     nodes_to_quantize=nodes)
+    return out
+
+
+def quantize_onnx(fp32: Path, out: Path, sensitivity: dict[str, tuple[float, int]],
+                  max_bytes: int) -> tuple[Path, list[str]]:
+    """Dynamic int8 MatMul/Gemm/LSTM and int8 weight-only convolutions of ``fp32`` into ``out``; the most
+    sensitive convolutions (``conv_sensitivity``) stay fp32 while ``out`` stays within ``max_bytes``.
+    Returns ``out`` and the Conv nodes kept in fp32."""
     with tempfile.TemporaryDirectory() as tmp:
-        dynamic = Path(tmp) / "dynamic.onnx"
-        nodes = _node_names(fp32, _DYNAMIC_OPS)
-        if nodes:
-            quantize_dynamic(str(fp32), str(dynamic), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=list(_DYNAMIC_OPS), nodes_to_quantize=nodes)
-        else:
-            dynamic.write_bytes(fp32.read_bytes())
-        return int8_conv_weights(dynamic, out)
+        dynamic = dynamic_int8(fp32, Path(tmp) / "dynamic.onnx")
+        int8_conv_weights(dynamic, out)
+        keep = keep_in_fp32(sensitivity, max_bytes - out.stat().st_size)
+        if keep:
+            int8_conv_weights(dynamic, out, keep)
+    return out, keep
 
 
-def quantize_stage(spec: StageSpec, calib: Path, out_dir: Path, count: int = 64) -> dict[str, Any]:
-    """Export and quantize ``spec``'s net into ``out_dir``; return the files and their sizes."""
+def quantize_stage(spec: StageSpec, calib: Path, out_dir: Path, count: int = 64,
+                   max_size: float = 0.3) -> dict[str, Any]:
+    """Export and quantize ``spec``'s net into ``out_dir`` (file at most ``max_size`` of the fp32 weights);
+    return the files, their sizes, the convolutions kept in fp32 and the int8/fp32 agreement."""
+    if spec.weights is None:
+        raise ConfigError(f"the {spec.kind} stage has no weights to quantize")
     out_dir.mkdir(parents=True, exist_ok=True)
+    weights_bytes = spec.weights.stat().st_size
     fp32 = export_stage(spec, out_dir / f"{spec.kind}.fp32.onnx", RUNNER_HEADS[spec.kind])
-    int8 = quantize_onnx(fp32, out_dir / f"{spec.kind}.int8.onnx")
-    agreement = compare(fp32, int8, calibration_batches(spec, calib, count))
+    batches = calibration_batches(spec, calib, count)
+    with tempfile.TemporaryDirectory() as tmp:
+        sensitivity = conv_sensitivity(export_stage(spec, Path(tmp) / "raw.onnx", "raw"), batches)
+    int8, keep = quantize_onnx(fp32, out_dir / f"{spec.kind}.int8.onnx", sensitivity, int(max_size * weights_bytes))
+    reference = run_model(fp32, batches)
     return {"fp32": fp32, "int8": int8, "fp32_bytes": fp32.stat().st_size, "int8_bytes": int8.stat().st_size,
-            "agreement": agreement}
+            "weights_bytes": weights_bytes, "kept_fp32": keep, "calib_images": sum(len(b) for b in batches),
+            "agreement": agreement(reference, run_model(int8, batches))}
 
 
-def compare(fp32: Path, int8: Path, batches: Sequence[np.ndarray]) -> float:
-    """How close int8 stays to fp32 on ``batches``: the share of equal class indices (CTC top-1: non-blank
-    steps), or 1 - mean absolute difference of float outputs (probability maps)."""
-    ort = import_onnxruntime()
-    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32, int8)]
+def run_model(model: Path | bytes, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The first output of ONNX ``model`` (a file or serialized) for each batch, at torch's thread count."""
+    import torch
+
+    from ocrlite.backends.onnxruntime import OnnxRunner
+
+    runner = OnnxRunner(model, torch.get_num_threads())
+    return [runner(batch) for batch in batches]
+
+
+def agreement(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
+    """How close ``outputs`` stay to ``reference``: the share of equal class indices (CTC top-1: at the
+    reference's non-blank steps), or 1 - mean absolute difference of float outputs (probabilities, maps)."""
     scores = []
-    for batch in batches:
-        ref, got = (s.run(None, {s.get_inputs()[0].name: batch})[0] for s in sessions)
+    for ref, got in zip(reference, outputs):
         if np.issubdtype(ref.dtype, np.integer):
             mask = ref != 0
             scores.append(float(np.mean(ref[mask] == got[mask])) if mask.any() else 1.0)

@@ -2,12 +2,14 @@
 ``TextClassifier``.
 
 Crops are cut from FUNSD forms (line or word boxes) or read from a PaddleOCR rec label file; forms/files are
-split deterministically (every ``holdout_every``-th held out). A training crop is turned 180 degrees with
-probability 0.5, which sets its label; each held-out crop is scored upright and turned. Config
+split deterministically (every ``holdout_every``-th held out, then every ``val_every``-th of the rest is a
+validation item; ``eval_on`` names the split scored during training, which keep-best picks on). A training
+crop is turned 180 degrees with probability 0.5, which sets its label; each scored crop is scored upright and
+turned. Config
 (``train:`` section of a cls stage config)::
 
     data:    {format: funsd | labels, root: FOLDER or LABEL FILE, unit: lines | words, holdout_every: 5,
-              min_width: 8, eval_limit: 0}
+              val_every: 0, eval_on: holdout | val | train, min_width: 8, eval_limit: 0, pairs: false}
     augment: {num_ops: 2, magnitude: 0.5, bda_prob: 0.4}
 """
 
@@ -31,7 +33,7 @@ from ..preprocess import crop_quad, line_batch
 from ..settings import ClsPostprocess, LinePreprocess
 from ..stages import StageSpec, stage_spec
 from .augment import ClsAugment
-from .data import box_quad, holdout_split, load_funsd_boxes
+from .data import Splits, box_quad, check_eval_on, load_funsd_boxes, three_way_split
 from .settings import from_mapping
 
 __all__ = ["ClsData", "ClsAugmentSettings", "ClsTask", "funsd_crops", "label_file_crops", "upright_and_turned"]
@@ -45,8 +47,11 @@ class ClsData:
     root: str = ""
     unit: str = "lines"
     holdout_every: int = 5
+    val_every: int = 0  # every N-th remaining form (or line of a label file) validates (0: none)
+    eval_on: str = "holdout"  # the split scored during training: holdout, val or train
     min_width: int = 8  # crops narrower or lower than this (pixels) are left out
     eval_limit: int = 0  # score only the first N held-out crops (0: all)
+    pairs: bool = False  # each batch holds every drawn crop upright and turned (see ClsTask.batch)
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,12 @@ class ClsAugmentSettings:
     bda_prob: float = 0.4
 
 
-def funsd_crops(root: str | Path, unit: str, every: int, min_width: int) -> tuple[list[np.ndarray], ...]:
-    """(train crops, held-out crops) cut with the pipeline's ``crop_quad`` from FUNSD forms split by form."""
+def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
+                min_width: int) -> Splits[np.ndarray]:
+    """Train, validation and held-out crops cut with the pipeline's ``crop_quad`` from FUNSD forms split by form."""
     if unit not in ("lines", "words"):
         raise ConfigError(f"train.data.unit must be lines or words, got {unit!r}")
-    train_forms, held_forms = holdout_split(load_funsd_boxes(root), every)
+    forms = three_way_split(load_funsd_boxes(root), holdout_every, val_every)
 
     def cut(forms: Sequence[Any]) -> list[np.ndarray]:
         crops = []
@@ -74,23 +80,23 @@ def funsd_crops(root: str | Path, unit: str, every: int, min_width: int) -> tupl
                     crops.append(crop)
         return crops
 
-    return cut(train_forms), cut(held_forms)
+    return Splits(cut(forms.train), cut(forms.val), cut(forms.held_out))
 
 
-def label_file_crops(path: str | Path, every: int, min_width: int) -> tuple[list[np.ndarray], ...]:
-    """(train crops, held-out crops) from the images of a ``path<TAB>text`` label file, split by line."""
+def label_file_crops(path: str | Path, holdout_every: int, val_every: int, min_width: int) -> Splits[np.ndarray]:
+    """Train, validation and held-out crops from the images of a ``path<TAB>text`` label file, split by line."""
     path = Path(path)
     try:
         lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except OSError as exc:
         raise ConfigError(f"cannot read label file {path}: {exc.strerror}") from None
-    train_lines, held_lines = holdout_split(lines, every)
+    split = three_way_split(lines, holdout_every, val_every)
 
     def load(chosen: Sequence[str]) -> list[np.ndarray]:
         crops = [read_image(path.parent / line.partition("\t")[0]) for line in chosen]
         return [c for c in crops if min(c.shape[:2]) >= min_width]
 
-    return load(train_lines), load(held_lines)
+    return Splits(load(split.train), load(split.val), load(split.held_out))
 
 
 def upright_and_turned(crops: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
@@ -119,18 +125,22 @@ class ClsTask:
         self.post: ClsPostprocess = self.spec.post
         if not self.data.root:
             raise ConfigError("train.data.root: give the FUNSD folder or a label file")
-        if self.data.format == "funsd":
-            self.train_crops, held = funsd_crops(self.data.root, self.data.unit, self.data.holdout_every,
-                                                 self.data.min_width)
-        elif self.data.format == "labels":
-            self.train_crops, held = label_file_crops(self.data.root, self.data.holdout_every, self.data.min_width)
+        check_eval_on(self.data.eval_on, self.data.val_every)
+        d = self.data
+        if d.format == "funsd":
+            splits = funsd_crops(d.root, d.unit, d.holdout_every, d.val_every, d.min_width)
+        elif d.format == "labels":
+            splits = label_file_crops(d.root, d.holdout_every, d.val_every, d.min_width)
         else:
-            raise ConfigError(f"train.data.format must be funsd or labels, got {self.data.format!r}")
+            raise ConfigError(f"train.data.format must be funsd or labels, got {d.format!r}")
+        self.train_crops = splits.train
         if not self.train_crops:
-            raise ConfigError(f"train.data: no training crops in {self.data.root}")
-        if self.data.eval_limit > 0:
-            held = held[: self.data.eval_limit]
-        self.eval_crops, self.eval_angles = upright_and_turned(held)
+            raise ConfigError(f"train.data: no training crops in {d.root}")
+        scored = splits.pick(d.eval_on)
+        if d.eval_limit > 0:
+            scored = scored[: d.eval_limit]
+        self.eval_crops, self.eval_angles = upright_and_turned(scored)  # scored during training (keep-best)
+        self.held_out_crops, self.held_out_angles = upright_and_turned(splits.held_out)
         self.batch_size = batch_size
 
     def files(self) -> list[Path]:
@@ -151,12 +161,19 @@ class ClsTask:
         return {"image": torch.from_numpy(images), "label": torch.tensor(labels, dtype=torch.long)}
 
     def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
-        """Random crops, each turned 180 degrees (class 1) with probability 0.5, augmented."""
+        """Random crops, each turned 180 degrees (class 1) with probability 0.5, augmented. With ``pairs`` each
+        drawn crop comes both ways (upright then turned, augmented separately): classes exactly balanced and
+        the only difference inside a pair is the direction."""
         classes = list(self.post.labels)
         crops, labels = [], []
-        for index in rng.integers(0, len(self.train_crops), size=self.batch_size):
-            crop = self.train_crops[int(index)]
-            turned = bool(rng.random() < 0.5)
+        if self.data.pairs:
+            drawn = rng.integers(0, len(self.train_crops), size=(self.batch_size + 1) // 2)
+            picks = [(int(i), turn) for i in drawn for turn in (False, True)][: self.batch_size]
+        else:
+            picks = [(int(i), bool(rng.random() < 0.5))
+                     for i in rng.integers(0, len(self.train_crops), size=self.batch_size)]
+        for index, turned in picks:
+            crop = self.train_crops[index]
             if turned:
                 crop = np.ascontiguousarray(crop[::-1, ::-1])
             crops.append(self.augment(crop, rng))

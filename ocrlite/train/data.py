@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,9 @@ __all__ = [
     "load_funsd_boxes",
     "funsd_records",
     "holdout_split",
+    "Splits",
+    "three_way_split",
+    "check_eval_on",
     "write_split_manifest",
     "box_quad",
     "write_crops",
@@ -175,6 +178,38 @@ def holdout_split(items: Sequence[T], every: int) -> tuple[list[T], list[T]]:
     held = [x for k, x in enumerate(items) if k % every == every - 1]
     train = [x for k, x in enumerate(items) if k % every != every - 1]
     return train, held
+
+
+@dataclass(frozen=True)
+class Splits(Generic[T]):
+    """Training, validation (picks checkpoints) and held-out (reported, never looked at while training) items."""
+
+    train: list[T]
+    val: list[T]
+    held_out: list[T]
+
+    def pick(self, name: str) -> list[T]:
+        """The split a task evaluates on: ``holdout``, ``val`` or ``train``."""
+        return {"holdout": self.held_out, "val": self.val, "train": self.train}[name]
+
+
+def three_way_split(items: Sequence[T], holdout_every: int, val_every: int) -> Splits[T]:
+    """``holdout_split`` by ``holdout_every``, then the same rule by ``val_every`` moves part of the rest to a
+    validation split, so keep-best never sees the held-out items (``val_every`` <= 0: no validation split)."""
+    rest, held = holdout_split(items, holdout_every)
+    train, val = holdout_split(rest, val_every)
+    return Splits(train, val, held)
+
+
+EVAL_SPLITS = ("holdout", "val", "train")
+
+
+def check_eval_on(eval_on: str, val_every: int) -> None:
+    """ConfigError unless ``train.data.eval_on`` names a split that exists."""
+    if eval_on not in EVAL_SPLITS:
+        raise ConfigError(f"train.data.eval_on must be one of {', '.join(EVAL_SPLITS)}, got {eval_on!r}")
+    if eval_on == "val" and val_every <= 0:
+        raise ConfigError("train.data.eval_on: val needs train.data.val_every > 0")
 
 
 def write_split_manifest(out_dir: str | Path, rule: str, splits: dict[str, Sequence[Path]],

@@ -3,8 +3,8 @@ inference ``TextDetector`` with the ICDAR 2015 protocol.
 
 Config (``train:`` section of a det stage config)::
 
-    data:    {format: icdar2015 | paddle | funsd, root: FOLDER or LABEL FILE, holdout_every: 5, limit: 0,
-              eval_on: holdout | train, unit: words}
+    data:    {format: icdar2015 | paddle | funsd, root: FOLDER or LABEL FILE, holdout_every: 5, val_every: 0,
+              limit: 0, eval_on: holdout | val | train, unit: words}
     augment: {size: 640, flip: 0.5, max_angle: 10, scale_min: 0.5, scale_max: 3.0, color: 0.3, copy_paste: 0.0,
               keep_scale: false}
     loss:    {main_loss: dice | bce, alpha: 5, beta: 10, ohem_ratio: 3, shrink_ratio: 0.4, min_text_size: 8,
@@ -38,7 +38,7 @@ from ..settings import DetPreprocess
 from ..stages import stage_spec
 from ..weights import load_weights
 from .augment import DetAugment, DetSample
-from .data import DetRecord, funsd_records, holdout_split, icdar2015_records, read_det_label_file
+from .data import DetRecord, check_eval_on, funsd_records, icdar2015_records, read_det_label_file, three_way_split
 from .db_loss import DBLoss
 from .db_targets import make_db_targets
 from .settings import from_mapping
@@ -68,8 +68,9 @@ class DetData:
     root: str = ""
     unit: str = "words"  # funsd only
     holdout_every: int = 5
+    val_every: int = 0  # every N-th remaining image is a validation image (0: none)
     limit: int = 0  # use only the first N training images (0: all)
-    eval_on: str = "holdout"  # or 'train' (the overfit check)
+    eval_on: str = "holdout"  # the images scored during training: holdout, val (keep-best on them) or train
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,7 @@ class DetTask:
         self.data: DetData = from_mapping(DetData, "train.data", train.get("data"))
         aug: DetAugmentSettings = from_mapping(DetAugmentSettings, "train.augment", train.get("augment"))
         self.loss_cfg: DetLossSettings = from_mapping(DetLossSettings, "train.loss", train.get("loss"))
-        if self.data.eval_on not in ("holdout", "train"):
-            raise ConfigError(f"train.data.eval_on must be holdout or train, got {self.data.eval_on!r}")
+        check_eval_on(self.data.eval_on, self.data.val_every)
         self.augment = DetAugment((aug.size, aug.size), aug.flip, aug.max_angle, (aug.scale_min, aug.scale_max),
                                   aug.color, aug.copy_paste, aug.keep_scale)
         self.criterion = DBLoss(self.loss_cfg.alpha, self.loss_cfg.beta, self.loss_cfg.ohem_ratio,
@@ -215,11 +215,11 @@ class DetTask:
         spec = stage_spec("det", stage)
         self.pre: DetPreprocess = spec.pre
         self.post: DBPostProcess = spec.post
-        self.train_records, self.eval_records = holdout_split(_load_records(self.data), self.data.holdout_every)
+        splits = three_way_split(_load_records(self.data), self.data.holdout_every, self.data.val_every)
         if self.data.limit > 0:
-            self.train_records = self.train_records[: self.data.limit]
-        if self.data.eval_on == "train":
-            self.eval_records = list(self.train_records)
+            splits.train[self.data.limit :] = []
+        self.train_records, self.held_out_records = splits.train, splits.held_out
+        self.eval_records = list(splits.pick(self.data.eval_on))  # scored during training (keep-best)
         if not self.train_records:
             raise ConfigError(f"train.data: no training images in {self.data.root}")
         self.batch_size = batch_size

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw, ImageFont
 
+from ocrlite.batch import pipeline
 from ocrlite.batch import run as batch
 from ocrlite.cli import main
 from ocrlite.errors import ImageReadError
@@ -67,6 +68,16 @@ def _report(out: Path) -> dict[str, Any]:
 
 def _squash(text: str) -> str:
     return "".join(text.split()).upper()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_process() -> Any:
+    """Runs without --workers read in this process (the default is one worker process per core): the fake
+    engine below is patched in here, and tiny pages gain nothing from spawning. tests/batch/test_pipeline.py
+    runs worker processes."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "default_workers", lambda cores=None: 1)
+        yield
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from ocrlite.slim.bench import bench_variant, format_table
 from ocrlite.stages import stage_spec
@@ -19,3 +22,14 @@ def test_bench_rows_and_ratios():
     lines = format_table([row, half]).splitlines()
     assert lines[1].split()[0] == "fp32" and " 1.00 " in lines[1]
     assert lines[2].split()[0] == "half" and " 0.50 " in lines[2]
+
+
+@pytest.mark.data
+def test_det_accuracy_on_a_split_only(shared_data, tmp_path):
+    """--det-split: the det hmean is taken on the manifest's images only (a fine-tune's held-out images)."""
+    image = shared_data / "icdar2015" / "images" / "img_27.jpg"
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"files": [{"path": str(image)}]}))
+    row = bench_variant("fp32", "det", Path("ocr_ppocr_v2.yaml"), shared_data / "icdar2015", None, threads=1,
+                        runs=1, split=split)
+    assert row["n"] == 1 and row["accuracy_name"] == "hmean" and 0 <= row["accuracy"] <= 100

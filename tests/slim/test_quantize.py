@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
-from ocrlite.eval.metrics import edit_distance
+from ocrlite.slim.quantize import keep_in_fp32
 from ocrlite.stages import pipeline_spec, stage_spec
 
 pytest.importorskip("onnxruntime")
@@ -31,7 +31,31 @@ def quantized(tmp_path_factory) -> Path:
     run = CliRunner().invoke(main, ["quantize", "--config", "ocr_ppocr_v2.yaml", "--calib", str(calib),
                                     "-o", str(root / "out")])
     assert run.exit_code == 0, run.output
+    (root / "out" / "cli.txt").write_text(run.output)
     return root / "out"
+
+
+def test_most_sensitive_convs_stay_fp32_within_the_size_limit(quantized):
+    """On the card recognizer the first blocks' convolutions are the ones int8 weights disturb most (measured
+    on IIIT5K + ICDAR words: blocks.0's depthwise conv alone changes 41 % of the words, blocks 5-12 about 1 %)."""
+    import onnx
+
+    kept = next(line for line in (quantized / "cli.txt").read_text().splitlines() if "kept fp32" in line)
+    assert "blocks.0/dw/conv/Conv" in kept and "blocks.0/pw/conv/Conv" in kept and "blocks.12/pw" not in kept
+    model = onnx.load(str(quantized / "rec.int8.onnx"))
+    dequantized = {node.output[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    convs = {node.name: node.input[1] in dequantized for node in model.graph.node if node.op_type == "Conv"}
+    assert not convs["/net/backbone/blocks/blocks.0/dw/conv/Conv"]
+    assert convs["/net/backbone/blocks/blocks.12/pw/conv/Conv"]
+
+
+def test_keep_in_fp32_takes_the_most_error_per_byte_that_fits():
+    sensitivity = {"a": (0.30, 100), "b": (0.20, 1000), "c": (0.01, 10), "d": (0.0, 1), "e": (0.05, 50)}
+    # error per weight: a .003, b .0002, c .001, e .001 (c first: same rate, sorted order kept), d none.
+    # 3 extra bytes per fp32 weight: a (300), c (30), e (150) fit in 500; b (3000) does not.
+    assert keep_in_fp32(sensitivity, 500) == ["a", "c", "e"]
+    assert keep_in_fp32(sensitivity, 400) == ["a", "c"]
+    assert keep_in_fp32(sensitivity, 0) == []
 
 
 def test_int8_file_is_under_30_percent_of_fp32(quantized):
@@ -47,9 +71,9 @@ def test_int8_pipeline_reads_the_sample_close_to_fp32(quantized):
     texts = [line["text"] for line in json.loads(int8.output)["lines"]]
     reference = [line["text"] for line in json.loads(fp32.output)["lines"]]
     assert len(texts) == len(reference) == 4
-    # Calibrated on these 4 lines only; the dev-set word accuracy is in scripts/bench_slim.py.
-    errors = sum(edit_distance(a, b) for a, b in zip(texts, reference))
-    assert errors <= 0.25 * sum(map(len, reference)), (texts, reference)
+    # Every conv in int8 (--max-size 0.25: none kept) reads "OCRLITE 2026" and "Total: 42.50 EUR" here, with
+    # spaces fp32 does not put. Dev-set word accuracy: docs/slim.md, scripts/bench_slim.py.
+    assert texts == reference
 
 
 def test_onnx_key_needs_the_onnxruntime_backend(quantized):

@@ -63,6 +63,23 @@ def test_batches_label_turned_crops_180(tmp_path: Path) -> None:
     assert torch.isfinite(loss) and logs["ce"] == pytest.approx(float(loss.detach()))
 
 
+def test_paired_batches_hold_each_crop_both_ways_and_val_stays_apart(tmp_path: Path) -> None:
+    stage = _stage(_label_file(tmp_path), None)
+    stage["train"]["data"].update(pairs=True, val_every=4, eval_on="val")
+    task = ClsTask(stage, batch_size=6)
+    # 10 lines: 2 held out (every 5th), then every 4th of the other 8 validates
+    assert (len(task.train_crops), len(task.eval_crops), len(task.held_out_crops)) == (6, 4, 4)
+    held = {c.tobytes() for c in task.held_out_crops}
+    assert not held & {c.tobytes() for c in task.eval_crops} and not held & {c.tobytes() for c in task.train_crops}
+    task.augment = lambda image, rng: image  # type: ignore[assignment,method-assign]
+    batch = task.batch(np.random.default_rng(1))
+    assert batch["label"].tolist() == [0, 1] * 3
+    for upright, turned in zip(batch["image"][0::2], batch["image"][1::2], strict=True):
+        pool = task.collate([c[::-1, ::-1] for c in task.train_crops if any(
+            torch.equal(upright, x) for x in task.collate([c], [0])["image"])], [1])["image"]
+        assert len(pool) == 1 and torch.equal(turned, pool[0])  # the same crop, turned
+
+
 def test_evaluate_matches_the_inference_classifier(tmp_path: Path) -> None:
     task = ClsTask(_stage(_label_file(tmp_path), "cls_ppocr_mobile_v2"), batch_size=4)
     model = task.build_model().train()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ocrlite.errors import WeightsError
+from ocrlite.errors import ConfigError, WeightsError
 from ocrlite.eval.metrics import PRScores, evaluate_detection
 from ocrlite.files import find_weights
 from ocrlite.io.images import read_image
@@ -35,11 +37,24 @@ def test_converted_weights_get_an_initialised_threshold_branch(caplog: pytest.Lo
         assert torch.equal(own[key], value), key
     x = torch.rand(1, 3, 64, 96)
     with torch.no_grad():
-        maps = model.forward_train(x)
+        maps = torch.sigmoid(model.forward_train(x))  # the training output is logits
         assert torch.equal(maps[:, :1], reference(x))  # P is the inference map
     assert maps.shape == (1, 3, 64, 96) and torch.equal(maps[:, 1], torch.full_like(maps[:, 1], 0.5))  # T = 0.5
     assert torch.allclose(maps[:, 2], torch.sigmoid(50 * (maps[:, 0] - 0.5)))
     assert torch.equal(own["head.thresh.bn1.running_var"], own["head.binarize.bn1.running_var"])
+
+
+def test_keep_best_scores_the_validation_images_not_the_held_out_ones(tmp_path: Path) -> None:
+    image = tmp_path / "page.png"
+    cv2.imwrite(str(image), np.full((64, 64, 3), 255, np.uint8))
+    box = {"transcription": "a", "points": [[8, 8], [40, 8], [40, 24], [8, 24]]}
+    (tmp_path / "labels.txt").write_text("".join(f"page.png\t{json.dumps([box])}\n" for _ in range(20)))
+    data = {"format": "paddle", "root": str(tmp_path / "labels.txt"), "holdout_every": 5, "val_every": 4}
+    task = DetTask(_stage(data={**data, "eval_on": "val"}), batch_size=1)
+    assert (len(task.train_records), len(task.eval_records), len(task.held_out_records)) == (12, 4, 4)
+    assert not {id(r) for r in task.eval_records} & {id(r) for r in task.held_out_records}
+    with pytest.raises(ConfigError, match="val needs train.data.val_every"):
+        DetTask(_stage(data={**data, "val_every": 0, "eval_on": "val"}), batch_size=1)
 
 
 def test_only_the_threshold_branch_may_be_missing(tmp_path: Path) -> None:

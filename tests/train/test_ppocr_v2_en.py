@@ -30,6 +30,12 @@ def test_manifest_records_the_training(engine: OCR) -> None:
     assert training["steps"] > 0 and training["samples_seen"] > 0 and training["cpu_seconds"] > 0
     assert len(training["data_manifest_sha256"]) == 64
     assert (WEIGHTS / "rec_ppocrv2_en.safetensors").stat().st_size < 10_000_000
+    # the lent GPU came in short runs: each run starts from the previous one's weights, the first from the parent
+    lineage = training["lineage"]
+    assert lineage[0]["started_from_sha256"] == manifest["parent"]["sha256"]
+    assert all(b["started_from_sha256"] == a["weights_sha256"] for a, b in zip(lineage, lineage[1:]))
+    assert lineage[-1]["weights_sha256"] == manifest["sha256"]
+    assert training["total_steps"] == sum(run["steps"] for run in lineage)
 
 
 def test_quick_start_sample_reads_with_spaces_and_case(engine: OCR) -> None:

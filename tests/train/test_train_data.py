@@ -16,11 +16,13 @@ from ocrlite.train.data import (
     FunsdForm,
     TextBox,
     box_quad,
+    check_eval_on,
     export_funsd_crops,
     holdout_split,
     icdar2015_records,
     load_funsd_boxes,
     read_det_label_file,
+    three_way_split,
     write_crops,
     write_split_manifest,
 )
@@ -44,6 +46,18 @@ def test_holdout_split_every_5th() -> None:
     train, held = holdout_split(list(range(12)), 5)
     assert held == [4, 9] and train == [0, 1, 2, 3, 5, 6, 7, 8, 10, 11]
     assert holdout_split([1, 2], 0) == ([1, 2], [])
+
+
+def test_three_way_split_keeps_validation_apart_from_held_out() -> None:
+    splits = three_way_split(list(range(20)), 5, 4)
+    assert splits.held_out == [4, 9, 14, 19]
+    assert splits.val == [3, 8, 13, 18] and splits.train == [0, 1, 2, 5, 6, 7, 10, 11, 12, 15, 16, 17]
+    assert splits.pick("val") is splits.val and splits.pick("holdout") is splits.held_out
+    assert three_way_split([1, 2, 3], 0, 0).train == [1, 2, 3]
+    with pytest.raises(ConfigError, match="val_every"):
+        check_eval_on("val", 0)
+    with pytest.raises(ConfigError, match="holdout, val, train"):
+        check_eval_on("test", 5)
 
 
 def test_split_manifest_has_paths_and_hashes(tmp_path: Path) -> None:

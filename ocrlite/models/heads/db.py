@@ -25,13 +25,19 @@ class _DBBranch(nn.Sequential):
         self.conv3 = nn.ConvTranspose2d(mid, 1, 2, stride=2)
         self.sigmoid = nn.Sigmoid()
 
+    def logits(self, x: Tensor) -> Tensor:
+        """The map before the sigmoid."""
+        for module in list(self)[:-1]:
+            x = module(x)
+        return x
+
 
 @register("head")
 class DBHead(nn.Module):
     """DBNet head. ``forward`` returns the text probability map P in [0, 1] (the sigmoid is part of P's definition).
 
-    With ``with_threshold`` a threshold branch T exists for training and ``forward_train`` returns
-    [P, T, 1 / (1 + exp(-k (P - T)))] stacked on the channel axis ([N, 3, H, W]).
+    With ``with_threshold`` a threshold branch T exists for training and ``forward_train`` returns the
+    logits of [P, T, B = 1 / (1 + exp(-k (P - T)))] stacked on the channel axis ([N, 3, H, W]).
     """
 
     def __init__(
@@ -47,12 +53,13 @@ class DBHead(nn.Module):
         return self.binarize(x)
 
     def forward_train(self, x: Tensor) -> Tensor:
-        """Shrink probability, threshold and approximate binary maps, [N, 3, H, W]."""
+        """Logits of the shrink probability, threshold and approximate binary maps, [N, 3, H, W] (the loss
+        applies the sigmoids: BCE from logits keeps its gradient where a converted net's P saturates)."""
         if self.thresh is None:
             raise RuntimeError("DBHead was built without the threshold branch (with_threshold=False)")
-        prob = self.binarize(x)
-        thresh = self.thresh(x)
-        return torch.cat([prob, thresh, torch.sigmoid(self.k * (prob - thresh))], dim=1)
+        prob = self.binarize.logits(x)
+        thresh = self.thresh.logits(x)
+        return torch.cat([prob, thresh, self.k * (torch.sigmoid(prob) - torch.sigmoid(thresh))], dim=1)
 
 
 @register("head")
