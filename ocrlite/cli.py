@@ -560,12 +560,13 @@ def train_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def _train(config: str, overrides: tuple[str, ...], run_dir: str, resume: str | None, device: str, export: bool,
-           name: str | None, quiet: bool, teacher: str | None = None) -> None:
+           name: str | None, quiet: bool, teacher: str | None = None, distill: bool = False) -> None:
     """Run the trainer (``ocrlite.train.run``) and print its summary and the exported config."""
     from .train.run import run_training
 
     result, exported = _build(lambda: run_training(
-        config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet, teacher))
+        config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet, teacher,
+        distill))
     best = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best.items())
     click.echo(f"steps={result.steps} samples={result.samples_seen} cpu_s={result.cpu_seconds:.0f} "
                f"loss={result.last_loss:.4f} best: {best or '-'}")
@@ -584,15 +585,16 @@ def train_command(config: str, overrides: tuple[str, ...], run_dir: str, resume:
 
 @main.command("distill")
 @click.argument("config")
-@click.option("--teacher", required=True, metavar="NAME|CONFIG",
+@click.option("--teacher", metavar="NAME|CONFIG",
               help="Frozen teacher: a preset (see 'ocrlite models') or a stage/pipeline config "
-                   "(sets train.distill.teacher).")
+                   "(sets train.distill.teacher; modes kd and cml).")
 @train_options
-def distill_command(config: str, teacher: str, overrides: tuple[str, ...], run_dir: str, resume: str | None,
+def distill_command(config: str, teacher: str | None, overrides: tuple[str, ...], run_dir: str, resume: str | None,
                     device: str, export: bool, name: str | None, quiet: bool) -> None:
-    """Train a recognizer or classifier config (train: section) with a teacher's KD term added to its loss
-    (--set train.distill.weight=1.0, train.distill.temperature=2.0)."""
-    _train(config, overrides, run_dir, resume, device, export, name, quiet, teacher)
+    """Train a stage config (train: section) by distillation, train.distill.mode: kd (default: a teacher's
+    KD term added to a rec/cls loss; --set train.distill.weight=1.0, train.distill.temperature=2.0) or udml
+    (two recognizer students: CTC on both + weight * DML + feature_weight * L2 of their backbone features)."""
+    _train(config, overrides, run_dir, resume, device, export, name, quiet, teacher, distill=True)
 
 
 @main.command(name="eval")

@@ -100,20 +100,40 @@ class KDTask:
         return self.base.evaluate(model)
 
 
+MODES = ("kd", "cml", "udml")
+FEATURES = ("backbone", "neck")
+
+
 @dataclass(frozen=True)
 class DistillSettings:
-    """The ``train.distill`` section: the teacher (preset name or config file) and the KD term's weight and T."""
+    """The ``train.distill`` section.
 
+    ``mode``: ``kd`` (a frozen teacher's KD term on a rec/cls task), ``udml`` (two recognizer students,
+    no teacher). ``weight`` scales the KD term (kd) or the DML term (udml); ``temperature`` is KD's;
+    ``feature_weight`` scales U-DML's L2 between the students' ``feature`` outputs (backbone or neck).
+    """
+
+    mode: str = "kd"
     teacher: str = ""
     weight: float = 1.0
     temperature: float = 2.0
+    feature_weight: float = 1.0
+    feature: str = "backbone"
 
     def __post_init__(self) -> None:
-        if not self.teacher:
+        if self.mode not in MODES:
+            raise ConfigError(f"train.distill.mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "udml" and self.teacher:
+            raise ConfigError("train.distill.teacher: mode udml trains two students and takes no teacher")
+        if self.mode != "udml" and not self.teacher:
             raise ConfigError("train.distill.teacher: give a preset name or a config file (--teacher)")
         for key in ("weight", "temperature"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"train.distill.{key}: must be > 0, got {getattr(self, key)!r}")
+        if not self.feature_weight >= 0:
+            raise ConfigError(f"train.distill.feature_weight: must be >= 0, got {self.feature_weight!r}")
+        if self.feature not in FEATURES:
+            raise ConfigError(f"train.distill.feature: must be one of {', '.join(FEATURES)}, got {self.feature!r}")
 
 
 def teacher_spec(kind: str, teacher: str, config_dir: Path | None = None) -> StageSpec:
@@ -158,15 +178,24 @@ def _check_pair(student: StageSpec, teacher: StageSpec, name: str) -> None:
         raise ConfigError(f"{where} has labels {teacher.post.labels}, the student {student.post.labels}")
 
 
-def distill_task(task: Any, stage: dict[str, Any]) -> KDTask:
-    """``task`` wrapped in ``KDTask`` with the teacher of the stage's ``train.distill`` section."""
+def distill_task(task: Any, stage: dict[str, Any]) -> Any:
+    """``task`` wrapped for the stage's ``train.distill`` section: ``KDTask`` (mode kd, with its teacher)
+    or ``UDMLTask`` (mode udml)."""
     from ocrlite.train.settings import from_mapping
 
     section = (stage.get("train") or {}).get("distill")
     settings: DistillSettings = from_mapping(DistillSettings, "train.distill", section)
+    if settings.mode == "udml":
+        from ocrlite.slim.mutual import UDMLTask
+
+        if task.name != "rec":
+            raise ConfigError(f"train.distill.mode: udml trains recognizers (rec); this is a {task.name} task")
+        return UDMLTask(task, settings.weight, settings.feature_weight, settings.feature, asdict(settings))
+    if settings.mode == "cml":
+        raise ConfigError("train.distill.mode: cml (detector distillation) is not implemented yet")
     if task.name not in ("rec", "cls"):
         raise ConfigError(f"train.distill: KD distils class logits (rec, cls); the {task.name} task has none "
-                          "(detector distillation, CML, is not implemented)")
+                          "(detectors: mode cml)")
     config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
     teacher = teacher_spec(task.name, settings.teacher, config_dir)
     _check_pair(stage_spec(task.name, stage), teacher, settings.teacher)

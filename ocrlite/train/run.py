@@ -100,22 +100,27 @@ def export_model(
     target = out / f"{name}.yaml"
     parent_name = manifest["parent"]["name"]
     how = f"fine-tuned from {parent_name}" if parent_name else "trained from scratch"
-    if training.get("distill"):
-        how += f", distilled from {training['distill']['teacher']}"
+    distill = training.get("distill") or {}
+    if distill.get("mode") == "udml":
+        how += " as student 1 of a U-DML pair"
+    elif distill:
+        how += f", distilled from {distill['teacher']}"
     atomic_write_text(target, f"# {name}: {how} by ocrlite train\n"
                       + yaml.safe_dump(config, sort_keys=False))
     return target
 
 
-def load_training_config(config: str, overrides: Sequence[str], teacher: str | None = None) -> dict[str, Any]:
-    """The stage mapping to train; with ``teacher`` (``ocrlite distill``) it gets a ``train.distill`` section
-    (which ``--set train.distill.KEY=...`` may address) naming that teacher."""
+def load_training_config(config: str, overrides: Sequence[str], teacher: str | None = None,
+                         distill: bool = False) -> dict[str, Any]:
+    """The stage mapping to train; with ``distill`` or ``teacher`` (``ocrlite distill``) it gets a
+    ``train.distill`` section (which ``--set train.distill.KEY=...`` may address), naming ``teacher`` if given."""
     stage = load_stage_config(config)
-    if teacher is not None:
+    if distill or teacher is not None:
         section = stage.get("train") or {}
         if not isinstance(section, dict):
             raise ConfigError(f"{config}: train must be a mapping, got {section!r}")
         stage["train"] = {**section, "distill": section.get("distill") or {}}
+    if teacher is not None:
         overrides = [*overrides, f"train.distill.teacher={json.dumps(teacher)}"]
     return apply_overrides(stage, overrides)
 
@@ -130,23 +135,24 @@ def run_training(
     name: str | None = None,
     progress: bool = True,
     teacher: str | None = None,
+    distill: bool = False,
 ) -> tuple[TrainResult, Path | None]:
     """Load ``config`` with ``overrides``, train, and export (see the module docstring).
 
-    A ``train.distill`` section (or ``teacher``, which sets it) adds a frozen teacher's KD term to the
-    task's loss (``ocrlite.slim.distill``); the trainer is the same.
+    A ``train.distill`` section (``distill`` or ``teacher`` add one) wraps the task (``ocrlite.slim.distill``):
+    a frozen teacher's KD term (mode kd) or a U-DML student pair (mode udml); the trainer is the same.
     """
-    stage = load_training_config(config, overrides, teacher)
+    stage = load_training_config(config, overrides, teacher, distill)
     if not stage.get("train"):
         raise ConfigError(f"{config}: no train: section")
     settings = TrainSettings.from_stage(stage)
     task = build_task(stage, settings.batch_size)
-    distill: dict[str, Any] = {}
+    about: dict[str, Any] = {}
     if stage["train"].get("distill") is not None:
         from ..slim.distill import distill_task
 
-        kd = distill_task(task, stage)
-        task, distill = kd, kd.about
+        wrapped = distill_task(task, stage)
+        task, about = wrapped, wrapped.about
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files)
     result = train(task, settings, run_dir, device, resume, progress, config=stage)
@@ -160,6 +166,6 @@ def run_training(
         "device": device,
         "torch": torch.__version__,
         "settings": vars(settings),
-        **({"distill": distill} if distill else {}),
+        **({"distill": about} if about else {}),
     }
     return result, export_model(run_dir, stage, name or Path(config).stem, task, result, training)

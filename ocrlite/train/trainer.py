@@ -5,11 +5,12 @@ frozen BatchNorm (statistics and affine kept in eval mode) and frozen modules (`
 prefixes, e.g. the early backbone, which also saves their backward pass); AMP only on CUDA; on CPU
 denormal floats are flushed to zero while training (converted Paddle weights produce them). Every
 ``eval_every`` steps the task evaluates through its inference predictor and the best weights
-by ``task.metric`` are kept in ``RUN/best.safetensors``. Step ``k``'s batch is made from the generator
-seeded by ``(seed, k)``, in the trainer's process or, with ``workers`` > 0, ahead of time in that many
-worker processes (same batches either way). Logs: ``RUN/log.csv`` (one row per
-``log_every`` steps; ``data_seconds`` is the time spent waiting for batches, so a run that is
-data-bound shows it) and ``RUN/evals.json``. A run resumed from a checkpoint continues bit-exact.
+by ``task.metric`` are kept in ``RUN/best.safetensors`` (the net ``task.deployed(model)`` names when the
+task has that method, e.g. student 1 of a U-DML pair, else the whole model; checkpoints hold the whole
+model). Step ``k``'s batch is made from the generator seeded by ``(seed, k)``, in the trainer's process or,
+with ``workers`` > 0, ahead of time in that many worker processes (same batches either way). Logs:
+``RUN/log.csv`` (one row per ``log_every`` steps; ``data_seconds`` is the time spent waiting for batches,
+so a run that is data-bound shows it) and ``RUN/evals.json``. A run resumed from a checkpoint continues bit-exact.
 """
 
 from __future__ import annotations
@@ -277,7 +278,7 @@ def train(
             atomic_write_text(run_dir / "evals.json", json.dumps(evals, indent=1))
             if task.metric in scores and scores[task.metric] >= best.get(task.metric, -math.inf):
                 best = {"step": done, **scores}
-                atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(model)))
+                atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(_deployed(task, model))))
             if scores:
                 bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
         if done % settings.save_every == 0 or done == last:
@@ -286,9 +287,15 @@ def train(
             save_checkpoint(run_dir, done, model, optimizer, extra)
     bar.close()
     if not (run_dir / "best.safetensors").is_file():  # no evaluation data: the last weights are the result
-        atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(model)))
+        atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(_deployed(task, model))))
     return TrainResult(run_dir, int(counters["step"]), int(counters["samples_seen"]), counters["cpu_seconds"],
                        counters["wall_seconds"], best, loss_value)
+
+
+def _deployed(task: Task, model: nn.Module) -> nn.Module:
+    """The net the run's best weights are saved from: ``task.deployed(model)`` if the task defines it."""
+    deployed = getattr(task, "deployed", None)
+    return deployed(model) if deployed is not None else model
 
 
 def _jsonable(obj: Any) -> Any:

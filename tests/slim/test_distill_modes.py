@@ -1,0 +1,125 @@
+"""Distillation modes on the one trainer: U-DML's loss (known answers, two tiny students) and a 3-step
+``ocrlite distill`` U-DML run from ppocr-v2's recognizer whose export reads the sample page."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from ocrlite import OCR
+from ocrlite.cli import main
+from ocrlite.slim.distill import distill_task, dml_loss
+from ocrlite.train.rec_task import RecTask
+
+SAMPLE = Path(__file__).parents[1] / "images" / "sample.png"
+TINY = {  # a 0.4 M-parameter CRNN without weights: two builds are two different random students
+    "model": {"backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
+              "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
+              "head": {"name": "CTCHead", "mid_channels": 16}},
+    "weights": None,
+    "preprocess": {"height": 32, "width": 64},
+    "postprocess": {"charset": "ppocr_keys_v1.txt", "use_space_char": True},
+    "train": {"task": "rec", "data": {"synth": "en"}, "augment": {"tia_prob": 0.0, "bda_prob": 0.0},
+              "distill": {"mode": "udml", "weight": 0.5, "feature_weight": 2.0}},
+}
+
+
+def test_dml_known_answers():
+    logits = torch.randn(2, 5, 7)
+    assert float(dml_loss(logits, logits.clone())) == 0.0
+    # two time steps: p = [0.25, 0.75] vs q = [0.5, 0.5], then equal distributions; the mean over both steps
+    a = torch.tensor([[[0.0, math.log(3.0)], [1.0, 2.0]]])
+    b = torch.tensor([[[0.0, 0.0], [5.0, 6.0]]])
+    kl_ab = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    kl_ba = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    expected = (kl_ab + kl_ba) / 2 / 2  # symmetric KL halved, averaged over the two steps
+    assert math.isclose(float(dml_loss(a, b)), expected, rel_tol=1e-6)
+    assert math.isclose(expected, math.log(3.0) / 16, rel_tol=1e-12)  # (ln 2 + ln 1.5) / 4 / 4
+
+
+def test_udml_loss_sums_both_ctc_terms_dml_and_feature_l2():
+    torch.manual_seed(0)
+    task = distill_task(RecTask(TINY, 2), TINY)
+    pair = task.build_model().train()
+    batch = task.batch(np.random.default_rng([0, 0]))
+    total, logs = task.loss(pair, batch)
+    assert logs["dml"] > 0 and logs["l2"] > 0 and logs["ctc"] != logs["peer_ctc"]
+    expected = logs["ctc"] + logs["peer_ctc"] + 0.5 * logs["dml"] + 2.0 * logs["l2"]
+    assert float(total.detach()) == pytest.approx(expected, rel=1e-5)
+    total.backward()
+    for net in (pair.student, pair.peer):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.head.parameters())
+    assert task.deployed(pair) is pair.student
+    pair.peer.load_state_dict(pair.student.state_dict())  # identical students: no mutual terms
+    _, logs = task.loss(pair, batch)
+    assert logs["dml"] == 0.0 and logs["l2"] == 0.0 and logs["ctc"] == logs["peer_ctc"]
+
+
+def _student(tmp_path: Path) -> Path:
+    """ppocr-v2's recognizer with a 3-step U-DML train section (synthetic lines, a small learning rate)."""
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "rec_ppocrv2.yaml").read_text(encoding="utf-8"))
+    config["train"] = {"task": "rec", "data": {"synth": "en"}, "augment": {"tia_prob": 0.0, "bda_prob": 0.0},
+                       "steps": 3, "batch_size": 2, "lr": 1e-5, "warmup_steps": 0, "log_every": 1,
+                       "save_every": 2, "distill": {"mode": "udml"}}
+    path = tmp_path / "rec_udml.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_udml_cli_run_exports_the_student_which_reads_the_sample(tmp_path: Path) -> None:
+    config, run = _student(tmp_path), tmp_path / "run"
+    result = CliRunner().invoke(main, ["--threads", "1", "distill", str(config), "-o", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "steps=3 samples=6" in result.output
+    with open(run / "log.csv", encoding="utf-8") as fh:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    assert len(rows) == 3
+    for r in rows:  # same weights, same batches, no dropout: the students stay identical
+        assert r["dml"] == 0.0 and r["l2"] == 0.0 and r["ctc"] == r["peer_ctc"] > 0
+        assert r["loss"] == pytest.approx(2 * r["ctc"], rel=1e-5)
+    best = load_file(str(run / "best.safetensors"))
+    checkpoint = load_file(str(run / "checkpoints" / "step_0000003" / "model.safetensors"))
+    assert set(checkpoint) == {f"student.{k}" for k in best} | {f"peer.{k}" for k in best}
+    assert all(torch.equal(best[k], checkpoint[f"student.{k}"]) for k in best)
+    manifest = json.loads((run / "export" / "rec_udml.json").read_text(encoding="utf-8"))
+    assert manifest["training"]["distill"]["mode"] == "udml"
+    exported = run / "export" / "rec_udml.yaml"
+    assert "student 1 of a U-DML pair" in exported.read_text(encoding="utf-8")
+    pipeline = tmp_path / "ocr.yaml"
+    pipeline.write_text(yaml.safe_dump({"det": "det_ppocrv3.yaml", "rec": str(exported),
+                                        "pipeline": {"use_cls": False}}), encoding="utf-8")
+    page = OCR(config=pipeline)(SAMPLE)
+    assert page.text.splitlines()[:3] == ["OCRLITE2026", "Invoice No.48213", "Total:42.50EUR"]
+
+    again = tmp_path / "again"  # resume the pair from step 2: the same student weights at step 3
+    result = CliRunner().invoke(main, ["--threads", "1", "distill", str(config), "-o", str(again), "-q",
+                                       "--resume", str(run / "checkpoints" / "step_0000002"), "--no-export"])
+    assert result.exit_code == 0, result.output
+    resumed = load_file(str(again / "best.safetensors"))
+    assert all(torch.equal(resumed[k], best[k]) for k in best)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "train.distill.mode=mdl"], "train.distill.mode: must be one of kd, cml, udml, got 'mdl'"),
+    (["--set", "train.distill.mode=udml", "--teacher", "ppocr-v2"],
+     "train.distill.teacher: mode udml trains two students and takes no teacher"),
+    (["--set", "train.distill.mode=udml", "--set", "train.distill.feature=head"],
+     "train.distill.feature: must be one of backbone, neck, got 'head'"),
+    ([], "train.distill.teacher: give a preset name or a config file (--teacher)"),
+])
+def test_bad_distill_mode_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    config = dict(TINY, train={**TINY["train"], "distill": {}})
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = CliRunner().invoke(main, ["distill", str(path), "-o", str(tmp_path / "run"), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output == f"ocrlite: error: {message}\n"
