@@ -109,8 +109,10 @@ class DistillSettings:
     """The ``train.distill`` section.
 
     ``mode``: ``kd`` (a frozen teacher's KD term on a rec/cls task), ``udml`` (two recognizer students,
-    no teacher). ``weight`` scales the KD term (kd) or the DML term (udml); ``temperature`` is KD's;
-    ``feature_weight`` scales U-DML's L2 between the students' ``feature`` outputs (backbone or neck).
+    no teacher), ``cml`` (a frozen detector teacher and two detector students). ``weight`` scales the KD
+    term (kd) or the DML term between the students (udml, cml); ``temperature`` is KD's; ``feature_weight``
+    scales U-DML's L2 between the students' ``feature`` outputs (backbone or neck); ``teacher_weight``
+    scales CML's teacher-map loss.
     """
 
     mode: str = "kd"
@@ -119,6 +121,7 @@ class DistillSettings:
     temperature: float = 2.0
     feature_weight: float = 1.0
     feature: str = "backbone"
+    teacher_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -130,8 +133,9 @@ class DistillSettings:
         for key in ("weight", "temperature"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"train.distill.{key}: must be > 0, got {getattr(self, key)!r}")
-        if not self.feature_weight >= 0:
-            raise ConfigError(f"train.distill.feature_weight: must be >= 0, got {self.feature_weight!r}")
+        for key in ("feature_weight", "teacher_weight"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"train.distill.{key}: must be >= 0, got {getattr(self, key)!r}")
         if self.feature not in FEATURES:
             raise ConfigError(f"train.distill.feature: must be one of {', '.join(FEATURES)}, got {self.feature!r}")
 
@@ -161,8 +165,13 @@ def teacher_spec(kind: str, teacher: str, config_dir: Path | None = None) -> Sta
 
 
 def _check_pair(student: StageSpec, teacher: StageSpec, name: str) -> None:
-    """The teacher must read the student's batches and score the same classes."""
+    """The teacher must read the student's batches and (rec, cls) score the same classes."""
     where = f"train.distill.teacher: {name}"
+    if student.kind == "det":  # CML renormalises the student's images for the teacher
+        mine, theirs = student.manifest.get("channel_order", "BGR"), teacher.manifest.get("channel_order", "BGR")
+        if mine != theirs:
+            raise ConfigError(f"{where} reads {theirs} images, the student {mine}")
+        return
     if teacher.outputs != "logits":
         raise ConfigError(f"{where} returns {teacher.outputs}; KD needs logits")
     for key in ("height", "mean", "std"):
@@ -179,8 +188,8 @@ def _check_pair(student: StageSpec, teacher: StageSpec, name: str) -> None:
 
 
 def distill_task(task: Any, stage: dict[str, Any]) -> Any:
-    """``task`` wrapped for the stage's ``train.distill`` section: ``KDTask`` (mode kd, with its teacher)
-    or ``UDMLTask`` (mode udml)."""
+    """``task`` wrapped for the stage's ``train.distill`` section: ``KDTask`` (mode kd, with its teacher),
+    ``UDMLTask`` (mode udml) or ``CMLTask`` (mode cml, with its teacher)."""
     from ocrlite.train.settings import from_mapping
 
     section = (stage.get("train") or {}).get("distill")
@@ -191,9 +200,9 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
         if task.name != "rec":
             raise ConfigError(f"train.distill.mode: udml trains recognizers (rec); this is a {task.name} task")
         return UDMLTask(task, settings.weight, settings.feature_weight, settings.feature, asdict(settings))
-    if settings.mode == "cml":
-        raise ConfigError("train.distill.mode: cml (detector distillation) is not implemented yet")
-    if task.name not in ("rec", "cls"):
+    if settings.mode == "cml" and task.name != "det":
+        raise ConfigError(f"train.distill.mode: cml trains detectors (det); this is a {task.name} task")
+    if settings.mode == "kd" and task.name not in ("rec", "cls"):
         raise ConfigError(f"train.distill: KD distils class logits (rec, cls); the {task.name} task has none "
                           "(detectors: mode cml)")
     config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
@@ -201,4 +210,12 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
     _check_pair(stage_spec(task.name, stage), teacher, settings.teacher)
     about = {**asdict(settings), "teacher_weights": teacher.manifest.get("name"),
              "teacher_sha256": teacher.manifest.get("sha256")}
+    if settings.mode == "cml":
+        from ocrlite.slim.cml import CMLTask
+
+        student = stage_spec("det", stage)
+        scale = [s / t for s, t in zip(student.pre.std, teacher.pre.std)]
+        shift = [(m - n) / t for m, n, t in zip(student.pre.mean, teacher.pre.mean, teacher.pre.std)]
+        return CMLTask(task, teacher.build_net(), teacher.outputs == "logits", (scale, shift),
+                       settings.teacher_weight, settings.weight, about)
     return KDTask(task, teacher.build_net(), settings.weight, settings.temperature, about)

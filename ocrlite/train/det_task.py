@@ -262,7 +262,10 @@ class DetTask:
         return self.collate([self.sample(int(i), rng) for i in picks])
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        maps = model.forward_train(batch["image"])  # type: ignore[operator]
+        return self.map_loss(model.forward_train(batch["image"]), batch)  # type: ignore[operator]
+
+    def map_loss(self, maps: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """The DB loss of the head's training output ``maps`` (``forward_train``) against the batch's targets."""
         parts = self.criterion(maps, batch["shrink"], batch["shrink_mask"], batch["thresh"], batch["thresh_mask"])
         return parts["loss"], {k: float(v.detach()) for k, v in parts.items()}
 

@@ -1,5 +1,6 @@
-"""Distillation modes on the one trainer: U-DML's loss (known answers, two tiny students) and a 3-step
-``ocrlite distill`` U-DML run from ppocr-v2's recognizer whose export reads the sample page."""
+"""Distillation modes on the one trainer: U-DML's loss (known answers, two tiny students), a 3-step
+``ocrlite distill`` U-DML run from ppocr-v2's recognizer whose export reads the sample page, CML's terms
+(known answers) and a 2-step CML run whose exported detector finds the sample's four lines."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,8 +19,11 @@ from safetensors.torch import load_file
 
 from ocrlite import OCR
 from ocrlite.cli import main
-from ocrlite.slim.distill import distill_task, dml_loss
+from ocrlite.preprocess import normalize
+from ocrlite.slim.cml import shrink_dml, teacher_target
+from ocrlite.slim.distill import distill_task, dml_loss, teacher_spec
 from ocrlite.train.rec_task import RecTask
+from ocrlite.train.run import build_task, load_training_config
 
 SAMPLE = Path(__file__).parents[1] / "images" / "sample.png"
 TINY = {  # a 0.4 M-parameter CRNN without weights: two builds are two different random students
@@ -115,6 +120,8 @@ def test_udml_cli_run_exports_the_student_which_reads_the_sample(tmp_path: Path)
     (["--set", "train.distill.mode=udml", "--set", "train.distill.feature=head"],
      "train.distill.feature: must be one of backbone, neck, got 'head'"),
     ([], "train.distill.teacher: give a preset name or a config file (--teacher)"),
+    (["--set", "train.distill.mode=cml", "--teacher", "ppocr-v2"],
+     "train.distill.mode: cml trains detectors (det); this is a rec task"),
 ])
 def test_bad_distill_mode_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     config = dict(TINY, train={**TINY["train"], "distill": {}})
@@ -123,3 +130,70 @@ def test_bad_distill_mode_is_one_line_and_exit_2(tmp_path: Path, args: list[str]
     result = CliRunner().invoke(main, ["distill", str(path), "-o", str(tmp_path / "run"), *args])
     assert result.exit_code == 2, result.output
     assert result.output == f"ocrlite: error: {message}\n"
+
+
+def test_cml_teacher_target_matches_opencv_threshold_and_dilation():
+    prob = torch.rand(2, 9, 11, generator=torch.Generator().manual_seed(3)) ** 3
+    target = teacher_target(prob)
+    for image, got in zip(prob.numpy(), target.numpy()):
+        expected = cv2.dilate((image > 0.3).astype(np.uint8), np.ones((2, 2), np.uint8))
+        assert np.array_equal(got, expected.astype(np.float32))
+    assert 0 < float((prob > 0.3).float().mean()) < float(target.mean()) < 1
+
+
+def test_cml_shrink_dml_known_answers():
+    z = torch.randn(1, 4, 5)
+    assert float(shrink_dml(z, z.clone())) == 0.0
+    # P = 0.5 vs 0.75: KL(p||q) + KL(q||p) = 0.25 ln 2 + 0.25 ln 1.5 = 0.25 ln 3; halved: ln 3 / 8 per pixel
+    a, b = torch.zeros(1, 1, 2), torch.full((1, 1, 2), math.log(3.0))
+    assert math.isclose(float(shrink_dml(a, b)), math.log(3.0) / 8, rel_tol=1e-6)
+
+
+def _det_student(tmp_path: Path) -> Path:
+    """det_ppocrv3 with a 2-step CML train section on the sample page (its four lines labelled)."""
+    lines = [(40, 29, 283, 63), (40, 97, 348, 131), (40, 164, 320, 201), (40, 232, 232, 271)]
+    boxes = [{"transcription": "x", "points": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]} for x0, y0, x1, y1 in lines]
+    labels = tmp_path / "det_labels.txt"
+    labels.write_text(f"{SAMPLE.resolve()}\t{json.dumps(boxes)}\n", encoding="utf-8")
+    train = {"task": "det", "data": {"format": "paddle", "root": str(labels), "eval_on": "train"},
+             "augment": {"size": 256}, "steps": 2, "batch_size": 1, "lr": 1e-5, "warmup_steps": 0,
+             "log_every": 1, "freeze_bn": True, "distill": {"mode": "cml", "weight": 0.5, "teacher_weight": 2.0}}
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "det_ppocrv3.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / "det_cml.yaml"
+    path.write_text(yaml.safe_dump({**config, "train": train}), encoding="utf-8")
+    return path
+
+
+def test_cml_teacher_reads_the_batch_in_its_own_normalisation(tmp_path: Path) -> None:
+    stage = load_training_config(str(_det_student(tmp_path)), [], "ppocr-v4")  # v4's det: mean/std 0.5
+    task = distill_task(build_task(stage, 1), stage)
+    teacher = teacher_spec("det", "ppocr-v4")
+    assert task.pre.mean != teacher.pre.mean
+    page = cv2.resize(cv2.imread(str(SAMPLE)), (384, 320))
+    got = task.target(torch.from_numpy(normalize(page, task.pre.mean, task.pre.std))[None])
+    with torch.no_grad():
+        prob = teacher.build_net()(torch.from_numpy(normalize(page, teacher.pre.mean, teacher.pre.std))[None])
+    expected = teacher_target(prob[:, 0])
+    # measured: 0 of 122,880 pixels differ; fed the student's normalisation unchanged, 174 would
+    assert int((got != expected).sum()) <= 10 and float(expected.mean()) > 0.02
+
+
+def test_cml_cli_run_sums_its_terms_and_exports_a_detector(tmp_path: Path) -> None:
+    path = _det_student(tmp_path)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--threads", "1", "distill", str(path), "--teacher", "ppocr-v4", "-o", str(run),
+                                       "-q", "--set", "preprocess.limit_side_len=320"])
+    assert result.exit_code == 0, result.output
+    with open(run / "log.csv", encoding="utf-8") as fh:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    assert len(rows) == 2
+    for r in rows:  # the students start from the same weights: no DML; the teacher's map is another target
+        assert r["dml"] == 0.0 and r["teacher"] == r["peer_teacher"] > 0 and r["loss_shrink"] > 0
+        expected = r["db"] + r["peer_db"] + 2.0 * (r["teacher"] + r["peer_teacher"]) + 0.5 * r["dml"]
+        assert r["loss"] == pytest.approx(expected, rel=1e-5) and r["db"] == r["peer_db"] > 0
+    manifest = json.loads((run / "export" / "det_cml.json").read_text(encoding="utf-8"))
+    assert manifest["training"]["distill"]["teacher_weights"] == "det_ppocrv4"
+    detect = CliRunner().invoke(main, ["--threads", "1", "detect", "--config", str(run / "export" / "det_cml.yaml"),
+                                       str(SAMPLE)])
+    assert detect.exit_code == 0, detect.output
+    assert len(json.loads(detect.output)["boxes"]) == 4
