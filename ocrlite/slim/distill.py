@@ -3,14 +3,15 @@
 Distillation runs on the project trainer: ``KDTask`` wraps a task (the trainer's ``Task`` protocol:
 ``build_model``, ``batch``, ``loss``, ``evaluate``) and returns the task's own loss plus the
 teacher terms, so there is no second training loop. A stage config's ``train.distill`` section
-(``DistillSettings``: teacher, weight, temperature) makes ``ocrlite train`` wrap its task
-(``distill_task``); ``ocrlite distill --teacher`` sets it. The teacher is any preset or stage/pipeline
-config, built through ``ocrlite.stages``; it must read the student's input (line height, normalisation)
-and have the student's classes (charset or labels). Terms:
+(``DistillSettings``: mode, teacher, weights) makes ``ocrlite train`` wrap its task (``distill_task``):
+``KDTask`` (mode kd), ``ocrlite.slim.mutual.UDMLTask`` (udml) or ``ocrlite.slim.cml.CMLTask`` (cml);
+``ocrlite distill`` adds the section and ``--teacher`` names the teacher. The teacher is any preset or
+stage/pipeline config, built through ``ocrlite.stages``; a rec/cls teacher must read the student's input
+(line height, normalisation) and have the student's classes (charset or labels). Terms:
 
 - ``kd_loss``: Hinton KD, ``T^2 * KL(softmax(teacher / T) || softmax(student / T))`` over the class axis
   (classifier logits [N, C]; CTC logits [N, T, C] per time step);
-- ``dml_loss``: deep mutual learning between two students, the symmetric KL halved (PP-OCRv2 U-DML);
+- ``dml_loss``: deep mutual learning between two students, the symmetric KL halved (U-DML; CML's shrink maps);
 - ``feature_l2``: mean squared distance between two students' backbone features (U-DML's feature term).
 """
 
