@@ -13,7 +13,7 @@ halved. Best weights and the export are the first student's (``deployed``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -56,8 +56,10 @@ class CMLTask:
 
     def __init__(self, base: Any, teacher: nn.Module, teacher_logits: bool,
                  renorm: tuple[list[float], list[float]] = ([1.0] * 3, [0.0] * 3), teacher_weight: float = 1.0,
-                 weight: float = 1.0, about: dict[str, Any] | None = None) -> None:
+                 weight: float = 1.0, about: dict[str, Any] | None = None,
+                 peer: Callable[[], nn.Module] | None = None) -> None:
         self.base, self.teacher_weight, self.weight = base, teacher_weight, weight
+        self.build_peer = peer or base.build_model  # the second student's builder (other weights, if given)
         self.teacher = teacher.eval().requires_grad_(False)
         self.teacher_logits = teacher_logits  # the teacher's net returns logits rather than probabilities
         # per-channel (scale, shift) taking the student's normalised image to the teacher's normalisation
@@ -71,7 +73,7 @@ class CMLTask:
         return getattr(self.base, name)
 
     def build_model(self) -> StudentPair:
-        return StudentPair(self.base.build_model(), self.base.build_model())
+        return StudentPair(self.base.build_model(), self.build_peer())
 
     def deployed(self, model: nn.Module) -> nn.Module:
         """The net whose weights are kept as the run's best and exported: the first student."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -113,7 +113,10 @@ class DistillSettings:
     no teacher), ``cml`` (a frozen detector teacher and two detector students). ``weight`` scales the KD
     term (kd) or the DML term between the students (udml, cml); ``temperature`` is KD's; ``feature_weight``
     scales U-DML's L2 between the students' ``feature`` outputs (backbone or neck); ``teacher_weight``
-    scales CML's teacher-map loss.
+    scales CML's teacher-map loss. ``peer_weights`` (udml, cml) starts the second student from other
+    weights of the same architecture (a shipped name or a file); by default both students start from
+    the config's weights, and since these nets have no dropout two students fed the same batches then
+    stay identical, so the mutual terms are zero.
     """
 
     mode: str = "kd"
@@ -123,6 +126,7 @@ class DistillSettings:
     feature_weight: float = 1.0
     feature: str = "backbone"
     teacher_weight: float = 1.0
+    peer_weights: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -134,6 +138,8 @@ class DistillSettings:
         for key in ("weight", "temperature"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"train.distill.{key}: must be > 0, got {getattr(self, key)!r}")
+        if self.peer_weights and self.mode == "kd":
+            raise ConfigError("train.distill.peer_weights: mode kd has one student; peer_weights is for udml and cml")
         for key in ("feature_weight", "teacher_weight"):
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"train.distill.{key}: must be >= 0, got {getattr(self, key)!r}")
@@ -200,7 +206,8 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
 
         if task.name != "rec":
             raise ConfigError(f"train.distill.mode: udml trains recognizers (rec); this is a {task.name} task")
-        return UDMLTask(task, settings.weight, settings.feature_weight, settings.feature, asdict(settings))
+        return UDMLTask(task, settings.weight, settings.feature_weight, settings.feature, asdict(settings),
+                        _peer_builder(task, stage, settings.peer_weights))
     if settings.mode == "cml" and task.name != "det":
         raise ConfigError(f"train.distill.mode: cml trains detectors (det); this is a {task.name} task")
     if settings.mode == "kd" and task.name not in ("rec", "cls"):
@@ -218,5 +225,19 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
         scale = [s / t for s, t in zip(student.pre.std, teacher.pre.std)]
         shift = [(m - n) / t for m, n, t in zip(student.pre.mean, teacher.pre.mean, teacher.pre.std)]
         return CMLTask(task, teacher.build_net(), teacher.outputs == "logits", (scale, shift),
-                       settings.teacher_weight, settings.weight, about)
+                       settings.teacher_weight, settings.weight, about,
+                       _peer_builder(task, stage, settings.peer_weights))
     return KDTask(task, teacher.build_net(), settings.weight, settings.temperature, about)
+
+
+def _peer_builder(task: Any, stage: dict[str, Any], weights: str) -> Callable[[], nn.Module]:
+    """What builds the second student: the task's own net, or the same architecture with ``weights``."""
+    if not weights:
+        return task.build_model
+    peer_stage = {**stage, "weights": weights}
+    if task.name == "det":
+        from ocrlite.train.det_task import build_det_model
+
+        return lambda: build_det_model(peer_stage)
+    spec = stage_spec(task.name, peer_stage)
+    return spec.build_net

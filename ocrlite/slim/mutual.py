@@ -14,7 +14,7 @@ they stay identical (DML and L2 are 0) unless their weights differ: start from a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from torch import Tensor, nn
@@ -42,8 +42,9 @@ class UDMLTask:
     (``pre``, ``files``, ...) are the base task's."""
 
     def __init__(self, base: Any, weight: float = 1.0, feature_weight: float = 1.0, feature: str = "backbone",
-                 about: dict[str, Any] | None = None) -> None:
+                 about: dict[str, Any] | None = None, peer: Callable[[], nn.Module] | None = None) -> None:
         self.base, self.weight, self.feature_weight, self.feature = base, weight, feature_weight, feature
+        self.build_peer = peer or base.build_model  # the second student's builder (other weights, if given)
         self.about = about or {}  # recorded in the exported manifest
         self.name, self.metric, self.stage = base.name, base.metric, base.stage
 
@@ -53,7 +54,7 @@ class UDMLTask:
         return getattr(self.base, name)
 
     def build_model(self) -> StudentPair:
-        return StudentPair(self.base.build_model(), self.base.build_model())
+        return StudentPair(self.base.build_model(), self.build_peer())
 
     def deployed(self, model: nn.Module) -> nn.Module:
         """The net whose weights are kept as the run's best and exported: the student."""

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from ocrlite import OCR
 from ocrlite.cli import main
+from ocrlite.errors import ConfigError
 from ocrlite.preprocess import normalize
 from ocrlite.slim.cml import shrink_dml, teacher_target
 from ocrlite.slim.distill import distill_task, dml_loss, teacher_spec
@@ -67,6 +68,22 @@ def test_udml_loss_sums_both_ctc_terms_dml_and_feature_l2():
     pair.peer.load_state_dict(pair.student.state_dict())  # identical students: no mutual terms
     _, logs = task.loss(pair, batch)
     assert logs["dml"] == 0.0 and logs["l2"] == 0.0 and logs["ctc"] == logs["peer_ctc"]
+
+
+def test_udml_peer_from_other_weights_makes_the_mutual_terms_act() -> None:
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "rec_ppocrv2.yaml").read_text(encoding="utf-8"))
+    config["train"] = {"task": "rec", "data": {"synth": "en"}, "augment": {"tia_prob": 0.0, "bda_prob": 0.0},
+                       "distill": {"mode": "udml", "peer_weights": "rec_ppocrv2_en"}}
+    task = distill_task(RecTask(config, 2), config)
+    pair = task.build_model()
+    student, peer = pair.student.state_dict(), pair.peer.state_dict()
+    assert any(not torch.equal(student[k], peer[k]) for k in student)  # converted vs our fine-tune
+    _, logs = task.loss(pair.train(), task.batch(np.random.default_rng([0, 0])))
+    assert logs["dml"] > 0 and logs["l2"] > 0
+    config["train"]["distill"]["mode"] = "kd"
+    config["train"]["distill"]["teacher"] = "ppocr-v2"
+    with pytest.raises(ConfigError, match="peer_weights is for udml and cml"):
+        distill_task(RecTask(config, 2), config)
 
 
 def _student(tmp_path: Path) -> Path:
