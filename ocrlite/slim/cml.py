@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
 from ocrlite.slim.distill import dml_loss
-from ocrlite.slim.mutual import StudentPair
+from ocrlite.slim.mutual import PairTask
 from ocrlite.train.db_loss import balanced_bce, dice_loss
 
 __all__ = ["teacher_target", "teacher_map_loss", "shrink_dml", "CMLTask"]
@@ -50,38 +49,19 @@ def shrink_dml(a: Tensor, b: Tensor) -> Tensor:
     return dml_loss(torch.stack([a, torch.zeros_like(a)], -1), torch.stack([b, torch.zeros_like(b)], -1))
 
 
-class CMLTask:
-    """A det task trained by CML (see the module docstring). Attributes the wrapper does not define
-    (``pre``, ``files``, ...) are the base task's."""
+class CMLTask(PairTask):
+    """A det task trained by CML (see the module docstring)."""
 
     def __init__(self, base: Any, teacher: nn.Module, teacher_logits: bool,
                  renorm: tuple[list[float], list[float]] = ([1.0] * 3, [0.0] * 3), teacher_weight: float = 1.0,
                  weight: float = 1.0, about: dict[str, Any] | None = None,
                  peer: Callable[[], nn.Module] | None = None) -> None:
-        self.base, self.teacher_weight, self.weight = base, teacher_weight, weight
-        self.build_peer = peer or base.build_model  # the second student's builder (other weights, if given)
+        super().__init__(base, about, peer)
+        self.teacher_weight, self.weight = teacher_weight, weight
         self.teacher = teacher.eval().requires_grad_(False)
         self.teacher_logits = teacher_logits  # the teacher's net returns logits rather than probabilities
         # per-channel (scale, shift) taking the student's normalised image to the teacher's normalisation
         self.renorm = tuple(torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in renorm)
-        self.about = about or {}  # recorded in the exported manifest
-        self.name, self.metric, self.stage = base.name, base.metric, base.stage
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "base":  # not set yet (e.g. while unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.base, name)
-
-    def build_model(self) -> StudentPair:
-        return StudentPair(self.base.build_model(), self.build_peer())
-
-    def deployed(self, model: nn.Module) -> nn.Module:
-        """The net whose weights are kept as the run's best and exported: the first student."""
-        student: nn.Module = model.student  # type: ignore[assignment]
-        return student
-
-    def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
-        return self.base.batch(rng)
 
     def target(self, image: Tensor) -> Tensor:
         """The teacher's thresholded, dilated probability map of ``image`` [N, H, W] (the student's normalised

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ocrlite.errors import ConfigError
 from ocrlite.stages import StageSpec, command_stage, stage_spec
 
-__all__ = ["kd_loss", "dml_loss", "feature_l2", "KDTask", "DistillSettings", "teacher_spec", "distill_task"]
+__all__ = ["kd_loss", "dml_loss", "feature_l2", "WrappedTask", "KDTask", "DistillSettings", "teacher_spec", "distill_task"]
 
 
 def kd_loss(student: Tensor, teacher: Tensor, temperature: float = 2.0) -> Tensor:
@@ -53,18 +53,13 @@ def feature_l2(a: Tensor, b: Tensor) -> Tensor:
     return F.mse_loss(a, b)
 
 
-class KDTask:
-    """A training task whose loss adds ``weight * kd_loss(student(image), teacher(image))`` (frozen teacher).
+class WrappedTask:
+    """A training task wrapped to change its loss: attributes the wrapper does not define (``pre``,
+    ``files``, ...) are the base task's; ``about`` is recorded in the exported manifest."""
 
-    The student's output is taken from the base task's own forward pass (a forward hook), so a step runs
-    the student once. Attributes the wrapper does not define (``pre``, ``files``, ...) are the base task's.
-    """
-
-    def __init__(self, base: Any, teacher: nn.Module, weight: float = 1.0, temperature: float = 2.0,
-                 about: dict[str, Any] | None = None) -> None:
-        self.base, self.weight, self.temperature = base, weight, temperature
-        self.about = about or {}  # provenance for the exported manifest (teacher name, weights, settings)
-        self.teacher = teacher.eval().requires_grad_(False)
+    def __init__(self, base: Any, about: dict[str, Any] | None = None) -> None:
+        self.base = base
+        self.about = about or {}
         self.name, self.metric, self.stage = base.name, base.metric, base.stage
 
     def __getattr__(self, name: str) -> Any:
@@ -77,6 +72,20 @@ class KDTask:
 
     def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
         return self.base.batch(rng)
+
+
+class KDTask(WrappedTask):
+    """A training task whose loss adds ``weight * kd_loss(student(image), teacher(image))`` (frozen teacher).
+
+    The student's output is taken from the base task's own forward pass (a forward hook), so a step runs
+    the student once. ``about`` holds the teacher's name, weights and the settings.
+    """
+
+    def __init__(self, base: Any, teacher: nn.Module, weight: float = 1.0, temperature: float = 2.0,
+                 about: dict[str, Any] | None = None) -> None:
+        super().__init__(base, about)
+        self.weight, self.temperature = weight, temperature
+        self.teacher = teacher.eval().requires_grad_(False)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         outputs: list[Tensor] = []

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
 from torch import Tensor, nn
 
-from ocrlite.slim.distill import dml_loss, feature_l2
+from ocrlite.slim.distill import WrappedTask, dml_loss, feature_l2
 
-__all__ = ["StudentPair", "UDMLTask"]
+__all__ = ["PairTask", "StudentPair", "UDMLTask"]
 
 
 class StudentPair(nn.Module):
@@ -37,21 +36,14 @@ class StudentPair(nn.Module):
         return out
 
 
-class UDMLTask:
-    """A rec task trained as a U-DML pair (see the module docstring). Attributes the wrapper does not define
-    (``pre``, ``files``, ...) are the base task's."""
+class PairTask(WrappedTask):
+    """A task trained as two students (``StudentPair``): the base task's net and a peer built by ``peer``
+    (the same net, or the same architecture from other weights); the student alone is kept and exported."""
 
-    def __init__(self, base: Any, weight: float = 1.0, feature_weight: float = 1.0, feature: str = "backbone",
-                 about: dict[str, Any] | None = None, peer: Callable[[], nn.Module] | None = None) -> None:
-        self.base, self.weight, self.feature_weight, self.feature = base, weight, feature_weight, feature
-        self.build_peer = peer or base.build_model  # the second student's builder (other weights, if given)
-        self.about = about or {}  # recorded in the exported manifest
-        self.name, self.metric, self.stage = base.name, base.metric, base.stage
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "base":  # not set yet (e.g. while unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.base, name)
+    def __init__(self, base: Any, about: dict[str, Any] | None = None,
+                 peer: Callable[[], nn.Module] | None = None) -> None:
+        super().__init__(base, about)
+        self.build_peer = peer or base.build_model
 
     def build_model(self) -> StudentPair:
         return StudentPair(self.base.build_model(), self.build_peer())
@@ -61,8 +53,14 @@ class UDMLTask:
         student: nn.Module = model.student  # type: ignore[assignment]
         return student
 
-    def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
-        return self.base.batch(rng)
+
+class UDMLTask(PairTask):
+    """A rec task trained as a U-DML pair (see the module docstring)."""
+
+    def __init__(self, base: Any, weight: float = 1.0, feature_weight: float = 1.0, feature: str = "backbone",
+                 about: dict[str, Any] | None = None, peer: Callable[[], nn.Module] | None = None) -> None:
+        super().__init__(base, about, peer)
+        self.weight, self.feature_weight, self.feature = weight, feature_weight, feature
 
     def _run(self, net: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float], Tensor, Tensor]:
         """The base task's loss on ``net`` and the head's and the feature module's outputs of that pass."""

@@ -79,15 +79,7 @@ def _report(out: Path) -> dict[str, Any]:
     return json.loads((out / "ocrlite-report.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    """One torch thread here, as in each actor: the local run's numbers then match the actors' bit for bit."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @dataclass(frozen=True)
