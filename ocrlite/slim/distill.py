@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from ocrlite.errors import ConfigError
 from ocrlite.stages import StageSpec, command_stage, stage_spec
 
-__all__ = ["kd_loss", "dml_loss", "feature_l2", "WrappedTask", "KDTask", "DistillSettings", "teacher_spec", "distill_task"]
+__all__ = ["kd_loss", "dml_loss", "feature_l2", "WrappedTask", "KDTask", "DistillSettings", "teacher_spec",
+           "distill_task"]
 
 
 def kd_loss(student: Tensor, teacher: Tensor, temperature: float = 2.0) -> Tensor:
