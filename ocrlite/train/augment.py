@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from shapely.geometry import Polygon, box
 
+from ..preprocess import resize_line
+
 __all__ = [
     "DetSample",
     "DetAugment",
@@ -320,11 +322,20 @@ def rand_augment(image: np.ndarray, rng: np.random.Generator, num_ops: int = 2, 
 
 @dataclass(frozen=True)
 class ClsAugment:
-    """Classifier training chain: RandAugment-style ops then BDA."""
+    """Classifier training chain: RandAugment-style ops then BDA.
+
+    With ``height`` > 0 the crop is first resized as inference resizes it (``resize_line`` to ``height``, width
+    capped at ``max_width``), so blur, noise, JPEG and sharpening act in the net's input pixels whatever the
+    crop's size (a 15 px line is enlarged about 3x: a blur on the raw crop would be 3x wider at the input).
+    """
 
     num_ops: int = 2
     magnitude: float = 0.5
     bda_prob: float = 0.4
+    height: int = 0  # 0: augment the crop at its own size
+    max_width: int = 0
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.height > 0:
+            image = resize_line(image, self.height, self.max_width)
         return bda(rand_augment(image, rng, self.num_ops, self.magnitude), rng, self.bda_prob)

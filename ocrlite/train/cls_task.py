@@ -10,7 +10,9 @@ turned. Config
 
     data:    {format: funsd | labels, root: FOLDER or LABEL FILE, unit: lines | words, holdout_every: 5,
               val_every: 0, eval_on: holdout | val | train, min_width: 8, eval_limit: 0, pairs: false}
-    augment: {num_ops: 2, magnitude: 0.5, bda_prob: 0.4}
+    augment: {num_ops: 2, magnitude: 0.5, bda_prob: 0.4, at_input: true}
+
+``at_input``: the crop is resized to the net's input before it is augmented (see ``ClsAugment``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class ClsAugmentSettings:
     num_ops: int = 2
     magnitude: float = 0.5
     bda_prob: float = 0.4
+    at_input: bool = True  # augment after resizing to the net's input (strengths in input pixels)
 
 
 def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
@@ -119,9 +122,10 @@ class ClsTask:
         train = stage.get("train") or {}
         self.data: ClsData = from_mapping(ClsData, "train.data", train.get("data"))
         aug: ClsAugmentSettings = from_mapping(ClsAugmentSettings, "train.augment", train.get("augment"))
-        self.augment = ClsAugment(aug.num_ops, aug.magnitude, aug.bda_prob)
         self.spec: StageSpec = stage_spec("cls", stage)
         self.pre: LinePreprocess = self.spec.pre
+        size = (self.pre.height, self.pre.width) if aug.at_input else (0, 0)
+        self.augment = ClsAugment(aug.num_ops, aug.magnitude, aug.bda_prob, *size)
         self.post: ClsPostprocess = self.spec.post
         if not self.data.root:
             raise ConfigError("train.data.root: give the FUNSD folder or a label file")

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ocrlite.preprocess import line_batch, resize_line
 from ocrlite.train.augment import (
     ClsAugment,
     DetAugment,
@@ -157,3 +158,35 @@ def test_cls_ops_keep_shape_and_orientation() -> None:
     assert np.array_equal(rand_augment(line, np.random.default_rng(5)), rand_augment(line, np.random.default_rng(5)))
     assert not np.array_equal(bda(line, np.random.default_rng(5), 1.0), line)
     assert ink_left != 0  # the sample text is not symmetric, so a flip would be detectable
+
+
+def _edge_width(image: np.ndarray) -> float:
+    """10-90 % rise (pixels) of a dark-to-light vertical edge, from the column means (sub-pixel)."""
+    profile = image.astype(np.float64).mean(axis=(0, 2))
+    profile = (profile - profile.min()) / (profile.max() - profile.min())
+
+    def cross(level: float) -> float:
+        i = int(np.argmax(profile >= level))
+        return i - 1 + (level - profile[i - 1]) / (profile[i] - profile[i - 1])
+
+    return cross(0.9) - cross(0.1)
+
+
+def test_cls_augment_at_input_size_blurs_in_input_pixels() -> None:
+    # a 16 px high crop with a sharp edge is enlarged 3x to the net's 48 px: the resize alone gives a 2.4 px rise
+    crop = np.zeros((16, 64, 3), dtype=np.uint8)
+    crop[:, 32:] = 255
+    plain = resize_line(crop, 48, 192)
+    assert plain.shape == (48, 192, 3) and _edge_width(plain) == pytest.approx(2.4)
+    # no op drawn: exactly the inference resize, which line_batch then leaves as it is
+    same = ClsAugment(num_ops=0, bda_prob=0.0, height=48, max_width=192)(crop, np.random.default_rng(0))
+    assert np.array_equal(same, plain)
+    assert np.array_equal(line_batch([same], 48, 192, [0.5] * 3, [0.5] * 3), line_batch([crop], 48, 192, [0.5] * 3,
+                                                                                          [0.5] * 3))
+    at_input, at_crop = [], []
+    for seed in range(20):  # every BDA op on: blur sigma 0.3-1.5 px, noise, contrast, JPEG
+        at_input.append(_edge_width(ClsAugment(0, 0.5, 1.0, 48, 192)(crop, np.random.default_rng(seed))))
+        at_crop.append(_edge_width(resize_line(ClsAugment(0, 0.5, 1.0)(crop, np.random.default_rng(seed)), 48, 192)))
+    # Gaussian 10-90 rise 2.563 sigma: at most sqrt(2.4^2 + (2.563 * 1.5)^2) = 4.5 input px; on the raw crop 3x wider
+    assert max(at_input) < 4.6 and min(at_input) > 2.0
+    assert max(at_crop) > 9.0 and np.median(at_crop) > 2 * np.median(at_input)

@@ -46,6 +46,7 @@ def test_upright_and_turned_pairs() -> None:
 def test_batches_label_turned_crops_180(tmp_path: Path) -> None:
     task = ClsTask(_stage(_label_file(tmp_path), None), batch_size=16)
     assert len(task.train_crops) == 8 and len(task.eval_crops) == 4  # every 5th line held out, both ways
+    assert (task.augment.height, task.augment.max_width) == (48, 192)  # augmented at the net's input size
     task.augment = lambda image, rng: image  # type: ignore[assignment,method-assign]  # see pixels as drawn
     batch = task.batch(np.random.default_rng(0))
     assert batch["image"].shape == (16, 3, 48, 192) and set(batch["label"].tolist()) == {0, 1}
@@ -66,7 +67,9 @@ def test_batches_label_turned_crops_180(tmp_path: Path) -> None:
 def test_paired_batches_hold_each_crop_both_ways_and_val_stays_apart(tmp_path: Path) -> None:
     stage = _stage(_label_file(tmp_path), None)
     stage["train"]["data"].update(pairs=True, val_every=4, eval_on="val")
+    stage["train"]["augment"] = {"at_input": False}
     task = ClsTask(stage, batch_size=6)
+    assert task.augment.height == 0  # augmented at the crop's own size
     # 10 lines: 2 held out (every 5th), then every 4th of the other 8 validates
     assert (len(task.train_crops), len(task.eval_crops), len(task.held_out_crops)) == (6, 4, 4)
     held = {c.tobytes() for c in task.held_out_crops}
