@@ -99,3 +99,19 @@ def test_bad_format_is_a_config_error(tmp_path: Path) -> None:
     stage["train"]["data"]["format"] = "coco"
     with pytest.raises(ConfigError, match="train.data.format"):
         ClsTask(stage, 4)
+
+
+def test_funsd_recipe_trains_on_crops_as_inference_batches_them(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[2] / "configs" / "train" / "cls_funsd.yaml"
+    stage = load_stage_config(config, [f"train.data.root={_label_file(tmp_path)}", "train.data.format=labels",
+                                       "train.data.val_every=4"])
+    task = ClsTask(stage, batch_size=4)
+    batch = task.batch(np.random.default_rng(3))
+    # the recipe draws no RandAugment/BDA op: each pair is a training crop upright and turned, batched as
+    # TextClassifier batches it
+    assert batch["label"].tolist() == [0, 1, 0, 1]
+    upright = task.collate(task.train_crops, [0] * len(task.train_crops))["image"]
+    turned = task.collate([c[::-1, ::-1] for c in task.train_crops], [1] * len(task.train_crops))["image"]
+    for i in (0, 2):
+        match = [j for j, candidate in enumerate(upright) if torch.equal(batch["image"][i], candidate)]
+        assert len(match) == 1 and torch.equal(batch["image"][i + 1], turned[match[0]])
