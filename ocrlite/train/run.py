@@ -41,6 +41,8 @@ def build_task(stage: dict[str, Any], batch_size: int) -> Task:
     name = (stage.get("train") or {}).get("task")
     if name not in TASKS:
         raise ConfigError(f"train.task must be one of {', '.join(TASKS)}, got {name!r}")
+    if name != "rec" and (stage.get("train") or {}).get("center_loss") is not None:
+        raise ConfigError(f"train.center_loss: the center loss (Enhanced CTC) is for rec tasks, not {name}")
     module, _, cls = TASKS[name].partition(":")
     task: Task = getattr(importlib.import_module(module), cls)(stage, batch_size)
     return task
