@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -169,5 +170,6 @@ def run_training(
         "torch": torch.__version__,
         "settings": vars(settings),
         **({"distill": about} if about else {}),
+        **({"center_loss": asdict(task.center)} if getattr(task, "center", None) is not None else {}),
     }
     return result, export_model(run_dir, stage, name or Path(config).stem, task, result, training)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,21 @@ def test_center_loss_is_logged_and_resume_is_bit_exact(synth_set: Path, tmp_path
     plain = train(RecTask(plain_stage, 3), TrainSettings.from_stage(plain_stage), tmp_path / "plain", progress=False)
     assert plain.last_loss != full.last_loss
     assert not (tmp_path / "plain" / "checkpoints" / "step_0000006" / "task.safetensors").exists()
+
+
+def test_train_cli_records_the_center_loss_in_the_export_manifest(synth_set: Path, tmp_path: Path) -> None:
+    stage = _stage(synth_set, 2, {})
+    stage.pop("_dir")
+    config = tmp_path / "rec.yaml"
+    config.write_text(yaml.safe_dump(stage), encoding="utf-8")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--threads", "1", "train", str(config), "-o", str(run), "-q", "--name", "ectc",
+                                       "--set", "train.center_loss.labels=aligned"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run / "export" / "ectc.json").read_text(encoding="utf-8"))
+    assert manifest["training"]["center_loss"] == {"weight": 0.05, "labels": "aligned", "rate": 0.1}
+    header = (run / "log.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header[:6] == ["step", "lr", "loss", "grad_norm", "ctc", "center"]
 
 
 @pytest.mark.parametrize("setting, message", [
