@@ -161,6 +161,7 @@ def run_training(
     result = train(task, settings, run_dir, device, resume, progress, config=stage)
     if not export:
         return result, None
+    center = getattr(task, "center", None)  # a rec task's center-loss settings (Enhanced CTC)
     training = {
         "command": " ".join(["ocrlite", *sys.argv[1:]]) if sys.argv else "",
         "config": str(config),
@@ -170,6 +171,6 @@ def run_training(
         "torch": torch.__version__,
         "settings": vars(settings),
         **({"distill": about} if about else {}),
-        **({"center_loss": asdict(task.center)} if getattr(task, "center", None) is not None else {}),
+        **({"center_loss": asdict(center)} if center is not None else {}),
     }
     return result, export_model(run_dir, stage, name or Path(config).stem, task, result, training)
