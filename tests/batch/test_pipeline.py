@@ -3,7 +3,9 @@
 The reference is ``process_file`` called on each input in turn with the same engine, the loop the
 pipeline replaced; a real run (shipped default models, tiny pages) must give byte-identical outputs
 and equal outcomes with one and with two worker processes. The ordering and isolation checks swap in
-a fake engine that is slow on some pages, so a pipeline that reordered work would show it.
+a fake engine that is slow on some pages, so a pipeline that reordered work would show it. The worker
+death checks run the real OCR in workers that kill themselves (SIGKILL) on chosen pages
+(tests/batch/dying_worker.py): a run must end, lose only the page that kills twice, and its rerun read it.
 """
 
 from __future__ import annotations
