@@ -10,7 +10,9 @@ task has that method, e.g. student 1 of a U-DML pair, else the whole model; chec
 model). Step ``k``'s batch is made from the generator seeded by ``(seed, k)``, in the trainer's process or,
 with ``workers`` > 0, ahead of time in that many worker processes (same batches either way). Logs:
 ``RUN/log.csv`` (one row per ``log_every`` steps; ``data_seconds`` is the time spent waiting for batches,
-so a run that is data-bound shows it) and ``RUN/evals.json``. A run resumed from a checkpoint continues bit-exact.
+so a run that is data-bound shows it) and ``RUN/evals.json``. A task that keeps tensors of its own (the
+recognizer's center-loss centers) has ``task_tensors()`` and ``load_task_tensors(tensors)``: checkpoints
+hold them. A run resumed from a checkpoint continues bit-exact.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules"]
 
-TASK_KEYS = ("task", "data", "augment", "loss", "distill")  # parts of the train section read elsewhere
+TASK_KEYS = ("task", "data", "augment", "loss", "distill", "center_loss")  # parts of the train section read elsewhere
 
 
 @dataclass
@@ -229,7 +231,10 @@ def train(
     best: dict[str, float] = {}
     evals: list[dict[str, Any]] = []
     if resume is not None:
-        state = load_checkpoint(find_checkpoint(resume), model, optimizer)
+        state, task_tensors = load_checkpoint(find_checkpoint(resume), model, optimizer)
+        restore = getattr(task, "load_task_tensors", None)
+        if restore is not None:
+            restore(task_tensors)
         counters.update(state["counters"])
         best, evals = state["best"], state["evals"]
         if state.get("scaler"):
@@ -284,7 +289,8 @@ def train(
         if done % settings.save_every == 0 or done == last:
             extra = {"counters": counters, "best": best, "evals": evals, "settings": asdict(settings),
                      "scaler": scaler.state_dict() if use_amp else None, "config": _jsonable(config or {})}
-            save_checkpoint(run_dir, done, model, optimizer, extra)
+            own = getattr(task, "task_tensors", None)
+            save_checkpoint(run_dir, done, model, optimizer, extra, task_tensors=own() if own else None)
     bar.close()
     if not (run_dir / "best.safetensors").is_file():  # no evaluation data: the last weights are the result
         atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(_deployed(task, model))))
