@@ -22,7 +22,8 @@ The page's orientation is decided from these sources (``PageOrientationClassifie
 
 Many long lines (documents) outweigh the classifier and end the decision after the first two sources; a
 few short words (scene photos) leave the classifier most of the say, and there the recognizer helps.
-When the page is upright, its detections (``PageLines``) are reused to read it: the detector runs once.
+When the page is upright, its detections (``PageLines``) are reused to read it: the detector runs once
+(twice on a page in doubt).
 
 ``estimate_skew`` measures the remaining small tilt from the detected boxes: the median angle of the long
 ones. ``PageSteps`` applies both before the pipeline reads a page and maps every quad of the result back
@@ -304,8 +305,8 @@ class PageSteps:
                  read: Callable[[np.ndarray, PageLines], PageResult]) -> PageResult:
         """Read ``image`` after the page steps: ``probe.detect`` finds its lines (``probe`` also serves a page in
         doubt), ``read`` reads them. The detector runs again only on a page that was turned or levelled (or in
-        doubt). Quads are mapped back to ``image``'s pixels and
-        the result reports the applied ``rotation`` (clockwise angle undone) and ``skew`` (degrees)."""
+        doubt). Quads are mapped back to ``image``'s pixels and the result reports the applied ``rotation``
+        (clockwise angle undone) and ``skew`` (degrees)."""
         height, width = image.shape[:2]
         to_work = np.eye(3)
         rotation: int | None = None
