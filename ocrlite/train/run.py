@@ -13,7 +13,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import yaml
@@ -103,6 +103,8 @@ def export_model(
     distill = training.get("distill") or {}
     if distill.get("mode") == "udml":
         how += " as student 1 of a U-DML pair"
+    elif distill.get("mode") == "pseudo":
+        how += f", distilled from {distill['teacher']} through its pseudo-labels"
     elif distill:
         how += f", distilled from {distill['teacher']}"
     atomic_write_text(target, f"# {name}: {how} by ocrlite train\n"
@@ -136,18 +138,29 @@ def run_training(
     progress: bool = True,
     teacher: str | None = None,
     distill: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> tuple[TrainResult, Path | None]:
     """Load ``config`` with ``overrides``, train, and export (see the module docstring).
 
     A ``train.distill`` section (``distill`` or ``teacher`` add one) wraps the task (``ocrlite.slim.distill``):
-    a frozen teacher's KD term (mode kd) or a U-DML student pair (mode udml); the trainer is the same.
+    a frozen teacher's KD term (mode kd), a U-DML student pair (udml) or a CML trio (cml); the trainer is the
+    same. Mode pseudo instead has the teacher label its unlabelled images first (``ocrlite.slim.pseudo``; its
+    one-line summary goes to ``notify``) and trains the plain rec task on them.
     """
     stage = load_training_config(config, overrides, teacher, distill)
     if not stage.get("train"):
         raise ConfigError(f"{config}: no train: section")
     settings = TrainSettings.from_stage(stage)
-    task = build_task(stage, settings.batch_size)
     about: dict[str, Any] = {}
+    if stage["train"].get("distill") is not None:  # checked before the task reads any data
+        from ..slim.distill import DistillSettings
+        from .settings import from_mapping
+
+        if from_mapping(DistillSettings, "train.distill", stage["train"]["distill"]).mode == "pseudo":
+            from ..slim.pseudo import pseudo_stage
+
+            stage, about = pseudo_stage(stage, run_dir, progress, notify)
+    task = build_task(stage, settings.batch_size)
     if stage["train"].get("distill") is not None:
         from ..slim.distill import distill_task
 
