@@ -92,12 +92,11 @@ def _pipeline_source(teacher: str, config_dir: Path | None) -> dict[str, Any]:
     """``OCR``'s arguments for the teacher's whole pipeline (a preset or a pipeline config)."""
     from ..files import find_config
     from ..presets import PRESETS
+    from .save import config_stage_kind
 
     if teacher in PRESETS:
         return {"model": teacher}
     path = find_config(teacher, config_dir)
-    from ..slim.save import config_stage_kind
-
     if config_stage_kind(path) is not None:
         raise ConfigError(f"train.distill.teacher: {teacher} is a single stage config; inputs: pages needs a "
                           "preset or a pipeline config (a detector to find the lines)")
@@ -158,8 +157,8 @@ def pseudo_labels(teacher: str, inputs: str, unlabelled: Sequence[str], charset:
     files, errors = expand_inputs(unlabelled, extensions=IMAGE_EXTENSIONS if inputs == "crops" else INPUT_EXTENSIONS)
     if errors:
         raise ConfigError(f"train.distill.unlabelled: {errors[0][1]}")
+    spec = teacher_spec("rec", teacher, config_dir)  # a bad name: one line naming the presets
     if inputs == "crops":
-        spec = teacher_spec("rec", teacher, config_dir)
         identity = {"rec": _stage_identity(spec)}
     else:
         from ..stages import pipeline_spec

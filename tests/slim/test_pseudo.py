@@ -147,6 +147,8 @@ def test_distill_pseudo_trains_on_the_teachers_text_and_exports(preset_weights: 
     (["train.distill.mode=pseudo", "train.distill.unlabelled=CROPS", "train.distill.teacher=rec_ppocrv2.yaml",
       "train.distill.inputs=pages"], "train.distill.teacher: rec_ppocrv2.yaml is a single stage config; inputs: "
                                      "pages needs a preset or a pipeline config"),
+    (["train.distill.mode=pseudo", "train.distill.unlabelled=CROPS", "train.distill.teacher=nope",
+      "train.distill.inputs=pages"], "train.distill.teacher: 'nope' is neither a preset (ppocr-v2, "),
     (["train.distill.mode=pseudo", "train.distill.unlabelled=CROPS", "train.data.synth=en"],
      "train.data.synth_share: 1 renders every sample, so the pseudo-labels would never be read"),
     (["train.distill.mode=pseudo", "train.distill.unlabelled=BLANK"],
@@ -170,8 +172,11 @@ def test_distill_pseudo_bad_setting_is_one_line_and_exit_2(unlabelled: Path, tmp
 
 
 def test_kd_refuses_a_teacher_of_another_charset_and_names_mode_pseudo(preset_weights: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["distill", str(_student(tmp_path, data={"synth": "en"})), "--teacher",
-                                       "ppocr-v6-small", "-o", str(tmp_path / "run")])
+    cv2.imwrite(str(tmp_path / "a.png"), _render(KEPT[0]))
+    (tmp_path / "labels.txt").write_text(f"a.png\t{KEPT[0]}\n", encoding="utf-8")
+    student = _student(tmp_path, data={"train": [str(tmp_path / "labels.txt")]})
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["distill", str(student), "--teacher", "ppocr-v6-small", "-o", str(run)])
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
     assert "train.distill.teacher: ppocr-v6-small reads lines with preprocess.height 48, the student 32; such a " \
            "teacher teaches through its text: train.distill.mode=pseudo" in result.output
