@@ -61,7 +61,8 @@ def export_model(
     out = run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     tensors = out / f"{name}.safetensors"
-    atomic_write_bytes(tensors, (run_dir / "best.safetensors").read_bytes())
+    weights = getattr(task, "export_weights", None)  # QAT: the best weights without the clip bounds
+    atomic_write_bytes(tensors, weights(run_dir) if weights else (run_dir / "best.safetensors").read_bytes())
     kind = stage_kind(stage)
     spec = stage_spec(kind, stage) if kind else None
     parent = spec.manifest if spec else {}
@@ -105,6 +106,8 @@ def export_model(
         how += " as student 1 of a U-DML pair"
     elif distill:
         how += f", distilled from {distill['teacher']}"
+    if training.get("qat"):
+        how += ", quantization-aware (PACT; the int8 model is in int8/)"
     atomic_write_text(target, f"# {name}: {how} by ocrlite train\n"
                       + yaml.safe_dump(config, sort_keys=False))
     return target
@@ -141,6 +144,8 @@ def run_training(
 
     A ``train.distill`` section (``distill`` or ``teacher`` add one) wraps the task (``ocrlite.slim.distill``):
     a frozen teacher's KD term (mode kd) or a U-DML student pair (mode udml); the trainer is the same.
+    A ``train.qat`` section wraps it for quantization-aware fine-tuning (``ocrlite.slim.qat``); the returned
+    config is then the int8 model's (``export/int8/<kind>.yaml``), the float export lies beside it.
     """
     stage = load_training_config(config, overrides, teacher, distill)
     if not stage.get("train"):
@@ -148,11 +153,17 @@ def run_training(
     settings = TrainSettings.from_stage(stage)
     task = build_task(stage, settings.batch_size)
     about: dict[str, Any] = {}
+    quantized: dict[str, Any] = {}  # {"qat": settings} of a quantization-aware run
     if stage["train"].get("distill") is not None:
         from ..slim.distill import distill_task
 
         wrapped = distill_task(task, stage)
         task, about = wrapped, wrapped.about
+    if stage["train"].get("qat") is not None:
+        from ..slim.qat import qat_task
+
+        qat = qat_task(task, stage)
+        task, quantized = qat, qat.about
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files)
     result = train(task, settings, run_dir, device, resume, progress, config=stage)
@@ -167,5 +178,8 @@ def run_training(
         "torch": torch.__version__,
         "settings": vars(settings),
         **({"distill": about} if about else {}),
+        **quantized,
     }
-    return result, export_model(run_dir, stage, name or Path(config).stem, task, result, training)
+    exported = export_model(run_dir, stage, name or Path(config).stem, task, result, training)
+    finish = getattr(task, "finish_export", None)  # QAT: the int8 model beside the float export
+    return result, finish(run_dir, exported) if finish is not None else exported

@@ -35,7 +35,7 @@ from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules"]
 
-TASK_KEYS = ("task", "data", "augment", "loss", "distill")  # parts of the train section read elsewhere
+TASK_KEYS = ("task", "data", "augment", "loss", "distill", "qat")  # parts of the train section read elsewhere
 
 
 @dataclass
@@ -125,8 +125,11 @@ def freeze_modules(model: nn.Module, prefixes: list[str]) -> None:
                 param.requires_grad_(False)
 
 
-def _optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _optimizer(model: nn.Module, s: TrainSettings, task: Task) -> torch.optim.Optimizer:
+    """Adam(W) over the trainable parameters, in the groups ``task.param_groups(model)`` makes if the task
+    has that method (a group's ``lr_scale`` multiplies the scheduled learning rate)."""
+    groups = getattr(task, "param_groups", None)
+    params = groups(model) if groups is not None else [{"params": [p for p in model.parameters() if p.requires_grad]}]
     kind = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
     return kind(params, lr=s.lr, betas=(s.beta1, s.beta2), weight_decay=s.weight_decay)
 
@@ -222,7 +225,7 @@ def train(
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     _train_mode(model, settings)
-    optimizer = _optimizer(model, settings)
+    optimizer = _optimizer(model, settings, task)
     use_amp = settings.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     counters = {"step": 0, "samples_seen": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "data_seconds": 0.0}
@@ -243,7 +246,7 @@ def train(
     for step in range(int(counters["step"]), last):
         lr = lr_at(step, settings)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         waited = time.perf_counter()
         batch = _to(next(batches), dev, settings.channels_last)
         counters["data_seconds"] += time.perf_counter() - waited
