@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
+from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
 from ocrlite.slim.distill import WrappedTask
 
 __all__ = ["QATSettings", "ActivationClip", "QConv2d", "QLinear", "QATTask", "activation_grid",
@@ -259,8 +260,8 @@ class QATTask(WrappedTask):
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         total, logs = self.base.loss(model, batch)
-        penalty = sum((clip.lower**2 + clip.upper**2 for clip in _clips(model)), torch.zeros(()))
-        penalty = self.settings.alpha_decay * penalty.to(total.device)
+        bounds = torch.stack([bound for clip in _clips(model) for bound in (clip.lower, clip.upper)])
+        penalty = self.settings.alpha_decay * bounds.pow(2).sum()
         return total + penalty, {**logs, "clip_l2": float(penalty.detach())}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -292,7 +293,7 @@ class QATTask(WrappedTask):
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_stage(spec, Path(tmp) / "fp32.onnx", RUNNER_HEADS[kind])
             int8 = qdq_int8(fp32, out / f"{kind}.int8.onnx", grids)
-        (out / "input_grids.json").write_text(json.dumps(grids, indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(out / "input_grids.json", json.dumps(grids, indent=1) + "\n")
         summary = (f"int8 {kind} from PACT fine-tuning by ocrlite train (int8 weights, learnt int8 input grids "
                    f"on {len(grids)} convs/linears, dynamic int8 LSTM)")
         stage = save_onnx_stage(out, kind, int8, spec.weights, spec.manifest, raw_stage(kind, exported), summary)
@@ -360,5 +361,5 @@ def qdq_int8(fp32: Path, out: Path, grids: dict[str, tuple[float, int]]) -> Path
     del graph.node[:]
     graph.node.extend(ordered)
     onnx.checker.check_model(model)
-    onnx.save(model, str(out))
+    atomic_write_bytes(out, model.SerializeToString())
     return out

@@ -1,9 +1,10 @@
 """One trainer for every task: optimiser, schedule, checkpoints, evaluation, keep-best, logs.
 
-Adam or AdamW; linear warmup then cosine decay to ``min_lr``; gradient-norm clipping; optional
-frozen BatchNorm (statistics and affine kept in eval mode) and frozen modules (``freeze``: name
-prefixes, e.g. the early backbone, which also saves their backward pass); AMP only on CUDA; on CPU
-denormal floats are flushed to zero while training (converted Paddle weights produce them). Every
+Adam or AdamW (over the task's ``param_groups(model)`` when it has that method, each group's
+``lr_scale`` times the schedule, e.g. QAT's clip bounds); linear warmup then cosine decay to ``min_lr``;
+gradient-norm clipping; optional frozen BatchNorm (statistics and affine kept in eval mode) and frozen
+modules (``freeze``: name prefixes, e.g. the early backbone, which also saves their backward pass); AMP
+only on CUDA; on CPU denormal floats are flushed to zero while training (converted Paddle weights produce them). Every
 ``eval_every`` steps the task evaluates through its inference predictor and the best weights
 by ``task.metric`` are kept in ``RUN/best.safetensors`` (the net ``task.deployed(model)`` names when the
 task has that method, e.g. student 1 of a U-DML pair, else the whole model; checkpoints hold the whole
