@@ -107,7 +107,8 @@ def fake_quant_weight(weight: Tensor, bits: int = 8) -> Tensor:
 
 
 class ActivationClip(nn.Module):
-    """PACT's learnt clipping of a layer's input: ``lower`` (<= 0; stays 0 for non-negative inputs) and ``upper``.
+    """PACT's learnt clipping of a layer's input: ``lower`` (<= 0; starts at 0 for non-negative inputs) and
+    ``upper``.
 
     While ``observed`` is a list the input passes unchanged and its percentiles are appended (``init_clips``).
     """
