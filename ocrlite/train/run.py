@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,6 +42,8 @@ def build_task(stage: dict[str, Any], batch_size: int) -> Task:
     name = (stage.get("train") or {}).get("task")
     if name not in TASKS:
         raise ConfigError(f"train.task must be one of {', '.join(TASKS)}, got {name!r}")
+    if name != "rec" and (stage.get("train") or {}).get("center_loss") is not None:
+        raise ConfigError(f"train.center_loss: the center loss (Enhanced CTC) is for rec tasks, not {name}")
     module, _, cls = TASKS[name].partition(":")
     task: Task = getattr(importlib.import_module(module), cls)(stage, batch_size)
     return task
@@ -169,6 +172,7 @@ def run_training(
     result = train(task, settings, run_dir, device, resume, progress, config=stage)
     if not export:
         return result, None
+    center = getattr(task, "center", None)  # a rec task's center-loss settings (Enhanced CTC)
     training = {
         "command": " ".join(["ocrlite", *sys.argv[1:]]) if sys.argv else "",
         "config": str(config),
@@ -179,6 +183,7 @@ def run_training(
         "settings": vars(settings),
         **({"distill": about} if about else {}),
         **quantized,
+        **({"center_loss": asdict(center)} if center is not None else {}),
     }
     exported = export_model(run_dir, stage, name or Path(config).stem, task, result, training)
     finish = getattr(task, "finish_export", None)  # QAT: the int8 model beside the float export
