@@ -1,6 +1,7 @@
-"""Batch throughput: pages/minute and peak RSS with 1 and 2 workers, ocrlite (local and Ray) vs RapidOCR.
+"""Batch throughput: pages/minute, peak RSS and model load with 1 and 2 workers, ocrlite (local and Ray) vs RapidOCR.
 
     python scripts/bench_batch.py [--data ../shared/data/funsd] [--limit 20] [--workers 1,2] [--no-ray]
+                                  [--backends torch,onnxruntime]
 
 Each configuration runs in a fresh child process (this script with ``--child``); the parent
 times it and samples the RSS of the child and all its worker processes together (psutil),
@@ -12,6 +13,8 @@ sessions pick their own thread count (1.2.x offers no setting), ocrlite splits t
 The Ray row (``ocrlite-ray``, if Ray is installed) runs the same batch with ``--executor ray``
 on a private local Ray started by the child (one actor per worker, one torch thread each): its
 time includes starting Ray, and its RSS includes Ray's own processes (GCS, raylet, workers).
+``--backends``: the ocrlite backends of the local rows (the Ray row uses the first). ``load s``: each
+system's cold model load (imports + one build of the engine) in a fresh process of its own.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import argparse
 import json
 import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
+
+from ocrlite.eval.speed import run_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +42,7 @@ def _images(data: Path, limit: int) -> list[Path]:
     return files[:limit]
 
 
-def _child_ocrlite(files: list[str], workers: int, ray: bool = False) -> int:
+def _child_ocrlite(files: list[str], workers: int, backend: str, ray: bool = False) -> int:
     from ocrlite.batch.run import BatchOptions, EngineSpec, run_batch
 
     execute = None
@@ -47,7 +51,7 @@ def _child_ocrlite(files: list[str], workers: int, ray: bool = False) -> int:
 
         execute = RayExecutor(RayOptions(workers=workers, threads=1))
     with tempfile.TemporaryDirectory() as out:
-        report = run_batch(files, EngineSpec(), BatchOptions(Path(out), ("json",), workers=workers,
+        report = run_batch(files, EngineSpec(backend=backend), BatchOptions(Path(out), ("json",), workers=workers,
                                                               quiet=True, overwrite=True), execute)
     return report.pages
 
@@ -77,31 +81,31 @@ def _child_rapidocr(files: list[str], workers: int) -> int:
     return len(files)
 
 
-def _measure(engine: str, files: list[Path], workers: int) -> dict[str, float]:
-    """Run one configuration in a child; wall time and peak RSS of its whole process tree."""
-    import psutil
+def _load_seconds(engine: str, backend: str) -> float:
+    """Imports and one build of the engine, in this fresh process (``--child-load``)."""
+    start = time.perf_counter()
+    if engine == "rapidocr":
+        _rapid_init()
+    else:
+        from ocrlite.batch.run import EngineSpec
 
+        EngineSpec(backend=backend).build()
+    return time.perf_counter() - start
+
+
+def _measure(engine: str, backend: str, files: list[Path], workers: int) -> dict[str, float]:
+    """Run one configuration in a child; wall time and peak RSS of its whole process tree."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
         listing.write("\n".join(str(f) for f in files))
-    command = [sys.executable, __file__, "--child", engine, str(workers), listing.name]
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    proc, peak = psutil.Process(child.pid), 0
-    while child.poll() is None:
-        try:
-            tree = [proc, *proc.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.1)
-    elapsed = time.perf_counter() - start
-    output = child.stdout.read() if child.stdout else ""
-    os.unlink(listing.name)
-    if child.returncode != 0:
-        raise SystemExit(f"{engine} with {workers} workers failed ({child.returncode}): {output}")
+    try:
+        elapsed, peak, output = run_tree([sys.executable, __file__, "--child", engine, backend, str(workers),
+                                          listing.name])
+    except RuntimeError as exc:
+        raise SystemExit(f"{engine} with {workers} workers failed: {exc}") from None
+    finally:
+        os.unlink(listing.name)
     pages = json.loads(output.strip().splitlines()[-1])["pages"]
-    return {"pages": pages, "seconds": elapsed, "pages_per_min": 60 * pages / elapsed,
-            "peak_rss_mib": peak / 2**20}
+    return {"pages": pages, "seconds": elapsed, "pages_per_min": 60 * pages / elapsed, "peak_rss_mib": peak}
 
 
 def main() -> None:
@@ -110,41 +114,50 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20, help="pages to read (default 20)")
     parser.add_argument("--workers", default="1,2", help="worker counts to try (default 1,2)")
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray row")
-    parser.add_argument("--child", nargs=3, metavar=("ENGINE", "WORKERS", "LIST"), help=argparse.SUPPRESS)
+    parser.add_argument("--backends", default="torch", help="ocrlite backends, comma-separated (default torch)")
+    parser.add_argument("--child", nargs=4, metavar=("ENGINE", "BACKEND", "WORKERS", "LIST"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-load", nargs=2, metavar=("ENGINE", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_load:
+        print(json.dumps({"load_s": _load_seconds(*args.child_load)}))
+        return
     if args.child:
-        engine, workers, listing = args.child
+        engine, backend, workers, listing = args.child
         files = Path(listing).read_text().split("\n")
         if engine == "rapidocr":
             pages = _child_rapidocr(files, int(workers))
         else:
-            pages = _child_ocrlite(files, int(workers), ray=engine == "ocrlite-ray")
+            pages = _child_ocrlite(files, int(workers), backend, ray=engine == "ocrlite-ray")
         print(json.dumps({"pages": pages}))
         return
 
     files = _images(args.data, args.limit)
     if not files:
         raise SystemExit(f"no images under {args.data}")
-    engines = ["ocrlite"]
-    try:
-        import rapidocr_onnxruntime  # noqa: F401
-
-        engines.append("rapidocr")
-    except ImportError:
-        print("rapidocr_onnxruntime not installed: no RapidOCR row", file=sys.stderr)
+    backends = args.backends.split(",")
+    systems = [("ocrlite", backend) for backend in backends]
     if not args.no_ray:
         if find_spec("ray") is None:
             print('ray not installed (pip install "ocrlite[ray]"): no Ray row', file=sys.stderr)
         else:
-            engines.insert(1, "ocrlite-ray")
+            systems.append(("ocrlite-ray", backends[0]))
+    if find_spec("rapidocr_onnxruntime") is None:
+        print("rapidocr_onnxruntime not installed: no RapidOCR row", file=sys.stderr)
+    else:
+        systems.append(("rapidocr", "onnxruntime"))
     print(f"{len(files)} pages from {args.data}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} (other work on the machine skews the figures)")
-    print(f"{'engine':<11} {'workers':>7} {'pages':>5} {'seconds':>8} {'pages/min':>10} {'peak RSS MiB':>13}")
+    print(f"{'engine':<11} {'backend':<11} {'workers':>7} {'pages':>5} {'seconds':>8} {'pages/min':>10} "
+          f"{'peak RSS MiB':>13} {'load s':>7}")
+    loads: dict[tuple[str, str], float] = {}
     for workers in (int(w) for w in args.workers.split(",")):
-        for engine in engines:
-            r = _measure(engine, files, workers)
-            print(f"{engine:<11} {workers:>7} {r['pages']:>5} {r['seconds']:>8.1f} "
-                  f"{r['pages_per_min']:>10.1f} {r['peak_rss_mib']:>13.0f}", flush=True)
+        for engine, backend in systems:
+            r = _measure(engine, backend, files, workers)
+            key = ("rapidocr" if engine == "rapidocr" else "ocrlite", backend)
+            if key not in loads:  # after a first run: any ONNX export of ours is cached by then
+                loads[key] = json.loads(run_tree([sys.executable, __file__, "--child-load", *key])[2])["load_s"]
+            print(f"{engine:<11} {backend:<11} {workers:>7} {r['pages']:>5} {r['seconds']:>8.1f} "
+                  f"{r['pages_per_min']:>10.1f} {r['peak_rss_mib']:>13.0f} {loads[key]:>7.2f}", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

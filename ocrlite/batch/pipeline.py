@@ -2,7 +2,8 @@
 
 A reader thread opens the inputs in order and decodes (or renders) their pages ahead of the engine, a
 few pages ahead at most; the engine reads each page, in this process or in worker processes that each
-load the models once (a bounded window of pages in flight, results taken back in order); a writer
+load the models once (``ocrlite.batch.workers``: a bounded window of pages in flight, results taken back
+in order, a dead worker replaced and its page read again); a writer
 thread adds each result to its file's writers and writes the file's outputs atomically after its last
 page. Pages reach the engine and the writers in input order, so outputs, failures and outcomes are the
 ones ``ocrlite.batch.run.process_file`` gives file by file.
@@ -16,10 +17,8 @@ holds its own models, ~0.5 GB for v6-small); more cores than 2 were not measured
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import queue
-import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -33,6 +32,7 @@ from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.plan import Job
 from ocrlite.batch.report import Failure, FileOutcome
 from ocrlite.batch.run import BatchOptions, EngineSpec, add_page, file_failure, page_failure, write_outputs
+from ocrlite.batch.workers import Unread, WorkerPool, read_page
 from ocrlite.errors import OcrliteError, error_reason
 from ocrlite.io.pages import Page, count_pages, open_pages
 from ocrlite.io.writers import PageRecord, Writer, make_writer
@@ -201,73 +201,31 @@ def _finish(file: _File) -> FileOutcome:
     return file.outcome
 
 
-@dataclass(frozen=True)
-class _Unread:
-    """A page the engine could not read (``reason``), or a worker that cannot run at all (``fatal``)."""
-
-    reason: str
-    fatal: bool = False
-
-
 class _Ready:
-    """A result computed in this process, with the interface of a pool's ``AsyncResult``."""
+    """A result computed in this process, with the interface of ``InFlight``."""
 
-    def __init__(self, value: PageResult | _Unread) -> None:
+    def __init__(self, value: PageResult | Unread) -> None:
         self.value = value
 
     def ready(self) -> bool:
         return True
 
-    def get(self) -> PageResult | _Unread:
+    def get(self) -> PageResult | Unread:
         return self.value
-
-
-def _read_page(engine: Callable[[Any], PageResult], image: Any) -> PageResult | _Unread:
-    try:
-        return engine(image)
-    except Exception as exc:  # one bad page must not cost the others
-        return _Unread(error_reason(exc))
-
-
-_worker: dict[str, Any] = {}
-
-
-def _worker_init(spec: EngineSpec, threads: int) -> None:
-    """Load the models once per worker process and give it its share of the cores."""
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    torch.set_num_threads(threads)
-    try:
-        _worker["engine"] = spec.build()
-    except OcrliteError as exc:
-        _worker["fatal"] = str(exc)
-
-
-def _worker_read(image: Any) -> PageResult | _Unread:
-    if "fatal" in _worker:
-        return _Unread(_worker["fatal"], fatal=True)
-    try:
-        return _read_page(_worker["engine"], image)
-    finally:
-        trim_heap()  # pages of varying sizes: give the freed heap back, as the writer does in this process
 
 
 @contextmanager
 def _engine(spec: EngineSpec, workers: int) -> Iterator[tuple[Callable[[Any], Any], int]]:
-    """``submit(image)`` -> an ``AsyncResult``-like, and how many pages may be in flight at once."""
+    """``submit(image)`` -> an ``InFlight``-like, and how many pages may be in flight at once."""
     if workers <= 1:
         engine = spec.build()
-        yield (lambda image: _Ready(_read_page(engine, image))), 1
+        yield (lambda image: _Ready(read_page(engine, image))), 1
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = multiprocessing.get_context("spawn").Pool(workers, _worker_init, (spec, threads))
+    pool = WorkerPool(spec, workers, threads=max(1, (os.cpu_count() or 1) // workers))
     try:
-        yield (lambda image: pool.apply_async(_worker_read, (image,))), 2 * workers
-        pool.close()
+        yield pool.submit, 2 * workers
     finally:
-        pool.terminate()  # workers only read pages: nothing of theirs is left half-written
-        pool.join()
+        pool.close()
 
 
 def _submit(submit: Callable[[Any], Any], item: PageItem) -> Any:
@@ -275,7 +233,7 @@ def _submit(submit: Callable[[Any], Any], item: PageItem) -> Any:
     if item.number == 0:
         return None
     if item.page is None:  # the reader could not decode it
-        return _Ready(_Unread(error_reason(item.error) if item.error is not None else "no page"))
+        return _Ready(Unread(error_reason(item.error) if item.error is not None else "no page"))
     return submit(item.page.image)
 
 
@@ -313,8 +271,8 @@ def run_local(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any
                 writer.finish(files.pop(item.index))
                 return
             read, page, several = result.get(), item.page, item.count > 1
-            if isinstance(read, _Unread) or page is None:
-                if isinstance(read, _Unread) and read.fatal:
+            if isinstance(read, Unread) or page is None:
+                if isinstance(read, Unread) and read.fatal:
                     raise OcrliteError(read.reason)
                 writer.fail(file, page_failure(job, getattr(read, "reason", ""), item.number, several))
             else:

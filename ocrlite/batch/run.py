@@ -103,8 +103,8 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
                 report.add(outcome)
                 for failure in outcome.failures:
                     _say(bar, f"ocrlite: error: {failure.message()}")
-    except KeyboardInterrupt:
-        report.interrupted = True
+    except (KeyboardInterrupt, OcrliteError) as exc:  # Ctrl-C, or workers that cannot run: the rest is pending
+        report.interrupted = isinstance(exc, KeyboardInterrupt)
         report.pending = [job.name for job in plan.jobs if job.name not in done]
         raise
     finally:

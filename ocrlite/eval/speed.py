@@ -9,7 +9,8 @@ Peak RSS is measured per system in a child process that loads it and reads the p
 Folder throughput (``folder_rows``): ``ocrlite ocr DIR -o OUT`` run as a user runs it (a fresh process:
 start-up, model loading, reading the files and writing json included) beside the peer's own sequential
 loop over the same files in a fresh process (imports, model loading, decoding each file and one call
-per page), timed wall-clock; pages per minute and ocrlite's pages/min over the peer's.
+per page), timed wall-clock; pages per minute and ocrlite's pages/min over the peer's, the peak RSS of
+each run's process tree (worker processes included), and each system's cold model load in a fresh process.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import numpy as np
 
 from ocrlite.results import PageResult
 
-__all__ = ["ROWS", "SpeedSystem", "build_system", "bench_rows", "folder_rows", "peak_rss", "format_rows"]
+__all__ = ["ROWS", "SpeedSystem", "build_system", "bench_rows", "folder_rows", "format_rows", "load_seconds",
+           "peak_rss", "run_tree"]
 
 # row name -> (ocrlite preset, its --set overrides, peer); the peer runs the same det and rec nets.
 # RapidOCR 1.2.13 runs ppocr-v3's det and rec files byte for byte (same sha256); its own classifier export
@@ -224,14 +226,56 @@ def _rss_child(row: str, which: str, threads: int, paths: list[str]) -> None:
         system.page(read_image(Path(path)))
 
 
-def _timed(command: Sequence[str]) -> float:
-    """Wall-clock seconds of ``command``, which must succeed."""
-    start = time.perf_counter()
-    done = subprocess.run(list(command), capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
+def run_tree(command: Sequence[str], interval: float = 0.1) -> tuple[float, float, str]:
+    """Wall-clock seconds of ``command``, which must succeed, the peak RSS (MiB) of its process tree, its stdout.
+
+    The RSS of the process and all its descendants (worker processes) is summed every ``interval``
+    seconds (psutil, the ``bench`` extra); the peak of those sums is returned.
+    """
+    import tempfile
+
+    import psutil
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # files: a full pipe would block
+        start = time.perf_counter()
+        child = subprocess.Popen(list(command), stdout=out, stderr=err, text=True)
+        proc, peak = psutil.Process(child.pid), 0
+        while child.poll() is None:
+            try:
+                tree = [proc, *proc.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:  # a process of the tree ended while it was sampled
+                pass
+            time.sleep(interval)
+        elapsed = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({child.returncode}): {stderr.strip()[-500:]}")
+    return elapsed, peak / 2**20, stdout
+
+
+def load_seconds(row: str, which: str, threads: int) -> float:
+    """Cold model load of a system in a fresh process: its imports and one build, as a user's first call pays.
+
+    ``which``: "torch", "onnxruntime" (ocrlite backends; the ONNX export is cached by then) or "peer".
+    """
+    code = ("import sys,time;t=time.perf_counter();from ocrlite.eval.speed import _build;"
+            "_build(sys.argv[1], sys.argv[2], int(sys.argv[3]));print(time.perf_counter()-t)")
+    done = subprocess.run([sys.executable, "-c", code, row, which, str(threads)], capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return elapsed
+        raise RuntimeError(f"loading {row} {which} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _build(row: str, which: str, threads: int) -> Any:
+    if which == "peer":  # no torch import charged to the peer
+        return _peer(row, threads)[0]()
+    import torch
+
+    torch.set_num_threads(threads)
+    return _ocrlite(row, which)[0]()
 
 
 def _peer_folder_child(row: str, threads: int, folder: str) -> None:
@@ -247,7 +291,9 @@ def _peer_folder_child(row: str, threads: int, folder: str) -> None:
 def folder_rows(row: str, folder: Path, settings: Sequence[tuple[str, int]], threads: int,
                 repeats: int) -> list[dict[str, Any]]:
     """Pages per minute of ``ocrlite ocr folder -o OUT`` for each (backend, workers) in ``settings`` and of the
-    peer's sequential loop at ``threads`` onnxruntime threads, ``repeats`` rounds; ratio vs the same round's peer."""
+    peer's sequential loop at ``threads`` onnxruntime threads, ``repeats`` rounds; ratio vs the same round's peer.
+    Each row also has the peak RSS of the run's process tree (workers included) and the cold model load
+    (``load_seconds``) of its system, measured once per system after the first round."""
     import shutil
     import tempfile
 
@@ -259,23 +305,29 @@ def folder_rows(row: str, folder: Path, settings: Sequence[tuple[str, int]], thr
             "_peer_folder_child(sys.argv[1], int(sys.argv[2]), sys.argv[3])")
     out: list[dict[str, Any]] = []
     for round_ in range(1, repeats + 1):
-        peer_s = _timed([sys.executable, "-c", code, row, str(threads), str(folder)])
+        peer_s, peer_rss, _ = run_tree([sys.executable, "-c", code, row, str(threads), str(folder)])
         peer_ppm = 60 * pages / peer_s
         out.append({"row": row, "round": round_, "system": _peer(row, threads)[1], "setting": f"{threads} threads",
-                    "pages": pages, "seconds": round(peer_s, 1), "pages_per_min": round(peer_ppm, 1), "ratio": 1.0})
+                    "which": "peer", "pages": pages, "seconds": round(peer_s, 1), "pages_per_min": round(peer_ppm, 1),
+                    "ratio": 1.0, "peak_rss_mib": round(peer_rss)})
         for backend, workers in settings:
             target = Path(tempfile.mkdtemp(prefix="ocrlite-folder-"))
             try:
                 command = [sys.executable, "-c", "from ocrlite.cli import main; main()", "ocr", str(folder),
                            "-o", str(target), "-q", "--model", preset, "--backend", backend, "--workers", str(workers),
                            *(arg for item in sets for arg in ("--set", item))]
-                seconds = _timed(command)
+                seconds, rss, _ = run_tree(command)
             finally:
                 shutil.rmtree(target, ignore_errors=True)
             ppm = 60 * pages / seconds
             out.append({"row": row, "round": round_, "system": f"ocrlite {preset} ({backend})",
-                        "setting": f"{workers} workers", "pages": pages, "seconds": round(seconds, 1),
-                        "pages_per_min": round(ppm, 1), "ratio": round(ppm / peer_ppm, 3)})
+                        "setting": f"{workers} workers", "which": backend, "pages": pages, "seconds": round(seconds, 1),
+                        "pages_per_min": round(ppm, 1), "ratio": round(ppm / peer_ppm, 3),
+                        "peak_rss_mib": round(rss)})
+    loads = {which: round(load_seconds(row, which, threads), 2)
+             for which in dict.fromkeys(r["which"] for r in out)}
+    for record in out:
+        record["load_s"] = loads[record.pop("which")]
     return out
 
 

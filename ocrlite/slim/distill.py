@@ -235,6 +235,8 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
 
         if task.name != "rec":
             raise ConfigError(f"train.distill.mode: udml trains recognizers (rec); this is a {task.name} task")
+        if (stage.get("train") or {}).get("center_loss") is not None:
+            raise ConfigError("train.center_loss: not available with train.distill.mode udml (two students)")
         return UDMLTask(task, settings.weight, settings.feature_weight, settings.feature, asdict(settings),
                         _peer_builder(task, stage, settings.peer_weights))
     if settings.mode == "pseudo":

@@ -1,9 +1,10 @@
 """Training checkpoints without pickle: safetensors for tensors, JSON for everything else.
 
 A checkpoint is a folder ``step_NNNNNNN`` holding ``model.safetensors`` (the net's state dict),
-``optimizer.safetensors`` (per-parameter optimizer state and the torch RNG state) and
+``optimizer.safetensors`` (per-parameter optimizer state and the torch RNG state), for a task that keeps
+tensors of its own (the recognizer's center-loss centers) ``task.safetensors``, and
 ``state.json`` (step, optimizer hyper-parameters, AMP scaler, counters, config).
-``state.json`` is written last and records the sha256 of both tensor files, so a folder without it,
+``state.json`` is written last and records the sha256 of the tensor files, so a folder without it,
 or with files that differ, is not a checkpoint. ``LATEST`` in the run folder names the newest one.
 """
 
@@ -24,6 +25,7 @@ from ..weights import sha256_file
 __all__ = ["save_checkpoint", "load_checkpoint", "find_checkpoint", "state_tensors"]
 
 LATEST = "LATEST"
+TASK_FILE = "task.safetensors"
 
 
 def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -52,8 +54,11 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     extra: dict[str, Any],
     keep: int = 2,
+    task_tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` under ``run_dir/checkpoints``, point ``LATEST`` at it, keep the newest ``keep``."""
+    """Write checkpoint ``step`` under ``run_dir/checkpoints``, point ``LATEST`` at it, keep the newest ``keep``.
+
+    ``task_tensors`` (the task's own state, if any) go to ``task.safetensors``."""
     from safetensors.torch import save
 
     root = run_dir / "checkpoints"
@@ -65,10 +70,14 @@ def save_checkpoint(
         optim_tensors["rng.cuda"] = torch.cuda.get_rng_state()
     atomic_write_bytes(folder / "model.safetensors", save(state_tensors(model)))
     atomic_write_bytes(folder / "optimizer.safetensors", save(optim_tensors))
+    names = ["model.safetensors", "optimizer.safetensors"]
+    if task_tensors:
+        atomic_write_bytes(folder / TASK_FILE, save(task_tensors))
+        names.append(TASK_FILE)
     state = {
         "step": step,
         "optimizer": optim_rest,
-        "sha256": {name: sha256_file(folder / name) for name in ("model.safetensors", "optimizer.safetensors")},
+        "sha256": {name: sha256_file(folder / name) for name in names},
         **extra,
     }
     atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
@@ -92,8 +101,11 @@ def find_checkpoint(path: Path) -> Path:
     raise ConfigError(f"no checkpoint in {path} (expected state.json or checkpoints/{LATEST})")
 
 
-def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore model, optimizer and torch RNG states from ``folder``; return ``state.json``."""
+def load_checkpoint(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Restore model, optimizer and torch RNG states from ``folder``; return ``state.json`` and the
+    task's own tensors (``task.safetensors``; empty when the checkpoint has none)."""
     from safetensors.torch import load_file
 
     try:
@@ -103,6 +115,7 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
                 raise ConfigError(f"checkpoint {folder}: {name} does not match its sha256 in state.json")
         weights = load_file(str(folder / "model.safetensors"))
         tensors = load_file(str(folder / "optimizer.safetensors"))
+        task_tensors = load_file(str(folder / TASK_FILE)) if TASK_FILE in state["sha256"] else {}
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"cannot read checkpoint {folder}: {exc}") from None
     model.load_state_dict(weights, strict=True)
@@ -117,4 +130,4 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     torch.set_rng_state(tensors["rng.torch"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
-    return state
+    return state, task_tensors

@@ -4,7 +4,8 @@ Batches go through ``ocrlite.preprocess.line_batch`` at ``rec_batch_width`` (the
 padding, so training sees the padding inference will show it). Samples are grouped by width/height
 ratio like the inference predictor groups crops. Augmentation: TIA-style distort / stretch /
 perspective warps and BDA-style degradations (``synth.degrade``). The loss is CTC with blank 0,
-summed over the batch and divided by the batch size, as in PaddleOCR.
+summed over the batch and divided by the batch size, as in PaddleOCR; a ``train.center_loss`` section adds
+PP-OCRv2's Enhanced CTC center loss (``ocrlite.train.center_loss``), logged as ``center``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..predictors import TextRecognizer
 from ..preprocess import line_batch, rec_batch_width
 from ..settings import LinePreprocess
 from ..stages import StageSpec, stage_spec
+from .center_loss import CenterBank, CenterLossSettings, ctc_align, greedy_labels
 from .settings import from_mapping
 from .synth import FONT_ROOT, LANGS, SCENE_SHARE, WORDS_FILE, FontBank, Synthesizer, degrade, load_words
 
@@ -189,6 +191,10 @@ class RecTask:
         train = stage.get("train") or {}
         self.data: RecData = from_mapping(RecData, "train.data", train.get("data"))
         self.augment: RecAugment = from_mapping(RecAugment, "train.augment", train.get("augment"))
+        self.center: CenterLossSettings | None = None
+        if train.get("center_loss") is not None:
+            self.center = from_mapping(CenterLossSettings, "train.center_loss", train["center_loss"])
+        self.centers: CenterBank | None = None
         self.spec: StageSpec = stage_spec("rec", stage)
         self.pre: LinePreprocess = self.spec.pre
         assert self.spec.charset is not None  # a rec stage always has one
@@ -219,7 +225,21 @@ class RecTask:
         return files
 
     def build_model(self) -> nn.Module:
-        return self.spec.build_net()
+        """The stage's net; with the center loss also a fresh ``CenterBank`` sized by its last Linear."""
+        net = self.spec.build_net()
+        if self.center is not None:
+            last = _last_linear(net)
+            self.centers = CenterBank(last.out_features, last.in_features)
+        return net
+
+    def task_tensors(self) -> dict[str, Tensor]:
+        """The center-loss centers (for the checkpoint); none without the center loss."""
+        return self.centers.tensors() if self.centers is not None else {}
+
+    def load_task_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Restore the centers from a checkpoint (after ``build_model``)."""
+        if self.centers is not None:
+            self.centers.load(tensors)
 
     def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:
         """``batch_size`` samples, every random choice from ``rng``.
@@ -271,8 +291,25 @@ class RecTask:
         }
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        loss = ctc_loss(model(batch["image"]), batch["targets"], batch["target_lengths"])
-        return loss, {"ctc": float(loss.detach())}
+        """CTC, plus ``weight`` x the center loss on the last Linear's input when ``train.center_loss`` is set."""
+        if self.center is None:
+            loss = ctc_loss(model(batch["image"]), batch["targets"], batch["target_lengths"])
+            return loss, {"ctc": float(loss.detach())}
+        if self.centers is None:
+            raise RuntimeError("the center loss needs RecTask.build_model to have made the centers")
+        features: list[Tensor] = []
+        hook = _last_linear(model).register_forward_pre_hook(lambda _module, args: features.append(args[0]))
+        try:
+            logits = model(batch["image"])
+        finally:
+            hook.remove()
+        ctc = ctc_loss(logits, batch["targets"], batch["target_lengths"])
+        if self.center.labels == "aligned":
+            labels = ctc_align(logits, batch["targets"], batch["target_lengths"])
+        else:
+            labels = greedy_labels(logits)
+        center = self.centers.step(features[-1], labels, self.center.rate)
+        return ctc + self.center.weight * center, {"ctc": float(ctc.detach()), "center": float(center.detach())}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Case-sensitive word accuracy and 1 - NED on the eval label file, through ``TextRecognizer``."""
@@ -288,6 +325,15 @@ class RecTask:
             model.train(was_training)
         scores = evaluate_recognition(preds, [text for _, text in samples], case_sensitive=True)
         return {"word_acc": scores.accuracy, "one_minus_ned": scores.one_minus_ned}
+
+
+def _last_linear(model: nn.Module) -> nn.Linear:
+    """The Linear that makes the CTC logits: the last one in the model's head."""
+    head = model.get_submodule("head") if hasattr(model, "head") else model
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ConfigError("train.center_loss: the model's head has no Linear layer to take features from")
+    return linears[-1]
 
 
 def _ratio(path: Path) -> float:

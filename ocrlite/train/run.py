@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -41,6 +42,8 @@ def build_task(stage: dict[str, Any], batch_size: int) -> Task:
     name = (stage.get("train") or {}).get("task")
     if name not in TASKS:
         raise ConfigError(f"train.task must be one of {', '.join(TASKS)}, got {name!r}")
+    if name != "rec" and (stage.get("train") or {}).get("center_loss") is not None:
+        raise ConfigError(f"train.center_loss: the center loss (Enhanced CTC) is for rec tasks, not {name}")
     module, _, cls = TASKS[name].partition(":")
     task: Task = getattr(importlib.import_module(module), cls)(stage, batch_size)
     return task
@@ -61,7 +64,8 @@ def export_model(
     out = run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     tensors = out / f"{name}.safetensors"
-    atomic_write_bytes(tensors, (run_dir / "best.safetensors").read_bytes())
+    weights = getattr(task, "export_weights", None)  # QAT: the best weights without the clip bounds
+    atomic_write_bytes(tensors, weights(run_dir) if weights else (run_dir / "best.safetensors").read_bytes())
     kind = stage_kind(stage)
     spec = stage_spec(kind, stage) if kind else None
     parent = spec.manifest if spec else {}
@@ -107,6 +111,8 @@ def export_model(
         how += f", distilled from {distill['teacher']} through its pseudo-labels"
     elif distill:
         how += f", distilled from {distill['teacher']}"
+    if training.get("qat"):
+        how += ", quantization-aware (PACT; the int8 model is in int8/)"
     atomic_write_text(target, f"# {name}: {how} by ocrlite train\n"
                       + yaml.safe_dump(config, sort_keys=False))
     return target
@@ -146,6 +152,8 @@ def run_training(
     a frozen teacher's KD term (mode kd), a U-DML student pair (udml) or a CML trio (cml); the trainer is the
     same. Mode pseudo instead has the teacher label its unlabelled images first (``ocrlite.slim.pseudo``; its
     one-line summary goes to ``notify``) and trains the plain rec task on them.
+    A ``train.qat`` section wraps it for quantization-aware fine-tuning (``ocrlite.slim.qat``); the returned
+    config is then the int8 model's (``export/int8/<kind>.yaml``), the float export lies beside it.
     """
     stage = load_training_config(config, overrides, teacher, distill)
     if not stage.get("train"):
@@ -161,16 +169,23 @@ def run_training(
 
             stage, about = pseudo_stage(stage, run_dir, progress, notify)
     task = build_task(stage, settings.batch_size)
+    quantized: dict[str, Any] = {}  # {"qat": settings} of a quantization-aware run
     if stage["train"].get("distill") is not None:
         from ..slim.distill import distill_task
 
         wrapped = distill_task(task, stage)
         task, about = wrapped, wrapped.about
+    if stage["train"].get("qat") is not None:
+        from ..slim.qat import qat_task
+
+        qat = qat_task(task, stage)
+        task, quantized = qat, qat.about
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files)
     result = train(task, settings, run_dir, device, resume, progress, config=stage)
     if not export:
         return result, None
+    center = getattr(task, "center", None)  # a rec task's center-loss settings (Enhanced CTC)
     training = {
         "command": " ".join(["ocrlite", *sys.argv[1:]]) if sys.argv else "",
         "config": str(config),
@@ -180,5 +195,9 @@ def run_training(
         "torch": torch.__version__,
         "settings": vars(settings),
         **({"distill": about} if about else {}),
+        **quantized,
+        **({"center_loss": asdict(center)} if center is not None else {}),
     }
-    return result, export_model(run_dir, stage, name or Path(config).stem, task, result, training)
+    exported = export_model(run_dir, stage, name or Path(config).stem, task, result, training)
+    finish = getattr(task, "finish_export", None)  # QAT: the int8 model beside the float export
+    return result, finish(run_dir, exported) if finish is not None else exported

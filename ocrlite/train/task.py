@@ -18,6 +18,8 @@ class Task(Protocol):
     be made ahead in worker processes and a resumed run continues bit-exact.
     ``evaluate`` runs the *inference* predictor around ``model`` and returns named scores;
     ``metric`` names the score used to keep the best checkpoint (higher is better).
+    Optional methods the trainer looks for: ``deployed(model)`` (the net to keep as the best weights),
+    ``task_tensors()`` and ``load_task_tensors(tensors)`` (state outside the model, saved in checkpoints).
     """
 
     name: str  # 'det' | 'cls' | 'rec'

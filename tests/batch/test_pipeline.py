@@ -3,11 +3,14 @@
 The reference is ``process_file`` called on each input in turn with the same engine, the loop the
 pipeline replaced; a real run (shipped default models, tiny pages) must give byte-identical outputs
 and equal outcomes with one and with two worker processes. The ordering and isolation checks swap in
-a fake engine that is slow on some pages, so a pipeline that reordered work would show it.
+a fake engine that is slow on some pages, so a pipeline that reordered work would show it. The worker
+death checks run the real OCR in workers that kill themselves (SIGKILL) on chosen pages
+(tests/batch/dying_worker.py): a run must end, lose only the page that kills twice, and its rerun read it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ocrlite.batch import pipeline
 from ocrlite.batch import run as batch
+from ocrlite.batch import workers as worker_pool
 from ocrlite.batch.plan import make_plan
 from ocrlite.batch.report import FileOutcome
 from ocrlite.cli import main
@@ -60,7 +64,7 @@ def sequential(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, li
     """The reference: ``process_file`` on each input in turn, one engine."""
     root = tmp_path_factory.mktemp("pipeline")
     scans, out = _scans(root / "scans"), root / "sequential"
-    options = batch.BatchOptions(out, FORMATS, dpi=100)
+    options = batch.BatchOptions(out, FORMATS, dpi=100.0)
     engine = batch.EngineSpec().build()
     outcomes = [batch.process_file(engine, job, options) for job in make_plan([scans], out, FORMATS).jobs]
     return scans, out, outcomes
@@ -71,7 +75,7 @@ def test_outputs_and_outcomes_equal_the_file_by_file_loop(
         sequential: tuple[Path, Path, list[FileOutcome]], tmp_path: Path, workers: int) -> None:
     scans, reference, expected = sequential
     out = tmp_path / "out"
-    options = batch.BatchOptions(out, FORMATS, dpi=100, workers=workers)
+    options = batch.BatchOptions(out, FORMATS, dpi=100.0, workers=workers)
     jobs = make_plan([scans], out, FORMATS).jobs
     used: list[int] = []
     outcomes = list(pipeline.run_local(jobs, batch.EngineSpec(), options, None, used.append))
@@ -168,3 +172,66 @@ def test_workers_default_to_one_per_core_but_not_more_than_pages(tmp_path: Path)
     assert pipeline._workers(plan.jobs, 4) == 1  # one page: read here, no process spawned
     plan = make_plan([tmp_path / "two.tiff"], tmp_path / "out", ["txt"])
     assert pipeline._workers(plan.jobs, 4) == 2 and pipeline._workers(plan.jobs, 1) == 1
+
+
+def _dying_workers(monkeypatch: pytest.MonkeyPatch, tally: Path) -> None:
+    """Batch runs of the CLI build a ``DyingEngineSpec``: a worker handed d4.png (330 pixels wide) dies once,
+    one handed e5.png (340) dies the first two times."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # spawned workers inherit sys.path
+    from dying_worker import DyingEngineSpec
+
+    tally.mkdir()
+    monkeypatch.setattr(batch, "EngineSpec", functools.partial(DyingEngineSpec, kills=((330, 1), (340, 2)),
+                                                               tally=str(tally)))
+
+
+def _batch_cli(scans: Path, out: Path, workers: int) -> Any:
+    return CliRunner().invoke(main, ["ocr", str(scans), "-o", str(out), "--format", ",".join(FORMATS),
+                                     "--workers", str(workers), "--dpi", "100"])
+
+
+def _errors(result: Any) -> dict[str, str]:
+    """File name -> its error line."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ocrlite: error:")]
+    return {line.split(": ")[2].rsplit("/", 1)[-1]: line for line in lines}
+
+
+def test_a_killed_worker_is_replaced_and_a_page_that_kills_twice_is_the_only_loss(
+        sequential: tuple[Path, Path, list[FileOutcome]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scans, reference, _ = sequential
+    out, tally = tmp_path / "out", tmp_path / "tally"
+    _dying_workers(monkeypatch, tally)
+    result = _batch_cli(scans, out, workers=2)
+    assert (tally / "330").read_bytes() == b"x" and (tally / "340").read_bytes() == b"xx"  # three SIGKILLs
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    errors = _errors(result)
+    assert sorted(errors) == ["b2y.png", "c3y.jpg", "e5.png"]  # d4.png was read again: not lost
+    assert errors["e5.png"].endswith("e5.png: a worker process died reading it, 2 times (killed, or out of memory?); "
+                                     "rerun to retry it")
+    report = json.loads((out / "ocrlite-report.json").read_text(encoding="utf-8"))
+    assert sorted(f["name"] for f in report["failures"]) == sorted(errors) and report["workers"] == 2
+    expected = _files(reference)
+    assert _files(out) == {k: v for k, v in expected.items() if not k.startswith("e5.png")}  # nothing else lost
+    assert not list(out.rglob("*.part"))
+    before = {p: (out / p).stat().st_mtime_ns for p in _files(out)}
+
+    rerun = _batch_cli(scans, out, workers=1)  # e5.png no longer kills: read now, the rest kept
+    assert rerun.exit_code == 1 and sorted(_errors(rerun)) == ["b2y.png", "c3y.jpg"], rerun.output
+    assert _files(out) == expected
+    assert {p: (out / p).stat().st_mtime_ns for p in before} == before
+
+
+def test_workers_that_keep_dying_end_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    from dying_worker import DeadOnArrivalSpec
+
+    monkeypatch.setattr(worker_pool, "LOST_IN_A_ROW", 1)  # the first page lost ends it (each loss: two starts)
+    pool = worker_pool.WorkerPool(DeadOnArrivalSpec(), workers=1, threads=1)
+    try:
+        page = pool.submit(np.asarray(_page("ONE")))
+        assert page.get() == worker_pool.Unread(
+            "worker processes keep dying (out of memory?): the run stops; rerun to retry", fatal=True)
+        assert page.deaths == worker_pool.READS == 2
+    finally:
+        pool.close()
+    assert not pool.workers[0].process.is_alive()
