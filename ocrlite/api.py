@@ -11,7 +11,7 @@ import numpy as np
 from ocrlite.backends.torch import Runner
 from ocrlite.errors import ConfigError
 from ocrlite.io.images import read_image
-from ocrlite.orientation import PageLines, page_steps
+from ocrlite.orientation import PageLines, TextProbe, page_steps
 from ocrlite.postprocess import ctc_word_boxes
 from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer
 from ocrlite.preprocess import crop_quad
@@ -81,7 +81,12 @@ class OCR:
         image = _as_array(image)
         if self.page_steps is None:
             return self._read(image, self.lines(image))
-        return self.page_steps(image, self.lines, self._read)
+        return self.page_steps(image, self.probe, self._read)
+
+    @property
+    def probe(self) -> TextProbe:
+        """This pipeline's detector and recognizer as the page orientation decision uses them on a page in doubt."""
+        return TextProbe(self.lines, self.confidences)
 
     def lines(self, image: np.ndarray | str | Path) -> PageLines:
         """The text lines of ``image`` as given: detected boxes, their crops and the line classifier's
@@ -117,6 +122,10 @@ class OCR:
                 crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)
             angles.append(180 if flip else 0)
         return angles
+
+    def confidences(self, crops: Sequence[np.ndarray]) -> list[float]:
+        """The recognizer's mean CTC confidence of each crop, read as given (no line classifier)."""
+        return [decoded.score for decoded in self.recognizer(list(crops))]
 
     def recognize(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[str, float]]:
         """Text and score of already-cropped text lines (optionally direction-corrected)."""

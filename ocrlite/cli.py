@@ -566,7 +566,7 @@ def _train(config: str, overrides: tuple[str, ...], run_dir: str, resume: str | 
 
     result, exported = _build(lambda: run_training(
         config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet, teacher,
-        distill))
+        distill, partial(click.echo, err=True)))
     best = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best.items())
     click.echo(f"steps={result.steps} samples={result.samples_seen} cpu_s={result.cpu_seconds:.0f} "
                f"loss={result.last_loss:.4f} best: {best or '-'}")
@@ -592,8 +592,10 @@ def train_command(config: str, overrides: tuple[str, ...], run_dir: str, resume:
 def distill_command(config: str, teacher: str | None, overrides: tuple[str, ...], run_dir: str, resume: str | None,
                     device: str, export: bool, name: str | None, quiet: bool) -> None:
     """Train a stage config (train: section) by distillation, train.distill.mode: kd (default: a teacher's
-    KD term added to a rec/cls loss; --set train.distill.weight=1.0, train.distill.temperature=2.0) or udml
-    (two recognizer students: CTC on both + weight * DML + feature_weight * L2 of their backbone features)."""
+    KD term added to a rec/cls loss; --set train.distill.weight=1.0, train.distill.temperature=2.0), udml
+    (two recognizer students: CTC on both + weight * DML + feature_weight * L2 of their backbone features),
+    cml (detectors) or pseudo (a teacher of any charset labels train.distill.unlabelled images, crops or
+    pages, with its text; the student's rec task trains on the kept labels)."""
     _train(config, overrides, run_dir, resume, device, export, name, quiet, teacher, distill=True)
 
 

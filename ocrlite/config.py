@@ -9,6 +9,7 @@ and validating them is ``ocrlite.stages``' job.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,10 +20,22 @@ from ocrlite.errors import ConfigError
 __all__ = ["load_yaml", "apply_overrides"]
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-5`` and ``3E+2`` as floats (YAML 1.2; PyYAML's 1.1 rules
+    need a dot, so ``lr: 1e-5`` would silently become a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
-    """Load a YAML mapping with ``yaml.safe_load``; anything else is a ConfigError."""
+    """Load a YAML mapping (safe loading); anything else is a ConfigError."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except (OSError, yaml.YAMLError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"cannot read config {path}: {first_line}") from None
@@ -33,7 +46,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 def _parse_value(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError:
         return text
 

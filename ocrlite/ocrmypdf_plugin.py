@@ -10,9 +10,9 @@ OCRmyPDF rasterises each page and calls the engine once per page in its worker p
 - ``generate_hocr``: ocrlite's hOCR writer; ``generate_pdf`` (``--pdf-renderer sandwich``): a text-only
   PDF page from ocrlite's PDF writer, sized to the page image;
 - ``get_orientation`` (``--rotate-pages``): ocrlite's page orientation decision (the 0/90/180/270 page
-  classifier fused with the detected lines' shape and direction, as ``ocrlite ocr --rotate-pages``), its
-  probability put on OCRmyPDF's confidence scale (see ``orientation_confidence``); ``get_deskew``
-  (``--deskew``): the median angle of the long detected boxes.
+  classifier fused with the detected lines' shape, direction and, for a page in doubt, their readings, as
+  ``ocrlite ocr --rotate-pages``), its probability put on OCRmyPDF's confidence scale (see
+  ``orientation_confidence``); ``get_deskew`` (``--deskew``): the median angle of the long detected boxes.
 
 Each process builds the pipeline once, lazily, behind a lock. Torch threads per process default to the
 CPU count divided by ``--jobs`` (OCRmyPDF's worker count, itself the CPU count by default), so the
@@ -215,7 +215,8 @@ class OcrliteEngine(OcrEngine):
     def get_orientation(input_file: Path, options: Any) -> OrientationConfidence:
         image, _ = _read(input_file)
         classifier = _MODELS.classifier(options)
-        angle, probability = classifier.decide(image, _MODELS.pipeline(options).lines(image))
+        pipeline = _MODELS.pipeline(options)
+        angle, probability = classifier.decide(image, pipeline.lines(image), pipeline.probe)
         return OrientationConfidence(angle, orientation_confidence(probability, classifier.post.thresh))
 
     @staticmethod

@@ -5,17 +5,25 @@ resized so its short side is 256, centre-cropped to 224x224 and normalised with 
 (BGR channel order, as the exported model was fed). Its label is the clockwise angle by which the page's
 content is turned; rotating the page back by that angle (counter-clockwise) makes it upright.
 
-The page's orientation is decided from two sources (``PageOrientationClassifier.decide``):
+The page's orientation is decided from these sources (``PageOrientationClassifier.decide``):
 
 - the classifier, run on the page and on its three quarter turns, each answer turned back to the page's
   frame, combined as a geometric mean (``turned_log_probabilities``; one batch of four 224x224 inputs);
 - the text itself (``text_evidence``): the lines the detector finds on the page as given. A line much
   longer than high says whether the page is turned by 0/180 (wide) or 90/270 (tall), and the line
   direction classifier's 0/180 answer on its crop (``crop_quad`` turns tall crops counter-clockwise)
-  picks one of the two. Each line adds its log-vote, weighted by how elongated it is.
+  picks one of the two. Each line adds its log-vote, weighted by how elongated it is;
+- only while the page is in doubt (fused probability below ``recheck``), the recognizer
+  (``reading_evidence``, through a ``TextProbe``): the longest few lines read as given and turned 180
+  degrees; text read upside down gets a low mean CTC confidence. If the page is still in doubt, the page
+  turned a quarter clockwise is detected and its lines weighed the same way (line shape, direction and
+  reading), each vote moved back a quarter: a photo's words that the detector misses or mis-shapes on the
+  page as given are often found on the page turned the other way.
 
-Many long lines (documents) outweigh the classifier; a few short words (scene photos) leave it the say.
-When the page is upright, its detections (``PageLines``) are reused to read it: the detector runs once.
+Many long lines (documents) outweigh the classifier and end the decision after the first two sources; a
+few short words (scene photos) leave the classifier most of the say, and there the recognizer helps.
+When the page is upright, its detections (``PageLines``) are reused to read it: the detector runs once
+(twice on a page in doubt).
 
 ``estimate_skew`` measures the remaining small tilt from the detected boxes: the median angle of the long
 ones. ``PageSteps`` applies both before the pipeline reads a page and maps every quad of the result back
@@ -42,7 +50,9 @@ from ocrlite.stages import PAGE_KIND, StageSpec, stage_spec
 
 __all__ = [
     "PageLines",
+    "TextProbe",
     "text_evidence",
+    "reading_evidence",
     "PageOrientationClassifier",
     "page_crop",
     "rotate_upright",
@@ -61,6 +71,8 @@ _QUARTERS = (0, 90, 180, 270)
 _LINE_ASPECT = 1.5
 _FULL_ASPECT = 10.0
 _LINE_DOUBT = 0.1
+# Reading evidence: a mean CTC confidence below _MIN_CONFIDENCE (an empty reading scores 0) counts as it.
+_MIN_CONFIDENCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -74,26 +86,70 @@ class PageLines:
     directions: tuple[tuple[int, float], ...] | None
 
 
+@dataclass(frozen=True)
+class TextProbe:
+    """What the pipeline lends the orientation decision while a page is in doubt: ``detect`` finds the lines of
+    a page as given (``PageLines``), ``confidence`` gives the recognizer's mean CTC confidence of each crop,
+    read as given."""
+
+    detect: Callable[[np.ndarray], PageLines]
+    confidence: Callable[[Sequence[np.ndarray]], list[float]]
+
+
+def _elongation(box: TextBox) -> tuple[float, int, bool]:
+    """(long side / short side, long side, whether ``crop_quad`` turns the crop) of a line box."""
+    width, height = quad_size(box.points)
+    return max(width, height) / max(1, min(width, height)), max(width, height), is_tall(width, height)
+
+
 def text_evidence(lines: PageLines) -> np.ndarray:
     """Log-evidence for the page's content being turned clockwise by 0/90/180/270 degrees, from its lines:
     wide lines vote for 0/180, tall ones for 90/270, split by the line classifier's 0/180 probability
     (even without one); each vote weighted by min(long/short side, 10) / 10."""
     evidence = np.zeros(4)
     for i, box in enumerate(lines.boxes):
-        width, height = quad_size(box.points)
-        aspect = max(width, height) / max(1, min(width, height))
+        aspect, _, tall = _elongation(box)
         if aspect < _LINE_ASPECT:
             continue
         flipped = 0.5
         if lines.directions is not None:
             angle, score = lines.directions[i]
             flipped = score if angle == 180 else 1.0 - score
-        upright = 1 if is_tall(width, height) else 0  # index of 90 or 0: a turned tall crop reads upright at 90
+        upright = 1 if tall else 0  # index of 90 or 0: a turned tall crop reads upright at 90
         vote = np.full(4, _LINE_DOUBT / 4)
         vote[upright] += (1 - _LINE_DOUBT) * (1 - flipped)
         vote[upright + 2] += (1 - _LINE_DOUBT) * flipped
         evidence += min(aspect, _FULL_ASPECT) / _FULL_ASPECT * np.log(vote)
     return evidence
+
+
+def reading_evidence(lines: PageLines, confidence: Callable[[Sequence[np.ndarray]], list[float]],
+                     count: int, weight: float) -> np.ndarray:
+    """Log-evidence for 0/90/180/270 from the recognizer: the ``count`` longest lines at least 1.5 times longer
+    than high are read as given and turned 180 degrees; with mean CTC confidences c and c' (at least 0.02),
+    each adds ``weight`` * min(long/short side, 10) / 10 times log c to the angle at which its crop reads
+    upright as given (0 when wide, 90 when tall) and times log c' to the opposite angle."""
+    shapes = [_elongation(box) for box in lines.boxes]
+    elongated = [i for i, (aspect, _, _) in enumerate(shapes) if aspect >= _LINE_ASPECT]
+    picked = sorted(elongated, key=lambda i: -shapes[i][1])[:count]
+    evidence = np.zeros(4)
+    if not picked:
+        return evidence
+    crops = [lines.crops[i] for i in picked]
+    scores = np.log(np.clip(confidence(crops + [cv2.rotate(crop, cv2.ROTATE_180) for crop in crops]),
+                            _MIN_CONFIDENCE, 1.0))
+    for k, i in enumerate(picked):
+        aspect, _, tall = shapes[i]
+        upright = 1 if tall else 0
+        share = weight * min(aspect, _FULL_ASPECT) / _FULL_ASPECT
+        evidence[upright] += share * scores[k]
+        evidence[upright + 2] += share * scores[len(picked) + k]
+    return evidence
+
+
+def _softmax(score: np.ndarray) -> np.ndarray:
+    weights = np.exp(score - score.max())
+    return weights / weights.sum()
 
 
 def page_crop(image: np.ndarray, resize_short: int, crop: int) -> np.ndarray:
@@ -148,22 +204,32 @@ class PageOrientationClassifier:
             for angle in _QUARTERS
         ])
 
-    def fused_probabilities(self, image: np.ndarray, lines: PageLines) -> np.ndarray:
+    def fused_probabilities(self, image: np.ndarray, lines: PageLines, probe: TextProbe | None = None) -> np.ndarray:
         """Probabilities of the page's content being turned clockwise by 0/90/180/270: the classifier over
-        four turns of the page, times the evidence of its text lines (module docstring)."""
+        four turns of the page, times the evidence of its text lines; with a ``probe``, while the top
+        probability stays below ``recheck``: times the recognizer's readings of those lines, then times the
+        evidence of the page turned a quarter clockwise (module docstring)."""
         score = self.turned_log_probabilities(image) + text_evidence(lines)
-        weights = np.exp(score - score.max())
-        return weights / weights.sum()
+        if probe is None or _softmax(score).max() >= self.post.recheck:
+            return _softmax(score)
+        count, weight = self.post.read_lines, self.post.read_weight
+        score = score + reading_evidence(lines, probe.confidence, count, weight)
+        if _softmax(score).max() < self.post.recheck:
+            quarter = probe.detect(cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE))
+            # its content is turned a quarter further: its evidence for angle a + 90 is evidence for a
+            score = score + np.roll(text_evidence(quarter) + reading_evidence(quarter, probe.confidence, count, weight),
+                                    -1)
+        return _softmax(score)
 
-    def decide(self, image: np.ndarray, lines: PageLines) -> tuple[int, float]:
+    def decide(self, image: np.ndarray, lines: PageLines, probe: TextProbe | None = None) -> tuple[int, float]:
         """The most likely clockwise angle of the page's content (classifier and text fused), its probability."""
-        probs = self.fused_probabilities(image, lines)
+        probs = self.fused_probabilities(image, lines, probe)
         best = int(np.argmax(probs))
         return _QUARTERS[best], float(probs[best])
 
-    def correction(self, image: np.ndarray, lines: PageLines) -> tuple[int, float]:
+    def correction(self, image: np.ndarray, lines: PageLines, probe: TextProbe | None = None) -> tuple[int, float]:
         """(angle to undo, probability): the decided angle when its probability reaches ``thresh``, else 0."""
-        angle, score = self.decide(image, lines)
+        angle, score = self.decide(image, lines, probe)
         return (angle if score >= self.post.thresh else 0), score
 
 
@@ -235,18 +301,20 @@ class PageSteps:
     deskew: bool
     min_skew: float = 0.1  # degrees; smaller tilts are left alone
 
-    def __call__(self, image: np.ndarray, detect: Callable[[np.ndarray], PageLines],
+    def __call__(self, image: np.ndarray, probe: TextProbe,
                  read: Callable[[np.ndarray, PageLines], PageResult]) -> PageResult:
-        """Read ``image`` after the page steps: ``detect`` finds its lines, ``read`` reads them. The detector
-        runs again only on a page that was turned or levelled. Quads are mapped back to ``image``'s pixels and
-        the result reports the applied ``rotation`` (clockwise angle undone) and ``skew`` (degrees)."""
+        """Read ``image`` after the page steps: ``probe.detect`` finds its lines (``probe`` also serves a page in
+        doubt), ``read`` reads them. The detector runs again only on a page that was turned or levelled (or in
+        doubt). Quads are mapped back to ``image``'s pixels and the result reports the applied ``rotation``
+        (clockwise angle undone) and ``skew`` (degrees)."""
         height, width = image.shape[:2]
         to_work = np.eye(3)
         rotation: int | None = None
         skew: float | None = None
+        detect = probe.detect
         lines = detect(image)
         if self.classifier is not None:
-            rotation, _ = self.classifier.correction(image, lines)
+            rotation, _ = self.classifier.correction(image, lines, probe)
             if rotation:
                 to_work = _quarter_turn_matrix(rotation, width, height)
                 image = rotate_upright(image, rotation)

@@ -130,21 +130,34 @@ class TextRecognizer:
         return cls(runner, spec.pre, spec.charset)
 
     def __call__(self, crops: Sequence[np.ndarray]) -> list[CTCDecoded]:
-        """Decoded text per crop, in input order; batches share the widest ratio's width."""
+        """Decoded text per crop, in input order; batches share the widest ratio's width.
+
+        A runner with ``map_batches`` (``ocrlite.backends.lanes``) reads several batches at once."""
         results: list[CTCDecoded] = [CTCDecoded("", 0.0, ())] * len(crops)
-        for batch in _ratio_batches(crops, self.pre.batch_size):
-            group = [crops[i] for i in batch]
-            width = rec_batch_width(group, self.pre.height, self.pre.width)
-            inputs = line_batch(group, self.pre.height, width, self.pre.mean, self.pre.std)
-            top1 = getattr(self.runner, "top1", None)
-            if top1 is not None:  # best class + probability computed by the runner, no N x T x C array
-                best, best_prob = top1(inputs)
-                decoded_batch = ctc_decode_top1(best, best_prob, self.charset)
-            else:
-                best = self.runner(inputs)
-                decoded_batch = ctc_greedy_decode(best, self.charset)
-            step = width / best.shape[1]  # input pixels per time step
-            for i, decoded in zip(batch, decoded_batch):
-                resized = min(width, line_width(crops[i], self.pre.height))  # the crop's share of the input
-                results[i] = decoded._replace(step_width=step / resized)
+        batches = list(_ratio_batches(crops, self.pre.batch_size))
+        map_batches = getattr(self.runner, "map_batches", None)
+
+        def read(runner: Runner, batch: list[int]) -> list[CTCDecoded]:
+            return self._read_batch(runner, [crops[i] for i in batch])
+
+        decoded = map_batches(read, batches) if map_batches is not None else [
+            read(self.runner, batch) for batch in batches]
+        for batch, decoded_batch in zip(batches, decoded):
+            for i, text in zip(batch, decoded_batch):
+                results[i] = text
         return results
+
+    def _read_batch(self, runner: Runner, group: list[np.ndarray]) -> list[CTCDecoded]:
+        """One padded batch through ``runner``: decoded texts with each crop's input pixels per time step."""
+        width = rec_batch_width(group, self.pre.height, self.pre.width)
+        inputs = line_batch(group, self.pre.height, width, self.pre.mean, self.pre.std)
+        top1 = getattr(runner, "top1", None)
+        if top1 is not None:  # best class + probability computed by the runner, no N x T x C array
+            best, best_prob = top1(inputs)
+            decoded_batch = ctc_decode_top1(best, best_prob, self.charset)
+        else:
+            best = runner(inputs)
+            decoded_batch = ctc_greedy_decode(best, self.charset)
+        step = width / best.shape[1]  # input pixels per time step
+        return [decoded._replace(step_width=step / min(width, line_width(crop, self.pre.height)))
+                for crop, decoded in zip(group, decoded_batch)]

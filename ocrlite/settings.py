@@ -183,10 +183,15 @@ class PagePreprocess:
 @dataclass(frozen=True)
 class PagePostprocess:
     """Page orientation decision: the clockwise angle of each output and the fused probability (classifier and
-    text lines, ``ocrlite.orientation``) needed to turn a page."""
+    text lines, ``ocrlite.orientation``) needed to turn a page; below ``recheck`` the recognizer reads the
+    ``read_lines`` longest lines as given and turned 180 degrees (votes weighted by ``read_weight``), and if
+    the page is still in doubt, the page turned a quarter is detected and read too (``recheck: 0``: never)."""
 
     labels: tuple[int, ...] = setting((0, 90, 180, 270), length=4, choices=None)
     thresh: float = setting(0.45, low=0.0, high=1.0)
+    recheck: float = setting(0.9, low=0.0, high=1.0)
+    read_lines: int = setting(4, low=1, high=100)
+    read_weight: float = setting(3.0, low=0.0, high=100.0)
 
 
 @dataclass(frozen=True)

@@ -96,25 +96,39 @@ class StageSpec:
 
     def build_runner(self, net: Any = None) -> Any:
         """A runner for this stage's backend; ``net`` (e.g. a training net) replaces the built one and
-        always runs on torch. The onnxruntime backend runs this stage's cached ONNX export (same weights)."""
-        softmax = self.kind != "det" and self.outputs == "logits"
-        if self.backend == "onnxruntime" and net is None:
-            import torch
+        always runs on torch. The onnxruntime backend runs this stage's cached ONNX export (same weights).
+        With several torch threads, a recognizer's runner reads its batches side by side
+        (``ocrlite.backends.lanes``)."""
+        import torch
 
+        softmax = self.kind != "det" and self.outputs == "logits"
+        threads = torch.get_num_threads()
+        lanes = threads if self.kind == "rec" and net is None else 1
+        if self.backend == "onnxruntime" and net is None:
             from ocrlite.backends.export import cached_export
             from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
 
             import_onnxruntime()  # one clear line before any export when onnxruntime is missing
             head = {"det": "raw", "cls": "probs", "rec": "top1"}[self.kind]
             path = self.onnx if self.onnx is not None else cached_export(self, head)
-            return OnnxRunner(path, threads=torch.get_num_threads())
+            runner: Any = OnnxRunner(path, threads=threads)
+            if lanes > 1:
+                from ocrlite.backends.lanes import LaneRunner
+
+                runner = LaneRunner(runner, OnnxRunner(path, threads=1), lanes, pin_torch=False)
+            return runner
         from ocrlite.backends.fold import fold_net
         from ocrlite.backends.torch import TorchRunner
 
         if net is None:
             net = self.build_net()
             fold_net(net)  # our own inference copy: BatchNorm and affine layers folded into the convs
-        return TorchRunner(net, softmax=softmax)
+        runner = TorchRunner(net, softmax=softmax)
+        if lanes > 1:
+            from ocrlite.backends.lanes import LaneRunner
+
+            runner = LaneRunner(runner, runner, lanes, pin_torch=True)
+        return runner
 
 
 @dataclass(frozen=True)

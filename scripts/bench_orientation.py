@@ -1,9 +1,11 @@
 """Page orientation and the OCRmyPDF plugin, measured on the dev data (issue 15).
 
 1. ``classifier``: page orientation on FUNSD and ICDAR 2015 dev images, each turned clockwise by
-   0/90/180/270 degrees: accuracy per dataset and angle (target >= 98 %) of the page classifier alone and
-   of the pipeline's fused decision (classifier over four turns + the detected lines' shape and direction,
-   as applied by ``--rotate-pages``, threshold included).
+   0/90/180/270 degrees: accuracy per dataset and angle (target >= 98 %) of the page classifier alone, of
+   the fused decision without the recognizer (classifier over four turns + the detected lines' shape and
+   direction) and of the decision ``--rotate-pages`` applies (the same, plus, for a page in doubt, the
+   recognizer's readings of its longest lines and the page turned a quarter), thresholds included; and the
+   seconds per page the two decisions add to the line detection; accuracy on every other image too.
 2. ``rotate``: the pipeline with ``pipeline.page_orientation: true`` (what ``ocrlite ocr --rotate-pages``
    runs) on FUNSD dev pages turned by 90/180/270 (cycling), bag-of-words F1 vs the same pages upright
    read without the page step (target: within 2 points).
@@ -11,7 +13,8 @@
    back with pypdfium2), with ``--plugin ocrlite.ocrmypdf_plugin`` vs OCRmyPDF's own Tesseract.
 
 Usage: nice -n 10 python scripts/bench_orientation.py [--parts classifier rotate ocrmypdf] [--limit N]
-       [--datasets FUNSD "ICDAR 2015"] [--model PRESET] [--threads N] [--engines tesseract ocrlite]
+       [--datasets FUNSD "ICDAR 2015"] [--model PRESET] [--threads N]
+       [--engines tesseract ocrlite]
 (OCRmyPDF's command line lowers its own priority by 5 more.)
 """
 
@@ -43,28 +46,54 @@ def turned(image: np.ndarray, angle: int) -> np.ndarray:
 
 
 def bench_classifier(data: Path, limit: int | None, model: str, datasets: list[str]) -> None:
-    """Per dataset and angle: the page classifier alone (its top class on the page as given) and the
-    pipeline's decision (``--rotate-pages``: classifier over four turns fused with the text lines, after
-    its threshold)."""
+    """Per dataset and angle: the page classifier alone (its top class on the page as given), the fused
+    decision without the recognizer (classifier over four turns + the text lines' shape and direction) and
+    the pipeline's decision (``--rotate-pages``: the same, plus the recognizer's readings and the page turned
+    a quarter while the page is in doubt), both after the threshold; then the seconds per page that the two
+    decisions take (CPU time) on top of detecting the page's lines, upright pages and all pages. The last two columns
+    split the images into every other one (the 1st, 3rd, ... and the 2nd, 4th, ...): a setting tuned on one
+    half is checked on the other."""
     ocr = OCR(model=model, overrides=["pipeline.page_orientation=true"])
     assert ocr.page_steps is not None and ocr.page_steps.classifier is not None
     classifier = ocr.page_steps.classifier
     loaders = {"FUNSD": lambda: load_funsd(data / "funsd"), "ICDAR 2015": lambda: load_icdar2015(data / "icdar2015")}
-    print(f"page orientation, preset {model}: classifier alone / fused decision (accuracy per clockwise turn)")
-    print(f"{'dataset':<12}{'images':>7}{'decision':>12}" + "".join(f"{a:>8}" for a in ANGLES) + f"{'all':>8}")
+    kinds = ("classifier", "lines", "reading")
+    print(f"page orientation, preset {model}: accuracy per clockwise turn of the page classifier alone, the fused "
+          "decision without the recognizer (lines) and --rotate-pages' decision (reading)")
+    print(f"{'dataset':<12}{'images':>7}{'decision':>12}" + "".join(f"{a:>8}" for a in ANGLES) + f"{'all':>8}"
+          + f"{'1st half':>10}{'2nd half':>10}")
+    timings = []
     for name in datasets:
         paths = [path for path, _ in loaders[name]()][:limit]
-        hits = {kind: {a: 0 for a in ANGLES} for kind in ("classifier", "fused")}
-        for path in paths:
+        hits = {kind: {a: 0 for a in ANGLES} for kind in kinds}
+        halves = {kind: [0, 0] for kind in kinds}  # right decisions on the 1st, 3rd, ... and 2nd, 4th, ... image
+        seconds = {kind: {a: 0.0 for a in ANGLES} for kind in kinds[1:]}
+        for index, path in enumerate(paths):
             image = cv2.imread(str(path))
             for angle in ANGLES:
                 page = turned(image, angle)
-                hits["classifier"][angle] += classifier(page)[0] == angle
-                hits["fused"][angle] += classifier.correction(page, ocr.lines(page))[0] == angle
+                right = {"classifier": classifier(page)[0] == angle}
+                lines = ocr.lines(page)
+                for kind, probe in (("lines", None), ("reading", ocr.probe)):
+                    start = time.process_time()  # CPU time: fair on a shared machine (one torch thread)
+                    right[kind] = classifier.correction(page, lines, probe)[0] == angle
+                    seconds[kind][angle] += time.process_time() - start
+                for kind, hit in right.items():
+                    hits[kind][angle] += hit
+                    halves[kind][index % 2] += hit
         for kind, counts in hits.items():
             cells = "".join(f"{100 * counts[a] / len(paths):>7.1f}%" for a in ANGLES)
             total = 100 * sum(counts.values()) / (4 * len(paths))
-            print(f"{name:<12}{len(paths):>7}{kind:>12}{cells}{total:>7.1f}%", flush=True)
+            split = "".join(f"{100 * halves[kind][h] / max(1, 4 * len(paths[h::2])):>9.1f}%" for h in (0, 1))
+            print(f"{name:<12}{len(paths):>7}{kind:>12}{cells}{total:>7.1f}%{split}", flush=True)
+        upright = {kind: seconds[kind][0] / len(paths) for kind in kinds[1:]}
+        every = {kind: sum(seconds[kind].values()) / (4 * len(paths)) for kind in kinds[1:]}
+        timings.append((name, upright, every))
+    print("CPU seconds per page of the decision on top of detecting the lines (lines -> reading, added):")
+    for name, upright, every in timings:
+        print(f"{name:<12} upright pages {upright['lines']:.3f} -> {upright['reading']:.3f} "
+              f"({upright['reading'] - upright['lines']:+.3f}); all turns {every['lines']:.3f} -> "
+              f"{every['reading']:.3f} ({every['reading'] - every['lines']:+.3f})", flush=True)
 
 
 def bench_rotate(data: Path, limit: int | None, model: str) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ocrlite.config import apply_overrides
+from ocrlite.config import apply_overrides, load_yaml
 from ocrlite.errors import ConfigError
 from ocrlite.stages import load_pipeline_config, load_stage_config, stage_spec
 
@@ -22,6 +22,14 @@ def test_overrides_keep_types_and_reach_nested_sections() -> None:
     cfg = load_pipeline_config(overrides=["det.postprocess.box_thresh=0.45", "pipeline.use_cls=false"])
     assert cfg["det"]["postprocess"]["box_thresh"] == 0.45
     assert cfg["pipeline"]["use_cls"] is False
+
+
+def test_exponent_numbers_are_floats_in_files_and_overrides(tmp_path: Path) -> None:
+    cfg = apply_overrides({"train": {}}, ["train.lr=1e-5", "train.min_lr=3E+2", "train.steps=12", "train.tag=1e5x"])
+    assert cfg["train"] == {"lr": 1e-5, "min_lr": 300.0, "steps": 12, "tag": "1e5x"}
+    config = tmp_path / "c.yaml"
+    config.write_text("train: {lr: 2e-4, warmup: -1.5e-3}\n")
+    assert load_yaml(config)["train"] == {"lr": 2e-4, "warmup": -1.5e-3}
 
 
 def test_override_of_unknown_section_names_allowed_ones() -> None:

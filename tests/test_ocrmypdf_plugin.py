@@ -131,7 +131,7 @@ def test_get_orientation_is_the_pipelines_fused_decision(halves: list, tmp_path:
         image = cv2.rotate(halves[1][0], turn)
         cv2.imwrite(str(tmp_path / "page.png"), image)
         found = OcrliteEngine.get_orientation(tmp_path / "page.png", options)
-        decided, probability = classifier.decide(image, engine.lines(image))
+        decided, probability = classifier.decide(image, engine.lines(image), engine.probe)
         assert found.angle == decided == angle
         assert found.confidence == pytest.approx(orientation_confidence(probability, classifier.post.thresh))
         assert found.confidence >= 14.0  # turned at OCRmyPDF's default --rotate-pages-threshold

@@ -20,6 +20,7 @@ from ocrlite.orientation import (
     deskew_image,
     estimate_skew,
     page_crop,
+    reading_evidence,
     rotate_upright,
     text_evidence,
 )
@@ -77,6 +78,25 @@ def test_text_evidence_reads_axis_from_shape_and_side_from_direction() -> None:
     assert axis_only[1] == axis_only[3] > axis_only[0] == axis_only[2]
     # a long line weighs more than a short word: one 10:1 line against two 2:1 words
     assert best([_rect(300, 30), _rect(40, 20), _rect(40, 20)], [(0, 0.9), (180, 0.9), (180, 0.9)]) == 0
+
+
+@pytest.mark.parametrize("angle", [0, 90, 180, 270])
+def test_reading_evidence_prefers_the_side_the_recognizer_reads_best(angle: int) -> None:
+    upright = cv2.imread(str(SAMPLE))
+    page = upright if angle == 0 else cv2.rotate(upright, _TURN_CW[angle])
+    engine = OCR(use_cls=False)
+    read: list[int] = []
+
+    def confidence(crops: list[np.ndarray]) -> list[float]:
+        read.append(len(crops))
+        return engine.confidences(crops)
+
+    evidence = reading_evidence(engine.lines(page), confidence, count=2, weight=1.0)
+    assert read == [4]  # the two longest lines, each as given and turned 180 degrees, in one call
+    side = angle // 90
+    other_axis = (side + 1) % 4, (side + 3) % 4
+    assert evidence[side] > evidence[(side + 2) % 4] + 1.0  # upside-down text reads with low confidence
+    assert evidence[other_axis[0]] == evidence[other_axis[1]] == 0.0  # the lines' shape gives the axis
 
 
 def test_estimate_skew_is_the_median_of_long_boxes() -> None:
@@ -149,3 +169,25 @@ def test_fused_decision_is_right_where_the_classifier_alone_is_not(shared_data: 
         assert classifier(page)[0] != angle  # the converted classifier alone is wrong here
         decided, probability = classifier.correction(page, engine.lines(page))
         assert decided == angle and probability > 0.9, (angle, decided, probability)
+
+
+@pytest.mark.data
+def test_recognizer_readings_turn_a_street_photo_the_line_votes_got_wrong(shared_data: Path, tmp_path: Path) -> None:
+    # ICDAR 2015 img_747 ("KURT GEIGER LONDON" over a shop) turned a quarter clockwise: the page classifier
+    # and the two words' shape and line-classifier votes pick the wrong side (270); reading the words and the
+    # page turned a quarter, as --rotate-pages does while a page is in doubt, turns it back right.
+    upright = cv2.imread(str(shared_data / "icdar2015" / "images" / "img_747.jpg"))
+    page = cv2.rotate(upright, _TURN_CW[90])
+    engine = OCR(overrides=["pipeline.page_orientation=true"])
+    assert engine.page_steps is not None and engine.page_steps.classifier is not None
+    classifier = engine.page_steps.classifier
+    lines = engine.lines(page)
+    assert classifier.correction(page, lines)[0] != 90  # without the recognizer: wrong
+    assert classifier.decide(page, lines, engine.probe)[0] == 90
+    path = tmp_path / "turned.jpg"
+    cv2.imwrite(str(path), page)
+    result = CliRunner().invoke(main, ["ocr", "--rotate-pages", str(path)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["rotation"] == 90
+    assert "KURT" in " ".join(line["text"] for line in record["lines"]).upper()

@@ -13,20 +13,28 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["fold_net"]
+__all__ = ["conv_bn_pairs", "fold_net"]
 
 _CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 
 
-def _fold_sequential(seq: nn.Sequential) -> int:
-    folded = 0
+def conv_bn_pairs(seq: nn.Sequential) -> list[tuple[str, nn.Conv2d | nn.ConvTranspose2d, str, nn.BatchNorm2d]]:
+    """``(conv name, conv, bn name, bn)`` for each BatchNorm2d (with running statistics) that directly
+    follows a conv in ``seq``: the pairs ``fold_net`` folds (and QAT fake-quantizes folded)."""
     children = list(seq.named_children())
+    pairs = []
     for (name, conv), (bn_name, bn) in zip(children, children[1:]):
         if isinstance(conv, _CONVS) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
-            setattr(seq, name, fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d)))
-            setattr(seq, bn_name, nn.Identity())
-            folded += 1
-    return folded
+            pairs.append((name, conv, bn_name, bn))
+    return pairs
+
+
+def _fold_sequential(seq: nn.Sequential) -> int:
+    pairs = conv_bn_pairs(seq)
+    for name, conv, bn_name, bn in pairs:
+        setattr(seq, name, fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d)))
+        setattr(seq, bn_name, nn.Identity())
+    return len(pairs)
 
 
 def _fold_affine(module: nn.Module) -> bool:

@@ -7,7 +7,8 @@ teacher terms, so there is no second training loop. A stage config's ``train.dis
 ``KDTask`` (mode kd), ``ocrlite.slim.mutual.UDMLTask`` (udml) or ``ocrlite.slim.cml.CMLTask`` (cml);
 ``ocrlite distill`` adds the section and ``--teacher`` names the teacher. The teacher is any preset or
 stage/pipeline config, built through ``ocrlite.stages``; a rec/cls teacher must read the student's input
-(line height, normalisation) and have the student's classes (charset or labels). Terms:
+(line height, normalisation) and have the student's classes (charset or labels). A rec teacher that does not
+teaches through its decoded text instead: mode pseudo (``ocrlite.slim.pseudo``). Terms:
 
 - ``kd_loss``: Hinton KD, ``T^2 * KL(softmax(teacher / T) || softmax(student / T))`` over the class axis
   (classifier logits [N, C]; CTC logits [N, T, C] per time step);
@@ -17,7 +18,7 @@ stage/pipeline config, built through ``ocrlite.stages``; a rec/cls teacher must 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +29,8 @@ from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
 from ocrlite.stages import StageSpec, command_stage, stage_spec
+
+INPUTS = ("crops", "pages")  # what mode pseudo's unlabelled images are
 
 __all__ = ["kd_loss", "dml_loss", "feature_l2", "WrappedTask", "KDTask", "DistillSettings", "teacher_spec",
            "distill_task"]
@@ -111,7 +114,7 @@ class KDTask(WrappedTask):
         return self.base.evaluate(model)
 
 
-MODES = ("kd", "cml", "udml")
+MODES = ("kd", "cml", "udml", "pseudo")
 FEATURES = ("backbone", "neck")
 
 
@@ -126,7 +129,9 @@ class DistillSettings:
     scales CML's teacher-map loss. ``peer_weights`` (udml, cml) starts the second student from other
     weights of the same architecture (a shipped name or a file); by default both students start from
     the config's weights, and since these nets have no dropout two students fed the same batches then
-    stay identical, so the mutual terms are zero.
+    stay identical, so the mutual terms are zero. ``pseudo`` (rec): the teacher, whatever its charset
+    and line height, labels the ``unlabelled`` images (``inputs``: crops or pages) with its decoded text,
+    texts scored below ``min_score`` dropped, and the student trains on them (``ocrlite.slim.pseudo``).
     """
 
     mode: str = "kd"
@@ -137,6 +142,9 @@ class DistillSettings:
     feature: str = "backbone"
     teacher_weight: float = 1.0
     peer_weights: str = ""
+    unlabelled: list[str] = field(default_factory=list)
+    inputs: str = "crops"
+    min_score: float = 0.9
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -153,6 +161,14 @@ class DistillSettings:
         for key in ("feature_weight", "teacher_weight"):
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"train.distill.{key}: must be >= 0, got {getattr(self, key)!r}")
+        if self.mode == "pseudo" and not self.unlabelled:
+            raise ConfigError("train.distill.unlabelled: mode pseudo needs unlabelled images (files or folders)")
+        if self.mode != "pseudo" and self.unlabelled:
+            raise ConfigError(f"train.distill.unlabelled: only mode pseudo reads unlabelled images (mode {self.mode})")
+        if self.inputs not in INPUTS:
+            raise ConfigError(f"train.distill.inputs: must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
+        if not 0 <= self.min_score < 1:
+            raise ConfigError(f"train.distill.min_score: must be >= 0 and < 1, got {self.min_score!r}")
         if self.feature not in FEATURES:
             raise ConfigError(f"train.distill.feature: must be one of {', '.join(FEATURES)}, got {self.feature!r}")
 
@@ -181,6 +197,9 @@ def teacher_spec(kind: str, teacher: str, config_dir: Path | None = None) -> Sta
     return spec
 
 
+PSEUDO_HINT = "; such a teacher teaches through its text: train.distill.mode=pseudo with train.distill.unlabelled=DIR"
+
+
 def _check_pair(student: StageSpec, teacher: StageSpec, name: str) -> None:
     """The teacher must read the student's batches and (rec, cls) score the same classes."""
     where = f"train.distill.teacher: {name}"
@@ -194,12 +213,12 @@ def _check_pair(student: StageSpec, teacher: StageSpec, name: str) -> None:
     for key in ("height", "mean", "std"):
         mine, theirs = getattr(student.pre, key), getattr(teacher.pre, key)
         if mine != theirs:
-            raise ConfigError(f"{where} reads lines with preprocess.{key} {theirs}, the student {mine}")
+            raise ConfigError(f"{where} reads lines with preprocess.{key} {theirs}, the student {mine}{PSEUDO_HINT}")
     if student.kind == "rec":
         assert student.charset is not None and teacher.charset is not None
         if student.charset.chars != teacher.charset.chars:
             raise ConfigError(f"{where} has another charset ({len(teacher.charset)} classes, the student "
-                              f"{len(student.charset)}); KD needs the same classes")
+                              f"{len(student.charset)}); KD needs the same classes{PSEUDO_HINT}")
     elif student.post.labels != teacher.post.labels:
         raise ConfigError(f"{where} has labels {teacher.post.labels}, the student {student.post.labels}")
 
@@ -220,6 +239,8 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
             raise ConfigError("train.center_loss: not available with train.distill.mode udml (two students)")
         return UDMLTask(task, settings.weight, settings.feature_weight, settings.feature, asdict(settings),
                         _peer_builder(task, stage, settings.peer_weights))
+    if settings.mode == "pseudo":
+        raise ConfigError("train.distill.mode: pseudo labels its data before the task is built (ocrlite train/distill)")
     if settings.mode == "cml" and task.name != "det":
         raise ConfigError(f"train.distill.mode: cml trains detectors (det); this is a {task.name} task")
     if settings.mode == "kd" and task.name not in ("rec", "cls"):

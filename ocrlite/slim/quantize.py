@@ -42,7 +42,7 @@ from ocrlite.stages import StageSpec
 
 __all__ = [
     "RUNNER_HEADS", "agreement", "calibration_batches", "conv_sensitivity", "dynamic_int8", "int8_conv_weights",
-    "int8_per_channel", "keep_in_fp32", "quantize_onnx", "quantize_stage", "run_model",
+    "int8_dequantized", "int8_per_channel", "keep_in_fp32", "quantize_onnx", "quantize_stage", "run_model",
 ]
 
 RUNNER_HEADS = {"det": "raw", "cls": "probs", "rec": "top1"}  # what the onnxruntime backend's runner reads
@@ -73,12 +73,13 @@ def _node_names(path: Path, ops: Sequence[str]) -> list[str]:
     return [node.name for node in onnx.load(str(path)).graph.node if node.op_type in ops]
 
 
-def int8_per_channel(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 of ``weight`` per output channel (axis 0): the int8 values and one scale per channel."""
+def int8_per_channel(weight: np.ndarray, levels: int = 127) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 of ``weight`` per output channel (axis 0), ``-levels .. levels``: the int8 values and one
+    scale per channel."""
     weight = weight.astype(np.float32)
-    scale = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1) / 127.0
+    scale = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1) / float(levels)
     scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    q = np.clip(np.round(weight / scale.reshape(-1, *[1] * (weight.ndim - 1))), -127, 127).astype(np.int8)
+    q = np.clip(np.round(weight / scale.reshape(-1, *[1] * (weight.ndim - 1))), -levels, levels).astype(np.int8)
     return q, scale
 
 
@@ -93,6 +94,23 @@ def conv_weights(model: Any) -> dict[str, str]:
     return found
 
 
+def int8_dequantized(graph: Any, initializer: Any, axis: int = 0, levels: int = 127) -> Any:
+    """Replace float ``initializer`` of ``graph`` by its int8 per-channel form (``int8_per_channel`` along
+    ``axis``: 0 for Conv weights and Gemm's transposed B, 1 for MatMul's [in, out] B) and return the
+    DequantizeLinear node (not yet in the graph) that gives the float tensor back under its name."""
+    from onnx import helper, numpy_helper
+
+    name = initializer.name
+    weight = numpy_helper.to_array(initializer)
+    q, scale = int8_per_channel(np.moveaxis(weight, axis, 0), levels)
+    graph.initializer.remove(initializer)
+    graph.initializer.extend([numpy_helper.from_array(np.ascontiguousarray(np.moveaxis(q, 0, axis)), f"{name}_int8"),
+                              numpy_helper.from_array(scale, f"{name}_scale"),
+                              numpy_helper.from_array(np.zeros(len(scale), np.int8), f"{name}_zero")])
+    return helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero"], [name],
+                            name=f"{name}_dequantize", axis=axis)
+
+
 def int8_conv_weights(path: Path, out: Path, keep: Collection[str] = ()) -> Path:
     """Store every Conv weight (but those of the nodes named in ``keep``) as int8 (symmetric, per output
     channel) + a DequantizeLinear node.
@@ -100,22 +118,12 @@ def int8_conv_weights(path: Path, out: Path, keep: Collection[str] = ()) -> Path
     Weight-only: the convolutions compute in float and the file holds 1 byte per weight.
     """
     import onnx
-    from onnx import helper, numpy_helper
 
     model = onnx.load(str(path))
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
-    nodes = []
-    for node, name in conv_weights(model).items():
-        if node in keep:
-            continue
-        q, scale = int8_per_channel(numpy_helper.to_array(initializers[name]))
-        graph.initializer.remove(initializers[name])
-        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
-                                  numpy_helper.from_array(scale, f"{name}_scale"),
-                                  numpy_helper.from_array(np.zeros(len(scale), np.int8), f"{name}_zero")])
-        nodes.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero"], [name],
-                                      name=f"{name}_dequantize", axis=0))
+    nodes = [int8_dequantized(graph, initializers[name]) for node, name in conv_weights(model).items()
+             if node not in keep]
     for position, node in enumerate(nodes):
         graph.node.insert(position, node)
     onnx.save(model, str(out))
@@ -158,16 +166,17 @@ def keep_in_fp32(sensitivity: dict[str, tuple[float, int]], spare_bytes: int) ->
     return keep
 
 
-def dynamic_int8(fp32: Path, out: Path) -> Path:
-    """Dynamic int8 MatMul/Gemm/LSTM (weights s8, activations quantized per call) of ``fp32`` into ``out``."""
+def dynamic_int8(fp32: Path, out: Path, ops: Sequence[str] = _DYNAMIC_OPS) -> Path:
+    """Dynamic int8 ``ops`` (default MatMul/Gemm/LSTM: weights s8, activations quantized per call) of ``fp32``
+    into ``out``."""
     import_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    nodes = _node_names(fp32, _DYNAMIC_OPS)
+    nodes = _node_names(fp32, ops)
     if not nodes:
         out.write_bytes(fp32.read_bytes())
         return out
-    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=list(_DYNAMIC_OPS),
+    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=list(ops),
                      nodes_to_quantize=nodes)
     return out
 

@@ -14,7 +14,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import yaml
@@ -64,7 +64,8 @@ def export_model(
     out = run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     tensors = out / f"{name}.safetensors"
-    atomic_write_bytes(tensors, (run_dir / "best.safetensors").read_bytes())
+    weights = getattr(task, "export_weights", None)  # QAT: the best weights without the clip bounds
+    atomic_write_bytes(tensors, weights(run_dir) if weights else (run_dir / "best.safetensors").read_bytes())
     kind = stage_kind(stage)
     spec = stage_spec(kind, stage) if kind else None
     parent = spec.manifest if spec else {}
@@ -106,8 +107,12 @@ def export_model(
     distill = training.get("distill") or {}
     if distill.get("mode") == "udml":
         how += " as student 1 of a U-DML pair"
+    elif distill.get("mode") == "pseudo":
+        how += f", distilled from {distill['teacher']} through its pseudo-labels"
     elif distill:
         how += f", distilled from {distill['teacher']}"
+    if training.get("qat"):
+        how += ", quantization-aware (PACT; the int8 model is in int8/)"
     atomic_write_text(target, f"# {name}: {how} by ocrlite train\n"
                       + yaml.safe_dump(config, sort_keys=False))
     return target
@@ -139,23 +144,42 @@ def run_training(
     progress: bool = True,
     teacher: str | None = None,
     distill: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> tuple[TrainResult, Path | None]:
     """Load ``config`` with ``overrides``, train, and export (see the module docstring).
 
     A ``train.distill`` section (``distill`` or ``teacher`` add one) wraps the task (``ocrlite.slim.distill``):
-    a frozen teacher's KD term (mode kd) or a U-DML student pair (mode udml); the trainer is the same.
+    a frozen teacher's KD term (mode kd), a U-DML student pair (udml) or a CML trio (cml); the trainer is the
+    same. Mode pseudo instead has the teacher label its unlabelled images first (``ocrlite.slim.pseudo``; its
+    one-line summary goes to ``notify``) and trains the plain rec task on them.
+    A ``train.qat`` section wraps it for quantization-aware fine-tuning (``ocrlite.slim.qat``); the returned
+    config is then the int8 model's (``export/int8/<kind>.yaml``), the float export lies beside it.
     """
     stage = load_training_config(config, overrides, teacher, distill)
     if not stage.get("train"):
         raise ConfigError(f"{config}: no train: section")
     settings = TrainSettings.from_stage(stage)
-    task = build_task(stage, settings.batch_size)
     about: dict[str, Any] = {}
+    if stage["train"].get("distill") is not None:  # checked before the task reads any data
+        from ..slim.distill import DistillSettings
+        from .settings import from_mapping
+
+        if from_mapping(DistillSettings, "train.distill", stage["train"]["distill"]).mode == "pseudo":
+            from ..slim.pseudo import pseudo_stage
+
+            stage, about = pseudo_stage(stage, run_dir, progress, notify)
+    task = build_task(stage, settings.batch_size)
+    quantized: dict[str, Any] = {}  # {"qat": settings} of a quantization-aware run
     if stage["train"].get("distill") is not None:
         from ..slim.distill import distill_task
 
         wrapped = distill_task(task, stage)
         task, about = wrapped, wrapped.about
+    if stage["train"].get("qat") is not None:
+        from ..slim.qat import qat_task
+
+        qat = qat_task(task, stage)
+        task, quantized = qat, qat.about
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files)
     result = train(task, settings, run_dir, device, resume, progress, config=stage)
@@ -171,6 +195,9 @@ def run_training(
         "torch": torch.__version__,
         "settings": vars(settings),
         **({"distill": about} if about else {}),
+        **quantized,
         **({"center_loss": asdict(center)} if center is not None else {}),
     }
-    return result, export_model(run_dir, stage, name or Path(config).stem, task, result, training)
+    exported = export_model(run_dir, stage, name or Path(config).stem, task, result, training)
+    finish = getattr(task, "finish_export", None)  # QAT: the int8 model beside the float export
+    return result, finish(run_dir, exported) if finish is not None else exported

@@ -1,10 +1,11 @@
 """One trainer for every task: optimiser, schedule, checkpoints, evaluation, keep-best, logs.
 
-Adam or AdamW; linear warmup then cosine decay to ``min_lr``; gradient-norm clipping; optional
-frozen BatchNorm (statistics and affine kept in eval mode) and frozen modules (``freeze``: name
-prefixes, e.g. the early backbone, which also saves their backward pass); AMP only on CUDA; on CPU
-denormal floats are flushed to zero while training (converted Paddle weights produce them). Every
-``eval_every`` steps the task evaluates through its inference predictor and the best weights
+Adam or AdamW (over the task's ``param_groups(model)`` when it has that method, each group's
+``lr_scale`` times the schedule, e.g. QAT's clip bounds); linear warmup then cosine decay to ``min_lr``;
+gradient-norm clipping; optional frozen BatchNorm (statistics and affine kept in eval mode) and frozen
+modules (``freeze``: name prefixes, e.g. the early backbone, which also saves their backward pass); AMP
+only on CUDA; on CPU denormal floats are flushed to zero while training (converted Paddle weights produce
+them). Every ``eval_every`` steps the task evaluates through its inference predictor and the best weights
 by ``task.metric`` are kept in ``RUN/best.safetensors`` (the net ``task.deployed(model)`` names when the
 task has that method, e.g. student 1 of a U-DML pair, else the whole model; checkpoints hold the whole
 model). Step ``k``'s batch is made from the generator seeded by ``(seed, k)``, in the trainer's process or,
@@ -37,7 +38,7 @@ from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules"]
 
-TASK_KEYS = ("task", "data", "augment", "loss", "distill", "center_loss")  # parts of the train section read elsewhere
+TASK_KEYS = ("task", "data", "augment", "loss", "distill", "center_loss", "qat")  # read elsewhere
 
 
 @dataclass
@@ -127,8 +128,11 @@ def freeze_modules(model: nn.Module, prefixes: list[str]) -> None:
                 param.requires_grad_(False)
 
 
-def _optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _optimizer(model: nn.Module, s: TrainSettings, task: Task) -> torch.optim.Optimizer:
+    """Adam(W) over the trainable parameters, in the groups ``task.param_groups(model)`` makes if the task
+    has that method (a group's ``lr_scale`` multiplies the scheduled learning rate)."""
+    groups = getattr(task, "param_groups", None)
+    params = groups(model) if groups is not None else [{"params": [p for p in model.parameters() if p.requires_grad]}]
     kind = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
     return kind(params, lr=s.lr, betas=(s.beta1, s.beta2), weight_decay=s.weight_decay)
 
@@ -224,7 +228,7 @@ def train(
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     _train_mode(model, settings)
-    optimizer = _optimizer(model, settings)
+    optimizer = _optimizer(model, settings, task)
     use_amp = settings.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     counters = {"step": 0, "samples_seen": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "data_seconds": 0.0}
@@ -248,7 +252,7 @@ def train(
     for step in range(int(counters["step"]), last):
         lr = lr_at(step, settings)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         waited = time.perf_counter()
         batch = _to(next(batches), dev, settings.channels_last)
         counters["data_seconds"] += time.perf_counter() - waited

@@ -131,7 +131,7 @@ def test_udml_cli_run_exports_the_student_which_reads_the_sample(tmp_path: Path)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--set", "train.distill.mode=mdl"], "train.distill.mode: must be one of kd, cml, udml, got 'mdl'"),
+    (["--set", "train.distill.mode=mdl"], "train.distill.mode: must be one of kd, cml, udml, pseudo, got 'mdl'"),
     (["--set", "train.distill.mode=udml", "--teacher", "ppocr-v2"],
      "train.distill.teacher: mode udml trains two students and takes no teacher"),
     (["--set", "train.distill.mode=udml", "--set", "train.distill.feature=head"],

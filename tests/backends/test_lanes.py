@@ -1,0 +1,71 @@
+"""Lanes: a recognizer's batches read side by side on single-threaded copies of the net give the texts and
+scores of the one-after-another path, in input order, and leave torch's thread count as it was."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ocrlite.backends.lanes import LaneRunner
+from ocrlite.io.images import read_image
+from ocrlite.predictors import TextDetector, TextRecognizer
+from ocrlite.preprocess import crop_quad
+from ocrlite.stages import stage_spec
+
+SAMPLE = Path(__file__).resolve().parents[1] / "images" / "sample.png"
+
+
+@pytest.fixture()
+def two_threads() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def crops() -> list[np.ndarray]:
+    image = read_image(SAMPLE)
+    found = [crop_quad(image, box.points) for box in TextDetector.from_config()(image)]
+    return [crop for crop in found if crop is not None]
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_lanes_read_as_one_after_another(backend: str, crops: list[np.ndarray], two_threads: None,
+                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+        monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path))
+    spec = stage_spec("rec", None, ["preprocess.batch_size=2", f"backend={backend}"])
+    lanes = TextRecognizer.from_config(spec)
+    assert isinstance(lanes.runner, LaneRunner) and lanes.runner.lanes == 2
+    alone = TextRecognizer(lanes.runner.wide, spec.pre, lanes.charset)
+    assert len(crops) >= 4  # at least two batches of two
+    side_by_side, in_turn = lanes(crops), alone(crops)
+    assert [r.text for r in side_by_side] == [r.text for r in in_turn]
+    assert any(r.text for r in in_turn)
+    for a, b in zip(side_by_side, in_turn):
+        assert abs(a.score - b.score) < 1e-5 and a.step_width == pytest.approx(b.step_width)
+    assert torch.get_num_threads() == 2
+
+
+def test_lane_runner_keeps_order_pins_threads_and_restores_them(two_threads: None) -> None:
+    seen: list[tuple[int, str, int]] = []
+
+    def read(runner: object, item: int) -> int:
+        seen.append((item, threading.current_thread().name, torch.get_num_threads()))
+        return item * 10
+
+    lanes = LaneRunner(wide=lambda batch: batch, narrow=lambda batch: batch, lanes=2, pin_torch=True)
+    assert lanes.map_batches(read, [3, 1, 2, 5]) == [30, 10, 20, 50]
+    assert {name.split("_")[0] for _, name, _ in seen} == {"ocrlite-lane"}
+    assert {threads for *_, threads in seen} == {1}
+    assert torch.get_num_threads() == 2
+    seen.clear()
+    assert lanes.map_batches(read, [7]) == [70]  # one batch: the wide runner, in this thread, on all threads
+    assert seen == [(7, threading.current_thread().name, 2)]
