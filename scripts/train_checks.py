@@ -44,6 +44,7 @@ FINETUNE = ["train.steps=120", "train.batch_size=2", "train.eval_every=60", "tra
             "train.freeze=[backbone]"]
 
 
+OCRLITE = str(Path(sys.executable).with_name("ocrlite"))  # this interpreter's CLI, whether or not on PATH
 TRAIN = True  # --no-train: score the runs already in --out
 WEIGHTS: Path | None = None  # --weights: score these weights (e.g. a checkpoint) instead of the export
 
@@ -53,7 +54,7 @@ def run_train(config: Path, out: Path, sets: list[str], threads: int) -> None:
     if not TRAIN:
         print(f"(scoring the existing run {out})", flush=True)
         return
-    command = ["ocrlite", "--threads", str(threads), "train", str(config), "-o", str(out), "-q", "--name", out.name]
+    command = [OCRLITE, "--threads", str(threads), "train", str(config), "-o", str(out), "-q", "--name", out.name]
     for item in sets:
         command += ["--set", item]
     print("$", shlex.join(command), flush=True)
@@ -164,7 +165,7 @@ def cls_check(data: Path, out: Path, threads: int) -> bool:
 
 def eval_rec(data: Path, config: Path, threads: int) -> dict[str, dict[str, Any]]:
     """``ocrlite eval rec`` of the converted ppocr-v2 and ``config`` on ``data`` in one run: rows by system."""
-    command = ["ocrlite", "--threads", str(threads), "eval", "rec", "--data", str(data), "--model", "ppocr-v2",
+    command = [OCRLITE, "--threads", str(threads), "eval", "rec", "--data", str(data), "--model", "ppocr-v2",
                "--config", str(config), "--format", "json"]
     print("$", shlex.join(command), flush=True)
     done = subprocess.run(command, check=True, cwd=REPO, capture_output=True, text=True,
