@@ -97,13 +97,10 @@ class StageSpec:
     def build_runner(self, net: Any = None) -> Any:
         """A runner for this stage's backend; ``net`` (e.g. a training net) replaces the built one and
         always runs on torch. The onnxruntime backend runs this stage's cached ONNX export (same weights).
-        With several torch threads, a recognizer's runner reads its batches side by side
-        (``ocrlite.backends.lanes``)."""
+        With several torch threads, a torch recognizer reads its batches side by side (``backends.lanes``)."""
         import torch
 
         softmax = self.kind != "det" and self.outputs == "logits"
-        threads = torch.get_num_threads()
-        lanes = threads if self.kind == "rec" and net is None else 1
         if self.backend == "onnxruntime" and net is None:
             from ocrlite.backends.export import cached_export
             from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
@@ -111,24 +108,18 @@ class StageSpec:
             import_onnxruntime()  # one clear line before any export when onnxruntime is missing
             head = {"det": "raw", "cls": "probs", "rec": "top1"}[self.kind]
             path = self.onnx if self.onnx is not None else cached_export(self, head)
-            runner: Any = OnnxRunner(path, threads=threads)
-            if lanes > 1:
-                from ocrlite.backends.lanes import LaneRunner
-
-                runner = LaneRunner(runner, OnnxRunner(path, threads=1), lanes, pin_torch=False)
-            return runner
+            return OnnxRunner(path, threads=torch.get_num_threads())
         from ocrlite.backends.fold import fold_net
+        from ocrlite.backends.lanes import LaneRunner
         from ocrlite.backends.torch import TorchRunner
 
-        if net is None:
-            net = self.build_net()
-            fold_net(net)  # our own inference copy: BatchNorm and affine layers folded into the convs
+        if net is not None:
+            return TorchRunner(net, softmax=softmax)
+        net = self.build_net()
+        fold_net(net)  # our own inference copy: BatchNorm and affine layers folded into the convs
         runner = TorchRunner(net, softmax=softmax)
-        if lanes > 1:
-            from ocrlite.backends.lanes import LaneRunner
-
-            runner = LaneRunner(runner, runner, lanes, pin_torch=True)
-        return runner
+        lanes = torch.get_num_threads() if self.kind == "rec" else 1
+        return LaneRunner(runner, lanes) if lanes > 1 else runner
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
-"""Lanes: a stage's independent batches run side by side, one thread each, instead of one after another.
+"""Lanes: a recognizer's independent batches run side by side, one torch thread each, not one after another.
 
-A page's recognition batches (a few crops each) keep one core busy far better than they split across
-several: with T threads, ``LaneRunner.map_batches`` runs T batches at once on single-threaded copies of
-the net (torch: the same net, its threads pinned to 1 in each lane; onnxruntime: one extra session with
-one intra-op thread, which concurrent calls share). A single batch, and every plain call, still runs on
-all T threads. Each batch is computed exactly as before, so results do not change.
+With T torch threads, ``LaneRunner.map_batches`` runs T batches at once, each pinned to one thread, on the
+same net (inference is thread-safe); a single batch, and every plain call, still runs on all T threads.
+Each batch is computed exactly as before, so results do not change. Why: two threads splitting every op of
+a small batch wait for each other at each op, and when another process takes a core that wait grows
+(measured on the 2-core dev machine, 8 recognition batches of 6 lines: idle, lanes
+took 1.00x (v6 small), 0.83x (v6 tiny), 1.03x (v3) the time of 2 shared threads; at load average ~3,
+0.23x). The onnxruntime backend keeps one session on all threads: there, lanes were 1.01-1.21x slower idle.
 
-Measured (``scripts/bench_speed.py``) before this became the default; a process that runs two lane maps
-at once from different threads would fight over torch's thread setting, which is process-wide.
+torch's thread count is process-wide: two lane maps running at once from different threads of one process
+would fight over it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from ocrlite.backends.torch import Runner
+from ocrlite.backends.torch import TorchRunner
 
 __all__ = ["LaneRunner"]
 
@@ -32,32 +34,26 @@ def _one_torch_thread() -> None:
 
 
 class LaneRunner:
-    """A runner (``wide``, on all threads) that also runs independent batches on ``lanes`` lanes of ``narrow``.
+    """A torch runner that also runs independent batches on ``lanes`` single-threaded lanes (``map_batches``)."""
 
-    ``narrow`` must be safe to call from several threads at once and use one thread per call;
-    ``pin_torch`` pins each lane's torch threads to one (the torch backend, whose thread count is global).
-    """
-
-    def __init__(self, wide: Runner, narrow: Runner, lanes: int, pin_torch: bool) -> None:
-        self.wide, self.narrow, self.lanes, self.pin_torch = wide, narrow, lanes, pin_torch
+    def __init__(self, runner: TorchRunner, lanes: int) -> None:
+        self.runner, self.lanes = runner, lanes
         self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.wide(batch)
+        return self.runner(batch)
 
-    @property
-    def top1(self) -> Callable[[np.ndarray], Any]:
-        return self.wide.top1  # type: ignore[attr-defined]  # AttributeError when the runner has none
+    def top1(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.runner.top1(batch)
 
     def map_batches(self, read: Callable[[Any, T], R], items: Sequence[T]) -> list[R]:
-        """``read(runner, item)`` for every item, in order: lanes when there are two items or more."""
+        """``read(runner, item)`` for every item, in order: on the lanes when there are two items or more."""
         if len(items) < 2 or self.lanes < 2:
-            return [read(self.wide, item) for item in items]
+            return [read(self.runner, item) for item in items]
         if self._pool is None:
-            pin = _one_torch_thread if self.pin_torch else None
-            self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="ocrlite-lane", initializer=pin)
+            self._pool = ThreadPoolExecutor(self.lanes, "ocrlite-lane", initializer=_one_torch_thread)
         threads = torch.get_num_threads()
         try:
-            return list(self._pool.map(lambda item: read(self.narrow, item), items))
+            return list(self._pool.map(lambda item: read(self.runner, item), items))
         finally:
-            torch.set_num_threads(threads)  # a lane's pin also sets the process-wide count: put it back
+            torch.set_num_threads(threads)  # a lane's pin also set the process-wide count: put it back

@@ -1,4 +1,4 @@
-"""Lanes: a recognizer's batches read side by side on single-threaded copies of the net give the texts and
+"""Lanes: a torch recognizer's batches read side by side, one thread each, give the texts and
 scores of the one-after-another path, in input order, and leave torch's thread count as it was."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ocrlite.backends.lanes import LaneRunner
+from ocrlite.backends.torch import TorchRunner
 from ocrlite.io.images import read_image
 from ocrlite.predictors import TextDetector, TextRecognizer
 from ocrlite.preprocess import crop_quad
@@ -35,16 +36,11 @@ def crops() -> list[np.ndarray]:
     return [crop for crop in found if crop is not None]
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_lanes_read_as_one_after_another(backend: str, crops: list[np.ndarray], two_threads: None,
-                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if backend == "onnxruntime":
-        pytest.importorskip("onnxruntime")
-        monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path))
-    spec = stage_spec("rec", None, ["preprocess.batch_size=2", f"backend={backend}"])
+def test_lanes_read_as_one_after_another(crops: list[np.ndarray], two_threads: None) -> None:
+    spec = stage_spec("rec", None, ["preprocess.batch_size=2"])
     lanes = TextRecognizer.from_config(spec)
     assert isinstance(lanes.runner, LaneRunner) and lanes.runner.lanes == 2
-    alone = TextRecognizer(lanes.runner.wide, spec.pre, lanes.charset)
+    alone = TextRecognizer(lanes.runner.runner, spec.pre, lanes.charset)
     assert len(crops) >= 4  # at least two batches of two
     side_by_side, in_turn = lanes(crops), alone(crops)
     assert [r.text for r in side_by_side] == [r.text for r in in_turn]
@@ -54,6 +50,17 @@ def test_lanes_read_as_one_after_another(backend: str, crops: list[np.ndarray], 
     assert torch.get_num_threads() == 2
 
 
+def test_one_thread_and_onnxruntime_build_plain_runners(two_threads: None, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.set_num_threads(1)
+    assert isinstance(stage_spec("rec").build_runner(), TorchRunner)
+    torch.set_num_threads(2)
+    assert isinstance(stage_spec("det").build_runner(), TorchRunner)  # one image per call: nothing to share
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path))
+    assert not isinstance(stage_spec("rec", None, ["backend=onnxruntime"]).build_runner(), LaneRunner)
+
+
 def test_lane_runner_keeps_order_pins_threads_and_restores_them(two_threads: None) -> None:
     seen: list[tuple[int, str, int]] = []
 
@@ -61,11 +68,11 @@ def test_lane_runner_keeps_order_pins_threads_and_restores_them(two_threads: Non
         seen.append((item, threading.current_thread().name, torch.get_num_threads()))
         return item * 10
 
-    lanes = LaneRunner(wide=lambda batch: batch, narrow=lambda batch: batch, lanes=2, pin_torch=True)
+    lanes = LaneRunner(TorchRunner(torch.nn.Linear(1, 1)), lanes=2)
     assert lanes.map_batches(read, [3, 1, 2, 5]) == [30, 10, 20, 50]
     assert {name.split("_")[0] for _, name, _ in seen} == {"ocrlite-lane"}
     assert {threads for *_, threads in seen} == {1}
     assert torch.get_num_threads() == 2
     seen.clear()
-    assert lanes.map_batches(read, [7]) == [70]  # one batch: the wide runner, in this thread, on all threads
+    assert lanes.map_batches(read, [7]) == [70]  # one batch: in this thread, on all threads
     assert seen == [(7, threading.current_thread().name, 2)]
