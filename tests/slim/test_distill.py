@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from tiny_crnn import SYNTH_EN, tiny_crnn
 
 from ocrlite.cli import main
 from ocrlite.predictors import TextRecognizer
@@ -56,16 +57,7 @@ def test_kd_moves_a_fresh_student_to_the_teacher_on_real_crops():
     assert all(p.grad is None for p in teacher.parameters())
 
 
-TINY_STUDENT = {  # tests/train/test_rec_training.py's tiny CRNN: the student; the teacher is ppocr-v2's CRNN
-    "model": {"backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
-              "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
-              "head": {"name": "CTCHead", "mid_channels": 16}},
-    "weights": None,
-    "preprocess": {"height": 32, "width": 64},
-    "postprocess": {"charset": "ppocr_keys_v1.txt", "use_space_char": True},
-    "train": {"task": "rec", "data": {"synth": "en"}, "augment": {"tia_prob": 0.0, "bda_prob": 0.0},
-              "steps": 8, "batch_size": 4, "lr": 0.05, "warmup_steps": 1, "log_every": 1},
-}
+TINY_STUDENT = tiny_crnn({**SYNTH_EN, "steps": 8, "batch_size": 4, "lr": 0.05, "warmup_steps": 1, "log_every": 1})
 
 
 def _student(tmp_path: Path) -> Path:

@@ -16,6 +16,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 from safetensors.torch import load_file
+from tiny_crnn import SYNTH_EN, tiny_crnn
 
 from ocrlite import OCR
 from ocrlite.cli import main
@@ -27,16 +28,8 @@ from ocrlite.train.rec_task import RecTask
 from ocrlite.train.run import build_task, load_training_config
 
 SAMPLE = Path(__file__).parents[1] / "images" / "sample.png"
-TINY = {  # a 0.4 M-parameter CRNN without weights: two builds are two different random students
-    "model": {"backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
-              "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
-              "head": {"name": "CTCHead", "mid_channels": 16}},
-    "weights": None,
-    "preprocess": {"height": 32, "width": 64},
-    "postprocess": {"charset": "ppocr_keys_v1.txt", "use_space_char": True},
-    "train": {"task": "rec", "data": {"synth": "en"}, "augment": {"tia_prob": 0.0, "bda_prob": 0.0},
-              "distill": {"mode": "udml", "weight": 0.5, "feature_weight": 2.0}},
-}
+# two builds of the tiny CRNN are two different random students
+TINY = tiny_crnn({**SYNTH_EN, "distill": {"mode": "udml", "weight": 0.5, "feature_weight": 2.0}})
 
 
 def test_dml_known_answers():

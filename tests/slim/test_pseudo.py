@@ -12,6 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from PIL import Image, ImageDraw, ImageFont
+from tiny_crnn import SYNTH_EN, tiny_crnn
 
 from ocrlite.charset import Charset
 from ocrlite.cli import main
@@ -95,16 +96,8 @@ def test_teacher_pipeline_labels_a_page(preset_weights: Path, unlabelled: Path, 
     assert manifest["counts"]["outside_charset"] == 3 and set(manifest["teacher_weights"]) == {"det", "rec"}
 
 
-STUDENT = {  # a tiny CRNN with the card's charset (tests/slim/test_distill.py's student), no data of its own
-    "model": {"backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
-              "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
-              "head": {"name": "CTCHead", "mid_channels": 16}},
-    "weights": None,
-    "preprocess": {"height": 32, "width": 64},
-    "postprocess": {"charset": "ppocr_keys_v1.txt", "use_space_char": True},
-    "train": {"task": "rec", "data": {}, "augment": {"tia_prob": 0.0, "bda_prob": 0.0},
-              "steps": 2, "batch_size": 2, "lr": 0.01, "warmup_steps": 1, "log_every": 1},
-}
+STUDENT = tiny_crnn({**SYNTH_EN, "data": {}, "steps": 2, "batch_size": 2, "lr": 0.01, "warmup_steps": 1,
+                     "log_every": 1})  # the card's charset, no data of its own
 
 
 def _student(tmp_path: Path, **train: object) -> Path:

@@ -17,6 +17,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 from safetensors.torch import load_file
+from tiny_crnn import SYNTH_EN, tiny_crnn
 
 from ocrlite.backends.export import export_stage
 from ocrlite.backends.fold import fold_net
@@ -44,17 +45,8 @@ pytest.importorskip("onnxruntime")
 SAMPLE = Path(__file__).parents[1] / "images" / "sample.png"
 LINES = [(32, 60, 43, 280), (100, 128, 43, 344), (167, 198, 42, 317), (235, 268, 42, 229)]  # y0, y1, x0, x1
 
-TINY = {  # tests/slim/test_distill.py's tiny CRNN (0.4 M parameters), trained with fake quantization
-    "model": {"backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
-              "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
-              "head": {"name": "CTCHead", "mid_channels": 16}},
-    "weights": None,
-    "preprocess": {"height": 32, "width": 64},
-    "postprocess": {"charset": "ppocr_keys_v1.txt", "use_space_char": True},
-    "train": {"task": "rec", "data": {"synth": "en"}, "augment": {"tia_prob": 0.0, "bda_prob": 0.0},
-              "steps": 3, "batch_size": 4, "lr": 0.001, "warmup_steps": 1, "log_every": 1, "save_every": 2,
-              "freeze_bn": True, "qat": {"init_batches": 1}},
-}
+TINY = tiny_crnn({**SYNTH_EN, "steps": 3, "batch_size": 4, "lr": 0.001, "warmup_steps": 1, "log_every": 1,
+                 "save_every": 2, "freeze_bn": True, "qat": {"init_batches": 1}})  # trained with fake quantization
 
 
 def _crops() -> list[np.ndarray]:

@@ -14,6 +14,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 from safetensors.torch import load_file
+from tiny_crnn import tiny_crnn
 
 from ocrlite.charset import Charset
 from ocrlite.cli import main
@@ -26,11 +27,6 @@ from ocrlite.train.synth import write_synth_set
 from ocrlite.train.trainer import TrainSettings, train
 
 CHARSET = Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True)
-TINY_MODEL = {
-    "backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
-    "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
-    "head": {"name": "CTCHead", "out_channels": 6625, "mid_channels": 16},
-}
 
 
 def test_features_on_their_centers_give_zero() -> None:
@@ -101,9 +97,7 @@ def _stage(labels: Path, steps: int, center: dict[str, Any] | None) -> dict[str,
         "warmup_steps": 2, "eval_every": 100, "save_every": 3, "log_every": 1, "freeze_bn": True}
     if center is not None:
         train_section["center_loss"] = center
-    return {"model": TINY_MODEL, "weights": None, "preprocess": {"height": 32, "width": 64},
-            "postprocess": {"charset": "ppocr_keys_v1.txt", "use_space_char": True},
-            "train": train_section, "_dir": None}
+    return {**tiny_crnn(train_section), "_dir": None}
 
 
 @pytest.mark.parametrize("labels", ["argmax", "aligned"])

@@ -12,6 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
+from tiny_crnn import tiny_crnn
 
 from ocrlite.charset import Charset
 from ocrlite.cli import main
@@ -21,11 +22,6 @@ from ocrlite.train.synth import Synthesizer, write_synth_set
 from ocrlite.train.trainer import TrainSettings, train
 
 CHARSET = Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True)
-TINY_MODEL = {
-    "backbone": {"name": "MobileNetV1Enhance", "scale": 0.25},
-    "neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
-    "head": {"name": "CTCHead", "out_channels": 6625, "mid_channels": 16},
-}
 
 
 def test_ctc_of_uniform_softmax_is_known() -> None:
@@ -72,16 +68,10 @@ def test_label_file_rejects_text_outside_the_charset(tmp_path: Path) -> None:
 
 
 def _stage(labels: Path, steps: int) -> dict[str, Any]:
-    return {
-        "model": TINY_MODEL,
-        "weights": None,
-        "preprocess": {"height": 32, "width": 64},
-        "postprocess": {"charset": "ppocr_keys_v1.txt", "use_space_char": True},
-        "train": {"task": "rec", "data": {"train": [str(labels)], "eval": str(labels), "eval_limit": 6},
-                  "steps": steps, "batch_size": 3, "lr": 1e-3, "warmup_steps": 2, "eval_every": 5,
-                  "save_every": 5, "log_every": 1, "freeze_bn": True, "freeze": ["backbone.stem"]},
-        "_dir": None,
-    }
+    train = {"task": "rec", "data": {"train": [str(labels)], "eval": str(labels), "eval_limit": 6},
+             "steps": steps, "batch_size": 3, "lr": 1e-3, "warmup_steps": 2, "eval_every": 5,
+             "save_every": 5, "log_every": 1, "freeze_bn": True, "freeze": ["backbone.stem"]}
+    return {**tiny_crnn(train), "_dir": None}
 
 
 def test_resume_is_bit_exact(synth_set: Path, tmp_path: Path) -> None:
