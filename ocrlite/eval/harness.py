@@ -206,7 +206,8 @@ def _both_ways(path: Path) -> list[tuple[np.ndarray, int]]:
 
 
 def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None = None,
-             split: Path | None = None, batch: int | None = None) -> list[dict[str, Any]]:
+             split: Path | None = None, batch: int | None = None,
+             outputs: dict[str, tuple[list[Any], list[Any]]] | None = None) -> list[dict[str, Any]]:
     """One row of scores per system for ``task`` on the benchmark folder ``root``.
 
     det: ICDAR 2015 P/R/H (IoU > 0.5, fixed settings); e2e: ICDAR 2015 word-level end-to-end P/R/H (+ whole
@@ -214,6 +215,8 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     (case-insensitive, ``_cs`` sensitive), 1 - NED and CER; cls: accuracy on every crop upright (0) and
     turned 180 degrees. Every row has ``n`` (items) and ``s_per_item`` (seconds inside the system).
     Crops go to a system ``batch`` at a time (default: all in one call, which the predictors sort by ratio).
+    ``outputs``, when given, receives each system's (outputs, ground truths) per item by name, for paired
+    comparisons of systems on the same items.
     """
     layout, samples = load_samples(task, root, limit, split)
     if not samples:
@@ -244,6 +247,8 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     rows = []
     for system in systems:
         run = runs[system.name]
+        if outputs is not None:
+            outputs[system.name] = (run.outputs, truths)
         if task == "det":
             scores = _det_row(run.outputs, truths)
         elif task == "e2e":

@@ -28,6 +28,8 @@ __all__ = [
     "bag_of_words",
     "edit_distance",
     "word_accuracy",
+    "correct_words",
+    "paired_bootstrap",
     "norm_edit_similarity",
     "evaluate_recognition",
 ]
@@ -278,10 +280,30 @@ def _normalise_pairs(
     return [(fold(p), fold(g)) for p, g in zip(preds, gts)]
 
 
+def correct_words(preds: Sequence[str], gts: Sequence[str], case_sensitive: bool = False) -> list[bool]:
+    """Per word: whether the prediction equals its label (after ``_normalise_pairs``)."""
+    return [p == g for p, g in _normalise_pairs(preds, gts, case_sensitive)]
+
+
 def word_accuracy(preds: Sequence[str], gts: Sequence[str], case_sensitive: bool = False) -> float:
     """Share of exactly equal words (after ``_normalise_pairs``); 0 for no words."""
-    pairs = _normalise_pairs(preds, gts, case_sensitive)
-    return sum(p == g for p, g in pairs) / len(pairs) if pairs else 0.0
+    correct = correct_words(preds, gts, case_sensitive)
+    return sum(correct) / len(correct) if correct else 0.0
+
+
+def paired_bootstrap(
+    scores: Sequence[float], baseline: Sequence[float], samples: int = 10000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of mean(scores) - mean(baseline) when the items (scored by two systems, one
+    score each, e.g. ``correct_words``) are resampled with replacement, the same items for both."""
+    _check_lengths(scores, baseline)
+    if not scores:
+        raise ValueError("no items to resample")
+    diff = np.asarray(scores, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(samples)]
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def norm_edit_similarity(

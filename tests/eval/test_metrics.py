@@ -13,11 +13,13 @@ from ocrlite.eval.metrics import (
     PRScores,
     bag_of_words,
     bow_tokens,
+    correct_words,
     edit_distance,
     evaluate_detection,
     evaluate_end_to_end,
     evaluate_recognition,
     norm_edit_similarity,
+    paired_bootstrap,
     polygon_iou,
     word_accuracy,
 )
@@ -190,6 +192,25 @@ def test_word_accuracy_and_ned():
     assert norm_edit_similarity([""], [""]) == 1.0
     scores = evaluate_recognition(preds, truth)
     assert scores.row() == {"n": 2, "accuracy": 50.0, "1-NED": 90.0}
+
+
+def test_correct_words_per_item():
+    preds, truth = ["Hello", "wrld ", " Total"], ["hello", "world", "Total"]
+    assert correct_words(preds, truth) == [True, False, True]
+    assert correct_words(preds, truth, case_sensitive=True) == [False, False, True]
+
+
+def test_paired_bootstrap_interval():
+    # 30 of 100 items right for one system only: the difference is 0.3, its standard error sqrt(0.21 / 100)
+    better, base = [1.0] * 30 + [0.0] * 70, [0.0] * 100
+    low, high = paired_bootstrap(better, base)
+    assert 0.3 - 1.96 * 0.0458 - 0.02 < low < 0.3 - 1.96 * 0.0458 + 0.02
+    assert 0.3 + 1.96 * 0.0458 - 0.02 < high < 0.3 + 1.96 * 0.0458 + 0.02
+    assert paired_bootstrap(base, better) == pytest.approx((-high, -low), abs=0.02)
+    # the same items right for both systems: nothing differs, whatever is resampled
+    assert paired_bootstrap(better, better) == (0.0, 0.0)
+    with pytest.raises(ValueError):
+        paired_bootstrap([1.0], [1.0, 0.0])
 
 
 def test_recognition_empty_inputs():
