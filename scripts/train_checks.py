@@ -6,6 +6,9 @@
     python scripts/train_checks.py cls           # 0/180 classifier from scratch on FUNSD line crops: >= 85 % held out
     python scripts/train_checks.py rec-funsd     # the v2 CRNN fine-tuned on FUNSD train words: held-out FUNSD words
                                                  # +5 points, IIIT5K and ICDAR 2015 words -2 at most (one eval run each)
+    python scripts/train_checks.py distill       # semi-supervised distillation: the v2 CRNN on 5 labelled FUNSD forms
+                                                 # + ppocr-v6-small's pseudo-labels of 3000 unlabelled crops beats
+                                                 # the same student on the 5 forms alone (paired, on every seed)
     python scripts/train_checks.py all
 
 Each check runs ``ocrlite train`` (the command is printed) into ``--out/<check>``, then scores the result
@@ -40,6 +43,14 @@ OVERFIT = [
     "train.warmup_steps=10", "train.eval_every=50", "train.save_every=50", "train.weight_decay=0",
     "train.freeze=[backbone]",
 ]
+# distill: training forms (0-based, id order) whose true labels the student gets; the teacher reads the first
+# UNLABELLED training crops (forms 0-17) without theirs; the same recipe and steps for both students
+LABELLED_FORMS = (20, 40, 60, 80, 100)
+UNLABELLED = 3000
+DISTILL_SEEDS = (0, 1)
+DISTILL_RECIPE = ["weights=rec_ppocrv2_en", "train.steps=120", "train.warmup_steps=10", "train.save_every=120"]
+DISTILL_PSEUDO = ["train.distill.mode=pseudo", "train.distill.teacher=ppocr-v6-small", "train.distill.inputs=crops",
+                  "train.distill.min_score=0.9"]
 FINETUNE = ["train.steps=120", "train.batch_size=2", "train.eval_every=60", "train.save_every=60",
             "train.freeze=[backbone]"]
 
@@ -47,14 +58,16 @@ FINETUNE = ["train.steps=120", "train.batch_size=2", "train.eval_every=60", "tra
 OCRLITE = str(Path(sys.executable).with_name("ocrlite"))  # this interpreter's CLI, whether or not on PATH
 TRAIN = True  # --no-train: score the runs already in --out
 WEIGHTS: Path | None = None  # --weights: score these weights (e.g. a checkpoint) instead of the export
+LIMIT: int | None = None  # --limit: distill scores the first N held-out crops
 
 
-def run_train(config: Path, out: Path, sets: list[str], threads: int) -> None:
-    """Run ``ocrlite train`` with ``sets`` overrides into ``out`` (printed first)."""
+def run_train(config: Path, out: Path, sets: list[str], threads: int, command_name: str = "train") -> None:
+    """Run ``ocrlite train`` (or ``distill``) with ``sets`` overrides into ``out`` (printed first)."""
     if not TRAIN:
         print(f"(scoring the existing run {out})", flush=True)
         return
-    command = [OCRLITE, "--threads", str(threads), "train", str(config), "-o", str(out), "-q", "--name", out.name]
+    command = [OCRLITE, "--threads", str(threads), command_name, str(config), "-o", str(out), "-q", "--name",
+               out.name]
     for item in sets:
         command += ["--set", item]
     print("$", shlex.join(command), flush=True)
@@ -174,20 +187,30 @@ def eval_rec(data: Path, config: Path, threads: int) -> dict[str, dict[str, Any]
     return {("converted" if row["system"] == "ppocr-v2" else "fine_tuned"): row for row in rows}
 
 
-def rec_funsd(data: Path, out: Path, threads: int) -> bool:
+def funsd_word_crops(data: Path, crops: Path) -> None:
+    """Cut the FUNSD word crops the card's charset can write into ``crops/{train,held_out}`` (every 5th form
+    held out)."""
     from ocrlite.charset import Charset
     from ocrlite.files import find_charset
     from ocrlite.train.data import export_funsd_crops
 
+    charset = set(Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True).chars)
+    counts = export_funsd_crops(data / "funsd", crops, lambda text: set(text) <= charset, "words", every=5)
+    print("FUNSD word crops:", json.dumps(counts), flush=True)
+
+
+def rec_pipeline(path: Path, rec: Path | dict[str, Any]) -> Path:
+    """A pipeline config at ``path``: the card's detector and classifier with the recognizer ``rec``."""
+    path.write_text(f"det: det_ppocrv3.yaml\ncls: cls_ppocr_mobile_v2.yaml\nrec: {rec}\n", encoding="utf-8")
+    return path
+
+
+def rec_funsd(data: Path, out: Path, threads: int) -> bool:
     crops = out / "crops"
     if TRAIN:
-        charset = set(Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True).chars)
-        counts = export_funsd_crops(data / "funsd", crops, lambda text: set(text) <= charset, "words", every=5)
-        print("FUNSD word crops:", json.dumps(counts), flush=True)
+        funsd_word_crops(data, crops)
     run_train(REC_FUNSD_CONFIG, out, [f"train.data.train=[{crops / 'train' / 'labels.txt'}]"], threads)
-    pipeline = out / "ocr.yaml"
-    rec = exported(out, REC_FUNSD_CONFIG)
-    pipeline.write_text(f"det: det_ppocrv3.yaml\ncls: cls_ppocr_mobile_v2.yaml\nrec: {rec}\n", encoding="utf-8")
+    pipeline = rec_pipeline(out / "ocr.yaml", exported(out, REC_FUNSD_CONFIG))
     sets = {"funsd_held_out_words": crops / "held_out", "iiit5k": data / "iiit5k",
             "icdar2015_words": data / "icdar2015_words"}
     scores = {name: eval_rec(folder, pipeline, threads) for name, folder in sets.items()}
@@ -200,7 +223,108 @@ def rec_funsd(data: Path, out: Path, threads: int) -> bool:
     return bool(result["passed"])
 
 
-CHECKS = {"det-overfit": det_overfit, "det-finetune": det_finetune, "cls": cls_check, "rec-funsd": rec_funsd}
+def distill_split(data: Path, crops: Path, out: Path) -> tuple[Path, Path]:
+    """The labelled set (true labels of the crops of whole training forms ``LABELLED_FORMS``, written to
+    ``out/labelled.txt``) and the unlabelled set (a folder of links to the first ``UNLABELLED`` training crops,
+    ``out/unlabelled``), with ``out/split_{labelled,unlabelled}.json``; no form is in both."""
+    import bisect
+    import itertools
+
+    from ocrlite.train.data import holdout_split, load_funsd_boxes, write_split_manifest
+
+    forms, _ = holdout_split(load_funsd_boxes(data / "funsd"), 5)  # the split export_funsd_crops wrote
+    starts = list(itertools.accumulate((len(f.words) for f in forms), initial=0))  # word k -> word_{k:06d}.png
+    labels = dict(line.split("\t", 1) for line in (crops / "train" / "labels.txt").read_text("utf-8").splitlines())
+    labelled = [name for k in LABELLED_FORMS for i in range(starts[k], starts[k + 1])
+                if (name := f"word_{i:06d}.png") in labels]
+    unlabelled = sorted(labels)[:UNLABELLED]
+    unlabelled_forms = sorted({bisect.bisect_right(starts, int(name[5:11])) - 1 for name in unlabelled})
+    if set(unlabelled_forms) & set(LABELLED_FORMS):
+        raise SystemExit(f"the unlabelled crops reach the labelled forms {LABELLED_FORMS}")
+    out.mkdir(parents=True, exist_ok=True)
+    label_file, folder = out / "labelled.txt", out / "unlabelled"
+    label_file.write_text("".join(f"{crops / 'train' / n}\t{labels[n]}\n" for n in labelled), encoding="utf-8")
+    folder.mkdir(exist_ok=True)
+    for name in unlabelled:
+        if not (folder / name).exists():
+            (folder / name).symlink_to(crops / "train" / name)
+    write_split_manifest(out, f"FUNSD training forms sorted by id: true labels of forms {list(LABELLED_FORMS)} "
+                         f"(0-based); the first {UNLABELLED} training crops unlabelled",
+                         {"labelled": [forms[k].image for k in LABELLED_FORMS],
+                          "unlabelled": [forms[k].image for k in unlabelled_forms]},
+                         {"unit": "words", "crops": {"labelled": len(labelled), "unlabelled": len(unlabelled)}})
+    print(f"labelled: {len(labelled)} crops of training forms {list(LABELLED_FORMS)}; unlabelled: "
+          f"{len(unlabelled)} crops of training forms {unlabelled_forms[0]}-{unlabelled_forms[-1]}", flush=True)
+    return label_file, folder
+
+
+def paired(scores: dict[str, tuple[list[Any], list[Any]]], better: str, base: str) -> dict[str, Any]:
+    """``better`` against ``base`` on the same crops: the crops only one of them reads right, the accuracy
+    difference (points) and its paired bootstrap 95 % interval, case-insensitive and case-sensitive."""
+    from ocrlite.eval.metrics import correct_words, paired_bootstrap
+
+    result: dict[str, Any] = {}
+    for suffix, case_sensitive in (("", False), ("_cs", True)):
+        a, b = (correct_words(*scores[name], case_sensitive=case_sensitive) for name in (better, base))
+        low, high = paired_bootstrap(a, b)
+        result[f"accuracy{suffix}"] = {
+            "only_better": sum(x and not y for x, y in zip(a, b)), "only_base": sum(y and not x for x, y in zip(a, b)),
+            "difference": round(100 * (sum(a) - sum(b)) / len(a), 2),
+            "ci95": [round(100 * low, 2), round(100 * high, 2)]}
+    return result
+
+
+def distill(data: Path, out: Path, threads: int) -> bool:
+    """Semi-supervised distillation: the same student, recipe, steps and seed on the labelled forms alone
+    (``alone_sK``) and on them plus ppocr-v6-small's pseudo-labels of the unlabelled crops (``distilled_sK``,
+    ``ocrlite distill`` in mode pseudo; the teacher's labels are read once and reused by every seed's run).
+    A run whose export exists is kept (remove its folder to train it again). All held-out FUNSD word crops
+    are scored in one in-process run of the evaluator (the student before training and the teacher too)."""
+    import shutil
+
+    import torch
+
+    from ocrlite.api import OCR
+    from ocrlite.eval.harness import evaluate, format_table, ocrlite_system
+
+    crops = out.parent / "rec-funsd" / "crops"  # shared with rec-funsd
+    if not (crops / "train" / "labels.txt").is_file():
+        funsd_word_crops(data, crops)
+    label_file, unlabelled = distill_split(data, crops, out)
+    runs: dict[str, Path] = {}
+    for seed in DISTILL_SEEDS:
+        sets = [*DISTILL_RECIPE, f"train.seed={seed}", f"train.data.train=[{label_file}]"]
+        alone, distilled = out / f"alone_s{seed}", out / f"distilled_s{seed}"
+        if not (alone / "export").is_dir():
+            run_train(REC_FUNSD_CONFIG, alone, sets, threads)
+        labelled_before = next(out.glob("distilled_s*/pseudo/manifest.json"), None)
+        if labelled_before is not None and not (distilled / "pseudo").exists():
+            shutil.copytree(labelled_before.parent, distilled / "pseudo")  # reused when its manifest matches
+        if not (distilled / "export").is_dir():
+            run_train(REC_FUNSD_CONFIG, distilled, [*sets, *DISTILL_PSEUDO, f"train.distill.unlabelled=[{unlabelled}]"],
+                      threads, "distill")
+        runs.update({alone.name: alone, distilled.name: distilled})
+    torch.set_num_threads(threads)
+    systems = [ocrlite_system(name, OCR(model=name, stages=("rec",))) for name in ("ppocr-v2-en", "ppocr-v6-small")]
+    systems += [ocrlite_system(name, OCR(rec_pipeline(out / f"ocr_{name}.yaml", next((run / "export").glob("*.yaml"))),
+                                         stages=("rec",))) for name, run in runs.items()]
+    outputs: dict[str, tuple[list[Any], list[Any]]] = {}
+    rows = evaluate("rec", systems, crops / "held_out", LIMIT, outputs=outputs)
+    print(format_table(rows), flush=True)
+    comparisons = {f"seed {seed}": paired(outputs, f"distilled_s{seed}", f"alone_s{seed}") for seed in DISTILL_SEEDS}
+    for name, comparison in comparisons.items():
+        for key, c in comparison.items():
+            print(f"{name} {key}: distilled - alone = {c['difference']:+.2f} points, 95 % paired bootstrap "
+                  f"[{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}]; crops only distilled reads right: "
+                  f"{c['only_better']}, only alone: {c['only_base']}", flush=True)
+    result = {"check": "distill", "rows": rows, "paired": comparisons,
+              "passed": all(c["accuracy"]["ci95"][0] > 0 for c in comparisons.values())}
+    report(out, result)
+    return bool(result["passed"])
+
+
+CHECKS = {"det-overfit": det_overfit, "det-finetune": det_finetune, "cls": cls_check, "rec-funsd": rec_funsd,
+          "distill": distill}
 
 
 def main() -> int:
@@ -210,11 +334,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO.parent / "runs" / "train_checks")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-train", action="store_true", help="score the runs already in --out")
+    parser.add_argument("--limit", type=int, help="distill: score the first N held-out crops (default: all 4,100)")
     parser.add_argument("--weights", type=Path, help="with --no-train: score these weights (a checkpoint's "
                         "model.safetensors) instead of the export")
     args = parser.parse_args()
-    global TRAIN, WEIGHTS
-    TRAIN, WEIGHTS = not args.no_train, args.weights
+    global TRAIN, WEIGHTS, LIMIT
+    TRAIN, WEIGHTS, LIMIT = not args.no_train, args.weights, args.limit
     names = list(CHECKS) if args.check == "all" else [args.check]
     passed = {name: CHECKS[name](args.data.resolve(), args.out / name, args.threads) for name in names}
     print("passed:", passed)
