@@ -196,3 +196,22 @@ def test_eval_scores_a_label_file_folder_for_a_preset_and_a_config(synth_set: Pa
     assert [row["system"] for row in rows] == ["ppocr-v2", "ocr_ppocr_v2_en.yaml"]
     assert all(row["n"] == 24 for row in rows)
     assert rows[1]["accuracy_cs"] > rows[0]["accuracy_cs"]  # spaces and letter case
+
+
+def test_evaluate_hands_back_the_outputs_its_rows_score(synth_set: Path) -> None:
+    # paired comparisons (scripts/train_checks.py distill) need each system's text per crop, in sample order
+    from ocrlite.api import OCR
+    from ocrlite.eval.harness import evaluate, ocrlite_system
+    from ocrlite.eval.metrics import correct_words, word_accuracy
+
+    torch.set_num_threads(1)
+    systems = [ocrlite_system(name, OCR(model=name, stages=("rec",))) for name in ("ppocr-v2", "ppocr-v2-en")]
+    outputs: dict[str, tuple[list[Any], list[Any]]] = {}
+    rows = evaluate("rec", systems, synth_set.parent, limit=20, outputs=outputs)
+    truths = [text for _, text in read_label_file(synth_set, CHARSET)[0]][:20]
+    for row in rows:
+        texts, labels = outputs[row["system"]]
+        assert labels == truths and len(texts) == 20
+        assert row["accuracy_cs"] == round(100 * word_accuracy(texts, labels, case_sensitive=True), 2)
+    v2, v2_en = (correct_words(*outputs[name], case_sensitive=True) for name in ("ppocr-v2", "ppocr-v2-en"))
+    assert sum(v2_en) > sum(v2)
