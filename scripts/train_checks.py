@@ -1,4 +1,6 @@
-"""Acceptance checks of issue 11 for detection and classification training (CPU, a few minutes each).
+"""Acceptance checks of issue 11 for detection and classification training (CPU, a few minutes each), and of
+issue 12 for distillation (``distill``: four training runs and the teacher's labels, about 45 CPU minutes on
+one thread).
 
     python scripts/train_checks.py det-overfit   # 4 ICDAR 2015 images: hmean >= 0.9 through the real post-processing
     python scripts/train_checks.py det-finetune  # ICDAR 2015 dev, every 5th image held out: falling loss, held-out
@@ -278,8 +280,9 @@ def distill(data: Path, out: Path, threads: int) -> bool:
     """Semi-supervised distillation: the same student, recipe, steps and seed on the labelled forms alone
     (``alone_sK``) and on them plus ppocr-v6-small's pseudo-labels of the unlabelled crops (``distilled_sK``,
     ``ocrlite distill`` in mode pseudo; the teacher's labels are read once and reused by every seed's run).
-    A run whose export exists is kept (remove its folder to train it again). All held-out FUNSD word crops
-    are scored in one in-process run of the evaluator (the student before training and the teacher too)."""
+    A run whose export exists is kept (remove its folder to train it again). The held-out FUNSD word crops
+    (all, or the first ``--limit``) are scored in one in-process run of the evaluator, with the student before
+    training and the teacher; passed when every seed's paired 95 % interval of distilled - alone is above 0."""
     import shutil
 
     import torch
