@@ -28,6 +28,7 @@ __all__ = [
     "bag_of_words",
     "edit_distance",
     "word_accuracy",
+    "alphanumeric_accuracy",
     "norm_edit_similarity",
     "evaluate_recognition",
 ]
@@ -281,6 +282,21 @@ def _normalise_pairs(
 def word_accuracy(preds: Sequence[str], gts: Sequence[str], case_sensitive: bool = False) -> float:
     """Share of exactly equal words (after ``_normalise_pairs``); 0 for no words."""
     pairs = _normalise_pairs(preds, gts, case_sensitive)
+    return sum(p == g for p, g in pairs) / len(pairs) if pairs else 0.0
+
+
+def _alphanumeric(text: str) -> str:
+    """``text`` casefolded with everything but the ASCII letters and digits removed."""
+    return "".join(c for c in text.casefold() if c.isascii() and c.isalnum())
+
+
+def alphanumeric_accuracy(preds: Sequence[str], gts: Sequence[str]) -> float:
+    """Word accuracy under the scene-text benchmarks' 36-symbol protocol: case-insensitive, only ASCII letters
+    and digits compared (IIIT5K's labels leave out punctuation that is visible in the crop). Words whose label
+    has no letter or digit are left out; 0 for no such words."""
+    _check_lengths(preds, gts)
+    pairs = [(_alphanumeric(p), _alphanumeric(g)) for p, g in zip(preds, gts)]
+    pairs = [(p, g) for p, g in pairs if g]
     return sum(p == g for p, g in pairs) / len(pairs) if pairs else 0.0
 
 
