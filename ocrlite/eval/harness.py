@@ -26,6 +26,7 @@ from ocrlite.eval.datasets import load_funsd, load_icdar2015, load_word_crops
 from ocrlite.eval.metrics import (
     GtRegion,
     PRScores,
+    alphanumeric_accuracy,
     bag_of_words,
     edit_distance,
     evaluate_detection,
@@ -197,6 +198,7 @@ def _rec_row(texts: list[str], labels: list[str]) -> dict[str, Any]:
     errors = sum(edit_distance(t.strip(), g.strip()) for t, g in zip(texts, labels))
     chars = sum(len(g.strip()) for g in labels)
     return {"accuracy": _pct(insensitive.accuracy), "accuracy_cs": _pct(sensitive.accuracy),
+            "accuracy_alnum": _pct(alphanumeric_accuracy(texts, labels)),
             "1-NED": _pct(insensitive.one_minus_ned), "CER": _pct(errors / chars if chars else 0.0)}
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "word_accuracy",
     "correct_words",
     "paired_bootstrap",
+    "alphanumeric_accuracy",
     "norm_edit_similarity",
     "evaluate_recognition",
 ]
@@ -304,6 +305,21 @@ def paired_bootstrap(
     means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(samples)]
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
+
+
+def _alphanumeric(text: str) -> str:
+    """``text`` casefolded with everything but the ASCII letters and digits removed."""
+    return "".join(c for c in text.casefold() if c.isascii() and c.isalnum())
+
+
+def alphanumeric_accuracy(preds: Sequence[str], gts: Sequence[str]) -> float:
+    """Word accuracy under the scene-text benchmarks' 36-symbol protocol: case-insensitive, only ASCII letters
+    and digits compared (IIIT5K's labels leave out punctuation that is visible in the crop). Words whose label
+    has no letter or digit are left out; 0 for no such words."""
+    _check_lengths(preds, gts)
+    pairs = [(_alphanumeric(p), _alphanumeric(g)) for p, g in zip(preds, gts)]
+    pairs = [(p, g) for p, g in pairs if g]
+    return sum(p == g for p, g in pairs) / len(pairs) if pairs else 0.0
 
 
 def norm_edit_similarity(

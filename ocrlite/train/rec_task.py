@@ -32,7 +32,7 @@ from ..settings import LinePreprocess
 from ..stages import StageSpec, stage_spec
 from .center_loss import CenterBank, CenterLossSettings, ctc_align, greedy_labels
 from .settings import from_mapping
-from .synth import FONT_ROOT, LANGS, SCENE_SHARE, WORDS_FILE, FontBank, Synthesizer, degrade, load_words
+from .synth import FONT_ROOT, LANGS, SCENE_SHARE, WORDS_FILE, ZH_SHARE, FontBank, Synthesizer, degrade, load_words
 
 __all__ = ["RecData", "RecTask", "ctc_loss", "read_label_file", "tia_distort", "tia_stretch", "tia_perspective"]
 
@@ -144,7 +144,8 @@ class RecData:
     ``synth`` names a synthetic language (``en`` or ``en+zh``, see ``ocrlite.train.synth``); each
     training sample is then rendered fresh with probability ``synth_share`` (always when there are
     no label files), with fonts from ``fonts`` and words from ``words``; ``scene_share`` of the
-    English samples are scene-style words rather than document lines. ``width_multiple`` rounds every
+    English samples are scene-style words rather than document lines, and with ``en+zh``, ``zh_share`` of all
+    samples are Chinese lines. ``width_multiple`` rounds every
     batch's padded width up to a multiple of it: 1 pads exactly as inference does; on CUDA, 32 keeps
     the number of distinct input shapes small, so cuDNN reuses its execution plans instead of
     building new ones for almost every batch (measured on an H100: 0.5 s/step before, see
@@ -157,6 +158,7 @@ class RecData:
     synth: str = ""
     synth_share: float = 1.0
     scene_share: float = SCENE_SHARE
+    zh_share: float = ZH_SHARE
     width_multiple: int = 1
     fonts: str = str(FONT_ROOT)
     words: str = str(WORDS_FILE)
@@ -214,7 +216,8 @@ class RecTask:
         if self.data.synth:
             fonts = FontBank(Path(self.data.fonts))
             self.synth = Synthesizer(self.charset, self.data.synth, self.pre.height, fonts,
-                                     load_words(Path(self.data.words)), self.data.scene_share)
+                                     load_words(Path(self.data.words)), self.data.scene_share,
+                                     self.data.zh_share)
 
     def files(self) -> list[Path]:
         """Every file the task reads: label files, images, fonts and the word list (for the data manifest)."""

@@ -31,6 +31,8 @@ LANGS = ("en", "en+zh")
 FONT_ROOT = Path("/usr/share/fonts")
 WORDS_FILE = Path("/usr/share/dict/american-english")
 ZH_SHARE = 0.15  # share of Chinese lines in ``en+zh``
+_ZH_PUNCT = "，。、：；！？"
+_ZH_PAIRS = ("（）", "《》", "“”", "「」", "『』", "【】", "()")
 LOW_RES_SHARE = 0.3  # share of scene words returned at 1/3 to 2/3 of the model's height
 SCENE_SHARE = 0.45  # share of scene-style words (colours, larger distortions) among the English samples
 CJK_FONT_NAMES = ("wqy-microhei.ttc", "DroidSansFallbackFull.ttf")
@@ -393,13 +395,24 @@ class TextSource:
         return word
 
     def chinese_line(self, rng: np.random.Generator) -> str:
-        n = int(rng.integers(2, 16))
-        chars = [_pick(rng, self.cjk_chars) for _ in range(n)]
-        if rng.random() < 0.3:
-            chars.insert(int(rng.integers(n)), str(int(rng.integers(1, 2030))))
-        if rng.random() < 0.3:
-            chars.append(_pick(rng, "，。：；！？、"))
-        return "".join(chars)
+        """A line as Chinese documents write it: runs of characters split by full-width punctuation (or, as
+        often in mixed text, half-width), brackets and quotes, Latin words, codes and numbers with or without
+        spaces around them."""
+        parts: list[str] = []
+        for _ in range(int(rng.integers(1, 4))):
+            run = "".join(_pick(rng, self.cjk_chars) for _ in range(int(rng.integers(1, 8))))
+            r = rng.random()
+            if r < 0.15:
+                pair = _pick(rng, _ZH_PAIRS)
+                run = f"{pair[0]}{run}{pair[1]}"
+            elif r < 0.4:
+                run += _pick(rng, _ZH_PUNCT) if rng.random() < 0.75 else _pick(rng, ",.:;()")
+            parts.append(run)
+            if rng.random() < 0.35:
+                token = self.number(rng) if rng.random() < 0.4 else _case(rng, self.word(rng))
+                space = " " if rng.random() < 0.5 else ""
+                parts.append(f"{space}{token}{space}")
+        return "".join(parts)
 
 
 def _colour(rng: np.random.Generator, lo: int, hi: int) -> tuple[int, int, int]:
@@ -441,15 +454,17 @@ class Synthesizer:
 
     def __init__(
         self, charset: Charset, lang: str = "en", height: int = 32, fonts: FontBank | None = None,
-        words: tuple[str, ...] | None = None, scene_share: float = SCENE_SHARE,
+        words: tuple[str, ...] | None = None, scene_share: float = SCENE_SHARE, zh_share: float = ZH_SHARE,
     ) -> None:
         if lang not in LANGS:
             raise ConfigError(f"unknown synth language {lang!r}; choose one of: {', '.join(LANGS)}")
         if height < 8:
             raise ConfigError(f"synth height must be at least 8 pixels, got {height}")
-        if not 0 <= scene_share <= 1:
-            raise ConfigError(f"synth scene share must be between 0 and 1, got {scene_share}")
+        for name, share in (("scene", scene_share), ("Chinese", zh_share)):
+            if not 0 <= share <= 1:
+                raise ConfigError(f"synth {name} share must be between 0 and 1, got {share}")
         self.charset, self.lang, self.height, self.scene_share = charset, lang, height, scene_share
+        self.zh_share = zh_share
         self.fonts = fonts or FontBank()
         allowed = set(charset.chars)
         cjk = tuple(c for c in charset.chars if "\u4e00" <= c <= "\u9fff")
@@ -465,7 +480,7 @@ class Synthesizer:
 
     def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         """A sample whose every random choice comes from ``rng``."""
-        zh = self.lang == "en+zh" and rng.random() < ZH_SHARE
+        zh = self.lang == "en+zh" and rng.random() < self.zh_share
         scene = not zh and rng.random() < self.scene_share
         maker: Callable[[np.random.Generator], str]
         if zh:

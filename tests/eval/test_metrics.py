@@ -11,6 +11,7 @@ from ocrlite.eval.datasets import load_funsd, load_icdar2015, load_word_crops, p
 from ocrlite.eval.metrics import (
     GtRegion,
     PRScores,
+    alphanumeric_accuracy,
     bag_of_words,
     bow_tokens,
     correct_words,
@@ -211,6 +212,16 @@ def test_paired_bootstrap_interval():
     assert paired_bootstrap(better, better) == (0.0, 0.0)
     with pytest.raises(ValueError):
         paired_bootstrap([1.0], [1.0, 0.0])
+
+
+def test_alphanumeric_accuracy_compares_letters_and_digits_only():
+    # IIIT5K-style labels: visible punctuation and spaces are not in the label
+    preds = ["life.", "\u201cSERVING", "193 KM", "Sure", "CHANGE!!", "smlie", "\u4e2d"]
+    truth = ["LIFE", "SERVING", "193KM", "SURE", "CHANGE", "smile", "-"]
+    assert alphanumeric_accuracy(preds, truth) == 5 / 6  # the last label has no letter or digit: left out
+    assert word_accuracy(preds, truth) == 1 / 7
+    assert alphanumeric_accuracy(["\u00e9t\u00e9"], ["t"]) == 1.0  # accented letters are not ASCII: dropped
+    assert alphanumeric_accuracy([], []) == 0.0
 
 
 def test_recognition_empty_inputs():

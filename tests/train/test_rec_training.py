@@ -16,6 +16,7 @@ from tiny_crnn import tiny_crnn
 
 from ocrlite.charset import Charset
 from ocrlite.cli import main
+from ocrlite.errors import ConfigError
 from ocrlite.files import find_charset
 from ocrlite.train.rec_task import RecTask, ctc_loss, read_label_file
 from ocrlite.train.synth import Synthesizer, write_synth_set
@@ -58,6 +59,20 @@ def test_synth_is_deterministic_and_inside_the_charset(synth_set: Path) -> None:
     assert any(any("\u4e00" <= c <= "\u9fff" for c in t) for t in texts)  # en+zh draws Chinese lines too
     again = write_synth_set(synth_set.parent / "again", 24, CHARSET, lang="en+zh", seed=3)
     assert again.read_text(encoding="utf-8") == synth_set.read_text(encoding="utf-8")
+
+
+def test_synth_chinese_share_and_mixed_lines() -> None:
+    def is_cjk(text: str) -> bool:
+        return any("\u4e00" <= c <= "\u9fff" for c in text)
+
+    zh = [Synthesizer(CHARSET, "en+zh", 32, zh_share=1.0).sample(2, k)[1] for k in range(80)]
+    assert all(is_cjk(t) for t in zh)
+    # lines as Chinese documents write them: full-width punctuation, Latin words or numbers among the characters
+    assert any(set(t) & set("\uff0c\u3002\u3001\uff1a\uff1b") for t in zh)
+    assert any(any(c.isascii() and c.isalnum() for c in t) for t in zh)
+    assert not any(is_cjk(Synthesizer(CHARSET, "en+zh", 32, zh_share=0.0).sample(2, k)[1]) for k in range(40))
+    with pytest.raises(ConfigError, match="Chinese share must be between 0 and 1"):
+        Synthesizer(CHARSET, "en+zh", 32, zh_share=1.5)
 
 
 def test_label_file_rejects_text_outside_the_charset(tmp_path: Path) -> None:
