@@ -30,8 +30,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "ppocr-v2-en", "ocr_ppocr_v2_en.yaml", "English, Chinese",
-            "the reference design with its PP-OCRv2 CRNN fine-tuned by ocrlite on synthetic English lines "
-            "(spaces, letter case); English documents",
+            "the reference design with its PP-OCRv2 CRNN fine-tuned by ocrlite on synthetic English and Chinese "
+            "lines (spaces, letter case); documents",
         ),
         Preset(
             "ppocr-v3", "ocr_ppocr_v3.yaml", "Chinese, English",
