@@ -19,7 +19,7 @@ from ocrlite.cli import main
 from ocrlite.errors import ConfigError
 from ocrlite.files import find_charset
 from ocrlite.train.rec_task import RecTask, ctc_loss, read_label_file
-from ocrlite.train.synth import Synthesizer, write_synth_set
+from ocrlite.train.synth import FontBank, Synthesizer, write_synth_set
 from ocrlite.train.trainer import TrainSettings, train
 
 CHARSET = Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True)
@@ -65,14 +65,15 @@ def test_synth_chinese_share_and_mixed_lines() -> None:
     def is_cjk(text: str) -> bool:
         return any("\u4e00" <= c <= "\u9fff" for c in text)
 
-    zh = [Synthesizer(CHARSET, "en+zh", 32, zh_share=1.0).sample(2, k)[1] for k in range(80)]
+    fonts = FontBank()  # one font scan for the three synthesizers
+    zh = [Synthesizer(CHARSET, "en+zh", 32, fonts, zh_share=1.0).sample(2, k)[1] for k in range(80)]
     assert all(is_cjk(t) for t in zh)
     # lines as Chinese documents write them: full-width punctuation, Latin words or numbers among the characters
     assert any(set(t) & set("\uff0c\u3002\u3001\uff1a\uff1b") for t in zh)
     assert any(any(c.isascii() and c.isalnum() for c in t) for t in zh)
-    assert not any(is_cjk(Synthesizer(CHARSET, "en+zh", 32, zh_share=0.0).sample(2, k)[1]) for k in range(40))
+    assert not any(is_cjk(Synthesizer(CHARSET, "en+zh", 32, fonts, zh_share=0.0).sample(2, k)[1]) for k in range(40))
     with pytest.raises(ConfigError, match="Chinese share must be between 0 and 1"):
-        Synthesizer(CHARSET, "en+zh", 32, zh_share=1.5)
+        Synthesizer(CHARSET, "en+zh", 32, fonts, zh_share=1.5)
 
 
 def test_label_file_rejects_text_outside_the_charset(tmp_path: Path) -> None:
