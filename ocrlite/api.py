@@ -61,7 +61,7 @@ class OCR:
         )
         self.classifier = self._line_classifier if self.settings.use_cls else None
         self.page_steps = (
-            page_steps(self.settings.page_orientation, self.settings.deskew)
+            page_steps(self.settings.page_orientation, self.settings.deskew, spec.page)
             if self._detector is not None else None  # page steps serve whole pages, which need the detector
         )
 

@@ -87,7 +87,7 @@ class _Models:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.ocr: dict[str, Any] = {}
-        self.page: Any = None
+        self.page: dict[str, Any] = {}
 
     def threads(self, options: Any) -> int:
         """Torch threads: ``--ocrlite-threads``, else the CPUs shared among the pages run at once."""
@@ -116,14 +116,16 @@ class _Models:
             return self.ocr[preset]
 
     def classifier(self, options: Any) -> Any:
+        """The page classifier of the preset's pipeline (its ``page:`` section)."""
+        preset, pipeline = options.ocrlite.model, self.pipeline(options)
         with self.lock:
-            if self.page is None:
+            if preset not in self.page:
                 from ocrlite.orientation import PageOrientationClassifier
 
                 self._set_threads(options)
-                self.page = PageOrientationClassifier.from_config()
+                self.page[preset] = PageOrientationClassifier.from_config(pipeline.spec.page)
                 log.info("ocrlite: built the page classifier in process %d", os.getpid())
-            return self.page
+            return self.page[preset]
 
 
 _MODELS = _Models()

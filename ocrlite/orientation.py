@@ -334,8 +334,9 @@ class PageSteps:
                           skew=None if skew is None else round(skew, 3))
 
 
-def page_steps(page_orientation: bool, deskew: bool) -> PageSteps | None:
-    """The page steps switched on (None when neither is): the shipped page classifier and/or deskew."""
+def page_steps(page_orientation: bool, deskew: bool, page: StageSpec | None = None) -> PageSteps | None:
+    """The page steps switched on (None when neither is): the page classifier of ``page`` (default: the shipped
+    one) and/or deskew."""
     if not (page_orientation or deskew):
         return None
-    return PageSteps(PageOrientationClassifier.from_config() if page_orientation else None, deskew)
+    return PageSteps(PageOrientationClassifier.from_config(page) if page_orientation else None, deskew)

@@ -54,7 +54,7 @@ __all__ = [
 
 STAGE_KINDS = ("det", "cls", "rec")
 STAGE_KEYS = ("model", "weights", "preprocess", "postprocess", "backend", "train", "onnx")
-PIPELINE_KEYS = ("det", "cls", "rec", "pipeline")
+PIPELINE_KEYS = ("det", "cls", "rec", "page", "pipeline")
 BACKENDS = ("torch", "onnxruntime")
 DEFAULT_PIPELINE = "ocr_ppocr_v2.yaml"
 DEFAULT_STAGE_CONFIGS = {"det": "det_ppocrv3.yaml", "cls": "cls_ppocr_mobile_v2.yaml", "rec": "rec_ppocrv2.yaml"}
@@ -124,12 +124,14 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """The three stages of a pipeline (``cls`` may be absent) and its switches."""
+    """The three stages of a pipeline (``cls`` may be absent), its switches, and the page orientation stage
+    that ``pipeline.page_orientation`` runs (the config's ``page:`` section, else the shipped one)."""
 
     settings: PipelineSettings
     det: StageSpec
     cls: StageSpec | None
     rec: StageSpec
+    page: StageSpec
 
 
 def _read_stage(value: Any, relative_to: Path | None, section: str) -> dict[str, Any]:
@@ -152,9 +154,11 @@ def load_stage_config(name: str | Path, overrides: Iterable[str] = ()) -> dict[s
 
 
 def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """A pipeline config's raw mapping; each of det/cls/rec becomes a full stage mapping.
+    """A pipeline config's raw mapping; each of det/cls/rec/page becomes a full stage mapping (``page``: the
+    shipped page classifier when the config names none).
 
-    Overrides address the resolved tree, e.g. ``det.postprocess.box_thresh=0.5`` or ``pipeline.drop_score=0.3``.
+    Overrides address the resolved tree, e.g. ``det.postprocess.box_thresh=0.5``, ``pipeline.drop_score=0.3``
+    or ``page.postprocess.thresh=0.6``.
     """
     path = find_config(name or DEFAULT_PIPELINE)
     raw = load_yaml(path)
@@ -166,6 +170,7 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
     for kind in STAGE_KINDS:
         if raw.get(kind) is not None:
             cfg[kind] = _read_stage(raw[kind], path.parent, f"{path.name}: {kind}")
+    cfg[PAGE_KIND] = _read_stage(raw.get(PAGE_KIND) or PAGE_CONFIG, path.parent, f"{path.name}: {PAGE_KIND}")
     return apply_overrides(cfg, overrides)
 
 
@@ -269,7 +274,7 @@ def pipeline_spec(
     stages = {kind: resolve_stage(kind, cfg[kind], kind) if kind in cfg else None for kind in STAGE_KINDS}
     det, rec = stages["det"], stages["rec"]
     assert det is not None and rec is not None  # load_pipeline_config requires both
-    return PipelineSpec(settings, det, stages["cls"], rec)
+    return PipelineSpec(settings, det, stages["cls"], rec, resolve_stage(PAGE_KIND, cfg[PAGE_KIND], PAGE_KIND))
 
 
 def with_backend(spec: PipelineSpec, backend: str | None) -> PipelineSpec:
@@ -297,7 +302,7 @@ def command_stage(
         if "model" in raw:  # a stage config
             prefix = f"{kind}."
             local = [o.removeprefix(prefix) for o in overrides]
-            foreign = [o for o in local if o.split(".", 1)[0] in (*STAGE_KINDS, "pipeline")]
+            foreign = [o for o in local if o.split(".", 1)[0] in (*STAGE_KINDS, PAGE_KIND, "pipeline")]
             if foreign:
                 raise ConfigError(f"override {foreign[0]!r} does not apply to the {kind} stage config {config}")
             return stage_spec(kind, config, local)

@@ -191,3 +191,14 @@ def test_recognizer_readings_turn_a_street_photo_the_line_votes_got_wrong(shared
     record = json.loads(result.output)
     assert record["rotation"] == 90
     assert "KURT" in " ".join(line["text"] for line in record["lines"]).upper()
+    # the pipeline's page section takes --set: never asking the recognizer leaves the wrong side
+    result = CliRunner().invoke(main, ["ocr", "--rotate-pages", "--set", "page.postprocess.recheck=0", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rotation"] != 90
+
+
+def test_page_settings_are_checked_like_every_stage_setting() -> None:
+    result = CliRunner().invoke(main, ["ocr", "--rotate-pages", "--set", "page.postprocess.thresh=2", str(SAMPLE)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "ocrlite: error: page.postprocess.thresh: 2.0 is out of range; allowed: 0.0..1.0"]

@@ -19,7 +19,7 @@ from torch import nn
 from ocrlite.config import load_yaml
 from ocrlite.files import find_config
 from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
-from ocrlite.stages import DEFAULT_PIPELINE, STAGE_KINDS, load_pipeline_config, load_stage_config, stage_kind
+from ocrlite.stages import DEFAULT_PIPELINE, PAGE_KIND, STAGE_KINDS, load_pipeline_config, load_stage_config, stage_kind
 from ocrlite.weights import sha256_file
 
 __all__ = ["config_stage_kind", "is_stage_config", "raw_stage", "save_stage", "write_pipeline"]
@@ -77,7 +77,7 @@ def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path])
     """``out_dir/ocr.yaml``: the parent pipeline (the default one for a stage config) with stages replaced."""
     source = find_config(DEFAULT_PIPELINE if is_stage_config(config) else config)
     raw = load_yaml(source)
-    pipeline = {k: _stage_ref(raw[k], source.parent) for k in STAGE_KINDS if raw.get(k) is not None}
+    pipeline = {k: _stage_ref(raw[k], source.parent) for k in (*STAGE_KINDS, PAGE_KIND) if raw.get(k) is not None}
     pipeline.update({kind: path.name for kind, path in replaced.items()})
     if raw.get("pipeline"):
         pipeline["pipeline"] = raw["pipeline"]
