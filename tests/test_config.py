@@ -11,9 +11,10 @@ from ocrlite.stages import load_pipeline_config, load_stage_config, stage_spec
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
-def test_default_pipeline_resolves_three_stages() -> None:
+def test_default_pipeline_resolves_three_stages_and_the_page_classifier() -> None:
     cfg = load_pipeline_config()
-    assert set(cfg) == {"det", "cls", "rec", "pipeline"}
+    assert set(cfg) == {"det", "cls", "rec", "page", "pipeline"}
+    assert cfg["page"]["weights"] == "page_cls_pplcnet"
     assert cfg["det"]["model"]["backbone"]["name"] == "MobileNetV3"
     assert cfg["rec"]["weights"] == "rec_ppocrv2"
 
