@@ -76,7 +76,7 @@ def orientation_confidence(probability: float, thresh: float, classes: int = 4) 
     """The page classifier's probability on OCRmyPDF's scale: chance level (1/classes) -> 0, the classifier's
     own decision threshold ``thresh`` -> 14 (OCRmyPDF's default ``--rotate-pages-threshold``), 1 -> 20."""
     chance = 1.0 / classes
-    if probability <= thresh:
+    if probability <= thresh and thresh > chance:
         return max(0.0, _OCRMYPDF_THRESHOLD * (probability - chance) / (thresh - chance))
     return _OCRMYPDF_THRESHOLD + (_OCRMYPDF_TOP - _OCRMYPDF_THRESHOLD) * (probability - thresh) / (1.0 - thresh)
 

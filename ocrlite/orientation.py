@@ -1,14 +1,18 @@
 """Page-level geometry: orientation (0/90/180/270), small-angle deskew, and results mapped back to the page.
 
-``PageOrientationClassifier`` is PaddleClas's text-image orientation model (PP-LCNet x1.0): the page is
-resized so its short side is 256, centre-cropped to 224x224 and normalised with the ImageNet mean/std
-(BGR channel order, as the exported model was fed). Its label is the clockwise angle by which the page's
-content is turned; rotating the page back by that angle (counter-clockwise) makes it upright.
+``PageOrientationClassifier`` is PaddleClas's text-image orientation model (PP-LCNet x1.0), fed 224x224
+squares normalised with the ImageNet mean/std (BGR channel order, as the exported model was fed). It was
+trained on the page resized to a short side of 256 and centre-cropped (view ``centre``); by default it sees
+the whole page padded white to a square (``padded``) and three squares along the page's long side
+(``tiles``), which keep the text a centre crop cuts off a wide photo (``page_views``). Its label is the
+clockwise angle by which the content is turned; rotating the page back by that angle (counter-clockwise)
+makes it upright.
 
 The page's orientation is decided from these sources (``PageOrientationClassifier.decide``):
 
-- the classifier, run on the page and on its three quarter turns, each answer turned back to the page's
-  frame, combined as a geometric mean (``turned_log_probabilities``; one batch of four 224x224 inputs);
+- the classifier, run on each square and on its three quarter turns, each answer turned back to the page's
+  frame, combined as a geometric mean per square, then averaged per view and over the views
+  (``turned_log_probabilities``; one batch of 16 inputs with the default views);
 - the text itself (``text_evidence``): the lines the detector finds on the page as given. A line much
   longer than high says whether the page is turned by 0/180 (wide) or 90/270 (tall), and the line
   direction classifier's 0/180 answer on its crop (``crop_quad`` turns tall crops counter-clockwise)
@@ -55,6 +59,7 @@ __all__ = [
     "reading_evidence",
     "PageOrientationClassifier",
     "page_crop",
+    "page_views",
     "rotate_upright",
     "estimate_skew",
     "deskew_image",
@@ -70,7 +75,7 @@ _QUARTERS = (0, 90, 180, 270)
 # to _FULL_ASPECT; _LINE_DOUBT of each line's vote is spread over all four angles (a line may be misread).
 _LINE_ASPECT = 1.5
 _FULL_ASPECT = 10.0
-_LINE_DOUBT = 0.1
+_LINE_DOUBT = 0.2
 # Reading evidence: a mean CTC confidence below _MIN_CONFIDENCE (an empty reading scores 0) counts as it.
 _MIN_CONFIDENCE = 0.02
 
@@ -162,12 +167,38 @@ def page_crop(image: np.ndarray, resize_short: int, crop: int) -> np.ndarray:
     return resized[top : top + crop, left : left + crop]
 
 
+def _square(image: np.ndarray, crop: int) -> np.ndarray:
+    return cv2.resize(image, (crop, crop), interpolation=cv2.INTER_AREA)
+
+
+def page_views(image: np.ndarray, pre: PagePreprocess) -> list[list[np.ndarray]]:
+    """The classifier's input squares of a page, grouped by view (``PagePreprocess.views``, in that order)."""
+    height, width = image.shape[:2]
+    side, long = min(height, width), max(height, width)
+    views = []
+    for view in pre.views:
+        if view == "centre":
+            views.append([page_crop(image, pre.resize_short, pre.crop)])
+        elif view == "padded":
+            top, left = (long - height) // 2, (long - width) // 2
+            padded = cv2.copyMakeBorder(image, top, long - height - top, left, long - width - left,
+                                        cv2.BORDER_CONSTANT, value=(255, 255, 255))
+            views.append([_square(padded, pre.crop)])
+        else:  # tiles: start, middle and end of the long side
+            starts = [int(f * (long - side)) for f in (0.0, 0.5, 1.0)]
+            cut = [image[:, x : x + side] if width >= height else image[x : x + side] for x in starts]
+            views.append([_square(tile, pre.crop) for tile in cut])
+    return views
+
+
 class PageOrientationClassifier:
     """0/90/180/270 page orientation: BGR page -> (clockwise angle of its content, probability)."""
 
     def __init__(self, runner: Runner, pre: PagePreprocess, post: PagePostprocess) -> None:
         if sorted(post.labels) != list(_QUARTERS):
             raise ConfigError(f"page.postprocess.labels: must be 0, 90, 180 and 270 in any order, got {post.labels}")
+        if not pre.views:
+            raise ConfigError("page.preprocess.views: name at least one of centre, padded, tiles")
         self.runner, self.pre, self.post = runner, pre, post
 
     @classmethod
@@ -179,30 +210,32 @@ class PageOrientationClassifier:
         spec = config if isinstance(config, StageSpec) else stage_spec(PAGE_KIND, config, overrides)
         return cls(runner if runner is not None else spec.build_runner(), spec.pre, spec.post)
 
-    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """N x len(labels) class probabilities."""
-        batch = np.stack([
-            normalize(page_crop(image, self.pre.resize_short, self.pre.crop), self.pre.mean, self.pre.std)
-            for image in images
-        ])
-        return self.runner(batch)
+    def probabilities(self, squares: Sequence[np.ndarray]) -> np.ndarray:
+        """N x len(labels) class probabilities of ``crop`` x ``crop`` input squares."""
+        return self.runner(np.stack([normalize(square, self.pre.mean, self.pre.std) for square in squares]))
 
     def __call__(self, image: np.ndarray) -> tuple[int, float]:
-        """The classifier alone, on the page as given: the most likely clockwise angle and its probability."""
-        probs = self.probabilities([image])[0]
+        """The classifier alone, on the page as given: the most likely clockwise angle and its probability
+        (averaged over the squares of each view, then over the views)."""
+        probs = np.mean([self.probabilities(view).mean(axis=0) for view in page_views(image, self.pre)], axis=0)
         best = int(np.argmax(probs))
         return int(self.post.labels[best]), float(probs[best])
 
     def turned_log_probabilities(self, image: np.ndarray) -> np.ndarray:
-        """Mean log-probability of each of 0/90/180/270 over the page and its three clockwise quarter turns
-        (turning the page by k quarters turns its content by k quarters too)."""
-        turns = [image] + [cv2.rotate(image, _ROTATE_CW[angle]) for angle in _QUARTERS[1:]]
-        probs = np.log(np.clip(self.probabilities(turns), 1e-6, 1.0))
+        """Mean log-probability of each of 0/90/180/270 over every input square and its three clockwise quarter
+        turns (turning a square by k quarters turns its content by k quarters too), averaged per view, then
+        over the views; one batch."""
+        views = page_views(image, self.pre)
+        squares = [square for view in views for square in view]
+        turns = [turn for square in squares
+                 for turn in [square] + [cv2.rotate(square, _ROTATE_CW[angle]) for angle in _QUARTERS[1:]]]
+        probs = np.log(np.clip(self.probabilities(turns), 1e-6, 1.0)).reshape(len(squares), 4, -1)
         column = {int(label): i for i, label in enumerate(self.post.labels)}
-        return np.array([
-            np.mean([probs[k, column[(angle + turn) % 360]] for k, turn in enumerate(_QUARTERS)])
-            for angle in _QUARTERS
-        ])
+        per_square = np.array([[
+            np.mean([probs[n, k, column[(angle + turn) % 360]] for k, turn in enumerate(_QUARTERS)])
+            for angle in _QUARTERS] for n in range(len(squares))])
+        bounds = np.cumsum([0] + [len(view) for view in views])
+        return np.mean([per_square[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])], axis=0)
 
     def fused_probabilities(self, image: np.ndarray, lines: PageLines, probe: TextProbe | None = None) -> np.ndarray:
         """Probabilities of the page's content being turned clockwise by 0/90/180/270: the classifier over

@@ -100,7 +100,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
 
 def _check_rules(key: str, value: Any, rules: typing.Mapping[str, Any]) -> None:
     choices, low, high, length = rules.get("choices"), rules.get("low"), rules.get("high"), rules.get("length")
-    if choices is not None and value not in choices:
+    items = value if isinstance(value, tuple) else (value,)  # a list's choices hold for each of its items
+    if choices is not None and any(item not in choices for item in items):
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {', '.join(map(str, choices))}")
     if length is not None and len(value) != length:
         raise ConfigError(f"{key}: expected {length} values, got {len(value)}")
@@ -172,8 +173,12 @@ class RecPostprocess:
 
 @dataclass(frozen=True)
 class PagePreprocess:
-    """Page orientation classifier input: short side resized to ``resize_short``, centre crop ``crop``."""
+    """Page orientation classifier inputs, ``crop`` x ``crop`` squares of the page, one or more ``views``:
+    ``centre`` (short side resized to ``resize_short``, centre cut: how the model was trained), ``padded``
+    (the whole page padded white to a square) and ``tiles`` (three squares along the long side: start,
+    middle, end)."""
 
+    views: tuple[str, ...] = setting(("padded", "tiles"), choices=("centre", "padded", "tiles"))
     resize_short: int = setting(256, low=8, high=8192)
     crop: int = setting(224, low=8, high=8192)
     mean: tuple[float, ...] = setting(IMAGENET_MEAN, length=3)
@@ -188,10 +193,10 @@ class PagePostprocess:
     the page is still in doubt, the page turned a quarter is detected and read too (``recheck: 0``: never)."""
 
     labels: tuple[int, ...] = setting((0, 90, 180, 270), length=4, choices=None)
-    thresh: float = setting(0.45, low=0.0, high=1.0)
+    thresh: float = setting(0.3, low=0.0, high=1.0)
     recheck: float = setting(0.9, low=0.0, high=1.0)
     read_lines: int = setting(4, low=1, high=100)
-    read_weight: float = setting(3.0, low=0.0, high=100.0)
+    read_weight: float = setting(1.0, low=0.0, high=100.0)
 
 
 @dataclass(frozen=True)
