@@ -24,8 +24,9 @@ The page's orientation is decided from these sources (``PageOrientationClassifie
   reading), each vote moved back a quarter: a photo's words that the detector misses or mis-shapes on the
   page as given are often found on the page turned the other way.
 
-Many long lines (documents) outweigh the classifier and end the decision after the first two sources; a
-few short words (scene photos) leave the classifier most of the say, and there the recognizer helps.
+Many long lines (documents) outweigh the classifier and end the decision after the first two sources
+(where no classifier answer could change it, the classifier is not run); a few short words (scene photos)
+leave the classifier most of the say, and there the recognizer helps.
 When the page is upright, its detections (``PageLines``) are reused to read it: the detector runs once
 (twice on a page in doubt).
 
@@ -76,6 +77,8 @@ _QUARTERS = (0, 90, 180, 270)
 _LINE_ASPECT = 1.5
 _FULL_ASPECT = 10.0
 _LINE_DOUBT = 0.2
+# The classifier's probabilities are clipped to _MIN_PROBABILITY before their log is taken.
+_MIN_PROBABILITY = 1e-6
 # Reading evidence: a mean CTC confidence below _MIN_CONFIDENCE (an empty reading scores 0) counts as it.
 _MIN_CONFIDENCE = 0.02
 
@@ -150,6 +153,16 @@ def reading_evidence(lines: PageLines, confidence: Callable[[Sequence[np.ndarray
         evidence[upright] += share * scores[k]
         evidence[upright + 2] += share * scores[len(picked) + k]
     return evidence
+
+
+def _beyond_reach(text: np.ndarray, floor: float) -> bool:
+    """Whether no classifier answer (log-probabilities between log ``_MIN_PROBABILITY`` and 0 for each angle)
+    added to the text evidence could change its top angle or bring that angle's probability below ``floor``."""
+    if floor >= 1.0:
+        return False
+    runner_up, best = np.sort(text)[-2:]
+    needed = -math.log(_MIN_PROBABILITY) + (max(0.0, math.log(3 * floor / (1 - floor))) if floor > 0 else 0.0)
+    return bool(best - runner_up >= needed)
 
 
 def _softmax(score: np.ndarray) -> np.ndarray:
@@ -229,7 +242,7 @@ class PageOrientationClassifier:
         squares = [square for view in views for square in view]
         turns = [turn for square in squares
                  for turn in [square] + [cv2.rotate(square, _ROTATE_CW[angle]) for angle in _QUARTERS[1:]]]
-        probs = np.log(np.clip(self.probabilities(turns), 1e-6, 1.0)).reshape(len(squares), 4, -1)
+        probs = np.log(np.clip(self.probabilities(turns), _MIN_PROBABILITY, 1.0)).reshape(len(squares), 4, -1)
         column = {int(label): i for i, label in enumerate(self.post.labels)}
         per_square = np.array([[
             np.mean([probs[n, k, column[(angle + turn) % 360]] for k, turn in enumerate(_QUARTERS)])
@@ -239,10 +252,15 @@ class PageOrientationClassifier:
 
     def fused_probabilities(self, image: np.ndarray, lines: PageLines, probe: TextProbe | None = None) -> np.ndarray:
         """Probabilities of the page's content being turned clockwise by 0/90/180/270: the classifier over
-        four turns of the page, times the evidence of its text lines; with a ``probe``, while the top
+        four turns of its input squares, times the evidence of its text lines; with a ``probe``, while the top
         probability stays below ``recheck``: times the recognizer's readings of those lines, then times the
-        evidence of the page turned a quarter clockwise (module docstring)."""
-        score = self.turned_log_probabilities(image) + text_evidence(lines)
+        evidence of the page turned a quarter clockwise (module docstring). When the lines alone decide
+        beyond anything the classifier could answer (a form's many lines), it is not run: the angle is the
+        one it would give, the probabilities are the lines' alone."""
+        text = text_evidence(lines)
+        if _beyond_reach(text, max(self.post.recheck, self.post.thresh)):
+            return _softmax(text)
+        score = self.turned_log_probabilities(image) + text
         if probe is None or _softmax(score).max() >= self.post.recheck:
             return _softmax(score)
         count, weight = self.post.read_lines, self.post.read_weight

@@ -109,6 +109,24 @@ def test_text_evidence_reads_axis_from_shape_and_side_from_direction() -> None:
     assert best([_rect(300, 30), _rect(40, 20), _rect(40, 20)], [(0, 0.9), (180, 0.9), (180, 0.9)]) == 0
 
 
+def test_classifier_is_skipped_only_when_the_lines_decide_beyond_its_reach() -> None:
+    calls = []
+
+    def uniform(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return np.full((len(batch), 4), 0.25, np.float32)
+
+    classifier = PageOrientationClassifier.from_config(runner=uniform)  # recheck 0.9, line doubt 0.2
+    page = np.full((100, 100, 3), 255, np.uint8)
+    # a sure 10:1 wide line: log(0.85 / 0.05) = 2.83 for 0 over each other angle; beyond reach takes
+    # -log(1e-6) + log(3 * 0.9 / 0.1) = 17.11, so 7 such lines (19.8) skip the classifier and 6 (17.0) do not
+    for count, runs in ((7, 0), (6, 1)):
+        calls.clear()
+        lines = PageLines((_rect(300, 30),) * count, (), ((0, 1.0),) * count)
+        angle, probability = classifier.decide(page, lines)
+        assert (angle, len(calls)) == (0, runs) and probability >= 0.9
+
+
 @pytest.mark.parametrize("angle", [0, 90, 180, 270])
 def test_reading_evidence_prefers_the_side_the_recognizer_reads_best(angle: int) -> None:
     upright = cv2.imread(str(SAMPLE))
