@@ -111,12 +111,15 @@ class StageSpec:
             return OnnxRunner(path, threads=torch.get_num_threads())
         from ocrlite.backends.fold import fold_net
         from ocrlite.backends.lanes import LaneRunner
+        from ocrlite.backends.onednn import onednn_available, use_onednn
         from ocrlite.backends.torch import TorchRunner
 
         if net is not None:
             return TorchRunner(net, softmax=softmax)
         net = self.build_net()
         fold_net(net)  # our own inference copy: BatchNorm and affine layers folded into the convs
+        if onednn_available():
+            use_onednn(net)  # its convs and linears on oneDNN, activations fused
         runner = TorchRunner(net, softmax=softmax)
         lanes = torch.get_num_threads() if self.kind == "rec" else 1
         return LaneRunner(runner, lanes) if lanes > 1 else runner

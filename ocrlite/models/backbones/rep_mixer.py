@@ -79,6 +79,8 @@ _STEMS = {"hgnet": _HGStem, "conv": _ConvStem}
 class MixerBlock(nn.Module):
     """Depthwise token mixer [+ SE] and a GELU 1x1 channel mixer C -> 2C -> out (residual when shapes allow)."""
 
+    CONV_ACTIVATION_PAIRS = (("fc1", "act"),)  # act applies straight to fc1's output (ocrlite.backends.onednn)
+
     def __init__(self, cin: int, cout: int, stride: int | tuple[int, int], use_se: bool, kernel: int = 3) -> None:
         super().__init__()
         self.dw = nn.Conv2d(cin, cin, kernel, stride, kernel // 2, groups=cin)
