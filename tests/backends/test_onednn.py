@@ -44,14 +44,18 @@ class _Net(nn.Module):
 def test_layers_taken_over_and_activations_fused() -> None:
     torch.manual_seed(0)
     net = _Net().eval()
+    bn = net.kept_bn[1]
+    assert isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None
     with torch.no_grad():
-        net.kept_bn[1].running_mean.uniform_(-1, 1)
+        bn.running_mean.uniform_(-1, 1)
     reference = copy.deepcopy(net)
     x = torch.randn(2, 3, 12, 20)
     assert use_onednn(net) == 6  # 5 zero-padded convs given as numbers (3 of them fused) and the linear
     assert isinstance(net.fused[0], OneDNNConv2d) and net.fused[0].fusion[0] == "hardswish"
     assert isinstance(net.fused[2], nn.Identity)
-    assert net.kept_bn[0].fusion[0] == "none" and isinstance(net.kept_bn[2], nn.ReLU)  # a BatchNorm in between
+    kept = net.kept_bn[0]
+    assert isinstance(kept, OneDNNConv2d) and kept.fusion[0] == "none"  # a BatchNorm between it and its ReLU
+    assert isinstance(net.kept_bn[2], nn.ReLU)
     assert net.mixer.fc1.fusion == ("gelu", [], "none") and isinstance(net.mixer.act, nn.Identity)
     assert type(net.same_padding) is nn.Conv2d  # padding="same" stays with torch
     assert isinstance(net.head, OneDNNLinear)
