@@ -94,9 +94,10 @@ class StageSpec:
             load(net, self.weights, self.manifest.get("sha256"))
         return net.eval()
 
-    def build_runner(self, net: Any = None) -> Any:
+    def build_runner(self, net: Any = None, onednn: bool = True) -> Any:
         """A runner for this stage's backend; ``net`` (e.g. a training net) replaces the built one and
         always runs on torch. The onnxruntime backend runs this stage's cached ONNX export (same weights).
+        The torch backend folds its net and (``onednn``, when this torch has the ops) runs it on oneDNN.
         With several torch threads, a torch recognizer reads its batches side by side (``backends.lanes``)."""
         import torch
 
@@ -118,7 +119,7 @@ class StageSpec:
             return TorchRunner(net, softmax=softmax)
         net = self.build_net()
         fold_net(net)  # our own inference copy: BatchNorm and affine layers folded into the convs
-        if onednn_available():
+        if onednn and onednn_available():
             use_onednn(net)  # its convs and linears on oneDNN, activations fused
         runner = TorchRunner(net, softmax=softmax)
         lanes = torch.get_num_threads() if self.kind == "rec" else 1

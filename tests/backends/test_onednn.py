@@ -86,3 +86,10 @@ def test_shipped_net_on_onednn_matches_pytorch(name: str, request: pytest.Fixtur
     if spec.kind != "det" and spec.outputs == "logits":
         reference, out = reference.softmax(-1), out.softmax(-1)
     assert (out - reference).abs().max().item() <= ATOL
+
+
+def test_build_runner_uses_onednn_unless_asked_not_to() -> None:
+    spec = stage_spec("cls", None)
+    fast, plain = spec.build_runner(), spec.build_runner(onednn=False)
+    assert any(isinstance(m, OneDNNConv2d) for m in fast.model.modules())
+    assert not any(isinstance(m, (OneDNNConv2d, OneDNNLinear)) for m in plain.model.modules())
