@@ -27,6 +27,7 @@ conv, each with BN and hard-swish).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -58,19 +59,13 @@ class _HGStem(nn.Module):
         return self.stem4(self.stem3(torch.cat([pooled, branch], dim=1)))
 
 
-class _ConvStem(nn.Module):
-    """Two 3x3 stride-2 conv+BN layers, GELU after the first (stride 4)."""
+class _ConvStem(nn.Sequential):
+    """Two 3x3 stride-2 conv+BN layers, GELU after the first (stride 4); a Sequential, so both BNs fold."""
 
     def __init__(self, in_channels: int, mid: int, out: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, mid, 3, 2, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(mid)
-        self.act = nn.GELU()
-        self.conv2 = nn.Conv2d(mid, out, 3, 2, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))
+        super().__init__(OrderedDict(
+            conv1=nn.Conv2d(in_channels, mid, 3, 2, 1, bias=False), bn1=nn.BatchNorm2d(mid), act=nn.GELU(),
+            conv2=nn.Conv2d(mid, out, 3, 2, 1, bias=False), bn2=nn.BatchNorm2d(out)))
 
 
 _STEMS = {"hgnet": _HGStem, "conv": _ConvStem}
