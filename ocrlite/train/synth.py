@@ -2,8 +2,9 @@
 
 Three kinds of samples: document lines (forms, letters, invoices: mixed case, spaces, dates,
 amounts, phone numbers, codes, punctuation, words from ``/usr/share/dict/american-english``),
-scene-text-like single words (colours, textured backgrounds, slight rotation and perspective,
-blur) and, with ``lang="en+zh"``, Chinese lines drawn from the charset so the CJK reading is kept.
+scene-text-like single words as photos' word crops show them (dulled colours, textured backgrounds,
+parts of neighbouring lines and signs, tilt and perspective, defocus and motion blur, haze, uneven
+light) and, with ``lang="en+zh"``, Chinese lines drawn from the charset so the CJK reading is kept.
 Every sample is drawn from ``np.random.default_rng([seed, index])``: a set is deterministic and
 any sample can be re-made alone. Text is always a string of the recognizer's charset; a font is
 used for a text only when it has a glyph for every character (checked against its .notdef glyph).
@@ -419,6 +420,16 @@ def _colour(rng: np.random.Generator, lo: int, hi: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(lo, hi, 3))  # type: ignore[return-value]
 
 
+def _scene_colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A colour as photos show them: most are dulled towards their grey (signs, walls, print under
+    daylight), some stay saturated."""
+    colour = np.array(_colour(rng, 0, 256), np.float32)
+    if rng.random() < 0.6:
+        grey = colour.mean()
+        colour = grey + (colour - grey) * rng.uniform(0.0, 0.6)
+    return tuple(int(v) for v in colour)  # type: ignore[return-value]
+
+
 def _background(rng: np.random.Generator, h: int, w: int, scene: bool) -> np.ndarray:
     """RGB uint8 background: paper (near white, textured) or, for scene text, colours and gradients."""
     if not scene:
@@ -427,8 +438,8 @@ def _background(rng: np.random.Generator, h: int, w: int, scene: bool) -> np.nda
         if rng.random() < 0.3:  # uneven lighting
             base *= np.linspace(rng.uniform(0.8, 1), rng.uniform(0.8, 1), w, dtype=np.float32)[None, :, None]
         return np.clip(base, 0, 255).astype(np.uint8)
-    a = np.array(_colour(rng, 0, 256), np.float32)
-    b = np.array(_colour(rng, 0, 256), np.float32) if rng.random() < 0.5 else a
+    a = np.array(_scene_colour(rng), np.float32)
+    b = np.array(_scene_colour(rng), np.float32) if rng.random() < 0.5 else a
     t = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
     base = a * (1 - t) + b * t + np.zeros((h, 1, 1), np.float32)
     if rng.random() < 0.5:  # coarse texture
@@ -443,7 +454,7 @@ def _ink_for(rng: np.random.Generator, background: np.ndarray, scene: bool) -> t
         return _colour(rng, 0, 70) if rng.random() < 0.8 else (0, 0, int(rng.integers(80, 160)))
     lum = float(background.mean())
     for _ in range(10):
-        ink = _colour(rng, 0, 256)
+        ink = _scene_colour(rng)
         if abs(sum(ink) / 3 - lum) > 70:
             return ink
     return (0, 0, 0) if lum > 127 else (255, 255, 255)
@@ -512,16 +523,89 @@ class Synthesizer:
         draw = ImageDraw.Draw(image)
         ink = _ink_for(rng, canvas, scene)
         outline = _colour(rng, 0, 256) if stroke else None
-        draw.text((pad_x - left + stroke, pad_top + stroke), text, font=font, fill=ink,
-                  stroke_width=stroke, stroke_fill=outline)
+        origin = (pad_x - left + stroke, pad_top + stroke)
+        if scene:
+            self._clutter(rng, draw, font_path, size, origin, (w, h), text_w, line_h)
+        draw.text(origin, text, font=font, fill=ink, stroke_width=stroke, stroke_fill=outline)
         out = np.asarray(image)[:, :, ::-1].copy()  # RGB -> BGR
+        if scene:
+            out = _tilt(rng, out)
         out = _geometry(rng, out, scene)
+        if scene:
+            out = _photo_effects(rng, out, size)
         out = degrade(rng, out, strength=1.0 if scene else 0.7)
         height = self.height
         if scene and rng.random() < LOW_RES_SHARE:  # a small, far-away word: the recognizer upscales it
             height = int(rng.integers(max(4, self.height // 3), max(5, self.height * 2 // 3)))
         new_w = max(1, round(out.shape[1] * height / out.shape[0]))
         return cv2.resize(out, (new_w, height), interpolation=cv2.INTER_AREA)
+
+
+    def _clutter(self, rng: np.random.Generator, draw: ImageDraw.ImageDraw, font_path: Path, font_size: int,
+                 origin: tuple[float, float], canvas: tuple[int, int], text_w: float, line_h: float) -> None:
+        """What a photo's word crop catches around the word: parts of the lines above and below, the
+        end of the word before it, the edge of a sign."""
+        w, h = canvas
+        x0, y0 = origin
+        font = self.fonts.font(font_path, font_size)
+        colour = _scene_colour(rng)
+        if rng.random() < 0.3:  # a neighbouring line, mostly outside the crop
+            other = self.text.scene_word(rng)
+            above = rng.random() < 0.5
+            shift = line_h * rng.uniform(0.95, 1.15)
+            y = y0 - shift if above else y0 + shift
+            x = x0 + int(rng.uniform(-0.5, 0.5) * text_w)
+            if self.fonts.covers(font_path, other):
+                draw.text((x, y), other, font=font, fill=colour)
+        if rng.random() < 0.15:  # the end of the word to the left
+            other = self.text.word(rng)
+            other_w = font.getbbox(other)[2]
+            draw.text((x0 - other_w - int(line_h * rng.uniform(0.25, 0.5)), y0), other, font=font, fill=colour)
+        if rng.random() < 0.2:  # a sign's edge or a stripe
+            y = int(rng.uniform(0, h))
+            draw.line([(0, y), (w, y + int(rng.uniform(-0.3, 0.3) * h))], fill=_scene_colour(rng),
+                      width=int(rng.integers(1, max(2, h // 6))))
+
+
+def _tilt(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Some words turned by up to 20 degrees inside their upright bounding box, as a photo's axis-aligned
+    word crops hold them."""
+    if rng.random() >= 0.3:
+        return image
+    h, w = image.shape[:2]
+    angle = rng.uniform(-20, 20) * (1.0 if w > 1.5 * h else 0.5)
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(w * cos + h * sin), int(w * sin + h * cos)
+    matrix[0, 2] += (new_w - w) / 2
+    matrix[1, 2] += (new_h - h) / 2
+    return cv2.warpAffine(image, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _photo_effects(rng: np.random.Generator, image: np.ndarray, font_size: int) -> np.ndarray:
+    """A camera's faults, scaled to the text's size: defocus, motion blur, haze (low contrast) and
+    uneven light."""
+    out = image
+    scale = font_size / 32
+    if rng.random() < 0.3:
+        sigma = rng.uniform(0.8, 2.2) * scale
+        out = cv2.GaussianBlur(out, (0, 0), sigma)
+    if rng.random() < 0.15:
+        length = max(3, int(rng.uniform(2, 7) * scale) | 1)
+        line = np.zeros((length, length), np.float32)
+        line[length // 2, :] = 1.0
+        turn = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
+        kernel = cv2.warpAffine(line, turn, (length, length))
+        kernel = (kernel / max(float(kernel.sum()), 1e-6)).astype(np.float32)
+        out = cv2.filter2D(out, -1, kernel)
+    if rng.random() < 0.25:
+        keep = rng.uniform(0.45, 0.85)
+        mean = out.reshape(-1, 3).mean(axis=0)
+        out = (out.astype(np.float32) * keep + mean * (1 - keep)).astype(np.uint8)
+    if rng.random() < 0.25:
+        ramp = np.linspace(rng.uniform(0.5, 1.1), rng.uniform(0.5, 1.1), out.shape[1], dtype=np.float32)
+        out = np.clip(out.astype(np.float32) * ramp[None, :, None], 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(out)
 
 
 def _geometry(rng: np.random.Generator, image: np.ndarray, scene: bool) -> np.ndarray:
