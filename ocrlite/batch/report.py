@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocrlite.batch.plan import REPORT_NAME
 from ocrlite.io.atomic import atomic_write_text
 
 __all__ = ["Failure", "FileOutcome", "RunReport"]
@@ -68,8 +69,9 @@ class RunReport:
     def summary(self) -> str:
         state = " (interrupted)" if self.interrupted else ""
         rate = f", {self.pages / self.elapsed_s:.2f} pages/s" if self.elapsed_s > 0 and self.pages else ""
-        return (f"ocrlite: {self.files} files done, {self.skipped} up to date, {self.pages} pages, "
-                f"{self.lines} lines, {len(self.failures)} failures in {self.elapsed_s:.1f} s{rate}{state}")
+        failed = f"{len(self.failures)} failed (see {REPORT_NAME})" if self.failures else "none failed"
+        return (f"ocrlite: {self.files} files processed, {self.skipped} up to date, {self.pages} pages, "
+                f"{self.lines} lines, {failed}, in {self.elapsed_s:.1f} s{rate}{state}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -113,7 +113,7 @@ def test_every_good_page_is_written_and_bad_files_are_reported(first_run: tuple[
     assert {f["name"] for f in report["failures"]} == BAD
     assert all(f["reason"] for f in report["failures"])
     assert report["pages"] == 6 and report["files"] == 7 and not report["interrupted"] and report["workers"] == 1
-    assert "3 failures" in result.stderr and "6 pages" in result.stderr
+    assert "7 files processed" in result.stderr and "3 failed" in result.stderr and "6 pages" in result.stderr
     assert not list(out.rglob("*.part"))
     for name, words in GOOD.items():
         doc = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))

@@ -125,7 +125,7 @@ def test_ray_writes_what_the_local_batch_writes(runs: Runs, mode: str) -> None:
     assert report["failures"] == failures
     assert (report["files"], report["pages"], report["lines"]) == (expected["files"], 5, expected["lines"])
     assert (report["workers"], expected["workers"]) == (ACTORS[mode], 1)  # the actor pool's size, the local processes
-    assert "corrupt.jpg" in result.stderr and "1 failures" in result.stderr
+    assert "corrupt.jpg" in result.stderr and "1 failed" in result.stderr
 
 
 def test_ray_rerun_writes_nothing(runs: Runs) -> None:
