@@ -26,7 +26,8 @@ from PIL import Image, ImageDraw, ImageFont
 from ..charset import Charset
 from ..errors import ConfigError
 
-__all__ = ["FontBank", "Synthesizer", "write_synth_set", "load_words", "LANGS", "FONT_ROOT", "WORDS_FILE"]
+__all__ = ["FontBank", "Synthesizer", "write_synth_set", "load_words", "tilt_in_box", "LANGS", "FONT_ROOT",
+           "WORDS_FILE"]
 
 LANGS = ("en", "en+zh")
 FONT_ROOT = Path("/usr/share/fonts")
@@ -36,6 +37,7 @@ _ZH_PUNCT = "，。、：；！？"
 _ZH_PAIRS = ("（）", "《》", "“”", "「」", "『』", "【】", "()")
 LOW_RES_SHARE = 0.3  # share of scene words returned at 1/3 to 2/3 of the model's height
 SCENE_SHARE = 0.45  # share of scene-style words (colours, larger distortions) among the English samples
+TILT_SHARE = 0.3  # share of scene words tilted by up to 20 degrees (10 for short words) inside their box
 CJK_FONT_NAMES = ("wqy-microhei.ttc", "DroidSansFallbackFull.ttf")
 _PROBE = "\ue000\uffff"  # private-use / non-characters: what a font draws for a missing glyph
 _SYMBOL_FONTS = re.compile(r"symbol|dingbat|d050000l|math|emoji|music", re.IGNORECASE)  # Latin codes, other glyphs
@@ -528,8 +530,9 @@ class Synthesizer:
             self._clutter(rng, draw, font_path, size, origin, (w, h), text_w, line_h)
         draw.text(origin, text, font=font, fill=ink, stroke_width=stroke, stroke_fill=outline)
         out = np.asarray(image)[:, :, ::-1].copy()  # RGB -> BGR
-        if scene:
-            out = _tilt(rng, out)
+        if scene and rng.random() < TILT_SHARE:
+            h, w = out.shape[:2]
+            out = tilt_in_box(out, rng.uniform(-20, 20) * (1.0 if w > 1.5 * h else 0.5))
         out = _geometry(rng, out, scene)
         if scene:
             out = _photo_effects(rng, out, size)
@@ -567,13 +570,10 @@ class Synthesizer:
                       width=int(rng.integers(1, max(2, h // 6))))
 
 
-def _tilt(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-    """Some words turned by up to 20 degrees inside their upright bounding box, as a photo's axis-aligned
-    word crops hold them."""
-    if rng.random() >= 0.3:
-        return image
+def tilt_in_box(image: np.ndarray, angle: float) -> np.ndarray:
+    """``image`` turned by ``angle`` degrees (counter-clockwise) inside its new upright bounding box, as a
+    photo's axis-aligned word crop holds a tilted word: nothing is cut off, the corners repeat the border."""
     h, w = image.shape[:2]
-    angle = rng.uniform(-20, 20) * (1.0 if w > 1.5 * h else 0.5)
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
     new_w, new_h = int(w * cos + h * sin), int(w * sin + h * cos)

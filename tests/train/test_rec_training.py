@@ -19,7 +19,7 @@ from ocrlite.cli import main
 from ocrlite.errors import ConfigError
 from ocrlite.files import find_charset
 from ocrlite.train.rec_task import RecTask, ctc_loss, read_label_file
-from ocrlite.train.synth import FontBank, Synthesizer, write_synth_set
+from ocrlite.train.synth import FontBank, Synthesizer, tilt_in_box, write_synth_set
 from ocrlite.train.trainer import TrainSettings, train
 
 CHARSET = Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True)
@@ -74,6 +74,20 @@ def test_synth_chinese_share_and_mixed_lines() -> None:
     assert not any(is_cjk(Synthesizer(CHARSET, "en+zh", 32, fonts, zh_share=0.0).sample(2, k)[1]) for k in range(40))
     with pytest.raises(ConfigError, match="Chinese share must be between 0 and 1"):
         Synthesizer(CHARSET, "en+zh", 32, fonts, zh_share=1.5)
+
+
+def test_tilted_scene_word_keeps_all_of_its_ink_inside_its_upright_box() -> None:
+    image = np.full((40, 200, 3), 255, np.uint8)
+    image[15:25, 20:180] = 0  # a 160 x 10 dark bar: 1,600 ink pixels
+    turned = tilt_in_box(image, 15.0)
+    cos, sin = math.cos(math.radians(15)), math.sin(math.radians(15))
+    assert turned.shape == (int(200 * sin + 40 * cos), int(200 * cos + 40 * sin), 3)
+    ink = (turned < 128).all(axis=2)
+    assert abs(int(ink.sum()) - 1600) < 80  # nothing cut off, no ink added at the replicated borders
+    rows, cols = np.nonzero(ink)
+    left, right = rows[cols < cols.min() + 20].mean(), rows[cols > cols.max() - 20].mean()
+    assert left - right > 160 * sin * 0.8  # counter-clockwise: the bar's right end is higher
+    assert tilt_in_box(image, 0.0).shape == image.shape
 
 
 def test_label_file_rejects_text_outside_the_charset(tmp_path: Path) -> None:
