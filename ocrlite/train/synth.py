@@ -3,7 +3,7 @@
 Three kinds of samples: document lines (forms, letters, invoices: mixed case, spaces, dates,
 amounts, phone numbers, codes, punctuation, words from ``/usr/share/dict/american-english``),
 scene-text-like single words as photos' word crops show them (dulled colours, textured backgrounds,
-parts of neighbouring lines and signs, tilt and perspective, defocus and motion blur, haze, uneven
+wide letter spacing, parts of neighbouring lines and signs, tilt and perspective, defocus and motion blur, haze, uneven
 light) and, with ``lang="en+zh"``, Chinese lines drawn from the charset so the CJK reading is kept.
 Every sample is drawn from ``np.random.default_rng([seed, index])``: a set is deterministic and
 any sample can be re-made alone. Text is always a string of the recognizer's charset; a font is
@@ -37,6 +37,7 @@ _ZH_PUNCT = "，。、：；！？"
 _ZH_PAIRS = ("（）", "《》", "“”", "「」", "『』", "【】", "()")
 LOW_RES_SHARE = 0.3  # share of scene words returned at 1/3 to 2/3 of the model's height
 SCENE_SHARE = 0.45  # share of scene-style words (colours, larger distortions) among the English samples
+TRACKING_SHARE = 0.15  # share of one-word scene samples drawn with wide letter spacing
 TILT_SHARE = 0.3  # share of scene words tilted by up to 20 degrees (10 for short words) inside their box
 CJK_FONT_NAMES = ("wqy-microhei.ttc", "DroidSansFallbackFull.ttf")
 _PROBE = "\ue000\uffff"  # private-use / non-characters: what a font draws for a missing glyph
@@ -513,7 +514,10 @@ class Synthesizer:
         font = self.fonts.font(font_path, size)
         left, top, right, bottom = font.getbbox(text)
         ascent, descent = font.getmetrics()
-        text_w, line_h = max(1, right - left), ascent + descent
+        tracking = 0.0  # extra space between letters, as signs set them: still one word, no space in the label
+        if scene and " " not in text and rng.random() < TRACKING_SHARE:
+            tracking = size * rng.uniform(0.05, 0.3)
+        text_w, line_h = max(1, right - left + tracking * (len(text) - 1)), ascent + descent
         stroke = int(rng.integers(1, 3)) if scene and rng.random() < 0.2 else 0
         pad_x = int(size * rng.uniform(0.02, 0.6))
         pad_top = int(line_h * rng.uniform(0.0, 0.3))
@@ -528,7 +532,10 @@ class Synthesizer:
         origin = (pad_x - left + stroke, pad_top + stroke)
         if scene:
             self._clutter(rng, draw, font_path, size, origin, (w, h), text_w, line_h)
-        draw.text(origin, text, font=font, fill=ink, stroke_width=stroke, stroke_fill=outline)
+        x, y = origin
+        for part in (text,) if not tracking else tuple(text):
+            draw.text((x, y), part, font=font, fill=ink, stroke_width=stroke, stroke_fill=outline)
+            x += font.getlength(part) + tracking
         out = np.asarray(image)[:, :, ::-1].copy()  # RGB -> BGR
         if scene and rng.random() < TILT_SHARE:
             h, w = out.shape[:2]
