@@ -3,8 +3,8 @@
 Three kinds of samples: document lines (forms, letters, invoices: mixed case, spaces, dates,
 amounts, phone numbers, codes, punctuation, words from ``/usr/share/dict/american-english``),
 scene-text-like single words as photos' word crops show them (dulled colours, textured backgrounds,
-wide letter spacing, parts of neighbouring lines and signs, tilt and perspective, defocus and motion blur, haze, uneven
-light) and, with ``lang="en+zh"``, Chinese lines drawn from the charset so the CJK reading is kept.
+wide letter spacing, parts of neighbouring lines and signs, tilt and perspective, defocus and motion
+blur, haze, uneven light) and, with ``lang="en+zh"``, Chinese lines drawn from the charset so the CJK reading is kept.
 Every sample is drawn from ``np.random.default_rng([seed, index])``: a set is deterministic and
 any sample can be re-made alone. Text is always a string of the recognizer's charset; a font is
 used for a text only when it has a glyph for every character (checked against its .notdef glyph).
@@ -549,7 +549,6 @@ class Synthesizer:
             height = int(rng.integers(max(4, self.height // 3), max(5, self.height * 2 // 3)))
         new_w = max(1, round(out.shape[1] * height / out.shape[0]))
         return cv2.resize(out, (new_w, height), interpolation=cv2.INTER_AREA)
-
 
     def _clutter(self, rng: np.random.Generator, draw: ImageDraw.ImageDraw, font_path: Path, font_size: int,
                  origin: tuple[float, float], canvas: tuple[int, int], text_w: float, line_h: float) -> None:
