@@ -522,8 +522,13 @@ def profile(config: str | None, model: str | None, input_shape: str | None, per_
               help="Folder searched for TTF/OTF fonts.")
 @click.option("--words", type=click.Path(dir_okay=False), default="/usr/share/dict/american-english",
               show_default=True, help="Word list (one word per line).")
+@click.option("--scene-share", type=click.FloatRange(0.0, 1.0),
+              help="Share of the English samples that are photo-like single words; default as "
+                   "train.data.scene_share's.")
+@click.option("--zh-share", type=click.FloatRange(0.0, 1.0),
+              help="With --lang en+zh, share of Chinese lines; default as train.data.zh_share's.")
 def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: int, charset: str, fonts: str,
-          words: str) -> None:
+          words: str, scene_share: float | None, zh_share: float | None) -> None:
     """Render synthetic text-line images and a labels.txt (path<TAB>text) for recognition training."""
     from tqdm import tqdm
 
@@ -533,8 +538,10 @@ def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: in
 
     chars = _build(lambda: Charset.from_file(find_charset(charset, None, None), use_space_char=True))
     with tqdm(total=count, unit="img", disable=None) as bar:
+        shares = {name: value for name, value in (("scene_share", scene_share), ("zh_share", zh_share))
+                  if value is not None}
         labels = _build(lambda: write_synth_set(Path(out_dir), count, chars, lang, seed, height, start, bar.update,
-                                                Path(fonts), Path(words)))
+                                                Path(fonts), Path(words), **shares))
     click.echo(str(labels))
 
 

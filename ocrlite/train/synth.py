@@ -669,6 +669,8 @@ def write_synth_set(
     progress: Callable[[int], None] | None = None,
     fonts: Path = FONT_ROOT,
     words: Path = WORDS_FILE,
+    scene_share: float = SCENE_SHARE,
+    zh_share: float = ZH_SHARE,
 ) -> Path:
     """Write ``count`` PNG crops under ``out_dir/images`` and ``out_dir/labels.txt``; return the label file.
 
@@ -679,7 +681,7 @@ def write_synth_set(
 
     if count < 1:
         raise ConfigError(f"synth count must be at least 1, got {count}")
-    synth = Synthesizer(charset, lang, height, FontBank(fonts), load_words(words))
+    synth = Synthesizer(charset, lang, height, FontBank(fonts), load_words(words), scene_share, zh_share)
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     lines = []

@@ -76,6 +76,22 @@ def test_synth_chinese_share_and_mixed_lines() -> None:
         Synthesizer(CHARSET, "en+zh", 32, fonts, zh_share=1.5)
 
 
+def test_synth_cli_writes_the_mix_it_is_asked_for(tmp_path: Path) -> None:
+    def labels(*args: str) -> list[str]:
+        out = tmp_path / "-".join(args)
+        result = CliRunner().invoke(main, ["synth", str(out), "--count", "16", "--seed", "4", *args])
+        assert result.exit_code == 0, result.output
+        rows = (out / "labels.txt").read_text(encoding="utf-8").splitlines()
+        assert all((out / row.split("\t")[0]).is_file() for row in rows)
+        return [row.split("\t")[1] for row in rows]
+
+    assert not any(" " in text for text in labels("--scene-share", "1"))  # single words only
+    assert sum(" " in text for text in labels("--scene-share", "0")) >= 8  # document lines
+    assert all(any("\u4e00" <= c <= "\u9fff" for c in text) for text in labels("--lang", "en+zh", "--zh-share", "1"))
+    bad = CliRunner().invoke(main, ["synth", str(tmp_path / "bad"), "--count", "2", "--scene-share", "1.5"])
+    assert bad.exit_code == 2 and "--scene-share" in bad.output and not (tmp_path / "bad").exists()
+
+
 def test_tilted_scene_word_keeps_all_of_its_ink_inside_its_upright_box() -> None:
     image = np.full((40, 200, 3), 255, np.uint8)
     image[15:25, 20:180] = 0  # a 160 x 10 dark bar: 1,600 ink pixels
