@@ -2,9 +2,11 @@
 
 Per row (an ocrlite preset + the peer that runs its nets) and thread count, every system reads the same
 decoded pages, interleaved page by page, each page ``repeats`` times after one untimed warm-up; a page's
-time is the median of its runs. ocrlite's time is split into its nets (det, cls, rec: inside the runners)
-and the rest (pre/post-processing). Load time is a second construction (the ONNX export is cached by then).
-Peak RSS is measured per system in a child process that loads it and reads the pages once.
+time is the median of its runs. ocrlite's time is split into its nets (det and cls: inside the runners;
+rec: the recognizer's batches with their input preparation and CTC decoding, on either backend, since the
+torch backend's lanes do that work inside the lanes) and the rest (pre/post-processing). Load time is a
+second construction (the ONNX export is cached by then). Peak RSS is measured per system in a child process
+that loads it and reads the pages once.
 
 Folder throughput (``folder_rows``): ``ocrlite ocr DIR -o OUT`` run as a user runs it (a fresh process:
 start-up, model loading, reading the files and writing json included) beside the peer's own sequential
@@ -67,19 +69,16 @@ class _TimedRunner:
         inner = self.runner.top1  # AttributeError when the runner has none, as getattr(..., None) expects
         return lambda batch: self._timed(inner, batch)
 
-    @property
-    def map_batches(self) -> Callable[..., list[Any]]:
-        """The lanes of a ``LaneRunner``, timed as a whole (wall clock: the lanes overlap)."""
-        inner = self.runner.map_batches  # AttributeError when the runner has no lanes
-
-        def timed(read: Callable[[Any, Any], Any], items: Sequence[Any]) -> list[Any]:
-            start = time.perf_counter()
-            try:
-                return inner(read, items)
-            finally:
-                self.clock[self.stage] += time.perf_counter() - start
-
-        return timed
+    def map_batches(self, read: Callable[[Any, Any], Any], items: Sequence[Any]) -> list[Any]:
+        """A recognizer's batches, timed as a whole with their input preparation and decoding, whether the
+        runner has lanes (``LaneRunner``: they overlap, so wall clock) or reads them one after another;
+        ``read`` gets the inner runner, so no net call is counted twice."""
+        inner = getattr(self.runner, "map_batches", None)
+        start = time.perf_counter()
+        try:
+            return inner(read, items) if inner is not None else [read(self.runner, item) for item in items]
+        finally:
+            self.clock[self.stage] += time.perf_counter() - start
 
 
 @dataclass

@@ -1,13 +1,18 @@
-"""The folder benchmark's measuring stick (``ocrlite.eval.speed.run_tree``): wall time, stdout, and the peak RSS
-of a whole process tree, worker processes included, checked against a child of known size."""
+"""The benchmarks' measuring sticks: ``run_tree`` (the folder benchmark: wall time, stdout, and the peak RSS of
+a whole process tree, worker processes included, checked against a child of known size) and the per-stage
+clock of ``bench_rows``."""
 
 from __future__ import annotations
 
 import sys
+import time
 
+import numpy as np
 import pytest
 
-from ocrlite.eval.speed import run_tree
+from ocrlite.eval.speed import _TimedRunner, run_tree
+from ocrlite.predictors import TextRecognizer
+from ocrlite.stages import stage_spec
 
 pytest.importorskip("psutil", reason='the benchmarks need psutil (pip install ".[bench]")')
 
@@ -25,3 +30,46 @@ def test_peak_rss_counts_the_worker_processes_and_the_time_is_the_whole_run() ->
 def test_a_failing_command_is_an_error_with_its_stderr() -> None:
     with pytest.raises(RuntimeError, match="exit 3 because"):
         run_tree([sys.executable, "-c", "import sys; print('exit 3 because', file=sys.stderr); sys.exit(3)"])
+
+
+class _SlowRunner:
+    """A recognizer net that takes ``seconds`` per call and reads every step as blank."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.calls = seconds, 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        time.sleep(self.seconds)
+        probs = np.zeros((len(batch), batch.shape[3] // 4, 3), dtype=np.float32)
+        probs[..., 0] = 1.0
+        return probs
+
+
+def test_the_rec_clock_covers_every_batch_once_without_lanes() -> None:
+    """Serial batches are timed as a whole, like the torch backend's lanes, and no net call counts twice."""
+    spec = stage_spec("rec")
+    net = _SlowRunner(0.05)
+    clock = {"rec": 0.0}
+    recognizer = TextRecognizer(_TimedRunner(net, clock, "rec"), spec.pre, spec.charset)  # type: ignore[arg-type]
+    crops = [np.full((32, 32 * (1 + i % 4), 3), 255, np.uint8) for i in range(14)]  # 3 batches of <= 6
+    start = time.perf_counter()
+    texts = recognizer(crops)
+    wall = time.perf_counter() - start
+    assert net.calls == 3 and [t.text for t in texts] == [""] * 14
+    assert 0.15 <= clock["rec"] <= wall  # counted twice it would be >= 0.30 against a wall time of ~0.15
+
+
+def test_serial_batches_are_timed_with_the_work_around_the_net_call() -> None:
+    """Without lanes, ``map_batches`` reads the batches in order, hands ``read`` the untimed net, and times
+    all of ``read`` (input preparation and decoding included, as inside the torch backend's lanes)."""
+    net = _SlowRunner(0.0)
+    clock = {"rec": 0.0}
+
+    def read(runner: object, item: int) -> int:
+        time.sleep(0.04)  # the work around the net call
+        assert runner is net
+        return item * 10
+
+    assert _TimedRunner(net, clock, "rec").map_batches(read, [3, 1, 2]) == [30, 10, 20]
+    assert clock["rec"] >= 0.12
