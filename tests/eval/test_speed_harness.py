@@ -49,9 +49,10 @@ class _SlowRunner:
 def test_the_rec_clock_covers_every_batch_once_without_lanes() -> None:
     """Serial batches are timed as a whole, like the torch backend's lanes, and no net call counts twice."""
     spec = stage_spec("rec")
+    assert spec.charset is not None  # every rec stage has one
     net = _SlowRunner(0.05)
     clock = {"rec": 0.0}
-    recognizer = TextRecognizer(_TimedRunner(net, clock, "rec"), spec.pre, spec.charset)  # type: ignore[arg-type]
+    recognizer = TextRecognizer(_TimedRunner(net, clock, "rec"), spec.pre, spec.charset)
     crops = [np.full((32, 32 * (1 + i % 4), 3), 255, np.uint8) for i in range(14)]  # 3 batches of <= 6
     start = time.perf_counter()
     texts = recognizer(crops)
