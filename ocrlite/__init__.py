@@ -1,13 +1,18 @@
 """ocrlite: fast, lightweight end-to-end OCR (DBNet + direction classifier + CRNN/CTC).
 
 The public names are imported on first use, so ``import ocrlite`` (and ``ocrlite --help``)
-does not pay for importing torch.
+does not pay for importing torch. Importing it bounds torch's oneDNN kernel cache
+(``ocrlite.backends.kernel_cache``), before torch loads.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
+
+from ocrlite.backends.kernel_cache import bound_kernel_cache
+
+bound_kernel_cache()
 
 __version__ = "0.1.0"
 

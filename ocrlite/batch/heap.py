@@ -21,8 +21,11 @@ def _libc_trim() -> Callable[[int], int] | None:
 def trim_heap() -> None:
     """Give freed heap memory back to the OS after each input (a no-op without glibc).
 
-    Pages of varying sizes leave glibc's heap fragmented; without this the RSS of a long
-    run climbs to over twice its working size (measured by scripts/check_batch_memory.py).
+    Pages of varying sizes leave glibc's heap fragmented. ``scripts/check_batch_memory.py`` (200 pages;
+    peak RSS over the first and the last 20): trimmed after every input 405 and 415 MiB; after every 8th
+    601-625 and 677-692 MiB; never, the RSS read 601 MiB after page 20 and 827 after page 200. The price is
+    page faults, as each input's tensors take their pages from the kernel again: the 200 pages took 37-38 s
+    trimmed after every input, 28-30 s after every 8th, 29 s never.
     """
     trim = _libc_trim()
     if trim is not None:
