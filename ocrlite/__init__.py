@@ -2,7 +2,7 @@
 
 The public names are imported on first use, so ``import ocrlite`` (and ``ocrlite --help``)
 does not pay for importing torch. Importing it bounds torch's oneDNN kernel cache
-(``ocrlite.backends.kernel_cache``), before torch loads.
+(``ocrlite.backends.kernel_cache``) before any inference.
 """
 
 from __future__ import annotations
