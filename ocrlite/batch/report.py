@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocrlite.backends.malloc import malloc_in_use
 from ocrlite.batch.plan import REPORT_NAME
 from ocrlite.io.atomic import atomic_write_text
 
@@ -56,6 +57,7 @@ class RunReport:
     pending: list[str] = field(default_factory=list)  # inputs an interrupted run did not reach
     started: float = field(default_factory=time.time)
     elapsed_s: float = 0.0
+    malloc: str = field(default_factory=malloc_in_use)  # the allocator of the process that ran it
 
     def add(self, outcome: FileOutcome) -> None:
         self.files += 1

@@ -326,7 +326,7 @@ def folder_rows(row: str, folder: Path, settings: Sequence[tuple[str, int]], thr
         for backend, workers in settings:
             target = Path(tempfile.mkdtemp(prefix="ocrlite-folder-"))
             try:
-                command = [sys.executable, "-c", "from ocrlite.cli import main; main()", "ocr", str(folder),
+                command = [sys.executable, "-c", "from ocrlite.cli import run; run()", "ocr", str(folder),
                            "-o", str(target), "-q", "--model", preset, "--backend", backend, "--workers", str(workers),
                            *(arg for item in sets for arg in ("--set", item))]
                 seconds, rss, _ = run_tree(command)
