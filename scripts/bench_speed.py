@@ -83,7 +83,8 @@ def folder_main(args: argparse.Namespace) -> None:
     files = [Path(p) for p, _ in load_samples("e2e", args.data / "funsd", args.folder)[1]]
     settings = [(s.split(":")[0], int(s.split(":")[1])) for s in args.folder_settings]
     cores = os.cpu_count() or 1
-    print(f"{cores} cores, load average {os.getloadavg()[0]:.1f} at the start; {len(files)} FUNSD pages; "
+    print(f"{cores} cores, malloc: {malloc_in_use()}, load average {os.getloadavg()[0]:.1f} at the start; "
+          f"{len(files)} FUNSD pages; "
           "each system a fresh process timed whole (start-up, model load, reading, writing json); peak RSS of "
           "its process tree; load_s: cold imports + model build in a fresh process", flush=True)
     rows = []
