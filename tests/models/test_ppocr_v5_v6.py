@@ -96,3 +96,14 @@ def test_v6_tiny_reads_the_sample_image() -> None:
 
     page = OCR(model="ppocr-v6-tiny")(read_image(ROOT / "tests" / "images" / "sample.png"))
     assert "Invoice No. 48213" in [line.text for line in page.lines]
+
+
+def test_stem_max_pool_is_torch_max_pool() -> None:
+    """The HGNet stem's 2x2 stride-1 max pool (shifted views) gives F.max_pool2d's numbers, ties and layouts too."""
+    from ocrlite.models.backbones.rep_mixer import _max_pool_2x2
+
+    x = torch.relu(torch.randn(2, 24, 17, 33, generator=torch.Generator().manual_seed(0)))  # zeros tie
+    x[0, 0, 3:5, 3:5] = 1.0
+    for layout in (torch.contiguous_format, torch.channels_last):
+        t = x.contiguous(memory_format=layout)
+        assert torch.equal(_max_pool_2x2(t), torch.nn.functional.max_pool2d(t, 2, 1))

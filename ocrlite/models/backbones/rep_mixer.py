@@ -41,6 +41,16 @@ from ocrlite.registry import register
 __all__ = ["RepMixerNet"]
 
 
+def _max_pool_2x2(x: Tensor) -> Tensor:
+    """``F.max_pool2d(x, 2, 1)``, the same numbers, as the maximum of four shifted views. torch's CPU max pool
+    also works out indices, which made it 11 % of the PP-OCRv6 tiny detector at one thread; this took the
+    detector from 0.74 to 0.70 s for 10 dev pages (v6 small: 1.54 -> 1.52 s). ONNX exports keep the pool."""
+    if torch.onnx.is_in_onnx_export():
+        return F.max_pool2d(x, 2, 1)
+    top, bottom = x[:, :, :-1], x[:, :, 1:]
+    return torch.maximum(torch.maximum(top[..., :-1], top[..., 1:]), torch.maximum(bottom[..., :-1], bottom[..., 1:]))
+
+
 class _HGStem(nn.Module):
     """PP-HGNetV2 stem (stride 4): see the module docstring. ``channels`` = (mid, out)."""
 
@@ -55,7 +65,7 @@ class _HGStem(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = F.pad(self.stem1(x), (0, 1, 0, 1))  # zeros; inputs are ReLU outputs, so pooling is unaffected
         branch = self.stem2b(F.pad(self.stem2a(x), (0, 1, 0, 1)))
-        pooled = F.max_pool2d(x, 2, 1)
+        pooled = _max_pool_2x2(x)
         return self.stem4(self.stem3(torch.cat([pooled, branch], dim=1)))
 
 
