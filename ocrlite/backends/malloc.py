@@ -5,9 +5,9 @@ maps large blocks from the kernel and unmaps them when freed, and batch mode tri
 input (``ocrlite.batch.heap``) to keep the RSS flat, so every page faults its memory in again (the kernel
 zeroes each 4 KiB page). tcmalloc keeps freed blocks for the next page and still stays bounded. Measured
 on the 2-core dev machine: ``scripts/check_batch_memory.py`` (200 pages, PP-OCRv2) 34.6 -> 21.2 s with a
-peak RSS of 415 -> 486 MiB (400 pages: 486-493 MiB, flat); 30 FUNSD pages through ``ocrlite ocr -o`` with
-PP-OCRv6 small and 2 workers 29.7 -> 24.0 s, peak RSS 1.18 -> 0.72 GiB; onnxruntime keeps its own arena
-and runs at the same speed either way.
+peak RSS of 415 -> 486 MiB (400 pages: 463 and 493 MiB over the first and last 40, flat); 30 FUNSD pages
+through ``ocrlite ocr -o`` with PP-OCRv6 small and 2 workers 29.7 -> 24.0 s, the largest process's peak RSS
+1.18 -> 0.72 GiB. onnxruntime keeps its own arena and runs at the same speed either way.
 
 The restart happens only on Linux, where the library is installed (Debian/Ubuntu: ``libtcmalloc-minimal4``)
 and not yet loaded, and not when ``OCRLITE_MALLOC=system``. It is the same command in the same process

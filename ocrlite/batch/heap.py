@@ -26,8 +26,8 @@ def trim_heap() -> None:
     601-625 and 677-692 MiB; never, the RSS read 601 MiB after page 20 and 827 after page 200. The price is
     page faults, as each input's tensors take their pages from the kernel again: the 200 pages took 37-38 s
     trimmed after every input, 28-30 s after every 8th, 29 s never. Under tcmalloc (what the ``ocrlite``
-    command runs with where it is installed: ``ocrlite.backends.malloc``) glibc's heap holds next to nothing,
-    so a trim finds next to nothing to give back, and tcmalloc keeps the RSS bounded itself: 457 and 486 MiB, in 21.2 s.
+    command runs with where it is installed: ``ocrlite.backends.malloc``) glibc's heap is all but unused, so
+    the trim has nothing to give back, and tcmalloc keeps the RSS bounded itself: 457 and 486 MiB, 21.2 s.
     """
     trim = _libc_trim()
     if trim is not None:
