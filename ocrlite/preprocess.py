@@ -46,11 +46,18 @@ def det_resize(
 
 
 def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """HWC uint8 -> CHW float32 ``(x / 255 - mean) / std``, per channel in the image's own order."""
-    mean_arr = np.asarray(mean, dtype=np.float32)
-    std_arr = np.asarray(std, dtype=np.float32)
-    scaled = (image.astype(np.float32) / 255.0 - mean_arr) / std_arr
-    return np.ascontiguousarray(scaled.transpose(2, 0, 1))
+    """HWC uint8 -> CHW float32 ``(x / 255 - mean) / std``, per channel in the image's own order.
+
+    Computed in place in one HWC buffer and returned as a CHW view of it (channels-last memory): the torch
+    runner's nets take that layout as it is, where a contiguous CHW copy used to be turned back by torch
+    (the PP-OCRv6 detector's input: 6.9-8.3 -> 4.7 ms per FUNSD page, same numbers). Callers that need
+    contiguous CHW memory make it with ``np.ascontiguousarray`` (the onnxruntime runner does).
+    """
+    scaled = image.astype(np.float32)
+    scaled /= np.float32(255.0)
+    scaled -= np.asarray(mean, dtype=np.float32)
+    scaled /= np.asarray(std, dtype=np.float32)
+    return scaled.transpose(2, 0, 1)
 
 
 def quad_size(quad: np.ndarray) -> tuple[int, int]:
@@ -109,12 +116,12 @@ def line_batch(
     std: Sequence[float],
 ) -> np.ndarray:
     """N x 3 x height x width float32 batch: each crop resized by ``resize_line``, normalised,
-    then zero-padded on the right (0 in normalised units)."""
-    batch = np.zeros((len(crops), 3, height, width), dtype=np.float32)
+    then zero-padded on the right (0 in normalised units). Channels-last memory, like ``normalize``."""
+    batch = np.zeros((len(crops), height, width, 3), dtype=np.float32)
     for i, crop in enumerate(crops):
         line = normalize(resize_line(crop, height, width), mean, std)
-        batch[i, :, :, : line.shape[2]] = line
-    return batch
+        batch[i, :, : line.shape[2]] = line.transpose(1, 2, 0)
+    return batch.transpose(0, 3, 1, 2)
 
 
 def rec_batch_width(crops: Sequence[np.ndarray], height: int, min_width: int) -> int:

@@ -43,10 +43,16 @@ def test_normalize_values_and_layout() -> None:
     image = np.zeros((2, 3, 3), dtype=np.uint8)
     image[1, 2] = (255, 0, 51)
     out = normalize(image, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    assert out.shape == (3, 2, 3) and out.dtype == np.float32 and out.flags["C_CONTIGUOUS"]
+    assert out.shape == (3, 2, 3) and out.dtype == np.float32
+    assert out.transpose(1, 2, 0).flags["C_CONTIGUOUS"]  # a CHW view of channels-last memory
     expected = [(1 - 0.485) / 0.229, -0.456 / 0.224, (0.2 - 0.406) / 0.225]
     np.testing.assert_allclose(out[:, 1, 2], expected, rtol=1e-6)
     np.testing.assert_allclose(out[:, 0, 0], [-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225], rtol=1e-6)
+    # bit for bit the float32 arithmetic of (x / 255 - mean) / std
+    photo = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    mean, std = np.float32([0.485, 0.456, 0.406]), np.float32([0.229, 0.224, 0.225])
+    reference = ((photo.astype(np.float32) / np.float32(255) - mean) / std).transpose(2, 0, 1)
+    assert np.array_equal(normalize(photo, mean, std), reference)
 
 
 def test_crop_axis_aligned_quad_is_exact() -> None:

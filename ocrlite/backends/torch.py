@@ -51,7 +51,7 @@ class TorchRunner:
 
     def _run(self, batch: np.ndarray, finish: Callable[[torch.Tensor], T]) -> T:
         """The net on ``batch`` (channels-last, denormals flushed, inference mode), then ``finish`` on its output."""
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        x = torch.from_numpy(np.asarray(batch, dtype=np.float32)).to(self.device)  # any strides (see normalize)
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         flushing = torch.set_flush_denormal(True)

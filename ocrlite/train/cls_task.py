@@ -161,7 +161,7 @@ class ClsTask:
 
     def collate(self, crops: Sequence[np.ndarray], labels: Sequence[int]) -> dict[str, Tensor]:
         """Crops batched exactly as ``TextClassifier`` batches them, and class indices."""
-        images = line_batch(crops, self.pre.height, self.pre.width, self.pre.mean, self.pre.std)
+        images = np.ascontiguousarray(line_batch(crops, self.pre.height, self.pre.width, self.pre.mean, self.pre.std))
         return {"image": torch.from_numpy(images), "label": torch.tensor(labels, dtype=torch.long)}
 
     def batch(self, rng: np.random.Generator) -> dict[str, Tensor]:

@@ -285,7 +285,7 @@ class RecTask:
         """Images padded exactly as ``TextRecognizer`` pads them, and the CTC targets."""
         multiple = self.data.width_multiple
         width = -(-rec_batch_width(crops, self.pre.height, self.pre.width) // multiple) * multiple
-        images = line_batch(crops, self.pre.height, width, self.pre.mean, self.pre.std)
+        images = np.ascontiguousarray(line_batch(crops, self.pre.height, width, self.pre.mean, self.pre.std))
         encoded = [self.charset.encode(text) for text in texts]
         return {
             "image": torch.from_numpy(images),
