@@ -85,15 +85,36 @@ def test_cache_is_keyed_by_weights_and_overridable(monkeypatch: pytest.MonkeyPat
     assert cached_export(spec, "raw") != first  # another head, another file
 
 
-@pytest.mark.parametrize("classes", [5, 128, 129, 6906, 18710])
-def test_row_max_is_torch_max(classes: int) -> None:
-    """``_row_max`` (blockwise, what torch inference uses) gives ``max(dim=-1)``: values and first index of ties."""
-    from ocrlite.backends.export import _row_max
+class _RowMax(torch.nn.Module):
+    def forward(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from ocrlite.backends.export import _row_max
 
-    out = torch.randn(3, 7, classes, generator=torch.Generator().manual_seed(classes))
-    out[0, 0] = 0.0  # every class ties: index 0
-    out[0, 1, classes - 1] = 50.0  # the maximum in the last, possibly short, block
-    out[0, 2, [1, classes - 2]] = 50.0  # a tie across blocks: the first
-    best, index = _row_max(out)
+        return _row_max(out)
+
+
+@pytest.mark.parametrize("classes", [5, 128, 129, 6906, 18710])
+def test_row_max_is_torch_max(classes: int, tmp_path: Path) -> None:
+    """``_row_max`` (blockwise, what torch inference and the top1 exports use) gives ``max(dim=-1)``: values and
+    the first index of ties, in torch and exported to onnxruntime (with another number of rows and steps)."""
+    def rows(batch: int, steps: int, seed: int) -> torch.Tensor:
+        out = torch.randn(batch, steps, classes, generator=torch.Generator().manual_seed(seed))
+        out[0, 0] = 0.0  # every class ties: index 0
+        out[0, 1, classes - 1] = 50.0  # the maximum in the last, possibly short, block
+        out[0, 2, [1, classes - 2]] = 50.0  # a tie across blocks: the first
+        return out
+
+    out = rows(3, 7, classes)
     expected = out.max(dim=-1)
+    best, index = _RowMax()(out)
     assert torch.equal(best, expected.values) and torch.equal(index, expected.indices)
+
+    path = tmp_path / "row_max.onnx"
+    torch.onnx.export(_RowMax(), (out,), str(path), input_names=["x"], output_names=["best", "index"],
+                      dynamic_axes={"x": {0: "batch", 1: "steps"}}, opset_version=17, dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    other = rows(2, 11, classes + 1)
+    for sample in (out, other):
+        exported_best, exported_index = session.run(None, {"x": sample.numpy()})
+        expected = sample.max(dim=-1)
+        np.testing.assert_array_equal(exported_best, expected.values.numpy())
+        np.testing.assert_array_equal(exported_index, expected.indices.numpy())
