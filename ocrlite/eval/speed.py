@@ -1,8 +1,11 @@
 """Speed benchmark: ocrlite (torch and onnxruntime backends) beside an ONNX Runtime peer running the same nets.
 
 Per row (an ocrlite preset + the peer that runs its nets) and thread count, every system reads the same
-decoded pages, interleaved page by page, each page ``repeats`` times after one untimed warm-up; a page's
-time is the median of its runs. ocrlite's time is split into its nets (det and cls: inside the runners;
+decoded pages, interleaved page by page, each page ``repeats`` times after a first read; a page's time is
+the median of its repeats. The first reads are timed too (``first_s``, ``first_ratio``: all pages but the
+first, which every system reads once beforehand as a process-wide warm-up): what one pass over new pages
+costs, including the oneDNN kernels the torch backend builds for each new input shape, which the repeats
+find cached. ocrlite's time is split into its nets (det and cls: inside the runners;
 rec: the recognizer's batches with their input preparation and CTC decoding, on either backend, since the
 torch backend's lanes do that work inside the lanes) and the rest (pre/post-processing). Load time is a
 second construction (the ONNX export is cached by then). Peak RSS is measured per system in a child process
@@ -184,9 +187,15 @@ def bench_rows(rows: Sequence[str], images: dict[str, list[np.ndarray]], threads
             per_page: dict[str, list[float]] = {s.name: [] for s in systems}
             stage_s: dict[str, dict[str, float]] = {s.name: dict.fromkeys(STAGES, 0.0) for s in systems}
             texts: dict[str, list[list[str]]] = {s.name: [] for s in systems}
-            for image in pages:
+            first: dict[str, list[float]] = {s.name: [] for s in systems}
+            for system in systems:
+                system.page(pages[0])  # process-wide warm-up, so later pages' first reads are reads of new pages
+            for index, image in enumerate(pages):
                 for system in systems:
-                    texts[system.name].append(_texts(system.page(image)))  # warm-up, and the texts compared
+                    start = time.perf_counter()
+                    texts[system.name].append(_texts(system.page(image)))  # first read, and the texts compared
+                    if index:
+                        first[system.name].append(time.perf_counter() - start)
                     runs = []
                     for _ in range(repeats):
                         system.clock.update(dict.fromkeys(system.clock, 0.0))
@@ -199,6 +208,7 @@ def bench_rows(rows: Sequence[str], images: dict[str, list[np.ndarray]], threads
                         stage_s[system.name][stage] += clock[stage]
             peer = systems[-1].name
             peer_s = statistics.fmean(per_page[peer])
+            peer_first = statistics.fmean(first[peer]) if first[peer] else None
             for system in systems:
                 seconds = statistics.fmean(per_page[system.name])
                 n = len(pages)
@@ -207,6 +217,9 @@ def bench_rows(rows: Sequence[str], images: dict[str, list[np.ndarray]], threads
                     "s_per_page": round(seconds, 4), "load_s": round(system.load_s, 3),
                     "ratio": round(seconds / peer_s, 3) if peer_s else None,
                 }
+                if peer_first:
+                    first_s = statistics.fmean(first[system.name])
+                    record.update({"first_s": round(first_s, 4), "first_ratio": round(first_s / peer_first, 3)})
                 if system.clock:
                     nets = {k: v / n for k, v in stage_s[system.name].items()}
                     record.update({f"{k}_s": round(v, 4) for k, v in nets.items()})

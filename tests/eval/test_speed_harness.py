@@ -74,3 +74,31 @@ def test_serial_batches_are_timed_with_the_work_around_the_net_call() -> None:
 
     assert _TimedRunner(net, clock, "rec").map_batches(read, [3, 1, 2]) == [30, 10, 20]
     assert clock["rec"] >= 0.12
+
+
+def test_bench_rows_times_first_reads_apart_from_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A system that is slow only on the first read of each new page (as torch's oneDNN kernels are built per
+    input shape) is level with the peer on the repeats and slower on the first reads; the process-wide
+    warm-up read of the first page is not counted as a first read."""
+    from ocrlite.eval import speed
+    from ocrlite.results import PageResult
+
+    def system(name: str, cold: float) -> speed.SpeedSystem:
+        seen: set[int] = set()
+
+        def page(image: np.ndarray) -> PageResult:
+            key = int(image[0, 0, 0])
+            time.sleep(0.01 + (cold if key not in seen else 0.0))
+            seen.add(key)
+            return PageResult(image.shape[1], image.shape[0], ())
+
+        return speed.SpeedSystem(name, page, 0.0)
+
+    built = {"torch": system("cold", 0.04), "peer": system("peer", 0.0)}
+    monkeypatch.setattr(speed, "build_system", lambda row, which, threads: built[which])
+    pages = [np.full((4, 4, 3), i, np.uint8) for i in range(4)]
+    [cold, peer] = speed.bench_rows(["v6-tiny"], {"funsd": pages}, 1, 1, backends=("torch",))
+    assert cold["system"] == "cold" and peer["system"] == "peer"
+    assert 0.8 <= cold["ratio"] <= 1.25  # repeats: both 10 ms
+    assert cold["first_s"] >= 0.05 and cold["first_ratio"] >= 3.0  # 3 new pages at 50 ms (the warm-up not among them)
+    assert peer["first_ratio"] == 1.0
