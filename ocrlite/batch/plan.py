@@ -5,6 +5,10 @@ holding every input (a single folder argument maps its contents straight under `
 and keep the input's full name: ``scans/a/p1.pdf`` -> ``out/a/p1.pdf.txt``, so
 ``p1.png`` and ``p1.pdf`` never collide. An input is up to date, and skipped, when all of
 its outputs exist and none is older than the input, unless it failed last time.
+
+The output folder may hold or be inside the inputs' folders; a file found there is read unless it is named
+like one of ocrlite's outputs (``x.png.pdf``: an input's name plus an output format), so a rerun does not
+read back its own searchable PDFs. Files named explicitly are always read.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Iterable
 
 from ocrlite.io.images import expand_inputs
 from ocrlite.io.pages import INPUT_EXTENSIONS
+from ocrlite.io.writers import FORMATS
 
 __all__ = ["REPORT_NAME", "Job", "Plan", "make_plan", "read_paths_list"]
 
@@ -46,7 +51,7 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
     """Expand ``inputs`` (files and folders) into jobs writing ``formats`` under ``output``.
 
     ``glob`` filters the files found in folders by their path within the folder (files
-    named explicitly are always kept). Files already inside ``output`` are never inputs.
+    named explicitly are always kept). Files found inside ``output`` and named like an output are skipped.
     """
     formats = tuple(formats)
     out_dir = os.path.abspath(output)
@@ -57,11 +62,12 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
         errors.extend(bad)
         root = os.path.abspath(raw) if Path(raw).is_dir() else None
         for file in files:
-            file_root = root or os.path.dirname(os.path.abspath(file))
             if root and glob and not PurePath(os.path.relpath(file, raw)).match(glob):
                 continue
-            found.append((file, file_root))
-    found = [(f, r) for f, r in _unique(found) if not _inside(os.path.abspath(f), out_dir)]
+            if root and _inside(os.path.abspath(file), out_dir) and _named_like_output(file):
+                continue
+            found.append((file, root or os.path.dirname(os.path.abspath(file))))
+    found = _unique(found)
     if not found:
         return Plan([], [], errors)
     base = os.path.commonpath([root for _, root in found])
@@ -123,3 +129,9 @@ def _unique(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
 
 def _inside(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _named_like_output(path: Path) -> bool:
+    """True for ``<name>.<input extension>.<output format>``, the names batch mode writes."""
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    return len(suffixes) >= 2 and suffixes[-1][1:] in FORMATS and suffixes[-2] in INPUT_EXTENSIONS

@@ -274,6 +274,23 @@ def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path, fake_en
     assert sorted(p.name for p in (scans / "out").iterdir()) == ["ocrlite-report.json", "x.png.pdf"]
 
 
+@pytest.mark.parametrize("where", ["parent", "same", "explicit"])
+def test_inputs_inside_the_output_folder_are_read(tmp_path: Path, fake_engine: FakeEngine, where: str) -> None:
+    """Only files named like ocrlite's outputs are left out of an output folder that holds the inputs."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("X").save(scans / "x.png")
+    _page("Y").save(scans / "y.pdf")
+    inputs = {"parent": [str(scans)], "same": [str(scans)], "explicit": [str(scans / "x.png"), str(scans / "y.pdf")]}
+    out = tmp_path if where == "parent" else scans
+    for processed in (2, 0):  # the rerun finds its own x.png.pdf and y.pdf.pdf and does not read them
+        result = _cli(*inputs[where], "-o", str(out), "--format", "pdf,txt")
+        assert result.exit_code == 0, result.output
+        assert (_report(out)["files"], _report(out)["skipped"]) == (processed, 2 - processed)
+    written = {p.name for p in out.rglob("*.*.*")}
+    assert written == {"x.png.pdf", "x.png.txt", "y.pdf.pdf", "y.pdf.txt"}
+
+
 def test_batch_options_need_an_output_folder_and_known_formats(tmp_path: Path) -> None:
     _page("X").save(tmp_path / "x.png")
     assert _cli(str(tmp_path / "x.png"), "--workers", "2").exit_code == 2
