@@ -102,7 +102,7 @@ class OCR:
         angles = self.orient(crops, lines.directions)
         decoded = self.recognizer(crops)
         text_lines = tuple(
-            TextLine(box.points, d.text, d.score, box.score, angle, ctc_word_boxes(d, box.points, angle == 180))
+            TextLine(box.points, d.text, d.score, box.score, angle, ctc_word_boxes(d, box.points, angle))
             for box, angle, d in zip(lines.boxes, angles, decoded)
             if d.text and d.score >= self.settings.drop_score
         )

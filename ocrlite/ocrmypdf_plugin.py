@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 
 from ocrlite import __version__
 from ocrlite.io.writers import quad_bbox
-from ocrlite.postprocess import line_words
+from ocrlite.postprocess import line_words, text_quad
 from ocrlite.presets import DEFAULT_PRESET, PRESETS, get_preset
 from ocrlite.results import PageResult, TextLine
 
@@ -154,7 +154,7 @@ def _page_text(result: PageResult) -> str:
 def _line_element(line: TextLine, width: int, height: int) -> OcrElement:
     """One ``ocr_line``: axis-aligned box, text angle (multiples of 90, counter-clockwise), baseline
     (slope of the residual tilt, in image coordinates) and its words with confidences."""
-    quad = np.asarray(line.points, dtype=np.float64).reshape(4, 2)
+    quad = text_quad(line.points, line.angle)  # starts where the text starts, first edge along it
     top_left, top_right, bottom_right, bottom_left = quad
     dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
     angle = float(np.degrees(np.arctan2(dy, dx)))  # clockwise on the page (y grows downwards)

@@ -2,7 +2,8 @@
 
 ``DBPostProcess`` maps a DB probability map to quads, ``sort_reading_order`` orders them,
 ``classify_angles``/``needs_flip`` read the 0/180 classifier, ``ctc_greedy_decode`` reads
-the recognizer and ``ctc_word_boxes`` places each word of a line from its CTC time steps.
+the recognizer and ``ctc_word_boxes`` places each word of a line from its CTC time steps
+(``text_quad``: along the direction the line's text runs on the page).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyclipper
 from shapely.geometry import Polygon
 
 from ocrlite.charset import Charset
+from ocrlite.preprocess import is_tall, quad_size
 from ocrlite.results import TextLine, TextWord
 from ocrlite.settings import setting
 
@@ -30,6 +32,7 @@ __all__ = [
     "ctc_word_boxes",
     "line_words",
     "quad_span",
+    "text_quad",
     "classify_angles",
     "needs_flip",
 ]
@@ -200,16 +203,16 @@ def ctc_decode_top1(best: np.ndarray, best_prob: np.ndarray, charset: Charset) -
     return decoded
 
 
-def ctc_word_boxes(decoded: CTCDecoded, quad: np.ndarray, reverse: bool = False) -> tuple[TextWord, ...]:
+def ctc_word_boxes(decoded: CTCDecoded, quad: np.ndarray, angle: int = 0) -> tuple[TextWord, ...]:
     """Split a decoded line into space-separated words, each with a quad cut from the line's ``quad``.
 
     Character ``i`` was emitted at time step ``s_i``, centred at ``(s_i + 0.5) * step_width`` along the
     crop (a fraction of its width). Each character owns the stretch between the midpoints to its
     neighbours' centres; the first and last extend by half the median spacing between characters (one
     step when the line has a single character), clipped to the crop. A word spans its characters'
-    stretches, and its quad interpolates the line quad's top and bottom edges at those two fractions.
-    ``reverse``: the crop was read turned 180 degrees, so fractions run from the quad's right end.
-    Lines without step geometry (``step_width`` 0) or text give no words.
+    stretches, and its quad interpolates the line's edges along its text (``text_quad``: ``angle`` 180
+    means the crop was read turned 180 degrees) at those two fractions; its corners run clockwise from
+    the top-left like the line's. Lines without step geometry (``step_width`` 0) or text give no words.
     """
     text, steps = decoded.text, decoded.steps
     if not text.strip() or decoded.step_width <= 0 or len(steps) != len(text):
@@ -220,26 +223,41 @@ def ctc_word_boxes(decoded: CTCDecoded, quad: np.ndarray, reverse: bool = False)
     bounds = np.concatenate([[centres[0] - half], (centres[:-1] + centres[1:]) / 2, [centres[-1] + half]])
     bounds = np.clip(bounds, 0.0, 1.0)
     probs = decoded.probs or (decoded.score,) * len(text)
+    along, turns = text_quad(quad, angle), _text_turns(quad, angle)
     words = []
     for match in _WORD.finditer(text):
         start, end = float(bounds[match.start()]), float(bounds[match.end()])
-        if reverse:
-            start, end = 1.0 - end, 1.0 - start
         score = float(np.mean(probs[match.start() : match.end()]))
-        words.append(TextWord(match.group(), quad_span(quad, start, end), score))
+        words.append(TextWord(match.group(), np.roll(quad_span(along, start, end), turns, axis=0), score))
     return tuple(words)
 
 
 def line_words(line: TextLine) -> tuple[TextWord, ...]:
-    """The words of ``line``: its CTC word boxes when the recognizer gave them, else quads cut from the
-    line's quad by character position (each character an equal share), scored with the line's score."""
+    """The words of ``line``: its CTC word boxes when the recognizer gave them, else quads cut along the
+    line's text (``text_quad``) by character position (each character an equal share), scored with the
+    line's score."""
     if line.words:
         return line.words
     count = len(line.text)
+    along, turns = text_quad(line.points, line.angle), _text_turns(line.points, line.angle)
     return tuple(
-        TextWord(m.group(), quad_span(line.points, m.start() / count, m.end() / count), float(line.score))
+        TextWord(m.group(), np.roll(quad_span(along, m.start() / count, m.end() / count), turns, axis=0),
+                 float(line.score))
         for m in _WORD.finditer(line.text)
     )
+
+
+def text_quad(quad: np.ndarray, angle: int = 0) -> np.ndarray:
+    """A line's quad (clockwise from its top-left on the page) starting at the corner where its text starts,
+    so its first edge runs along the text as the recognizer read it: ``crop_quad`` turns a tall crop a
+    quarter counter-clockwise (text running down the page), and a line read turned 180 degrees (``angle``)
+    starts at the opposite corner; float64 4x2."""
+    return np.roll(np.asarray(quad, dtype=np.float64).reshape(4, 2), -_text_turns(quad, angle), axis=0)
+
+
+def _text_turns(quad: np.ndarray, angle: int) -> int:
+    """Corners from a quad's top-left to where its text starts (see ``text_quad``)."""
+    return (1 if is_tall(*quad_size(quad)) else 0) + (2 if angle == 180 else 0)
 
 
 def quad_span(quad: np.ndarray, start: float, end: float) -> np.ndarray:

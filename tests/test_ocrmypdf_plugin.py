@@ -189,3 +189,20 @@ def test_engine_outputs_agree_on_a_page(tmp_path: Path) -> None:
         assert not list(doc[0].get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE]))  # text only
     finally:
         doc.close()
+
+
+@pytest.mark.parametrize(("angle", "textangle", "first"), [(0, 270.0, (60, 149)), (180, 90.0, (171, 260))])
+def test_a_vertical_line_has_its_text_angle_and_words_along_it(angle: int, textangle: float, first: tuple) -> None:
+    """A tall line (its crop turned counter-clockwise to be read) runs down the page, or up when read turned
+    180 degrees: OCRmyPDF gets that text angle (counter-clockwise) and word boxes stacked along the line."""
+    pytest.importorskip("ocrmypdf")
+    from ocrlite.ocrmypdf_plugin import page_element
+    from ocrlite.results import PageResult, TextLine
+
+    tall = np.array([[250, 60], [280, 60], [280, 260], [250, 260]], dtype=np.float64)
+    tree = page_element(PageResult(300, 300, (TextLine(tall, "abcd efgh", 0.9, 0.9, angle),)), 72.0, 1)
+    (line,) = tree.lines
+    assert line.textangle == textangle
+    word = line.children[0]  # "abcd": 4 of the line's 9 characters, from where the text starts
+    assert word.text == "abcd"
+    assert (word.bbox.left, word.bbox.top, word.bbox.right, word.bbox.bottom) == (250, first[0], 280, first[1])

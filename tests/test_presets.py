@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from ocrlite.api import OCR
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
-from ocrlite.postprocess import CTCDecoded, ctc_word_boxes
+from ocrlite.postprocess import CTCDecoded, ctc_word_boxes, line_words
 from ocrlite.presets import PRESETS, get_preset
+from ocrlite.results import TextLine
 from ocrlite.stages import load_pipeline_config
 
 # GT phrases (substrings of entity texts) of FUNSD training form 0000971160, multi-word, with their spaces.
@@ -47,9 +48,22 @@ def test_word_boxes_follow_the_ctc_steps() -> None:
 
 def test_word_boxes_of_a_crop_read_upside_down_run_from_the_right() -> None:
     decoded = CTCDecoded("ab cd", 0.8, (1, 3, 5, 7, 9), (0.9,) * 5, step_width=0.1)
-    words = ctc_word_boxes(decoded, QUAD, reverse=True)
-    np.testing.assert_allclose(words[0].points[[0, 1], 0], [55, 95])
+    words = ctc_word_boxes(decoded, QUAD, angle=180)
+    np.testing.assert_allclose(words[0].points, [[55, 0], [95, 0], [95, 10], [55, 10]])  # clockwise from top-left
     np.testing.assert_allclose(words[1].points[[0, 1], 0], [0, 35])
+
+
+@pytest.mark.parametrize(("angle", "first", "second"), [(0, (5, 45), (65, 100)), (180, (55, 95), (0, 35))])
+def test_word_boxes_of_a_vertical_line_run_along_it(angle: int, first: tuple, second: tuple) -> None:
+    """``crop_quad`` turns a tall crop counter-clockwise: its text runs down the page, or up when the crop was
+    read turned 180 degrees; each word spans the line's width and its part of the line's height."""
+    tall = np.array([[0, 0], [10, 0], [10, 100], [0, 100]], dtype=np.float64)
+    decoded = CTCDecoded("ab cd", 0.8, (1, 3, 5, 7, 9), (0.9,) * 5, step_width=0.1)
+    words = ctc_word_boxes(decoded, tall, angle)
+    for word, (top, bottom) in zip(words, (first, second)):
+        np.testing.assert_allclose(word.points, [[0, top], [10, top], [10, bottom], [0, bottom]])
+    fallback = line_words(TextLine(tall, "ab cd", 0.9, 0.9, angle))  # no CTC steps: equal shares
+    np.testing.assert_allclose(fallback[0].points[:, 1], [0, 0, 40, 40] if angle == 0 else [60, 60, 100, 100])
 
 
 def test_word_boxes_on_a_slanted_line_interpolate_both_edges() -> None:

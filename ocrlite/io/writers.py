@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ocrlite.postprocess import line_words
+from ocrlite.postprocess import line_words, text_quad
 from ocrlite.results import PageResult, TextLine
 
 __all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "tsv_rows", "TsvWriter"]
@@ -167,8 +167,9 @@ class PdfWriter:
     (a page added without an image holds only the invisible text).
 
     The page measures the image at its DPI (a rendered PDF page keeps its size). Each
-    line's text is stretched to the line's length and turned to its angle, so selecting,
-    copying and searching work in a viewer and text extraction returns the lines.
+    line's text is stretched to the line's length and turned to the direction it runs on the page
+    (``text_quad``: vertical and upside-down lines too), so selecting, copying and searching work
+    in a viewer and text extraction returns the lines.
     """
 
     def __init__(self, source: str) -> None:
@@ -194,7 +195,7 @@ class PdfWriter:
     def _add_line(self, line: TextLine, scale: float, page_height: float) -> None:
         from reportlab.pdfbase.pdfmetrics import stringWidth
 
-        quad = np.asarray(line.points, dtype=np.float64).reshape(4, 2) * scale
+        quad = text_quad(line.points, line.angle) * scale  # starts where the text starts, edge along it
         quad[:, 1] = page_height - quad[:, 1]  # PDF y grows upwards
         top_left, top_right, bottom_right, bottom_left = quad
         length = (np.linalg.norm(top_right - top_left) + np.linalg.norm(bottom_right - bottom_left)) / 2

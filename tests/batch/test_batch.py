@@ -338,6 +338,28 @@ def test_words_split_the_line_quad_by_character_position() -> None:
     assert line_words(TextLine(quad, "", 0.9, 0.9)) == ()
 
 
+@pytest.mark.parametrize(("points", "angle", "first", "last"), [
+    ([[20, 20], [220, 20], [220, 50], [20, 50]], 180, (220, 35), (20, 35)),  # read turned: runs right to left
+    ([[250, 60], [280, 60], [280, 260], [250, 260]], 0, (265, 60), (265, 260)),  # tall: runs down the page
+    ([[250, 60], [280, 60], [280, 260], [250, 260]], 180, (265, 260), (265, 60)),  # tall, turned: up the page
+])
+def test_pdf_text_runs_the_way_the_line_reads(points: list, angle: int, first: tuple, last: tuple) -> None:
+    """The invisible text starts at the corner where the line's text starts (``text_quad``): its first and
+    last characters sit over the line's two ends."""
+    from ocrlite.io.writers import PageRecord, make_writer
+
+    line = TextLine(np.array(points, dtype=np.float64), "abcdefgh", 0.9, 0.9, angle)
+    writer = make_writer("pdf", "x.png")
+    writer.add(PageRecord(1, PageResult(300, 300, (line,)), 72.0, None))
+    page = pdfium.PdfDocument(io.BytesIO(writer.render()))[0]
+    text = page.get_textpage()
+    assert text.get_text_range() == "abcdefgh"
+    for index, (x, y) in ((0, first), (7, last)):
+        left, bottom, right, top = text.get_charbox(index)
+        centre = np.array([(left + right) / 2, 300 - (bottom + top) / 2])  # back to image pixels
+        assert np.linalg.norm(centre - np.array([x, y])) < 20, (index, centre)
+
+
 def test_writers_keep_unicode_text_searchable() -> None:
     from ocrlite.io.writers import PageRecord, make_writer
 
