@@ -33,11 +33,16 @@ def _fail(message: str) -> None:
 
 
 class _Output:
-    """Where a command's printed results go: stdout, or one file written atomically at the end."""
+    """Where a command's printed results go: stdout, or one file written atomically at the end (its folder
+    is checked, and made, when the command starts: a path that cannot be written is one line, exit 2)."""
 
     def __init__(self, path: str | None) -> None:
+        from ocrlite.io.atomic import ensure_folder
+
         self.path = path
         self.chunks: list[str] = []
+        if path is not None:
+            _build(partial(ensure_folder, Path(path).absolute().parent))
 
     def line(self, text: str) -> None:
         if self.path is not None:
@@ -53,7 +58,11 @@ class _Output:
         if self.path is not None:
             from ocrlite.io.atomic import atomic_write_text
 
-            atomic_write_text(self.path, "".join(self.chunks))
+            try:
+                atomic_write_text(self.path, "".join(self.chunks))
+            except OSError as exc:
+                _fail(f"cannot write {self.path}: {exc.strerror or exc}")
+                sys.exit(1)
 
 
 class _ItemRun:
@@ -698,11 +707,13 @@ def prune(config: str, flops_target: float, criterion: str, sensitivity: str | N
 def export(config: str | None, model: str | None, kind: str, fmt: str, head: str, output: str,
            overrides: tuple[str, ...]) -> None:
     """Export a stage's net to ONNX (opset 17, dynamic batch/height/width) and check it against PyTorch."""
+    from ocrlite.io.atomic import ensure_folder
     from ocrlite.slim.onnx_export import TOLERANCE, export_checked
     from ocrlite.slim.save import config_stage_kind
     from ocrlite.stages import command_stage
 
     _check_models(config, model)
+    _build(partial(ensure_folder, Path(output).absolute().parent))
     if config is not None:
         kind = _build(lambda: config_stage_kind(config)) or kind
     spec = _build(lambda: command_stage(kind, config, overrides, model))

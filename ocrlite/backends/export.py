@@ -27,7 +27,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ocrlite.io.atomic import atomic_write_bytes
+from ocrlite.errors import BackendError, OcrliteError
+from ocrlite.io.atomic import atomic_write_bytes, ensure_folder
 
 __all__ = ["OPSET", "CACHE_ENV", "HEADS", "cache_dir", "export_net", "export_stage", "cached_export", "top1"]
 
@@ -173,5 +174,9 @@ def cached_export(spec: Any, head: str = "raw") -> Path:
     """The stage's ONNX file from the cache, exported first if absent (keyed by weights, config and head)."""
     path = cache_dir() / f"{spec.kind}-{_key(spec, head)}.onnx"
     if not path.is_file():
+        try:
+            ensure_folder(path.parent)
+        except OcrliteError as exc:
+            raise BackendError(f"{exc} (the ONNX export cache; set {CACHE_ENV} to a writable folder)") from None
         export_stage(spec, path, head)
     return path

@@ -21,7 +21,7 @@ from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.plan import REPORT_NAME, Job, make_plan
 from ocrlite.batch.report import Failure, FileOutcome, RunReport
 from ocrlite.errors import OcrliteError, error_reason
-from ocrlite.io.atomic import atomic_write_bytes
+from ocrlite.io.atomic import atomic_write_bytes, ensure_folder
 from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
 from ocrlite.io.writers import FORMATS, PageRecord, Writer, make_writer
@@ -74,13 +74,14 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
 
     ``execute`` turns the planned jobs into outcomes: the local pipeline by default, or another
     executor such as ``ocrlite.batch.ray_runner.RayExecutor`` (same plan, report and per-file work).
-    Returns the run's report (its ``failures`` decide the exit code). Raises
-    ``OcrliteError`` if the models cannot be loaded, and ``KeyboardInterrupt`` after
+    Returns the run's report (its ``failures`` decide the exit code). Raises ``OcrliteError`` if the
+    output folder cannot be written or the models cannot be loaded, and ``KeyboardInterrupt`` after
     writing the report when interrupted.
     """
     unknown = set(options.formats) - set(FORMATS)
     if unknown or not options.formats:
         raise OcrliteError(f"unknown output format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+    ensure_folder(options.output)
     plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite)
     report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped))
     for path, reason in plan.errors:

@@ -9,7 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "write_image"]
+from ocrlite.errors import OcrliteError
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "ensure_folder", "write_image"]
 
 
 def _read_umask() -> int:
@@ -19,6 +21,21 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+
+def ensure_folder(folder: str | Path) -> None:
+    """Create ``folder`` (with its parents) and check that a file can be written in it, before any work
+    whose results would go there; raises ``OcrliteError`` with the reason when it cannot."""
+    blocking = next((part for part in (Path(folder), *Path(folder).parents) if part.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise OcrliteError(f"cannot write to {folder}: {blocking} is a file, not a folder")
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".ocrlite-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OcrliteError(f"cannot write to {folder}: {exc.strerror or exc}") from None
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
