@@ -82,4 +82,5 @@ class RunReport:
         return data
 
     def write(self, path: Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        """The report as JSON, non-ASCII escaped: a file name that is not valid UTF-8 comes back as itself."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")

@@ -246,9 +246,10 @@ def tsv_rows(page_number: int, result: PageResult) -> list[str]:
 
 
 def make_writer(fmt: str, source: str) -> Writer:
-    """A fresh writer of format ``fmt`` (one of ``FORMATS``) for the input named ``source``."""
+    """A fresh writer of format ``fmt`` (one of ``FORMATS``) for the input named ``source`` (a name that is not
+    valid UTF-8, which Linux allows, is written with U+FFFD where its bad bytes were)."""
     try:
-        return _WRITERS[fmt](source)
+        return _WRITERS[fmt](source.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
     except KeyError:
         raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}") from None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,24 @@ def test_paths_from_stdin_and_a_list_file_with_glob(tmp_path: Path, fake_engine:
     globbed = tmp_path / "globbed"
     assert _cli(str(scans), "-o", str(globbed), "--glob", "*.pdf", "--dpi", "30").exit_code == 0
     assert sorted(p.name for p in globbed.glob("*.json")) == ["doc.pdf.json", "ocrlite-report.json"]
+
+
+def test_a_file_name_that_is_not_utf8_is_read_reported_and_retried(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """Linux allows any bytes in a name: its outputs are written, the report stays valid JSON that names it,
+    and a failure on it is retried by the next run."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    odd = os.fsdecode(b"x\xe9.png")
+    _page("X").save(scans / odd)
+    out = tmp_path / "out"
+    fake_engine.fail = {1: RuntimeError("boom")}
+    assert _cli(str(scans), "-o", str(out), "--format", "json,hocr,pdf").exit_code == 1
+    assert [f["name"] for f in _report(out)["failures"]] == [odd]
+    fake_engine.fail = {}
+    assert _cli(str(scans), "-o", str(out), "--format", "json,hocr,pdf").exit_code == 0
+    assert _report(out)["files"] == 1 and not _report(out)["failures"]
+    assert json.loads((out / f"{odd}.json").read_text(encoding="utf-8"))["source"] == "x\ufffd.png"
+    ET.parse(out / f"{odd}.hocr")
 
 
 def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path, fake_engine: FakeEngine) -> None:
