@@ -236,7 +236,7 @@ def _gather_inputs(images: Sequence[str], files_from: Any) -> list[str]:
 
     inputs = [path for path in images if path != "-"]
     if "-" in images:
-        with click.open_file("-") as stdin:
+        with click.open_file("-", errors="surrogateescape") as stdin:  # file names may be any bytes
             inputs += read_paths_list(stdin)
     if files_from is not None:
         inputs += read_paths_list(files_from)
@@ -285,7 +285,8 @@ cls_option = click.option(
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help="Batch mode: write outputs under this folder (mirroring the inputs) and "
                    "ocrlite-report.json; inputs already done are skipped.")
-@click.option("--files-from", type=click.File("r"), help="Also read input paths from this file ('-': stdin).")
+@click.option("--files-from", type=click.File("r", errors="surrogateescape"),
+              help="Also read input paths from this file ('-': stdin).")
 @click.option("--glob", help="Batch mode: only files in folders whose path matches, e.g. '*.pdf'.")
 @click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=200, show_default=True,
               help="Resolution PDF pages are rendered at.")

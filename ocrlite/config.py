@@ -36,7 +36,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     """Load a YAML mapping (safe loading); anything else is a ConfigError."""
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"cannot read config {path}: {first_line}") from None
     if not isinstance(data, dict):

@@ -36,9 +36,12 @@ def register(kind: str) -> Callable[[T], T]:
 def build(kind: str, cfg: dict[str, Any], **wired: Any) -> nn.Module:
     """Build a registered module from ``{"name": ..., **kwargs}`` plus wired-in arguments.
 
-    Unknown names and unknown keyword arguments raise ConfigError listing what is allowed.
+    Unknown names and unknown keyword arguments raise ConfigError listing what is allowed; so do values the
+    module rejects (TypeError, ValueError), with the module's own message.
     """
     table = _KINDS[kind]
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{kind}: expected a mapping with a name, got {cfg!r}")
     cfg = dict(cfg)
     name = cfg.pop("name", None)
     if name not in table:
@@ -49,4 +52,7 @@ def build(kind: str, cfg: dict[str, Any], **wired: Any) -> nn.Module:
     if unknown:
         choices = ", ".join(p for p in allowed if p not in wired)
         raise ConfigError(f"{kind} {name}: unknown key(s) {', '.join(unknown)}; allowed: {choices}")
-    return cls(**wired, **cfg)
+    try:
+        return cls(**wired, **cfg)
+    except (TypeError, ValueError) as exc:  # a value of the wrong type or range for this module
+        raise ConfigError(f"{kind} {name}: cannot build with {cfg}: {exc}") from None

@@ -170,7 +170,7 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
     missing = [k for k in ("det", "rec") if k not in raw]
     if missing:
         raise ConfigError(f"{path.name}: missing section {missing[0]!r}")
-    cfg: dict[str, Any] = {"pipeline": dict(raw.get("pipeline") or {})}
+    cfg: dict[str, Any] = {"pipeline": dict(_section(raw, "pipeline", path.name))}
     for kind in STAGE_KINDS:
         if raw.get(kind) is not None:
             cfg[kind] = _read_stage(raw[kind], path.parent, f"{path.name}: {kind}")
@@ -189,6 +189,8 @@ def _section(stage: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 def resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
     """Validate a raw stage mapping and find its files."""
+    if not isinstance(stage, dict):
+        raise ConfigError(f"{where}: expected a stage mapping (model, weights, ...), got {stage!r}")
     check_keys(where, [k for k in stage if k != "_dir"], STAGE_KEYS)
     config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
     model = _section(stage, "model", where)

@@ -60,3 +60,24 @@ def test_yaml_tags_are_not_executed(tmp_path: Path) -> None:
 def test_missing_config_file() -> None:
     with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
         load_stage_config("nope.yaml")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("det.model.backbone.scale=abc", "backbone MobileNetV3: cannot build with"),
+    ("det.model.backbone=5", "backbone: expected a mapping with a name, got 5"),
+    ("cls=null", "cls: expected a stage mapping"),
+    ("pipeline=5", "pipeline: expected a mapping, got 5"),
+])
+def test_values_of_the_wrong_type_are_config_errors(override: str, message: str) -> None:
+    """Each is one line from the CLI, exit 2 (a TypeError traceback before)."""
+    from ocrlite.api import OCR
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        OCR(overrides=[override])
+
+
+def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe bad")
+    with pytest.raises(ConfigError, match="cannot read config .*binary.yaml"):
+        load_yaml(path)

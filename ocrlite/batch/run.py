@@ -89,6 +89,7 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
         _say(None, f"ocrlite: error: {report.failures[-1].message()}")
     bar = _progress(plan.jobs, options)
     done: set[str] = set()
+    stopped = False  # the engine could not run: its error is the run's one line
 
     def started(workers: int) -> None:
         report.workers = workers
@@ -107,13 +108,14 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     except (KeyboardInterrupt, OcrliteError) as exc:  # Ctrl-C, or workers that cannot run: the rest is pending
         report.interrupted = isinstance(exc, KeyboardInterrupt)
         report.pending = [job.name for job in plan.jobs if job.name not in done]
+        stopped = not report.interrupted and not report.files
         raise
     finally:
         if bar is not None:
             bar.close()
         report.finish()
         report.write(options.output / REPORT_NAME)
-        if not options.quiet:
+        if not options.quiet and not stopped:
             _say(None, report.summary())
     return report
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.run import EngineSpec
-from ocrlite.errors import OcrliteError, error_reason
+from ocrlite.errors import error_reason
 from ocrlite.results import PageResult
 
 __all__ = ["LOST_IN_A_ROW", "READS", "InFlight", "Unread", "WorkerPool", "read_page"]
@@ -79,8 +79,8 @@ def _serve(conn: Connection, spec: EngineSpec, threads: int) -> None:
     engine: Any
     try:
         engine = spec.build()
-    except OcrliteError as exc:  # every page gets this answer: the parent stops the run
-        engine = Unread(str(exc), fatal=True)
+    except Exception as exc:  # every page gets this answer: the parent stops the run, as it would in-process
+        engine = Unread(error_reason(exc), fatal=True)
     while True:
         try:
             image = conn.recv()

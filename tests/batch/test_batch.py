@@ -54,7 +54,7 @@ def _make_scans(root: Path) -> Path:
     return root
 
 
-def _cli(*args: str, stdin: str | None = None) -> Any:
+def _cli(*args: str, stdin: str | bytes | None = None) -> Any:
     return CliRunner().invoke(main, ["ocr", *args], input=stdin)
 
 
@@ -282,6 +282,17 @@ def test_a_file_name_that_is_not_utf8_is_read_reported_and_retried(tmp_path: Pat
     assert _report(out)["files"] == 1 and not _report(out)["failures"]
     assert json.loads((out / f"{odd}.json").read_text(encoding="utf-8"))["source"] == "x\ufffd.png"
     ET.parse(out / f"{odd}.hocr")
+
+
+def test_path_lists_may_hold_names_that_are_not_utf8(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    odd = tmp_path / os.fsdecode(b"x\xe9.png")
+    _page("X").save(odd)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(os.fsencode(odd) + b"\n")
+    out = tmp_path / "out"
+    assert _cli("--files-from", str(listing), "-o", str(out)).exit_code == 0
+    assert _cli("-", "-o", str(out), "--overwrite", stdin=listing.read_bytes()).exit_code == 0
+    assert _report(out)["files"] == 1 and (out / f"{odd.name}.json").is_file()
 
 
 def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path, fake_engine: FakeEngine) -> None:
