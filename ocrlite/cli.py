@@ -158,8 +158,8 @@ json_alias_option = click.option("--json", "as_json", is_flag=True, help="Same a
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ocrlite")
 @click.option("--threads", type=click.IntRange(min=1), envvar="OCRLITE_THREADS",
-              help="CPU threads for the nets (default: all cores; env OCRLITE_THREADS). "
-                   "Use 1 when other jobs share the CPU.")
+              help="CPU threads for the nets (default: all cores; env OCRLITE_THREADS), in batch mode "
+                   "for all workers together. Use 1 when other jobs share the CPU.")
 def main(threads: int | None) -> None:
     """Fast, lightweight OCR: detect, orient and recognize text in images."""
     if threads is not None:
@@ -291,8 +291,9 @@ cls_option = click.option(
 @click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=200, show_default=True,
               help="Resolution PDF pages are rendered at.")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="Batch mode: processes (Ray: actors), each loading the models once, the cores split "
-                   "between them (default: one per core, up to 8; Ray: the cluster's CPUs / --threads-per-worker).")
+              help="Batch mode: processes (Ray: actors), each loading the models once, the cores (--threads) "
+                   "split between them (default: one per core, up to 8; Ray: the cluster's CPUs / "
+                   "--threads-per-worker).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Batch mode: run on this machine's processes, or on Ray actors (pip install \"ocrlite[ray]\").")
 @click.option("--ray-address", metavar="auto|HOST:PORT",
@@ -348,7 +349,7 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
                 "--ray-address, --threads-per-worker, --pages-per-job and --ray-input need --executor ray")
         _run_batch(inputs, output, engine_args, {
             "formats": fmts, "dpi": dpi, "workers": workers, "overwrite": overwrite,
-            "quiet": quiet, "glob": glob},
+            "quiet": quiet, "glob": glob, "cores": click.get_current_context().find_root().params["threads"]},
             {k: v for k, v in ray_args.items() if v is not None} if executor == "ray" else None)
         return
     if glob or workers is not None or overwrite or quiet or executor != "local":

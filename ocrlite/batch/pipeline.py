@@ -215,13 +215,14 @@ class _Ready:
 
 
 @contextmanager
-def _engine(spec: EngineSpec, workers: int) -> Iterator[tuple[Callable[[Any], Any], int]]:
-    """``submit(image)`` -> an ``InFlight``-like, and how many pages may be in flight at once."""
+def _engine(spec: EngineSpec, workers: int, cores: int | None) -> Iterator[tuple[Callable[[Any], Any], int]]:
+    """``submit(image)`` -> an ``InFlight``-like, and how many pages may be in flight at once; worker
+    processes share ``cores`` threads (None: this machine's cores)."""
     if workers <= 1:
         engine = spec.build()
         yield (lambda image: _Ready(read_page(engine, image))), 1
         return
-    pool = WorkerPool(spec, workers, threads=max(1, (os.cpu_count() or 1) // workers))
+    pool = WorkerPool(spec, workers, threads=max(1, (cores or os.cpu_count() or 1) // workers))
     try:
         yield pool.submit, 2 * workers
     finally:
@@ -237,9 +238,9 @@ def _submit(submit: Callable[[Any], Any], item: PageItem) -> Any:
     return submit(item.page.image)
 
 
-def _workers(jobs: list[Job], requested: int | None) -> int:
-    """``requested`` (or the default), but no more than there are pages to read."""
-    workers = requested or default_workers()
+def _workers(jobs: list[Job], requested: int | None, cores: int | None) -> int:
+    """``requested`` (or the default for ``cores``), but no more than there are pages to read."""
+    workers = requested or default_workers(cores)
     if workers > 1 and len(jobs) < workers:
         workers = min(workers, sum(count_pages(job.source) for job in jobs))
     return workers
@@ -253,10 +254,10 @@ def run_local(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any
     """
     if not jobs:
         return
-    workers = _workers(jobs, options.workers)
+    workers = _workers(jobs, options.workers, options.cores)
     started(workers)
     files: dict[int, _File] = {}
-    with _engine(spec, workers) as (submit, window), \
+    with _engine(spec, workers, options.cores) as (submit, window), \
             read_ahead([job.source for job in jobs], options.dpi, options.max_pixels) as items:
         writer = _WriterThread(READ_AHEAD + window + 2)
         pending: deque[tuple[PageItem, Any]] = deque()

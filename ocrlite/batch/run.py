@@ -60,7 +60,8 @@ class BatchOptions:
     output: Path
     formats: tuple[str, ...] = ("json",)
     dpi: float = DEFAULT_DPI
-    workers: int | None = None  # local processes; None: ``pipeline.default_workers()`` for this machine
+    workers: int | None = None  # local processes; None: ``pipeline.default_workers(cores)``
+    cores: int | None = None  # CPU threads for all local workers together (--threads); None: all cores
     overwrite: bool = False
     quiet: bool = False
     glob: str | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,28 @@ def test_workers_default_to_one_per_core_but_not_more_than_pages(tmp_path: Path)
     _page("ONE").save(tmp_path / "one.png")
     _page("A").save(tmp_path / "two.tiff", save_all=True, append_images=[_page("B")])
     plan = make_plan([tmp_path / "one.png"], tmp_path / "out", ["txt"])
-    assert pipeline._workers(plan.jobs, 4) == 1  # one page: read here, no process spawned
+    assert pipeline._workers(plan.jobs, 4, None) == 1  # one page: read here, no process spawned
     plan = make_plan([tmp_path / "two.tiff"], tmp_path / "out", ["txt"])
-    assert pipeline._workers(plan.jobs, 4) == 2 and pipeline._workers(plan.jobs, 1) == 1
+    assert pipeline._workers(plan.jobs, 4, None) == 2 and pipeline._workers(plan.jobs, 1, None) == 1
+    assert pipeline._workers(plan.jobs, None, 1) == 1  # --threads 1: one worker, whatever the machine
+
+
+def test_threads_bound_the_batch_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ocrlite --threads N ocr DIR -o OUT`` runs at most N threads in all: N workers of one thread by default."""
+    seen: list[tuple[int, int | None]] = []
+
+    def fake_run_local(jobs: list[Any], spec: Any, options: batch.BatchOptions, bar: Any, started: Any) -> Any:
+        seen.append((pipeline._workers(jobs, options.workers, options.cores), options.cores))
+        yield from ()
+
+    monkeypatch.setattr(pipeline, "run_local", fake_run_local)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    for page in ("a", "b", "c"):
+        _page(page.upper()).save(tmp_path / f"{page}.png")
+    for threads in ("1", "2"):
+        result = CliRunner().invoke(main, ["--threads", threads, "ocr", str(tmp_path), "-o", str(tmp_path / "out")])
+        assert result.exit_code == 0, result.output
+    assert seen == [(1, 1), (2, 2)]
 
 
 def _dying_workers(monkeypatch: pytest.MonkeyPatch, tally: Path) -> None:
