@@ -4,7 +4,7 @@ Outputs mirror the inputs' tree under the output folder, relative to the deepest
 holding every input (a single folder argument maps its contents straight under ``out/``),
 and keep the input's full name: ``scans/a/p1.pdf`` -> ``out/a/p1.pdf.txt``, so
 ``p1.png`` and ``p1.pdf`` never collide. An input is up to date, and skipped, when all of
-its outputs exist and none is older than the input, unless it failed last time.
+its outputs exist and none is older than the input (its mtime or ctime), unless it failed last time.
 
 The output folder may hold or be inside the inputs' folders; a file found there is read unless it is named
 like one of ocrlite's outputs (``x.png.pdf``: an input's name plus an output format), so a rerun does not
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Iterable
+from typing import Any, Iterable
 
 from ocrlite.io.images import expand_inputs
 from ocrlite.io.pages import INPUT_EXTENSIONS
@@ -39,11 +39,14 @@ class Job:
 
 @dataclass(frozen=True)
 class Plan:
-    """Jobs to run, inputs that are already done, and (path, reason) input errors."""
+    """Jobs to run, inputs that are already done, (path, reason) input errors, and ``carried``: the failures
+    that earlier runs recorded for inputs that still exist and that this run does not include (kept in its
+    report, so a later run that includes them still retries them)."""
 
     jobs: list[Job]
     skipped: list[Job]
     errors: list[tuple[str, str]]
+    carried: list[dict[str, Any]] = field(default_factory=list)
 
 
 def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str],
@@ -71,7 +74,8 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
     if not found:
         return Plan([], [], errors)
     base = os.path.commonpath([root for _, root in found])
-    retry = _failed_last_time(output / REPORT_NAME)
+    unfinished = _unfinished(output / REPORT_NAME)
+    retry = {str(entry["name"]) for entry in unfinished}
     jobs: list[Job] = []
     skipped: list[Job] = []
     for file, _ in found:
@@ -79,7 +83,10 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
         job = Job(file, name, {fmt: output / f"{name}.{fmt}" for fmt in formats})
         done = not overwrite and name not in retry and _up_to_date(job)
         (skipped if done else jobs).append(job)
-    return Plan(jobs, skipped, errors)
+    planned = {job.name for job in jobs + skipped}
+    carried = [entry for entry in unfinished  # a failed input that still exists, left out of this run
+               if str(entry["name"]) not in planned and entry.get("path") and os.path.exists(str(entry["path"]))]
+    return Plan(jobs, skipped, errors, carried)
 
 
 def read_paths_list(lines: Iterable[str]) -> list[str]:
@@ -93,26 +100,31 @@ def read_paths_list(lines: Iterable[str]) -> list[str]:
 
 
 def _up_to_date(job: Job) -> bool:
-    """True when every output exists and is at least as new as the input."""
+    """True when every output exists and is at least as new as the input: as its contents (mtime) and as the
+    file itself (ctime), so a file copied or moved in with an older mtime (``cp -p``, ``rsync -t``) is redone."""
     try:
-        source_time = job.source.stat().st_mtime
+        stat = job.source.stat()
+        source_time = max(stat.st_mtime, stat.st_ctime)
         return all(path.stat().st_mtime >= source_time for path in job.outputs.values())
     except OSError:
         return False
 
 
-def _failed_last_time(report: Path) -> set[str]:
-    """Names of the inputs the previous run's report lists as failed or not reached.
+def _unfinished(report: Path) -> list[dict[str, Any]]:
+    """The failures the previous run's report lists (its own, and those it carried from earlier runs), and
+    the inputs it did not reach (``pending``, as failures with that reason); each names its input.
 
-    A file with a failed page still gets outputs for its other pages; this keeps it from
-    counting as done, also across a run interrupted before retrying it.
+    A file with a failed page still gets outputs for its other pages; this keeps it from counting as done,
+    also across runs that leave it out (``--glob``, other inputs) or are interrupted before retrying it.
     """
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
-        names = {str(item["name"]) for item in data.get("failures", []) if item.get("name")}
-        return names | {str(name) for name in data.get("pending", [])}
+        entries = [dict(item) for item in (*data.get("failures", []), *data.get("carried", [])) if item.get("name")]
+        entries += [{"path": "", "name": str(name), "reason": "not reached by an interrupted run", "page": None}
+                    for name in data.get("pending", [])]
+        return entries
     except (OSError, ValueError, AttributeError, TypeError, KeyError):
-        return set()
+        return []
 
 
 def _unique(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:

@@ -55,6 +55,7 @@ class RunReport:
     failures: list[Failure] = field(default_factory=list)
     interrupted: bool = False
     pending: list[str] = field(default_factory=list)  # inputs an interrupted run did not reach
+    carried: list[dict[str, Any]] = field(default_factory=list)  # earlier failures of inputs not in this run
     started: float = field(default_factory=time.time)
     elapsed_s: float = 0.0
     malloc: str = field(default_factory=malloc_in_use)  # the allocator of the process that ran it
@@ -72,8 +73,9 @@ class RunReport:
         state = " (interrupted)" if self.interrupted else ""
         rate = f", {self.pages / self.elapsed_s:.2f} pages/s" if self.elapsed_s > 0 and self.pages else ""
         failed = f"{len(self.failures)} failed (see {REPORT_NAME})" if self.failures else "none failed"
+        earlier = f", {len(self.carried)} earlier failures not retried in this run" if self.carried else ""
         return (f"ocrlite: {self.files} files processed, {self.skipped} up to date, {self.pages} pages, "
-                f"{self.lines} lines, {failed}, in {self.elapsed_s:.1f} s{rate}{state}")
+                f"{self.lines} lines, {failed}{earlier}, in {self.elapsed_s:.1f} s{rate}{state}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -84,7 +84,8 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
         raise OcrliteError(f"unknown output format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     ensure_folder(options.output)
     plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite)
-    report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped))
+    report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped),
+                       carried=plan.carried)
     for path, reason in plan.errors:
         report.failures.append(Failure(path, "", reason))
         _say(None, f"ocrlite: error: {report.failures[-1].message()}")

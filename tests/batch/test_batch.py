@@ -295,6 +295,39 @@ def test_path_lists_may_hold_names_that_are_not_utf8(tmp_path: Path, fake_engine
     assert _report(out)["files"] == 1 and (out / f"{odd.name}.json").is_file()
 
 
+def test_a_failed_page_is_retried_after_runs_that_leave_its_file_out(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """scan.tiff's page 2 fails, so its outputs hold page 1 only; a run of the png files alone must not make
+    it count as done: its report carries the failure, and the next full run retries the file."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("A").save(scans / "a.png")
+    _page("FIRST").save(scans / "scan.tiff", save_all=True, append_images=[_page("SECOND")])
+    out = tmp_path / "out"
+    fake_engine.fail = {3: RuntimeError("boom")}  # a.png, scan.tiff page 1, page 2
+    assert _cli(str(scans), "-o", str(out)).exit_code == 1
+    fake_engine.fail = {}
+    (out / "a.png.json").unlink()
+    partial = _cli(str(scans), "-o", str(out), "--glob", "*.png")
+    assert partial.exit_code == 0 and "1 earlier failures not retried" in partial.stderr
+    assert [(f["name"], f["page"]) for f in _report(out)["carried"]] == [("scan.tiff", 2)]
+    full = _cli(str(scans), "-o", str(out))
+    assert full.exit_code == 0 and _report(out)["files"] == 1 and not _report(out)["carried"]
+    assert len(json.loads((out / "scan.tiff.json").read_text(encoding="utf-8"))["pages"]) == 2
+
+
+def test_an_input_replaced_by_an_older_file_is_redone(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """``cp -p`` or ``rsync -t`` bring in a changed file whose mtime is older than its outputs: its ctime tells."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("A").save(scans / "a.png")
+    out = tmp_path / "out"
+    assert _cli(str(scans), "-o", str(out)).exit_code == 0
+    assert _cli(str(scans), "-o", str(out)).exit_code == 0 and _report(out)["skipped"] == 1
+    _page("B").save(scans / "a.png")
+    os.utime(scans / "a.png", (1_000_000_000, 1_000_000_000))  # mtime of 2001, as cp -p of an old file keeps
+    assert _cli(str(scans), "-o", str(out)).exit_code == 0 and _report(out)["files"] == 1
+
+
 def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path, fake_engine: FakeEngine) -> None:
     scans = tmp_path / "scans"
     scans.mkdir()
