@@ -166,7 +166,7 @@ class _WriterThread:
         self._submit(_add, file, record, several)
 
     def fail(self, file: _File, failure: Failure) -> None:
-        self._submit(file.outcome.failures.append, failure)
+        self._submit(_fail, file, failure)
 
     def finish(self, file: _File) -> None:
         self.finished.append(self._submit(_finish, file))
@@ -181,13 +181,24 @@ class _WriterThread:
         self.pool.shutdown(wait=True)
 
 
-def _add(file: _File, record: PageRecord, several: bool) -> None:
+def _writers(file: _File) -> list[Writer]:
     if not file.writers:
         file.writers = {fmt: make_writer(fmt, file.job.name) for fmt in file.job.outputs}
+    return list(file.writers.values())
+
+
+def _add(file: _File, record: PageRecord, several: bool) -> None:
     try:
-        add_page(list(file.writers.values()), record, file.outcome)
+        add_page(_writers(file), record, file.outcome)
     except Exception as exc:  # a page the writers refuse costs only that page
-        file.outcome.failures.append(page_failure(file.job, error_reason(exc), record.number, several))
+        _fail(file, page_failure(file.job, error_reason(exc), record.number, several))
+
+
+def _fail(file: _File, failure: Failure) -> None:
+    file.outcome.failures.append(failure)
+    if failure.page is not None:  # a page of several: the others keep their place in the outputs
+        for writer in _writers(file):
+            writer.missing(failure.page, failure.reason)
 
 
 def _finish(file: _File) -> FileOutcome:

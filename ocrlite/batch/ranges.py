@@ -44,6 +44,9 @@ class _Records:
     def add(self, page: PageRecord) -> None:
         self.records.append(replace(page, image=None))
 
+    def missing(self, number: int, reason: str) -> None:
+        """``join_ranges`` finds the missing pages in the range's failures."""
+
     def render(self) -> bytes:
         raise NotImplementedError("records are joined by join_ranges, not rendered")
 
@@ -78,17 +81,20 @@ def join_ranges(job: Job, options: BatchOptions, parts: list[RangeOutcome]) -> F
         outcome.failures += [f for f in part.failures if f not in outcome.failures]
         records += part_records
     outcome.failures.sort(key=lambda f: (f.page is None, f.page or 0))
-    records.sort(key=lambda record: record.number)
     if not records:
         return outcome
+    gaps = {f.page: f.reason for f in outcome.failures if f.page is not None}
     try:
         writers = {fmt: make_writer(fmt, job.name) for fmt in job.outputs}
         pdf = "pdf" in writers  # the searchable pdf needs each page image again: render it here
         with open_pages(job.source, options.dpi, options.max_pixels) if pdf else nullcontext() as source:
-            for record in records:
-                page = replace(record, image=source.page(record.number).image) if source else record
+            pages = sorted([(r.number, r) for r in records] + [(n, None) for n in gaps], key=lambda x: x[0])
+            for number, record in pages:
                 for writer in writers.values():
-                    writer.add(page)
+                    if record is None:  # a page that failed keeps its place, as in process_file
+                        writer.missing(number, gaps[number])
+                    else:
+                        writer.add(replace(record, image=source.page(number).image) if source else record)
         for fmt, writer in writers.items():
             atomic_write_bytes(job.outputs[fmt], writer.render())
     except Exception as exc:  # an output that could not be written

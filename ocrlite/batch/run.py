@@ -160,7 +160,10 @@ def read_pages(engine: Any, source: PageSource, job: Job, numbers: Iterable[int]
             record = PageRecord(number, result, page.dpi, page.image if keep_image else None)
             add_page(sinks, record, outcome)
         except Exception as exc:  # one bad page must not cost the others
-            outcome.failures.append(page_failure(job, error_reason(exc), number, several))
+            failure = page_failure(job, error_reason(exc), number, several)
+            outcome.failures.append(failure)
+            for sink in sinks:  # the later pages keep their place in the outputs
+                sink.missing(number, failure.reason)
         finally:
             page = result = record = None  # type: ignore[assignment]  # free the page image now
             if on_page is not None:

@@ -44,9 +44,12 @@ class PageRecord:
 
 
 class Writer(Protocol):
-    """Collects the pages of one input file and renders one output file."""
+    """Collects the pages of one input file and renders one output file. ``missing`` stands for a page that
+    could not be read, where the format numbers pages by position (txt's form feeds, pdf's pages)."""
 
     def add(self, page: PageRecord) -> None: ...
+
+    def missing(self, number: int, reason: str) -> None: ...
 
     def render(self) -> bytes: ...
 
@@ -60,6 +63,9 @@ class JsonWriter:
     def add(self, page: PageRecord) -> None:
         self.doc["pages"].append({"page": page.number, "dpi": round(page.dpi, 2), **page.result.to_dict()})
 
+    def missing(self, number: int, reason: str) -> None:
+        self.doc["pages"].append({"page": number, "error": reason})
+
     def render(self) -> bytes:
         return (json.dumps(self.doc, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -72,6 +78,9 @@ class TextWriter:
 
     def add(self, page: PageRecord) -> None:
         self.pages.append("".join(f"{line.text}\n" for line in page.result.lines))
+
+    def missing(self, number: int, reason: str) -> None:
+        self.pages.append("")  # an empty page keeps the later pages at their form feeds
 
     def render(self) -> bytes:
         return "\f".join(self.pages).encode("utf-8")
@@ -87,6 +96,9 @@ class TsvWriter:
 
     def add(self, page: PageRecord) -> None:
         self.rows += tsv_rows(page.number, page.result)
+
+    def missing(self, number: int, reason: str) -> None:
+        """Rows carry their page number: nothing to keep."""
 
     def render(self) -> bytes:
         return ("\n".join(self.rows) + "\n").encode("utf-8")
@@ -137,6 +149,9 @@ class HocrWriter:
         for i, (line, box) in enumerate(zip(result.lines, boxes), start=1):
             self._add_line(par, line, box, f"{n}_{i}", result)
 
+    def missing(self, number: int, reason: str) -> None:
+        """Pages carry their number (``ppageno``): nothing to keep."""
+
     def _add_line(self, parent: ET.Element, line: TextLine, box: tuple[int, int, int, int],
                   ident: str, result: PageResult) -> None:
         span = ET.SubElement(parent, "span", {
@@ -179,12 +194,16 @@ class PdfWriter:
         self.canvas = canvas.Canvas(self.buffer, pageCompression=1, invariant=1)
         self.canvas.setTitle(source)
         self.canvas.setCreator("ocrlite")
+        self.blanks = 0  # pages that could not be read, still to draw (blank, the size of a neighbour)
+        self.size: tuple[float, float] | None = None
 
     def add(self, page: PageRecord) -> None:
         from reportlab.lib.utils import ImageReader
 
         scale = 72.0 / page.dpi
         width, height = page.result.width * scale, page.result.height * scale
+        self.size = (width, height)
+        self._draw_blanks()
         self.canvas.setPageSize((width, height))
         if page.image is not None:  # without it: a text-only page, e.g. a layer to lay over a scan
             self.canvas.drawImage(ImageReader(io.BytesIO(_jpeg(page.image))), 0, 0, width, height)
@@ -216,7 +235,21 @@ class PdfWriter:
         text.textOut(line.text)
         self.canvas.drawText(text)
 
+    def missing(self, number: int, reason: str) -> None:
+        self.blanks += 1
+        if self.size is not None:
+            self._draw_blanks()
+
+    def _draw_blanks(self) -> None:
+        """Blank pages for the pages that could not be read, so every later page keeps its number."""
+        for _ in range(self.blanks):
+            self.canvas.setPageSize(self.size)
+            self.canvas.showPage()
+        self.blanks = 0
+
     def render(self) -> bytes:
+        if self.blanks and self.size is not None:
+            self._draw_blanks()
         self.canvas.save()
         return self.buffer.getvalue()
 

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ocrlite.batch import pipeline
 from ocrlite.batch import run as batch
+from ocrlite.batch.plan import make_plan
 from ocrlite.cli import main
 from ocrlite.errors import ImageReadError
 from ocrlite.io.pages import open_pages
@@ -228,7 +229,7 @@ def test_a_page_that_raises_is_recorded_and_the_rest_written(tmp_path: Path, fak
     assert result.exit_code == 1
     failures = {(f["name"], f["page"]) for f in _report(out)["failures"]}
     assert ("doc.pdf", 2) in failures and "unexpected RuntimeError: boom" in result.stderr
-    assert (out / "doc.pdf.txt").read_text(encoding="utf-8") == "fake 2\n"
+    assert (out / "doc.pdf.txt").read_text(encoding="utf-8") == "fake 2\n\f"  # page 2 kept as an empty page
     # the partly failed file is retried on the next run, the complete ones are not
     fake_engine.fail, fake_engine.calls = {}, 0
     _cli(str(scans), "-o", str(out), "--format", "txt,pdf", "--dpi", "50")
@@ -326,6 +327,33 @@ def test_an_input_replaced_by_an_older_file_is_redone(tmp_path: Path, fake_engin
     _page("B").save(scans / "a.png")
     os.utime(scans / "a.png", (1_000_000_000, 1_000_000_000))  # mtime of 2001, as cp -p of an old file keeps
     assert _cli(str(scans), "-o", str(out)).exit_code == 0 and _report(out)["files"] == 1
+
+
+@pytest.mark.parametrize("path", ["pipeline", "process_file"])
+def test_a_failed_page_keeps_its_place_in_every_output(tmp_path: Path, fake_engine: FakeEngine, path: str) -> None:
+    """Page 2 of 3 fails: txt keeps an empty page between its form feeds, the pdf a blank page of the same
+    size, json an entry with the error, so pages 1 and 3 stay pages 1 and 3."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("ONE").save(scans / "three.tiff", save_all=True, append_images=[_page("TWO"), _page("THREE")])
+    out = tmp_path / "out"
+    fake_engine.fail = {2: RuntimeError("boom")}
+    if path == "pipeline":
+        assert _cli(str(scans), "-o", str(out), "--format", ",".join(FORMATS)).exit_code == 1
+    else:
+        job = make_plan([scans], out, FORMATS).jobs[0]
+        outcome = batch.process_file(fake_engine, job, batch.BatchOptions(out, FORMATS))
+        assert [f.page for f in outcome.failures] == [2]
+    assert (out / "three.tiff.txt").read_text(encoding="utf-8").split("\f") == ["fake 1\n", "", "fake 3\n"]
+    pages = json.loads((out / "three.tiff.json").read_text(encoding="utf-8"))["pages"]
+    assert [(page["page"], page.get("error")) for page in pages] == [(1, None), (2, "unexpected RuntimeError: boom"),
+                                                                    (3, None)]
+    doc = pdfium.PdfDocument(str(out / "three.tiff.pdf"))
+    try:
+        assert len(doc) == 3 and doc[1].get_size() == doc[0].get_size()
+        assert [doc[i].get_textpage().get_text_range() for i in range(3)] == ["fake 1", "", "fake 3"]
+    finally:
+        doc.close()
 
 
 def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path, fake_engine: FakeEngine) -> None:
