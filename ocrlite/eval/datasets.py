@@ -1,7 +1,8 @@
 """Readers for the evaluation benchmarks' ground truth (ICDAR 2015, FUNSD, word-crop sets).
 
 Each reader takes the data set's root folder and returns (image path, ground truth) in a stable
-order; images are not opened here.
+order; images are not opened here. A missing, unreadable, non-UTF-8 or malformed ground-truth file is a
+``ConfigError`` naming the file (and line): the whole set is refused, as a corrupt image in it is.
 """
 
 from __future__ import annotations
@@ -9,19 +10,51 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ocrlite.errors import ConfigError
 from ocrlite.eval.metrics import DONT_CARE, GtRegion
 from ocrlite.io.images import natural_key
 
-__all__ = ["load_icdar2015", "load_funsd", "load_word_crops", "parse_icdar_line"]
+__all__ = ["load_icdar2015", "load_funsd", "load_word_crops", "parse_icdar_line", "read_funsd_form"]
 
 
 def _require_dir(path: Path) -> Path:
     if not path.is_dir():
-        raise FileNotFoundError(f"expected a folder at {path}")
+        raise ConfigError(f"expected a folder at {path}")
     return path
+
+
+def _read_gt_text(path: Path) -> str:
+    """The text of a ground-truth file (a UTF-8 BOM is dropped); a ConfigError if it cannot be read as UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: ground truth file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ground truth: {exc.strerror or exc}") from None
+
+
+def _read_gt_lines(path: Path) -> list[tuple[int, str]]:
+    """The non-blank lines of a ground-truth text file with their 1-based numbers."""
+    return [(number, line) for number, line in enumerate(_read_gt_text(path).splitlines(), 1) if line.strip()]
+
+
+def read_funsd_form(path: Path) -> list[Any]:
+    """The ``form`` list (entities) of a FUNSD annotation JSON file."""
+    try:
+        form = json.loads(_read_gt_text(path))["form"]
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    except (KeyError, TypeError):
+        raise ConfigError(f"{path}: not a FUNSD annotation (no 'form' list)") from None
+    if not isinstance(form, list):
+        raise ConfigError(f"{path}: not a FUNSD annotation (no 'form' list)")
+    return form
 
 
 def parse_icdar_line(line: str) -> GtRegion:
@@ -41,8 +74,13 @@ def load_icdar2015(root: str | Path) -> list[tuple[Path, list[GtRegion]]]:
     samples = []
     for image in images:
         gt_file = root / "gt" / f"gt_{image.stem}.txt"
-        lines = gt_file.read_text(encoding="utf-8-sig").splitlines()
-        samples.append((image, [parse_icdar_line(line) for line in lines if line.strip()]))
+        regions = []
+        for number, line in _read_gt_lines(gt_file):
+            try:
+                regions.append(parse_icdar_line(line))
+            except ValueError:
+                raise ConfigError(f"{gt_file}:{number}: expected 'x1,y1,...,x4,y4,text', got {line!r}") from None
+        samples.append((image, regions))
     return samples
 
 
@@ -51,8 +89,11 @@ def load_funsd(root: str | Path) -> list[tuple[Path, list[str]]]:
     root = Path(root)
     samples = []
     for ann in sorted(_require_dir(root / "annotations").glob("*.json")):
-        form = json.loads(ann.read_text(encoding="utf-8"))["form"]
-        words = [word["text"] for entity in form for word in entity["words"]]
+        try:
+            words = [word["text"] for entity in read_funsd_form(ann) for word in entity["words"]]
+        except (KeyError, TypeError):
+            raise ConfigError(f"{ann}: not a FUNSD annotation (an entity without 'words' or a word without "
+                              "'text')") from None
         samples.append((root / "images" / f"{ann.stem}.png", words))
     return samples
 
@@ -63,12 +104,10 @@ _QUOTED_LABEL = re.compile(r'^(?P<name>[^,]+),\s*"(?P<text>(?:[^"\\]|\\.)*)"\s*$
 def _read_icdar_word_gt(gt_file: Path) -> list[tuple[str, str]]:
     """``word_N.png, "text"`` lines (CRLF allowed, ``\\"`` and ``\\\\`` escapes) -> (file name, text)."""
     pairs = []
-    for line in gt_file.read_text(encoding="utf-8-sig").splitlines():
-        if not line.strip():
-            continue
+    for number, line in _read_gt_lines(gt_file):
         match = _QUOTED_LABEL.match(line)
         if match is None:
-            raise ValueError(f"{gt_file}: cannot parse {line!r}")
+            raise ConfigError(f"{gt_file}:{number}: expected 'name, \"text\"', got {line!r}")
         text = re.sub(r"\\(.)", r"\1", match["text"])
         pairs.append((match["name"].strip(), text))
     return pairs
@@ -77,21 +116,22 @@ def _read_icdar_word_gt(gt_file: Path) -> list[tuple[str, str]]:
 def _read_tags(tags_file: Path) -> list[tuple[str, str]]:
     """``relative/path.png LABEL`` lines (IIIT5K ``train.tags``) -> (path, label)."""
     pairs = []
-    for line in tags_file.read_text(encoding="utf-8-sig").splitlines():
-        if line.strip():
-            name, _, label = line.strip().partition(" ")
-            pairs.append((name, label))
+    for number, line in _read_gt_lines(tags_file):
+        name, _, label = line.strip().partition(" ")
+        if not label:
+            raise ConfigError(f"{tags_file}:{number}: expected 'path LABEL', got {line!r}")
+        pairs.append((name, label))
     return pairs
 
 
 def _read_label_file(path: Path) -> list[tuple[Path, str]]:
+    """``path<TAB>text`` lines (PaddleOCR label file) -> (image path beside the file, text)."""
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if line.strip():
-            name, sep, text = line.partition("\t")
-            if not sep:
-                raise ValueError(f"{path}:{number}: expected 'image path<TAB>text'")
-            pairs.append((path.parent / name, text))
+    for number, line in _read_gt_lines(path):
+        name, sep, text = line.partition("\t")
+        if not sep:
+            raise ConfigError(f"{path}:{number}: expected 'image path<TAB>text', got {line!r}")
+        pairs.append((path.parent / name, text))
     return pairs
 
 
@@ -112,6 +152,6 @@ def load_word_crops(root: str | Path) -> list[tuple[Path, str]]:
     else:
         tags = sorted(gt_dir.glob("*.tags"))
         if not tags:
-            raise FileNotFoundError(f"{gt_dir}: neither gt.txt nor a *.tags file")
+            raise ConfigError(f"{gt_dir}: neither gt.txt nor a *.tags file")
         pairs = [pair for tag_file in tags for pair in _read_tags(tag_file)]
     return [(root / "images" / name, text) for name, text in pairs]

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from ..errors import ConfigError
-from ..eval.datasets import load_icdar2015
+from ..eval.datasets import load_icdar2015, read_funsd_form
 from ..eval.metrics import DONT_CARE, GtRegion
 from ..io.atomic import atomic_write_text, write_image
 from ..io.images import read_image
@@ -147,11 +147,13 @@ def load_funsd_boxes(root: str | Path) -> list[FunsdForm]:
         raise ConfigError(f"FUNSD annotations not found at {ann_dir}")
     forms = []
     for ann in sorted(ann_dir.glob("*.json")):
-        entities = json.loads(ann.read_text(encoding="utf-8"))["form"]
         words, lines = [], []
-        for entity in entities:
-            kept = [TextBox(tuple(int(v) for v in w["box"]), w["text"].strip())  # type: ignore[arg-type]
-                    for w in entity["words"] if w["text"].strip()]
+        for entity in read_funsd_form(ann):
+            try:
+                kept = [TextBox(tuple(int(v) for v in w["box"]), w["text"].strip())  # type: ignore[arg-type]
+                        for w in entity["words"] if w["text"].strip()]
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise ConfigError(f"{ann}: not a FUNSD annotation (a word without 'box' and 'text')") from None
             words += kept
             lines += [_union(row) for row in _rows(kept)]
         forms.append(FunsdForm(root / "images" / f"{ann.stem}.png", tuple(words), tuple(lines)))

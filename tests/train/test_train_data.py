@@ -127,3 +127,17 @@ def test_export_funsd_word_crops_split_by_form(shared_data: Path, tmp_path: Path
     split = json.loads((tmp_path / "split_held_out.json").read_text(encoding="utf-8"))
     assert [e["path"] for e in split["files"]] == [str(forms[1].image.resolve())]
     assert split["counts"] == counts
+
+
+@pytest.mark.parametrize(("annotation", "problem"), [
+    (b"\xff\xfe", "not UTF-8 text (byte 0xff at offset 0)"),
+    (b'{"form": [', "not valid JSON"),
+    (b'{"form": [{"words": [{"text": "x"}]}]}', "not a FUNSD annotation (a word without 'box' and 'text')"),
+])
+def test_bad_funsd_annotation_is_a_config_error_naming_the_file(tmp_path: Path, annotation: bytes,
+                                                                problem: str) -> None:
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "f1.json").write_bytes(annotation)
+    with pytest.raises(ConfigError) as caught:
+        load_funsd_boxes(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / 'annotations' / 'f1.json'}: {problem}")
