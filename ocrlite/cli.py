@@ -439,12 +439,28 @@ def _crop_command(images: Sequence[str], fmt: str, output: str | None,
     run.finish(out)
 
 
+crop_format_option = click.option(
+    "--format", "formats", multiple=True, metavar="FMT",
+    help="What to print: txt (default: name, value, score per crop), json or tsv.")
+
+
+def _crop_format(formats: Sequence[str], as_json: bool) -> str:
+    """``recognize``/``classify``'s format: ``--format`` (default txt); ``--json`` is an alias of
+    ``--format json``, and a usage error beside another ``--format``."""
+    from ocrlite.io.writers import STREAM_FORMATS
+
+    fmt = _parse_formats(formats or ("json" if as_json else "txt",), STREAM_FORMATS)[0]
+    if as_json and fmt != "json":
+        raise click.UsageError(f"--json means --format json; it conflicts with --format {fmt}")
+    return fmt
+
+
 @main.command()
 @images_argument
 @config_option
 @model_option
 @cls_option
-@format_option
+@crop_format_option
 @json_alias_option
 @output_file_option
 @overrides_option
@@ -452,10 +468,9 @@ def recognize(images: tuple[str, ...], config: str | None, model: str | None, us
               formats: tuple[str, ...], as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
     """Read already-cropped text lines: text and score per crop (txt: name, text, score)."""
     from ocrlite.api import OCR
-    from ocrlite.io.writers import STREAM_FORMATS
 
     _check_models(config, model)
-    fmt = "json" if as_json else _parse_formats(formats or ("txt",), STREAM_FORMATS)[0]
+    fmt = _crop_format(formats, as_json)
     stages = ("rec",) if use_cls is False else ("cls", "rec")
     engine = _build(lambda: OCR(config, overrides, model=model, use_cls=use_cls, stages=stages))
     _crop_command(images, fmt, output, engine.recognize, "text")
@@ -465,7 +480,7 @@ def recognize(images: tuple[str, ...], config: str | None, model: str | None, us
 @images_argument
 @config_option
 @model_option
-@format_option
+@crop_format_option
 @json_alias_option
 @output_file_option
 @overrides_option
@@ -473,12 +488,11 @@ def classify(images: tuple[str, ...], config: str | None, model: str | None, for
              as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
     """Tell whether cropped text lines are upright (0) or upside down (180)."""
     from ocrlite.errors import ConfigError
-    from ocrlite.io.writers import STREAM_FORMATS
     from ocrlite.predictors import TextClassifier
     from ocrlite.stages import command_stage
 
     _check_models(config, model)
-    fmt = "json" if as_json else _parse_formats(formats or ("txt",), STREAM_FORMATS)[0]
+    fmt = _crop_format(formats, as_json)
 
     def build() -> TextClassifier:
         spec = command_stage("cls", config, overrides, model)
@@ -506,6 +520,15 @@ def models() -> None:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
 
 
+def _config_or_preset(config: str | None, model: str | None) -> str:
+    """The config file a command that reads one works on: ``--config``, else the ``--model`` preset's
+    pipeline config (default: the default preset's); both given is a usage error."""
+    from ocrlite.presets import DEFAULT_PRESET, get_preset
+
+    _check_models(config, model)
+    return config or _build(lambda: get_preset(model or DEFAULT_PRESET).config)
+
+
 @main.command()
 @config_option
 @model_option
@@ -517,11 +540,9 @@ def models() -> None:
 def profile(config: str | None, model: str | None, input_shape: str | None, per_layer: bool, runs: int,
             overrides: tuple[str, ...]) -> None:
     """Parameters, MACs, weight size and CPU latency of the net(s) of a config or preset (weights not loaded)."""
-    from ocrlite.presets import DEFAULT_PRESET, get_preset
     from ocrlite.profile import parse_input, profile_config
 
-    _check_models(config, model)
-    target = config or _build(lambda: get_preset(model or DEFAULT_PRESET).config)
+    target = _config_or_preset(config, model)
     shape = _build(lambda: parse_input(input_shape)) if input_shape else None
     for report in _build(lambda: profile_config(target, overrides, shape, runs)):
         if per_layer:
@@ -671,9 +692,11 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
 
 
 @main.command()
-@click.option("--config", required=True, help="Pipeline or detector stage config whose detector is pruned.")
-@click.option("--flops-target", type=float, default=0.6, show_default=True,
-              help="Fraction of the detector's MACs to keep (0 < x < 1).")
+@click.option("--config", type=click.Path(dir_okay=False),
+              help="Pipeline or detector stage config whose detector is pruned (default: the default preset).")
+@model_option
+@click.option("--flops-target", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.6,
+              show_default=True, help="Fraction of the detector's MACs to keep (0 < x < 1).")
 @click.option("--criterion", type=click.Choice(["l1", "fpgm"]), default="l1", show_default=True,
               help="Filter importance: L1 norm or FPGM.")
 @click.option("--sensitivity", type=click.Path(dir_okay=False),
@@ -685,13 +708,14 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder for det.safetensors/.json/.yaml, ocr.yaml and the sensitivity curves.")
 @overrides_option
-def prune(config: str, flops_target: float, criterion: str, sensitivity: str | None, images: str | None,
-          sensitivity_images: int, output: str, overrides: tuple[str, ...]) -> None:
+def prune(config: str | None, model: str | None, flops_target: float, criterion: str, sensitivity: str | None,
+          images: str | None, sensitivity_images: int, output: str, overrides: tuple[str, ...]) -> None:
     """Structurally prune a DB detector's channels under a MACs target; write a loadable stage and pipeline."""
     from ocrlite.slim.run_prune import prune_stage
 
+    target = _config_or_preset(config, model)
     result = _build(lambda: prune_stage(
-        config, Path(output), flops_target, criterion, overrides, Path(sensitivity) if sensitivity else None,
+        target, Path(output), flops_target, criterion, overrides, Path(sensitivity) if sensitivity else None,
         Path(images) if images else None, sensitivity_images))
     click.echo(result.summary())
 
@@ -727,7 +751,9 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
 
 
 @main.command()
-@click.option("--config", required=True, help="Pipeline or stage config whose stage is quantized.")
+@click.option("--config", type=click.Path(dir_okay=False),
+              help="Pipeline or stage config whose stage is quantized (default: the default preset).")
+@model_option
 @click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="rec", show_default=True,
               help="Which stage of a pipeline config (a stage config names its own).")
 @click.option("--calib", required=True, type=click.Path(file_okay=False, exists=True),
@@ -738,13 +764,14 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Folder for <stage>.int8.onnx, <stage>.yaml and ocr.yaml.")
 @overrides_option
-def quantize(config: str, kind: str, calib: str, calib_count: int, max_size: float, output: str,
-             overrides: tuple[str, ...]) -> None:
+def quantize(config: str | None, model: str | None, kind: str, calib: str, calib_count: int, max_size: float,
+             output: str, overrides: tuple[str, ...]) -> None:
     """Post-training int8 for onnxruntime: dynamic int8 MatMul/LSTM, int8 conv weights (the most sensitive on
     --calib images kept fp32 within --max-size); int8/fp32 agreement checked on the --calib images."""
     from ocrlite.slim.run_quantize import quantize_config
 
-    r = _build(lambda: quantize_config(config, kind, Path(calib), Path(output), calib_count, overrides, max_size))
+    target = _config_or_preset(config, model)
+    r = _build(lambda: quantize_config(target, kind, Path(calib), Path(output), calib_count, overrides, max_size))
     click.echo(f"{r['kind']}: int8 {r['int8']} {r['int8_bytes']:,} B = {r['int8_bytes'] / r['weights_bytes']:.1%} "
                f"of the fp32 weights ({r['weights_bytes']:,} B; fp32 ONNX {r['fp32_bytes']:,} B)")
     click.echo(f"  convs kept fp32 (most sensitive on --calib): {', '.join(r['kept_fp32']) or 'none'}")

@@ -312,12 +312,19 @@ def profile_config(
     from ocrlite.config import load_yaml
     from ocrlite.files import find_config
     from ocrlite.models import build_model
-    from ocrlite.stages import STAGE_KINDS, load_pipeline_config, load_stage_config, resolve_stage, stage_kind
+    from ocrlite.stages import (
+        STAGE_KINDS,
+        load_pipeline_config,
+        load_stage_config,
+        resolve_stage,
+        stage_kind,
+        stage_overrides,
+    )
 
     raw = load_yaml(find_config(config))
     overrides = list(overrides)
     if "model" in raw:
-        stages = {config: load_stage_config(config, overrides)}
+        stages = {config: load_stage_config(config, stage_overrides(stage_kind(raw), overrides, config))}
     else:
         pipeline = load_pipeline_config(config, overrides)
         stages = {f"{config} [{k}]": pipeline[k] for k in STAGE_KINDS if k in pipeline}

@@ -48,6 +48,7 @@ __all__ = [
     "resolve_stage",
     "pipeline_spec",
     "with_backend",
+    "stage_overrides",
     "load_stage_config",
     "load_pipeline_config",
 ]
@@ -294,6 +295,16 @@ def with_backend(spec: PipelineSpec, backend: str | None) -> PipelineSpec:
         cls=None if spec.cls is None else dataclasses.replace(spec.cls, backend=backend))
 
 
+def stage_overrides(kind: str | None, overrides: Iterable[str], config: str | Path) -> list[str]:
+    """``--set`` keys for the single ``kind`` stage config ``config``: the pipeline-tree prefix (``det.``) is
+    dropped; a key for another part of the tree (another stage, ``page``, ``pipeline``) is a ConfigError."""
+    local = [o.removeprefix(f"{kind}.") if kind else o for o in overrides]
+    foreign = [o for o in local if o.split(".", 1)[0] in (*STAGE_KINDS, PAGE_KIND, "pipeline")]
+    if foreign:
+        raise ConfigError(f"override {foreign[0]!r} does not apply to the {kind or 'single'} stage config {config}")
+    return local
+
+
 def command_stage(
     kind: str, config: str | Path | None = None, overrides: Iterable[str] = (), model: str | None = None
 ) -> StageSpec | None:
@@ -306,12 +317,7 @@ def command_stage(
     if config is not None and model is None:
         raw = load_yaml(find_config(config))
         if "model" in raw:  # a stage config
-            prefix = f"{kind}."
-            local = [o.removeprefix(prefix) for o in overrides]
-            foreign = [o for o in local if o.split(".", 1)[0] in (*STAGE_KINDS, PAGE_KIND, "pipeline")]
-            if foreign:
-                raise ConfigError(f"override {foreign[0]!r} does not apply to the {kind} stage config {config}")
-            return stage_spec(kind, config, local)
+            return stage_spec(kind, config, stage_overrides(kind, overrides, config))
     spec = pipeline_spec(config, overrides, model=model)
     stage: StageSpec | None = getattr(spec, kind)
     return stage

@@ -223,3 +223,26 @@ def test_every_printing_command_takes_format_and_output(tmp_path: Path) -> None:
     assert header == "image\tangle\tscore" and row.split("\t")[:2] == [str(crops / "invoice.png"), "0"]
     code, out, _ = _run("ocr", "--format", "tsv", str(SAMPLE))
     assert code == 0 and out[0].split("\t")[:3] == ["image", "page", "line"] and len(out) == 5
+
+
+@pytest.mark.parametrize("command", ["recognize", "classify"])
+def test_crop_commands_print_txt_by_default_as_their_help_says(command: str, tmp_path: Path) -> None:
+    crop = tmp_path / "invoice.png"
+    cv2.imwrite(str(crop), cv2.imread(str(SAMPLE))[95:135, 40:350])
+    code, help_text, _ = _run(command, "--help")
+    options = " ".join(" ".join(help_text).split())
+    assert code == 0 and "--format FMT What to print: txt (default" in options and "json (default)" not in options
+    code, out, err = _run(command, str(crop))
+    assert (code, err) == (0, [])
+    assert len(out) == 1 and out[0].split("\t")[0] == "invoice.png"  # txt: name<TAB>value<TAB>score, not JSON
+
+
+@pytest.mark.parametrize("command", ["recognize", "classify"])
+def test_json_alias_beside_another_format_is_a_usage_error(command: str, tmp_path: Path) -> None:
+    crop = tmp_path / "invoice.png"
+    cv2.imwrite(str(crop), cv2.imread(str(SAMPLE))[95:135, 40:350])
+    code, out, err = _run(command, str(crop), "--json", "--format", "tsv")
+    assert (code, out) == (2, [])
+    assert "--json means --format json; it conflicts with --format tsv" in err[-1]
+    code, out, err = _run(command, str(crop), "--json", "--format", "json")  # the alias agreeing is fine
+    assert (code, err) == (0, []) and json.loads(out[0])["image"] == str(crop)

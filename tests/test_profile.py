@@ -143,3 +143,16 @@ def test_parse_input() -> None:
     assert parse_input("2X1x32x320") == (2, 1, 32, 320)
     with pytest.raises(ConfigError):
         parse_input("0x3x3")
+
+
+def test_profile_takes_pipeline_tree_keys_on_a_stage_config() -> None:
+    """``--set det.KEY`` means on a det stage config what ``KEY`` means there, as on detect/export/prune."""
+    args = ("--config", "det_ppocrv3.yaml", "--input", "3x64x64", "--runs", "0")
+    code, prefixed, err = _profile(*args, "--set", "det.model.backbone.scale=0.35")
+    assert (code, err) == (0, "")
+    assert prefixed == _profile(*args, "--set", "model.backbone.scale=0.35")[1]
+    assert "params     580,161" not in prefixed  # the override was applied
+    code, out, err = _profile(*args, "--set", "rec.model.backbone.scale=0.35")
+    assert (code, out) == (2, "")
+    assert err == ("ocrlite: error: override 'rec.model.backbone.scale=0.35' does not apply to the det stage "
+                   "config det_ppocrv3.yaml\n")

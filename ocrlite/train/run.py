@@ -22,7 +22,7 @@ import yaml
 from ..config import apply_overrides
 from ..errors import ConfigError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
-from ..stages import load_stage_config, stage_kind, stage_spec
+from ..stages import load_stage_config, stage_kind, stage_overrides, stage_spec
 from ..weights import sha256_file
 from .task import Task
 from .trainer import TrainResult, TrainSettings, train
@@ -120,9 +120,11 @@ def export_model(
 
 def load_training_config(config: str, overrides: Sequence[str], teacher: str | None = None,
                          distill: bool = False) -> dict[str, Any]:
-    """The stage mapping to train; with ``distill`` or ``teacher`` (``ocrlite distill``) it gets a
+    """The stage mapping to train, ``overrides`` applied (the stage prefix, e.g. ``rec.train.steps``, may be
+    given, as on every command); with ``distill`` or ``teacher`` (``ocrlite distill``) it gets a
     ``train.distill`` section (which ``--set train.distill.KEY=...`` may address), naming ``teacher`` if given."""
     stage = load_stage_config(config)
+    overrides = stage_overrides(stage_kind(stage), overrides, config)
     if distill or teacher is not None:
         section = stage.get("train") or {}
         if not isinstance(section, dict):

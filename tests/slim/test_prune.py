@@ -119,3 +119,30 @@ def test_prune_cli_bad_input_is_one_line(tmp_path):
     run = CliRunner().invoke(main, ["prune", "--config", "det_mv3_dbfpn.yaml", "--images", str(SAMPLE.parent),
                                     "-o", str(tmp_path / "y")])
     assert run.exit_code == 2 and "supports" in run.output
+
+
+def test_prune_cli_takes_a_preset(tmp_path, det):
+    """``--model`` means what it means on every command: the preset's pipeline, its detector pruned."""
+    _, net = det  # ppocr-v3's detector is det_ppocrv3, as the default preset's
+    curves = {name: {"0.25": 0.0, "0.5": 0.01} for name in prunable_roots(net)}
+    sen = tmp_path / "sen.json"
+    sen.write_text(json.dumps({"curves": curves}))
+    out = tmp_path / "pruned"
+    run = CliRunner().invoke(main, ["prune", "--model", "ppocr-v3", "--flops-target", "0.9", "--sensitivity",
+                                    str(sen), "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    pipeline = (out / "ocr.yaml").read_text()
+    assert pipeline.startswith("# ocr_ppocr_v3.yaml with slimmed stages: det")
+    assert "det: det.yaml" in pipeline and "rec: rec_ppocrv3.yaml" in pipeline
+    run = CliRunner().invoke(main, ["prune", "--model", "ppocr-v3", "--config", "det_ppocrv3.yaml", "-o", str(out)])
+    assert run.exit_code == 2 and "--model and --config are exclusive" in run.output
+
+
+@pytest.mark.parametrize("target", ["1.5", "1", "0", "-1"])
+def test_out_of_range_flops_target_is_refused_before_any_work(tmp_path, target):
+    out = tmp_path / "out"
+    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "--flops-target", target,
+                                    "--images", str(SAMPLE.parent), "-o", str(out)])
+    assert run.exit_code == 2
+    assert f"Invalid value for '--flops-target': {float(target)} is not in the range 0.0<x<1.0." in run.output
+    assert not out.exists()  # no net built, no sensitivity measured or written

@@ -82,3 +82,22 @@ def test_onnx_key_needs_the_onnxruntime_backend(quantized):
     run = CliRunner().invoke(main, ["quantize", "--config", "ocr_ppocr_v2.yaml", "--calib", str(quantized),
                                     "-o", str(quantized / "x")])
     assert run.exit_code == 2 and "no images found" in run.output and run.output.count("\n") == 1
+
+
+def test_quantize_cli_takes_a_preset(tmp_path):
+    """``--model`` means what it means on every command: the preset's pipeline, its stage quantized."""
+    page = cv2.imread(str(SAMPLE))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, (y0, y1, x0, x1) in enumerate(LINES[:2]):
+        cv2.imwrite(str(calib / f"line{i}.png"), page[y0 - 3 : y1 + 3, x0 - 3 : x1 + 3])
+    out = tmp_path / "out"
+    run = CliRunner().invoke(main, ["quantize", "--model", "ppocr-v3", "--stage", "cls", "--calib", str(calib),
+                                    "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    pipeline = (out / "ocr.yaml").read_text()
+    assert pipeline.startswith("# ocr_ppocr_v3.yaml with slimmed stages: cls")
+    assert "cls: cls.yaml" in pipeline and "rec: rec_ppocrv3.yaml" in pipeline
+    run = CliRunner().invoke(main, ["quantize", "--model", "ppocr-v3", "--config", "ocr_ppocr_v2.yaml",
+                                    "--calib", str(calib), "-o", str(out)])
+    assert run.exit_code == 2 and "--model and --config are exclusive" in run.output

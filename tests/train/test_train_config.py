@@ -1,0 +1,33 @@
+"""``train``/``distill`` read ``--set`` keys as every command does: the pipeline-tree prefix may be given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ocrlite.cli import main
+from ocrlite.errors import ConfigError
+from ocrlite.train.run import load_training_config
+
+CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "train" / "rec_ppocrv2_en.yaml")
+
+
+def test_stage_prefix_is_dropped_from_training_overrides() -> None:
+    stage = load_training_config(CONFIG, ["rec.train.steps=10", "train.batch_size=4"])
+    assert (stage["train"]["steps"], stage["train"]["batch_size"]) == (10, 4)
+    stage = load_training_config(CONFIG, ["rec.train.distill.weight=0.5"], teacher="ppocr-v2", distill=True)
+    assert stage["train"]["distill"] == {"weight": 0.5, "teacher": "ppocr-v2"}
+    with pytest.raises(ConfigError, match="'det.train.steps=10' does not apply to the rec stage config"):
+        load_training_config(CONFIG, ["det.train.steps=10"])
+
+
+@pytest.mark.parametrize("command", ["train", "distill"])
+def test_train_commands_take_prefixed_keys(command: str, tmp_path: Path) -> None:
+    """The prefixed key reaches the config: a bad task named through it is the trainer's own one-line error."""
+    teacher = ["--teacher", "ppocr-v2"] if command == "distill" else []
+    result = CliRunner().invoke(main, [command, CONFIG, *teacher, "-o", str(tmp_path / "run"), "-q",
+                                       "--set", "rec.train.task=bogus"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == "ocrlite: error: train.task must be one of rec, det, cls, got 'bogus'\n"
