@@ -106,11 +106,24 @@ def _build(factory: Callable[[], Any]) -> Any:
         sys.exit(2)
 
 
-def _draw_path(draw: str, image: Path, several: bool) -> Path:
-    target = Path(draw)
-    if target.suffix.lower() in _DRAW_SUFFIXES and not several:
+class _DrawPaths:
+    """Where ``--draw`` writes each drawing: the file it names, or (several images, or a folder) a png per
+    image and page in that folder, named after the image; a name already taken in this run gets _2, _3..."""
+
+    def __init__(self, draw: str) -> None:
+        self.draw = Path(draw)
+        self.taken: set[Path] = set()
+
+    def __call__(self, image: Path, several: bool, page: int | None = None) -> Path:
+        if self.draw.suffix.lower() in _DRAW_SUFFIXES and not several:
+            return self.draw
+        stem = image.stem if page is None else f"{image.stem}_p{page}"
+        target, copy = self.draw / f"{stem}.png", 1
+        while target in self.taken:  # a/p1.png and b/p1.jpg: both p1
+            copy += 1
+            target = self.draw / f"{stem}_{copy}.png"
+        self.taken.add(target)
         return target
-    return target / f"{image.stem}.png"
 
 
 def _json(obj: dict[str, Any]) -> str:
@@ -205,6 +218,7 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
         "det.postprocess.", box_thresh=box_thresh, unclip_ratio=unclip_ratio)
     detector = _build(lambda: TextDetector.from_config(command_stage("det", config, [*extra, *overrides], model)))
     run, out = _ItemRun(images), _Output(output)
+    draw_path = _DrawPaths(draw) if draw else None
     if fmt == "tsv":
         out.line("image\tbox\tscore\tpoints")
 
@@ -223,8 +237,8 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
                 out.line(f"{path}\t{number}\t{box.score:.5f}\t{points}")
         if fmt == "txt" and len(run.files) > 1:
             out.line("")
-        if draw:
-            write_image(_draw_path(draw, path, len(run.files) > 1), draw_boxes(image, boxes))
+        if draw_path is not None:
+            write_image(draw_path(path, len(run.files) > 1), draw_boxes(image, boxes))
 
     run.each(handle)
     run.finish(out)
@@ -373,6 +387,7 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
     from ocrlite.io.writers import TsvWriter, tsv_rows
 
     run, out = _ItemRun(inputs, INPUT_EXTENSIONS), _Output(None)
+    draw_path = _DrawPaths(draw) if draw else None
     engine = _build(EngineSpec(**engine_args).build)
     if fmt == "tsv":
         out.line("\t".join(("image", *TsvWriter.HEADER)))
@@ -390,10 +405,8 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
         else:
             for row in tsv_rows(number, page):
                 out.line(f"{path}\t{row}")
-        if draw:
-            target = _draw_path(draw, path, len(run.files) > 1 or paged)
-            if paged:
-                target = target.with_name(f"{target.stem}_p{number}{target.suffix}")
+        if draw_path is not None:
+            target = draw_path(path, len(run.files) > 1 or paged, number if paged else None)
             drawn = draw_lines(image, page.lines)
             writes.append((path, drawing.submit(write_image, target, drawn)))
 

@@ -142,6 +142,17 @@ def test_detect_draw_into_folder(tmp_path: Path) -> None:
     assert (tmp_path / "viz" / "sample.png").is_file()
 
 
+@pytest.mark.parametrize("command", ["detect", "ocr"])
+def test_drawings_of_images_with_the_same_stem_do_not_overwrite_each_other(tmp_path: Path, command: str) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _text_image("ONE").save(tmp_path / "a" / "page.png")
+    _text_image("TWO").save(tmp_path / "b" / "page.jpg")
+    code, _, _ = _run(command, str(tmp_path / "a"), str(tmp_path / "b"), "--draw", str(tmp_path / "viz"))
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "viz").iterdir()) == ["page.png", "page_2.png"]
+
+
 def test_recognize_and_classify_crops(tmp_path: Path) -> None:
     _text_image("HELLO").save(tmp_path / "a.png")
     _text_image("HELLO").rotate(180).save(tmp_path / "b.png")
