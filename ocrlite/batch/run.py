@@ -10,6 +10,7 @@ that each load the models once and share the CPU cores between them.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Generator, Iterable
 from contextlib import closing
@@ -27,7 +28,7 @@ from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
 from ocrlite.io.writers import FORMATS, PageRecord, Writer, make_writer
 
 __all__ = ["BatchOptions", "EngineSpec", "Executor", "add_page", "file_failure", "page_failure", "process_file",
-           "read_pages", "run_batch", "write_outputs"]
+           "read_pages", "remove_stale_parts", "run_batch", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
         raise OcrliteError(f"unknown output format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     ensure_folder(options.output)
     plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite)
+    remove_stale_parts(plan.jobs)
     report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped),
                        carried=plan.carried)
     for path, reason in plan.errors:
@@ -120,6 +122,24 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
         if not options.quiet and not stopped:
             _say(None, report.summary())
     return report
+
+
+def remove_stale_parts(jobs: Iterable[Job]) -> None:
+    """Delete the temp files (``.NAME.XXXXXXXX.part``) that a killed run left beside the outputs these jobs
+    are about to write; one listing per output folder."""
+    due: dict[Path, set[str]] = {}
+    for job in jobs:
+        for path in job.outputs.values():
+            due.setdefault(path.parent, set()).add(path.name)
+    for folder, names in due.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not made yet: nothing stale
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") and name.endswith(".part") and name[1:-5].rpartition(".")[0] in names:
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def process_file(engine: Any, job: Job, options: BatchOptions, on_page: Callable[[], None] | None = None,

@@ -356,6 +356,20 @@ def test_a_failed_page_keeps_its_place_in_every_output(tmp_path: Path, fake_engi
         doc.close()
 
 
+def test_a_rerun_removes_the_temp_files_a_killed_run_left(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("A").save(scans / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / ".a.png.json.k3j_x9qa.part", out / ".a.png.txt.zz81mm2p.part"]
+    other = out / ".notes.txt.abcdefgh.part"  # not an output of this run: left alone
+    for path in (*stale, other):
+        path.write_bytes(b"half")
+    assert _cli(str(scans), "-o", str(out), "--format", "json,txt").exit_code == 0
+    assert not any(path.exists() for path in stale) and other.exists()
+
+
 def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path, fake_engine: FakeEngine) -> None:
     scans = tmp_path / "scans"
     scans.mkdir()
