@@ -18,7 +18,7 @@ from ocrlite.errors import ConfigError
 from ocrlite.eval.metrics import DONT_CARE, GtRegion
 from ocrlite.io.images import natural_key
 
-__all__ = ["load_icdar2015", "load_funsd", "load_word_crops", "parse_icdar_line", "read_funsd_form"]
+__all__ = ["load_icdar2015", "load_funsd", "load_word_crops", "parse_icdar_line", "read_funsd_form", "read_text_file"]
 
 
 def _require_dir(path: Path) -> Path:
@@ -27,27 +27,28 @@ def _require_dir(path: Path) -> Path:
     return path
 
 
-def _read_gt_text(path: Path) -> str:
-    """The text of a ground-truth file (a UTF-8 BOM is dropped); a ConfigError if it cannot be read as UTF-8."""
+def read_text_file(path: Path, kind: str = "ground truth") -> str:
+    """The text of a ``kind`` file (ground truth, label) read as UTF-8, a BOM dropped; a ConfigError naming the
+    file if it is missing, unreadable or not UTF-8."""
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: ground truth file not found") from None
+        raise ConfigError(f"{path}: {kind} file not found") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ground truth: {exc.strerror or exc}") from None
+        raise ConfigError(f"{path}: cannot read {kind}: {exc.strerror or exc}") from None
 
 
 def _read_gt_lines(path: Path) -> list[tuple[int, str]]:
     """The non-blank lines of a ground-truth text file with their 1-based numbers."""
-    return [(number, line) for number, line in enumerate(_read_gt_text(path).splitlines(), 1) if line.strip()]
+    return [(number, line) for number, line in enumerate(read_text_file(path).splitlines(), 1) if line.strip()]
 
 
 def read_funsd_form(path: Path) -> list[Any]:
     """The ``form`` list (entities) of a FUNSD annotation JSON file."""
     try:
-        form = json.loads(_read_gt_text(path))["form"]
+        form = json.loads(read_text_file(path))["form"]
     except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     except (KeyError, TypeError):

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from ..backends.torch import TorchRunner
 from ..errors import ConfigError
+from ..eval.datasets import read_text_file
 from ..io.images import read_image
 from ..predictors import TextClassifier
 from ..preprocess import crop_quad, line_batch
@@ -89,10 +90,7 @@ def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
 def label_file_crops(path: str | Path, holdout_every: int, val_every: int, min_width: int) -> Splits[np.ndarray]:
     """Train, validation and held-out crops from the images of a ``path<TAB>text`` label file, split by line."""
     path = Path(path)
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-    except OSError as exc:
-        raise ConfigError(f"cannot read label file {path}: {exc.strerror}") from None
+    lines = [line for line in read_text_file(path, "label").splitlines() if line.strip()]
     split = three_way_split(lines, holdout_every, val_every)
 
     def load(chosen: Sequence[str]) -> list[np.ndarray]:
@@ -153,7 +151,7 @@ class ClsTask:
         if self.data.format == "funsd":
             return sorted((root / "annotations").glob("*.json")) + sorted((root / "images").glob("*.png"))
         return [root] + [root.parent / line.partition("\t")[0]
-                         for line in root.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+                         for line in read_text_file(root, "label").splitlines() if line.strip()]
 
     def build_model(self) -> nn.Module:
         """The net from the config; converted/parent weights when the config names them, else fresh init."""

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from ..errors import ConfigError
-from ..eval.datasets import load_icdar2015, read_funsd_form
+from ..eval.datasets import load_icdar2015, read_funsd_form, read_text_file
 from ..eval.metrics import DONT_CARE, GtRegion
 from ..io.atomic import atomic_write_text, write_image
 from ..io.images import read_image
@@ -80,10 +80,7 @@ def read_det_label_file(path: str | Path) -> list[DetRecord]:
     """``image path<TAB>[{"transcription": ..., "points": [[x, y], ...]}, ...]`` lines (paths relative to the
     file's folder). '###' and '*' transcriptions are don't care. A malformed line is a ConfigError."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read label file {path}: {exc.strerror}") from None
+    lines = read_text_file(path, "label").splitlines()
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

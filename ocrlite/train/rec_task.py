@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from ..backends.torch import TorchRunner
 from ..charset import Charset
 from ..errors import ConfigError
+from ..eval.datasets import read_text_file
 from ..eval.metrics import evaluate_recognition
 from ..io.images import read_image
 from ..predictors import TextRecognizer
@@ -41,10 +42,7 @@ def read_label_file(path: str | Path, charset: Charset) -> tuple[list[tuple[Path
     """``(image path, text)`` pairs of a ``path<TAB>text`` label file (paths relative to its folder),
     and the number of lines rejected because their text is empty or has characters outside ``charset``."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read label file {path}: {exc.strerror}") from None
+    lines = read_text_file(path, "label").splitlines()
     allowed = set(charset.chars)
     samples, rejected = [], 0
     for number, line in enumerate(lines, 1):

@@ -141,3 +141,20 @@ def test_bad_funsd_annotation_is_a_config_error_naming_the_file(tmp_path: Path, 
     with pytest.raises(ConfigError) as caught:
         load_funsd_boxes(tmp_path)
     assert str(caught.value).startswith(f"{tmp_path / 'annotations' / 'f1.json'}: {problem}")
+
+
+def test_label_files_that_are_missing_or_not_utf8_are_config_errors(tmp_path: Path) -> None:
+    """The three trainers' label readers share eval's reader: one line naming the file, not a traceback."""
+    from ocrlite.train.cls_task import label_file_crops
+    from ocrlite.train.data import read_det_label_file
+    from ocrlite.train.rec_task import read_label_file
+
+    binary = tmp_path / "labels.txt"
+    binary.write_bytes(b"a.png\t\xff\xfe\n")
+    readers = (lambda p: read_label_file(p, Charset(list("ab"), use_space_char=True)), read_det_label_file,
+               lambda p: label_file_crops(p, 5, 10, 8))
+    for read in readers:
+        with pytest.raises(ConfigError, match=r"labels.txt: not UTF-8 text \(byte 0xff"):
+            read(binary)
+        with pytest.raises(ConfigError, match="missing.txt: label file not found"):
+            read(tmp_path / "missing.txt")
