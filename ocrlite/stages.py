@@ -18,7 +18,7 @@ from typing import Any
 
 from ocrlite.charset import Charset
 from ocrlite.config import apply_overrides, load_yaml
-from ocrlite.errors import ConfigError
+from ocrlite.errors import BackendError, ConfigError
 from ocrlite.files import find_charset, find_config, find_weights
 from ocrlite.postprocess import DBPostProcess
 from ocrlite.settings import (
@@ -108,9 +108,16 @@ class StageSpec:
             from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
 
             import_onnxruntime()  # one clear line before any export when onnxruntime is missing
-            head = {"det": "raw", "cls": "probs", "rec": "top1"}[self.kind]
-            path = self.onnx if self.onnx is not None else cached_export(self, head)
-            return OnnxRunner(path, threads=torch.get_num_threads())
+            threads = torch.get_num_threads()
+            if self.onnx is not None:
+                return OnnxRunner(self.onnx, threads=threads)
+            head = {"det": "raw", "cls": "probs", PAGE_KIND: "probs", "rec": "top1"}[self.kind]
+            path = cached_export(self, head)
+            try:
+                return OnnxRunner(path, threads=threads)
+            except BackendError:  # a cached export cut short or damaged (a killed copy, a full disk): once more
+                path.unlink(missing_ok=True)
+                return OnnxRunner(cached_export(self, head), threads=threads)
         from ocrlite.backends.fold import fold_net
         from ocrlite.backends.lanes import LaneRunner
         from ocrlite.backends.onednn import onednn_available, use_onednn
@@ -176,7 +183,9 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
         if raw.get(kind) is not None:
             cfg[kind] = _read_stage(raw[kind], path.parent, f"{path.name}: {kind}")
     cfg[PAGE_KIND] = _read_stage(raw.get(PAGE_KIND) or PAGE_CONFIG, path.parent, f"{path.name}: {PAGE_KIND}")
-    return apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides)
+    check_keys("--set", cfg, PIPELINE_KEYS)  # a top-level key the file does not have (backend=...) too
+    return cfg
 
 
 def _section(stage: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -292,7 +301,8 @@ def with_backend(spec: PipelineSpec, backend: str | None) -> PipelineSpec:
         raise ConfigError(f"backend {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
     return dataclasses.replace(
         spec, det=dataclasses.replace(spec.det, backend=backend), rec=dataclasses.replace(spec.rec, backend=backend),
-        cls=None if spec.cls is None else dataclasses.replace(spec.cls, backend=backend))
+        cls=None if spec.cls is None else dataclasses.replace(spec.cls, backend=backend),
+        page=dataclasses.replace(spec.page, backend=backend))
 
 
 def stage_overrides(kind: str | None, overrides: Iterable[str], config: str | Path) -> list[str]:

@@ -81,3 +81,9 @@ def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe bad")
     with pytest.raises(ConfigError, match="cannot read config .*binary.yaml"):
         load_yaml(path)
+
+
+def test_an_override_of_an_unknown_top_level_key_is_an_error() -> None:
+    """``--set backend=onnxruntime`` was silently ignored (the key is det.backend, or --backend)."""
+    with pytest.raises(ConfigError, match="--set: unknown key 'backend'"):
+        load_pipeline_config(overrides=["backend=onnxruntime"])

@@ -35,7 +35,7 @@ __all__ = ["OPSET", "CACHE_ENV", "HEADS", "cache_dir", "export_net", "export_sta
 OPSET = 17
 CACHE_ENV = "OCRLITE_ONNX_CACHE"
 HEADS = ("raw", "probs", "top1")
-_FORMAT = 3  # part of the cache key: bump when what an export contains changes
+_FORMAT = 4  # part of the cache key: bump when what an export contains changes
 # Per stage kind: which input axes stay dynamic, and a small example input (N, C, H, W; H and W of
 # the classifier and the recognizer come from its preprocess settings).
 _DYNAMIC = {
@@ -121,13 +121,19 @@ def cache_dir() -> Path:
     return base / "ocrlite" / "onnx"
 
 
-def example_input(kind: str, pre: Any) -> Tensor:
-    """A small input of the stage's layout: 2 images (64 x 96 for the detector, the line size otherwise)."""
+def example_shape(kind: str, pre: Any) -> tuple[int, int, int, int]:
+    """The traced input's shape: 2 images, 64 x 96 for the detector, the line or crop size otherwise (an
+    export keeps the sizes that ``_DYNAMIC`` leaves fixed)."""
     if kind == "det":
-        return torch.rand(2, 3, 64, 96)
+        return (2, 3, 64, 96)
     if kind == "page":  # the page classifier's centre crop
-        return torch.rand(2, 3, int(pre.crop), int(pre.crop))
-    return torch.rand(2, 3, int(pre.height), int(pre.width))
+        return (2, 3, int(pre.crop), int(pre.crop))
+    return (2, 3, int(pre.height), int(pre.width))
+
+
+def example_input(kind: str, pre: Any) -> Tensor:
+    """A random input of ``example_shape``."""
+    return torch.rand(*example_shape(kind, pre))
 
 
 def export_net(net: nn.Module, path: str | Path, kind: str, example: Tensor, head: str = "raw",
@@ -151,11 +157,14 @@ def export_net(net: nn.Module, path: str | Path, kind: str, example: Tensor, hea
 
 
 def _key(spec: Any, head: str) -> str:
-    """Cache key: the weights' SHA-256, the net config, the head and the exporter versions."""
+    """Cache key: the weights' SHA-256, the net config, the head, the input size the export fixes, and the
+    exporter versions."""
     from ocrlite.weights import sha256_file
 
     weights = spec.manifest.get("sha256") or (sha256_file(spec.weights) if spec.weights else "random")
-    text = json.dumps([weights, spec.model, head, spec.outputs, OPSET, _FORMAT, torch.__version__], sort_keys=True)
+    shape = example_shape(spec.kind, spec.pre)
+    text = json.dumps([weights, spec.model, head, spec.outputs, shape, OPSET, _FORMAT, torch.__version__],
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -176,7 +185,8 @@ def cached_export(spec: Any, head: str = "raw") -> Path:
     if not path.is_file():
         try:
             ensure_folder(path.parent)
-        except OcrliteError as exc:
-            raise BackendError(f"{exc} (the ONNX export cache; set {CACHE_ENV} to a writable folder)") from None
-        export_stage(spec, path, head)
+            export_stage(spec, path, head)
+        except (OcrliteError, OSError) as exc:
+            reason = exc if isinstance(exc, OcrliteError) else f"cannot write {path}: {exc.strerror or exc}"
+            raise BackendError(f"{reason} (the ONNX export cache; set {CACHE_ENV} to a writable folder)") from None
     return path

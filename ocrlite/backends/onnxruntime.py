@@ -50,9 +50,11 @@ class OnnxRunner:
             options.intra_op_num_threads = threads
         self.model_path = model_path
         self.threads = threads
-        self.session = ort.InferenceSession(
-            model, sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own error types: a truncated or damaged file, not a model
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BackendError(f"{model_path}: cannot load the ONNX model: {reason}") from None
         self.input_name: str = self.session.get_inputs()[0].name
         self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
 

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 import ocrlite.weights
 from ocrlite.backends.export import cache_dir, cached_export, export_stage
 from ocrlite.backends.fold import fold_net
+from ocrlite.errors import BackendError
 from ocrlite.stages import load_stage_config, stage_kind, stage_spec
 from ocrlite.weights import read_manifest
 
@@ -83,6 +84,22 @@ def test_cache_is_keyed_by_weights_and_overridable(monkeypatch: pytest.MonkeyPat
     stamp = first.stat().st_mtime_ns
     assert cached_export(stage_spec("cls"), "probs") == first and first.stat().st_mtime_ns == stamp  # reused
     assert cached_export(spec, "raw") != first  # another head, another file
+    wider = stage_spec("cls", overrides=["preprocess.width=160"])  # an export fixes the classifier's size
+    assert cached_export(wider, "probs") != first
+    assert OnnxRunner(cached_export(wider, "probs"))(np.zeros((1, 3, 48, 160), np.float32)).shape == (1, 2)
+
+
+def test_a_damaged_cached_export_is_exported_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A cache file cut short (a killed copy, a full disk) is replaced the next time the stage is built."""
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path))
+    spec = stage_spec("cls", overrides=["backend=onnxruntime"])
+    path = cached_export(spec, "probs")
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes()[: size // 3])
+    with pytest.raises(BackendError, match="cannot load the ONNX model"):
+        OnnxRunner(path)
+    runner = spec.build_runner()
+    assert path.stat().st_size == size and runner(np.zeros((1, 3, 48, 192), np.float32)).shape == (1, 2)
 
 
 class _RowMax(torch.nn.Module):
@@ -118,3 +135,15 @@ def test_row_max_is_torch_max(classes: int, tmp_path: Path) -> None:
         expected = sample.max(dim=-1)
         np.testing.assert_array_equal(exported_best, expected.values.numpy())
         np.testing.assert_array_equal(exported_index, expected.indices.numpy())
+
+
+def test_the_page_classifier_runs_on_onnxruntime_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--backend onnxruntime`` means every net, the page classifier of ``--rotate-pages`` included."""
+    from ocrlite.stages import pipeline_spec, with_backend
+
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path))
+    page = with_backend(pipeline_spec(), "onnxruntime").page
+    assert page.backend == "onnxruntime"
+    batch = np.random.default_rng(0).random((2, 3, 224, 224), dtype=np.float32)
+    ours, torch_runner = page.build_runner(), stage_spec("page").build_runner()
+    np.testing.assert_allclose(ours(batch), torch_runner(batch), atol=1e-4)
