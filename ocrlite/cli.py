@@ -724,9 +724,11 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
 def prune(config: str | None, model: str | None, flops_target: float, criterion: str, sensitivity: str | None,
           images: str | None, sensitivity_images: int, output: str, overrides: tuple[str, ...]) -> None:
     """Structurally prune a DB detector's channels under a MACs target; write a loadable stage and pipeline."""
+    from ocrlite.io.atomic import ensure_folder
     from ocrlite.slim.run_prune import prune_stage
 
     target = _config_or_preset(config, model)
+    _build(partial(ensure_folder, Path(output)))
     result = _build(lambda: prune_stage(
         target, Path(output), flops_target, criterion, overrides, Path(sensitivity) if sensitivity else None,
         Path(images) if images else None, sensitivity_images))
@@ -781,9 +783,11 @@ def quantize(config: str | None, model: str | None, kind: str, calib: str, calib
              output: str, overrides: tuple[str, ...]) -> None:
     """Post-training int8 for onnxruntime: dynamic int8 MatMul/LSTM, int8 conv weights (the most sensitive on
     --calib images kept fp32 within --max-size); int8/fp32 agreement checked on the --calib images."""
+    from ocrlite.io.atomic import ensure_folder
     from ocrlite.slim.run_quantize import quantize_config
 
     target = _config_or_preset(config, model)
+    _build(partial(ensure_folder, Path(output)))
     r = _build(lambda: quantize_config(target, kind, Path(calib), Path(output), calib_count, overrides, max_size))
     click.echo(f"{r['kind']}: int8 {r['int8']} {r['int8_bytes']:,} B = {r['int8_bytes'] / r['weights_bytes']:.1%} "
                f"of the fp32 weights ({r['weights_bytes']:,} B; fp32 ONNX {r['fp32_bytes']:,} B)")

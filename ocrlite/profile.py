@@ -337,7 +337,7 @@ def profile_config(
         shape = tuple(input_shape) if input_shape else default_input(stage)
         try:
             reports.append(profile_model(net, shape, title, runs, threads))
-        except RuntimeError as exc:  # e.g. an input too small for the strides
+        except (RuntimeError, ValueError) as exc:  # e.g. an input too small for the strides, or too tall
             first = str(exc).splitlines()[0]
             raise ConfigError(f"{title}: forward pass failed on input {'x'.join(map(str, shape))}: {first}") from None
     return reports

@@ -52,3 +52,10 @@ def test_an_onnx_cache_that_cannot_be_written_is_one_line(a_file: Path, monkeypa
     assert code == 2 and len(errors) == 1
     assert errors[0].startswith(f"ocrlite: error: cannot write to {a_file / 'onnx'}")
     assert "OCRLITE_ONNX_CACHE" in errors[0]
+
+
+@pytest.mark.parametrize("command", [["quantize", "--stage", "cls", "--calib", str(SAMPLE.parent)], ["prune"]])
+def test_an_output_folder_that_cannot_be_made_is_one_line_before_the_work(a_file: Path, command: list[str]) -> None:
+    code, errors = _run(*command, "-o", str(a_file / "sub"))
+    assert code == 2 and errors == [
+        f"ocrlite: error: cannot write to {a_file / 'sub'}: {a_file} is a file, not a folder"]

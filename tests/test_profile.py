@@ -156,3 +156,9 @@ def test_profile_takes_pipeline_tree_keys_on_a_stage_config() -> None:
     assert (code, out) == (2, "")
     assert err == ("ocrlite: error: override 'rec.model.backbone.scale=0.35' does not apply to the det stage "
                    "config det_ppocrv3.yaml\n")
+
+
+def test_a_line_height_the_recognizer_cannot_take_is_one_line() -> None:
+    code, out, err = _profile("--config", "rec_ppocrv2.yaml", "--runs", "0", "--input", "3x64x320")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "forward pass failed on input 3x64x320: im2seq needs a feature map of height 1" in err
