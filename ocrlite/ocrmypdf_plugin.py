@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from ocrmypdf.pluginspec import OcrEngine, OrientationConfidence
 from pydantic import BaseModel, Field
 
 from ocrlite import __version__
+from ocrlite.errors import error_reason
 from ocrlite.io.writers import quad_bbox
 from ocrlite.postprocess import line_words, text_quad
 from ocrlite.presets import DEFAULT_PRESET, PRESETS, get_preset
@@ -131,20 +134,39 @@ class _Models:
 _MODELS = _Models()
 
 
-def _read(input_file: Path) -> tuple[np.ndarray, float]:
-    """The page image (BGR) and its resolution (OCRmyPDF writes square-DPI PNGs)."""
+def _page_info(input_file: Path) -> tuple[int, int, float]:
+    """Width, height and resolution of a page image, from its header (OCRmyPDF writes square-DPI PNGs)."""
     from PIL import Image
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # OCRmyPDF has accepted its size
+        with Image.open(input_file) as image:
+            dpi = image.info.get("dpi", (300.0, 300.0))
+            width, height = image.size
+    return width, height, float(dpi[0] if isinstance(dpi, tuple) else dpi) or 300.0
+
+
+def _read(input_file: Path, options: Any) -> tuple[np.ndarray, float]:
+    """The page image (BGR) and its resolution; pages as large as OCRmyPDF itself accepts
+    (``--max-image-mpixels``, 0: no limit) are read."""
     from ocrlite.io.images import read_image
 
-    with Image.open(input_file) as image:
-        dpi = image.info.get("dpi", (300.0, 300.0))
-    return read_image(input_file), float(dpi[0] if isinstance(dpi, tuple) else dpi) or 300.0
+    megapixels = getattr(options, "max_image_mpixels", None)
+    limit = int(megapixels * 1_000_000) if megapixels else sys.maxsize
+    return read_image(input_file, max_pixels=limit), _page_info(input_file)[2]
 
 
-def _recognise(input_file: Path, options: Any) -> tuple[PageResult, float, np.ndarray]:
-    image, dpi = _read(input_file)
-    return _MODELS.pipeline(options)(image), dpi, image
+def _recognise(input_file: Path, options: Any) -> tuple[PageResult, float]:
+    """The page's result and resolution. A page ocrlite cannot read (an engine error) is left without text,
+    with one warning line, as OCRmyPDF does for a page its Tesseract fails on: the other pages go on."""
+    pipeline = _MODELS.pipeline(options)  # a model that cannot be built stops the run
+    try:
+        image, dpi = _read(input_file, options)
+        return pipeline(image), dpi
+    except Exception as exc:
+        log.warning("ocrlite: %s: %s; the page gets no text", Path(input_file).name, error_reason(exc))
+        width, height, dpi = _page_info(input_file)
+        return PageResult(width, height, ()), dpi
 
 
 def _page_text(result: PageResult) -> str:
@@ -215,18 +237,26 @@ class OcrliteEngine(OcrEngine):
 
     @staticmethod
     def get_orientation(input_file: Path, options: Any) -> OrientationConfidence:
-        image, _ = _read(input_file)
-        classifier = _MODELS.classifier(options)
-        pipeline = _MODELS.pipeline(options)
-        angle, probability = classifier.decide(image, pipeline.lines(image), pipeline.probe)
+        classifier, pipeline = _MODELS.classifier(options), _MODELS.pipeline(options)
+        try:
+            image, _ = _read(input_file, options)
+            angle, probability = classifier.decide(image, pipeline.lines(image), pipeline.probe)
+        except Exception as exc:  # the page stays as it is; OCRmyPDF goes on
+            log.warning("ocrlite: %s: %s; orientation left unchanged", Path(input_file).name, error_reason(exc))
+            return OrientationConfidence(0, 0.0)
         return OrientationConfidence(angle, orientation_confidence(probability, classifier.post.thresh))
 
     @staticmethod
     def get_deskew(input_file: Path, options: Any) -> float:
         from ocrlite.orientation import estimate_skew
 
-        image, _ = _read(input_file)
-        return estimate_skew(_MODELS.pipeline(options).detect(image))
+        pipeline = _MODELS.pipeline(options)
+        try:
+            image, _ = _read(input_file, options)
+            return estimate_skew(pipeline.detect(image))
+        except Exception as exc:  # the page stays as it is; OCRmyPDF goes on
+            log.warning("ocrlite: %s: %s; skew left unchanged", Path(input_file).name, error_reason(exc))
+            return 0.0
 
     @staticmethod
     def supports_generate_ocr() -> bool:
@@ -234,7 +264,7 @@ class OcrliteEngine(OcrEngine):
 
     @staticmethod
     def generate_ocr(input_file: Path, options: Any, page_number: int = 0) -> tuple[OcrElement, str]:
-        result, dpi, _ = _recognise(input_file, options)
+        result, dpi = _recognise(input_file, options)
         return page_element(result, dpi, page_number), _page_text(result)
 
     @staticmethod
@@ -242,7 +272,7 @@ class OcrliteEngine(OcrEngine):
         from ocrlite.io.atomic import atomic_write_bytes
         from ocrlite.io.writers import PageRecord, make_writer
 
-        result, dpi, _ = _recognise(input_file, options)
+        result, dpi = _recognise(input_file, options)
         writer = make_writer("hocr", Path(input_file).name)
         writer.add(PageRecord(1, result, dpi))
         atomic_write_bytes(Path(output_hocr), writer.render())
@@ -253,7 +283,7 @@ class OcrliteEngine(OcrEngine):
         from ocrlite.io.atomic import atomic_write_bytes
         from ocrlite.io.writers import PageRecord, make_writer
 
-        result, dpi, _ = _recognise(input_file, options)
+        result, dpi = _recognise(input_file, options)
         writer = make_writer("pdf", Path(input_file).name)
         writer.add(PageRecord(1, result, dpi))  # no image: only the invisible text, sized to the page
         atomic_write_bytes(Path(output_pdf), writer.render())
@@ -289,10 +319,12 @@ def register_options() -> dict[str, type[BaseModel]]:
 
 @hookimpl
 def check_options(options: Any) -> None:
-    """The preset must exist and its weights be installed."""
+    """The preset must exist and its weights be installed, when ocrlite is the engine."""
     from ocrlite.errors import ConfigError
     from ocrlite.presets import preset_status
 
+    if not _engine_chosen(options):  # --ocr-engine tesseract/none: ocrlite's weights are not needed
+        return
     try:
         status = preset_status(get_preset(options.ocrlite.model))
     except ConfigError as exc:
@@ -305,6 +337,9 @@ def check_options(options: Any) -> None:
 @hookimpl
 def get_ocr_engine(options: Any) -> OcrEngine | None:
     """ocrlite when the engine is left on ``auto``; ``--ocr-engine tesseract``/``none`` pick those."""
-    if options is not None and getattr(options, "ocr_engine", "auto") != "auto":
-        return None
-    return OcrliteEngine()
+    return OcrliteEngine() if _engine_chosen(options) else None
+
+
+def _engine_chosen(options: Any) -> bool:
+    """Whether ocrlite does the OCR: OCRmyPDF's ``--ocr-engine`` is left on ``auto``."""
+    return options is None or getattr(options, "ocr_engine", "auto") == "auto"

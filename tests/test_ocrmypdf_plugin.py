@@ -206,3 +206,48 @@ def test_a_vertical_line_has_its_text_angle_and_words_along_it(angle: int, texta
     word = line.children[0]  # "abcd": 4 of the line's 9 characters, from where the text starts
     assert word.text == "abcd"
     assert (word.bbox.left, word.bbox.top, word.bbox.right, word.bbox.bottom) == (250, first[0], 280, first[1])
+
+
+def test_a_page_the_engine_cannot_read_gets_no_text_and_the_run_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """As OCRmyPDF does when Tesseract fails on a page: one warning, the page left without text (it crashed
+    the whole run, every page lost); pages as large as OCRmyPDF accepts are read at all."""
+    pytest.importorskip("ocrmypdf")
+    from PIL import Image
+
+    import ocrlite.io.images
+    from ocrlite import ocrmypdf_plugin
+    from ocrlite.errors import ImageReadError
+    from ocrlite.ocrmypdf_plugin import OcrliteEngine, OcrliteOptions
+
+    image = tmp_path / "page.png"
+    Image.new("RGB", (640, 300), "white").save(image, dpi=(150, 150))
+    limits: list[int] = []
+
+    def refuse(path: Path, max_pixels: int) -> np.ndarray:
+        limits.append(max_pixels)
+        raise ImageReadError(f"{path}: cannot decode")
+
+    monkeypatch.setattr(ocrlite.io.images, "read_image", refuse)
+    monkeypatch.setattr(ocrmypdf_plugin._MODELS, "pipeline", lambda options: None)
+    options = SimpleNamespace(ocrlite=OcrliteOptions(threads=1), jobs=1, max_image_mpixels=250.0)
+    with caplog.at_level("WARNING"):
+        tree, text = OcrliteEngine.generate_ocr(image, options, page_number=2)
+    assert limits == [250_000_000] and text == "" and not tree.lines
+    assert (tree.bbox.right, tree.bbox.bottom, tree.page_number) == (640, 300, 2)
+    assert "page.png" in caplog.text and "cannot decode; the page gets no text" in caplog.text
+    assert OcrliteEngine.get_deskew(image, options) == 0.0
+
+
+def test_another_engine_does_not_need_the_preset_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--ocr-engine tesseract`` switches back to Tesseract even where ocrlite's weights are missing."""
+    pytest.importorskip("ocrmypdf")
+    from ocrmypdf.exceptions import MissingDependencyError
+
+    import ocrlite.presets
+    from ocrlite.ocrmypdf_plugin import OcrliteOptions, check_options
+
+    monkeypatch.setattr(ocrlite.presets, "preset_status", lambda preset: SimpleNamespace(installed=False))
+    check_options(SimpleNamespace(ocrlite=OcrliteOptions(), ocr_engine="tesseract"))
+    with pytest.raises(MissingDependencyError, match="not installed"):
+        check_options(SimpleNamespace(ocrlite=OcrliteOptions(), ocr_engine="auto"))
