@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ def prune_stage(
         save_curves(path, curves, {"config": str(config), "criterion": criterion, "images": n_images})
         plot_curves(path.with_suffix(".png"), curves)
     ratios, pruned, _ = allocate(net, curves, target, criterion, example)
-    return _save(config, out_dir, spec, net, pruned, ratios, target, criterion)
+    return _save(config, out_dir, spec, net, pruned, ratios, target, criterion, overrides)
 
 
 def _without_threshold_branch(spec: StageSpec, net: nn.Module) -> StageSpec:
@@ -96,15 +96,16 @@ def _without_threshold_branch(spec: StageSpec, net: nn.Module) -> StageSpec:
 
 
 def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: nn.Module,
-          ratios: dict[str, float], target: float, criterion: str) -> PruneResult:
+          ratios: dict[str, float], target: float, criterion: str, overrides: Sequence[str]) -> PruneResult:
     with torch.no_grad():
         macs = (count_macs(net, torch.zeros(_MAC_INPUT))[0], count_macs(pruned, torch.zeros(_MAC_INPUT))[0])
     model = widths_config(pruned, spec.model)
     summary = f"pruned by ocrlite prune ({criterion}, MACs {macs[1] / macs[0]:.1%} of the parent, target {target})"
     slim: dict[str, Any] = {"summary": summary, "method": "prune", "criterion": criterion, "flops_target": target,
                             "ratios": ratios, "macs": list(macs)}
-    stage_config = save_stage(out_dir, "det", pruned, model, raw_stage("det", config), spec.manifest, slim)
-    pipeline = write_pipeline(out_dir, config, {"det": stage_config})
+    stage_config = save_stage(out_dir, "det", pruned, model, raw_stage("det", config, overrides), spec.manifest,
+                              slim)
+    pipeline = write_pipeline(out_dir, config, {"det": stage_config}, overrides)
     assert spec.weights is not None
     files = (spec.weights.stat().st_size, (out_dir / "det.safetensors").stat().st_size)
     return PruneResult(ratios, macs, (_params(net), _params(pruned)), files, stage_config, pipeline, pruned, spec)

@@ -24,7 +24,8 @@ def quantize_config(config: str, kind: str, calib: Path, out_dir: Path, count: i
     kept = result["kept_fp32"]
     summary = (f"int8 {kind} by ocrlite quantize (int8 conv weights + dynamic int8 MatMul/LSTM; "
                f"{len(kept)} most sensitive convs kept fp32: {', '.join(kept) or 'none'})")
-    stage = save_onnx_stage(out_dir, kind, result["int8"], spec.weights, spec.manifest, raw_stage(kind, config),
-                            summary)
-    result.update(kind=kind, stage_config=stage, pipeline_config=write_pipeline(out_dir, config, {kind: stage}))
+    stage = save_onnx_stage(out_dir, kind, result["int8"], spec.weights, spec.manifest,
+                            raw_stage(kind, config, overrides), summary)
+    result.update(kind=kind, stage_config=stage,
+                  pipeline_config=write_pipeline(out_dir, config, {kind: stage}, overrides))
     return result

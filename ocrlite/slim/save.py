@@ -10,16 +10,24 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 from safetensors.torch import save as save_tensors
 from torch import nn
 
-from ocrlite.config import load_yaml
+from ocrlite.config import apply_overrides, load_yaml
 from ocrlite.files import find_config
 from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
-from ocrlite.stages import DEFAULT_PIPELINE, PAGE_KIND, STAGE_KINDS, load_pipeline_config, load_stage_config, stage_kind
+from ocrlite.stages import (
+    DEFAULT_PIPELINE,
+    PAGE_KIND,
+    STAGE_KINDS,
+    load_pipeline_config,
+    load_stage_config,
+    stage_kind,
+    stage_overrides,
+)
 from ocrlite.weights import sha256_file
 
 __all__ = ["config_stage_kind", "is_stage_config", "raw_stage", "save_stage", "write_pipeline"]
@@ -38,11 +46,12 @@ def config_stage_kind(config: str | Path) -> str | None:
     return stage_kind(raw) if "model" in raw else None
 
 
-def raw_stage(kind: str, config: str | Path) -> dict[str, Any]:
-    """The raw mapping of the ``kind`` stage of a stage or pipeline config."""
+def raw_stage(kind: str, config: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The raw mapping of the ``kind`` stage of a stage or pipeline config, ``--set`` overrides applied (so a
+    slimmed stage keeps the settings it was made and measured with)."""
     if is_stage_config(config):
-        return load_stage_config(config)
-    return dict(load_pipeline_config(config)[kind])
+        return load_stage_config(config, stage_overrides(kind, overrides, config))
+    return dict(load_pipeline_config(config, overrides)[kind])
 
 
 def save_stage(
@@ -73,14 +82,16 @@ def _stage_ref(value: Any, parent: Path) -> Any:
     return found.name if found.parent == shipped else str(found.resolve())
 
 
-def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path]) -> Path:
-    """``out_dir/ocr.yaml``: the parent pipeline (the default one for a stage config) with stages replaced."""
+def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path], overrides: Iterable[str] = ()) -> Path:
+    """``out_dir/ocr.yaml``: the parent pipeline (the default one for a stage config) with stages replaced and
+    its ``pipeline.`` overrides applied (the replaced stages carry theirs, ``raw_stage``)."""
     source = find_config(DEFAULT_PIPELINE if is_stage_config(config) else config)
     raw = load_yaml(source)
     pipeline = {k: _stage_ref(raw[k], source.parent) for k in (*STAGE_KINDS, PAGE_KIND) if raw.get(k) is not None}
     pipeline.update({kind: path.name for kind, path in replaced.items()})
-    if raw.get("pipeline"):
-        pipeline["pipeline"] = raw["pipeline"]
+    switches = [o for o in overrides if o.startswith("pipeline.")]
+    if raw.get("pipeline") or switches:
+        pipeline["pipeline"] = apply_overrides({"pipeline": raw.get("pipeline") or {}}, switches)["pipeline"]
     path = out_dir / "ocr.yaml"
     atomic_write_text(path, f"# {source.name} with slimmed stages: {', '.join(replaced)}\n"
                       + yaml.safe_dump(pipeline, sort_keys=False))

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 
 from ocrlite.cli import main
@@ -129,11 +130,15 @@ def test_prune_cli_takes_a_preset(tmp_path, det):
     sen.write_text(json.dumps({"curves": curves}))
     out = tmp_path / "pruned"
     run = CliRunner().invoke(main, ["prune", "--model", "ppocr-v3", "--flops-target", "0.9", "--sensitivity",
-                                    str(sen), "-o", str(out)])
+                                    str(sen), "-o", str(out), "--set", "det.postprocess.box_thresh=0.5",
+                                    "--set", "pipeline.drop_score=0.4"])
     assert run.exit_code == 0, run.output
     pipeline = (out / "ocr.yaml").read_text()
     assert pipeline.startswith("# ocr_ppocr_v3.yaml with slimmed stages: det")
     assert "det: det.yaml" in pipeline and "rec: rec_ppocrv3.yaml" in pipeline
+    # the --set values the stage was pruned and measured with are the ones written
+    assert yaml.safe_load((out / "det.yaml").read_text())["postprocess"]["box_thresh"] == 0.5
+    assert yaml.safe_load(pipeline)["pipeline"]["drop_score"] == 0.4
     run = CliRunner().invoke(main, ["prune", "--model", "ppocr-v3", "--config", "det_ppocrv3.yaml", "-o", str(out)])
     assert run.exit_code == 2 and "--model and --config are exclusive" in run.output
 

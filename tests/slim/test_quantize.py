@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from ocrlite.cli import main
@@ -93,11 +94,14 @@ def test_quantize_cli_takes_a_preset(tmp_path):
         cv2.imwrite(str(calib / f"line{i}.png"), page[y0 - 3 : y1 + 3, x0 - 3 : x1 + 3])
     out = tmp_path / "out"
     run = CliRunner().invoke(main, ["quantize", "--model", "ppocr-v3", "--stage", "cls", "--calib", str(calib),
-                                    "-o", str(out)])
+                                    "-o", str(out), "--set", "cls.preprocess.width=160"])
     assert run.exit_code == 0, run.output
     pipeline = (out / "ocr.yaml").read_text()
     assert pipeline.startswith("# ocr_ppocr_v3.yaml with slimmed stages: cls")
     assert "cls: cls.yaml" in pipeline and "rec: rec_ppocrv3.yaml" in pipeline
+    # the int8 file was exported at width 160: the stage config says so, and the pipeline runs
+    assert yaml.safe_load((out / "cls.yaml").read_text())["preprocess"]["width"] == 160
+    assert CliRunner().invoke(main, ["ocr", "--config", str(out / "ocr.yaml"), str(SAMPLE)]).exit_code == 0
     run = CliRunner().invoke(main, ["quantize", "--model", "ppocr-v3", "--config", "ocr_ppocr_v2.yaml",
                                     "--calib", str(calib), "-o", str(out)])
     assert run.exit_code == 2 and "--model and --config are exclusive" in run.output
