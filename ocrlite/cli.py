@@ -426,7 +426,8 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
 
 def _crop_command(images: Sequence[str], fmt: str, output: str | None,
                   infer: Callable[[list[Any]], list[tuple[Any, float]]], field: str) -> None:
-    """Read crops one by one (bad ones reported), then run ``infer`` on them in chunks."""
+    """Read crops one by one (bad ones reported), then run ``infer`` on them in chunks. When a chunk fails, its
+    crops are read again one at a time, so only the crop that fails is reported (one line) and skipped."""
     from ocrlite.io.images import read_image
 
     run, out = _ItemRun(list(images)), _Output(output)
@@ -434,12 +435,25 @@ def _crop_command(images: Sequence[str], fmt: str, output: str | None,
     if fmt == "tsv":
         out.line(f"image\t{field}\tscore")
 
+    def show(path: Path, value: Any, score: float) -> None:
+        if fmt == "json":
+            out.line(_json({"image": str(path), field: value, "score": round(float(score), 5)}))
+        else:
+            out.line(f"{path if fmt == 'tsv' else path.name}\t{value}\t{score:.4f}")
+
+    def alone(path: Path, crop: Any) -> None:
+        [(value, score)] = infer([crop])
+        show(path, value, score)
+
     def flush() -> None:
-        for (path, _), (value, score) in zip(chunk, infer([crop for _, crop in chunk])):
-            if fmt == "json":
-                out.line(_json({"image": str(path), field: value, "score": round(float(score), 5)}))
-            else:
-                out.line(f"{path if fmt == 'tsv' else path.name}\t{value}\t{score:.4f}")
+        try:
+            results = infer([crop for _, crop in chunk])
+        except Exception:  # one failing crop must not lose the chunk: find it by reading each crop alone
+            for path, crop in chunk:
+                run.attempt(path, partial(alone, path, crop))
+        else:
+            for (path, _), (value, score) in zip(chunk, results):
+                show(path, value, score)
         chunk.clear()
 
     def handle(path: Path) -> None:

@@ -23,7 +23,7 @@ from ocrlite.postprocess import (
     needs_flip,
     sort_reading_order,
 )
-from ocrlite.preprocess import det_resize, line_batch, line_width, normalize, rec_batch_width
+from ocrlite.preprocess import MAX_LINE_RATIO, det_resize, line_batch, line_width, normalize, rec_batch_width
 from ocrlite.results import TextBox
 from ocrlite.settings import ClsPostprocess, DetPreprocess, LinePreprocess
 from ocrlite.stages import StageSpec, stage_spec
@@ -46,10 +46,17 @@ _CLS_CHUNK = 64  # crops per classifier call
 
 
 def _ratio_batches(crops: Sequence[np.ndarray], batch_size: int) -> Iterator[list[int]]:
-    """Indices of ``crops`` in batches of similar width/height ratio (narrowest first)."""
-    order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / crops[i].shape[0])
-    for start in range(0, len(order), max(1, batch_size)):
-        yield order[start : start + batch_size]
+    """Indices of ``crops`` in batches of similar width/height ratio (narrowest first).
+
+    Crops wider than ``MAX_LINE_RATIO`` (no real text line is) come last, batched only with each other: each is
+    squeezed to exactly the capped width, so they neither pad the lines' batches nor change each other's input.
+    """
+    ratios = [crop.shape[1] / crop.shape[0] for crop in crops]
+    order = sorted(range(len(crops)), key=ratios.__getitem__)
+    lines = [i for i in order if ratios[i] <= MAX_LINE_RATIO]
+    for group in (lines, order[len(lines):]):
+        for start in range(0, len(group), max(1, batch_size)):
+            yield group[start : start + batch_size]
 
 
 class TextDetector:

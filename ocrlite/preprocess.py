@@ -15,11 +15,16 @@ import numpy as np
 
 __all__ = [
     "det_resize", "normalize", "quad_size", "is_tall", "crop_quad", "line_width", "resize_line", "line_batch",
-    "rec_batch_width",
+    "rec_batch_width", "MAX_LINE_RATIO",
 ]
 
 _DET_STRIDE = 32
 _TALL_CROP_RATIO = 1.5
+# Widest width/height a recognition batch is padded to. Real lines stay far below it: of the crops the
+# pipeline cuts from the 299 FUNSD and ICDAR 2015 dev pages, the widest is 64.4:1 (ppocr-v2/v3 detector;
+# 58.8 with v5 and v6-small, 37.9 with v4; FUNSD ground-truth lines reach 35.7). A wider crop (a 1 x 10000 px
+# image is 10000:1) is squeezed to it, which bounds the recognizer's memory.
+MAX_LINE_RATIO = 200
 
 
 def det_resize(
@@ -131,6 +136,7 @@ def rec_batch_width(crops: Sequence[np.ndarray], height: int, min_width: int) ->
     least ``min_width / height`` (320/32 = 10 for the v2 recognizer), so W >= ``min_width``.
     Like PaddleOCR this truncates, so the widest crop may be narrowed by under one pixel;
     the padded width matters for parity because the BiLSTM also runs over the padding.
+    The ratio is capped at ``MAX_LINE_RATIO``, so ``line_batch`` squeezes a wider crop to that width.
     """
     max_ratio = max([min_width / height] + [crop.shape[1] / crop.shape[0] for crop in crops])
-    return int(height * max_ratio)
+    return int(height * min(max_ratio, MAX_LINE_RATIO))
