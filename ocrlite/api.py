@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
 from ocrlite.backends.torch import Runner
 from ocrlite.errors import ConfigError
-from ocrlite.io.images import read_image
+from ocrlite.io.images import bgr_array, read_image
 from ocrlite.orientation import PageLines, TextProbe, page_steps
 from ocrlite.postprocess import ctc_word_boxes
 from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer
@@ -20,6 +22,8 @@ from ocrlite.stages import STAGE_KINDS, pipeline_spec, with_backend
 
 __all__ = ["OCR"]
 
+_T = TypeVar("_T")
+
 
 class OCR:
     """Read text from images with the three-stage PP-OCR design.
@@ -28,6 +32,11 @@ class OCR:
     >>> page = ocr("page.png")            # or a BGR uint8 numpy array
     >>> print(page.text)
     >>> OCR(model="en-ppocr-v4")          # a named preset (see ``ocrlite models``)
+
+    An image is a path (str or Path, read by ``ocrlite.io.images.read_image``) or a numpy array: BGR uint8
+    HxWx3, or converted like an image file (grey HxW or HxWx1, BGRA HxWx4 on white, uint16 scaled to 8 bits;
+    see ``ocrlite.io.images.bgr_array``). Other arrays (float, signed int, bool, other shapes, no pixels) and
+    other objects (None, bytes) raise TypeError or ValueError with what is accepted.
     """
 
     def __init__(
@@ -44,8 +53,16 @@ class OCR:
         stages: Collection[str] = STAGE_KINDS,
         backend: str | None = None,
     ) -> None:
-        """``stages``: the nets to load (e.g. ``("cls", "rec")`` to only read crops); all are validated.
-        ``backend`` (e.g. "onnxruntime") replaces every stage's ``backend:`` setting."""
+        """``overrides``: a list of ``section.key=value`` strings. ``stages``: the nets to load, from "det",
+        "cls", "rec" (e.g. ``("cls", "rec")`` to only read crops); all are validated. ``backend`` (e.g.
+        "onnxruntime") replaces every stage's ``backend:`` setting. A bad argument type is a TypeError, an
+        unknown stage or bad setting a ConfigError."""
+        if config is not None and not isinstance(config, (str, os.PathLike)):
+            raise TypeError(f"config must be a config file path or name (str or Path), got {type(config).__name__}")
+        overrides = _listed(overrides, "overrides", "'section.key=value' strings")
+        unknown = [kind for kind in _listed(stages, "stages", "stage names") if kind not in STAGE_KINDS]
+        if unknown:
+            raise ConfigError(f"unknown stage {unknown[0]!r} in stages; choose from: {', '.join(STAGE_KINDS)}")
         switches = _optional(use_cls=use_cls, drop_score=drop_score)
         spec = with_backend(pipeline_spec(config, [*overrides, *switches], model=model), backend)
         self.spec = spec
@@ -128,8 +145,11 @@ class OCR:
         return [decoded.score for decoded in self.recognizer(list(crops))]
 
     def recognize(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[str, float]]:
-        """Text and score of already-cropped text lines (optionally direction-corrected)."""
-        arrays = [_as_array(crop) for crop in crops]
+        """Text and score of already-cropped text lines (optionally direction-corrected), one per crop.
+
+        ``crops``: a list of images (arrays or paths, each taken as ``__call__`` takes one); a single image
+        (one path or array) is a TypeError: put it in a list."""
+        arrays = [_as_array(crop) for crop in _listed(crops, "crops", "images (arrays or paths)")]
         self.orient(arrays)
         return [(d.text, d.score) for d in self.recognizer(arrays)]
 
@@ -140,5 +160,21 @@ def _optional(**values: object) -> list[str]:
             for key, value in values.items() if value is not None]
 
 
+def _listed(values: Iterable[_T], name: str, items: str) -> list[_T]:
+    """``values`` as a list; None, or one str, bytes, path or array in place of a list, is a TypeError."""
+    if isinstance(values, (str, bytes, os.PathLike, np.ndarray)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a list of {items}, got {type(values).__name__}"
+                        + ("" if values is None else "; put a single one in a list"))
+    return list(values)
+
+
 def _as_array(image: np.ndarray | str | Path) -> np.ndarray:
-    return image if isinstance(image, np.ndarray) else read_image(image)
+    """An image argument as a BGR uint8 HxWx3 array: a path is read, an array converted (``bgr_array``)."""
+    if isinstance(image, np.ndarray):
+        return bgr_array(image)
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    hint = "; decode encoded image bytes with ocrlite.io.images.decode_image_bytes" if isinstance(
+        image, (bytes, bytearray)) else ""
+    raise TypeError(f"expected an image path (str or Path) or a numpy image array, got {type(image).__name__}"
+                    + hint)

@@ -1,7 +1,7 @@
 """Reading images from disk or bytes into BGR uint8 arrays, and expanding input paths.
 
 Every failure is an ``ImageReadError`` with a one-line message naming the file; nothing
-returns a half-decoded image. Numpy/Pillow only, no torch.
+returns a half-decoded image. ``bgr_array`` converts in-memory arrays the same way. Numpy/Pillow only, no torch.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = [
     "read_image",
     "natural_key",
     "decode_image_bytes",
+    "bgr_array",
     "expand_inputs",
 ]
 
@@ -109,21 +110,53 @@ def _decode(stream: BinaryIO, name: str, max_pixels: int) -> np.ndarray:
 def _to_bgr(image: Image.Image) -> np.ndarray:
     """Convert any loaded Pillow image to a contiguous BGR uint8 array (alpha over white)."""
     if image.mode in _SIXTEEN_BIT_MODES:
-        grey = np.asarray(image).astype(np.float64)
-        # Full 16-bit range onto 0..255, rounded: 65535 -> 255, 32768 -> 128.
-        grey8 = np.clip(np.rint(grey * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+        return np.ascontiguousarray(np.repeat(_eight_bit(np.asarray(image))[:, :, None], 3, axis=2))
     if image.mode == "F":
         grey8 = np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
 
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA")).astype(np.float32)
-        alpha = rgba[:, :, 3:4] / 255.0
-        rgb = np.rint(rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+        rgb = _over_white(np.asarray(image.convert("RGBA")))
     else:
         rgb = np.asarray(image.convert("RGB"))
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _eight_bit(samples: np.ndarray) -> np.ndarray:
+    """16-bit samples onto uint8 over the full range, rounded: 65535 -> 255, 32768 -> 128."""
+    return np.clip(np.rint(samples.astype(np.float64) * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+
+
+def _over_white(colour_alpha: np.ndarray) -> np.ndarray:
+    """uint8 HxWx4 (three colours, then alpha) composited on white: uint8 HxWx3, colours in the same order."""
+    samples = colour_alpha.astype(np.float32)
+    alpha = samples[:, :, 3:4] / 255.0
+    return np.rint(samples[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+
+def bgr_array(image: np.ndarray) -> np.ndarray:
+    """An in-memory image as a BGR uint8 HxWx3 array, converted the way ``read_image`` converts files.
+
+    Accepted: uint8 or uint16 (scaled to 8 bits, 65535 -> 255), shaped HxWx3 (BGR, returned as it is when
+    uint8), HxW or HxWx1 (grey, repeated to 3 channels) or HxWx4 (BGRA, composited on white). Any other
+    dtype (float, signed int, bool) is a TypeError, as its range is ambiguous (0..1 or 0..255?); any other
+    shape, or an image with no pixels, is a ValueError.
+    """
+    if image.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"expected a uint8 (or uint16) image array, got {image.dtype}; convert it first, e.g. "
+                        "with image.astype(np.uint8) for values in 0..255")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"expected an image array shaped HxWx3 (BGR), HxW or HxWx1 (grey) or HxWx4 (BGRA), "
+                         f"got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image array has no pixels (shape {image.shape})")
+    if image.dtype == np.uint16:
+        image = _eight_bit(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 4:
+        return _over_white(image)
+    return np.ascontiguousarray(np.repeat(image, 3, axis=2)) if image.shape[2] == 1 else image
 
 
 def expand_inputs(

@@ -1,0 +1,106 @@
+"""The Python API's arguments: clear errors for what it cannot take, file-like conversions for what it can."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from ocrlite import OCR
+from ocrlite.errors import ConfigError
+from ocrlite.io.images import bgr_array, read_image
+
+SAMPLE = Path(__file__).resolve().parent / "images" / "sample.png"
+PAGE = read_image(SAMPLE)
+LINE = PAGE[30:62, 40:285]  # "OCRLITE 2026"
+
+
+@pytest.fixture(scope="module")
+def ocr() -> OCR:
+    return OCR()
+
+
+def _texts(ocr: OCR, image: Any) -> list[str]:
+    return [line.text for line in ocr(image).lines]
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "message"),
+    [
+        (None, TypeError, "expected an image path (str or Path) or a numpy image array, got NoneType"),
+        (SAMPLE.read_bytes(), TypeError, "got bytes; decode encoded image bytes with"),
+        (PAGE.tolist(), TypeError, "got list"),
+        (PAGE / 255.0, TypeError, "expected a uint8 (or uint16) image array, got float64"),
+        (PAGE.astype(np.float32), TypeError, "got float32"),
+        (PAGE.astype(np.int64), TypeError, "got int64"),
+        (PAGE > 128, TypeError, "got bool"),
+        (np.zeros((0, 0, 3), np.uint8), ValueError, "image array has no pixels (shape (0, 0, 3))"),
+        (np.zeros((10, 0, 3), np.uint8), ValueError, "no pixels"),
+        (np.zeros(10, np.uint8), ValueError, "HxW or HxWx1 (grey) or HxWx4 (BGRA), got shape (10,)"),
+        (PAGE[None], ValueError, "got shape (1, 300, 640, 3)"),
+        (PAGE[:, :, :2], ValueError, "got shape (300, 640, 2)"),
+    ],
+)
+def test_an_image_it_cannot_take_is_a_clear_error(ocr: OCR, image: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as raised:
+        ocr(image)
+    assert message in str(raised.value)
+    with pytest.raises(error):
+        ocr.recognize([image])
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),  # HxW
+        lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[:, :, None],  # HxWx1
+        lambda bgr: bgr.astype(np.uint16) * 257,  # 16 bits: the same image exactly
+        lambda bgr: np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)]),  # BGRA, opaque
+    ],
+    ids=["grey", "grey-1-channel", "uint16", "bgra"],
+)
+def test_grey_bgra_and_16_bit_arrays_read_like_the_image(ocr: OCR, convert: Any) -> None:
+    texts = _texts(ocr, PAGE)
+    assert texts[:2] == ["OCRLITE2026", "Invoice No.48213"]
+    assert _texts(ocr, convert(PAGE)) == texts
+
+
+def test_arrays_are_converted_as_read_image_converts_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    bgra = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    grey16 = rng.integers(0, 65536, (20, 30), dtype=np.uint16)
+    for name, array in (("bgra.png", bgra), ("grey16.png", grey16)):
+        cv2.imwrite(str(tmp_path / name), array)
+        assert np.array_equal(bgr_array(array), read_image(tmp_path / name)), name
+    transparent = np.zeros((1, 2, 4), np.uint8)
+    transparent[0, 1] = (0, 0, 255, 255)
+    assert bgr_array(transparent).tolist() == [[[255, 255, 255], [0, 0, 255]]]  # on white
+    assert bgr_array(PAGE) is PAGE  # BGR uint8: used as it is
+
+
+def test_recognize_takes_a_list_of_crops(ocr: OCR, tmp_path: Path) -> None:
+    path = tmp_path / "line.png"
+    cv2.imwrite(str(path), LINE)
+    assert [text for text, _ in ocr.recognize([LINE, path, str(path)])] == ["OCRLITE 2026"] * 3
+    for single in (str(path), path, LINE):
+        with pytest.raises(TypeError, match=r"^crops must be a list of images \(arrays or paths\), got .*; put a "):
+            ocr.recognize(single)
+    with pytest.raises(TypeError, match="^crops must be a list of images .*, got NoneType$"):
+        ocr.recognize(None)
+    with pytest.raises(ValueError, match="no pixels"):
+        ocr.recognize([np.zeros((0, 5, 3), np.uint8)])
+
+
+def test_bad_constructor_arguments_are_clear_errors() -> None:
+    with pytest.raises(TypeError, match="^overrides must be a list of 'section.key=value' strings, got str"):
+        OCR(overrides="pipeline.drop_score=0.3")
+    with pytest.raises(ConfigError, match="^unknown stage 'foo' in stages; choose from: det, cls, rec$"):
+        OCR(stages=("foo",))
+    with pytest.raises(TypeError, match="^stages must be a list of stage names, got str"):
+        OCR(stages="rec")
+    with pytest.raises(TypeError, match=r"^config must be a config file path or name \(str or Path\), got int$"):
+        OCR(config=123)
+    assert OCR(overrides=["pipeline.drop_score=0.3"], stages=["rec"]).settings.drop_score == 0.3
