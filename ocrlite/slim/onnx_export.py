@@ -11,6 +11,8 @@ the graph itself is exact, and this check is about the graph.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -93,6 +95,11 @@ def check_parity(spec: StageSpec, path: Path, head: str = "raw", tolerance: floa
 
 
 def export_checked(spec: StageSpec, path: Path, head: str = "raw", tolerance: float = TOLERANCE) -> float:
-    """Export ``spec``'s net to ``path`` (opset OPSET, dynamic axes) and return the checked max difference."""
-    export_stage(spec, path, head)
-    return check_parity(spec, path, head, tolerance)
+    """Export ``spec``'s net to ``path`` (opset OPSET, dynamic axes) and return the checked max difference;
+    the file appears at ``path`` only once it has passed the check (it is made and checked beside it)."""
+    import_onnxruntime()  # the check needs it: say so before the export
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+        staged = export_stage(spec, Path(tmp) / path.name, head)
+        diff = check_parity(spec, staged, head, tolerance)
+        os.replace(staged, path)
+    return diff

@@ -29,6 +29,10 @@ def test_the_check_fails_on_a_mismatch(tmp_path):
     export_stage(spec, path, net=net)
     with pytest.raises(ExportError, match="differs from PyTorch"):
         check_parity(spec, path)
+    failed = tmp_path / "unchecked.onnx"
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_checked(spec, failed, tolerance=0.0)  # no export matches to the last bit: the check fails
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["det.onnx"]  # nothing left under that name or beside it
 
 
 def test_export_cli(tmp_path):
