@@ -27,6 +27,7 @@ that ``ocrlite ocr`` / ``ocrlite eval`` load like any other stage.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Collection, Sequence
@@ -186,12 +187,13 @@ def quantize_onnx(fp32: Path, out: Path, sensitivity: dict[str, tuple[float, int
     """Dynamic int8 MatMul/Gemm/LSTM and int8 weight-only convolutions of ``fp32`` into ``out``; the most
     sensitive convolutions (``conv_sensitivity``) stay fp32 while ``out`` stays within ``max_bytes``.
     Returns ``out`` and the Conv nodes kept in fp32."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         dynamic = dynamic_int8(fp32, Path(tmp) / "dynamic.onnx")
-        int8_conv_weights(dynamic, out)
-        keep = keep_in_fp32(sensitivity, max_bytes - out.stat().st_size)
+        staged = int8_conv_weights(dynamic, Path(tmp) / out.name)
+        keep = keep_in_fp32(sensitivity, max_bytes - staged.stat().st_size)
         if keep:
-            int8_conv_weights(dynamic, out, keep)
+            int8_conv_weights(dynamic, staged, keep)
+        os.replace(staged, out)  # ``out`` is whole or absent, whenever the run stops
     return out, keep
 
 

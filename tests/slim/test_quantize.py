@@ -102,6 +102,9 @@ def test_quantize_cli_takes_a_preset(tmp_path):
     # the int8 file was exported at width 160: the stage config says so, and the pipeline runs
     assert yaml.safe_load((out / "cls.yaml").read_text())["preprocess"]["width"] == 160
     assert CliRunner().invoke(main, ["ocr", "--config", str(out / "ocr.yaml"), str(SAMPLE)]).exit_code == 0
+    tiny = CliRunner().invoke(main, ["quantize", "--model", "ppocr-v3", "--stage", "cls", "--calib", str(calib),
+                                     "-o", str(tmp_path / "tiny"), "--max-size", "0.01"])
+    assert tiny.exit_code == 0 and "over --max-size 0.01: every conv weight is int8 already" in tiny.stderr
     run = CliRunner().invoke(main, ["quantize", "--model", "ppocr-v3", "--config", "ocr_ppocr_v2.yaml",
                                     "--calib", str(calib), "-o", str(out)])
     assert run.exit_code == 2 and "--model and --config are exclusive" in run.output
