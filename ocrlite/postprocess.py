@@ -33,6 +33,7 @@ __all__ = [
     "line_words",
     "quad_span",
     "text_quad",
+    "text_turns",
     "classify_angles",
     "needs_flip",
 ]
@@ -223,7 +224,7 @@ def ctc_word_boxes(decoded: CTCDecoded, quad: np.ndarray, angle: int = 0) -> tup
     bounds = np.concatenate([[centres[0] - half], (centres[:-1] + centres[1:]) / 2, [centres[-1] + half]])
     bounds = np.clip(bounds, 0.0, 1.0)
     probs = decoded.probs or (decoded.score,) * len(text)
-    along, turns = text_quad(quad, angle), _text_turns(quad, angle)
+    along, turns = text_quad(quad, angle), text_turns(quad, angle)
     words = []
     for match in _WORD.finditer(text):
         start, end = float(bounds[match.start()]), float(bounds[match.end()])
@@ -239,7 +240,7 @@ def line_words(line: TextLine) -> tuple[TextWord, ...]:
     if line.words:
         return line.words
     count = len(line.text)
-    along, turns = text_quad(line.points, line.angle), _text_turns(line.points, line.angle)
+    along, turns = text_quad(line.points, line.angle), text_turns(line.points, line.angle)
     return tuple(
         TextWord(m.group(), np.roll(quad_span(along, m.start() / count, m.end() / count), turns, axis=0),
                  float(line.score))
@@ -252,10 +253,10 @@ def text_quad(quad: np.ndarray, angle: int = 0) -> np.ndarray:
     so its first edge runs along the text as the recognizer read it: ``crop_quad`` turns a tall crop a
     quarter counter-clockwise (text running down the page), and a line read turned 180 degrees (``angle``)
     starts at the opposite corner; float64 4x2."""
-    return np.roll(np.asarray(quad, dtype=np.float64).reshape(4, 2), -_text_turns(quad, angle), axis=0)
+    return np.roll(np.asarray(quad, dtype=np.float64).reshape(4, 2), -text_turns(quad, angle), axis=0)
 
 
-def _text_turns(quad: np.ndarray, angle: int) -> int:
+def text_turns(quad: np.ndarray, angle: int) -> int:
     """Corners from a quad's top-left to where its text starts (see ``text_quad``)."""
     return (1 if is_tall(*quad_size(quad)) else 0) + (2 if angle == 180 else 0)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,8 +23,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ocrlite.postprocess import line_words, text_quad
-from ocrlite.results import PageResult, TextLine
+from ocrlite.postprocess import line_words, text_quad, text_turns
+from ocrlite.results import PageResult, TextLine, TextWord
 
 __all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "tsv_rows", "TsvWriter"]
 
@@ -181,10 +180,11 @@ class PdfWriter:
     """Searchable PDF: each page image (JPEG) with an invisible text line over each text line
     (a page added without an image holds only the invisible text).
 
-    The page measures the image at its DPI (a rendered PDF page keeps its size). Each
-    line's text is stretched to the line's length and turned to the direction it runs on the page
-    (``text_quad``: vertical and upside-down lines too), so selecting, copying and searching work
-    in a viewer and text extraction returns the lines.
+    The page measures the image at its DPI (a rendered PDF page keeps its size). Each word of a line
+    (``line_words``: its CTC word box; a line read turned 180 degrees as a whole) is stretched over its own
+    box and turned to the direction the line runs on the page (``text_quad``: vertical and upside-down lines
+    too), words apart by a space, so selecting, copying and searching work in a viewer and text extraction
+    returns the lines.
     """
 
     def __init__(self, source: str) -> None:
@@ -214,26 +214,43 @@ class PdfWriter:
     def _add_line(self, line: TextLine, scale: float, page_height: float) -> None:
         from reportlab.pdfbase.pdfmetrics import stringWidth
 
-        quad = text_quad(line.points, line.angle) * scale  # starts where the text starts, edge along it
-        quad[:, 1] = page_height - quad[:, 1]  # PDF y grows upwards
-        top_left, top_right, bottom_right, bottom_left = quad
-        length = (np.linalg.norm(top_right - top_left) + np.linalg.norm(bottom_right - bottom_left)) / 2
-        size = (np.linalg.norm(bottom_left - top_left) + np.linalg.norm(bottom_right - top_right)) / 2
-        if length <= 0 or size <= 0 or not line.text:
+        # Each word over its own box; a line read turned 180 degrees as one stretch (placed word by word, a
+        # PDF reader copies its words in page order, right to left, not in reading order).
+        words = line_words(line) if line.angle != 180 else (TextWord(line.text, line.points, line.score),)
+        turns = text_turns(line.points, line.angle)  # the corner where the line's text starts
+        top_left, top_right, bottom_right, bottom_left = self._pdf_quad(text_quad(line.points, line.angle), scale,
+                                                                        page_height)
+        size = _side_lengths(np.array([top_left, top_right, bottom_right, bottom_left]))[1]
+        direction = (top_right - top_left + bottom_right - bottom_left) / 2
+        if not words or size <= 0 or not np.any(direction):
             return
-        dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
-        angle = math.atan2(dy, dx)
+        along = direction / np.linalg.norm(direction)
+        cos, sin = float(along[0]), float(along[1])
+        baseline = bottom_left + np.array([-sin, cos]) * 0.2 * size
         font = _font_for(line.text)
-        natural = stringWidth(line.text, font, size)
         text = self.canvas.beginText()
         text.setTextRenderMode(3)  # invisible: selectable and searchable, never drawn
         text.setFont(font, size)
-        text.setHorizScale(100.0 * length / natural if natural > 0 else 100.0)
-        baseline = bottom_left + np.array([-math.sin(angle), math.cos(angle)]) * 0.2 * size
-        cos, sin = math.cos(angle), math.sin(angle)
         text.setTextTransform(cos, sin, -sin, cos, float(baseline[0]), float(baseline[1]))
-        text.textOut(line.text)
+        at = 0.0  # where along the baseline the text cursor's line starts
+        for i, word in enumerate(words):  # one text object: a copy keeps the words in reading order
+            quad = self._pdf_quad(np.roll(word.points, -turns, axis=0), scale, page_height)
+            start = float(np.dot((quad[0] + quad[3]) / 2 - (top_left + bottom_left) / 2, along))
+            length, natural = _side_lengths(quad)[0], stringWidth(word.text, font, size)
+            if length <= 0 or natural <= 0:
+                continue
+            text.moveCursor(start - at, 0)
+            at = start
+            text.setHorizScale(100.0 * length / natural)  # the word spans its own box
+            text.textOut(word.text + (" " if i < len(words) - 1 else ""))  # the space: words stay apart in a copy
         self.canvas.drawText(text)
+
+    @staticmethod
+    def _pdf_quad(quad: np.ndarray, scale: float, page_height: float) -> np.ndarray:
+        """A quad in page pixels as PDF points (y grows upwards)."""
+        points = np.asarray(quad, dtype=np.float64).reshape(4, 2) * scale
+        points[:, 1] = page_height - points[:, 1]
+        return points
 
     def missing(self, number: int, reason: str) -> None:
         self.blanks += 1
@@ -314,6 +331,14 @@ def _jpeg(image: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("cannot encode the page image as JPEG")
     return encoded.tobytes()
+
+
+def _side_lengths(quad: np.ndarray) -> tuple[float, float]:
+    """(length along the text, height) of a quad starting where its text starts: mean of opposite sides."""
+    top_left, top_right, bottom_right, bottom_left = quad
+    length = (np.linalg.norm(top_right - top_left) + np.linalg.norm(bottom_right - bottom_left)) / 2
+    height = (np.linalg.norm(bottom_left - top_left) + np.linalg.norm(bottom_right - top_right)) / 2
+    return float(length), float(height)
 
 
 def _one_line(text: str) -> str:

@@ -465,6 +465,25 @@ def test_pdf_text_runs_the_way_the_line_reads(points: list, angle: int, first: t
         assert np.linalg.norm(centre - np.array([x, y])) < 20, (index, centre)
 
 
+def test_pdf_words_sit_over_their_own_boxes() -> None:
+    """A word lies over its CTC word box, not where an even stretch of the whole line would put it."""
+    from ocrlite.io.writers import PageRecord, make_writer
+    from ocrlite.results import TextWord
+
+    def box(x0: float, x1: float) -> np.ndarray:
+        return np.array([[x0, 20], [x1, 20], [x1, 50], [x0, 50]], dtype=np.float64)
+
+    words = (TextWord("ab", box(20, 60), 0.9), TextWord("cdefgh", box(200, 280), 0.9))
+    line = TextLine(box(20, 280), "ab cdefgh", 0.9, 0.9, 0, words)
+    writer = make_writer("pdf", "x.png")
+    writer.add(PageRecord(1, PageResult(300, 100, (line,)), 72.0, None))
+    text = pdfium.PdfDocument(io.BytesIO(writer.render()))[0].get_textpage()
+    assert text.get_text_range() == "ab cdefgh"
+    left = text.get_charbox(3)[0]  # "c": the second word's box starts at 200 (an even stretch: about 107)
+    right = text.get_charbox(8)[2]  # "h" ends at the box's end
+    assert abs(left - 200) < 3 and abs(right - 280) < 3
+
+
 def test_writers_keep_unicode_text_searchable() -> None:
     from ocrlite.io.writers import PageRecord, make_writer
 
