@@ -92,7 +92,7 @@ def _decode(stream: BinaryIO, name: str, max_pixels: int) -> np.ndarray:
         if width * height > max_pixels:
             raise ImageReadError(
                 f"{name}: image is {width}x{height} = {width * height} pixels, more than the "
-                f"limit of {max_pixels}; pass a larger max_pixels to read it"
+                f"limit of {max_pixels} that bounds memory; scale it down (in Python: read_image(path, max_pixels=N))"
             )
         try:
             image.load()
