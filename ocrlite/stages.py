@@ -167,13 +167,21 @@ def load_stage_config(name: str | Path, overrides: Iterable[str] = ()) -> dict[s
 
 def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """A pipeline config's raw mapping; each of det/cls/rec/page becomes a full stage mapping (``page``: the
-    shipped page classifier when the config names none).
+    shipped page classifier when the config names none). A single stage's config stands for the default
+    pipeline with that stage replaced.
 
     Overrides address the resolved tree, e.g. ``det.postprocess.box_thresh=0.5``, ``pipeline.drop_score=0.3``
     or ``page.postprocess.thresh=0.6``.
     """
     path = find_config(name or DEFAULT_PIPELINE)
     raw = load_yaml(path)
+    if "model" in raw:  # one stage's config (an ``ocrlite train`` export): the default pipeline with it
+        kind = stage_kind(raw)
+        if kind not in STAGE_KINDS:
+            raise ConfigError(f"{path.name}: a single stage config without a det, cls or rec head; name it in a "
+                              "pipeline config")
+        stage, path = path, find_config(DEFAULT_PIPELINE)
+        raw = {**load_yaml(path), kind: str(stage.resolve())}
     check_keys(path.name, raw, PIPELINE_KEYS)
     missing = [k for k in ("det", "rec") if k not in raw]
     if missing:

@@ -87,3 +87,13 @@ def test_an_override_of_an_unknown_top_level_key_is_an_error() -> None:
     """``--set backend=onnxruntime`` was silently ignored (the key is det.backend, or --backend)."""
     with pytest.raises(ConfigError, match="--set: unknown key 'backend'"):
         load_pipeline_config(overrides=["backend=onnxruntime"])
+
+
+def test_a_stage_config_stands_for_the_default_pipeline_with_that_stage() -> None:
+    """What ``ocrlite train`` exports (one stage's config) loads with --config on every command."""
+    cfg = load_pipeline_config("rec_ppocrv2_en.yaml", ["rec.preprocess.batch_size=3"])
+    default = load_pipeline_config()
+    assert cfg["rec"]["weights"] == "rec_ppocrv2_en" and cfg["rec"]["preprocess"]["batch_size"] == 3
+    assert cfg["det"] == default["det"] and cfg["cls"] == default["cls"]
+    with pytest.raises(ConfigError, match="without a det, cls or rec head"):
+        load_pipeline_config("page_cls_pplcnet.yaml")
