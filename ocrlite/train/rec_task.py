@@ -152,7 +152,7 @@ class RecData:
 
     train: list[str] = field(default_factory=list)
     eval: str = ""
-    eval_limit: int = 500
+    eval_limit: int = 500  # score only the first N lines of ``eval`` (0: all, as in the cls task)
     synth: str = ""
     synth_share: float = 1.0
     scene_share: float = SCENE_SHARE
@@ -168,6 +168,8 @@ class RecData:
             raise ConfigError(f"train.data.synth_share must be between 0 and 1, got {self.synth_share}")
         if self.width_multiple < 1:
             raise ConfigError(f"train.data.width_multiple must be at least 1, got {self.width_multiple}")
+        if self.eval_limit < 0:
+            raise ConfigError(f"train.data.eval_limit must be 0 (all) or more, got {self.eval_limit}")
         if not self.train and not self.synth:
             raise ConfigError("train.data: give label files (train) or a synthetic language (synth)")
 
@@ -208,6 +210,11 @@ class RecTask:
             self.rejected += rejected
         if self.data.train and not self.samples:
             raise ConfigError(f"train.data.train: no usable samples in {', '.join(self.data.train)}")
+        self.eval_samples: list[tuple[Path, str]] = []  # read now: a bad eval file fails the start, not step N
+        if self.data.eval:
+            self.eval_samples = read_label_file(self.data.eval, self.charset)[0][: self.data.eval_limit or None]
+            if not self.eval_samples:
+                raise ConfigError(f"train.data.eval: no usable samples in {self.data.eval}")
         ratios = np.array([_ratio(path) for path, _ in self.samples], dtype=np.float64)
         self.order = np.argsort(ratios, kind="stable")  # samples by width/height, for ratio batches
         self.synth: Synthesizer | None = None
@@ -314,10 +321,9 @@ class RecTask:
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Case-sensitive word accuracy and 1 - NED on the eval label file, through ``TextRecognizer``."""
-        if not self.data.eval:
+        if not self.eval_samples:
             return {}
-        samples, _ = read_label_file(self.data.eval, self.charset)
-        samples = samples[: self.data.eval_limit]
+        samples = self.eval_samples
         was_training = model.training
         recognizer = TextRecognizer(TorchRunner(model, softmax=True, channels_last=False), self.pre, self.charset)
         try:

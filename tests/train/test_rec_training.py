@@ -261,3 +261,17 @@ def test_evaluate_hands_back_the_outputs_its_rows_score(synth_set: Path) -> None
         assert row["accuracy_cs"] == round(100 * word_accuracy(texts, labels, case_sensitive=True), 2)
     v2, v2_en = (correct_words(*outputs[name], case_sensitive=True) for name in ("ppocr-v2", "ppocr-v2-en"))
     assert sum(v2_en) > sum(v2)
+
+
+def test_a_bad_eval_label_file_fails_the_start_not_the_first_evaluation(synth_set: Path, tmp_path: Path) -> None:
+    stage = _stage(synth_set, 4)
+    stage["train"]["data"]["eval"] = str(tmp_path / "missing.txt")
+    with pytest.raises(ConfigError, match="missing.txt: label file not found"):
+        RecTask(stage, 3)
+    (tmp_path / "empty.txt").write_text("")
+    stage["train"]["data"]["eval"] = str(tmp_path / "empty.txt")
+    with pytest.raises(ConfigError, match="train.data.eval: no usable samples"):
+        RecTask(stage, 3)
+    stage = _stage(synth_set, 4)
+    stage["train"]["data"]["eval_limit"] = 0  # 0: all of them, as in the cls task
+    assert len(RecTask(stage, 3).eval_samples) == 24
