@@ -66,6 +66,13 @@ class ClsAugmentSettings:
     bda_prob: float = 0.4
     at_input: bool = True  # augment after resizing to the net's input (strengths in input pixels)
 
+    def __post_init__(self) -> None:
+        if self.num_ops < 0:
+            raise ConfigError(f"train.augment.num_ops must be 0 or more, got {self.num_ops}")
+        for name in ("magnitude", "bda_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"train.augment.{name} must be between 0 and 1, got {getattr(self, name)}")
+
 
 def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
                 min_width: int) -> Splits[np.ndarray]:

@@ -86,6 +86,15 @@ class DetAugmentSettings:
     copy_paste: float = 0.0
     keep_scale: bool = False  # crop windows of at most size x size, padded, never resized
 
+    def __post_init__(self) -> None:
+        _check("train.augment", self.size >= 32, f"size must be at least 32, got {self.size}")
+        _check("train.augment", 0 < self.scale_min <= self.scale_max,
+               f"scale_min and scale_max must be 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}")
+        _check("train.augment", self.max_angle >= 0, f"max_angle must be 0 or more, got {self.max_angle}")
+        for name in ("flip", "color", "copy_paste"):
+            value = getattr(self, name)
+            _check("train.augment", 0 <= value <= 1, f"{name} must be between 0 and 1, got {value}")
+
 
 @dataclass(frozen=True)
 class DetLossSettings:
@@ -99,6 +108,23 @@ class DetLossSettings:
     min_text_size: int = 8
     thresh_min: float = 0.3
     thresh_max: float = 0.7
+
+    def __post_init__(self) -> None:
+        _check("train.loss", self.main_loss in ("dice", "bce"),
+               f"main_loss must be dice or bce, got {self.main_loss!r}")
+        _check("train.loss", 0 < self.shrink_ratio < 1,
+               f"shrink_ratio must be between 0 and 1, got {self.shrink_ratio}")
+        _check("train.loss", 0 <= self.thresh_min < self.thresh_max <= 1,
+               f"thresh_min and thresh_max must be 0 <= min < max <= 1, got {self.thresh_min}, {self.thresh_max}")
+        for name in ("alpha", "beta", "ohem_ratio", "min_text_size"):
+            value = getattr(self, name)
+            _check("train.loss", value >= 0, f"{name} must be 0 or more, got {value}")
+
+
+def _check(section: str, ok: bool, message: str) -> None:
+    """A ConfigError naming ``section`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{section}.{message}")
 
 
 def init_db_branch(branch: nn.Module, source: nn.Module) -> None:

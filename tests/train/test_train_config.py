@@ -9,7 +9,10 @@ from click.testing import CliRunner
 
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
+from ocrlite.train.cls_task import ClsAugmentSettings
+from ocrlite.train.det_task import DetAugmentSettings, DetLossSettings
 from ocrlite.train.run import load_training_config
+from ocrlite.train.settings import from_mapping
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "train" / "rec_ppocrv2_en.yaml")
 
@@ -31,3 +34,15 @@ def test_train_commands_take_prefixed_keys(command: str, tmp_path: Path) -> None
                                        "--set", "rec.train.task=bogus"])
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == "ocrlite: error: train.task must be one of rec, det, cls, got 'bogus'\n"
+
+
+@pytest.mark.parametrize(("section", "values", "message"), [
+    (DetLossSettings, {"main_loss": "foo"}, "train.loss.main_loss must be dice or bce"),
+    (DetAugmentSettings, {"scale_min": 3, "scale_max": 1}, "train.augment.scale_min and scale_max"),
+    (DetAugmentSettings, {"size": 0}, "train.augment.size must be at least 32"),
+    (ClsAugmentSettings, {"num_ops": -1}, "train.augment.num_ops must be 0 or more"),
+])
+def test_out_of_range_training_settings_are_config_errors(section: type, values: dict, message: str) -> None:
+    """Each was a traceback deep in the data loader or the loss (exit 1), not one line (exit 2)."""
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(section, "train", values)
