@@ -126,6 +126,13 @@ class _DrawPaths:
         return target
 
 
+def _file_name(value: str | None) -> str | None:
+    """A name used as a file name in the run's export folder: no folders, not empty, not . or .."""
+    if value is not None and (not value or value in (".", "..") or "/" in value or os.sep in value):
+        raise click.BadParameter(f"{value!r} must be a plain file name (no folders)", param_hint="--name")
+    return value
+
+
 def _json(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
@@ -624,7 +631,8 @@ _TRAIN_OPTIONS = (
     click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
     click.option("--export/--no-export", default=True, show_default=True,
                  help="Write RUN/export/NAME.{safetensors,json,yaml} from the best weights at the end."),
-    click.option("--name", help="Exported model name (default: the config's file stem)."),
+    click.option("--name", callback=lambda ctx, param, value: _file_name(value),
+                 help="Exported model name (default: the config's file stem)."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 )
 

@@ -46,3 +46,9 @@ def test_out_of_range_training_settings_are_config_errors(section: type, values:
     """Each was a traceback deep in the data loader or the loss (exit 1), not one line (exit 2)."""
     with pytest.raises(ConfigError, match=message):
         from_mapping(section, "train", values)
+
+
+@pytest.mark.parametrize("name", ["sub/x", "../escaped", ".."])
+def test_an_export_name_with_folders_is_refused(tmp_path: Path, name: str) -> None:
+    run = CliRunner().invoke(main, ["train", CONFIG, "-o", str(tmp_path / "run"), "--name", name])
+    assert run.exit_code == 2 and "must be a plain file name" in run.output and not (tmp_path / "run").exists()
