@@ -2,8 +2,9 @@
 
 A checkpoint is a folder ``step_NNNNNNN`` holding ``model.safetensors`` (the net's state dict),
 ``optimizer.safetensors`` (per-parameter optimizer state and the torch RNG state), for a task that keeps
-tensors of its own (the recognizer's center-loss centers) ``task.safetensors``, and
-``state.json`` (step, optimizer hyper-parameters, AMP scaler, counters, config).
+tensors of its own (the recognizer's center-loss centers) ``task.safetensors``, once the run has kept a best
+step ``best.safetensors`` (its weights, so that a run resumed into another folder exports them), and
+``state.json`` (step, optimizer hyper-parameters, AMP scaler, counters, settings, config).
 ``state.json`` is written last and records the sha256 of the tensor files, so a folder without it,
 or with files that differ, is not a checkpoint. ``LATEST`` in the run folder names the newest one.
 """
@@ -11,6 +12,7 @@ or with files that differ, is not a checkpoint. ``LATEST`` in the run folder nam
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,12 @@ from ..errors import ConfigError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..weights import sha256_file
 
-__all__ = ["save_checkpoint", "load_checkpoint", "find_checkpoint", "state_tensors"]
+__all__ = ["save_checkpoint", "load_checkpoint", "find_checkpoint", "read_state", "checkpoint_step", "state_tensors",
+           "BEST_FILE"]
 
 LATEST = "LATEST"
 TASK_FILE = "task.safetensors"
+BEST_FILE = "best.safetensors"
 
 
 def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -55,10 +59,14 @@ def save_checkpoint(
     extra: dict[str, Any],
     keep: int = 2,
     task_tensors: dict[str, torch.Tensor] | None = None,
+    best: Path | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` under ``run_dir/checkpoints``, point ``LATEST`` at it, keep the newest ``keep``.
+    """Write checkpoint ``step`` under ``run_dir/checkpoints``, point ``LATEST`` at it and prune the others.
 
-    ``task_tensors`` (the task's own state, if any) go to ``task.safetensors``."""
+    ``task_tensors`` (the task's own state, if any) go to ``task.safetensors``, the file ``best`` (the run's
+    best weights, if it has any yet) is copied to ``best.safetensors``. Pruning goes by step number: it keeps
+    this checkpoint and the ``keep - 1`` newest before it, and removes any with a later step (left by a run
+    that was resumed from an earlier checkpoint, so no longer on this run's way)."""
     from safetensors.torch import save
 
     root = run_dir / "checkpoints"
@@ -74,6 +82,11 @@ def save_checkpoint(
     if task_tensors:
         atomic_write_bytes(folder / TASK_FILE, save(task_tensors))
         names.append(TASK_FILE)
+    if best is not None:
+        atomic_write_bytes(folder / BEST_FILE, best.read_bytes())
+        names.append(BEST_FILE)
+    for stale in {TASK_FILE, BEST_FILE} - set(names):  # left by an earlier checkpoint of this step
+        (folder / stale).unlink(missing_ok=True)
     state = {
         "step": step,
         "optimizer": optim_rest,
@@ -82,9 +95,18 @@ def save_checkpoint(
     }
     atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
     atomic_write_text(root / LATEST, folder.name + "\n")
-    for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
+    others = {p: n for p in root.glob("step_*") if p.is_dir() and p != folder and (n := checkpoint_step(p)) is not None}
+    earlier = sorted((n, p) for p, n in others.items() if n < step)
+    kept = {p for _, p in earlier[max(0, len(earlier) - keep + 1):]}
+    for old in others.keys() - kept:
         shutil.rmtree(old)
     return folder
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    """The step of a checkpoint folder named ``step_NNNNNNN``; None for any other name."""
+    match = re.fullmatch(r"step_(\d+)", folder.name)
+    return int(match.group(1)) if match else None
 
 
 def find_checkpoint(path: Path) -> Path:
@@ -101,15 +123,27 @@ def find_checkpoint(path: Path) -> Path:
     raise ConfigError(f"no checkpoint in {path} (expected state.json or checkpoints/{LATEST})")
 
 
+def read_state(folder: Path) -> dict[str, Any]:
+    """The checkpoint's ``state.json`` (a ConfigError when it cannot be read)."""
+    try:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read checkpoint {folder}: {exc}") from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"cannot read checkpoint {folder}: state.json is not a mapping")
+    return state
+
+
 def load_checkpoint(
     folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Restore model, optimizer and torch RNG states from ``folder``; return ``state.json`` and the
-    task's own tensors (``task.safetensors``; empty when the checkpoint has none)."""
+    task's own tensors (``task.safetensors``; empty when the checkpoint has none). Tensors that do not fit
+    ``model`` or ``optimizer`` (another net, other frozen modules) are a ConfigError."""
     from safetensors.torch import load_file
 
+    state = read_state(folder)
     try:
-        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         for name, digest in state["sha256"].items():
             if sha256_file(folder / name) != digest:
                 raise ConfigError(f"checkpoint {folder}: {name} does not match its sha256 in state.json")
@@ -118,7 +152,12 @@ def load_checkpoint(
         task_tensors = load_file(str(folder / TASK_FILE)) if TASK_FILE in state["sha256"] else {}
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"cannot read checkpoint {folder}: {exc}") from None
-    model.load_state_dict(weights, strict=True)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        lines = str(exc).strip().splitlines()
+        detail = (lines[1] if len(lines) > 1 else lines[0]).strip()[:200]
+        raise ConfigError(f"checkpoint {folder} does not fit this net: {detail}") from None
     per_param: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("state."):
@@ -126,7 +165,11 @@ def load_checkpoint(
             per_param.setdefault(int(index), {})[name] = value
     for index, values in state["optimizer"]["scalars"].items():
         per_param.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict({"state": per_param, "param_groups": state["optimizer"]["param_groups"]})
+    try:
+        optimizer.load_state_dict({"state": per_param, "param_groups": state["optimizer"]["param_groups"]})
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"checkpoint {folder}: its optimizer state does not fit this run's "
+                          f"parameter groups (train.freeze or the task's groups differ): {exc}") from None
     torch.set_rng_state(tensors["rng.torch"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])

@@ -25,7 +25,7 @@ from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..stages import load_stage_config, stage_kind, stage_overrides, stage_spec
 from ..weights import sha256_file
 from .task import Task
-from .trainer import TrainResult, TrainSettings, train
+from .trainer import TrainResult, TrainSettings, check_resume, run_checkpoint, train
 
 __all__ = ["TASKS", "build_task", "write_data_manifest", "export_model", "load_training_config", "run_training"]
 
@@ -50,8 +50,11 @@ def build_task(stage: dict[str, Any], batch_size: int) -> Task:
 
 
 def write_data_manifest(path: Path, files: Sequence[Path]) -> str:
-    """Write ``{"files": [{"path", "sha256"}]}`` for ``files`` to ``path``; return the manifest's sha256."""
-    entries = [{"path": str(f), "sha256": sha256_file(Path(f))} for f in files]
+    """Write ``{"files": [{"path", "sha256"}]}`` for ``files`` to ``path``; return the manifest's sha256.
+
+    The paths are absolute (resolved), as in ``data.write_split_manifest``: ``ocrlite eval --split`` reads
+    relative ones against the manifest's folder, not the folder the run was started from."""
+    entries = [{"path": str(Path(f).resolve()), "sha256": sha256_file(Path(f))} for f in files]
     data = json.dumps({"files": entries}, indent=0).encode("utf-8")
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
@@ -156,11 +159,16 @@ def run_training(
     one-line summary goes to ``notify``) and trains the plain rec task on them.
     A ``train.qat`` section wraps it for quantization-aware fine-tuning (``ocrlite.slim.qat``); the returned
     config is then the int8 model's (``export/int8/<kind>.yaml``), the float export lies beside it.
+    The run folder and the checkpoint to resume are checked (``trainer.run_checkpoint``, ``check_resume``)
+    before anything is written to the run folder.
     """
     stage = load_training_config(config, overrides, teacher, distill)
     if not stage.get("train"):
         raise ConfigError(f"{config}: no train: section")
     settings = TrainSettings.from_stage(stage)
+    checkpoint = run_checkpoint(run_dir, resume)
+    if checkpoint is not None:  # the settings now; the config too once a pseudo-label run has made its own
+        check_resume(checkpoint, settings, None)
     about: dict[str, Any] = {}
     if stage["train"].get("distill") is not None:  # checked before the task reads any data
         from ..slim.distill import DistillSettings
@@ -182,9 +190,11 @@ def run_training(
 
         qat = qat_task(task, stage)
         task, quantized = qat, qat.about
+    if checkpoint is not None:
+        check_resume(checkpoint, settings, stage)
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files)
-    result = train(task, settings, run_dir, device, resume, progress, config=stage)
+    result = train(task, settings, run_dir, device, checkpoint, progress, config=stage)
     if not export:
         return result, None
     center = getattr(task, "center", None)  # a rec task's center-loss settings (Enhanced CTC)

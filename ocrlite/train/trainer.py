@@ -14,11 +14,17 @@ with ``workers`` > 0, ahead of time in that many worker processes (same batches 
 so a run that is data-bound shows it) and ``RUN/evals.json``. A task that keeps tensors of its own (the
 recognizer's center-loss centers) has ``task_tensors()`` and ``load_task_tensors(tensors)``: checkpoints
 hold them. A run resumed from a checkpoint continues bit-exact.
+
+A run folder that already holds a run (checkpoints, logs, best weights or an export) is refused unless
+``resume`` names that run or one of its checkpoints; resumed into its own folder, the run first drops what
+came after the checkpoint (log rows, evaluations, a later best). Checkpoints carry the best weights, so a run
+resumed into another folder exports the best it claims. What a resumed run may change is in ``check_resume``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -32,13 +38,16 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
-from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, state_tensors
+from .checkpoint import BEST_FILE, find_checkpoint, load_checkpoint, read_state, save_checkpoint, state_tensors
 from .settings import from_mapping
 from .task import Task
 
-__all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules"]
+__all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules", "run_checkpoint",
+           "check_resume"]
 
 TASK_KEYS = ("task", "data", "augment", "loss", "distill", "center_loss", "qat")  # read elsewhere
+RUN_FILES = ("checkpoints", "log.csv", "evals.json", BEST_FILE, "export")  # a folder holding any holds a run
+RESUMABLE = ("steps", "eval_every", "save_every", "log_every", "workers")  # settings a resumed run may change
 
 
 @dataclass
@@ -72,7 +81,7 @@ class TrainSettings:
             "clip_grad_norm": self.clip_grad_norm >= 0, "eval_every": self.eval_every >= 1,
             "save_every": self.save_every >= 1, "log_every": self.log_every >= 1,
             "optimizer": self.optimizer in ("adam", "adamw"), "weight_decay": self.weight_decay >= 0,
-            "workers": self.workers >= 0,
+            "workers": self.workers >= 0, "seed": self.seed >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -80,7 +89,11 @@ class TrainSettings:
 
     @classmethod
     def from_stage(cls, stage: dict[str, Any]) -> TrainSettings:
-        section = {k: v for k, v in (stage.get("train") or {}).items() if k not in TASK_KEYS}
+        """The settings of ``stage``'s ``train`` section (a ConfigError when it is not a mapping)."""
+        train = stage.get("train") or {}
+        if not isinstance(train, dict):
+            raise ConfigError(f"train must be a mapping, got {train!r}")
+        section = {k: v for k, v in train.items() if k not in TASK_KEYS}
         return from_mapping(cls, "train", section)
 
 
@@ -175,6 +188,7 @@ def _batches(task: Task, s: TrainSettings, first: int, last: int, pin: bool) -> 
         _StepBatches(task, s.seed), batch_size=None, sampler=range(first, last), num_workers=s.workers,
         prefetch_factor=4 if s.workers else None,
         pin_memory=pin, multiprocessing_context="fork" if s.workers else None,
+        generator=torch.Generator().manual_seed(s.seed),  # its own: the iterator draws no default-RNG number
     )
     return iter(loader)
 
@@ -199,6 +213,104 @@ class _Log:
                 writer.writeheader()
             writer.writerow(row)
 
+    def drop_after(self, step: int) -> None:
+        """Drop the rows past ``step`` (written after the checkpoint that a run resumes from)."""
+        if self.fields is None:
+            return
+        with open(self.path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh))
+        column = self.fields.index("step") if "step" in self.fields else 0
+        out = io.StringIO()
+        csv.writer(out).writerows([rows[0], *(r for r in rows[1:] if _row_step(r, column) <= step)])
+        atomic_write_text(self.path, out.getvalue())
+
+
+def _row_step(row: list[str], column: int) -> float:
+    """The step of a log row; infinite for a torn one (a run killed while writing it)."""
+    try:
+        return int(row[column])
+    except (IndexError, ValueError):
+        return math.inf
+
+
+def run_checkpoint(run_dir: Path, resume: Path | None) -> Path | None:
+    """The checkpoint folder ``resume`` names (None without ``resume``), once ``run_dir`` is checked: a folder
+    that already holds a run (any of ``RUN_FILES``) is refused unless the checkpoint is one of its own."""
+    folder = find_checkpoint(resume) if resume is not None else None
+    held = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if held and (folder is None or folder.resolve().parent.parent != run_dir.resolve()):
+        raise ConfigError(f"{run_dir} already holds a training run ({held[0]}): continue it with --resume {run_dir}"
+                          " or train into another folder")
+    return folder
+
+
+def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] | None) -> dict[str, Any]:
+    """``state.json`` of checkpoint ``folder``, checked against the run that resumes it.
+
+    A resumed run may change ``train.steps`` (not to fewer than the checkpoint's step; more extends the
+    schedule), ``eval_every``, ``save_every``, ``log_every``, ``workers`` and ``train.data`` (a moved
+    dataset; ``data_manifest.json`` records what each run read). Every other train setting (optimizer,
+    learning rates, batch size, seed, ``freeze``, ...), the net (``model``), ``weights``, pre/postprocess and
+    the task's sections (augment, loss, distill, center_loss, qat) must be the checkpoint's: the config is
+    compared when both this run and the checkpoint have one. The first difference is a one-line ConfigError.
+    """
+    state = read_state(folder)
+    step = int(state.get("step", 0))
+    if settings.steps < step:
+        raise ConfigError(f"--resume {folder}: train.steps={settings.steps} is fewer than the checkpoint's step {step}")
+    both = bool(config) and bool(state.get("config"))
+    ours = _fixed(asdict(settings), config if both and config else {})
+    theirs = _fixed(state.get("settings") or {}, state["config"] if both else {})
+    difference = _difference(ours, theirs, "")
+    if difference:
+        raise ConfigError(f"--resume {folder}: {difference} (a resumed run may change only train.steps, "
+                          f"{', '.join(RESUMABLE[1:])} and data)")
+    return state
+
+
+def _fixed(settings: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run shares with its checkpoint (``check_resume``), as JSON values."""
+    train = {k: v for k, v in settings.items() if k not in RESUMABLE}
+    section = config.get("train")
+    if isinstance(section, dict):
+        train.update({k: v for k, v in section.items() if k in TASK_KEYS and k != "data"})
+    fixed = {**{k: v for k, v in config.items() if k != "train"}, "train": train}
+    return dict(json.loads(json.dumps(_jsonable(fixed))))
+
+
+def _difference(ours: Any, theirs: Any, where: str) -> str | None:
+    """The first difference between two JSON values (a missing key counts as null), said in words."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for key in sorted(ours.keys() | theirs.keys()):
+            found = _difference(ours.get(key), theirs.get(key), f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+    if ours == theirs:
+        return None
+
+    def show(value: Any) -> str:
+        text = "not set" if value is None else json.dumps(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    return f"{where} is {show(ours)} here but {show(theirs)} in the checkpoint"
+
+
+def _restore_run_files(run_dir: Path, checkpoint: Path, state: dict[str, Any], log: _Log) -> bool:
+    """Make ``run_dir``'s best weights, evaluations and log the checkpoint's; True when it holds best weights."""
+    best = run_dir / BEST_FILE
+    held = BEST_FILE in state["sha256"]
+    if held:
+        atomic_write_bytes(best, (checkpoint / BEST_FILE).read_bytes())
+    else:
+        best.unlink(missing_ok=True)
+    if state["evals"]:
+        atomic_write_text(run_dir / "evals.json", json.dumps(state["evals"], indent=1))
+    else:
+        (run_dir / "evals.json").unlink(missing_ok=True)
+    log.drop_after(int(state["step"]))
+    return held
+
 
 def train(
     task: Task,
@@ -220,6 +332,9 @@ def train(
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available")
+    checkpoint = run_checkpoint(run_dir, resume)
+    if checkpoint is not None:
+        check_resume(checkpoint, settings, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     if dev.type == "cpu":
         torch.set_flush_denormal(True)
@@ -234,16 +349,19 @@ def train(
     counters = {"step": 0, "samples_seen": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "data_seconds": 0.0}
     best: dict[str, float] = {}
     evals: list[dict[str, Any]] = []
-    if resume is not None:
-        state, task_tensors = load_checkpoint(find_checkpoint(resume), model, optimizer)
+    log = _Log(run_dir / "log.csv")
+    have_best = False  # whether RUN/best.safetensors holds weights of this run (or of the run it resumes)
+    if checkpoint is not None:
+        state, task_tensors = load_checkpoint(checkpoint, model, optimizer)
         restore = getattr(task, "load_task_tensors", None)
         if restore is not None:
             restore(task_tensors)
         counters.update(state["counters"])
-        best, evals = state["best"], state["evals"]
+        evals = state["evals"]
+        have_best = _restore_run_files(run_dir, checkpoint, state, log)
+        best = state["best"] if have_best else {}  # a checkpoint without its best's weights claims none
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-    log = _Log(run_dir / "log.csv")
     bar = tqdm(total=settings.steps, initial=counters["step"], disable=not progress, unit="step")
     cpu0, wall0 = time.process_time() - counters["cpu_seconds"], time.perf_counter() - counters["wall_seconds"]
     loss_value = float("nan")
@@ -287,17 +405,19 @@ def train(
             atomic_write_text(run_dir / "evals.json", json.dumps(evals, indent=1))
             if task.metric in scores and scores[task.metric] >= best.get(task.metric, -math.inf):
                 best = {"step": done, **scores}
-                atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(_deployed(task, model))))
+                atomic_write_bytes(run_dir / BEST_FILE, save(state_tensors(_deployed(task, model))))
+                have_best = True
             if scores:
                 bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
         if done % settings.save_every == 0 or done == last:
             extra = {"counters": counters, "best": best, "evals": evals, "settings": asdict(settings),
                      "scaler": scaler.state_dict() if use_amp else None, "config": _jsonable(config or {})}
             own = getattr(task, "task_tensors", None)
-            save_checkpoint(run_dir, done, model, optimizer, extra, task_tensors=own() if own else None)
+            save_checkpoint(run_dir, done, model, optimizer, extra, task_tensors=own() if own else None,
+                            best=run_dir / BEST_FILE if have_best else None)
     bar.close()
-    if not (run_dir / "best.safetensors").is_file():  # no evaluation data: the last weights are the result
-        atomic_write_bytes(run_dir / "best.safetensors", save(state_tensors(_deployed(task, model))))
+    if not have_best:  # no evaluation data: the last weights are the result
+        atomic_write_bytes(run_dir / BEST_FILE, save(state_tensors(_deployed(task, model))))
     return TrainResult(run_dir, int(counters["step"]), int(counters["samples_seen"]), counters["cpu_seconds"],
                        counters["wall_seconds"], best, loss_value)
 

@@ -1,0 +1,255 @@
+"""Run folders and resume: a folder holding a run is refused, checkpoints carry the best weights and are
+checked against the resuming run, pruning goes by step, resumed logs hold each step once, and the data
+manifest is one ``eval --split`` reads."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from safetensors.torch import load_file
+from tiny_crnn import tiny_crnn
+from torch import nn
+
+from ocrlite.charset import Charset
+from ocrlite.cli import main
+from ocrlite.errors import ConfigError
+from ocrlite.files import find_charset
+from ocrlite.stages import load_stage_config
+from ocrlite.train.checkpoint import load_checkpoint, save_checkpoint
+from ocrlite.train.cls_task import ClsTask
+from ocrlite.train.rec_task import RecTask
+from ocrlite.train.synth import write_synth_set
+from ocrlite.train.trainer import TrainSettings, train
+
+CHARSET = Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True)
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synth_set(tmp_path_factory.mktemp("synth"), 12, CHARSET, lang="en", seed=3)
+
+
+def _stage(labels: Path | str, steps: int, evaluate: bool = True, **train: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"train": [str(labels)], **({"eval": str(labels), "eval_limit": 4} if evaluate else {})}
+    section = {"task": "rec", "data": data, "steps": steps, "batch_size": 3, "lr": 1e-3, "warmup_steps": 1,
+               "eval_every": 2, "save_every": 2, "log_every": 1, "freeze_bn": True, **train}
+    return {**tiny_crnn(section), "_dir": None}
+
+
+def _config(tmp_path: Path, labels: Path | str) -> Path:
+    stage = _stage(labels, 4)
+    stage.pop("_dir")
+    path = tmp_path / "tiny_rec.yaml"
+    path.write_text(yaml.safe_dump(stage), encoding="utf-8")
+    return path
+
+
+def _train_cli(*args: str) -> Any:
+    return CliRunner().invoke(main, ["--threads", "1", "train", *args, "-q"])
+
+
+def _logged_steps(run: Path) -> list[int]:
+    with open(run / "log.csv", encoding="utf-8", newline="") as fh:
+        return [int(row["step"]) for row in csv.DictReader(fh)]
+
+
+def _same(a: Path, b: Path) -> bool:
+    x, y = load_file(str(a)), load_file(str(b))
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+class _Scripted(RecTask):
+    """A rec task whose evaluations score what the test scripts (to make a chosen step the best)."""
+
+    def __init__(self, stage: dict[str, Any], scores: list[float]) -> None:
+        super().__init__(stage, 3)
+        self.scores = iter(scores)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return {"word_acc": next(self.scores)}
+
+
+def test_a_folder_that_holds_a_run_is_refused_unless_resumed(labels: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    config, run = str(_config(tmp_path, labels)), tmp_path / "run"
+    assert _train_cli(config, "-o", str(run)).exit_code == 0
+    before = (run / "log.csv").read_bytes(), (run / "best.safetensors").read_bytes()
+    again = _train_cli(config, "-o", str(run), "--set", "train.steps=2")
+    assert again.exit_code == 2
+    assert again.output == (f"ocrlite: error: {run} already holds a training run (checkpoints): continue it with "
+                            f"--resume {run} or train into another folder\n")
+    assert ((run / "log.csv").read_bytes(), (run / "best.safetensors").read_bytes()) == before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["LATEST", "step_0000002", "step_0000004"]
+    other = tmp_path / "other"  # a checkpoint of another run does not open a folder that holds one either
+    shutil.copytree(run, other)
+    refused = _train_cli(config, "-o", str(other), "--resume", str(run / "checkpoints" / "step_0000002"))
+    assert refused.exit_code == 2 and "already holds a training run" in refused.output
+    extended = _train_cli(config, "-o", str(run), "--resume", str(run), "--set", "train.steps=6")
+    assert extended.exit_code == 0, extended.output
+    assert "steps=6" in extended.output and _logged_steps(run) == [1, 2, 3, 4, 5, 6]
+    assert (run / "checkpoints" / "LATEST").read_text().strip() == "step_0000006"
+
+
+def test_pruning_goes_by_step_and_keeps_the_checkpoint_just_written(tmp_path: Path) -> None:
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+
+    def folders() -> list[str]:
+        return sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*"))
+
+    for step in (3, 6):  # left by a run that went further
+        (tmp_path / "checkpoints" / f"step_{step:07d}").mkdir(parents=True)
+    save_checkpoint(tmp_path, 2, model, optimizer, {})
+    assert folders() == ["step_0000002"]
+    assert (tmp_path / "checkpoints" / "LATEST").read_text().strip() == "step_0000002"
+    save_checkpoint(tmp_path, 4, model, optimizer, {})
+    save_checkpoint(tmp_path, 8, model, optimizer, {})
+    assert folders() == ["step_0000004", "step_0000008"]
+    save_checkpoint(tmp_path, 12, model, optimizer, {}, keep=3)
+    assert folders() == ["step_0000004", "step_0000008", "step_0000012"]
+
+
+def test_a_run_resumed_from_an_earlier_checkpoint_keeps_only_its_own_weights_and_rows(
+        labels: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    stage = _stage(labels, 4, evaluate=False)  # no evaluation: the last weights are the result
+    train(RecTask(stage, 3), TrainSettings.from_stage(stage), run, progress=False)
+    assert _logged_steps(run) == [1, 2, 3, 4]
+    old_best = (run / "best.safetensors").read_bytes()
+    longer = _stage(labels, 6, evaluate=False)
+    result = train(RecTask(longer, 3), TrainSettings.from_stage(longer), run, progress=False,
+                   resume=run / "checkpoints" / "step_0000002")
+    assert result.steps == 6 and _logged_steps(run) == [1, 2, 3, 4, 5, 6]  # rows 3 and 4 once, of this run
+    assert (run / "best.safetensors").read_bytes() != old_best
+    assert _same(run / "best.safetensors", run / "checkpoints" / "step_0000006" / "model.safetensors")
+
+
+def test_the_best_weights_travel_with_the_checkpoint(labels: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    stage = _stage(labels, 6, evaluate=False, eval_every=3, save_every=3)
+    settings = TrainSettings.from_stage(stage)
+    first = train(_Scripted(stage, [0.5, 0.1]), settings, tmp_path / "a", progress=False)
+    assert first.best == {"step": 3, "word_acc": 0.5}
+    checkpoint = tmp_path / "ck3"
+    shutil.copytree(tmp_path / "a" / "checkpoints" / "step_0000003", checkpoint)
+    shutil.rmtree(tmp_path / "a")  # nothing left to borrow the best weights from
+    resumed = train(_Scripted(stage, [0.1]), settings, tmp_path / "b", resume=checkpoint, progress=False)
+    assert resumed.best == {"step": 3, "word_acc": 0.5}
+    best = tmp_path / "b" / "best.safetensors"
+    assert _same(best, checkpoint / "model.safetensors")  # the step-3 weights it claims, not step 6's
+    assert not _same(best, tmp_path / "b" / "checkpoints" / "step_0000006" / "model.safetensors")
+    assert _same(best, tmp_path / "b" / "checkpoints" / "step_0000006" / "best.safetensors")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(labels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Step 2 of a tiny run (its config recorded)."""
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("ck") / "run"
+    stage = _stage(labels, 2, evaluate=False, freeze=["backbone.stem"])
+    train(RecTask(stage, 3), TrainSettings.from_stage(stage), run, progress=False, config=stage)
+    return run / "checkpoints" / "step_0000002"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lr": 0.002}, "train.lr is 0.002 here but 0.001 in the checkpoint"),
+    ({"freeze": []}, 'train.freeze is [] here but ["backbone.stem"] in the checkpoint'),
+    ({"steps": 1}, "train.steps=1 is fewer than the checkpoint's step 2"),
+    ({"augment": {"tia_prob": 0.0}}, 'train.augment is {"tia_prob": 0.0} here but not set in the checkpoint'),
+    ({"model.head.mid_channels": 8}, "model.head.mid_channels is 8 here but 16 in the checkpoint"),
+])
+def test_resume_checks_the_checkpoint_against_the_run(labels: Path, checkpoint: Path, tmp_path: Path,
+                                                      change: dict[str, Any], message: str) -> None:
+    stage = _stage(labels, 4, evaluate=False, freeze=["backbone.stem"])
+    for key, value in change.items():
+        if key.startswith("model."):
+            stage["model"]["head"]["mid_channels"] = value
+        else:
+            stage["train"][key] = value
+    with pytest.raises(ConfigError, match="^--resume .*step_0000002: " + re.escape(message)):
+        train(RecTask(stage, 3), TrainSettings.from_stage(stage), tmp_path / "run", resume=checkpoint,
+              progress=False, config=stage)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_may_extend_the_run_and_change_how_often_it_reports(labels: Path, checkpoint: Path,
+                                                                   tmp_path: Path) -> None:
+    stage = _stage(labels, 3, evaluate=False, freeze=["backbone.stem"], eval_every=5, save_every=5, log_every=2)
+    stage["train"]["data"].update(eval=str(labels), eval_limit=2)  # data may change (e.g. a moved set)
+    result = train(RecTask(stage, 3), TrainSettings.from_stage(stage), tmp_path / "run", resume=checkpoint,
+                   progress=False, config=stage)
+    assert result.steps == 3
+
+
+def test_a_checkpoint_that_does_not_fit_the_net_is_a_config_error(checkpoint: Path) -> None:
+    other = nn.Linear(3, 2)
+    with pytest.raises(ConfigError, match="does not fit this net"):
+        load_checkpoint(checkpoint, other, torch.optim.Adam(other.parameters()))
+    state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+    net = RecTask({**state["config"], "_dir": None}, 3).build_model()  # the same net, but nothing frozen
+    with pytest.raises(ConfigError, match="optimizer state does not fit"):
+        load_checkpoint(checkpoint, net, torch.optim.Adam(net.parameters()))
+
+
+def test_resume_with_dropout_is_bit_exact(labels: Path, tmp_path: Path) -> None:
+    """The DataLoader draws from its own generator, not from the restored default one that dropout uses."""
+    torch.set_num_threads(1)
+    stage = load_stage_config("cls_ppocr_mobile_v2.yaml")
+    stage.update(weights=None, train={"task": "cls", "data": {"format": "labels", "root": str(labels)}, "steps": 4,
+                                      "batch_size": 4, "warmup_steps": 1, "eval_every": 100, "save_every": 2})
+    stage["model"]["head"] = {"name": "ClassifierHead", "num_classes": 2, "dropout": 0.5}
+    settings = TrainSettings.from_stage(stage)
+    train(ClsTask(stage, 4), settings, tmp_path / "full", progress=False)
+    train(ClsTask(stage, 4), settings, tmp_path / "half", progress=False, stop_at=2)
+    train(ClsTask(stage, 4), settings, tmp_path / "half", resume=tmp_path / "half", progress=False)
+    final = Path("checkpoints") / "step_0000004" / "model.safetensors"
+    assert _same(tmp_path / "full" / final, tmp_path / "half" / final)
+
+
+def test_the_data_manifest_of_a_relative_data_root_serves_eval_split(labels: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocrlite.eval.harness import load_samples
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(labels.parent.parent)
+    relative = Path(labels.parent.name) / labels.name
+    config = _config(tmp_path, relative)
+    result = _train_cli(str(config), "-o", str(tmp_path / "run"), "--set", "train.steps=1", "--no-export")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "run" / "data_manifest.json").read_text(encoding="utf-8"))
+    assert all(Path(entry["path"]).is_absolute() for entry in manifest["files"])
+    monkeypatch.chdir(tmp_path)
+    _, samples = load_samples("rec", labels.parent, split=tmp_path / "run" / "data_manifest.json")
+    assert len(samples) == 12
+
+
+def test_a_failed_start_leaves_no_run_folder(labels: Path, checkpoint: Path, tmp_path: Path) -> None:
+    config = str(_config(tmp_path, labels))
+    (tmp_path / "empty").mkdir()
+    missing = _train_cli(config, "-o", str(tmp_path / "a"), "--resume", str(tmp_path / "empty"))
+    assert missing.exit_code == 2 and "no checkpoint in" in missing.output
+    same = ["--resume", str(checkpoint), "--set", "train.freeze=[backbone.stem]"]
+    changed = _train_cli(config, "-o", str(tmp_path / "b"), *same, "--set", "train.lr=0.5")
+    assert changed.exit_code == 2 and "train.lr is 0.5 here" in changed.output
+    other_net = _train_cli(config, "-o", str(tmp_path / "c"), *same, "--set", "model.head.mid_channels=8")
+    assert other_net.exit_code == 2 and "model.head.mid_channels is 8 here" in other_net.output
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.seed=-1", "train.seed: invalid value -1"),
+    ("train=[1]", "train must be a mapping, got [1]"),
+])
+def test_bad_train_sections_are_one_line_errors(labels: Path, tmp_path: Path, override: str, message: str) -> None:
+    result = _train_cli(str(_config(tmp_path, labels)), "-o", str(tmp_path / "run"), "--set", override)
+    assert (result.exit_code, result.output) == (2, f"ocrlite: error: {message}\n")
