@@ -236,14 +236,17 @@ def _open_frames(path: Path, dpi: float, data: bytes | None) -> tuple[Image.Imag
     return None, own_dpi
 
 
+_MIN_RECORDED_DPI = 10.0  # below it (Pillow reports 1 for a TIFF without resolution tags): not a real DPI
+
+
 def _image_dpi(image: Image.Image, fallback: float) -> float:
-    """The horizontal DPI an image records, or ``fallback``."""
+    """The horizontal DPI an image records, or ``fallback`` when it records none (or an implausible one)."""
     dpi = image.info.get("dpi")
     try:
         value = float(dpi[0]) if dpi else 0.0
     except (TypeError, ValueError, IndexError):
         value = 0.0
-    return value if value >= 1.0 else fallback
+    return value if value >= _MIN_RECORDED_DPI else fallback
 
 
 def _render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:

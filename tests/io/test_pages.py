@@ -70,3 +70,16 @@ def test_read_input_names_the_file_it_cannot_read(tmp_path: Path) -> None:
         read_input(tmp_path)
     (tmp_path / "x.png").write_bytes(b"\x89PNG\x00\x00")
     assert read_input(tmp_path / "x.png") == b"\x89PNG\x00\x00"
+
+
+def test_a_tiff_without_resolution_tags_gets_the_fallback_dpi(tmp_path: Path) -> None:
+    """Pillow reports 1 dpi for such a TIFF: a 640 px page would be a 640-inch searchable PDF page."""
+    path = tmp_path / "bare.tiff"
+    Image.new("RGB", (64, 30), "white").save(path, save_all=True, append_images=[Image.new("RGB", (64, 30))])
+    with Image.open(path) as image:
+        assert image.info["dpi"] == (1, 1)  # what Pillow reports: no real resolution
+    with open_pages(path, dpi=200) as source:
+        assert [source.page(n).dpi for n in (1, 2)] == [200, 200]
+    Image.new("RGB", (64, 30), "white").save(tmp_path / "tagged.tiff", dpi=(300, 300))
+    with open_pages(tmp_path / "tagged.tiff", dpi=200) as source:
+        assert source.page(1).dpi == pytest.approx(300)
