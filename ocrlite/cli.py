@@ -158,6 +158,10 @@ def _parse_formats(values: Sequence[str], allowed: Sequence[str], several: bool 
     return formats or ("json",)
 
 
+det_limit_option = click.option("--det-limit-side-len", type=int,
+                                help="Side limit for the detector input (default: the preset's; 960 for ppocr-v2).")
+box_thresh_option = click.option("--box-thresh", type=float,
+                                 help="Minimum mean probability of a box (default: the preset's; 0.6 for ppocr-v2).")
 images_argument = click.argument("images", nargs=-1, required=True)
 config_option = click.option(
     "--config", type=click.Path(dir_okay=False),
@@ -200,8 +204,8 @@ def run() -> None:
 @images_argument
 @config_option
 @model_option
-@click.option("--det-limit-side-len", type=int, help="Side limit for the detector input (default 960).")
-@click.option("--box-thresh", type=float, help="Minimum mean probability of a box (default 0.6).")
+@det_limit_option
+@box_thresh_option
 @click.option("--unclip-ratio", type=float, help="How far boxes are grown around the text kernel.")
 @click.option("--draw", type=click.Path(), help="Write the image with boxes drawn: a file, or a folder.")
 @format_option
@@ -293,7 +297,7 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
 cls_option = click.option(
     "--cls/--no-cls", "use_cls", default=None,
     help="Turn upside-down lines before reading them with the 0/180 direction classifier "
-         "(default: the config's pipeline.use_cls, on for every shipped preset).")
+         "(default: the config's pipeline.use_cls: on for every shipped preset but the PP-OCRv5/v6 ones).")
 
 
 @main.command()
@@ -336,8 +340,8 @@ cls_option = click.option(
 @click.option("--deskew", is_flag=True, help="Level pages tilted by a few degrees before reading them.")
 @click.option("--drop-score", type=float, help="Drop lines recognized with a lower score (default 0.5).")
 @click.option("--rec-batch", type=click.IntRange(min=1), help="Text lines per recognition batch.")
-@click.option("--det-limit-side-len", type=int, help="Side limit for the detector input (default 960).")
-@click.option("--box-thresh", type=float, help="Minimum mean probability of a box (default 0.6).")
+@det_limit_option
+@box_thresh_option
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]),
               help="Run every net on this backend (default: each stage's backend: key, torch). onnxruntime "
                    "runs our own exports of the same weights, cached (pip install \"ocrlite[onnx]\").")
