@@ -133,7 +133,14 @@ def _frozen(name: str, prefixes: list[str]) -> bool:
 
 
 def freeze_modules(model: nn.Module, prefixes: list[str]) -> None:
-    """Keep the modules named by ``prefixes`` fixed: no gradients, eval mode (BatchNorm statistics kept)."""
+    """Keep the modules named by ``prefixes`` fixed: no gradients, eval mode (BatchNorm statistics kept); a
+    prefix that names no module (a typo would train the whole net) is a ConfigError."""
+    names = [name for name, _ in model.named_modules() if name]
+    unmatched = [p for p in prefixes if not any(_frozen(name, [p]) for name in names)]
+    if unmatched:
+        tops = sorted({name.split(".")[0] for name in names})
+        raise ConfigError(f"train.freeze: {unmatched[0]!r} names no module of the net (its top modules: "
+                          f"{', '.join(tops)})")
     for name, module in model.named_modules():
         if name and _frozen(name, prefixes):
             module.eval()

@@ -52,3 +52,16 @@ def test_out_of_range_training_settings_are_config_errors(section: type, values:
 def test_an_export_name_with_folders_is_refused(tmp_path: Path, name: str) -> None:
     run = CliRunner().invoke(main, ["train", CONFIG, "-o", str(tmp_path / "run"), "--name", name])
     assert run.exit_code == 2 and "must be a plain file name" in run.output and not (tmp_path / "run").exists()
+
+
+def test_a_freeze_prefix_that_names_no_module_is_an_error() -> None:
+    """A typo in train.freeze trained the whole net without a word."""
+    from torch import nn
+
+    from ocrlite.train.trainer import freeze_modules
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    with pytest.raises(ConfigError, match="train.freeze: 'bogus.module' names no module"):
+        freeze_modules(net, ["bogus.module"])
+    freeze_modules(net, ["0"])
+    assert not net[0].weight.requires_grad and net[1].weight.requires_grad
