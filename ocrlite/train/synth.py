@@ -235,7 +235,7 @@ _PUNCT = ".,:;!?-/()&#%'\"@*+=$"
 
 def load_words(path: Path = WORDS_FILE) -> tuple[str, ...]:
     """Dictionary words of ``path`` made only of ASCII letters (no possessives); the common words
-    when the default word list is not installed."""
+    when the default word list is not installed (a list given that holds none is a ConfigError)."""
     words: list[str] = []
     if path != WORDS_FILE and not path.is_file():
         raise ConfigError(f"word list {path} does not exist")
@@ -243,6 +243,8 @@ def load_words(path: Path = WORDS_FILE) -> tuple[str, ...]:
         for line in path.read_text(encoding="utf-8", errors="ignore").splitlines():
             if line.isascii() and line.isalpha():
                 words.append(line)
+    if not words and path != WORDS_FILE:
+        raise ConfigError(f"word list {path} has no words of ASCII letters")
     return tuple(words) or tuple(_COMMON)
 
 

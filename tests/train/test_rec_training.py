@@ -275,3 +275,16 @@ def test_a_bad_eval_label_file_fails_the_start_not_the_first_evaluation(synth_se
     stage = _stage(synth_set, 4)
     stage["train"]["data"]["eval_limit"] = 0  # 0: all of them, as in the cls task
     assert len(RecTask(stage, 3).eval_samples) == 24
+
+
+def test_synth_takes_a_charset_path_relative_to_the_working_folder(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("abc.txt").write_text("a\nb\nc\n")
+    run = CliRunner().invoke(main, ["synth", "out", "--count", "2", "--charset", "abc.txt"])
+    assert run.exit_code == 0, run.output
+    texts = [line.split("\t")[1] for line in Path("out/labels.txt").read_text().splitlines()]
+    assert texts and all(set(t) <= set("abc ") for t in texts)
+    Path("empty.txt").write_text("")
+    run = CliRunner().invoke(main, ["synth", "out2", "--count", "2", "--words", "empty.txt"])
+    assert run.exit_code == 2 and "word list empty.txt has no words" in run.output
