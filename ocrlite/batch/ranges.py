@@ -90,11 +90,13 @@ def join_ranges(job: Job, options: BatchOptions, parts: list[RangeOutcome]) -> F
         with open_pages(job.source, options.dpi, options.max_pixels) if pdf else nullcontext() as source:
             pages = sorted([(r.number, r) for r in records] + [(n, None) for n in gaps], key=lambda x: x[0])
             for number, record in pages:
-                for writer in writers.values():
-                    if record is None:  # a page that failed keeps its place, as in process_file
+                if record is None:  # a page that failed keeps its place, as in process_file
+                    for writer in writers.values():
                         writer.missing(number, gaps[number])
-                    else:
-                        writer.add(replace(record, image=source.page(number).image) if source else record)
+                    continue
+                page = replace(record, image=source.page(number).image) if source else record  # rendered once
+                for writer in writers.values():
+                    writer.add(page)
         for fmt, writer in writers.items():
             atomic_write_bytes(job.outputs[fmt], writer.render())
     except Exception as exc:  # an output that could not be written
