@@ -218,9 +218,9 @@ class PdfWriter:
         # PDF reader copies its words in page order, right to left, not in reading order).
         words = line_words(line) if line.angle != 180 else (TextWord(line.text, line.points, line.score),)
         turns = text_turns(line.points, line.angle)  # the corner where the line's text starts
-        top_left, top_right, bottom_right, bottom_left = self._pdf_quad(text_quad(line.points, line.angle), scale,
-                                                                        page_height)
-        size = _side_lengths(np.array([top_left, top_right, bottom_right, bottom_left]))[1]
+        line_quad = self._pdf_quad(text_quad(line.points, line.angle), scale, page_height)
+        top_left, top_right, bottom_right, bottom_left = line_quad
+        size = _side_lengths(line_quad)[1]
         direction = (top_right - top_left + bottom_right - bottom_left) / 2
         if not words or size <= 0 or not np.any(direction):
             return
@@ -254,19 +254,20 @@ class PdfWriter:
 
     def missing(self, number: int, reason: str) -> None:
         self.blanks += 1
-        if self.size is not None:
-            self._draw_blanks()
+        self._draw_blanks()
 
     def _draw_blanks(self) -> None:
-        """Blank pages for the pages that could not be read, so every later page keeps its number."""
+        """Blank pages for the pages that could not be read, so every later page keeps its number (once a
+        read page has given their size)."""
+        if self.size is None:
+            return
         for _ in range(self.blanks):
             self.canvas.setPageSize(self.size)
             self.canvas.showPage()
         self.blanks = 0
 
     def render(self) -> bytes:
-        if self.blanks and self.size is not None:
-            self._draw_blanks()
+        self._draw_blanks()
         self.canvas.save()
         return self.buffer.getvalue()
 
