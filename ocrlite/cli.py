@@ -2,7 +2,7 @@
 
 Every command takes images and folders; a bad item is reported on stderr in one line and
 skipped, the others are still processed, and the exit code is 1 if any item failed. A bad
-config value, preset or flag is one line and exit 2. Options mean the same on every command:
+config value, preset, option or command is one line and exit 2. Options mean the same on every command:
 ``--config``/``--model`` choose the models, ``--set`` overrides config values, ``--format``
 chooses what is printed, ``-o/--output`` is where results are written.
 
@@ -179,7 +179,30 @@ output_file_option = click.option(
 json_alias_option = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, whose usage errors (unknown option or command, missing argument, bad value) are one
+    line on stderr, like every other error, with exit code 2."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else "ocrlite"
+            _fail(f"{error.format_message().rstrip('.')} (see '{where} --help')")
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            _fail(error.format_message())
+            sys.exit(error.exit_code)
+        except click.Abort:
+            _fail("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(name="ocrlite", cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ocrlite")
 @click.option("--threads", type=click.IntRange(min=1), envvar="OCRLITE_THREADS",
               help="CPU threads for the nets (default: all cores; env OCRLITE_THREADS), in batch mode "

@@ -172,6 +172,18 @@ def test_unknown_config_key_is_one_line_exit_2() -> None:
     assert len(err) == 1 and "box_treshold" in err[0] and "allowed: thresh, box_thresh" in err[0]
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["ocr", "--bogus", "x.png"], "ocrlite: error: No such option '--bogus' (see 'ocrlite ocr --help')"),
+    (["nosuch"], "ocrlite: error: No such command 'nosuch' (see 'ocrlite --help')"),
+    (["detect", "--det-limit-side-len", "abc", "x.png"], "ocrlite: error: Invalid value for '--det-limit-side-len'"),
+    (["ocr"], "ocrlite: error: no inputs: give IMAGES, '-' or --files-from (see 'ocrlite ocr --help')"),
+])
+def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
+    code, out, err = _run(*args)
+    assert (code, out, len(err)) == (2, [], 1)
+    assert err[0].startswith(message)
+
+
 def test_options_reach_the_detector() -> None:
     code, out, _ = _run("detect", str(SAMPLE), "--box-thresh", "0.99")
     assert code == 0 and json.loads(out[0])["boxes"] == []
