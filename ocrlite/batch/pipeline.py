@@ -289,7 +289,7 @@ def run_local(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any
                 writer.fail(file, page_failure(job, getattr(read, "reason", ""), item.number, several))
             else:
                 keep = page.image if "pdf" in job.outputs else None
-                writer.add(file, PageRecord(item.number, read, page.dpi, keep), several)
+                writer.add(file, PageRecord(item.number, read, page.dpi, keep, page.points), several)
             if bar is not None:
                 bar.update(1)
 

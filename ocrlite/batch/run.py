@@ -177,7 +177,7 @@ def read_pages(engine: Any, source: PageSource, job: Job, numbers: Iterable[int]
         try:
             page = source.page(number)
             result = engine(page.image)
-            record = PageRecord(number, result, page.dpi, page.image if keep_image else None)
+            record = PageRecord(number, result, page.dpi, page.image if keep_image else None, page.points)
             add_page(sinks, record, outcome)
         except Exception as exc:  # one bad page must not cost the others
             failure = page_failure(job, error_reason(exc), number, several)

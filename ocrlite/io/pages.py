@@ -44,11 +44,13 @@ _POINTS_PER_INCH = 72.0
 
 @dataclass(frozen=True)
 class Page:
-    """One page ready for OCR: 1-based number, BGR uint8 image, and its resolution."""
+    """One page ready for OCR: 1-based number, BGR uint8 image, its resolution and, for a PDF page, its own
+    size in points (the rendered pixels round it up)."""
 
     number: int
     image: np.ndarray
     dpi: float
+    points: tuple[float, float] | None = None
 
 
 class PageSource(ABC):
@@ -159,7 +161,7 @@ class _PdfSource(PageSource):
             raise ImageReadError(f"{self.path} page {number}: cannot render ({exc})") from exc
         finally:
             pdf_page.close()
-        return Page(number, np.ascontiguousarray(image), scale * _POINTS_PER_INCH)
+        return Page(number, np.ascontiguousarray(image), scale * _POINTS_PER_INCH, (width_pt, height_pt))
 
     def close(self) -> None:
         self.doc.close()

@@ -34,12 +34,14 @@ STREAM_FORMATS = ("json", "txt", "tsv")  # what commands print on stdout
 
 @dataclass(frozen=True)
 class PageRecord:
-    """One OCR'd page: its 1-based number, result, resolution and (for pdf) image."""
+    """One OCR'd page: its 1-based number, result, resolution, (for pdf) image and, for a PDF page, its own
+    size in points (``Page.points``)."""
 
     number: int
     result: PageResult
     dpi: float
     image: np.ndarray | None = None
+    points: tuple[float, float] | None = None
 
 
 class Writer(Protocol):
@@ -180,11 +182,11 @@ class PdfWriter:
     """Searchable PDF: each page image (JPEG) with an invisible text line over each text line
     (a page added without an image holds only the invisible text).
 
-    The page measures the image at its DPI (a rendered PDF page keeps its size). Each word of a line
-    (``line_words``: its CTC word box; a line read turned 180 degrees as a whole) is stretched over its own
-    box and turned to the direction the line runs on the page (``text_quad``: vertical and upside-down lines
-    too), words apart by a space, so selecting, copying and searching work in a viewer and text extraction
-    returns the lines.
+    The page measures the image at its DPI; a rendered PDF page keeps its own size (``PageRecord.points``).
+    Each word of a line (``line_words``: its CTC word box; a line read turned 180 degrees as a whole) is
+    stretched over its own box and turned to the direction the line runs on the page (``text_quad``: vertical
+    and upside-down lines too), words apart by a space, so selecting, copying and searching work in a viewer
+    and text extraction returns the lines.
     """
 
     def __init__(self, source: str) -> None:
@@ -200,8 +202,8 @@ class PdfWriter:
     def add(self, page: PageRecord) -> None:
         from reportlab.lib.utils import ImageReader
 
-        scale = 72.0 / page.dpi
-        width, height = page.result.width * scale, page.result.height * scale
+        width, height = page.points or (page.result.width * 72.0 / page.dpi, page.result.height * 72.0 / page.dpi)
+        scale = np.array([width / page.result.width, height / page.result.height])  # points per pixel, x and y
         self.size = (width, height)
         self._draw_blanks()
         self.canvas.setPageSize((width, height))
@@ -211,7 +213,7 @@ class PdfWriter:
             self._add_line(line, scale, height)
         self.canvas.showPage()
 
-    def _add_line(self, line: TextLine, scale: float, page_height: float) -> None:
+    def _add_line(self, line: TextLine, scale: np.ndarray, page_height: float) -> None:
         from reportlab.pdfbase.pdfmetrics import stringWidth
 
         # Each word over its own box; a line read turned 180 degrees as one stretch (placed word by word, a
@@ -246,7 +248,7 @@ class PdfWriter:
         self.canvas.drawText(text)
 
     @staticmethod
-    def _pdf_quad(quad: np.ndarray, scale: float, page_height: float) -> np.ndarray:
+    def _pdf_quad(quad: np.ndarray, scale: np.ndarray, page_height: float) -> np.ndarray:
         """A quad in page pixels as PDF points (y grows upwards)."""
         points = np.asarray(quad, dtype=np.float64).reshape(4, 2) * scale
         points[:, 1] = page_height - points[:, 1]

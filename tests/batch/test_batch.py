@@ -422,6 +422,23 @@ def test_encrypted_and_corrupt_pdfs_are_item_errors(tmp_path: Path) -> None:
         open_pages(broken)
 
 
+def test_searchable_pdf_pages_keep_the_input_pdf_page_size(tmp_path: Path) -> None:
+    from reportlab.pdfgen import canvas
+
+    sizes = [(548.64, 700.33), (612.5, 792.1)]  # pdfium renders them rounded up to whole pixels
+    pdf = canvas.Canvas(str(tmp_path / "odd.pdf"))
+    for size in sizes:
+        pdf.setPageSize(size)
+        pdf.setFont("Helvetica", 24)
+        pdf.drawString(50, 600, "INVOICE 48213")
+        pdf.showPage()
+    pdf.save()
+    assert _cli(str(tmp_path / "odd.pdf"), "-o", str(tmp_path / "out"), "--format", "pdf", "-q").exit_code == 0
+    doc = pdfium.PdfDocument(str(tmp_path / "out" / "odd.pdf.pdf"))
+    assert np.allclose([doc[i].get_size() for i in range(len(doc))], sizes, atol=0.01)
+    assert "48213" in doc[1].get_textpage().get_text_range()
+
+
 def test_huge_pages_are_guarded(tmp_path: Path) -> None:
     _page("A").save(tmp_path / "big.tiff", save_all=True, append_images=[_page("B")])
     with open_pages(tmp_path / "big.tiff", max_pixels=10_000) as source:
