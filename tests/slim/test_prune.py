@@ -149,5 +149,5 @@ def test_out_of_range_flops_target_is_refused_before_any_work(tmp_path, target):
     run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "--flops-target", target,
                                     "--images", str(SAMPLE.parent), "-o", str(out)])
     assert run.exit_code == 2
-    assert f"Invalid value for '--flops-target': {float(target)} is not in the range 0.0<x<1.0." in run.output
+    assert f"Invalid value for '--flops-target': {float(target)} is not in the range 0.0<x<1.0" in run.output
     assert not out.exists()  # no net built, no sensitivity measured or written
