@@ -40,10 +40,9 @@ def setting(
     low: float | None = None,
     high: float | None = None,
     length: int | None = None,
-    doc: str = "",
 ) -> Any:
     """A dataclass field with its validation rules (choices, inclusive range, sequence length)."""
-    rules = {"choices": choices, "low": low, "high": high, "length": length, "doc": doc}
+    rules = {"choices": choices, "low": low, "high": high, "length": length}
     return field(default=default, metadata=rules)
 
 

@@ -95,15 +95,14 @@ class StageSpec:
             load(net, self.weights, self.manifest.get("sha256"))
         return net.eval()
 
-    def build_runner(self, net: Any = None, onednn: bool = True) -> Any:
-        """A runner for this stage's backend; ``net`` (e.g. a training net) replaces the built one and
-        always runs on torch. The onnxruntime backend runs this stage's cached ONNX export (same weights).
-        The torch backend folds its net and (``onednn``, when this torch has the ops) runs it on oneDNN.
+    def build_runner(self, onednn: bool = True) -> Any:
+        """A runner for this stage's backend. The onnxruntime backend runs this stage's cached ONNX export
+        (same weights). The torch backend folds its net and (``onednn``, when this torch has the ops) runs it on oneDNN.
         With several torch threads, a torch recognizer reads its batches side by side (``backends.lanes``)."""
         import torch
 
         softmax = self.kind != "det" and self.outputs == "logits"
-        if self.backend == "onnxruntime" and net is None:
+        if self.backend == "onnxruntime":
             from ocrlite.backends.export import cached_export
             from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
 
@@ -123,8 +122,6 @@ class StageSpec:
         from ocrlite.backends.onednn import onednn_available, use_onednn
         from ocrlite.backends.torch import TorchRunner
 
-        if net is not None:
-            return TorchRunner(net, softmax=softmax)
         net = self.build_net()
         fold_net(net)  # our own inference copy: BatchNorm and affine layers folded into the convs
         if onednn and onednn_available():

@@ -142,8 +142,7 @@ def remove_stale_parts(jobs: Iterable[Job]) -> None:
                 Path(entry.path).unlink(missing_ok=True)
 
 
-def process_file(engine: Any, job: Job, options: BatchOptions, on_page: Callable[[], None] | None = None,
-                 data: bytes | None = None,
+def process_file(engine: Any, job: Job, options: BatchOptions, data: bytes | None = None,
                  write: Callable[[Path, bytes], None] = atomic_write_bytes) -> FileOutcome:
     """OCR every page of ``job.source`` and write its outputs; failures are returned, not raised.
 
@@ -155,7 +154,7 @@ def process_file(engine: Any, job: Job, options: BatchOptions, on_page: Callable
     try:
         with open_pages(job.source, options.dpi, options.max_pixels, data) as source:
             writers = {fmt: make_writer(fmt, job.name) for fmt in job.outputs}
-            read_pages(engine, source, job, range(1, len(source) + 1), list(writers.values()), outcome, on_page)
+            read_pages(engine, source, job, range(1, len(source) + 1), list(writers.values()), outcome)
             write_outputs(job, writers, outcome, write)
     except Exception as exc:  # unreadable file, or an output that could not be written
         outcome.failures.append(file_failure(job, exc))
@@ -165,7 +164,7 @@ def process_file(engine: Any, job: Job, options: BatchOptions, on_page: Callable
 
 
 def read_pages(engine: Any, source: PageSource, job: Job, numbers: Iterable[int], sinks: list[Writer],
-               outcome: FileOutcome, on_page: Callable[[], None] | None = None) -> None:
+               outcome: FileOutcome) -> None:
     """OCR pages ``numbers`` of ``source`` into each writer of ``sinks``, counting them in ``outcome``.
 
     A page that fails is recorded in ``outcome.failures`` and the others go on. The page image is
@@ -186,8 +185,6 @@ def read_pages(engine: Any, source: PageSource, job: Job, numbers: Iterable[int]
                 sink.missing(number, failure.reason)
         finally:
             page = result = record = None  # type: ignore[assignment]  # free the page image now
-            if on_page is not None:
-                on_page()
 
 
 def add_page(sinks: list[Writer], record: PageRecord, outcome: FileOutcome) -> None:
