@@ -36,6 +36,7 @@ __all__ = [
     "three_way_split",
     "check_eval_on",
     "write_split_manifest",
+    "file_entries",
     "box_quad",
     "write_crops",
     "export_funsd_crops",
@@ -211,15 +212,19 @@ def check_eval_on(eval_on: str, val_every: int) -> None:
         raise ConfigError("train.data.eval_on: val needs train.data.val_every > 0")
 
 
+def file_entries(files: Sequence[Path]) -> list[dict[str, str]]:
+    """The file list of a data manifest: ``{"path", "sha256"}`` per file, the path absolute (resolved), since
+    ``ocrlite eval --split`` reads relative ones against the manifest's folder, not the run's working folder."""
+    return [{"path": str(Path(f).resolve()), "sha256": sha256_file(Path(f))} for f in files]
+
+
 def write_split_manifest(out_dir: str | Path, rule: str, splits: dict[str, Sequence[Path]],
                          extra: dict[str, Any] | None = None) -> list[Path]:
     """One JSON manifest per split, ``out_dir/split_<name>.json`` = ``{"rule", "split", "files": [{"path",
     "sha256"}], ...extra}`` (the form ``ocrlite eval --split`` reads), written atomically; returns the paths."""
     written = []
     for name, files in splits.items():
-        data = {"rule": rule, "split": name,
-                "files": [{"path": str(Path(f).resolve()), "sha256": sha256_file(Path(f))} for f in files],
-                **(extra or {})}
+        data = {"rule": rule, "split": name, "files": file_entries(files), **(extra or {})}
         path = Path(out_dir) / f"split_{name}.json"
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
         written.append(path)

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..stages import load_stage_config, stage_kind, stage_overrides, stage_spec
 from ..weights import sha256_file
+from .data import file_entries
 from .task import Task
 from .trainer import TrainResult, TrainSettings, check_resume, run_checkpoint, train
 
@@ -50,12 +51,9 @@ def build_task(stage: dict[str, Any], batch_size: int) -> Task:
 
 
 def write_data_manifest(path: Path, files: Sequence[Path]) -> str:
-    """Write ``{"files": [{"path", "sha256"}]}`` for ``files`` to ``path``; return the manifest's sha256.
-
-    The paths are absolute (resolved), as in ``data.write_split_manifest``: ``ocrlite eval --split`` reads
-    relative ones against the manifest's folder, not the folder the run was started from."""
-    entries = [{"path": str(Path(f).resolve()), "sha256": sha256_file(Path(f))} for f in files]
-    data = json.dumps({"files": entries}, indent=0).encode("utf-8")
+    """Write ``{"files": [{"path", "sha256"}]}`` (``data.file_entries``) for ``files`` to ``path``; return the
+    manifest's sha256."""
+    data = json.dumps({"files": file_entries(files)}, indent=0).encode("utf-8")
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
 
