@@ -8,7 +8,7 @@ recognizer exported with the ``top1`` head it returns best classes and their pro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,18 +32,21 @@ class OnnxRunner:
     """Run an ONNX model on the CPU: float32 NCHW batch in, its first output out.
 
     ``model_path`` is a file or a serialized model; ``threads`` sets onnxruntime's intra-op thread count
-    (None = onnxruntime's default, all cores);
-    inter-op parallelism is off (one thread), graph optimisations are on (ORT_ENABLE_ALL).
+    (None = onnxruntime's default, all cores); inter-op parallelism is off (one thread). ``optimize``: all graph
+    optimisations (ORT_ENABLE_ALL, the pipeline's choice), or only the basic ones that keep the float
+    arithmetic of the graph as written ("basic": parity checks of an export).
     """
 
-    def __init__(self, model_path: str | Path | bytes, threads: int | None = None) -> None:
+    def __init__(self, model_path: str | Path | bytes, threads: int | None = None,
+                 optimize: Literal["all", "basic"] = "all") -> None:
         ort = import_onnxruntime()
         model = model_path if isinstance(model_path, bytes) else str(model_path)
         model_path = Path("<in memory>" if isinstance(model_path, bytes) else model_path)
         if not isinstance(model, bytes) and not model_path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {model_path}")
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize == "all"
+                                            else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: the PP-OCR exports declare a fixed T and warn per call
         if threads is not None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ocrlite.backends.export import OPSET, export_stage
-from ocrlite.backends.onnxruntime import import_onnxruntime
+from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
 from ocrlite.errors import OcrliteError
 from ocrlite.preprocess import normalize
 from ocrlite.stages import StageSpec
@@ -55,12 +55,7 @@ def check_input(spec: StageSpec, seed: int = 0) -> np.ndarray:
 
 
 def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
-    ort = import_onnxruntime()
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {session.get_inputs()[0].name: x})[0])
+    return np.asarray(OnnxRunner(path, threads=1, optimize="basic")(x))
 
 
 def _probabilities(out: np.ndarray, logits: bool) -> np.ndarray:
