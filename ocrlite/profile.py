@@ -27,6 +27,7 @@ __all__ = [
     "Profile",
     "count_macs",
     "measure_latency",
+    "median_ms",
     "profile_model",
     "profile_config",
     "parse_input",
@@ -229,6 +230,18 @@ def count_macs(net: nn.Module, x: Tensor) -> tuple[int, int, list[LayerRow]]:
     return totals[0], totals[1], rows
 
 
+def median_ms(call: Callable[[], object], runs: int = 10, warmup: int = 2) -> float:
+    """Median wall time of ``runs`` calls in ms, after ``warmup`` calls."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 def measure_latency(
     net: nn.Module, x: Tensor, runs: int = 10, threads: int | None = None, warmup: int = 2
 ) -> tuple[float, int]:
@@ -238,16 +251,10 @@ def measure_latency(
         torch.set_num_threads(threads)
     used = torch.get_num_threads()
     try:
-        times = []
         with torch.inference_mode():
-            for i in range(warmup + runs):
-                start = time.perf_counter()
-                net(x)
-                if i >= warmup:
-                    times.append((time.perf_counter() - start) * 1000)
+            return median_ms(lambda: net(x), runs, warmup), used
     finally:
         torch.set_num_threads(previous)
-    return statistics.median(times), used
 
 
 def profile_model(

@@ -10,31 +10,18 @@ hmean on ICDAR 2015 or rec word accuracy on word crops. Each row's ratios are ag
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ocrlite.profile import count_macs
+from ocrlite.profile import count_macs, median_ms
 from ocrlite.stages import pipeline_spec
 
 __all__ = ["INPUTS", "bench_variant", "format_table"]
 
 INPUTS = {"det": (1, 3, 640, 640), "rec": (8, 3, 32, 320)}  # rec height/width follow the stage's preprocess
-
-
-def _latency(runner: Any, x: np.ndarray, runs: int) -> float:
-    for _ in range(2):
-        runner(x)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runner(x)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def bench_variant(name: str, kind: str, config: Path, data: Path | None, limit: int | None,
@@ -56,7 +43,8 @@ def bench_variant(name: str, kind: str, config: Path, data: Path | None, limit: 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        latency = _latency(spec.build_runner(), x, runs)
+        runner = spec.build_runner()
+        latency = median_ms(lambda: runner(x), runs)
         row: dict[str, Any] = {
             "variant": name, "stage": kind, "backend": spec.backend,
             "params": sum(t.numel() for t in net.state_dict().values() if t.is_floating_point()),
