@@ -138,12 +138,12 @@ def _page_info(input_file: Path) -> tuple[int, int, float]:
     """Width, height and resolution of a page image, from its header (OCRmyPDF writes square-DPI PNGs)."""
     from PIL import Image
 
+    from ocrlite.io.images import image_dpi
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # OCRmyPDF has accepted its size
         with Image.open(input_file) as image:
-            dpi = image.info.get("dpi", (300.0, 300.0))
-            width, height = image.size
-    return width, height, float(dpi[0] if isinstance(dpi, tuple) else dpi) or 300.0
+            return image.size[0], image.size[1], image_dpi(image, 300.0)
 
 
 def _read(input_file: Path, options: Any) -> tuple[np.ndarray, float]:

@@ -24,6 +24,8 @@ __all__ = [
     "read_image",
     "natural_key",
     "decode_image_bytes",
+    "decode_frame",
+    "image_dpi",
     "bgr_array",
     "expand_inputs",
 ]
@@ -86,25 +88,43 @@ def _decode(stream: BinaryIO, name: str, max_pixels: int) -> np.ndarray:
         Image.MAX_IMAGE_PIXELS = pillow_limit
 
     with image:
-        width, height = image.size
-        if width < 1 or height < 1:
-            raise ImageReadError(f"{name}: image has no pixels ({width}x{height})")
-        if width * height > max_pixels:
-            raise ImageReadError(
-                f"{name}: image is {width}x{height} = {width * height} pixels, more than the "
-                f"limit of {max_pixels} that bounds memory; scale it down (in Python: read_image(path, max_pixels=N))"
-            )
-        try:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            array = _to_bgr(image)
-        except Exception as exc:  # truncated data, bad CRC, broken zlib/JPEG stream, ...
-            raise ImageReadError(f"{name}: corrupt or truncated image data ({exc})") from exc
+        return decode_frame(image, name, max_pixels)
 
-    expected = (image.size[1], image.size[0], 3)
+
+def decode_frame(image: Image.Image, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Size-check, fully load and convert the open Pillow image's current frame (EXIF orientation applied);
+    all failures become ImageReadError naming ``name``."""
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageReadError(f"{name}: image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{name}: image is {width}x{height} = {width * height} pixels, more than the "
+            f"limit of {max_pixels} that bounds memory; scale it down (in Python: read_image(path, max_pixels=N))"
+        )
+    try:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        array = _to_bgr(upright)
+    except Exception as exc:  # truncated data, bad CRC, broken zlib/JPEG stream, ...
+        raise ImageReadError(f"{name}: corrupt or truncated image data ({exc})") from exc
+    expected = (upright.size[1], upright.size[0], 3)
     if array.shape != expected or array.dtype != np.uint8:
         raise ImageReadError(f"{name}: decoded to {array.shape} {array.dtype}, expected {expected} uint8")
     return array
+
+
+_MIN_RECORDED_DPI = 10.0  # below it (Pillow reports 1 for a TIFF without resolution tags): not a real DPI
+
+
+def image_dpi(image: Image.Image, fallback: float) -> float:
+    """The horizontal DPI an open image records, or ``fallback`` when it records none (or an implausible one)."""
+    dpi = image.info.get("dpi")
+    try:
+        value = float(dpi[0] if isinstance(dpi, tuple) else dpi) if dpi else 0.0
+    except (TypeError, ValueError, IndexError):
+        value = 0.0
+    return value if value >= _MIN_RECORDED_DPI else fallback
 
 
 def _to_bgr(image: Image.Image) -> np.ndarray:

@@ -20,10 +20,17 @@ from pathlib import Path
 from types import TracebackType
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ocrlite.errors import ImageReadError
-from ocrlite.io.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, _to_bgr, decode_image_bytes, read_image
+from ocrlite.io.images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    decode_frame,
+    decode_image_bytes,
+    image_dpi,
+    read_image,
+)
 
 __all__ = [
     "DEFAULT_DPI",
@@ -108,16 +115,7 @@ class _FramesSource(PageSource):
             self.image.seek(number - 1)
         except Exception as exc:
             raise ImageReadError(f"{where}: cannot seek to frame ({exc})") from exc
-        width, height = self.image.size
-        if width * height > self.max_pixels:
-            raise ImageReadError(f"{where}: frame is {width}x{height} pixels, more than the "
-                                 f"limit of {self.max_pixels}")
-        try:
-            self.image.load()
-            frame = ImageOps.exif_transpose(self.image)
-            return Page(number, _to_bgr(frame), _image_dpi(self.image, self.dpi))
-        except Exception as exc:
-            raise ImageReadError(f"{where}: corrupt or truncated image data ({exc})") from exc
+        return Page(number, decode_frame(self.image, where, self.max_pixels), image_dpi(self.image, self.dpi))
 
     def close(self) -> None:
         self.image.close()
@@ -231,24 +229,11 @@ def _open_frames(path: Path, dpi: float, data: bytes | None) -> tuple[Image.Imag
             image = Image.open(io.BytesIO(data) if data is not None else path)
     except Exception:
         return None, dpi  # read_image gives the precise error
-    own_dpi = _image_dpi(image, dpi)
+    own_dpi = image_dpi(image, dpi)
     if int(getattr(image, "n_frames", 1)) > 1:
         return image, own_dpi
     image.close()
     return None, own_dpi
-
-
-_MIN_RECORDED_DPI = 10.0  # below it (Pillow reports 1 for a TIFF without resolution tags): not a real DPI
-
-
-def _image_dpi(image: Image.Image, fallback: float) -> float:
-    """The horizontal DPI an image records, or ``fallback`` when it records none (or an implausible one)."""
-    dpi = image.info.get("dpi")
-    try:
-        value = float(dpi[0]) if dpi else 0.0
-    except (TypeError, ValueError, IndexError):
-        value = 0.0
-    return value if value >= _MIN_RECORDED_DPI else fallback
 
 
 def _render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:
