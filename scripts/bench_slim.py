@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ocrlite.io.atomic import atomic_write_text
 from ocrlite.slim.bench import bench_variant, format_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
                                       args.threads, args.runs, args.det_split if kind == "det" else None))
     print(format_table(rows))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 from ocrlite.backends.malloc import malloc_in_use, relaunch_with_tcmalloc
 from ocrlite.eval.harness import load_samples
 from ocrlite.eval.speed import ROWS, bench_rows, folder_rows, format_rows, peak_rss
+from ocrlite.io.atomic import atomic_write_text
 from ocrlite.io.images import read_image
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  {row:<9} {which:<12} {rss:8.0f}", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
 
 
 def folder_main(args: argparse.Namespace) -> None:
@@ -97,7 +98,7 @@ def folder_main(args: argparse.Namespace) -> None:
             rows += done
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ocrlite.io.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = REPO / "configs" / "train" / "det_ppocrv3_ic15.yaml"
 CLS_CONFIG = REPO / "configs" / "train" / "cls_funsd.yaml"
@@ -95,7 +97,7 @@ def exported(out: Path, config: Path) -> Path | dict[str, Any]:
 
 
 def report(out: Path, result: dict[str, Any]) -> None:
-    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(out / "result.json", json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1), flush=True)
 
 
