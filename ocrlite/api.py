@@ -54,9 +54,10 @@ class OCR:
         backend: str | None = None,
     ) -> None:
         """``overrides``: a list of ``section.key=value`` strings. ``stages``: the nets to load, from "det",
-        "cls", "rec" (e.g. ``("cls", "rec")`` to only read crops); all are validated. ``backend`` (e.g.
-        "onnxruntime") replaces every stage's ``backend:`` setting. A bad argument type is a TypeError, an
-        unknown stage or bad setting a ConfigError."""
+        "cls", "rec" (e.g. ``("cls", "rec")`` to only read crops; using a stage left out is a ConfigError); all
+        are validated. The cls net loads with the pipeline when it runs it (``use_cls``, page orientation), else
+        on the first ``classify``. ``backend`` (e.g. "onnxruntime") replaces every stage's ``backend:`` setting.
+        A bad argument type is a TypeError, an unknown stage or bad setting a ConfigError."""
         if config is not None and not isinstance(config, (str, os.PathLike)):
             raise TypeError(f"config must be a config file path or name (str or Path), got {type(config).__name__}")
         overrides = _listed(overrides, "overrides", "'section.key=value' strings")
@@ -67,19 +68,22 @@ class OCR:
         spec = with_backend(pipeline_spec(config, [*overrides, *switches], model=model), backend)
         self.spec = spec
         self.settings = spec.settings
+        self._stages = frozenset(stages)
+        self._cls_runner = cls_runner
         self._detector = TextDetector.from_config(spec.det, runner=det_runner) if "det" in stages else None
-        self.recognizer = TextRecognizer.from_config(spec.rec, runner=rec_runner)
+        self._recognizer = TextRecognizer.from_config(spec.rec, runner=rec_runner) if "rec" in stages else None
         # The line classifier flips crops (use_cls) and gives the page orientation the text's direction.
+        self._directions_used = self.settings.use_cls or self.settings.page_orientation
         self._line_classifier = (
             TextClassifier.from_config(spec.cls, runner=cls_runner)
-            if (self.settings.use_cls or self.settings.page_orientation) and spec.cls is not None
-            and "cls" in stages
+            if self._directions_used and spec.cls is not None and "cls" in stages
             else None
         )
         self.classifier = self._line_classifier if self.settings.use_cls else None
         self.page_steps = (
             page_steps(self.settings.page_orientation, self.settings.deskew, spec.page)
-            if self._detector is not None else None  # page steps serve whole pages, which need the detector
+            if self._detector is not None and self._recognizer is not None
+            else None  # page steps serve whole pages, which need the detector and the recognizer
         )
 
     @property
@@ -88,6 +92,26 @@ class OCR:
         if self._detector is None:
             raise ConfigError("this OCR was built without its detector (stages=...)")
         return self._detector
+
+    @property
+    def recognizer(self) -> TextRecognizer:
+        """The text recognizer (a ConfigError when this pipeline was built without it)."""
+        if self._recognizer is None:
+            raise ConfigError("this OCR was built without its recognizer (stages=...)")
+        return self._recognizer
+
+    @property
+    def line_classifier(self) -> TextClassifier:
+        """The 0/180 text-line direction classifier of the pipeline's cls stage, whether or not ``use_cls`` is
+        on (loaded here on first use when the pipeline does not run it). A ConfigError when the pipeline has
+        no cls stage or this OCR was built without it."""
+        if self._line_classifier is None:
+            if self.spec.cls is None:
+                raise ConfigError("this pipeline has no direction classifier (cls)")
+            if "cls" not in self._stages:
+                raise ConfigError("this OCR was built without its direction classifier (stages=...)")
+            self._line_classifier = TextClassifier.from_config(self.spec.cls, runner=self._cls_runner)
+        return self._line_classifier
 
     def detect(self, image: np.ndarray | str | Path) -> list[TextBox]:
         """Text boxes of ``image`` in reading order."""
@@ -111,7 +135,8 @@ class OCR:
         image = _as_array(image)
         kept = [(box, crop) for box in self.detect(image) if (crop := crop_quad(image, box.points)) is not None]
         crops = [crop for _, crop in kept]
-        directions = None if self._line_classifier is None else tuple(self._line_classifier(crops))
+        classifier = self._line_classifier if self._directions_used else None
+        directions = None if classifier is None else tuple(classifier(crops))
         return PageLines(tuple(box for box, _ in kept), tuple(crops), directions)
 
     def _read(self, image: np.ndarray, lines: PageLines) -> PageResult:
@@ -152,6 +177,12 @@ class OCR:
         arrays = [_as_array(crop) for crop in _listed(crops, "crops", "images (arrays or paths)")]
         self.orient(arrays)
         return [(d.text, d.score) for d in self.recognizer(arrays)]
+
+    def classify(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[int, float]]:
+        """Direction (angle 0 or 180, score) of already-cropped text lines, one per crop, by the cls stage
+        (``line_classifier``) whether or not ``use_cls`` is on. ``crops`` as ``recognize`` takes them."""
+        arrays = [_as_array(crop) for crop in _listed(crops, "crops", "images (arrays or paths)")]
+        return self.line_classifier(arrays)
 
 
 def _optional(**values: object) -> list[str]:

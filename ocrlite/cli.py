@@ -17,11 +17,14 @@ import os
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 
 import click
 
 from ocrlite.errors import OcrliteError, error_reason
+
+if TYPE_CHECKING:
+    from ocrlite.api import OCR
 
 __all__ = ["main", "run"]
 
@@ -146,6 +149,21 @@ def _check_models(config: str | None, model: str | None) -> None:
         raise click.UsageError("--model and --config are exclusive")
 
 
+def _one_stage_ocr(kind: str, config: str | None, overrides: Sequence[str], model: str | None) -> OCR:
+    """An ``OCR`` that loads only its ``kind`` stage (``detect``, ``classify``). ``--config`` is a pipeline
+    config or a single ``kind`` stage config, whose ``--set`` keys may leave out the ``kind.`` prefix."""
+    from ocrlite.api import OCR
+    from ocrlite.errors import ConfigError
+    from ocrlite.slim.save import config_stage_kind
+    from ocrlite.stages import stage_overrides
+
+    if config is not None and (found := config_stage_kind(config)) is not None:  # a single stage config
+        if found != kind:
+            raise ConfigError(f"{config} is a {found} stage config; give a {kind} stage config or a pipeline config")
+        overrides = [f"{kind}.{key}" for key in stage_overrides(kind, overrides, config)]
+    return OCR(config, overrides, model=model, stages=(kind,))
+
+
 def _parse_formats(values: Sequence[str], allowed: Sequence[str], several: bool = False) -> tuple[str, ...]:
     """``--format`` values, comma-separated or repeated, checked against ``allowed``."""
     formats = tuple(dict.fromkeys(f.strip().lower() for v in values for f in v.split(",") if f.strip()))
@@ -241,16 +259,13 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
     from ocrlite.io.atomic import write_image
     from ocrlite.io.draw import draw_boxes
     from ocrlite.io.images import read_image
-    from ocrlite.predictors import TextDetector
-    from ocrlite.stages import command_stage
-
-    _check_models(config, model)
     from ocrlite.io.writers import STREAM_FORMATS
 
+    _check_models(config, model)
     fmt = _parse_formats(formats, STREAM_FORMATS)[0]
     extra = _stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len) + _stage_overrides(
         "det.postprocess.", box_thresh=box_thresh, unclip_ratio=unclip_ratio)
-    detector = _build(lambda: TextDetector.from_config(command_stage("det", config, [*extra, *overrides], model)))
+    engine = _build(lambda: _one_stage_ocr("det", config, [*extra, *overrides], model))
     run, out = _ItemRun(images), _Output(output)
     draw_path = _DrawPaths(draw) if draw else None
     if fmt == "tsv":
@@ -258,7 +273,7 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
 
     def handle(path: Path) -> None:
         image = read_image(path)
-        boxes = detector(image)
+        boxes = engine.detect(image)
         height, width = image.shape[:2]
         if fmt == "json":
             out.line(_json({"image": str(path), "width": width, "height": height,
@@ -548,20 +563,11 @@ def recognize(images: tuple[str, ...], config: str | None, model: str | None, us
 def classify(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...],
              as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
     """Tell whether cropped text lines are upright (0) or upside down (180)."""
-    from ocrlite.errors import ConfigError
-    from ocrlite.predictors import TextClassifier
-    from ocrlite.stages import command_stage
-
     _check_models(config, model)
     fmt = _crop_format(formats, as_json)
-
-    def build() -> TextClassifier:
-        spec = command_stage("cls", config, overrides, model)
-        if spec is None:
-            raise ConfigError("this pipeline has no direction classifier (cls)")
-        return TextClassifier.from_config(spec)
-
-    _crop_command(images, fmt, output, _build(build), "angle")
+    engine = _build(lambda: _one_stage_ocr("cls", config, overrides, model))
+    _build(lambda: engine.line_classifier)  # no cls stage: one line, before any crop is read
+    _crop_command(images, fmt, output, engine.classify, "angle")
 
 
 @main.command()

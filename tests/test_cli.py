@@ -269,3 +269,30 @@ def test_json_alias_beside_another_format_is_a_usage_error(command: str, tmp_pat
     assert "--json means --format json; it conflicts with --format tsv" in err[-1]
     code, out, err = _run(command, str(crop), "--json", "--format", "json")  # the alias agreeing is fine
     assert (code, err) == (0, []) and json.loads(out[0])["image"] == str(crop)
+
+
+def test_detect_and_classify_take_a_stage_config_of_their_own_kind(tmp_path: Path) -> None:
+    # --set keys of a single stage config may leave out the stage prefix
+    code, out, _ = _run("detect", "--config", "det_ppocrv3.yaml", "--set", "postprocess.box_thresh=0.99", str(SAMPLE))
+    assert code == 0 and json.loads(out[0])["boxes"] == []
+    crop = tmp_path / "upside_down.png"
+    cv2.imwrite(str(crop), cv2.rotate(cv2.imread(str(SAMPLE))[95:135, 40:350], cv2.ROTATE_180))
+    code, out, _ = _run("classify", "--config", "cls_ppocr_mobile_v2.yaml", "--set", "cls.postprocess.thresh=0.5",
+                        str(crop))
+    assert code == 0 and out[0].split("\t")[:2] == ["upside_down.png", "180"]
+    # another stage's config is one line naming what it is, not a setting of the wrong stage
+    code, out, err = _run("detect", "--config", "cls_ppocr_mobile_v2.yaml", str(SAMPLE))
+    assert (code, out) == (2, [])
+    assert err == ["ocrlite: error: cls_ppocr_mobile_v2.yaml is a cls stage config; give a det stage config or a "
+                   "pipeline config"]
+    code, out, err = _run("classify", "--config", "det_ppocrv3.yaml", str(crop))
+    assert (code, out, len(err)) == (2, [], 1) and "is a det stage config; give a cls stage config" in err[0]
+
+
+def test_classify_with_a_pipeline_without_cls_is_one_line_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "no_cls.yaml"
+    config.write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\n")
+    crop = tmp_path / "line.png"
+    cv2.imwrite(str(crop), cv2.imread(str(SAMPLE))[95:135, 40:350])
+    code, out, err = _run("classify", "--config", str(config), str(crop))
+    assert (code, out, err) == (2, [], ["ocrlite: error: this pipeline has no direction classifier (cls)"])

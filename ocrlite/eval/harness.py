@@ -11,14 +11,12 @@ interleaved item by item so that they share the machine's state alike.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import cv2
 import numpy as np
 
 from ocrlite.errors import ConfigError
@@ -28,10 +26,12 @@ from ocrlite.eval.metrics import (
     PRScores,
     alphanumeric_accuracy,
     bag_of_words,
+    direction_accuracy,
     edit_distance,
     evaluate_detection,
     evaluate_end_to_end,
     evaluate_recognition,
+    upright_and_turned,
 )
 from ocrlite.io.images import read_image
 from ocrlite.postprocess import line_words
@@ -67,7 +67,8 @@ class System:
 
 def ocrlite_system(name: str, ocr: Any) -> System:
     """An ``ocrlite.OCR`` pipeline as a system. Crops are read by the recognizer alone (no direction
-    classifier, as benchmarks of word crops do) and classified by the direction classifier alone."""
+    classifier, as benchmarks of word crops do) and classified by ``OCR.classify`` (its cls stage, whether or
+    not ``use_cls`` is on; a pipeline without a cls stage cannot classify crops)."""
 
     def detect(image: np.ndarray) -> list[np.ndarray]:
         return [box.points for box in ocr.detect(image)]
@@ -76,11 +77,9 @@ def ocrlite_system(name: str, ocr: Any) -> System:
         return [d.text for d in ocr.recognizer(crops)]
 
     def classify_crops(crops: list[np.ndarray]) -> list[int]:
-        if ocr.classifier is None:
-            raise ConfigError(f"{name}: this pipeline has no direction classifier")
-        return [angle for angle, _ in ocr.classifier(crops)]
+        return [angle for angle, _ in ocr.classify(crops)]
 
-    return System(name, ocr.__call__, detect, read_crops, classify_crops)
+    return System(name, ocr.__call__, detect, read_crops, classify_crops if ocr.spec.cls is not None else None)
 
 
 @dataclass
@@ -99,7 +98,6 @@ def run_timed(
     systems: Sequence[System],
     items: Sequence[Item],
     call: Callable[[System, Item], T],
-    progress_every: int = 0,
 ) -> dict[str, TimedRun[T]]:
     """``call(system, item)`` for every system on every item, interleaved item by item; only the call is timed.
 
@@ -114,8 +112,6 @@ def run_timed(
             output = call(system, item)
             runs[system.name].seconds += time.perf_counter() - start
             runs[system.name].outputs.append(output)
-        if progress_every and (k + 1) % progress_every == 0:
-            print(f"  {k + 1}/{len(items)}", file=sys.stderr, flush=True)
     return runs
 
 
@@ -202,13 +198,8 @@ def _rec_row(texts: list[str], labels: list[str]) -> dict[str, Any]:
             "1-NED": _pct(insensitive.one_minus_ned), "CER": _pct(errors / chars if chars else 0.0)}
 
 
-def _both_ways(path: Path) -> list[tuple[np.ndarray, int]]:
-    image = read_image(path)
-    return [(image, 0), (cv2.rotate(image, cv2.ROTATE_180), 180)]
-
-
 def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None = None,
-             split: Path | None = None, batch: int | None = None,
+             split: Path | None = None,
              outputs: dict[str, tuple[list[Any], list[Any]]] | None = None) -> list[dict[str, Any]]:
     """One row of scores per system for ``task`` on the benchmark folder ``root``.
 
@@ -216,7 +207,7 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     lines) or FUNSD bag-of-words P/R/F1, case-insensitive and case-sensitive (``_cs``); rec: word accuracy
     (case-insensitive, ``_cs`` sensitive), 1 - NED and CER; cls: accuracy on every crop upright (0) and
     turned 180 degrees. Every row has ``n`` (items) and ``s_per_item`` (seconds inside the system).
-    Crops go to a system ``batch`` at a time (default: all in one call, which the predictors sort by ratio).
+    Crops go to a system in one call (which the predictors sort by ratio).
     ``outputs``, when given, receives each system's (outputs, ground truths) per item by name, for paired
     comparisons of systems on the same items.
     """
@@ -231,21 +222,14 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
         _require(systems, method)
         runs = run_timed(systems, [read_image(p) for p in paths],
                          lambda s, image: getattr(s, method)(image))
-    elif task == "rec":
-        _require(systems, "read_crops")
-        images = [read_image(p) for p in paths]
-        step = batch or len(images)
-        chunks = [images[i : i + step] for i in range(0, len(images), step)]
-        runs = run_timed(systems, chunks, lambda s, chunk: s.read_crops(chunk))  # type: ignore[misc]
-        runs = {name: TimedRun([t for out in run.outputs for t in out], run.seconds) for name, run in runs.items()}
     else:
-        _require(systems, "classify_crops")
-        pairs = [pair for p in paths for pair in _both_ways(p)]
-        truths = [angle for _, angle in pairs]
-        step = batch or len(pairs)
-        chunks = [[image for image, _ in pairs[i : i + step]] for i in range(0, len(pairs), step)]
-        runs = run_timed(systems, chunks, lambda s, chunk: s.classify_crops(chunk))  # type: ignore[misc]
-        runs = {name: TimedRun([a for out in run.outputs for a in out], run.seconds) for name, run in runs.items()}
+        method = "read_crops" if task == "rec" else "classify_crops"
+        _require(systems, method)
+        crops = [read_image(p) for p in paths]
+        if task == "cls":
+            crops, truths = upright_and_turned(crops)
+        runs = run_timed(systems, [crops], lambda s, all_crops: getattr(s, method)(all_crops))
+        runs = {name: TimedRun(run.outputs[0], run.seconds) for name, run in runs.items()}
     rows = []
     for system in systems:
         run = runs[system.name]
@@ -258,18 +242,20 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
         elif task == "rec":
             scores = _rec_row(run.outputs, truths)
         else:
-            correct = sum(int(a == b) for a, b in zip(run.outputs, truths))
-            scores = {"accuracy": _pct(correct / len(truths))}
-        items = len(run.outputs)
-        rows.append({"system": system.name, "task": task, "data": str(root), "n": items, **scores,
-                     "s_per_item": round(run.seconds / items, 4) if items else 0.0})
+            scores = {"accuracy": _pct(direction_accuracy(run.outputs, truths))}
+        rows.append({"system": system.name, "task": task, "data": str(root), "n": len(run.outputs), **scores,
+                     "s_per_item": round(run.seconds_per_item, 4)})
     return rows
+
+
+_ABILITIES = {"page": "page reading", "detect": "text detector", "read_crops": "crop reading",
+              "classify_crops": "direction classifier (cls stage)"}
 
 
 def _require(systems: Sequence[System], method: str) -> None:
     for system in systems:
         if getattr(system, method) is None:
-            raise ConfigError(f"{system.name} cannot be evaluated on this task (no {method})")
+            raise ConfigError(f"{system.name} cannot be evaluated on this task: it has no {_ABILITIES[method]}")
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""Accuracy metrics: ICDAR 2015 detection and end-to-end, bag of words, word accuracy, 1 - NED.
+"""Accuracy metrics: ICDAR 2015 detection and end-to-end, bag of words, word accuracy, 1 - NED, 0/180 direction.
 
 Pure functions over numpy arrays and strings (shapely for polygon areas); nothing here runs a net
 or reads a file. Counts are kept as integers and summed over a data set before P/R/H are formed,
@@ -33,6 +33,8 @@ __all__ = [
     "alphanumeric_accuracy",
     "norm_edit_similarity",
     "evaluate_recognition",
+    "upright_and_turned",
+    "direction_accuracy",
 ]
 
 DONT_CARE = "###"
@@ -343,3 +345,22 @@ def evaluate_recognition(
         word_accuracy(preds, gts, case_sensitive),
         norm_edit_similarity(preds, gts, case_sensitive),
     )
+
+
+# --- text-line direction (0/180) ----------------------------------------------------------------
+
+
+def upright_and_turned(crops: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """Each crop as given (angle 0) followed by the same crop turned 180 degrees (angle 180): the crop pairs
+    a direction classifier is scored on."""
+    images, angles = [], []
+    for crop in crops:
+        images += [crop, np.ascontiguousarray(crop[::-1, ::-1])]
+        angles += [0, 180]
+    return images, angles
+
+
+def direction_accuracy(angles: Sequence[int], truths: Sequence[int]) -> float:
+    """Share of crops whose predicted angle (0 or 180) is the true one."""
+    _check_lengths(angles, truths)
+    return sum(a == t for a, t in zip(angles, truths)) / len(truths) if truths else 0.0

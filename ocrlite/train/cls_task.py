@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from ..backends.torch import TorchRunner
 from ..errors import ConfigError
 from ..eval.datasets import read_text_file
+from ..eval.metrics import direction_accuracy, upright_and_turned
 from ..io.images import read_image
 from ..predictors import TextClassifier
 from ..preprocess import crop_quad, line_batch
@@ -39,7 +40,7 @@ from .augment import ClsAugment
 from .data import Splits, box_quad, check_eval_on, load_funsd_boxes, three_way_split
 from .settings import from_mapping
 
-__all__ = ["ClsData", "ClsAugmentSettings", "ClsTask", "funsd_crops", "label_file_crops", "upright_and_turned"]
+__all__ = ["ClsData", "ClsAugmentSettings", "ClsTask", "funsd_crops", "label_file_crops"]
 
 
 @dataclass(frozen=True)
@@ -105,15 +106,6 @@ def label_file_crops(path: str | Path, holdout_every: int, val_every: int, min_w
         return [c for c in crops if min(c.shape[:2]) >= min_width]
 
     return Splits(load(split.train), load(split.val), load(split.held_out))
-
-
-def upright_and_turned(crops: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
-    """Each crop as given (label 0) followed by the same crop turned 180 degrees (label 180)."""
-    images, angles = [], []
-    for crop in crops:
-        images += [crop, np.ascontiguousarray(crop[::-1, ::-1])]
-        angles += [0, 180]
-    return images, angles
 
 
 class ClsTask:
@@ -203,5 +195,4 @@ class ClsTask:
             angles = [angle for angle, _ in classifier(self.eval_crops)]
         finally:
             model.train(was_training)
-        correct = sum(a == b for a, b in zip(angles, self.eval_angles, strict=True))
-        return {"accuracy": correct / len(self.eval_angles)}
+        return {"accuracy": direction_accuracy(angles, self.eval_angles)}

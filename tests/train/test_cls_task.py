@@ -13,7 +13,7 @@ from ocrlite.errors import ConfigError
 from ocrlite.io.atomic import write_image
 from ocrlite.predictors import TextClassifier
 from ocrlite.stages import load_stage_config
-from ocrlite.train.cls_task import ClsTask, upright_and_turned
+from ocrlite.train.cls_task import ClsTask
 
 WORDS = ["Invoice 48213", "Total: $12.50", "Date 2024-01-31", "Thank you!", "Page 3 of 7", "Amount due",
          "Ref. AB-77", "Signature", "Phone 555-0101", "Qty 12"]
@@ -35,12 +35,6 @@ def _stage(root: Path, weights: str | None) -> dict:
     stage["weights"] = weights
     stage["train"] = {"task": "cls", "data": {"format": "labels", "root": str(root)}}
     return stage
-
-
-def test_upright_and_turned_pairs() -> None:
-    crop = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    images, angles = upright_and_turned([crop])
-    assert angles == [0, 180] and np.array_equal(images[1], crop[::-1, ::-1]) and images[0] is crop
 
 
 def test_batches_label_turned_crops_180(tmp_path: Path) -> None:

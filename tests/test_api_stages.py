@@ -1,0 +1,53 @@
+"""``OCR(stages=...)`` loads only the nets asked for, and ``OCR.classify`` reads crop directions (0/180) with the
+pipeline's cls stage whether or not ``use_cls`` is on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from ocrlite import OCR
+from ocrlite.errors import ConfigError
+from ocrlite.io.images import read_image
+
+SAMPLE = Path(__file__).resolve().parent / "images" / "sample.png"
+PAGE = read_image(SAMPLE)
+LINE = PAGE[30:62, 40:285]  # "OCRLITE 2026"
+
+
+def test_a_stage_left_out_is_not_loaded_and_using_it_is_a_config_error() -> None:
+    detect_only = OCR(stages=("det",))
+    assert len(detect_only.detect(PAGE)) == 4
+    with pytest.raises(ConfigError, match=r"^this OCR was built without its recognizer \(stages=...\)$"):
+        detect_only.recognizer  # noqa: B018
+    with pytest.raises(ConfigError, match="without its recognizer"):
+        detect_only(PAGE)
+    with pytest.raises(ConfigError, match=r"^this OCR was built without its direction classifier \(stages=...\)$"):
+        detect_only.classify([LINE])
+    read_only = OCR(stages=("rec",))
+    assert read_only.recognize([LINE])[0][0] == "OCRLITE 2026"
+    with pytest.raises(ConfigError, match="without its detector"):
+        read_only.detect(PAGE)
+
+
+def test_classify_reads_directions_even_when_the_pipeline_does_not_flip_crops() -> None:
+    ocr = OCR(use_cls=False)  # the default pipeline has a cls stage; use_cls off: it is loaded on first use
+    assert ocr.classifier is None
+    [(up, up_score), (down, down_score)] = ocr.classify([LINE, cv2.rotate(LINE, cv2.ROTATE_180)])
+    assert (up, down) == (0, 180) and min(up_score, down_score) > 0.9
+    assert ocr.classify([SAMPLE]) == ocr.classify([PAGE])  # a path is read like __call__ reads one
+    assert ocr.classify([]) == []
+    # classifying crops does not switch the classifier on in the pipeline itself
+    assert ocr.classifier is None and ocr.lines(PAGE).directions is None
+    with pytest.raises(TypeError, match="^crops must be a list of images .*; put a single one in a list$"):
+        ocr.classify(LINE)
+
+
+def test_classify_without_a_cls_stage_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "no_cls.yaml"
+    config.write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\n")
+    ocr = OCR(config, stages=("cls",))
+    with pytest.raises(ConfigError, match=r"^this pipeline has no direction classifier \(cls\)$"):
+        ocr.classify([LINE])
