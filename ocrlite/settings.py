@@ -19,6 +19,7 @@ __all__ = [
     "setting",
     "build_settings",
     "check_keys",
+    "range_error",
     "DetPreprocess",
     "LinePreprocess",
     "ClsPostprocess",
@@ -54,6 +55,11 @@ def check_keys(section: str, given: typing.Iterable[str], allowed: typing.Iterab
         raise ConfigError(f"{section}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
 
 
+def range_error(key: str, value: Any, allowed: str) -> ConfigError:
+    """The one wording of a value outside its range: ``key: value is out of range; allowed: ...``."""
+    return ConfigError(f"{key}: {value!r} is out of range; allowed: {allowed}")
+
+
 def _type_name(kind: Any) -> str:
     return getattr(kind, "__name__", str(kind))
 
@@ -73,11 +79,17 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             except ConfigError:
                 continue
         raise ConfigError(f"{key}: {value!r} is not a {' or '.join(_type_name(o) for o in options)}")
-    if origin is tuple:
+    if origin in (tuple, list):
         item = typing.get_args(kind)[0]
+        if item is str and isinstance(value, str):
+            return origin([value])  # a lone string is a one-item list of strings
+        wrong = ConfigError(f"{key}: expected a list of {_type_name(item)}, got {value!r}")
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list of {_type_name(item)}, got {value!r}")
-        return tuple(_coerce(key, v, item) for v in value)
+            raise wrong
+        try:
+            return origin(_coerce(key, v, item) for v in value)
+        except ConfigError:
+            raise wrong from None
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -99,28 +111,32 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
 
 def _check_rules(key: str, value: Any, rules: typing.Mapping[str, Any]) -> None:
     choices, low, high, length = rules.get("choices"), rules.get("low"), rules.get("high"), rules.get("length")
-    items = value if isinstance(value, tuple) else (value,)  # a list's choices hold for each of its items
+    items = value if isinstance(value, (tuple, list)) else (value,)  # a list's rules hold for each of its items
     if choices is not None and any(item not in choices for item in items):
-        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {', '.join(map(str, choices))}")
+        names = ", ".join("''" if choice == "" else str(choice) for choice in choices)
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {names}")
     if length is not None and len(value) != length:
         raise ConfigError(f"{key}: expected {length} values, got {len(value)}")
-    numbers = value if isinstance(value, tuple) else (value,)
-    for number in numbers:
+    for number in items:
         if isinstance(number, (int, float)) and not isinstance(number, bool):
             if (low is not None and number < low) or (high is not None and number > high):
-                bounds = f"{'' if low is None else low}..{'' if high is None else high}"
-                raise ConfigError(f"{key}: {value!r} is out of range; allowed: {bounds}")
+                raise range_error(key, value, f"{'' if low is None else low}..{'' if high is None else high}")
 
 
 def build_settings(cls: type[S], section: str, *sources: typing.Mapping[str, Any] | None) -> S:
-    """Merge ``sources`` (later wins) into dataclass ``cls`` and validate every value.
+    """Merge ``sources`` (later wins; None is empty) into dataclass ``cls`` and validate every value.
 
-    Unknown keys, wrong types, values outside ``choices`` or the range are ConfigErrors that
-    name ``section.key``.
+    A source that is not a mapping, unknown keys, wrong types, values outside ``choices`` or the range
+    are ConfigErrors that name ``section`` or ``section.key``; the dataclass's ``__post_init__`` then
+    checks what involves more than one field.
     """
     merged: dict[str, Any] = {}
     for source in sources:
-        merged.update(source or {})
+        if source is None:
+            continue
+        if not isinstance(source, typing.Mapping):
+            raise ConfigError(f"{section} must be a mapping, got {source!r}")
+        merged.update(source)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     check_keys(section, merged, fields)
     hints = typing.get_type_hints(cls)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
+from ocrlite.settings import build_settings, range_error, setting
 from ocrlite.stages import StageSpec, command_stage, stage_spec
 
 INPUTS = ("crops", "pages")  # what mode pseudo's unlabelled images are
@@ -134,43 +135,34 @@ class DistillSettings:
     texts scored below ``min_score`` dropped, and the student trains on them (``ocrlite.slim.pseudo``).
     """
 
-    mode: str = "kd"
+    mode: str = setting("kd", choices=MODES)
     teacher: str = ""
-    weight: float = 1.0
-    temperature: float = 2.0
-    feature_weight: float = 1.0
-    feature: str = "backbone"
-    teacher_weight: float = 1.0
+    weight: float = 1.0  # more than 0 (checked in __post_init__)
+    temperature: float = 2.0  # more than 0 (checked in __post_init__)
+    feature_weight: float = setting(1.0, low=0.0)
+    feature: str = setting("backbone", choices=FEATURES)
+    teacher_weight: float = setting(1.0, low=0.0)
     peer_weights: str = ""
     unlabelled: list[str] = field(default_factory=list)
-    inputs: str = "crops"
-    min_score: float = 0.9
+    inputs: str = setting("crops", choices=INPUTS)
+    min_score: float = 0.9  # 0 or more, less than 1 (checked in __post_init__)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"train.distill.mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.mode == "udml" and self.teacher:
             raise ConfigError("train.distill.teacher: mode udml trains two students and takes no teacher")
         if self.mode != "udml" and not self.teacher:
             raise ConfigError("train.distill.teacher: give a preset name or a config file (--teacher)")
         for key in ("weight", "temperature"):
             if not getattr(self, key) > 0:
-                raise ConfigError(f"train.distill.{key}: must be > 0, got {getattr(self, key)!r}")
+                raise range_error(f"train.distill.{key}", getattr(self, key), "more than 0")
         if self.peer_weights and self.mode == "kd":
             raise ConfigError("train.distill.peer_weights: mode kd has one student; peer_weights is for udml and cml")
-        for key in ("feature_weight", "teacher_weight"):
-            if not getattr(self, key) >= 0:
-                raise ConfigError(f"train.distill.{key}: must be >= 0, got {getattr(self, key)!r}")
         if self.mode == "pseudo" and not self.unlabelled:
             raise ConfigError("train.distill.unlabelled: mode pseudo needs unlabelled images (files or folders)")
         if self.mode != "pseudo" and self.unlabelled:
             raise ConfigError(f"train.distill.unlabelled: only mode pseudo reads unlabelled images (mode {self.mode})")
-        if self.inputs not in INPUTS:
-            raise ConfigError(f"train.distill.inputs: must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         if not 0 <= self.min_score < 1:
-            raise ConfigError(f"train.distill.min_score: must be >= 0 and < 1, got {self.min_score!r}")
-        if self.feature not in FEATURES:
-            raise ConfigError(f"train.distill.feature: must be one of {', '.join(FEATURES)}, got {self.feature!r}")
+            raise range_error("train.distill.min_score", self.min_score, "0.0 up to but not including 1.0")
 
 
 def teacher_spec(kind: str, teacher: str, config_dir: Path | None = None) -> StageSpec:
@@ -226,10 +218,8 @@ def _check_pair(student: StageSpec, teacher: StageSpec, name: str) -> None:
 def distill_task(task: Any, stage: dict[str, Any]) -> Any:
     """``task`` wrapped for the stage's ``train.distill`` section: ``KDTask`` (mode kd, with its teacher),
     ``UDMLTask`` (mode udml) or ``CMLTask`` (mode cml, with its teacher)."""
-    from ocrlite.train.settings import from_mapping
-
     section = (stage.get("train") or {}).get("distill")
-    settings: DistillSettings = from_mapping(DistillSettings, "train.distill", section)
+    settings: DistillSettings = build_settings(DistillSettings, "train.distill", section)
     if settings.mode == "udml":
         from ocrlite.slim.mutual import UDMLTask
 

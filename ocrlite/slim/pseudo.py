@@ -34,6 +34,7 @@ from ..charset import Charset
 from ..errors import ConfigError, OcrliteError, error_reason
 from ..io.atomic import atomic_write_text, write_image
 from ..io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
+from ..settings import build_settings
 from ..stages import StageSpec, stage_spec
 from ..weights import sha256_file
 from .distill import INPUTS, DistillSettings, teacher_spec
@@ -214,10 +215,8 @@ def pseudo_stage(stage: dict[str, Any], run_dir: Path, progress: bool = True,
     """``stage`` (a rec stage with ``train.distill.mode: pseudo``) labelled by its teacher into
     ``run_dir/pseudo``: the stage to train (the label file added to ``train.data.train``, no ``distill``
     section) and what the export's manifest records under ``training.distill``."""
-    from ..train.settings import from_mapping
-
     train = stage["train"]
-    settings: DistillSettings = from_mapping(DistillSettings, "train.distill", train.get("distill"))
+    settings: DistillSettings = build_settings(DistillSettings, "train.distill", train.get("distill"))
     if train.get("task") != "rec":
         raise ConfigError(f"train.distill.mode: pseudo trains recognizers (rec); this is a {train.get('task')} task")
     data = dict(train.get("data") or {})

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
 from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
+from ocrlite.settings import build_settings, range_error, setting
 from ocrlite.slim.distill import WrappedTask
 
 __all__ = ["QATSettings", "ActivationClip", "QConv2d", "QLinear", "QATTask", "activation_grid",
@@ -56,23 +57,20 @@ _INIT_STEP = 10**9  # init batches are drawn as steps 1e9, 1e9 + 1, ...: never a
 class QATSettings:
     """The ``train.qat`` section (see the module docstring)."""
 
-    method: str = "pact"
-    bits: int = 8
-    alpha_decay: float = 1e-4
-    clip_lr: float = 100.0
-    init_percentile: float = 99.99
-    init_batches: int = 2
+    method: str = setting("pact", choices=METHODS)
+    bits: int = 8  # only 8 (checked in __post_init__, which says why)
+    alpha_decay: float = setting(1e-4, low=0.0)
+    clip_lr: float = 100.0  # more than 0 (checked in __post_init__)
+    init_percentile: float = 99.99  # more than 50, at most 100 (checked in __post_init__)
+    init_batches: int = setting(2, low=1)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"train.qat.method: must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.bits != 8:
             raise ConfigError(f"train.qat.bits: onnxruntime runs 8-bit weights and activations; got {self.bits}")
-        checks = {"alpha_decay": self.alpha_decay >= 0, "clip_lr": self.clip_lr > 0,
-                  "init_percentile": 50 < self.init_percentile <= 100, "init_batches": self.init_batches >= 1}
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"train.qat.{bad[0]}: invalid value {getattr(self, bad[0])!r}")
+        if not self.clip_lr > 0:
+            raise range_error("train.qat.clip_lr", self.clip_lr, "more than 0")
+        if not 50 < self.init_percentile <= 100:
+            raise range_error("train.qat.init_percentile", self.init_percentile, "more than 50, at most 100")
 
 
 def activation_grid(lower: Tensor, upper: Tensor, bits: int = 8) -> tuple[Tensor, Tensor]:
@@ -304,10 +302,8 @@ class QATTask(WrappedTask):
 
 def qat_task(task: Any, stage: dict[str, Any]) -> QATTask:
     """``task`` wrapped for the stage's ``train.qat`` section."""
-    from ocrlite.train.settings import from_mapping
-
     train = stage.get("train") or {}
-    settings: QATSettings = from_mapping(QATSettings, "train.qat", train.get("qat"))
+    settings: QATSettings = build_settings(QATSettings, "train.qat", train.get("qat"))
     if not train.get("freeze_bn"):
         raise ConfigError("train.qat: needs train.freeze_bn: true (the fake-quantized weights fold the BatchNorm "
                           "statistics, which must not move)")

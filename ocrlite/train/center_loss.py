@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..settings import range_error, setting
 
 __all__ = ["CenterLossSettings", "CenterBank", "center_loss", "ctc_align", "greedy_labels"]
 
@@ -30,17 +31,13 @@ LABELS = ("argmax", "aligned")
 class CenterLossSettings:
     """The ``train.center_loss`` section (its presence turns the loss on)."""
 
-    weight: float = 0.05
-    labels: str = "argmax"
-    rate: float = 0.1
+    weight: float = 0.05  # more than 0 (checked in __post_init__)
+    labels: str = setting("argmax", choices=LABELS)
+    rate: float = setting(0.1, low=0.0, high=1.0)
 
     def __post_init__(self) -> None:
         if not self.weight > 0:
-            raise ConfigError(f"train.center_loss.weight must be > 0, got {self.weight!r}")
-        if self.labels not in LABELS:
-            raise ConfigError(f"train.center_loss.labels must be one of {', '.join(LABELS)}, got {self.labels!r}")
-        if not 0 <= self.rate <= 1:
-            raise ConfigError(f"train.center_loss.rate must be between 0 and 1, got {self.rate!r}")
+            raise range_error("train.center_loss.weight", self.weight, "more than 0")
 
 
 def center_loss(features: Tensor, labels: Tensor, centers: Tensor) -> Tensor:

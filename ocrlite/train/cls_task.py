@@ -34,11 +34,10 @@ from ..eval.metrics import direction_accuracy, upright_and_turned
 from ..io.images import read_image
 from ..predictors import TextClassifier
 from ..preprocess import crop_quad, line_batch
-from ..settings import ClsPostprocess, LinePreprocess
+from ..settings import ClsPostprocess, LinePreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .augment import ClsAugment
 from .data import Splits, box_quad, check_eval_on, load_funsd_boxes, three_way_split
-from .settings import from_mapping
 
 __all__ = ["ClsData", "ClsAugmentSettings", "ClsTask", "funsd_crops", "label_file_crops"]
 
@@ -62,17 +61,10 @@ class ClsData:
 class ClsAugmentSettings:
     """The ``train.augment`` section (see ``ClsAugment``)."""
 
-    num_ops: int = 2
-    magnitude: float = 0.5
-    bda_prob: float = 0.4
+    num_ops: int = setting(2, low=0)
+    magnitude: float = setting(0.5, low=0.0, high=1.0)
+    bda_prob: float = setting(0.4, low=0.0, high=1.0)
     at_input: bool = True  # augment after resizing to the net's input (strengths in input pixels)
-
-    def __post_init__(self) -> None:
-        if self.num_ops < 0:
-            raise ConfigError(f"train.augment.num_ops must be 0 or more, got {self.num_ops}")
-        for name in ("magnitude", "bda_prob"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"train.augment.{name} must be between 0 and 1, got {getattr(self, name)}")
 
 
 def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
@@ -117,8 +109,8 @@ class ClsTask:
     def __init__(self, stage: dict[str, Any], batch_size: int) -> None:
         self.stage = stage
         train = stage.get("train") or {}
-        self.data: ClsData = from_mapping(ClsData, "train.data", train.get("data"))
-        aug: ClsAugmentSettings = from_mapping(ClsAugmentSettings, "train.augment", train.get("augment"))
+        self.data: ClsData = build_settings(ClsData, "train.data", train.get("data"))
+        aug: ClsAugmentSettings = build_settings(ClsAugmentSettings, "train.augment", train.get("augment"))
         self.spec: StageSpec = stage_spec("cls", stage)
         self.pre: LinePreprocess = self.spec.pre
         size = (self.pre.height, self.pre.width) if aug.at_input else (0, 0)

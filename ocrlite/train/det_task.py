@@ -34,14 +34,13 @@ from ..models import build_model
 from ..postprocess import DBPostProcess
 from ..predictors import TextDetector
 from ..preprocess import normalize
-from ..settings import DetPreprocess
+from ..settings import DetPreprocess, build_settings, range_error, setting
 from ..stages import stage_spec
 from ..weights import load_weights
 from .augment import DetAugment, DetSample
 from .data import DetRecord, check_eval_on, funsd_records, icdar2015_records, read_det_label_file, three_way_split
 from .db_loss import DBLoss
 from .db_targets import make_db_targets
-from .settings import from_mapping
 
 __all__ = [
     "DetData",
@@ -77,54 +76,40 @@ class DetData:
 class DetAugmentSettings:
     """The ``train.augment`` section (see ``DetAugment``)."""
 
-    size: int = 640
-    flip: float = 0.5
-    max_angle: float = 10.0
+    size: int = setting(640, low=32)
+    flip: float = setting(0.5, low=0.0, high=1.0)
+    max_angle: float = setting(10.0, low=0.0)
     scale_min: float = 0.5
     scale_max: float = 3.0
-    color: float = 0.3
-    copy_paste: float = 0.0
+    color: float = setting(0.3, low=0.0, high=1.0)
+    copy_paste: float = setting(0.0, low=0.0, high=1.0)
     keep_scale: bool = False  # crop windows of at most size x size, padded, never resized
 
     def __post_init__(self) -> None:
-        _check("train.augment", self.size >= 32, f"size must be at least 32, got {self.size}")
-        _check("train.augment", 0 < self.scale_min <= self.scale_max,
-               f"scale_min and scale_max must be 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}")
-        _check("train.augment", self.max_angle >= 0, f"max_angle must be 0 or more, got {self.max_angle}")
-        for name in ("flip", "color", "copy_paste"):
-            value = getattr(self, name)
-            _check("train.augment", 0 <= value <= 1, f"{name} must be between 0 and 1, got {value}")
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ConfigError(f"train.augment.scale_min and scale_max must be 0 < scale_min <= scale_max, "
+                              f"got {self.scale_min}, {self.scale_max}")
 
 
 @dataclass(frozen=True)
 class DetLossSettings:
     """The ``train.loss`` section: DB loss weights and target parameters."""
 
-    main_loss: str = "dice"
-    alpha: float = 5.0
-    beta: float = 10.0
-    ohem_ratio: float = 3.0
-    shrink_ratio: float = 0.4
-    min_text_size: int = 8
-    thresh_min: float = 0.3
-    thresh_max: float = 0.7
+    main_loss: str = setting("dice", choices=("dice", "bce"))
+    alpha: float = setting(5.0, low=0.0)
+    beta: float = setting(10.0, low=0.0)
+    ohem_ratio: float = setting(3.0, low=0.0)
+    shrink_ratio: float = 0.4  # strictly between 0 and 1 (checked in __post_init__)
+    min_text_size: int = setting(8, low=0)
+    thresh_min: float = setting(0.3, low=0.0, high=1.0)
+    thresh_max: float = setting(0.7, low=0.0, high=1.0)
 
     def __post_init__(self) -> None:
-        _check("train.loss", self.main_loss in ("dice", "bce"),
-               f"main_loss must be dice or bce, got {self.main_loss!r}")
-        _check("train.loss", 0 < self.shrink_ratio < 1,
-               f"shrink_ratio must be between 0 and 1, got {self.shrink_ratio}")
-        _check("train.loss", 0 <= self.thresh_min < self.thresh_max <= 1,
-               f"thresh_min and thresh_max must be 0 <= min < max <= 1, got {self.thresh_min}, {self.thresh_max}")
-        for name in ("alpha", "beta", "ohem_ratio", "min_text_size"):
-            value = getattr(self, name)
-            _check("train.loss", value >= 0, f"{name} must be 0 or more, got {value}")
-
-
-def _check(section: str, ok: bool, message: str) -> None:
-    """A ConfigError naming ``section`` unless ``ok``."""
-    if not ok:
-        raise ConfigError(f"{section}.{message}")
+        if not 0 < self.shrink_ratio < 1:
+            raise range_error("train.loss.shrink_ratio", self.shrink_ratio, "more than 0 and less than 1")
+        if not self.thresh_min < self.thresh_max:
+            raise ConfigError(f"train.loss.thresh_min and thresh_max must be thresh_min < thresh_max, "
+                              f"got {self.thresh_min}, {self.thresh_max}")
 
 
 def init_db_branch(branch: nn.Module, source: nn.Module) -> None:
@@ -230,9 +215,9 @@ class DetTask:
     def __init__(self, stage: dict[str, Any], batch_size: int) -> None:
         self.stage = with_threshold_branch(stage)
         train = stage.get("train") or {}
-        self.data: DetData = from_mapping(DetData, "train.data", train.get("data"))
-        aug: DetAugmentSettings = from_mapping(DetAugmentSettings, "train.augment", train.get("augment"))
-        self.loss_cfg: DetLossSettings = from_mapping(DetLossSettings, "train.loss", train.get("loss"))
+        self.data: DetData = build_settings(DetData, "train.data", train.get("data"))
+        aug: DetAugmentSettings = build_settings(DetAugmentSettings, "train.augment", train.get("augment"))
+        self.loss_cfg: DetLossSettings = build_settings(DetLossSettings, "train.loss", train.get("loss"))
         check_eval_on(self.data.eval_on, self.data.val_every)
         self.augment = DetAugment((aug.size, aug.size), aug.flip, aug.max_angle, (aug.scale_min, aug.scale_max),
                                   aug.color, aug.copy_paste, aug.keep_scale)

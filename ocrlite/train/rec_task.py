@@ -29,10 +29,9 @@ from ..eval.metrics import evaluate_recognition
 from ..io.images import read_image
 from ..predictors import TextRecognizer
 from ..preprocess import line_batch, rec_batch_width
-from ..settings import LinePreprocess
+from ..settings import LinePreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .center_loss import CenterBank, CenterLossSettings, ctc_align, greedy_labels
-from .settings import from_mapping
 from .synth import FONT_ROOT, LANGS, SCENE_SHARE, WORDS_FILE, ZH_SHARE, FontBank, Synthesizer, degrade, load_words
 
 __all__ = ["RecData", "RecTask", "ctc_loss", "read_label_file", "tia_distort", "tia_stretch", "tia_perspective"]
@@ -152,24 +151,16 @@ class RecData:
 
     train: list[str] = field(default_factory=list)
     eval: str = ""
-    eval_limit: int = 500  # score only the first N lines of ``eval`` (0: all, as in the cls task)
-    synth: str = ""
-    synth_share: float = 1.0
-    scene_share: float = SCENE_SHARE
-    zh_share: float = ZH_SHARE
-    width_multiple: int = 1
+    eval_limit: int = setting(500, low=0)  # score only the first N lines of ``eval`` (0: all, as in the cls task)
+    synth: str = setting("", choices=("", *LANGS))  # "": no synthetic lines
+    synth_share: float = setting(1.0, low=0.0, high=1.0)
+    scene_share: float = setting(SCENE_SHARE, low=0.0, high=1.0)
+    zh_share: float = setting(ZH_SHARE, low=0.0, high=1.0)
+    width_multiple: int = setting(1, low=1)
     fonts: str = str(FONT_ROOT)
     words: str = str(WORDS_FILE)
 
     def __post_init__(self) -> None:
-        if self.synth and self.synth not in LANGS:
-            raise ConfigError(f"train.data.synth must be one of {', '.join(LANGS)}, got {self.synth!r}")
-        if not 0 <= self.synth_share <= 1:
-            raise ConfigError(f"train.data.synth_share must be between 0 and 1, got {self.synth_share}")
-        if self.width_multiple < 1:
-            raise ConfigError(f"train.data.width_multiple must be at least 1, got {self.width_multiple}")
-        if self.eval_limit < 0:
-            raise ConfigError(f"train.data.eval_limit must be 0 (all) or more, got {self.eval_limit}")
         if not self.train and not self.synth:
             raise ConfigError("train.data: give label files (train) or a synthetic language (synth)")
 
@@ -178,8 +169,8 @@ class RecData:
 class RecAugment:
     """The ``train.augment`` section."""
 
-    tia_prob: float = 0.3
-    bda_prob: float = 0.3
+    tia_prob: float = setting(0.3, low=0.0, high=1.0)
+    bda_prob: float = setting(0.3, low=0.0, high=1.0)
 
 
 class RecTask:
@@ -191,11 +182,11 @@ class RecTask:
     def __init__(self, stage: dict[str, Any], batch_size: int) -> None:
         self.stage = stage
         train = stage.get("train") or {}
-        self.data: RecData = from_mapping(RecData, "train.data", train.get("data"))
-        self.augment: RecAugment = from_mapping(RecAugment, "train.augment", train.get("augment"))
+        self.data: RecData = build_settings(RecData, "train.data", train.get("data"))
+        self.augment: RecAugment = build_settings(RecAugment, "train.augment", train.get("augment"))
         self.center: CenterLossSettings | None = None
         if train.get("center_loss") is not None:
-            self.center = from_mapping(CenterLossSettings, "train.center_loss", train["center_loss"])
+            self.center = build_settings(CenterLossSettings, "train.center_loss", train["center_loss"])
         self.centers: CenterBank | None = None
         self.spec: StageSpec = stage_spec("rec", stage)
         self.pre: LinePreprocess = self.spec.pre

@@ -22,6 +22,7 @@ import yaml
 from ..config import apply_overrides
 from ..errors import ConfigError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..settings import build_settings
 from ..stages import load_stage_config, stage_kind, stage_overrides, stage_spec
 from ..weights import sha256_file
 from .data import file_entries
@@ -170,9 +171,8 @@ def run_training(
     about: dict[str, Any] = {}
     if stage["train"].get("distill") is not None:  # checked before the task reads any data
         from ..slim.distill import DistillSettings
-        from .settings import from_mapping
 
-        if from_mapping(DistillSettings, "train.distill", stage["train"]["distill"]).mode == "pseudo":
+        if build_settings(DistillSettings, "train.distill", stage["train"]["distill"]).mode == "pseudo":
             from ..slim.pseudo import pseudo_stage
 
             stage, about = pseudo_stage(stage, run_dir, progress, notify)

@@ -38,8 +38,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..settings import build_settings, range_error, setting
 from .checkpoint import BEST_FILE, find_checkpoint, load_checkpoint, read_state, save_checkpoint, state_tensors
-from .settings import from_mapping
 from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules", "run_checkpoint",
@@ -54,47 +54,42 @@ RESUMABLE = ("steps", "eval_every", "save_every", "log_every", "workers")  # set
 class TrainSettings:
     """The generic part of a stage config's ``train:`` section."""
 
-    steps: int = 1000
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    beta1: float = 0.9
+    steps: int = setting(1000, low=1)
+    batch_size: int = setting(64, low=1)
+    optimizer: str = setting("adam", choices=("adam", "adamw"))
+    lr: float = 1e-4  # more than 0 (checked in __post_init__)
+    weight_decay: float = setting(0.0, low=0.0)
+    beta1: float = 0.9  # 0 <= beta < 1, as torch's Adam requires (checked in __post_init__)
     beta2: float = 0.999
-    warmup_steps: int = 100
-    min_lr: float = 0.0
-    clip_grad_norm: float = 5.0
+    warmup_steps: int = setting(100, low=0)
+    min_lr: float = setting(0.0, low=0.0)  # at most lr (checked in __post_init__)
+    clip_grad_norm: float = setting(5.0, low=0.0)
     freeze_bn: bool = False
     freeze: list[str] = field(default_factory=list)  # module name prefixes kept fixed, e.g. backbone.stem
     amp: bool = True
     channels_last: bool = False  # NHWC net and images (on CUDA, much faster depthwise convolutions)
-    seed: int = 0
-    workers: int = 0  # processes making batches ahead of the training step (0: made in-process)
-    eval_every: int = 500
-    save_every: int = 250
-    log_every: int = 10
+    seed: int = setting(0, low=0)
+    workers: int = setting(0, low=0)  # processes making batches ahead of the training step (0: made in-process)
+    eval_every: int = setting(500, low=1)
+    save_every: int = setting(250, low=1)
+    log_every: int = setting(10, low=1)
 
     def __post_init__(self) -> None:
-        checks = {
-            "steps": self.steps >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
-            "warmup_steps": self.warmup_steps >= 0, "min_lr": 0 <= self.min_lr <= self.lr,
-            "clip_grad_norm": self.clip_grad_norm >= 0, "eval_every": self.eval_every >= 1,
-            "save_every": self.save_every >= 1, "log_every": self.log_every >= 1,
-            "optimizer": self.optimizer in ("adam", "adamw"), "weight_decay": self.weight_decay >= 0,
-            "workers": self.workers >= 0, "seed": self.seed >= 0,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"train.{bad[0]}: invalid value {getattr(self, bad[0])!r}")
+        if not self.lr > 0:
+            raise range_error("train.lr", self.lr, "more than 0")
+        if not self.min_lr <= self.lr:
+            raise range_error("train.min_lr", self.min_lr, f"0.0..{self.lr} (train.lr)")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise range_error(f"train.{name}", getattr(self, name), "0.0 up to but not including 1.0")
 
     @classmethod
     def from_stage(cls, stage: dict[str, Any]) -> TrainSettings:
         """The settings of ``stage``'s ``train`` section (a ConfigError when it is not a mapping)."""
-        train = stage.get("train") or {}
-        if not isinstance(train, dict):
-            raise ConfigError(f"train must be a mapping, got {train!r}")
-        section = {k: v for k, v in train.items() if k not in TASK_KEYS}
-        return from_mapping(cls, "train", section)
+        train = stage.get("train")
+        if isinstance(train, dict):  # anything else is build_settings' one-line error
+            train = {k: v for k, v in train.items() if k not in TASK_KEYS}
+        return build_settings(cls, "train", train)
 
 
 @dataclass

@@ -124,11 +124,12 @@ def test_udml_cli_run_exports_the_student_which_reads_the_sample(tmp_path: Path)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--set", "train.distill.mode=mdl"], "train.distill.mode: must be one of kd, cml, udml, pseudo, got 'mdl'"),
+    (["--set", "train.distill.mode=mdl"],
+     "train.distill.mode: 'mdl' is not allowed; choose one of: kd, cml, udml, pseudo"),
     (["--set", "train.distill.mode=udml", "--teacher", "ppocr-v2"],
      "train.distill.teacher: mode udml trains two students and takes no teacher"),
     (["--set", "train.distill.mode=udml", "--set", "train.distill.feature=head"],
-     "train.distill.feature: must be one of backbone, neck, got 'head'"),
+     "train.distill.feature: 'head' is not allowed; choose one of: backbone, neck"),
     ([], "train.distill.teacher: give a preset name or a config file (--teacher)"),
     (["--set", "train.distill.mode=cml", "--teacher", "ppocr-v2"],
      "train.distill.mode: cml trains detectors (det); this is a rec task"),

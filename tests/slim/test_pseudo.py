@@ -133,9 +133,9 @@ def test_distill_pseudo_trains_on_the_teachers_text_and_exports(preset_weights: 
     (["train.distill.mode=pseudo", "train.distill.unlabelled=/no/such/dir"],
      "train.distill.unlabelled: /no/such/dir: no such file or directory"),
     (["train.distill.mode=pseudo", "train.distill.unlabelled=CROPS", "train.distill.inputs=lines"],
-     "train.distill.inputs: must be one of crops, pages, got 'lines'"),
+     "train.distill.inputs: 'lines' is not allowed; choose one of: crops, pages"),
     (["train.distill.mode=pseudo", "train.distill.unlabelled=CROPS", "train.distill.min_score=1.5"],
-     "train.distill.min_score: must be >= 0 and < 1, got 1.5"),
+     "train.distill.min_score: 1.5 is out of range; allowed: 0.0 up to but not including 1.0"),
     (["train.distill.unlabelled=CROPS"], "train.distill.unlabelled: only mode pseudo reads unlabelled images"),
     (["train.distill.mode=pseudo", "train.distill.unlabelled=CROPS", "train.distill.teacher=rec_ppocrv2.yaml",
       "train.distill.inputs=pages"], "train.distill.teacher: rec_ppocrv2.yaml is a single stage config; inputs: "

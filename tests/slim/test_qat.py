@@ -182,7 +182,7 @@ def test_qat_resume_is_bit_exact_with_the_clip_bounds(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("override, message", [
     ("train.qat.bits=4", "train.qat.bits: onnxruntime runs 8-bit"),
-    ("train.qat.method=lsq", "train.qat.method: must be one of pact"),
+    ("train.qat.method=lsq", "train.qat.method: 'lsq' is not allowed; choose one of: pact"),
     ("train.qat.colour=1", "train.qat: unknown key 'colour'"),
     ("train.freeze_bn=false", "train.qat: needs train.freeze_bn: true"),
 ])

@@ -247,7 +247,7 @@ def test_a_failed_start_leaves_no_run_folder(labels: Path, checkpoint: Path, tmp
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.seed=-1", "train.seed: invalid value -1"),
+    ("train.seed=-1", "train.seed: -1 is out of range; allowed: 0.."),
     ("train=[1]", "train must be a mapping, got [1]"),
 ])
 def test_bad_train_sections_are_one_line_errors(labels: Path, tmp_path: Path, override: str, message: str) -> None:

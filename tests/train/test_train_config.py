@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
+from ocrlite.settings import build_settings
 from ocrlite.train.cls_task import ClsAugmentSettings
 from ocrlite.train.det_task import DetAugmentSettings, DetLossSettings
 from ocrlite.train.run import load_training_config
-from ocrlite.train.settings import from_mapping
+from ocrlite.train.trainer import TrainSettings
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "train" / "rec_ppocrv2_en.yaml")
 
@@ -36,16 +39,42 @@ def test_train_commands_take_prefixed_keys(command: str, tmp_path: Path) -> None
     assert result.stderr == "ocrlite: error: train.task must be one of rec, det, cls, got 'bogus'\n"
 
 
-@pytest.mark.parametrize(("section", "values", "message"), [
-    (DetLossSettings, {"main_loss": "foo"}, "train.loss.main_loss must be dice or bce"),
-    (DetAugmentSettings, {"scale_min": 3, "scale_max": 1}, "train.augment.scale_min and scale_max"),
-    (DetAugmentSettings, {"size": 0}, "train.augment.size must be at least 32"),
-    (ClsAugmentSettings, {"num_ops": -1}, "train.augment.num_ops must be 0 or more"),
+@pytest.mark.parametrize(("cls", "section", "values", "message"), [
+    (DetLossSettings, "train.loss", {"main_loss": "foo"},
+     "train.loss.main_loss: 'foo' is not allowed; choose one of: dice, bce"),
+    (DetLossSettings, "train.loss", {"shrink_ratio": 1},
+     "train.loss.shrink_ratio: 1.0 is out of range; allowed: more than 0 and less than 1"),
+    (DetLossSettings, "train.loss", {"thresh_min": 0.7, "thresh_max": 0.3}, "train.loss.thresh_min and thresh_max"),
+    (DetAugmentSettings, "train.augment", {"scale_min": 3, "scale_max": 1}, "train.augment.scale_min and scale_max"),
+    (DetAugmentSettings, "train.augment", {"size": 0}, "train.augment.size: 0 is out of range; allowed: 32.."),
+    (DetAugmentSettings, "train.augment", {"flip": 1.5}, "train.augment.flip: 1.5 is out of range; allowed: 0.0..1.0"),
+    (ClsAugmentSettings, "train.augment", {"num_ops": -1}, "train.augment.num_ops: -1 is out of range; allowed: 0.."),
 ])
-def test_out_of_range_training_settings_are_config_errors(section: type, values: dict, message: str) -> None:
+def test_out_of_range_training_settings_are_config_errors(cls: type, section: str, values: dict, message: str) -> None:
     """Each was a traceback deep in the data loader or the loss (exit 1), not one line (exit 2)."""
-    with pytest.raises(ConfigError, match=message):
-        from_mapping(section, "train", values)
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}") as caught:
+        build_settings(cls, section, values)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_list_of_strings_takes_a_lone_string_and_refuses_other_items() -> None:
+    """``train.freeze=backbone.stem`` (a lone string) is a one-item list; a list of numbers is one line naming it."""
+    assert TrainSettings.from_stage({"train": {"freeze": "backbone.stem"}}).freeze == ["backbone.stem"]
+    assert TrainSettings.from_stage({"train": {"freeze": ["a", "b"]}}).freeze == ["a", "b"]
+    for bad in ([1, 2], 5):
+        with pytest.raises(ConfigError) as caught:
+            TrainSettings.from_stage({"train": {"freeze": bad}})
+        assert str(caught.value) == f"train.freeze: expected a list of str, got {bad!r}"
+
+
+@pytest.mark.parametrize("section", [[1], "steps", 5])
+def test_a_training_section_that_is_no_mapping_is_one_line(section: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        TrainSettings.from_stage({"train": section})
+    assert str(caught.value) == f"train must be a mapping, got {section!r}"
+    with pytest.raises(ConfigError) as caught:
+        build_settings(DetLossSettings, "train.loss", section)
+    assert str(caught.value) == f"train.loss must be a mapping, got {section!r}"
 
 
 @pytest.mark.parametrize("name", ["sub/x", "../escaped", ".."])
