@@ -13,7 +13,8 @@ import numpy as np
 from ocrlite.backends.torch import Runner
 from ocrlite.errors import ConfigError
 from ocrlite.io.images import bgr_array, read_image
-from ocrlite.orientation import PageLines, TextProbe, page_steps
+from ocrlite.page.orientation import PageLines, TextProbe
+from ocrlite.page.steps import page_steps
 from ocrlite.postprocess import ctc_word_boxes
 from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer
 from ocrlite.preprocess import crop_quad

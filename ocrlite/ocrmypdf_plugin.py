@@ -123,7 +123,7 @@ class _Models:
         preset, pipeline = options.ocrlite.model, self.pipeline(options)
         with self.lock:
             if preset not in self.page:
-                from ocrlite.orientation import PageOrientationClassifier
+                from ocrlite.page.orientation import PageOrientationClassifier
 
                 self._set_threads(options)
                 self.page[preset] = PageOrientationClassifier.from_config(pipeline.spec.page)
@@ -248,7 +248,7 @@ class OcrliteEngine(OcrEngine):
 
     @staticmethod
     def get_deskew(input_file: Path, options: Any) -> float:
-        from ocrlite.orientation import estimate_skew
+        from ocrlite.page.deskew import estimate_skew
 
         pipeline = _MODELS.pipeline(options)
         try:

@@ -203,7 +203,7 @@ class PagePreprocess:
 @dataclass(frozen=True)
 class PagePostprocess:
     """Page orientation decision: the clockwise angle of each output and the fused probability (classifier and
-    text lines, ``ocrlite.orientation``) needed to turn a page; below ``recheck`` the recognizer reads the
+    text lines, ``ocrlite.page``) needed to turn a page; below ``recheck`` the recognizer reads the
     ``read_lines`` longest lines as given and turned 180 degrees (votes weighted by ``read_weight``), and if
     the page is still in doubt, the page turned a quarter is detected and read too (``recheck: 0``: never)."""
 
@@ -217,7 +217,7 @@ class PagePostprocess:
 @dataclass(frozen=True)
 class PipelineSettings:
     """Pipeline switches: use the direction classifier, drop low-scoring lines, turn pages upright
-    (0/90/180/270) and level small tilts first (``ocrlite.orientation``)."""
+    (0/90/180/270) and level small tilts first (``ocrlite.page``)."""
 
     use_cls: bool = setting(True)
     drop_score: float = setting(0.5, low=0.0, high=1.0)

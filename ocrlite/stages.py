@@ -59,7 +59,7 @@ PIPELINE_KEYS = ("det", "cls", "rec", "page", "pipeline")
 BACKENDS = ("torch", "onnxruntime")
 DEFAULT_PIPELINE = "ocr_ppocr_v2.yaml"
 DEFAULT_STAGE_CONFIGS = {"det": "det_ppocrv3.yaml", "cls": "cls_ppocr_mobile_v2.yaml", "rec": "rec_ppocrv2.yaml"}
-PAGE_KIND, PAGE_CONFIG = "page", "page_cls_pplcnet.yaml"  # the page orientation stage (ocrlite.orientation)
+PAGE_KIND, PAGE_CONFIG = "page", "page_cls_pplcnet.yaml"  # the page orientation stage (ocrlite.page)
 
 _PRE = {"det": DetPreprocess, "cls": LinePreprocess, "rec": LinePreprocess, PAGE_KIND: PagePreprocess}
 _POST: dict[str, type] = {"det": DBPostProcess, "cls": ClsPostprocess, "rec": RecPostprocess,

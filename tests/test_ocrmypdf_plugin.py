@@ -74,7 +74,7 @@ def halves(shared_data: Path) -> list[tuple[np.ndarray, list[str]]]:
 @pytest.mark.data
 def test_rotated_page_is_turned_and_read(ocrmypdf_command: list[str], halves: list, preset_weights: Path,
                                          tmp_path: Path) -> None:
-    from ocrlite.orientation import PageOrientationClassifier
+    from ocrlite.page.orientation import PageOrientationClassifier
 
     pages = [halves[0][0], cv2.rotate(halves[1][0], cv2.ROTATE_90_CLOCKWISE)]
     source = _pdf(pages, tmp_path, "in")

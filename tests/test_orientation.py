@@ -1,5 +1,5 @@
 """Page steps: the 0/90/180/270 page orientation (page classifier fused with the text lines), deskew from the
-detected boxes, and quads mapped back to the page as given (ocrlite.orientation, ``pipeline.page_orientation``
+detected boxes, and quads mapped back to the page as given (ocrlite.page, ``pipeline.page_orientation``
 / ``pipeline.deskew``, ``ocr --rotate-pages --deskew``)."""
 
 from __future__ import annotations
@@ -15,18 +15,16 @@ from click.testing import CliRunner
 from ocrlite import OCR
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
-from ocrlite.orientation import (
+from ocrlite.page.deskew import deskew_image, estimate_skew
+from ocrlite.page.orientation import (
     PageLines,
     PageOrientationClassifier,
-    _quarter_turn_matrix,
-    deskew_image,
-    estimate_skew,
     page_crop,
     page_views,
     reading_evidence,
-    rotate_upright,
     text_evidence,
 )
+from ocrlite.page.steps import _quarter_turn_matrix, rotate_upright
 from ocrlite.results import PageResult, TextBox
 from ocrlite.settings import PagePreprocess
 from ocrlite.stages import PAGE_KIND, stage_spec

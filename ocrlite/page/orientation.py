@@ -1,4 +1,4 @@
-"""Page-level geometry: orientation (0/90/180/270), small-angle deskew, and results mapped back to the page.
+"""Page orientation (0/90/180/270): the page classifier fused with the evidence of the page's text lines.
 
 ``PageOrientationClassifier`` is PaddleClas's text-image orientation model (PP-LCNet x1.0), fed 224x224
 squares normalised with the ImageNet mean/std (BGR channel order, as the exported model was fed). It was
@@ -29,17 +29,13 @@ Many long lines (documents) outweigh the classifier and end the decision after t
 leave the classifier most of the say, and there the recognizer helps.
 When the page is upright, its detections (``PageLines``) are reused to read it: the detector runs once
 (twice on a page in doubt).
-
-``estimate_skew`` measures the remaining small tilt from the detected boxes: the median angle of the long
-ones. ``PageSteps`` applies both before the pipeline reads a page and maps every quad of the result back
-to the original page's pixels through the inverse of the applied transform.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +45,7 @@ import numpy as np
 from ocrlite.backends.torch import Runner
 from ocrlite.errors import ConfigError
 from ocrlite.preprocess import is_tall, normalize, quad_size
-from ocrlite.results import PageResult, TextBox, TextLine
+from ocrlite.results import TextBox
 from ocrlite.settings import PagePostprocess, PagePreprocess
 from ocrlite.stages import PAGE_KIND, StageSpec, stage_spec
 
@@ -61,14 +57,8 @@ __all__ = [
     "PageOrientationClassifier",
     "page_crop",
     "page_views",
-    "rotate_upright",
-    "estimate_skew",
-    "deskew_image",
-    "PageSteps",
-    "page_steps",
 ]
 
-_ROTATE_CCW = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 _ROTATE_CW = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 _QUARTERS = (0, 90, 180, 270)
 # Text evidence: a line counts when its long side is at least _LINE_ASPECT times its short side (shorter
@@ -282,112 +272,3 @@ class PageOrientationClassifier:
         """(angle to undo, probability): the decided angle when its probability reaches ``thresh``, else 0."""
         angle, score = self.decide(image, lines, probe)
         return (angle if score >= self.post.thresh else 0), score
-
-
-def rotate_upright(image: np.ndarray, angle: int) -> np.ndarray:
-    """Turn ``image`` counter-clockwise by ``angle`` (0/90/180/270), undoing a clockwise turn of its content."""
-    angle %= 360
-    return image if angle == 0 else cv2.rotate(image, _ROTATE_CCW[angle])
-
-
-def _quarter_turn_matrix(angle: int, width: int, height: int) -> np.ndarray:
-    """3x3 map of page pixels to the pixels of the page turned counter-clockwise by ``angle``."""
-    angle %= 360
-    if angle == 90:
-        return np.array([[0, 1, 0], [-1, 0, width], [0, 0, 1]], dtype=np.float64)
-    if angle == 180:
-        return np.array([[-1, 0, width], [0, -1, height], [0, 0, 1]], dtype=np.float64)
-    if angle == 270:
-        return np.array([[0, -1, height], [1, 0, 0], [0, 0, 1]], dtype=np.float64)
-    return np.eye(3)
-
-
-def estimate_skew(boxes: Sequence[TextBox], min_aspect: float = 4.0, min_boxes: int = 3,
-                  max_angle: float = 10.0) -> float:
-    """Clockwise tilt (degrees) of the text: the median angle of boxes at least ``min_aspect`` times longer
-    than high; 0 when fewer than ``min_boxes`` such boxes tilt by at most ``max_angle``."""
-    angles = []
-    for box in boxes:
-        top_left, top_right, bottom_right, bottom_left = np.asarray(box.points, dtype=np.float64).reshape(4, 2)
-        dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
-        length = math.hypot(dx, dy)
-        height = (np.linalg.norm(bottom_left - top_left) + np.linalg.norm(bottom_right - top_right)) / 2
-        angle = math.degrees(math.atan2(dy, dx))
-        if height > 0 and length >= min_aspect * height and abs(angle) <= max_angle:
-            angles.append(angle)
-    return float(np.median(angles)) if len(angles) >= min_boxes else 0.0
-
-
-def deskew_image(image: np.ndarray, skew: float) -> tuple[np.ndarray, np.ndarray]:
-    """Turn ``image`` counter-clockwise by ``skew`` degrees on a canvas grown to hold it (white fill);
-    return the image and the 3x3 map of old pixels to new ones."""
-    height, width = image.shape[:2]
-    matrix = np.vstack([cv2.getRotationMatrix2D((width / 2, height / 2), skew, 1.0), [0, 0, 1]])
-    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
-    new_w, new_h = int(math.ceil(width * cos + height * sin)), int(math.ceil(width * sin + height * cos))
-    matrix[0, 2] += (new_w - width) / 2
-    matrix[1, 2] += (new_h - height) / 2
-    fill = (255,) * (image.shape[2] if image.ndim == 3 else 1)
-    turned = cv2.warpAffine(image, matrix[:2], (new_w, new_h), flags=cv2.INTER_CUBIC,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
-    return turned, matrix
-
-
-def _map_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    quad = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return quad @ matrix[:2, :2].T + matrix[:2, 2]
-
-
-def _map_line(line: TextLine, matrix: np.ndarray) -> TextLine:
-    words = tuple(replace(word, points=_map_points(word.points, matrix)) for word in line.words)
-    points = np.rint(_map_points(line.points, matrix)).astype(np.int32)
-    return replace(line, points=points, words=words)
-
-
-@dataclass(frozen=True)
-class PageSteps:
-    """The optional page steps run before reading a page: turn it upright, then deskew it."""
-
-    classifier: PageOrientationClassifier | None
-    deskew: bool
-    min_skew: float = 0.1  # degrees; smaller tilts are left alone
-
-    def __call__(self, image: np.ndarray, probe: TextProbe,
-                 read: Callable[[np.ndarray, PageLines], PageResult]) -> PageResult:
-        """Read ``image`` after the page steps: ``probe.detect`` finds its lines (``probe`` also serves a page in
-        doubt), ``read`` reads them. The detector runs again only on a page that was turned or levelled (or in
-        doubt). Quads are mapped back to ``image``'s pixels and the result reports the applied ``rotation``
-        (clockwise angle undone) and ``skew`` (degrees)."""
-        height, width = image.shape[:2]
-        to_work = np.eye(3)
-        rotation: int | None = None
-        skew: float | None = None
-        detect = probe.detect
-        lines = detect(image)
-        if self.classifier is not None:
-            rotation, _ = self.classifier.correction(image, lines, probe)
-            if rotation:
-                to_work = _quarter_turn_matrix(rotation, width, height)
-                image = rotate_upright(image, rotation)
-                lines = detect(image)
-        if self.deskew:
-            skew = estimate_skew(lines.boxes)
-            if abs(skew) >= self.min_skew:
-                image, turn = deskew_image(image, skew)
-                to_work = turn @ to_work
-                lines = detect(image)
-            else:
-                skew = 0.0
-        result = read(image, lines)
-        back = np.linalg.inv(to_work)
-        mapped = tuple(_map_line(line, back) for line in result.lines)
-        return PageResult(width=width, height=height, lines=mapped, rotation=rotation,
-                          skew=None if skew is None else round(skew, 3))
-
-
-def page_steps(page_orientation: bool, deskew: bool, page: StageSpec | None = None) -> PageSteps | None:
-    """The page steps switched on (None when neither is): the page classifier of ``page`` (default: the shipped
-    one) and/or deskew."""
-    if not (page_orientation or deskew):
-        return None
-    return PageSteps(PageOrientationClassifier.from_config(page) if page_orientation else None, deskew)
