@@ -9,6 +9,7 @@ a one-line ``ConfigError`` naming the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -41,9 +42,11 @@ def setting(
     low: float | None = None,
     high: float | None = None,
     length: int | None = None,
+    distinct: bool = False,
 ) -> Any:
-    """A dataclass field with its validation rules (choices, inclusive range, sequence length)."""
-    rules = {"choices": choices, "low": low, "high": high, "length": length}
+    """A dataclass field with its validation rules (choices, inclusive range, sequence length, items all
+    different)."""
+    rules = {"choices": choices, "low": low, "high": high, "length": length, "distinct": distinct}
     return field(default=default, metadata=rules)
 
 
@@ -99,8 +102,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if kind is str:
         if not isinstance(value, str):
@@ -117,6 +120,8 @@ def _check_rules(key: str, value: Any, rules: typing.Mapping[str, Any]) -> None:
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {names}")
     if length is not None and len(value) != length:
         raise ConfigError(f"{key}: expected {length} values, got {len(value)}")
+    if rules.get("distinct") and len(set(items)) != len(items):
+        raise ConfigError(f"{key}: {value!r} names a value twice; each must be different")
     for number in items:
         if isinstance(number, (int, float)) and not isinstance(number, bool):
             if (low is not None and number < low) or (high is not None and number > high):
@@ -174,7 +179,7 @@ class LinePreprocess:
 class ClsPostprocess:
     """Classifier decision: labels of the two outputs and the flip threshold."""
 
-    labels: tuple[int, ...] = setting((0, 180), length=2, choices=None)
+    labels: tuple[int, ...] = setting((0, 180), length=2, choices=(0, 180), distinct=True)
     thresh: float = setting(0.9, low=0.0, high=1.0)
 
 
@@ -207,7 +212,7 @@ class PagePostprocess:
     ``read_lines`` longest lines as given and turned 180 degrees (votes weighted by ``read_weight``), and if
     the page is still in doubt, the page turned a quarter is detected and read too (``recheck: 0``: never)."""
 
-    labels: tuple[int, ...] = setting((0, 90, 180, 270), length=4, choices=None)
+    labels: tuple[int, ...] = setting((0, 90, 180, 270), length=4, choices=(0, 90, 180, 270), distinct=True)
     thresh: float = setting(0.3, low=0.0, high=1.0)
     recheck: float = setting(0.9, low=0.0, high=1.0)
     read_lines: int = setting(4, low=1, high=100)

@@ -222,7 +222,13 @@ def test_ocr_stdout_reads_every_page_of_pdfs_and_tiffs(tmp_path: Path) -> None:
     ("det.foo=1", "det: unknown key 'foo'; allowed: model, weights, preprocess, postprocess, backend, train, onnx"),
     ("det.backend=tensorrt", "det.backend: 'tensorrt' is not allowed; choose one of: torch, onnxruntime"),
     ("rec.preprocess.batch_size=0", "rec.preprocess.batch_size: 0 is out of range; allowed: 1..4096"),
-    ("pipeline.drop_score=high", "pipeline.drop_score: expected a number, got 'high'"),
+    ("pipeline.drop_score=high", "pipeline.drop_score: expected a finite number, got 'high'"),
+    ("det.postprocess.thresh=.nan", "det.postprocess.thresh: expected a finite number, got nan"),
+    ("det.preprocess.mean=[.inf,0,0]", "det.preprocess.mean: expected a list of float, got [inf, 0, 0]"),
+    ("cls.postprocess.labels=[0,90]", "cls.postprocess.labels: (0, 90) is not allowed; choose one of: 0, 180"),
+    ("cls.postprocess.labels=[180,180]", "cls.postprocess.labels: (180, 180) names a value twice; each must be different"),
+    ("page.postprocess.labels=[0,90,90,270]",
+     "page.postprocess.labels: (0, 90, 90, 270) names a value twice; each must be different"),
 ])
 def test_bad_config_values_are_one_line_and_exit_2(override: str, message: str) -> None:
     code, out, err = _run("ocr", str(SAMPLE), "--set", override)

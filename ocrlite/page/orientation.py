@@ -198,8 +198,6 @@ class PageOrientationClassifier:
     """0/90/180/270 page orientation: BGR page -> (clockwise angle of its content, probability)."""
 
     def __init__(self, runner: Runner, pre: PagePreprocess, post: PagePostprocess) -> None:
-        if sorted(post.labels) != list(_QUARTERS):
-            raise ConfigError(f"page.postprocess.labels: must be 0, 90, 180 and 270 in any order, got {post.labels}")
         if not pre.views:
             raise ConfigError("page.preprocess.views: name at least one of centre, padded, tiles")
         self.runner, self.pre, self.post = runner, pre, post

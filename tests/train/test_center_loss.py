@@ -153,7 +153,7 @@ def test_train_cli_records_the_center_loss_in_the_export_manifest(synth_set: Pat
     ("train.center_loss.labels=viterbi",
      "train.center_loss.labels: 'viterbi' is not allowed; choose one of: argmax, aligned"),
     ("train.center_loss.rate=1.5", "train.center_loss.rate: 1.5 is out of range; allowed: 0.0..1.0"),
-    ("train.center_loss.rate=fast", "train.center_loss.rate: expected a number, got 'fast'"),
+    ("train.center_loss.rate=fast", "train.center_loss.rate: expected a finite number, got 'fast'"),
     ("train.center_loss.centre=1", "train.center_loss: unknown key"),
 ])
 def test_bad_center_loss_setting_is_one_line_and_exit_2(synth_set: Path, tmp_path: Path, setting: str,

@@ -133,7 +133,7 @@ def test_bootstrap_interval_brackets_the_hmean() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [("train.data.format=coco", "train.data.format must be icdar2015, paddle or funsd"),
-     ("train.loss.alpha=abc", "train.loss.alpha: expected a number, got 'abc'"),
+     ("train.loss.alpha=abc", "train.loss.alpha: expected a finite number, got 'abc'"),
      ("train.augment.sise=640", "train.augment: unknown key 'sise'")],
 )
 def test_bad_det_settings_are_one_line_errors(tmp_path: Path, override: str, message: str) -> None:

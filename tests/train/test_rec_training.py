@@ -179,7 +179,7 @@ def test_bad_learning_rate_is_one_line_and_exit_2(synth_set: Path, tmp_path: Pat
     config = _write_config(tmp_path, synth_set)
     result = CliRunner().invoke(main, ["train", str(config), "-o", str(tmp_path / "run"), "--set", "train.lr=abc"])
     assert result.exit_code == 2
-    assert result.output.strip() == "ocrlite: error: train.lr: expected a number, got 'abc'"
+    assert result.output.strip() == "ocrlite: error: train.lr: expected a finite number, got 'abc'"
 
 
 def test_worker_processes_make_the_same_batches(synth_set: Path, tmp_path: Path) -> None:
