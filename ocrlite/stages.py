@@ -98,8 +98,13 @@ class StageSpec:
     def build_runner(self, onednn: bool = True) -> Any:
         """A runner for this stage's backend. The onnxruntime backend runs this stage's cached ONNX export
         (same weights). The torch backend folds its net and (``onednn``, when this torch has the ops) runs it on oneDNN.
-        With several torch threads, a torch recognizer reads its batches side by side (``backends.lanes``)."""
+        With several torch threads, a torch recognizer reads its batches side by side (``backends.lanes``).
+        A stage without weights (``weights: null``: a net to train) is a ConfigError: it would read random text."""
         import torch
+
+        if self.weights is None and self.onnx is None:
+            raise ConfigError(f"{self.kind}.weights: none given, and a net without trained weights reads nothing "
+                              "useful; name a .safetensors file or shipped weights (or train it: ocrlite train)")
 
         softmax = self.kind != "det" and self.outputs == "logits"
         if self.backend == "onnxruntime":

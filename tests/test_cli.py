@@ -236,6 +236,19 @@ def test_bad_config_values_are_one_line_and_exit_2(override: str, message: str) 
     assert err == [f"ocrlite: error: {message}"]
 
 
+@pytest.mark.parametrize("args", [
+    ["ocr", str(SAMPLE), "--set", "det.weights=null"],
+    ["ocr", str(SAMPLE), "--config", "zoo/mobilenet_v1_det.yaml"],  # a net to train, no weights yet
+    ["recognize", str(SAMPLE), "--set", "rec.weights="],
+    ["classify", str(SAMPLE), "--set", "cls.weights=null"],
+    ["ocr", str(SAMPLE), "--rotate-pages", "--set", "page.weights=null"],
+])
+def test_a_stage_without_weights_is_refused_not_run_at_random(args: list[str]) -> None:
+    code, out, err = _run(*args)
+    assert (code, out, len(err)) == (2, [], 1)
+    assert ".weights: none given, and a net without trained weights reads nothing useful" in err[0]
+
+
 def test_every_printing_command_takes_format_and_output(tmp_path: Path) -> None:
     crops = tmp_path / "crops"
     crops.mkdir()
