@@ -173,7 +173,8 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
     pipeline with that stage replaced.
 
     Overrides address the resolved tree, e.g. ``det.postprocess.box_thresh=0.5``, ``pipeline.drop_score=0.3``
-    or ``page.postprocess.thresh=0.6``.
+    or ``page.postprocess.thresh=0.6``; with a single stage's config, its own keys may leave out the stage
+    prefix (``postprocess.box_thresh=0.5``).
     """
     path = find_config(name or DEFAULT_PIPELINE)
     raw = load_yaml(path)
@@ -184,6 +185,7 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
                               "pipeline config")
         stage, path = path, find_config(DEFAULT_PIPELINE)
         raw = {**load_yaml(path), kind: str(stage.resolve())}
+        overrides = [o if o.split(".", 1)[0] in PIPELINE_KEYS else f"{kind}.{o}" for o in overrides]
     check_keys(path.name, raw, PIPELINE_KEYS)
     missing = [k for k in ("det", "rec") if k not in raw]
     if missing:

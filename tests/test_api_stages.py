@@ -51,3 +51,11 @@ def test_classify_without_a_cls_stage_is_a_config_error(tmp_path: Path) -> None:
     ocr = OCR(config, stages=("cls",))
     with pytest.raises(ConfigError, match=r"^this pipeline has no direction classifier \(cls\)$"):
         ocr.classify([LINE])
+
+
+def test_a_single_stage_config_takes_its_own_keys_without_the_stage_prefix() -> None:
+    assert OCR("det_ppocrv3.yaml", ["postprocess.box_thresh=0.99"]).detect(PAGE) == []
+    assert OCR("det_ppocrv3.yaml", ["det.postprocess.box_thresh=0.99"]).detect(PAGE) == []
+    assert len(OCR("det_ppocrv3.yaml", ["pipeline.drop_score=0.5"]).detect(PAGE)) == 4  # other parts of the tree
+    with pytest.raises(ConfigError, match=r"^det.postprocess: unknown key 'box_treshold'"):
+        OCR("det_ppocrv3.yaml", ["postprocess.box_treshold=0.99"])
