@@ -226,7 +226,8 @@ def test_ocr_stdout_reads_every_page_of_pdfs_and_tiffs(tmp_path: Path) -> None:
     ("det.postprocess.thresh=.nan", "det.postprocess.thresh: expected a finite number, got nan"),
     ("det.preprocess.mean=[.inf,0,0]", "det.preprocess.mean: expected a list of float, got [inf, 0, 0]"),
     ("cls.postprocess.labels=[0,90]", "cls.postprocess.labels: (0, 90) is not allowed; choose one of: 0, 180"),
-    ("cls.postprocess.labels=[180,180]", "cls.postprocess.labels: (180, 180) names a value twice; each must be different"),
+    ("cls.postprocess.labels=[180,180]",
+     "cls.postprocess.labels: (180, 180) names a value twice; each must be different"),
     ("page.postprocess.labels=[0,90,90,270]",
      "page.postprocess.labels: (0, 90, 90, 270) names a value twice; each must be different"),
 ])
