@@ -224,6 +224,8 @@ def resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
 
         weights, manifest_path = find_weights(str(stage["weights"]), config_dir)
         manifest = read_manifest(manifest_path) if manifest_path.is_file() else {}
+        for part, table in (("preprocess", _PRE), ("postprocess", _POST)):  # weights made for another stage?
+            build_settings(table[kind], f"{where}.weights: {manifest_path.name} {part}", manifest.get(part))
     manifest = manifest or {}
     backend = stage.get("backend", "torch")
     if backend not in BACKENDS:

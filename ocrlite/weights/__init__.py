@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Collection
 
@@ -76,12 +77,25 @@ def load_weights(
     return allowed_absent
 
 
+_OUTPUTS = ("logits", "probabilities")
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
-    """Read a weights manifest (JSON object) or raise WeightsError."""
+    """Read a weights manifest (JSON object) or raise WeightsError (one line naming the file): the fields the
+    loader uses must be well formed when present (``sha256``: 64 hex digits; ``outputs``: logits or
+    probabilities; ``preprocess``/``postprocess``: objects, checked further by the stage's settings)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise WeightsError(f"cannot read manifest {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise WeightsError(f"manifest {path} is not a JSON object")
+    sha = data.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
+        raise WeightsError(f"manifest {path}: sha256 must be 64 hex digits, got {sha!r}")
+    if data.get("outputs") is not None and data["outputs"] not in _OUTPUTS:
+        raise WeightsError(f"manifest {path}: outputs must be one of {', '.join(_OUTPUTS)}, got {data['outputs']!r}")
+    for part in ("preprocess", "postprocess"):
+        if data.get(part) is not None and not isinstance(data[part], dict):
+            raise WeightsError(f"manifest {path}: {part} must be an object, got {data[part]!r}")
     return data
