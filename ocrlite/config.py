@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import typing
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -22,7 +23,20 @@ __all__ = ["load_yaml", "apply_overrides"]
 
 class _Loader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that also reads ``1e-5`` and ``3E+2`` as floats (YAML 1.2; PyYAML's 1.1 rules
-    need a dot, so ``lr: 1e-5`` would silently become a string)."""
+    need a dot, so ``lr: 1e-5`` would silently become a string), and refuses a key given twice in one
+    mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base`` merges may repeat keys on purpose
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (line {key_node.start_mark.line + 1})", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(

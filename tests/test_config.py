@@ -97,3 +97,13 @@ def test_a_stage_config_stands_for_the_default_pipeline_with_that_stage() -> Non
     assert cfg["det"] == default["det"] and cfg["cls"] == default["cls"]
     with pytest.raises(ConfigError, match="without a det, cls or rec head"):
         load_pipeline_config("page_cls_pplcnet.yaml")
+
+
+def test_a_key_given_twice_is_an_error_not_the_last_one_silently(tmp_path: Path) -> None:
+    config = tmp_path / "dup.yaml"
+    config.write_text("model: {name: x}\npostprocess:\n  box_thresh: 0.6\n  box_thresh: 0.99\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"dup.yaml: key 'box_thresh' given twice \(line 4\)$"):
+        load_yaml(config)
+    merged = tmp_path / "merged.yaml"  # a YAML merge may repeat a key on purpose: the local one wins
+    merged.write_text("base: &b {x: 1, y: 2}\nder:\n  <<: *b\n  y: 3\n", encoding="utf-8")
+    assert load_yaml(merged)["der"] == {"x": 1, "y": 3}
