@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import cv2
 import numpy as np
+import yaml
 
 from ocrlite.backends.torch import Runner
 from ocrlite.errors import ConfigError
@@ -186,10 +187,16 @@ class OCR:
         return self.line_classifier(arrays)
 
 
-def _optional(**values: object) -> list[str]:
-    """``pipeline.KEY=VALUE`` overrides for the keyword switches that were given."""
-    return [f"pipeline.{key}={str(value).lower() if isinstance(value, bool) else value}"
-            for key, value in values.items() if value is not None]
+def _optional(use_cls: bool | None, drop_score: float | None) -> list[str]:
+    """``pipeline.KEY=VALUE`` overrides for the keyword switches that were given (as YAML: ``drop_score=nan``
+    stays a number for the settings' check); a value of the wrong type is a TypeError."""
+    if use_cls is not None and not isinstance(use_cls, bool):
+        raise TypeError(f"use_cls must be True, False or None, got {use_cls!r}")
+    if drop_score is not None and (isinstance(drop_score, bool) or not isinstance(drop_score, (int, float))):
+        raise TypeError(f"drop_score must be a number or None, got {drop_score!r}")
+    values = {"use_cls": use_cls, "drop_score": drop_score}
+    return [f"pipeline.{key}={yaml.safe_dump(value).splitlines()[0]}" for key, value in values.items()
+            if value is not None]
 
 
 def _listed(values: Iterable[_T], name: str, items: str) -> list[_T]:

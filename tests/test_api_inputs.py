@@ -104,3 +104,11 @@ def test_bad_constructor_arguments_are_clear_errors() -> None:
     with pytest.raises(TypeError, match=r"^config must be a config file path or name \(str or Path\), got int$"):
         OCR(config=123)
     assert OCR(overrides=["pipeline.drop_score=0.3"], stages=["rec"]).settings.drop_score == 0.3
+    with pytest.raises(TypeError, match="^drop_score must be a number or None, got '0.5'$"):
+        OCR(drop_score="0.5")
+    with pytest.raises(TypeError, match="^use_cls must be True, False or None, got 'yes'$"):
+        OCR(use_cls="yes")
+    with pytest.raises(ConfigError, match="^pipeline.drop_score: expected a finite number, got nan$"):
+        OCR(drop_score=float("nan"))
+    switched = OCR(drop_score=1e-5, use_cls=False, stages=["rec"]).settings
+    assert (switched.drop_score, switched.use_cls) == (1e-5, False)
