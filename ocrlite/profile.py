@@ -315,7 +315,9 @@ def profile_config(
     runs: int = 10,
     threads: int | None = None,
 ) -> list[Profile]:
-    """Profile every model in a stage config (one) or a pipeline config (det, cls, rec), weights not loaded."""
+    """Profile every model in a stage config (one) or a pipeline config (det, cls, rec), weights not loaded.
+    Every value is checked as the other commands check it, errors named by the same keys (``det.postprocess...``,
+    ``pipeline...``, ``page...``)."""
     from ocrlite.config import load_yaml
     from ocrlite.files import find_config
     from ocrlite.models import build_model
@@ -323,6 +325,7 @@ def profile_config(
         STAGE_KINDS,
         load_pipeline_config,
         load_stage_config,
+        pipeline_spec,
         resolve_stage,
         stage_kind,
         stage_overrides,
@@ -331,16 +334,18 @@ def profile_config(
     raw = load_yaml(find_config(config))
     overrides = list(overrides)
     if "model" in raw:
-        stages = {config: load_stage_config(config, stage_overrides(stage_kind(raw), overrides, config))}
+        kind = stage_kind(raw)
+        stages = {config: (kind, load_stage_config(config, stage_overrides(kind, overrides, config)))}
     else:
+        pipeline_spec(config, overrides)  # the pipeline and page sections are checked too
         pipeline = load_pipeline_config(config, overrides)
-        stages = {f"{config} [{k}]": pipeline[k] for k in STAGE_KINDS if k in pipeline}
+        stages = {f"{config} [{k}]": (stage_kind(pipeline[k]), pipeline[k]) for k in STAGE_KINDS if k in pipeline}
     reports = []
-    for title, stage in stages.items():
+    for title, (kind, stage) in stages.items():
         if not stage.get("model"):
             raise ConfigError(f"{title}: no model section to profile")
-        kind = stage_kind(stage)  # a det/cls/rec stage is resolved (and validated) like any other
-        net = build_model(resolve_stage(kind, stage, title).model if kind else stage["model"])
+        # a det/cls/rec stage is resolved (and validated) like any other
+        net = build_model(resolve_stage(kind, stage, kind).model if kind else stage["model"])
         shape = tuple(input_shape) if input_shape else default_input(stage)
         try:
             reports.append(profile_model(net, shape, title, runs, threads))

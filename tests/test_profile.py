@@ -162,3 +162,13 @@ def test_a_line_height_the_recognizer_cannot_take_is_one_line() -> None:
     code, out, err = _profile("--config", "rec_ppocrv2.yaml", "--runs", "0", "--input", "3x64x320")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "forward pass failed on input 3x64x320: im2seq needs a feature map of height 1" in err
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("pipeline.drop_score=5", "pipeline.drop_score: 5.0 is out of range; allowed: 0.0..1.0"),
+    ("page.postprocess.thresh=7", "page.postprocess.thresh: 7.0 is out of range; allowed: 0.0..1.0"),
+    ("det.postprocess.box_thresh=3", "det.postprocess.box_thresh: 3.0 is out of range; allowed: 0.0..1.0"),
+])
+def test_profile_checks_every_section_of_a_pipeline_as_the_other_commands_do(override: str, message: str) -> None:
+    code, out, err = _profile("--runs", "0", "--input", "3x64x64", "--set", override)
+    assert (code, out, err) == (2, "", f"ocrlite: error: {message}\n")
