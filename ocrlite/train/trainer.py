@@ -328,7 +328,6 @@ def train(
 
     ``stop_at`` ends the run early (with a checkpoint) while the schedule still spans ``settings.steps``.
     """
-    from safetensors.torch import save
     from tqdm import tqdm
 
     dev = torch.device(device)
@@ -354,16 +353,11 @@ def train(
     log = _Log(run_dir / "log.csv")
     have_best = False  # whether RUN/best.safetensors holds weights of this run (or of the run it resumes)
     if checkpoint is not None:
-        state, task_tensors = load_checkpoint(checkpoint, model, optimizer)
-        restore = getattr(task, "load_task_tensors", None)
-        if restore is not None:
-            restore(task_tensors)
+        state = _restore(checkpoint, task, model, optimizer, scaler)
         counters.update(state["counters"])
         evals = state["evals"]
         have_best = _restore_run_files(run_dir, checkpoint, state, log)
         best = state["best"] if have_best else {}  # a checkpoint without its best's weights claims none
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
     bar = tqdm(total=settings.steps, initial=counters["step"], disable=not progress, unit="step")
     cpu0, wall0 = time.process_time() - counters["cpu_seconds"], time.perf_counter() - counters["wall_seconds"]
     loss_value = float("nan")
@@ -376,18 +370,7 @@ def train(
         waited = time.perf_counter()
         batch = _to(next(batches), dev, settings.channels_last)
         counters["data_seconds"] += time.perf_counter() - waited
-        with torch.autocast(dev.type, enabled=use_amp):
-            loss, logs = task.loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for p in model.parameters() if p.requires_grad],
-            settings.clip_grad_norm if settings.clip_grad_norm > 0 else float("inf"),
-        )
-        scaler.step(optimizer)
-        scaler.update()
-        loss_value = float(loss.detach())
+        loss_value, grad_norm, logs = _step(task, model, optimizer, scaler, batch, settings, dev.type, use_amp)
         counters["step"] = step + 1
         counters["samples_seen"] += int(next(iter(batch.values())).shape[0])
         counters["cpu_seconds"] = time.process_time() - cpu0
@@ -396,7 +379,7 @@ def train(
         bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
         done = step + 1
         if done % settings.log_every == 0 or done == settings.steps:
-            log.write({"step": done, "lr": lr, "loss": loss_value, "grad_norm": float(grad_norm), **logs,
+            log.write({"step": done, "lr": lr, "loss": loss_value, "grad_norm": grad_norm, **logs,
                        "samples_seen": counters["samples_seen"], "cpu_seconds": round(counters["cpu_seconds"], 2),
                        "wall_seconds": round(counters["wall_seconds"], 2),
                        "data_seconds": round(counters["data_seconds"], 2)})
@@ -407,7 +390,7 @@ def train(
             atomic_write_text(run_dir / "evals.json", json.dumps(evals, indent=1))
             if task.metric in scores and scores[task.metric] >= best.get(task.metric, -math.inf):
                 best = {"step": done, **scores}
-                atomic_write_bytes(run_dir / BEST_FILE, save(state_tensors(_deployed(task, model))))
+                _save_best(run_dir, task, model)
                 have_best = True
             if scores:
                 bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
@@ -419,9 +402,46 @@ def train(
                             best=run_dir / BEST_FILE if have_best else None)
     bar.close()
     if not have_best:  # no evaluation data: the last weights are the result
-        atomic_write_bytes(run_dir / BEST_FILE, save(state_tensors(_deployed(task, model))))
+        _save_best(run_dir, task, model)
     return TrainResult(run_dir, int(counters["step"]), int(counters["samples_seen"]), counters["cpu_seconds"],
                        counters["wall_seconds"], best, loss_value)
+
+
+def _restore(checkpoint: Path, task: Task, model: nn.Module, optimizer: torch.optim.Optimizer,
+             scaler: torch.amp.GradScaler) -> dict[str, Any]:
+    """Load a checkpoint into the net, optimizer, task (its own tensors) and AMP scaler; return its state."""
+    state, task_tensors = load_checkpoint(checkpoint, model, optimizer)
+    restore = getattr(task, "load_task_tensors", None)
+    if restore is not None:
+        restore(task_tensors)
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return state
+
+
+def _step(task: Task, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+          batch: dict[str, Any], settings: TrainSettings, device_type: str,
+          use_amp: bool) -> tuple[float, float, dict[str, float]]:
+    """One optimisation step on ``batch``: (loss, gradient norm before clipping, the task's own log values)."""
+    with torch.autocast(device_type, enabled=use_amp):
+        loss, logs = task.loss(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(
+        [p for p in model.parameters() if p.requires_grad],
+        settings.clip_grad_norm if settings.clip_grad_norm > 0 else float("inf"),
+    )
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach()), float(grad_norm), logs
+
+
+def _save_best(run_dir: Path, task: Task, model: nn.Module) -> None:
+    """Write the run's result weights (``task.deployed`` net) to RUN/best.safetensors."""
+    from safetensors.torch import save
+
+    atomic_write_bytes(run_dir / BEST_FILE, save(state_tensors(_deployed(task, model))))
 
 
 def _deployed(task: Task, model: nn.Module) -> nn.Module:
