@@ -22,6 +22,7 @@ _EXPORTS = {
     "TextClassifier": "predictors",
     "TextRecognizer": "predictors",
     "PageResult": "results",
+    "DocumentPage": "results",
     "TextBox": "results",
     "TextLine": "results",
     "read_image": "io.images",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,13 +13,14 @@ import yaml
 
 from ocrlite.backends.torch import Runner
 from ocrlite.errors import ConfigError
-from ocrlite.io.images import bgr_array, read_image
+from ocrlite.io.images import DEFAULT_MAX_PIXELS, bgr_array, read_image
+from ocrlite.io.pages import DEFAULT_DPI
 from ocrlite.page.orientation import PageLines, TextProbe
 from ocrlite.page.steps import page_steps
 from ocrlite.postprocess import ctc_word_boxes
 from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer
 from ocrlite.preprocess import crop_quad
-from ocrlite.results import PageResult, TextBox, TextLine
+from ocrlite.results import DocumentPage, PageResult, TextBox, TextLine
 from ocrlite.stages import STAGE_KINDS, pipeline_spec, with_backend
 
 __all__ = ["OCR"]
@@ -179,6 +180,31 @@ class OCR:
         arrays = [_as_array(crop) for crop in _listed(crops, "crops", "images (arrays or paths)")]
         self.orient(arrays)
         return [(d.text, d.score) for d in self.recognizer(arrays)]
+
+    def read_documents(self, paths: Iterable[str | Path], dpi: float = DEFAULT_DPI,
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[DocumentPage]:
+        """Every page of images, multi-page TIFFs and PDFs (rendered at ``dpi``; an image's own resolution is
+        kept) in order, each read as it comes while a reader thread decodes the next pages. A page or file that
+        fails is yielded with its error and the others go on (``DocumentPage``)."""
+        from ocrlite.batch.pipeline import read_ahead
+        from ocrlite.io.pages import PDF_EXTENSIONS
+
+        files = [Path(path) for path in _listed(paths, "paths", "file paths")]
+        with read_ahead(files, dpi, max_pixels) as items:
+            for item in items:
+                paged = item.count > 1 or item.path.suffix.lower() in PDF_EXTENSIONS
+                if item.number == 0:  # the end of a file: an entry only when it could not be opened
+                    if item.error is not None:
+                        yield DocumentPage(item.path, 0, 0, paged, error=item.error)
+                    continue
+                if item.page is None:
+                    yield DocumentPage(item.path, item.number, item.count, paged, error=item.error)
+                    continue
+                try:
+                    result, error = self(item.page.image), None
+                except Exception as exc:  # one page that fails must not cost the others
+                    result, error = None, exc
+                yield DocumentPage(item.path, item.number, item.count, paged, item.page.image, result, error)
 
     def classify(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[int, float]]:
         """Direction (angle 0 or 180, score) of already-cropped text lines, one per crop, by the cls stage

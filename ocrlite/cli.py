@@ -421,19 +421,15 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
 
 
 def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: float, draw: str | None) -> None:
-    """``ocr`` without -o: every page of every input, printed in order as it is read.
-
-    A reader thread decodes the next pages while the engine reads one (``batch.pipeline.read_ahead``).
-    """
+    """``ocr`` without -o: every page of every input, printed in order as it is read (``OCR.read_documents``)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ocrlite.batch.pipeline import PageItem, read_ahead
     from ocrlite.batch.run import EngineSpec
     from ocrlite.io.atomic import write_image
     from ocrlite.io.draw import draw_lines
-    from ocrlite.io.images import DEFAULT_MAX_PIXELS
-    from ocrlite.io.pages import INPUT_EXTENSIONS, PDF_EXTENSIONS
+    from ocrlite.io.pages import INPUT_EXTENSIONS
     from ocrlite.io.writers import TsvWriter, tsv_rows
+    from ocrlite.results import DocumentPage
 
     run, out = _ItemRun(inputs, INPUT_EXTENSIONS), _Output(None)
     draw_path = _DrawPaths(draw) if draw else None
@@ -441,12 +437,11 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
     if fmt == "tsv":
         out.line("\t".join(("image", *TsvWriter.HEADER)))
 
-    def show(item: PageItem) -> None:
-        path, number = item.path, item.number
-        if item.page is None:
-            raise item.error or RuntimeError("no page")
-        image, paged = item.page.image, item.count > 1 or path.suffix.lower() in PDF_EXTENSIONS
-        page = engine(image)
+    def show(item: DocumentPage) -> None:
+        if item.error is not None:
+            raise item.error
+        assert item.image is not None and item.result is not None  # a page without an error was read
+        path, number, paged, image, page = item.path, item.number, item.paged, item.image, item.result
         if fmt == "json":
             out.line(_json({"image": str(path), **({"page": number} if paged else {}), **page.to_dict()}))
         elif fmt == "txt":
@@ -459,15 +454,10 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
             drawn = draw_lines(image, page.lines)
             writes.append((path, drawing.submit(write_image, target, drawn)))
 
-    def end(item: PageItem) -> None:
-        if item.error is not None:
-            raise item.error
-
     writes: list[tuple[Path, Any]] = []
-    with ThreadPoolExecutor(1, thread_name_prefix="ocrlite-draw") as drawing, \
-            read_ahead(run.files, dpi, DEFAULT_MAX_PIXELS) as items:
-        for item in items:
-            run.attempt(item.path, partial(show if item.number else end, item))
+    with ThreadPoolExecutor(1, thread_name_prefix="ocrlite-draw") as drawing:
+        for item in engine.read_documents(run.files, dpi):
+            run.attempt(item.path, partial(show, item))
     for path, written in writes:
         run.attempt(path, written.result)
     run.finish(out)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TextBox", "TextWord", "TextLine", "PageResult"]
+__all__ = ["TextBox", "TextWord", "TextLine", "PageResult", "DocumentPage"]
 
 
 def _points_list(points: np.ndarray) -> list[list[int]]:
@@ -94,3 +95,18 @@ class PageResult:
             **steps,
             "lines": [line.to_dict() for line in self.lines],
         }
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    """One page of a file read by ``OCR.read_documents``: the file, the page's 1-based ``number`` of ``count``
+    (``paged``: the file is a PDF or has several pages), its image and result, or the ``error`` that cost it.
+    A file that could not be opened at all is one entry with number 0, count 0 and its error."""
+
+    path: Path
+    number: int
+    count: int
+    paged: bool
+    image: np.ndarray | None = None
+    result: PageResult | None = None
+    error: Exception | None = None

@@ -59,3 +59,21 @@ def test_a_single_stage_config_takes_its_own_keys_without_the_stage_prefix() -> 
     assert len(OCR("det_ppocrv3.yaml", ["pipeline.drop_score=0.5"]).detect(PAGE)) == 4  # other parts of the tree
     with pytest.raises(ConfigError, match=r"^det.postprocess: unknown key 'box_treshold'"):
         OCR("det_ppocrv3.yaml", ["postprocess.box_treshold=0.99"])
+
+
+def test_read_documents_reads_every_page_of_pdfs_and_images_and_keeps_failures_apart(tmp_path: Path) -> None:
+    from PIL import Image
+
+    upright = Image.fromarray(cv2.cvtColor(PAGE, cv2.COLOR_BGR2RGB))
+    upright.save(tmp_path / "two.pdf", save_all=True, append_images=[upright], resolution=100)
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\n garbage")
+    cv2.imwrite(str(tmp_path / "one.png"), PAGE)
+    paths = [tmp_path / "two.pdf", tmp_path / "broken.pdf", tmp_path / "one.png"]
+    pages = list(OCR().read_documents(paths))
+    assert [(p.path.name, p.number, p.count, p.paged, p.error is None) for p in pages] == [
+        ("two.pdf", 1, 2, True, True), ("two.pdf", 2, 2, True, True), ("broken.pdf", 0, 0, True, False),
+        ("one.png", 1, 1, False, True)]
+    assert all("Invoice" in p.result.text for p in pages if p.result is not None)
+    assert "broken.pdf" in str(pages[2].error)
+    with pytest.raises(TypeError, match="paths must be a list of file paths"):
+        list(OCR().read_documents(str(tmp_path / "one.png")))
