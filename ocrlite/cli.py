@@ -259,7 +259,7 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
     from ocrlite.io.atomic import write_image
     from ocrlite.io.draw import draw_boxes
     from ocrlite.io.images import read_image
-    from ocrlite.io.writers import STREAM_FORMATS
+    from ocrlite.io.writers import DETECTION_TSV_HEADER, STREAM_FORMATS, detection_lines
 
     _check_models(config, model)
     fmt = _parse_formats(formats, STREAM_FORMATS)[0]
@@ -269,21 +269,13 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
     run, out = _ItemRun(images), _Output(output)
     draw_path = _DrawPaths(draw) if draw else None
     if fmt == "tsv":
-        out.line("image\tbox\tscore\tpoints")
+        out.line("\t".join(DETECTION_TSV_HEADER))
 
     def handle(path: Path) -> None:
         image = read_image(path)
         boxes = engine.detect(image)
-        height, width = image.shape[:2]
-        if fmt == "json":
-            out.line(_json({"image": str(path), "width": width, "height": height,
-                            "boxes": [box.to_dict() for box in boxes]}))
-        for number, box in enumerate(boxes, start=1):
-            points = ",".join(str(int(v)) for v in box.points.reshape(-1))
-            if fmt == "txt":
-                out.line(points)
-            elif fmt == "tsv":
-                out.line(f"{path}\t{number}\t{box.score:.5f}\t{points}")
+        for line in detection_lines(fmt, str(path), image.shape[1], image.shape[0], boxes):
+            out.line(line)
         if fmt == "txt" and len(run.files) > 1:
             out.line("")
         if draw_path is not None:

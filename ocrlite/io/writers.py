@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,9 +25,10 @@ import cv2
 import numpy as np
 
 from ocrlite.postprocess import line_words, text_quad, text_turns
-from ocrlite.results import PageResult, TextLine, TextWord
+from ocrlite.results import PageResult, TextBox, TextLine, TextWord
 
-__all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "tsv_rows", "TsvWriter"]
+__all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "tsv_rows", "TsvWriter",
+           "DETECTION_TSV_HEADER", "detection_lines"]
 
 FORMATS = ("json", "txt", "tsv", "hocr", "pdf")  # files written by batch mode
 STREAM_FORMATS = ("json", "txt", "tsv")  # what commands print on stdout
@@ -295,6 +297,22 @@ def tsv_rows(page_number: int, result: PageResult) -> list[str]:
         x0, y0, x1, y1 = quad_bbox(line.points, result.width, result.height)
         cells = (page_number, number, x0, y0, x1 - x0, y1 - y0, f"{100 * line.score:.2f}", _one_line(line.text))
         rows.append("\t".join(str(cell) for cell in cells))
+    return rows
+
+
+DETECTION_TSV_HEADER = ("image", "box", "score", "points")
+
+
+def detection_lines(fmt: str, image: str, width: int, height: int, boxes: Sequence[TextBox]) -> list[str]:
+    """What ``detect`` prints for one image in ``fmt``: json, one object; txt, ``x1,y1,...,x4,y4`` per box
+    (ICDAR style); tsv, one ``DETECTION_TSV_HEADER`` row per box."""
+    if fmt == "json":
+        return [json.dumps({"image": image, "width": width, "height": height,
+                            "boxes": [box.to_dict() for box in boxes]}, ensure_ascii=False)]
+    rows = []
+    for number, box in enumerate(boxes, start=1):
+        points = ",".join(str(int(v)) for v in box.points.reshape(-1))
+        rows.append(points if fmt == "txt" else f"{image}\t{number}\t{box.score:.5f}\t{points}")
     return rows
 
 
