@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import yaml
 
-from ocrlite.backends.torch import Runner
+from ocrlite.backends import Runner
 from ocrlite.errors import ConfigError
 from ocrlite.io.images import DEFAULT_MAX_PIXELS, bgr_array, read_image
 from ocrlite.io.pages import DEFAULT_DPI

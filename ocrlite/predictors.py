@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ocrlite.backends.torch import Runner
+from ocrlite.backends import Runner
 from ocrlite.charset import Charset
 from ocrlite.postprocess import (
     CTCDecoded,

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from ocrlite import OCR, predictors
-from ocrlite.backends.torch import Runner
+from ocrlite.backends import Runner
 from ocrlite.cli import main
 from ocrlite.io.images import read_image
 from ocrlite.postprocess import CTCDecoded

@@ -1,8 +1,4 @@
-"""The PyTorch runner, and ``Runner``: the one interface through which a predictor calls a net.
-
-A runner maps a float32 NCHW batch to a numpy array of probabilities. The torch runner wraps our
-nets; other runners (ONNX Runtime, ``ocrlite.backends.onnxruntime``) plug in the same way.
-"""
+"""The PyTorch runner: our nets behind the ``ocrlite.backends.Runner`` interface."""
 
 from __future__ import annotations
 
@@ -12,11 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Runner", "TorchRunner"]
+__all__ = ["TorchRunner"]
 
 T = TypeVar("T")
-
-Runner = Callable[[np.ndarray], np.ndarray]
 
 
 class TorchRunner:

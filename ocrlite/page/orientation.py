@@ -42,7 +42,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ocrlite.backends.torch import Runner
+from ocrlite.backends import Runner
 from ocrlite.errors import ConfigError
 from ocrlite.preprocess import is_tall, normalize, quad_size
 from ocrlite.results import TextBox
