@@ -825,12 +825,9 @@ def quantize(config: str | None, model: str | None, kind: str, calib: str, calib
 
     target = _config_or_preset(config, model)
     _build(partial(ensure_folder, Path(output)))
-    r = _build(lambda: quantize_config(target, kind, Path(calib), Path(output), calib_count, overrides, max_size))
-    click.echo(f"{r['kind']}: int8 {r['int8']} {r['int8_bytes']:,} B = {r['int8_bytes'] / r['weights_bytes']:.1%} "
-               f"of the fp32 weights ({r['weights_bytes']:,} B; fp32 ONNX {r['fp32_bytes']:,} B)")
-    click.echo(f"  convs kept fp32 (most sensitive on --calib): {', '.join(r['kept_fp32']) or 'none'}")
-    if r["int8_bytes"] > max_size * r["weights_bytes"]:
+    result = _build(lambda: quantize_config(target, kind, Path(calib), Path(output), calib_count, overrides,
+                                            max_size))
+    click.echo(result.summary())
+    if result.over_size():
         click.echo(f"  over --max-size {max_size:g}: every conv weight is int8 already; this is the smallest "
                    "file this method makes", err=True)
-    click.echo(f"  agreement with fp32 on {r['calib_images']} --calib images: {r['agreement']:.2%}")
-    click.echo(f"  stage config {r['stage_config']}\n  pipeline     {r['pipeline_config']}")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Sequence
 
@@ -42,8 +43,9 @@ from ocrlite.preprocess import det_resize, line_batch, normalize, rec_batch_widt
 from ocrlite.stages import StageSpec
 
 __all__ = [
-    "RUNNER_HEADS", "agreement", "calibration_batches", "conv_sensitivity", "dynamic_int8", "int8_conv_weights",
-    "int8_dequantized", "int8_per_channel", "keep_in_fp32", "quantize_onnx", "quantize_stage", "run_model",
+    "RUNNER_HEADS", "Quantized", "agreement", "calibration_batches", "conv_sensitivity", "dynamic_int8",
+    "int8_conv_weights", "int8_dequantized", "int8_per_channel", "keep_in_fp32", "quantize_onnx", "quantize_stage",
+    "run_model",
 ]
 
 RUNNER_HEADS = {"det": "raw", "cls": "probs", "rec": "top1"}  # what the onnxruntime backend's runner reads
@@ -197,10 +199,24 @@ def quantize_onnx(fp32: Path, out: Path, sensitivity: dict[str, tuple[float, int
     return out, keep
 
 
+@dataclass
+class Quantized:
+    """What ``quantize_stage`` made: the fp32 and int8 ONNX files, the sizes (bytes), the convolutions kept in
+    fp32, the int8/fp32 agreement on the calibration images and how many there were."""
+
+    fp32: Path
+    int8: Path
+    fp32_bytes: int
+    int8_bytes: int
+    weights_bytes: int
+    kept_fp32: list[str]
+    calib_images: int
+    agreement: float
+
+
 def quantize_stage(spec: StageSpec, calib: Path, out_dir: Path, count: int = 64,
-                   max_size: float = 0.3) -> dict[str, Any]:
-    """Export and quantize ``spec``'s net into ``out_dir`` (file at most ``max_size`` of the fp32 weights);
-    return the files, their sizes, the convolutions kept in fp32 and the int8/fp32 agreement."""
+                   max_size: float = 0.3) -> Quantized:
+    """Export and quantize ``spec``'s net into ``out_dir`` (file at most ``max_size`` of the fp32 weights)."""
     if spec.weights is None:
         raise ConfigError(f"the {spec.kind} stage has no weights to quantize")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -211,9 +227,8 @@ def quantize_stage(spec: StageSpec, calib: Path, out_dir: Path, count: int = 64,
         sensitivity = conv_sensitivity(export_stage(spec, Path(tmp) / "raw.onnx", "raw"), batches)
     int8, keep = quantize_onnx(fp32, out_dir / f"{spec.kind}.int8.onnx", sensitivity, int(max_size * weights_bytes))
     reference = run_model(fp32, batches)
-    return {"fp32": fp32, "int8": int8, "fp32_bytes": fp32.stat().st_size, "int8_bytes": int8.stat().st_size,
-            "weights_bytes": weights_bytes, "kept_fp32": keep, "calib_images": sum(len(b) for b in batches),
-            "agreement": agreement(reference, run_model(int8, batches))}
+    return Quantized(fp32, int8, fp32.stat().st_size, int8.stat().st_size, weights_bytes, keep,
+                     sum(len(b) for b in batches), agreement(reference, run_model(int8, batches)))
 
 
 def run_model(model: Path | bytes, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
