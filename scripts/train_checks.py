@@ -120,9 +120,10 @@ def det_overfit(data: Path, out: Path, threads: int) -> bool:
 
 
 def det_finetune(data: Path, out: Path, threads: int) -> bool:
+    from ocrlite.eval.metrics import bootstrap_hmean
     from ocrlite.predictors import TextDetector
     from ocrlite.train.data import write_split_manifest
-    from ocrlite.train.det_task import DetTask, bootstrap_hmean, detect_counts
+    from ocrlite.train.det_task import DetTask, detect_counts
 
     sets = [f"train.data.root={data / 'icdar2015'}", *FINETUNE]
     run_train(DET_CONFIG, out, sets, threads)

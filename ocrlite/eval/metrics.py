@@ -30,6 +30,7 @@ __all__ = [
     "word_accuracy",
     "correct_words",
     "paired_bootstrap",
+    "bootstrap_hmean",
     "alphanumeric_accuracy",
     "norm_edit_similarity",
     "evaluate_recognition",
@@ -304,9 +305,37 @@ def paired_bootstrap(
         raise ValueError("no items to resample")
     diff = np.asarray(scores, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(samples)]
-    low, high = np.percentile(means, [2.5, 97.5])
+    return _interval(np.array([diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(samples)]))
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap ``values``."""
+    low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
+
+
+def _hmeans(table: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Hmean of each resample: ``table`` rows are per-image (matched, n_pred, n_gt), ``picks`` image indices."""
+    matched, n_pred, n_gt = table[picks].sum(axis=1).T
+    p = np.divide(matched, n_pred, out=np.zeros_like(matched), where=n_pred > 0)
+    r = np.divide(matched, n_gt, out=np.zeros_like(matched), where=n_gt > 0)
+    return np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
+
+
+def bootstrap_hmean(
+    counts: Sequence[PRScores], samples: int = 1000, seed: int = 0, baseline: Sequence[PRScores] | None = None
+) -> tuple[float, float]:
+    """95% percentile interval of the hmean when images are resampled with replacement; with ``baseline``
+    (per-image counts of another detector on the same images) the interval of hmean - baseline hmean, both
+    computed on the same resampled images."""
+    table = np.array([[c.matched, c.n_pred, c.n_gt] for c in counts], dtype=np.float64)
+    picks = np.random.default_rng(seed).integers(0, len(table), size=(samples, len(table)))
+    values = _hmeans(table, picks)
+    if baseline is not None:
+        if len(baseline) != len(counts):
+            raise ValueError(f"{len(baseline)} baseline images for {len(counts)} images")
+        values = values - _hmeans(np.array([[c.matched, c.n_pred, c.n_gt] for c in baseline], np.float64), picks)
+    return _interval(values)
 
 
 def _alphanumeric(text: str) -> str:

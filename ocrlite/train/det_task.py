@@ -51,7 +51,6 @@ __all__ = [
     "with_threshold_branch",
     "init_db_branch",
     "detect_counts",
-    "bootstrap_hmean",
 ]
 
 log = logging.getLogger(__name__)
@@ -179,31 +178,6 @@ def detect_counts(detector: TextDetector, records: Sequence[DetRecord]) -> list[
         boxes = detector(read_image(record.image))
         counts.append(evaluate_detection([[b.points for b in boxes]], [record.regions()]))
     return counts
-
-
-def _hmeans(table: np.ndarray, picks: np.ndarray) -> np.ndarray:
-    """Hmean of each resample: ``table`` rows are per-image (matched, n_pred, n_gt), ``picks`` image indices."""
-    matched, n_pred, n_gt = table[picks].sum(axis=1).T
-    p = np.divide(matched, n_pred, out=np.zeros_like(matched), where=n_pred > 0)
-    r = np.divide(matched, n_gt, out=np.zeros_like(matched), where=n_gt > 0)
-    return np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
-
-
-def bootstrap_hmean(
-    counts: Sequence[PRScores], samples: int = 1000, seed: int = 0, baseline: Sequence[PRScores] | None = None
-) -> tuple[float, float]:
-    """95% percentile interval of the hmean when images are resampled with replacement; with ``baseline``
-    (per-image counts of another detector on the same images) the interval of hmean - baseline hmean, both
-    computed on the same resampled images."""
-    table = np.array([[c.matched, c.n_pred, c.n_gt] for c in counts], dtype=np.float64)
-    picks = np.random.default_rng(seed).integers(0, len(table), size=(samples, len(table)))
-    values = _hmeans(table, picks)
-    if baseline is not None:
-        if len(baseline) != len(counts):
-            raise ValueError(f"{len(baseline)} baseline images for {len(counts)} images")
-        values = values - _hmeans(np.array([[c.matched, c.n_pred, c.n_gt] for c in baseline], np.float64), picks)
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
 
 
 class DetTask:

@@ -13,12 +13,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ocrlite.errors import ConfigError, WeightsError
-from ocrlite.eval.metrics import PRScores, evaluate_detection
+from ocrlite.eval.metrics import PRScores, bootstrap_hmean, evaluate_detection
 from ocrlite.files import find_weights
 from ocrlite.io.images import read_image
 from ocrlite.predictors import TextDetector
 from ocrlite.stages import load_stage_config, stage_spec
-from ocrlite.train.det_task import DetTask, bootstrap_hmean, build_det_model
+from ocrlite.train.det_task import DetTask, build_det_model
 
 
 def _stage(**train: object) -> dict:
