@@ -123,9 +123,13 @@ def _polygon(points: np.ndarray) -> Polygon:
 
 def polygon_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two polygons given as N x 2 points (0 for degenerate ones)."""
-    pa, pb = _polygon(a), _polygon(b)
-    union = pa.union(pb).area
-    return pa.intersection(pb).area / union if union > 0 else 0.0
+    return _iou(_polygon(a), _polygon(b))
+
+
+def _iou(a: Polygon, b: Polygon) -> float:
+    inter = a.intersection(b).area
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _ignored_predictions(preds: list[Polygon], dont_care: list[Polygon]) -> list[bool]:
@@ -163,9 +167,7 @@ def _pair_image(
         for i in care_preds:
             if i in taken:
                 continue
-            inter = pred_polys[i].intersection(gt_polys[j]).area
-            union = pred_polys[i].area + gt_polys[j].area - inter
-            if union > 0 and inter / union > iou_thresh:
+            if _iou(pred_polys[i], gt_polys[j]) > iou_thresh:
                 taken.add(i)
                 pairs.append((i, j))
                 break
