@@ -114,7 +114,10 @@ class StageSpec:
             import_onnxruntime()  # one clear line before any export when onnxruntime is missing
             threads = torch.get_num_threads()
             if self.onnx is not None:
-                return OnnxRunner(self.onnx, threads=threads)
+                given = OnnxRunner(self.onnx, threads=threads)
+                classes = {"det": 1, "cls": 2, PAGE_KIND: 4}.get(self.kind) or len(self.charset or ())
+                given.check_stage(self.kind, classes, self.outputs == "logits")
+                return given
             head = {"det": "raw", "cls": "probs", PAGE_KIND: "probs", "rec": "top1"}[self.kind]
             path = cached_export(self, head)
             try:

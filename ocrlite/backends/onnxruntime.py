@@ -8,7 +8,7 @@ recognizer exported with the ``top1`` head it returns best classes and their pro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class OnnxRunner:
         options.log_severity_level = 3  # errors only: the PP-OCR exports declare a fixed T and warn per call
         if threads is not None:
             options.intra_op_num_threads = threads
-        self.model_path = model_path
+        self.model_path, self.source = model_path, model
         self.threads = threads
         try:
             self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
@@ -65,13 +65,46 @@ class OnnxRunner:
         inputs = {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
         return self.session.run(None, inputs)[0]
 
-    def top1(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Best class and its probability per step (N x T each), from an export with the ``top1`` head."""
-        if self.output_names[:2] != ["index", "prob"]:
-            raise TypeError(f"{self.model_path.name} has no top1 outputs (index, prob)")
+    @property
+    def top1(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
+        """For a graph with the ``top1`` head (outputs ``index``, ``prob``): the call giving the best class and
+        its probability per step (N x T each); None for any other graph, whose first output is then read."""
+        return self._top1 if self.output_names[:2] == ["index", "prob"] else None
+
+    def _top1(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         index, prob = self.session.run(
             self.output_names[:2], {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
         return index, prob
+
+    def check_stage(self, kind: str, classes: int, logits: bool) -> None:
+        """A BackendError (one line naming the file) unless this graph can serve a ``kind`` stage whose net has
+        ``classes`` outputs per position (det: 1 map) and returns ``logits`` (then the graph must end in a
+        Softmax or be a recognizer's ``top1`` graph): a file exported for another stage, or with ``--head raw``,
+        would otherwise fail or score wrongly on every image."""
+        name = self.model_path.name
+        if self.output_names[:2] == ["index", "prob"]:
+            if kind != "rec":
+                raise BackendError(f"{name}: a recognizer's top1 graph (index, prob) cannot serve the {kind} stage")
+            return
+        shape = self.session.get_outputs()[0].shape
+        rank = {"det": 4, "rec": 3}.get(kind, 2)  # N x 1 x H x W maps, N x T x C steps, N x C classes
+        if len(shape) != rank:
+            raise BackendError(f"{name}: its output has {len(shape)} dimensions, a {kind} stage's net gives {rank} "
+                               "(a file exported for another stage?)")
+        width = shape[1] if kind == "det" else shape[-1]
+        if isinstance(width, int) and width != classes:
+            raise BackendError(f"{name}: its output has {width} classes per position, the {kind} stage {classes}")
+        if logits and kind != "det" and self._last_op() != "Softmax":
+            raise BackendError(f"{name} returns the net's logits, not probabilities: export it with --head probs")
+
+    def _last_op(self) -> str | None:
+        """The type of the node producing the first output (None when the graph cannot be read here)."""
+        if isinstance(self.source, bytes) or not Path(self.source).is_file():
+            return None
+        import onnx
+
+        graph = onnx.load(str(self.source), load_external_data=False).graph
+        return next((node.op_type for node in graph.node if graph.output[0].name in node.output), None)
 
     def __repr__(self) -> str:
         return f"OnnxRunner({str(self.model_path)!r}, threads={self.threads})"
