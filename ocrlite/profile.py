@@ -345,7 +345,7 @@ def profile_config(
         if not stage.get("model"):
             raise ConfigError(f"{title}: no model section to profile")
         # a det/cls/rec stage is resolved (and validated) like any other
-        net = build_model(resolve_stage(kind, stage, kind).model if kind else stage["model"])
+        net = build_model(resolve_stage(kind, stage, kind).model if kind else stage["model"], f"{kind or title}.model")
         shape = tuple(input_shape) if input_shape else default_input(stage)
         try:
             reports.append(profile_model(net, shape, title, runs, threads))

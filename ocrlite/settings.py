@@ -19,6 +19,7 @@ from ocrlite.errors import ConfigError
 __all__ = [
     "setting",
     "build_settings",
+    "coerce",
     "check_keys",
     "range_error",
     "DetPreprocess",
@@ -67,7 +68,7 @@ def _type_name(kind: Any) -> str:
     return getattr(kind, "__name__", str(kind))
 
 
-def _coerce(key: str, value: Any, kind: Any) -> Any:
+def coerce(key: str, value: Any, kind: Any) -> Any:
     """``value`` as an instance of the annotated type ``kind``, or a ConfigError."""
     origin = typing.get_origin(kind)
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
@@ -78,7 +79,7 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             if option is type(None):
                 continue
             try:
-                return _coerce(key, value, option)
+                return coerce(key, value, option)
             except ConfigError:
                 continue
         raise ConfigError(f"{key}: {value!r} is not a {' or '.join(_type_name(o) for o in options)}")
@@ -90,7 +91,7 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise wrong
         try:
-            return origin(_coerce(key, v, item) for v in value)
+            return origin(coerce(key, v, item) for v in value)
         except ConfigError:
             raise wrong from None
     if kind is bool:
@@ -148,7 +149,7 @@ def build_settings(cls: type[S], section: str, *sources: typing.Mapping[str, Any
     values = {}
     for name, value in merged.items():
         key = f"{section}.{name}"
-        coerced = _coerce(key, value, hints[name])
+        coerced = coerce(key, value, hints[name])
         _check_rules(key, coerced, fields[name].metadata)
         values[name] = coerced
     return cls(**values)

@@ -90,7 +90,7 @@ class StageSpec:
         from ocrlite.models import build_model
         from ocrlite.weights import load_weights as load
 
-        net = build_model(self.model)
+        net = build_model(self.model, f"{self.kind}.model")
         if load_weights and self.weights is not None:
             load(net, self.weights, self.manifest.get("sha256"))
         return net.eval()

@@ -65,3 +65,25 @@ def test_a_stage_config_takes_overrides_with_or_without_its_prefix() -> None:
         command_stage("det", "det_ppocrv3.yaml", ["rec.preprocess.height=32"])
     preset = command_stage("cls", None, [], model="ppocr-v4")
     assert preset is not None and preset.kind == "cls"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("det.model.neck.out_channels=-4",
+         "det.model.neck RSEFPN: cannot build with out_channels: -4 must be positive"),
+        ("det.model.head.k=abc", "det.model.head DBHead: cannot build with k: expected a finite number, got 'abc'"),
+        ("det.model.backbone.mode=rec",
+         "det.model.neck RSEFPN: takes a list of feature maps (a backbone in det mode)"),
+        ("rec.model.neck=null",
+         "rec.model.head CTCHead: takes a sequence [N, T, C], but rec.model.backbone MobileNetV1E"),
+    ],
+)
+def test_bad_model_sections_fail_when_the_pipeline_is_built(override: str, message: str) -> None:
+    """The Python API: a ConfigError naming the block when OCR() builds its nets (a RuntimeError traceback,
+    a silent success or a failure at the first image before)."""
+    from ocrlite.api import OCR
+
+    with pytest.raises(ConfigError) as caught:
+        OCR(overrides=[override])
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)

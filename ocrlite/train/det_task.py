@@ -142,7 +142,7 @@ def build_det_model(stage: dict[str, Any]) -> nn.Module:
     A file missing part of the branch, or anything else, is a WeightsError.
     """
     spec = stage_spec("det", with_threshold_branch(stage))
-    model = build_model(spec.model)
+    model = build_model(spec.model, "det.model")
     if spec.weights is None:
         return model
     path = spec.weights

@@ -48,6 +48,8 @@ class MobileNetV1Enhance(nn.Module):
             raise ConfigError(f"last_pool must be 'max' or 'avg', got {last_pool!r}")
         strides: list[Stride] = [stride for *_, stride, _ in _TABLE]  # type: ignore[misc]
         last = last_conv_stride
+        if isinstance(last, list) and len(last) != 2:
+            raise ConfigError(f"last_conv_stride: expected an integer or [h, w], got {last!r}")
         strides[-1] = (last[0], last[1]) if isinstance(last, list) else last
         self.stem = ConvBNAct(in_channels, int(32 * scale), 3, 2, act="hardswish")
         self.blocks = nn.Sequential(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +106,33 @@ def _stride(value: int | Sequence[int]) -> int | tuple[int, int]:
     return value if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
+def _rows(blocks: Any, channels: int) -> list[tuple[int, int, int | tuple[int, int], bool]]:
+    """The checked ``blocks`` table: a non-empty list of [in, out, stride, se] rows, each row's input the
+    previous output (the first: the stem's ``channels``), sizes positive, a stride an int or [h, w]."""
+    if not isinstance(blocks, list) or not blocks:
+        raise ConfigError(f"blocks: expected a non-empty list of [in, out, stride, se] rows, got {blocks!r}")
+    rows = []
+    for i, row in enumerate(blocks):
+        ok = isinstance(row, list) and len(row) == 4
+        if ok:
+            cin, cout, stride, se = row
+            strides = stride if isinstance(stride, list) and len(stride) == 2 else [stride]
+            ok = isinstance(se, bool) and all(_positive_int(v) for v in (cin, cout, *strides))
+        if not ok:
+            raise ConfigError(f"blocks[{i}]: expected [in, out, stride, se] (positive integers, a stride "
+                              f"an integer or [h, w], se true or false), got {row!r}")
+        if cin != channels:
+            raise ConfigError(f"blocks[{i}]: takes {cin} channels, but the {'stem' if i == 0 else 'row before'} "
+                              f"gives {channels}")
+        rows.append((cin, cout, _stride(stride), se))
+        channels = cout
+    return rows
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 @register("backbone")
 class RepMixerNet(nn.Module):
     """Stem + ``blocks`` rows ``[in, out, stride, se]`` (stride an int or [h, w]).
@@ -124,8 +152,10 @@ class RepMixerNet(nn.Module):
         super().__init__()
         if stem not in _STEMS:
             raise ConfigError(f"unknown stem {stem!r}; choose one of {sorted(_STEMS)}")
+        if len(stem_channels) != 2:
+            raise ConfigError(f"stem_channels: expected [mid, out], got {list(stem_channels)!r}")
         self.stem = _STEMS[stem](in_channels, *stem_channels)
-        rows = [(int(cin), int(cout), _stride(s), bool(se)) for cin, cout, s, se in blocks]
+        rows = _rows(blocks, stem_channels[1])
         self.blocks = nn.ModuleList(MixerBlock(*row) for row in rows)
         self.det = check_mode(mode) == "det"
         nexts = [row[2] for row in rows[1:]] + [None]

@@ -13,6 +13,8 @@ __all__ = ["CTCHead"]
 class CTCHead(nn.Module):
     """Per-step CTC logits [N, T, out_channels]; with ``mid_channels`` two Linear layers with no activation between."""
 
+    input_layouts = ("sequence",)  # a sequence neck's [N, T, C] (OCRModel checks the wiring)
+
     def __init__(self, in_channels: int, out_channels: int = 6625, mid_channels: int | None = None) -> None:
         super().__init__()
         if mid_channels is None:

@@ -20,6 +20,8 @@ class ConvSVTRNeck(nn.Module):
     LayerNorm (eps 1e-6); output = z + shortcut. Convs are conv + BN + swish.
     """
 
+    output_layout = "sequence"  # [N, T, C] for a CTC head (OCRModel checks the wiring)
+
     def __init__(
         self, in_channels: int, dims: int = 120, depth: int = 2, num_heads: int = 8, mlp_ratio: float = 2.0,
         kernel_size: int = 7,
@@ -45,6 +47,8 @@ class ConvSVTRNeck(nn.Module):
 @register("neck")
 class ConvMixNeck(nn.Module):
     """PP-OCRv6 tiny rec neck: depthwise 1xk conv + BN + hard-swish, 1x1 conv + BN + hard-swish -> [N, W, C]."""
+
+    output_layout = "sequence"  # [N, T, C] for a CTC head (OCRModel checks the wiring)
 
     def __init__(self, in_channels: int, kernel_size: int = 5) -> None:
         super().__init__()

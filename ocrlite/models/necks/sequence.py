@@ -48,6 +48,8 @@ _ENCODERS: dict[str, type[nn.Module]] = {"reshape": _Reshape, "rnn": _BiLSTM}
 class SequenceEncoder(nn.Module):
     """Recogniser neck: turns the backbone map into a [N, T, C] sequence with the chosen ``encoder_type``."""
 
+    output_layout = "sequence"  # [N, T, C] for a CTC head (OCRModel checks the wiring)
+
     def __init__(self, in_channels: int, encoder_type: str = "rnn", hidden_size: int = 64) -> None:
         super().__init__()
         if encoder_type not in _ENCODERS:

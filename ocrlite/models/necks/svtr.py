@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ocrlite.errors import ConfigError
 from ocrlite.models.blocks import ConvBNAct
 from ocrlite.models.necks.sequence import im2seq
 from ocrlite.registry import register
@@ -33,6 +34,8 @@ class _Attention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
+        if num_heads <= 0 or dim % num_heads:
+            raise ConfigError(f"num_heads: {num_heads} does not divide the attention width {dim}")
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
         self.qkv = nn.Linear(dim, dim * 3)
@@ -67,6 +70,8 @@ class SVTREncoder(nn.Module):
     ``use_guide`` only stops gradients in PaddleOCR; at inference the concat is the same either way,
     so it is not a parameter here.
     """
+
+    output_layout = "sequence"  # [N, T, C] for a CTC head (OCRModel checks the wiring)
 
     def __init__(
         self,
