@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw, ImageFont
 
+from ocrlite.api import OCR
 from ocrlite.batch import pipeline
 from ocrlite.batch import run as batch
 from ocrlite.batch import workers as worker_pool
@@ -91,7 +92,10 @@ def test_outputs_and_outcomes_equal_the_file_by_file_loop(
 
 
 class SlowFakeEngine:
-    """Reads a page as one line naming its width; slow on every other page, raises on listed widths."""
+    """Reads a page as one line naming its width; slow on every other page, raises on listed widths. Reads
+    files page by page as ``OCR.read_documents`` does (the stdout mode's path)."""
+
+    read_documents = OCR.read_documents
 
     def __init__(self, fail_widths: set[int]) -> None:
         self.seen: list[int] = []
