@@ -21,7 +21,7 @@ from ocrlite.postprocess import ctc_word_boxes
 from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer
 from ocrlite.preprocess import crop_quad
 from ocrlite.results import DocumentPage, PageResult, TextBox, TextLine
-from ocrlite.stages import STAGE_KINDS, pipeline_spec, with_backend
+from ocrlite.stages import STAGE_KINDS, pipeline_spec
 
 __all__ = ["OCR"]
 
@@ -68,7 +68,7 @@ class OCR:
         if unknown:
             raise ConfigError(f"unknown stage {unknown[0]!r} in stages; choose from: {', '.join(STAGE_KINDS)}")
         switches = _optional(use_cls=use_cls, drop_score=drop_score)
-        spec = with_backend(pipeline_spec(config, [*overrides, *switches], model=model), backend)
+        spec = pipeline_spec(config, [*overrides, *switches], model=model, backend=backend)
         self.spec = spec
         self.settings = spec.settings
         self._stages = frozenset(stages)

@@ -10,7 +10,6 @@ from (see ``ocrlite.settings`` for the precedence) and a bad value fails once, b
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,6 @@ __all__ = [
     "stage_kind",
     "resolve_stage",
     "pipeline_spec",
-    "with_backend",
     "stage_overrides",
     "load_stage_config",
     "load_pipeline_config",
@@ -293,9 +291,11 @@ def stage_spec(
 
 
 def pipeline_spec(
-    config: str | Path | None = None, overrides: Iterable[str] = (), *, model: str | None = None
+    config: str | Path | None = None, overrides: Iterable[str] = (), *, model: str | None = None,
+    backend: str | None = None,
 ) -> PipelineSpec:
-    """Resolve a pipeline from a config file or a preset name (``model``), with overrides."""
+    """Resolve a pipeline from a config file or a preset name (``model``), with overrides; ``backend`` (e.g.
+    ``--backend onnxruntime``) sets every stage's ``backend:`` before the stages are checked."""
     if model is not None:
         if config is not None:
             raise ConfigError("give either config or model, not both")
@@ -303,23 +303,17 @@ def pipeline_spec(
 
         config = get_preset(model).config
     cfg = load_pipeline_config(config, overrides)
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
+        for kind in (*STAGE_KINDS, PAGE_KIND):
+            if isinstance(cfg.get(kind), dict):
+                cfg[kind]["backend"] = backend
     settings = build_settings(PipelineSettings, "pipeline", _section(cfg, "pipeline", "config"))
     stages = {kind: resolve_stage(kind, cfg[kind], kind) if kind in cfg else None for kind in STAGE_KINDS}
     det, rec = stages["det"], stages["rec"]
     assert det is not None and rec is not None  # load_pipeline_config requires both
     return PipelineSpec(settings, det, stages["cls"], rec, resolve_stage(PAGE_KIND, cfg[PAGE_KIND], PAGE_KIND))
-
-
-def with_backend(spec: PipelineSpec, backend: str | None) -> PipelineSpec:
-    """``spec`` with every stage on ``backend`` (None: unchanged); an unknown backend is a ConfigError."""
-    if backend is None:
-        return spec
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
-    return dataclasses.replace(
-        spec, det=dataclasses.replace(spec.det, backend=backend), rec=dataclasses.replace(spec.rec, backend=backend),
-        cls=None if spec.cls is None else dataclasses.replace(spec.cls, backend=backend),
-        page=dataclasses.replace(spec.page, backend=backend))
 
 
 def stage_overrides(kind: str | None, overrides: Iterable[str], config: str | Path) -> list[str]:

@@ -139,10 +139,10 @@ def test_row_max_is_torch_max(classes: int, tmp_path: Path) -> None:
 
 def test_the_page_classifier_runs_on_onnxruntime_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``--backend onnxruntime`` means every net, the page classifier of ``--rotate-pages`` included."""
-    from ocrlite.stages import pipeline_spec, with_backend
+    from ocrlite.stages import pipeline_spec
 
     monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path))
-    page = with_backend(pipeline_spec(), "onnxruntime").page
+    page = pipeline_spec(backend="onnxruntime").page
     assert page.backend == "onnxruntime"
     batch = np.random.default_rng(0).random((2, 3, 224, 224), dtype=np.float32)
     ours, torch_runner = page.build_runner(), stage_spec("page").build_runner()

@@ -97,3 +97,13 @@ def test_given_probability_exports_read_as_the_torch_backend_does(exports: Path)
                            "rec.backend=onnxruntime", "cls.backend=onnxruntime", "pipeline.use_cls=true"])
     torch = OCR(overrides=["pipeline.use_cls=true"])
     assert [line.text for line in given(sample).lines] == [line.text for line in torch(sample).lines]
+
+
+def test_backend_argument_applies_before_a_given_onnx_file_is_checked(exports: Path):
+    from ocrlite import OCR
+    from ocrlite.errors import ConfigError
+
+    given = [f"rec.onnx={exports / 'rec_probs.onnx'}"]
+    assert OCR(overrides=given, backend="onnxruntime").spec.rec.onnx == exports / "rec_probs.onnx"
+    with pytest.raises(ConfigError, match=r"^rec.onnx: a given ONNX file needs backend: onnxruntime \(got 'torch'\)$"):
+        OCR(overrides=[*given, "rec.backend=onnxruntime"], backend="torch")
