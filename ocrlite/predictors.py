@@ -29,13 +29,14 @@ from ocrlite.settings import ClsPostprocess, DetPreprocess, LinePreprocess
 from ocrlite.stages import StageSpec, stage_spec
 
 __all__ = [
+    "runner_and_spec",
     "TextDetector",
     "TextClassifier",
     "TextRecognizer",
 ]
 
 
-def _runner_and_spec(kind: str, config: str | Path | dict[str, Any] | StageSpec | None,
+def runner_and_spec(kind: str, config: str | Path | dict[str, Any] | StageSpec | None,
                      overrides: Iterable[str], runner: Runner | None) -> tuple[Runner, StageSpec]:
     """The stage's spec and a runner: the given one (same pre/post settings), else the spec's own."""
     spec = config if isinstance(config, StageSpec) else stage_spec(kind, config, overrides)
@@ -71,7 +72,7 @@ class TextDetector:
         runner: Runner | None = None,
     ) -> TextDetector:
         """Build from a stage config (default: the shipped detector) or a resolved spec."""
-        runner, spec = _runner_and_spec("det", config, overrides, runner)
+        runner, spec = runner_and_spec("det", config, overrides, runner)
         return cls(runner, spec.pre, spec.post)
 
     def probability_map(self, image: np.ndarray) -> np.ndarray:
@@ -99,7 +100,7 @@ class TextClassifier:
         runner: Runner | None = None,
     ) -> TextClassifier:
         """Build from a stage config (default: the shipped classifier) or a resolved spec."""
-        runner, spec = _runner_and_spec("cls", config, overrides, runner)
+        runner, spec = runner_and_spec("cls", config, overrides, runner)
         return cls(runner, spec.pre, spec.post)
 
     def __call__(self, crops: Sequence[np.ndarray]) -> list[tuple[int, float]]:
@@ -132,7 +133,7 @@ class TextRecognizer:
         runner: Runner | None = None,
     ) -> TextRecognizer:
         """Build from a stage config (default: the shipped recognizer) or a resolved spec."""
-        runner, spec = _runner_and_spec("rec", config, overrides, runner)
+        runner, spec = runner_and_spec("rec", config, overrides, runner)
         assert spec.charset is not None  # every rec spec has one
         return cls(runner, spec.pre, spec.charset)
 

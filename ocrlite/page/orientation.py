@@ -44,10 +44,11 @@ import numpy as np
 
 from ocrlite.backends import Runner
 from ocrlite.errors import ConfigError
+from ocrlite.predictors import runner_and_spec
 from ocrlite.preprocess import is_tall, normalize, quad_size
 from ocrlite.results import TextBox
 from ocrlite.settings import PagePostprocess, PagePreprocess
-from ocrlite.stages import PAGE_KIND, StageSpec, stage_spec
+from ocrlite.stages import PAGE_KIND, StageSpec
 
 __all__ = [
     "PageLines",
@@ -208,8 +209,8 @@ class PageOrientationClassifier:
         runner: Runner | None = None,
     ) -> PageOrientationClassifier:
         """Build from a stage config (default: the shipped ``page_cls_pplcnet.yaml``) or a resolved spec."""
-        spec = config if isinstance(config, StageSpec) else stage_spec(PAGE_KIND, config, overrides)
-        return cls(runner if runner is not None else spec.build_runner(), spec.pre, spec.post)
+        runner, spec = runner_and_spec(PAGE_KIND, config, overrides, runner)
+        return cls(runner, spec.pre, spec.post)
 
     def probabilities(self, squares: Sequence[np.ndarray]) -> np.ndarray:
         """N x len(labels) class probabilities of ``crop`` x ``crop`` input squares."""
