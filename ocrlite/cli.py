@@ -302,11 +302,12 @@ def _gather_inputs(images: Sequence[str], files_from: Any) -> list[str]:
 
 def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batch: dict[str, Any],
                ray: dict[str, Any] | None = None) -> None:
-    """``ocr -o DIR``: the batch runner; exit 1 if any item failed, 2 on a model error, 130 on Ctrl-C.
+    """``ocr -o DIR``: the batch runner; exit 1 if any item failed, 2 on a model error, 130 on Ctrl-C, 143 on
+    SIGTERM.
 
     ``ray`` (``RayOptions`` fields) runs the same batch on Ray actors instead of local processes.
     """
-    from ocrlite.batch.run import BatchOptions, EngineSpec, run_batch
+    from ocrlite.batch.run import BatchOptions, EngineSpec, Terminated, run_batch
 
     try:
         execute = None
@@ -315,9 +316,9 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
 
             execute = RayExecutor(RayOptions(**ray))
         report = run_batch(inputs, EngineSpec(**engine_args), BatchOptions(output=Path(output), **batch), execute)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _fail("interrupted; finished outputs are kept, rerun to continue")
-        sys.exit(130)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     except OcrliteError as exc:
         _fail(str(exc))
         sys.exit(2)

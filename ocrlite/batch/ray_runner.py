@@ -16,6 +16,9 @@ How the inputs reach the actors (``RayOptions.inputs``):
   driver's node, reads each row's file into the row; the actors decode those bytes with the same
   readers (``open_pages(..., data=)``) and send the rendered outputs back; the driver writes them.
 
+Either way the rows name each input as given (``source``) beside the absolute path read
+(``path``), so the report and the outputs name inputs as a local run does.
+
 Every failure comes back as a row, also a job whose actor died (killed, out of memory): Ray
 restarts the actor and hands it the job again, which then reports "worker died" instead of
 running it twice; the next run retries it.
@@ -26,8 +29,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import signal
+import socket
+import threading
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -37,7 +44,7 @@ import numpy as np
 from ocrlite.batch.plan import Job
 from ocrlite.batch.ranges import PageRange, RangeOutcome, join_ranges, process_range, split_pages
 from ocrlite.batch.report import Failure, FileOutcome
-from ocrlite.batch.run import BatchOptions, EngineSpec, process_file
+from ocrlite.batch.run import BatchOptions, EngineSpec, Terminated, process_file
 from ocrlite.errors import ImageReadError, OcrliteError, error_reason
 from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.pages import count_pages, read_input
@@ -48,6 +55,8 @@ __all__ = ["INPUT_MODES", "INSTALL_HINT", "RayExecutor", "RayOptions", "require_
 INSTALL_HINT = '--executor ray needs Ray: pip install "ocrlite[ray]"'
 INPUT_MODES = ("paths", "bytes")
 WHOLE: PageRange = (0, 0)  # a row's page range when it is the whole file
+CONNECT_TIMEOUT_S = 10.0  # how long --ray-address HOST:PORT may take to answer before the run gives up
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Ray colours its error messages
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ class RayOptions:
     """Where Ray runs and how the work is cut."""
 
     address: str | None = None  # None: start a local Ray on this machine; "auto" or "HOST:PORT": join a cluster
-    workers: int | None = None  # actors; None: as many as the cluster's CPUs allow
+    workers: int | None = None  # actors; None: as many as the cluster's CPUs (at most --threads) allow
     threads: int = 1  # torch threads, and CPUs reserved, per actor
     pages_per_job: int = 8  # longer PDFs/TIFFs are split into page ranges of this many pages
     inputs: str = "paths"  # "paths": a shared filesystem; "bytes": files read on the driver's node, sent in the rows
@@ -88,12 +97,12 @@ class RayExecutor:
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset INFO lines between our own
         logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled": ours
         own_ray = not ray.is_initialized()
-        if own_ray:
-            _init_ray(self.options)
         try:
+            if own_ray:
+                _init_ray(self.options, options.cores)
             yield from self._run(jobs, spec, options, bar, started)
         except ray.exceptions.RayError as exc:  # the cluster itself failed (actors that cannot start, node lost)
-            raise OcrliteError(f"Ray failed: {str(exc).splitlines()[0]}") from exc
+            raise OcrliteError(f"Ray failed: {_ANSI.sub('', str(exc)).strip().splitlines()[0]}") from exc
         finally:
             if own_ray:
                 ray.shutdown()
@@ -104,8 +113,7 @@ class RayExecutor:
 
         ranges = {i: _ranges(job, self.options.pages_per_job) for i, job in enumerate(jobs)}
         rows = _rows(jobs, ranges, self.options.inputs == "bytes")
-        workers = self.options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.options.threads)
-        workers = min(workers, len(rows))
+        workers = min(_actors(self.options, options.cores, ray.cluster_resources().get("CPU", 1)), len(rows))
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # ours counts pages
         ledger = ray.remote(num_cpus=0)(_Ledger).remote()
@@ -165,34 +173,36 @@ class _OcrActor:
     """A Ray Data actor: loads the models once, then turns job rows into outcome rows."""
 
     def __init__(self, spec: EngineSpec, options: BatchOptions, threads: int, ledger: Any) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
         self.options, self.ledger = options, ledger
         self.engine: Any = None
         self.fatal: str | None = None
-        try:
+        try:  # anything the build raises (a bad model, a package missing on this node) is the run's one line
+            import torch
+
+            torch.set_num_threads(threads)
             self.engine = spec.build()
-        except OcrliteError as exc:
-            self.fatal = str(exc)
+        except Exception as exc:
+            self.fatal = error_reason(exc)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {"index": [], "done": []}
         for i in range(len(batch["index"])):
-            outputs = json.loads(str(batch["outputs"][i]))
-            job = Job(Path(str(batch["source"][i])), str(batch["name"][i]),
+            outputs = json.loads(os.fsdecode(batch["outputs"][i]))
+            job = Job(Path(os.fsdecode(batch["source"][i])), os.fsdecode(batch["name"][i]),
                       {fmt: Path(path) for fmt, path in outputs.items()})
             pages = (int(batch["first"][i]), int(batch["last"][i]))
             data = bytes(batch["data"][i]) if "data" in batch else None
-            error = str(batch["error"][i]) if "error" in batch else ""
+            error = os.fsdecode(batch["error"][i]) if "error" in batch else ""
             out["index"].append(int(batch["index"][i]))
-            out["done"].append(self._one(int(batch["index"][i]), job, pages, data, error))
+            out["done"].append(self._one(int(batch["index"][i]), job, pages, data, error,
+                                         os.fsdecode(batch["path"][i])))
         return out
 
-    def _one(self, index: int, job: Job, pages: PageRange, data: bytes | None, error: str) -> _Done:
+    def _one(self, index: int, job: Job, pages: PageRange, data: bytes | None, error: str, path: str) -> _Done:
         """One row's outcome; nothing raises out of here, so every failure is a row.
 
-        ``data`` (bytes mode) is the file's contents, or ``error`` why they could not be read.
+        ``data`` (bytes mode) is the file's contents, or ``error`` why they could not be read; without
+        either (paths mode) the actor reads ``path``, the input's absolute path.
         Ray restarts a dead actor and gives it the rows it held: those are reported as failed
         ("worker died": killed, out of memory) instead of being run again, so an input that
         kills its worker cannot stall the run; the next run retries it like any failure.
@@ -208,10 +218,15 @@ class _OcrActor:
         if error:
             return _Done(FileOutcome(job.name, failures=[Failure(str(job.source), job.name, error)]))
         try:
+            if data is None:  # paths mode: this actor reads the input, and writes a whole file's outputs
+                if pages != WHOLE:  # opened at its path: a PDF is read lazily, each range only its own pages
+                    outcome, records = process_range(self.engine, replace(job, source=Path(path)), self.options, pages)
+                    return _Done(_as_given(outcome, path, str(job.source)), records)
+                # Decoded from its contents so that errors, also those in the outputs, name it as given.
+                data = read_input(path, str(job.source))
+                return _Done(process_file(self.engine, job, self.options, data=data))
             if pages != WHOLE:
                 return _Done(*process_range(self.engine, job, self.options, pages, data))
-            if data is None:
-                return _Done(process_file(self.engine, job, self.options))
             files: dict[Path, bytes] = {}
             return _Done(process_file(self.engine, job, self.options, data=data, write=files.__setitem__), [], files)
         except Exception as exc:
@@ -221,31 +236,37 @@ class _OcrActor:
 def _rows(jobs: list[Job], ranges: dict[int, list[PageRange]], bytes_mode: bool) -> list[dict[str, Any]]:
     """One row per job and page range.
 
-    With paths, the actors read and write at absolute paths (their working folder is not ours). With
-    bytes, ``path`` is what the driver-node stage reads; the job keeps the names the plan gave it,
-    so the report names inputs as a local run does, and the driver writes the outputs.
+    ``source`` and ``name`` are what the plan named the input, ``path`` its absolute path: what the
+    actor (paths) or the driver-node stage (bytes) reads, as their working folder is not ours. With paths
+    the actors also write the outputs, at absolute paths; with bytes the driver writes them.
+    Text goes as file-system bytes: a file name that is not UTF-8 is no Arrow string.
     """
     rows: list[dict[str, Any]] = []
     for i, job in enumerate(jobs):
-        source, outputs = job.source, job.outputs
-        if not bytes_mode:
-            source, outputs = Path(os.path.abspath(source)), {f: Path(os.path.abspath(p)) for f, p in outputs.items()}
+        outputs = job.outputs if bytes_mode else {f: Path(os.path.abspath(p)) for f, p in job.outputs.items()}
         for first, last in ranges[i]:
-            row = {"index": i, "first": first, "last": last, "source": str(source), "name": job.name,
-                   "outputs": json.dumps({fmt: str(path) for fmt, path in outputs.items()})}
-            if bytes_mode:
-                row["path"] = os.path.abspath(job.source)
-            rows.append(row)
+            rows.append({"index": i, "first": first, "last": last, "source": os.fsencode(job.source),
+                         "path": os.fsencode(os.path.abspath(job.source)), "name": os.fsencode(job.name),
+                         "outputs": json.dumps({fmt: str(path) for fmt, path in outputs.items()}).encode()})
     return rows
 
 
 def _read_row(row: dict[str, Any]) -> dict[str, Any]:
     """Bytes mode, on the driver's node: add the row's file contents, or why they cannot be read."""
     try:
-        row["data"], row["error"] = read_input(row["path"], row["source"]), ""
+        row["data"], row["error"] = read_input(os.fsdecode(row["path"]), os.fsdecode(row["source"])), b""
     except ImageReadError as exc:
-        row["data"], row["error"] = b"", str(exc)
+        row["data"], row["error"] = b"", os.fsencode(str(exc))
     return row
+
+
+def _as_given(outcome: FileOutcome, path: str, given: str) -> FileOutcome:
+    """``outcome`` of the input opened at ``path``, its failures naming it ``given`` as a local run does."""
+    def named(text: str) -> str:
+        return given + text[len(path):] if text.startswith(path) else text
+
+    outcome.failures = [replace(f, path=named(f.path), reason=named(f.reason)) for f in outcome.failures]
+    return outcome
 
 
 def _write(job: Job, files: dict[Path, bytes], outcome: FileOutcome) -> None:
@@ -263,19 +284,68 @@ def _ranges(job: Job, size: int) -> list[PageRange]:
     return [WHOLE] if pages <= size else split_pages(pages, size)
 
 
-def _init_ray(options: RayOptions) -> None:
-    """Join the cluster at ``options.address``, or start a private local Ray that never reaches the network."""
+def _actors(options: RayOptions, cores: int | None, cpus: float) -> int:
+    """``--workers``, or as many actors of ``options.threads`` CPUs as the cluster's ``cpus`` hold, and no more
+    than ``cores`` (``--threads``: CPU threads for all workers together, as in a local run) allow; at least one."""
+    if options.workers:
+        return options.workers
+    budget = int(cpus) if cores is None else min(int(cpus), cores)
+    return max(1, budget // options.threads)
+
+
+def _local_cpus(options: RayOptions, cores: int | None) -> int:
+    """CPUs of the private local Ray: ``--threads`` (default: this machine's cores), or what ``--workers`` actors
+    of ``--threads-per-worker`` need when that is more (an explicit pool size wins, as it does locally)."""
+    return max(cores or os.cpu_count() or 1, (options.workers or 1) * options.threads)
+
+
+def _init_ray(options: RayOptions, cores: int | None) -> None:
+    """Join the cluster at ``options.address``, or start a private local Ray that never reaches the network.
+
+    ``ray.init`` makes SIGTERM exit the process (``sys.exit``) without a word; the handler from before
+    (``run_batch``'s: stop as Ctrl-C does) is put back, and a SIGTERM during start-up is an interruption.
+    """
     import ray
 
+    previous = signal.getsignal(signal.SIGTERM)
     try:
         if options.address is not None:
+            _check_address(options.address)
             ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")  # a busy machine starts slowly (default 60)
-        cpus = (options.workers or os.cpu_count() or 1) * options.threads
-        ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 logging_level=logging.WARNING, log_to_driver=False)
+        # Ray's default for a new local Ray (token authentication on) stays, without its warning line saying so.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+        # address="local": a new Ray of our own, even where RAY_ADDRESS names another (ray.init would join it)
+        ray.init(address="local", num_cpus=_local_cpus(options, cores), include_dashboard=False,
+                 _node_ip_address="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False)
+    except SystemExit as exc:  # Ray's SIGTERM handler, in place while ray.init runs
+        raise Terminated from exc
+    except OcrliteError:
+        raise
     except Exception as exc:  # ray.init raises ConnectionError, RuntimeError, ValueError or a bare Exception
         where = f"join Ray at {options.address}" if options.address else "start a local Ray"
-        raise OcrliteError(f"cannot {where}: {str(exc).splitlines()[0]}") from exc
+        raise OcrliteError(f"cannot {where}: {_ANSI.sub('', str(exc)).strip().splitlines()[0]}") from exc
+    finally:
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise ``OcrliteError`` in seconds when nothing answers at ``HOST:PORT``: ``ray.init`` would wait without end.
+
+    ``auto`` and Ray Client ``ray://`` addresses, and anything not ``HOST:PORT``, are left to Ray's own checks.
+    """
+    host, colon, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not colon or not host or not port.isdigit():
+        return
+    host = host.removeprefix("[").removesuffix("]")  # [IPv6]:PORT
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except socket.gaierror as exc:
+        raise OcrliteError(f"cannot join Ray at {address}: unknown host {host} ({exc.strerror})") from exc
+    except TimeoutError as exc:
+        raise OcrliteError(f"cannot join Ray at {address}: no answer within {timeout:g} s") from exc
+    except (OSError, OverflowError) as exc:  # OverflowError: a port over 65535
+        raise OcrliteError(f"cannot join Ray at {address}: {getattr(exc, 'strerror', None) or exc}") from exc

@@ -11,9 +11,11 @@ that each load the models once and share the CPU cores between them.
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable, Generator, Iterable
-from contextlib import closing
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +80,8 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     executor such as ``ocrlite.batch.ray_runner.RayExecutor`` (same plan, report and per-file work).
     Returns the run's report (its ``failures`` decide the exit code). Raises ``OcrliteError`` if the
     output folder cannot be written or the models cannot be loaded, and ``KeyboardInterrupt`` after
-    writing the report when interrupted.
+    writing the report when interrupted: by Ctrl-C, or by SIGTERM (``timeout``, Slurm, Kubernetes) while
+    it runs in the main thread. Whatever stops it, the report keeps the inputs not done as ``pending``.
     """
     unknown = set(options.formats) - set(FORMATS)
     if unknown or not options.formats:
@@ -103,14 +106,14 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
 
         execute = run_local
     try:
-        with closing(execute(plan.jobs, spec, options, bar, started)) as outcomes:
+        with _sigterm_as_ctrl_c(), closing(execute(plan.jobs, spec, options, bar, started)) as outcomes:
             for outcome in outcomes:
                 done.add(outcome.name)
                 report.add(outcome)
                 for failure in outcome.failures:
                     _say(bar, f"ocrlite: error: {failure.message()}")
-    except (KeyboardInterrupt, OcrliteError) as exc:  # Ctrl-C, or workers that cannot run: the rest is pending
-        report.interrupted = isinstance(exc, KeyboardInterrupt)
+    except BaseException as exc:  # Ctrl-C or SIGTERM, workers that cannot run, anything else: the rest is pending
+        report.interrupted = not isinstance(exc, OcrliteError)
         report.pending = [job.name for job in plan.jobs if job.name not in done]
         stopped = not report.interrupted and not report.files
         raise
@@ -122,6 +125,30 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
         if not options.quiet and not stopped:
             _say(None, report.summary())
     return report
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is: it stops as on Ctrl-C (the CLI then exits 143, not 130)."""
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """While the jobs run, SIGTERM raises ``Terminated``: the run stops as on Ctrl-C, its report written.
+
+    Only the main thread can set a handler; elsewhere SIGTERM keeps its own. The handler before is put back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def remove_stale_parts(jobs: Iterable[Job]) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ocrlite.batch.run import BatchOptions, EngineSpec, run_batch
 from ocrlite.cli import main
+from ocrlite.errors import OcrliteError
 
 FORMATS = "json,txt,tsv,hocr,pdf"
 VICTIM_WIDTH = 333  # the page whose reading kills its actor in the kill test
@@ -44,6 +47,18 @@ def _make_scans(root: Path, victim: bool = False) -> Path:
     pages = [_page("INVOICE"), _page("PAID", VICTIM_WIDTH if victim else 300), _page("TOTAL")]
     pages[0].save(root / "doc.pdf", save_all=True, append_images=pages[1:], resolution=100)
     return root
+
+
+def _broken_pdf(path: Path, words: list[str]) -> Path:
+    """A PDF of ``words`` pages whose page 2 cannot be loaded (its page tree names an object that is not there)."""
+    pages = [_page(word) for word in words]
+    pages[0].save(path, save_all=True, append_images=pages[1:], resolution=100)
+    data = path.read_bytes()
+    kids = re.search(rb"/Kids \[([^\]]*)\]", data)
+    assert kids is not None
+    second = re.findall(rb"\d+ 0 R", kids.group(1))[1]
+    path.write_bytes(data.replace(kids.group(0), kids.group(0).replace(second, b"99 0 R".ljust(len(second)), 1)))
+    return path
 
 
 def _cli(*args: str) -> Any:
@@ -97,6 +112,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, ray_cluster: Any) -> Runs:
     themselves in bytes mode, would miss."""
     root = tmp_path_factory.mktemp("ray")
     _make_scans(root / "scans")
+    _broken_pdf(root / "scans" / "short.pdf", ["ONE", "TWO"])  # read whole, by one actor
+    _broken_pdf(root / "scans" / "long.pdf", ["ONE", "TWO", "THREE"])  # cut into pages 1-2 and 3
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         results = {"local": _cli("scans", "-o", "local", "--format", FORMATS, "--workers", "1")}
@@ -110,33 +127,33 @@ def test_ray_writes_what_the_local_batch_writes(runs: Runs, mode: str) -> None:
     local, out, result = runs.root / "local", runs.root / mode, runs.results[mode]
     assert result.exit_code == 1, result.output
     written = _files(out)
-    assert sorted(written) == [f"{name}.{fmt}" for name in ("a.png", "b.jpg", "doc.pdf")
+    assert sorted(written) == [f"{name}.{fmt}" for name in ("a.png", "b.jpg", "doc.pdf", "long.pdf", "short.pdf")
                                for fmt in sorted(FORMATS.split(","))]
-    assert written == _files(local)  # byte for byte, the split PDF joined in page order included
+    # Byte for byte: the split PDF joined in page order, and the failed pages' errors in the json, naming
+    # the input as given (scans/long.pdf page 2: ...) also where the actors read it at its absolute path.
+    assert written == _files(local)
+    assert b'"error": "scans/long.pdf page 2: cannot load page' in written["long.pdf.json"]
     text = _squash(written["doc.pdf.txt"].decode("utf-8")).split("\f")
     assert ["INVOICE" in text[0], "PAID" in text[1], "TOTAL" in text[2]] == [True, True, True]
     report, expected = _report(out), _report(local)
-    assert [(f["name"], f["page"]) for f in report["failures"]] == [("corrupt.jpg", None)]
-    failures = expected["failures"]
-    if mode == "paths":  # the actors were given absolute paths, and name the input so
-        absolute = str(runs.root / "scans" / "corrupt.jpg")
-        failures = [{**f, "path": absolute, "reason": f["reason"].replace("scans/corrupt.jpg", absolute)}
-                    for f in failures]
-    assert report["failures"] == failures
-    assert (report["files"], report["pages"], report["lines"]) == (expected["files"], 5, expected["lines"])
+    assert [(f["name"], f["page"]) for f in report["failures"]] == [("corrupt.jpg", None), ("long.pdf", 2),
+                                                                     ("short.pdf", 2)]
+    assert sorted(report["failures"], key=str) == sorted(expected["failures"], key=str)  # same paths and reasons
+    assert (report["files"], report["pages"], report["lines"]) == (expected["files"], 8, expected["lines"])
     assert (report["workers"], expected["workers"]) == (ACTORS[mode], 1)  # the actor pool's size, the local processes
-    assert "corrupt.jpg" in result.stderr and "1 failed" in result.stderr
+    assert "scans/corrupt.jpg" in result.stderr and "3 failed" in result.stderr
 
 
-def test_ray_rerun_writes_nothing(runs: Runs) -> None:
+def test_ray_rerun_redoes_only_the_failed_files(runs: Runs) -> None:
     scans, out = runs.root / "scans", runs.root / "bytes"
     before = _mtimes(out)
     again = _ray(scans, out, "bytes")
-    assert again.exit_code == 1  # the corrupt file is tried again and still fails
-    assert _mtimes(out) == before
+    assert again.exit_code == 1  # the failed files are tried again and still fail
+    assert {k: v for k, v in _mtimes(out).items() if "long" not in k and "short" not in k} == {
+        k: v for k, v in before.items() if "long" not in k and "short" not in k}
     report = _report(out)
-    assert report["skipped"] == 3 and report["pages"] == 0 and report["workers"] == 1
-    assert [f["name"] for f in report["failures"]] == ["corrupt.jpg"]
+    assert report["skipped"] == 3 and report["pages"] == 3 and report["workers"] == 1
+    assert sorted(f["name"] for f in report["failures"]) == ["corrupt.jpg", "long.pdf", "short.pdf"]
 
 
 @dataclass(frozen=True)
@@ -200,3 +217,86 @@ def test_without_ray_the_executor_names_the_extra(tmp_path: Path, monkeypatch: p
     assert not (tmp_path / "out").exists()
     local = _cli(str(tmp_path / "x.png"), "-o", str(tmp_path / "out"), "--ray-address", "auto")
     assert local.exit_code == 2 and "--executor ray" in local.output
+
+
+def _sentinel(signum: int, frame: Any) -> None:
+    """A SIGTERM handler that is not Ray's."""
+
+
+def test_starting_ray_gives_sigterm_back(ray_cluster: Any) -> None:
+    """``ray.init`` makes SIGTERM exit the process, which would skip the report's pending inputs; ocrlite puts back
+    the handler it had (``run_batch``'s: stop as Ctrl-C does). This session's Ray already runs, so the start fails."""
+    from ocrlite.batch.ray_runner import RayOptions, _init_ray
+
+    previous = signal.signal(signal.SIGTERM, _sentinel)
+    try:
+        with pytest.raises(OcrliteError, match="^cannot start a local Ray: "):
+            _init_ray(RayOptions(), None)
+        assert signal.getsignal(signal.SIGTERM) is _sentinel
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_unreachable_ray_address_is_one_line(ray_cluster: Any) -> None:
+    """Ray would wait for such an address without end (here, with this session's Ray up, it would say it runs)."""
+    from ocrlite.batch.ray_runner import RayOptions, _init_ray
+
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for address, why in ((f"127.0.0.1:{port}", "Connection refused"),
+                         ("nosuchhost.invalid:6379", "unknown host nosuchhost.invalid")):
+        with pytest.raises(OcrliteError) as error:
+            _init_ray(RayOptions(address=address), None)
+        assert str(error.value).startswith(f"cannot join Ray at {address}: {why}"), error.value
+
+
+def test_the_private_ray_is_local_and_follows_threads(ray_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --ray-address: a Ray of its own even where RAY_ADDRESS names another, with --threads CPUs; and the
+    default actor count keeps all actors' threads within --threads, as the local batch does."""
+    import ray
+
+    from ocrlite.batch.ray_runner import RayOptions, _actors, _init_ray
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    _init_ray(RayOptions(), 2)  # --threads 2
+    _init_ray(RayOptions(threads=2), None)  # all 8 cores
+    _init_ray(RayOptions(workers=3, threads=2), 2)  # an explicit pool gets its CPUs, as --workers does locally
+    assert [(call["address"], call["num_cpus"]) for call in calls] == [("local", 2), ("local", 8), ("local", 6)]
+    assert [_actors(RayOptions(), 2, 16.0), _actors(RayOptions(threads=2), None, 8.0),
+            _actors(RayOptions(threads=2), 3, 8.0), _actors(RayOptions(workers=5), 2, 8.0)] == [2, 4, 1, 5]
+
+
+@dataclass(frozen=True)
+class UnbuildableSpec(EngineSpec):
+    """An engine whose build fails as on a node that lacks a package."""
+
+    def build(self) -> Any:
+        raise ImportError("No module named 'cv2'")
+
+
+def test_an_actor_that_cannot_build_says_why_in_one_line(tmp_path: Path, ray_cluster: Any) -> None:
+    from ocrlite.batch.ray_runner import _OcrActor
+
+    actor = _OcrActor(UnbuildableSpec(), BatchOptions(tmp_path), 1, ledger=None)
+    assert actor.fatal == "unexpected ImportError: No module named 'cv2'"  # the run's one line, no Ray traceback
+
+
+def test_a_ray_failure_is_one_plain_line(tmp_path: Path, ray_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    from ocrlite.batch.plan import Job
+    from ocrlite.batch.ray_runner import RayExecutor, RayOptions
+
+    def fail(*args: Any) -> Any:
+        raise ray.exceptions.RayError("\x1b[36mThe actor died\x1b[39m in its creation task\nTraceback (most recent...")
+
+    monkeypatch.setattr(RayExecutor, "_run", fail)
+    outcomes = RayExecutor(RayOptions())([Job(tmp_path / "x.png", "x.png", {})], EngineSpec(),
+                                         BatchOptions(tmp_path), None, lambda workers: None)
+    with pytest.raises(OcrliteError) as error:
+        next(outcomes)
+    assert str(error.value) == "Ray failed: The actor died in its creation task"
