@@ -348,7 +348,7 @@ cls_option = click.option(
               help="Resolution PDF pages are rendered at.")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Batch mode: processes (Ray: actors), each loading the models once, the cores (--threads) "
-                   "split between them (default: one per core, up to 8; Ray: the cluster's CPUs / "
+                   "split between them (default: one per core, up to 8; Ray: the cluster's CPUs, at most --threads, / "
                    "--threads-per-worker).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Batch mode: run on this machine's processes, or on Ray actors (pip install \"ocrlite[ray]\").")
