@@ -183,7 +183,7 @@ box_thresh_option = click.option("--box-thresh", type=float,
 images_argument = click.argument("images", nargs=-1, required=True)
 config_option = click.option(
     "--config", type=click.Path(dir_okay=False),
-    help="YAML config: a pipeline config, or (detect, classify, profile) a single stage config.")
+    help="YAML config: a pipeline config, or a single stage config (the default pipeline with that stage).")
 model_option = click.option("--model", "model", metavar="NAME",
                             help="Model preset (see 'ocrlite models'); exclusive with --config.")
 overrides_option = click.option(

@@ -62,7 +62,8 @@ def _compare(model: str, pages: list[np.ndarray], repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["ppocr-v2", "ppocr-v6-tiny", "ppocr-v6-small", "ppocr-v3"])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/funsd"))
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "funsd",
+                        help="FUNSD or ICDAR 2015 dev folder (default: ../shared/data/funsd beside the repository)")
     parser.add_argument("--limit", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=4)
