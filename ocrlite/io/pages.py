@@ -178,7 +178,11 @@ def open_pages(path: str | Path, dpi: float = DEFAULT_DPI,
     if data is not None and not data:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     if path.suffix.lower() in PDF_EXTENSIONS:
-        if data is None and path.is_file() and path.stat().st_size == 0:
+        if data is None and not path.exists():
+            raise ImageReadError(f"{path}: no such file")
+        if data is None and path.is_dir():
+            raise ImageReadError(f"{path}: is a directory, not a PDF file")
+        if data is None and path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file (0 bytes)")
         return _PdfSource(path, dpi, max_pixels, data)
     frames, own_dpi = _open_frames(path, dpi, data)

@@ -420,6 +420,11 @@ def test_encrypted_and_corrupt_pdfs_are_item_errors(tmp_path: Path) -> None:
     broken.write_bytes(b"%PDF-1.4\n garbage")
     with pytest.raises(ImageReadError, match="broken.pdf"):
         open_pages(broken)
+    with pytest.raises(ImageReadError, match="absent.pdf: no such file$"):  # was pdfium's bare FileNotFoundError
+        open_pages(tmp_path / "absent.pdf")
+    (tmp_path / "folder.pdf").mkdir()
+    with pytest.raises(ImageReadError, match="folder.pdf: is a directory, not a PDF file$"):
+        open_pages(tmp_path / "folder.pdf")
 
 
 def test_searchable_pdf_pages_keep_the_input_pdf_page_size(tmp_path: Path) -> None:
