@@ -222,10 +222,10 @@ class PagePostprocess:
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Pipeline switches: use the direction classifier, drop low-scoring lines, turn pages upright
-    (0/90/180/270) and level small tilts first (``ocrlite.page``)."""
+    """Pipeline switches: use the direction classifier (unset: when the pipeline has a cls stage), drop
+    low-scoring lines, turn pages upright (0/90/180/270) and level small tilts first (``ocrlite.page``)."""
 
-    use_cls: bool = setting(True)
+    use_cls: bool | None = setting(None)
     drop_score: float = setting(0.5, low=0.0, high=1.0)
     page_orientation: bool = setting(False)
     deskew: bool = setting(False)

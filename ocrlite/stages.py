@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -310,9 +310,16 @@ def pipeline_spec(
             if isinstance(cfg.get(kind), dict):
                 cfg[kind]["backend"] = backend
     settings = build_settings(PipelineSettings, "pipeline", _section(cfg, "pipeline", "config"))
-    stages = {kind: resolve_stage(kind, cfg[kind], kind) if kind in cfg else None for kind in STAGE_KINDS}
+    # ``cls: null`` (in the file or by --set) means no direction classifier; det and rec are required
+    stages = {kind: resolve_stage(kind, cfg[kind], kind) if cfg.get(kind) is not None else None
+              for kind in STAGE_KINDS}
     det, rec = stages["det"], stages["rec"]
-    assert det is not None and rec is not None  # load_pipeline_config requires both
+    if det is None or rec is None:
+        raise ConfigError(f"{'det' if det is None else 'rec'}: a pipeline needs this stage; it cannot be null")
+    if settings.use_cls is None:
+        settings = replace(settings, use_cls=stages["cls"] is not None)
+    elif settings.use_cls and stages["cls"] is None:
+        raise ConfigError("pipeline.use_cls: true needs a cls stage, and this pipeline has none")
     return PipelineSpec(settings, det, stages["cls"], rec, resolve_stage(PAGE_KIND, cfg[PAGE_KIND], PAGE_KIND))
 
 

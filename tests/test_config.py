@@ -65,7 +65,7 @@ def test_missing_config_file() -> None:
 @pytest.mark.parametrize(("override", "message"), [
     ("det.model.backbone.scale=abc", "backbone MobileNetV3: cannot build with"),
     ("det.model.backbone=5", "backbone: expected a mapping with a name, got 5"),
-    ("cls=null", "cls: expected a stage mapping"),
+    ("cls=null", "pipeline.use_cls: true needs a cls stage, and this pipeline has none"),
     ("pipeline=5", "pipeline: expected a mapping, got 5"),
 ])
 def test_values_of_the_wrong_type_are_config_errors(override: str, message: str) -> None:
@@ -107,3 +107,18 @@ def test_a_key_given_twice_is_an_error_not_the_last_one_silently(tmp_path: Path)
     merged = tmp_path / "merged.yaml"  # a YAML merge may repeat a key on purpose: the local one wins
     merged.write_text("base: &b {x: 1, y: 2}\nder:\n  <<: *b\n  y: 3\n", encoding="utf-8")
     assert load_yaml(merged)["der"] == {"x": 1, "y": 3}
+
+
+def test_use_cls_follows_the_cls_stage_unless_set_and_a_null_stage_is_checked(tmp_path: Path) -> None:
+    from ocrlite.stages import pipeline_spec
+
+    config = tmp_path / "no_cls.yaml"
+    config.write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\n", encoding="utf-8")
+    assert pipeline_spec(config).settings.use_cls is False  # no cls stage: not used (no error)
+    assert pipeline_spec().settings.use_cls is True
+    with pytest.raises(ConfigError, match="^pipeline.use_cls: true needs a cls stage, and this pipeline has none$"):
+        pipeline_spec(config, ["pipeline.use_cls=true"])
+    spec = pipeline_spec(None, ["cls=null", "pipeline.use_cls=false"])  # --set cls=null --no-cls
+    assert spec.cls is None and spec.settings.use_cls is False
+    with pytest.raises(ConfigError, match="^rec: a pipeline needs this stage; it cannot be null$"):
+        pipeline_spec(None, ["rec=null"])
