@@ -92,9 +92,11 @@ def load_funsd(root: str | Path) -> list[tuple[Path, list[str]]]:
     for ann in sorted(_require_dir(root / "annotations").glob("*.json")):
         try:
             words = [word["text"] for entity in read_funsd_form(ann) for word in entity["words"]]
+            if not all(isinstance(word, str) for word in words):
+                raise TypeError("a word's text is not a string")
         except (KeyError, TypeError):
             raise ConfigError(f"{ann}: not a FUNSD annotation (an entity without 'words' or a word without "
-                              "'text')") from None
+                              "'text' as a string)") from None
         samples.append((root / "images" / f"{ann.stem}.png", words))
     return samples
 

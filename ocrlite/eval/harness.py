@@ -33,7 +33,7 @@ from ocrlite.eval.metrics import (
     evaluate_recognition,
     upright_and_turned,
 )
-from ocrlite.io.images import read_image
+from ocrlite.io.images import IMAGE_EXTENSIONS, read_image
 from ocrlite.postprocess import line_words
 from ocrlite.results import PageResult
 
@@ -131,14 +131,17 @@ _LAYOUTS = {"det": ("icdar2015",), "e2e": ("icdar2015", "funsd"), "rec": ("crops
 
 
 def _split_files(split: Path) -> set[str]:
-    """Resolved paths of the files named in a split manifest (JSON: ``{"root": ..., "files": [...]}``)."""
+    """Resolved paths of the files named in a split manifest (JSON: ``{"root": ..., "files": [...]}``; each file
+    a path or ``{"path", "sha256"}``, relative ones under ``root``, itself relative to the manifest's folder)."""
     try:
         manifest = json.loads(split.read_text(encoding="utf-8"))
-        root = Path(manifest.get("root") or split.parent)
+        root = split.parent / str(manifest.get("root") or ".")
         entries = manifest["files"]
+        names = [e["path"] if isinstance(e, dict) else e for e in entries]
+        if not all(isinstance(name, str) for name in names):
+            raise TypeError("each file must be a path or an object with a path")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"cannot read split manifest {split}: {exc}") from None
-    names = [e["path"] if isinstance(e, dict) else e for e in entries]
+        raise ConfigError(f"cannot read split manifest {split}: {type(exc).__name__}: {exc}") from None
     return {str((root / name).resolve()) for name in names}
 
 
@@ -158,6 +161,11 @@ def load_samples(task: str, root: Path, limit: int | None = None, split: Path | 
     if split is not None:
         keep = _split_files(split)
         samples = [s for s in samples if str(Path(s[0]).resolve()) in keep]
+        images = {name for name in keep if Path(name).suffix.lower() in IMAGE_EXTENSIONS}  # not label files
+        missing = sorted(images - {str(Path(s[0]).resolve()) for s in samples})
+        if missing:  # scoring a part of the split silently would misreport it
+            raise ConfigError(f"{split}: {len(missing)} of its {len(images)} images are not samples of {root} "
+                              f"(first: {missing[0]})")
     return layout, samples if limit is None else samples[:limit]
 
 

@@ -330,6 +330,8 @@ def bootstrap_hmean(
     """95% percentile interval of the hmean when images are resampled with replacement; with ``baseline``
     (per-image counts of another detector on the same images) the interval of hmean - baseline hmean, both
     computed on the same resampled images."""
+    if not counts:
+        raise ValueError("no images to resample")
     table = np.array([[c.matched, c.n_pred, c.n_gt] for c in counts], dtype=np.float64)
     picks = np.random.default_rng(seed).integers(0, len(table), size=(samples, len(table)))
     values = _hmeans(table, picks)

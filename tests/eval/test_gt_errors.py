@@ -73,7 +73,9 @@ def _funsd(root: Path, gt: bytes) -> str:
     ("e2e", _funsd, b'{"form": [', ": not valid JSON: Expecting value: line 1 column 11 (char 10)"),
     ("e2e", _funsd, b'{"forms": []}', ": not a FUNSD annotation (no 'form' list)"),
     ("e2e", _funsd, b'{"form": [{"text": "x"}]}',
-     ": not a FUNSD annotation (an entity without 'words' or a word without 'text')"),
+     ": not a FUNSD annotation (an entity without 'words' or a word without 'text' as a string)"),
+    ("e2e", _funsd, b'{"form": [{"words": [{"text": 7}]}]}',
+     ": not a FUNSD annotation (an entity without 'words' or a word without 'text' as a string)"),
     ("e2e", _funsd, NOT_UTF8, ": not UTF-8 text (byte 0xff at offset 0)"),
 ])
 def test_bad_ground_truth_is_one_line_and_exit_2(tmp_path: Path, task: str, make: Callable[..., str],
@@ -83,3 +85,25 @@ def test_bad_ground_truth_is_one_line_and_exit_2(tmp_path: Path, task: str, make
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == f"ocrlite: error: {tmp_path / gt_file}{problem}\n"
+
+
+def test_split_manifests_resolve_their_root_and_name_what_they_cannot_use(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from ocrlite.errors import ConfigError
+    from ocrlite.eval.harness import load_samples
+
+    data = tmp_path / "ic"
+    _icdar(data, b"0,0,10,0,10,10,0,10,HELLO\n")
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "root.json").write_text(json.dumps({"root": "../ic/images", "files": ["img_1.jpg"]}))
+    monkeypatch.chdir(tmp_path)  # the root is read against the manifest's folder, not the working folder
+    assert len(load_samples("det", data, split=splits / "root.json")[1]) == 1
+    (splits / "bad.json").write_text(json.dumps({"files": [{"sha256": "ab"}]}))
+    with pytest.raises(ConfigError, match=r"bad.json: KeyError: 'path'$"):
+        load_samples("det", data, split=splits / "bad.json")
+    (splits / "other.json").write_text(json.dumps({"root": "../ic/images", "files": ["img_1.jpg", "img_9.jpg"]}))
+    with pytest.raises(ConfigError, match=r"other.json: 1 of its 2 images are not samples of .*img_9.jpg\)$"):
+        load_samples("det", data, split=splits / "other.json")

@@ -123,6 +123,8 @@ def test_bootstrap_interval_brackets_the_hmean() -> None:
     low, high = bootstrap_hmean(counts, 2000, seed=1)
     assert low < total.hmean < high and 0.6 <= low and high <= 1.0
     assert bootstrap_hmean([PRScores(5, 5, 5)] * 4) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="no images to resample"):
+        bootstrap_hmean([])
     # paired: the same detector against itself differs by exactly 0 on every resample
     assert bootstrap_hmean(counts, baseline=counts) == (0.0, 0.0)
     better = [PRScores(c.matched + 1, 10, 10) for c in counts]
