@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -73,6 +74,7 @@ class OCR:
         self.settings = spec.settings
         self._stages = frozenset(stages)
         self._cls_runner = cls_runner
+        self._build_lock = threading.Lock()
         self._detector = TextDetector.from_config(spec.det, runner=det_runner) if "det" in stages else None
         self._recognizer = TextRecognizer.from_config(spec.rec, runner=rec_runner) if "rec" in stages else None
         # The line classifier flips crops (use_cls) and gives the page orientation the text's direction.
@@ -108,13 +110,14 @@ class OCR:
         """The 0/180 text-line direction classifier of the pipeline's cls stage, whether or not ``use_cls`` is
         on (loaded here on first use when the pipeline does not run it). A ConfigError when the pipeline has
         no cls stage or this OCR was built without it."""
-        if self._line_classifier is None:
-            if self.spec.cls is None:
-                raise ConfigError("this pipeline has no direction classifier (cls)")
-            if "cls" not in self._stages:
-                raise ConfigError("this OCR was built without its direction classifier (stages=...)")
-            self._line_classifier = TextClassifier.from_config(self.spec.cls, runner=self._cls_runner)
-        return self._line_classifier
+        with self._build_lock:  # threads asking at once build it once
+            if self._line_classifier is None:
+                if self.spec.cls is None:
+                    raise ConfigError("this pipeline has no direction classifier (cls)")
+                if "cls" not in self._stages:
+                    raise ConfigError("this OCR was built without its direction classifier (stages=...)")
+                self._line_classifier = TextClassifier.from_config(self.spec.cls, runner=self._cls_runner)
+            return self._line_classifier
 
     def detect(self, image: np.ndarray | str | Path) -> list[TextBox]:
         """Text boxes of ``image`` in reading order."""
@@ -185,11 +188,15 @@ class OCR:
                        max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[DocumentPage]:
         """Every page of images, multi-page TIFFs and PDFs (rendered at ``dpi``; an image's own resolution is
         kept) in order, each read as it comes while a reader thread decodes the next pages. A page or file that
-        fails is yielded with its error and the others go on (``DocumentPage``)."""
+        fails is yielded with its error and the others go on (``DocumentPage``). ``dpi``: 10 to 1200, as ``--dpi``."""
         from ocrlite.batch.pipeline import read_ahead
         from ocrlite.io.pages import PDF_EXTENSIONS
 
         files = [Path(path) for path in _listed(paths, "paths", "file paths")]
+        if not (isinstance(dpi, (int, float)) and 10 <= dpi <= 1200):
+            raise ValueError(f"dpi must be a number from 10 to 1200 (as --dpi), got {dpi!r}")
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+            raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
         with read_ahead(files, dpi, max_pixels) as items:
             for item in items:
                 paged = item.count > 1 or item.path.suffix.lower() in PDF_EXTENSIONS

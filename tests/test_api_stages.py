@@ -77,3 +77,34 @@ def test_read_documents_reads_every_page_of_pdfs_and_images_and_keeps_failures_a
     assert "broken.pdf" in str(pages[2].error)
     with pytest.raises(TypeError, match="paths must be a list of file paths"):
         list(OCR().read_documents(str(tmp_path / "one.png")))
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"dpi": 0}, "dpi must be a number from 10 to 1200"), ({"dpi": float("nan")}, "dpi must be a number"),
+    ({"dpi": 1e6}, "dpi must be a number"), ({"max_pixels": 0}, "max_pixels must be a positive integer"),
+])
+def test_read_documents_checks_its_settings(arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):  # they made every PDF page fail as if it were corrupt
+        list(OCR(stages=("det", "rec")).read_documents([SAMPLE], **arguments))
+
+
+def test_the_line_classifier_is_built_once_when_threads_ask_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from ocrlite.predictors import TextClassifier
+
+    built = []
+    original = TextClassifier.from_config.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type, *args: object, **kwargs: object) -> TextClassifier:
+        built.append(1)
+        return original(cls, *args, **kwargs)
+
+    ocr = OCR(model="ppocr-v6-tiny")  # use_cls off: its classifier is built on first use
+    monkeypatch.setattr(TextClassifier, "from_config", classmethod(counting))
+    threads = [threading.Thread(target=ocr.classify, args=([LINE],)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import threading
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -34,6 +35,7 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", 
 DEFAULT_MAX_PIXELS = 80_000_000
 
 # Modes decoded to more than 8 bits per sample; Pillow stores 16-bit PNG/TIFF grey in them.
+_PILLOW_LIMIT_LOCK = threading.Lock()
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
@@ -76,16 +78,17 @@ def decode_image_bytes(
 
 def _decode(stream: BinaryIO, name: str, max_pixels: int) -> np.ndarray:
     """Open, size-check, fully load and convert one image; all Pillow failures become ImageReadError."""
-    pillow_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our max_pixels check below replaces Pillow's bomb check
-    try:
-        image: Image.Image = Image.open(stream)
-    except UnidentifiedImageError as exc:
-        raise ImageReadError(f"{name}: not a recognised image file") from exc
-    except Exception as exc:  # Pillow raises many types for malformed headers
-        raise ImageReadError(f"{name}: cannot decode image header ({exc})") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = pillow_limit
+    with _PILLOW_LIMIT_LOCK:  # threads reading at once must not leave Pillow's process-wide limit switched off
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # our max_pixels check (decode_frame) replaces Pillow's bomb check
+        try:
+            image: Image.Image = Image.open(stream)
+        except UnidentifiedImageError as exc:
+            raise ImageReadError(f"{name}: not a recognised image file") from exc
+        except Exception as exc:  # Pillow raises many types for malformed headers
+            raise ImageReadError(f"{name}: cannot decode image header ({exc})") from exc
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
 
     with image:
         return decode_frame(image, name, max_pixels)

@@ -266,3 +266,22 @@ def test_expand_inputs_not_recursive(tmp_path: Path) -> None:
     assert expand_inputs([tmp_path], recursive=False) == ([tmp_path / "b.png"], [])
     files, errors = expand_inputs([tmp_path / "sub"], recursive=False)
     assert files == [tmp_path / "sub" / "a.png"] and errors == []
+
+
+def test_reading_from_several_threads_leaves_pillows_own_limit_in_place(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "page.png"
+    Image.new("RGB", (64, 32), "white").save(path)
+    before = Image.MAX_IMAGE_PIXELS
+
+    def read_many() -> None:
+        for _ in range(200):
+            read_image(path)
+
+    threads = [threading.Thread(target=read_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Image.MAX_IMAGE_PIXELS == before  # a lost restore switched Pillow's bomb check off process-wide
