@@ -52,8 +52,9 @@ class LaneRunner:
             return [read(self.runner, item) for item in items]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.lanes, "ocrlite-lane", initializer=_one_torch_thread)
-        threads = torch.get_num_threads()
         try:
             return list(self._pool.map(lambda item: read(self.runner, item), items))
         finally:
-            torch.set_num_threads(threads)  # a lane's pin also set the process-wide count: put it back
+            # A lane's pin also set the process-wide count that new threads start with: put back the count this
+            # runner was built for (lanes = torch's threads then), not the caller's, which a pin may have reached.
+            torch.set_num_threads(self.lanes)

@@ -76,3 +76,25 @@ def test_lane_runner_keeps_order_pins_threads_and_restores_them(two_threads: Non
     seen.clear()
     assert lanes.map_batches(read, [7]) == [70]  # one batch: in this thread, on all threads
     assert seen == [(7, threading.current_thread().name, 2)]
+
+
+def test_lanes_leave_torch_at_the_thread_count_they_were_built_for() -> None:
+    """A lane pins itself to one thread, and torch keeps the last count set as the one new threads start with:
+    a caller whose own count a pin had reached wrote 1 back, and every later thread ran on one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        lanes = LaneRunner(TorchRunner(torch.nn.Conv2d(3, 3, 1)), 2)
+        seen: list[int] = []
+
+        def caller_on_one_thread() -> None:
+            torch.set_num_threads(1)
+            lanes.map_batches(lambda runner, x: runner(x), [np.zeros((1, 3, 4, 4), np.float32)] * 3)
+
+        for target in (caller_on_one_thread, lambda: seen.append(torch.get_num_threads())):
+            thread = threading.Thread(target=target)
+            thread.start()
+            thread.join()
+        assert seen == [2]
+    finally:
+        torch.set_num_threads(previous)
