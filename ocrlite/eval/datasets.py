@@ -59,12 +59,17 @@ def read_funsd_form(path: Path) -> list[Any]:
 
 
 def parse_icdar_line(line: str) -> GtRegion:
-    """One ICDAR 2015 GT line ``x1,y1,...,x4,y4,text``; the text may itself contain commas."""
+    """One ICDAR 2015 GT line ``x1,y1,...,x4,y4,text``; the text may itself contain commas, and a text wrapped in
+    double quotes is unquoted (``\\"`` and ``\\\\`` unescaped), as the official parser does."""
     parts = line.lstrip("\ufeff").rstrip("\r\n").split(",", 8)
     if len(parts) != 9:
         raise ValueError(f"not an ICDAR 2015 GT line: {line!r}")
     points = np.array([float(v) for v in parts[:8]], dtype=np.float64).reshape(4, 2)
+    if not np.isfinite(points).all():
+        raise ValueError(f"not finite coordinates: {line!r}")
     text = parts[8]
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = re.sub(r"\\(.)", r"\1", text[1:-1])
     return GtRegion(points, text, dont_care=text == DONT_CARE)
 
 

@@ -234,6 +234,14 @@ def test_recognition_empty_inputs():
 # --- readers on hand-made files -----------------------------------------------------------------
 
 
+def test_parse_icdar_line_unquotes_as_the_official_parser_and_refuses_nan():
+    assert parse_icdar_line('1,2,3,4,5,6,7,8,"SCAN"').text == "SCAN"
+    assert parse_icdar_line('1,2,3,4,5,6,7,8,"a\\"b"').text == 'a"b'
+    assert parse_icdar_line('1,2,3,4,5,6,7,8,"We').text == '"We'  # a mark of the word itself stays
+    with pytest.raises(ValueError, match="not finite coordinates"):
+        parse_icdar_line("1,2,3,nan,5,6,7,8,x")
+
+
 def test_parse_icdar_line_keeps_commas_in_text():
     region = parse_icdar_line("1,2,3,4,5,6,7,8,(US$1,57\n")
     assert region.text == "(US$1,57" and not region.dont_care
