@@ -627,9 +627,11 @@ def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: in
 
     from .charset import Charset
     from .files import find_charset
+    from .io.atomic import ensure_folder
     from .train.synth import write_synth_set
 
     chars = _build(lambda: Charset.from_file(find_charset(charset, None, Path.cwd()), use_space_char=True))
+    _build(partial(ensure_folder, Path(out_dir)))
     with tqdm(total=count, unit="img", disable=None) as bar:
         shares = {name: value for name, value in (("scene_share", scene_share), ("zh_share", zh_share))
                   if value is not None}
@@ -662,12 +664,19 @@ def train_options(command: Callable[..., None]) -> Callable[..., None]:
 
 def _train(config: str, overrides: tuple[str, ...], run_dir: str, resume: str | None, device: str, export: bool,
            name: str | None, quiet: bool, teacher: str | None = None, distill: bool = False) -> None:
-    """Run the trainer (``ocrlite.train.run``) and print its summary and the exported config."""
+    """Run the trainer (``ocrlite.train.run``) and print its summary and the exported config. Ctrl-C (exit 130)
+    and SIGTERM (143) stop it with one line; the last checkpoint is kept."""
+    from .batch.run import Terminated, _sigterm_as_ctrl_c
     from .train.run import run_training
 
-    result, exported = _build(lambda: run_training(
-        config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet, teacher,
-        distill, partial(click.echo, err=True)))
+    try:
+        with _sigterm_as_ctrl_c():
+            result, exported = _build(lambda: run_training(
+                config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet,
+                teacher, distill, partial(click.echo, err=True)))
+    except KeyboardInterrupt as exc:
+        _fail(f"interrupted; continue with --resume {run_dir} (from its last checkpoint)")
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     best = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best.items())
     click.echo(f"steps={result.steps} samples={result.samples_seen} cpu_s={result.cpu_seconds:.0f} "
                f"loss={result.last_loss:.4f} best: {best or '-'}")
@@ -719,10 +728,11 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
     """Score models on a benchmark folder at fixed settings: det P/R/H, cls accuracy, rec word accuracy,
     1-NED and CER, e2e ICDAR 2015 hmean or FUNSD bag-of-words F1 (case-insensitive and sensitive)."""
     from ocrlite.api import OCR
-    from ocrlite.eval.harness import evaluate, format_table, ocrlite_system
+    from ocrlite.eval.harness import evaluate, format_table, ocrlite_system, unique_names
 
     names = [n for n in (models_ or "").split(",") if n]
     fmt = _parse_formats(formats or ("table",), ("table", "json"))[0]
+    _build(lambda: unique_names([*names, *([Path(config).name] if config is not None else [])]))
 
     def system(name: str | None) -> Any:
         return ocrlite_system(name or "default", OCR(overrides=overrides, model=name))

@@ -2,7 +2,9 @@
 
 Search order for a name that is not an absolute path: the folder of the config that names it,
 then the shipped package data (``ocrlite/configs``, ``ocrlite/weights``), then the optional
-``ocrlite-models`` weights package. Nothing is ever downloaded.
+``ocrlite-models`` weights package. A weights name that starts with ``./`` or ``../`` is a path from the
+config's folder and is looked up there only (an exported model names its own file so, never a shipped one).
+Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -43,14 +45,14 @@ def _first_file(name: str | Path, roots: list[Path]) -> tuple[Path | None, list[
 
 
 def find_config(name: str | Path, relative_to: Path | None = None) -> Path:
-    """A config file: as given, next to ``relative_to``, or among the shipped configs (``zoo/x.yaml`` too)."""
+    """A config file: as given, next to ``relative_to``, or among the shipped configs (``zoo/x.yaml`` too: the
+    path under the shipped folder, never another file of the same name)."""
     path = Path(name)
     candidates = [path]
     if not path.is_absolute():
         if relative_to is not None:
             candidates.append(relative_to / path)
         candidates.append(_package_dir("ocrlite.configs").joinpath(*path.parts))
-        candidates.append(_package_dir("ocrlite.configs") / path.name)
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         raise ConfigError(f"config file not found: {name}")
@@ -58,15 +60,20 @@ def find_config(name: str | Path, relative_to: Path | None = None) -> Path:
 
 
 def find_weights(name: str, config_dir: Path | None = None) -> tuple[Path, Path]:
-    """``<name>.safetensors`` and its JSON manifest path (the manifest may be absent)."""
+    """``<name>.safetensors`` and its JSON manifest path (the manifest may be absent). A ``./`` or ``../`` name
+    is found from ``config_dir`` (the working folder without one) only."""
     stem = Path(name).name.removesuffix(".safetensors")
     parent = Path(name).parent
-    roots = [parent] if parent.is_absolute() else [r / parent for r in weights_roots(config_dir)]
+    own = name.startswith(("./", "../"))  # the config's own file
+    if parent.is_absolute() or own:
+        roots = [(config_dir or Path()) / parent]
+    else:
+        roots = [r / parent for r in weights_roots(config_dir)]
     for root in roots:
         tensors = root / f"{stem}.safetensors"
         if tensors.is_file():
             return tensors, root / f"{stem}.json"
-    hint = _EXTRA_HINT if not extra_installed() else ""
+    hint = _EXTRA_HINT if not (own or extra_installed()) else ""
     raise WeightsError(f"weights {name!r} not found in {', '.join(map(str, roots))}{hint}")
 
 

@@ -62,6 +62,16 @@ def test_missing_config_file() -> None:
         load_stage_config("nope.yaml")
 
 
+def test_a_config_path_with_folders_never_falls_back_to_a_shipped_file_of_that_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/train/rec_ppocrv2_en.yaml from outside the repo is not the inference config rec_ppocrv2_en.yaml."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="^config file not found: configs/train/rec_ppocrv2_en.yaml$"):
+        load_stage_config("configs/train/rec_ppocrv2_en.yaml")
+    assert "train" in load_stage_config("train/rec_ppocrv2_en.yaml")  # a path under the shipped configs
+    assert "train" not in load_stage_config("rec_ppocrv2_en.yaml")  # a shipped name
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("det.model.backbone.scale=abc", "backbone MobileNetV3: cannot build with"),
     ("det.model.backbone=5", "backbone: expected a mapping with a name, got 5"),

@@ -45,6 +45,7 @@ __all__ = [
     "run_timed",
     "data_layout",
     "load_samples",
+    "unique_names",
     "evaluate",
     "format_table",
 ]
@@ -206,6 +207,13 @@ def _rec_row(texts: list[str], labels: list[str]) -> dict[str, Any]:
             "1-NED": _pct(insensitive.one_minus_ned), "CER": _pct(errors / chars if chars else 0.0)}
 
 
+def unique_names(names: Sequence[str]) -> None:
+    """ConfigError when a system name is given twice (rows are kept by name)."""
+    twice = next((name for k, name in enumerate(names) if name in names[:k]), None)
+    if twice is not None:
+        raise ConfigError(f"system {twice!r} is given twice; each row needs its own name")
+
+
 def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None = None,
              split: Path | None = None,
              outputs: dict[str, tuple[list[Any], list[Any]]] | None = None) -> list[dict[str, Any]]:
@@ -219,6 +227,7 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     ``outputs``, when given, receives each system's (outputs, ground truths) per item by name, for paired
     comparisons of systems on the same items.
     """
+    unique_names([system.name for system in systems])
     layout, samples = load_samples(task, root, limit, split)
     if not samples:
         raise ConfigError(f"no samples to evaluate in {root}")

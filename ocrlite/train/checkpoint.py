@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = ["save_checkpoint", "load_checkpoint", "find_checkpoint", "read_state"
 LATEST = "LATEST"
 TASK_FILE = "task.safetensors"
 BEST_FILE = "best.safetensors"
+STATE_KEYS = ("step", "optimizer", "sha256")  # what state.json always holds
 
 
 def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -123,14 +125,18 @@ def find_checkpoint(path: Path) -> Path:
     raise ConfigError(f"no checkpoint in {path} (expected state.json or checkpoints/{LATEST})")
 
 
-def read_state(folder: Path) -> dict[str, Any]:
-    """The checkpoint's ``state.json`` (a ConfigError when it cannot be read)."""
+def read_state(folder: Path, required: Sequence[str] = ()) -> dict[str, Any]:
+    """The checkpoint's ``state.json`` (a ConfigError when it cannot be read, or lacks one of ``STATE_KEYS`` or
+    ``required``)."""
     try:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read checkpoint {folder}: {exc}") from None
     if not isinstance(state, dict):
         raise ConfigError(f"cannot read checkpoint {folder}: state.json is not a mapping")
+    missing = [key for key in (*STATE_KEYS, *required) if key not in state]
+    if missing:
+        raise ConfigError(f"cannot read checkpoint {folder}: state.json has no {missing[0]!r}")
     return state
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError
 from ..eval.datasets import load_icdar2015, read_funsd_form, read_text_file
@@ -37,6 +38,7 @@ __all__ = [
     "check_eval_on",
     "write_split_manifest",
     "file_entries",
+    "image_size",
     "box_quad",
     "write_crops",
     "export_funsd_crops",
@@ -216,6 +218,19 @@ def file_entries(files: Sequence[Path]) -> list[dict[str, str]]:
     """The file list of a data manifest: ``{"path", "sha256"}`` per file, the path absolute (resolved), since
     ``ocrlite eval --split`` reads relative ones against the manifest's folder, not the run's working folder."""
     return [{"path": str(Path(f).resolve()), "sha256": sha256_file(Path(f))} for f in files]
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """Width and height of a training or evaluation image, from its header: a missing file, or one that is no
+    image, is a ConfigError naming it when a run starts, not when a batch draws it."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except UnidentifiedImageError:
+        reason = "not a recognised image file"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    raise ConfigError(f"cannot read image {path}: {reason}")
 
 
 def write_split_manifest(out_dir: str | Path, rule: str, splits: dict[str, Sequence[Path]],

@@ -38,7 +38,15 @@ from ..settings import DetPreprocess, build_settings, range_error, setting
 from ..stages import stage_spec
 from ..weights import load_weights
 from .augment import DetAugment, DetSample
-from .data import DetRecord, check_eval_on, funsd_records, icdar2015_records, read_det_label_file, three_way_split
+from .data import (
+    DetRecord,
+    check_eval_on,
+    funsd_records,
+    icdar2015_records,
+    image_size,
+    read_det_label_file,
+    three_way_split,
+)
 from .db_loss import DBLoss
 from .db_targets import make_db_targets
 
@@ -207,6 +215,8 @@ class DetTask:
         self.eval_records = list(splits.pick(self.data.eval_on))  # scored during training (keep-best)
         if not self.train_records:
             raise ConfigError(f"train.data: no training images in {self.data.root}")
+        for image in self.files():  # a missing or broken image fails the start, not the batch that draws it
+            image_size(image)
         self.batch_size = batch_size
 
     def files(self) -> list[Path]:

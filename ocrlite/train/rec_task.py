@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
 
 from ..backends.torch import TorchRunner
@@ -32,6 +31,7 @@ from ..preprocess import line_batch, rec_batch_width
 from ..settings import LinePreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .center_loss import CenterBank, CenterLossSettings, ctc_align, greedy_labels
+from .data import image_size
 from .synth import FONT_ROOT, LANGS, SCENE_SHARE, WORDS_FILE, ZH_SHARE, FontBank, Synthesizer, degrade, load_words
 
 __all__ = ["RecData", "RecTask", "ctc_loss", "read_label_file", "tia_distort", "tia_stretch", "tia_perspective"]
@@ -194,18 +194,18 @@ class RecTask:
         self.charset: Charset = self.spec.charset
         self.batch_size = batch_size
         self.samples: list[tuple[Path, str]] = []
-        self.rejected = 0
+        self.label_files: dict[str, dict[str, int]] = {}  # per label file read: its lines and how many rejected
         for label_file in self.data.train:
-            samples, rejected = read_label_file(label_file, self.charset)
-            self.samples += samples
-            self.rejected += rejected
+            self.samples += self._read(label_file)
         if self.data.train and not self.samples:
             raise ConfigError(f"train.data.train: no usable samples in {', '.join(self.data.train)}")
         self.eval_samples: list[tuple[Path, str]] = []  # read now: a bad eval file fails the start, not step N
         if self.data.eval:
-            self.eval_samples = read_label_file(self.data.eval, self.charset)[0][: self.data.eval_limit or None]
+            self.eval_samples = self._read(self.data.eval)[: self.data.eval_limit or None]
             if not self.eval_samples:
                 raise ConfigError(f"train.data.eval: no usable samples in {self.data.eval}")
+            for path, _ in self.eval_samples:
+                image_size(path)
         ratios = np.array([_ratio(path) for path, _ in self.samples], dtype=np.float64)
         self.order = np.argsort(ratios, kind="stable")  # samples by width/height, for ratio batches
         self.synth: Synthesizer | None = None
@@ -215,13 +215,20 @@ class RecTask:
                                      load_words(Path(self.data.words)), self.data.scene_share,
                                      self.data.zh_share)
 
+    def _read(self, label_file: str) -> list[tuple[Path, str]]:
+        """The samples of ``label_file``; its line and rejected counts go to ``label_files``."""
+        samples, rejected = read_label_file(label_file, self.charset)
+        self.label_files[label_file] = {"lines": len(samples) + rejected, "rejected": rejected}
+        return samples
+
     def files(self) -> list[Path]:
-        """Every file the task reads: label files, images, fonts and the word list (for the data manifest)."""
-        files = [Path(f) for f in self.data.train] + [path for path, _ in self.samples]
+        """Every file the task reads: label files, images (training, then evaluation), fonts and the word list
+        (for the data manifest)."""
+        files = [Path(f) for f in self.label_files] + [path for path, _ in [*self.samples, *self.eval_samples]]
         if self.synth is not None:
             files += self.synth.fonts.files()
             files += [Path(self.data.words)] if Path(self.data.words).is_file() else []
-        return files
+        return list(dict.fromkeys(files))
 
     def build_model(self) -> nn.Module:
         """The stage's net; with the center loss also a fresh ``CenterBank`` sized by its last Linear."""
@@ -336,9 +343,5 @@ def _last_linear(model: nn.Module) -> nn.Linear:
 
 def _ratio(path: Path) -> float:
     """Width / height of an image, from its header."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except OSError as exc:
-        raise ConfigError(f"cannot read training image {path}: {exc}") from None
+    width, height = image_size(path)
     return width / max(height, 1)

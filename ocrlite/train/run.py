@@ -1,9 +1,10 @@
 """``ocrlite train``: a stage config with a ``train:`` section -> a run folder and an exported model.
 
-The run folder gets ``data_manifest.json`` (every file read, with its sha256), ``log.csv``,
-``evals.json``, ``checkpoints/`` and ``best.safetensors``; ``export/`` then holds
-``<name>.safetensors``, its manifest ``<name>.json`` and a stage config ``<name>.yaml`` that
-``--config`` loads.
+The run folder gets ``data_manifest.json`` (every file read, with its sha256; for a recognizer also each label
+file's lines and how many were rejected), ``log.csv``, ``evals.json``, ``checkpoints/`` and
+``best.safetensors``; ``export/`` then holds ``<name>.safetensors``, its manifest ``<name>.json`` and a stage
+config ``<name>.yaml`` that ``--config`` loads (it names its weights ``./<name>``: the file beside it, never a
+shipped model of the same name).
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ import yaml
 
 from ..config import apply_overrides
 from ..errors import ConfigError
-from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..io.atomic import atomic_write_bytes, atomic_write_text, ensure_folder
 from ..settings import build_settings
 from ..stages import load_stage_config, stage_kind, stage_overrides, stage_spec
 from ..weights import sha256_file
 from .data import file_entries
 from .task import Task
-from .trainer import TrainResult, TrainSettings, check_resume, run_checkpoint, train
+from .trainer import TASK_KEYS, TrainResult, TrainSettings, check_device, check_resume, run_checkpoint, train
 
-__all__ = ["TASKS", "build_task", "write_data_manifest", "export_model", "load_training_config", "run_training"]
+__all__ = ["TASKS", "SECTIONS", "task_name", "build_task", "write_data_manifest", "export_model",
+           "load_training_config", "run_training"]
 
 # task name -> "module:class"; each class is built as cls(stage, batch_size) and implements Task
 TASKS = {
@@ -39,22 +41,36 @@ TASKS = {
 }
 
 
-def build_task(stage: dict[str, Any], batch_size: int) -> Task:
-    """The task named by ``train.task`` for ``stage``."""
-    name = (stage.get("train") or {}).get("task")
+# the train sections each task reads besides task, distill and qat (which every task takes)
+SECTIONS = {"rec": ("data", "augment", "center_loss"), "det": ("data", "augment", "loss"), "cls": ("data", "augment")}
+
+
+def task_name(stage: dict[str, Any]) -> str:
+    """``train.task`` of ``stage``, checked: a section of ``TASK_KEYS`` that the task does not read (it would be
+    ignored) is a ConfigError."""
+    train = stage.get("train") or {}
+    name = train.get("task")
     if name not in TASKS:
         raise ConfigError(f"train.task must be one of {', '.join(TASKS)}, got {name!r}")
-    if name != "rec" and (stage.get("train") or {}).get("center_loss") is not None:
-        raise ConfigError(f"train.center_loss: the center loss (Enhanced CTC) is for rec tasks, not {name}")
-    module, _, cls = TASKS[name].partition(":")
+    for key in TASK_KEYS:
+        if train.get(key) is not None and key not in ("task", "distill", "qat", *SECTIONS[name]):
+            users = " and ".join(task for task, keys in SECTIONS.items() if key in keys)
+            raise ConfigError(f"train.{key} is for {users} tasks, not {name}")
+    return str(name)
+
+
+def build_task(stage: dict[str, Any], batch_size: int) -> Task:
+    """The task named by ``train.task`` for ``stage`` (``task_name``)."""
+    module, _, cls = TASKS[task_name(stage)].partition(":")
     task: Task = getattr(importlib.import_module(module), cls)(stage, batch_size)
     return task
 
 
-def write_data_manifest(path: Path, files: Sequence[Path]) -> str:
-    """Write ``{"files": [{"path", "sha256"}]}`` (``data.file_entries``) for ``files`` to ``path``; return the
-    manifest's sha256."""
-    data = json.dumps({"files": file_entries(files)}, indent=0).encode("utf-8")
+def write_data_manifest(path: Path, files: Sequence[Path], label_files: dict[str, dict[str, int]]) -> str:
+    """Write ``{"files": [{"path", "sha256"}]}`` (``data.file_entries``) for ``files`` to ``path``, with
+    ``label_files`` (lines read and rejected per label file) when there are any; return the manifest's sha256."""
+    data = json.dumps({"files": file_entries(files), **({"label_files": label_files} if label_files else {})},
+                      indent=0).encode("utf-8")
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
 
@@ -102,7 +118,8 @@ def export_model(
         },
     }
     atomic_write_text(out / f"{name}.json", json.dumps(manifest, indent=2) + "\n")
-    config = {"model": task.stage["model"], "weights": name, "preprocess": preprocess, "postprocess": postprocess}
+    config = {"model": task.stage["model"], "weights": f"./{name}", "preprocess": preprocess,
+              "postprocess": postprocess}
     target = out / f"{name}.yaml"
     parent_name = manifest["parent"]["name"]
     how = f"fine-tuned from {parent_name}" if parent_name else "trained from scratch"
@@ -158,24 +175,34 @@ def run_training(
     one-line summary goes to ``notify``) and trains the plain rec task on them.
     A ``train.qat`` section wraps it for quantization-aware fine-tuning (``ocrlite.slim.qat``); the returned
     config is then the int8 model's (``export/int8/<kind>.yaml``), the float export lies beside it.
-    The run folder and the checkpoint to resume are checked (``trainer.run_checkpoint``, ``check_resume``)
-    before anything is written to the run folder.
+    The device, the run folder and the checkpoint to resume are checked (``trainer.run_checkpoint``,
+    ``check_resume``) before anything is written to the run folder, and that it can be written before any data
+    is read. ``notify`` gets one line when ``resume`` finds no checkpoint in the run folder (the run starts at
+    step 0) and one per label file with rejected lines.
     """
     stage = load_training_config(config, overrides, teacher, distill)
     if not stage.get("train"):
         raise ConfigError(f"{config}: no train: section")
     settings = TrainSettings.from_stage(stage)
+    task_name(stage)
+    check_device(device)
     checkpoint = run_checkpoint(run_dir, resume)
-    if checkpoint is not None:  # the settings now; the config too once a pseudo-label run has made its own
-        check_resume(checkpoint, settings, None)
-    about: dict[str, Any] = {}
+    pseudo = False
     if stage["train"].get("distill") is not None:  # checked before the task reads any data
         from ..slim.distill import DistillSettings
 
-        if build_settings(DistillSettings, "train.distill", stage["train"]["distill"]).mode == "pseudo":
-            from ..slim.pseudo import pseudo_stage
+        pseudo = build_settings(DistillSettings, "train.distill", stage["train"]["distill"]).mode == "pseudo"
+    if checkpoint is not None:  # a pseudo-label run's config is checked once it has made its own
+        check_resume(checkpoint, settings, None if pseudo else stage)
+    ensure_folder(run_dir)
+    say = notify or (lambda _line: None)
+    if resume is not None and checkpoint is None:
+        say(f"--resume {resume}: no checkpoint in {run_dir} yet; training starts from step 0")
+    about: dict[str, Any] = {}
+    if pseudo:
+        from ..slim.pseudo import pseudo_stage
 
-            stage, about = pseudo_stage(stage, run_dir, progress, notify)
+        stage, about = pseudo_stage(stage, run_dir, progress, notify)
     task = build_task(stage, settings.batch_size)
     quantized: dict[str, Any] = {}  # {"qat": settings} of a quantization-aware run
     if stage["train"].get("distill") is not None:
@@ -190,8 +217,13 @@ def run_training(
         task, quantized = qat, qat.about
     if checkpoint is not None:
         check_resume(checkpoint, settings, stage)
+    label_files: dict[str, dict[str, int]] = getattr(task, "label_files", {})
+    for label_file, counts in label_files.items():
+        if counts["rejected"]:
+            say(f"{label_file}: {counts['rejected']} of {counts['lines']} lines rejected (empty, or characters "
+                "outside the charset)")
     files: list[Path] = getattr(task, "files", lambda: [])()
-    data_hash = write_data_manifest(run_dir / "data_manifest.json", files)
+    data_hash = write_data_manifest(run_dir / "data_manifest.json", files, label_files)
     result = train(task, settings, run_dir, device, checkpoint, progress, config=stage)
     if not export:
         return result, None
@@ -201,6 +233,7 @@ def run_training(
         "config": str(config),
         "overrides": list(overrides),
         "data_manifest_sha256": data_hash,
+        **({"label_files": label_files} if label_files else {}),
         "device": device,
         "torch": torch.__version__,
         "settings": vars(settings),

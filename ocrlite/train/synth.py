@@ -677,7 +677,9 @@ def write_synth_set(
     """Write ``count`` PNG crops under ``out_dir/images`` and ``out_dir/labels.txt``; return the label file.
 
     Samples ``start .. start+count-1`` of ``seed`` are written, so disjoint index ranges of one seed
-    give disjoint sets (e.g. a training set and a validation set).
+    give disjoint sets (e.g. a training set and a validation set). A ``labels.txt`` already in ``out_dir`` is
+    removed before the first image is written and the new one written whole at the end, so a run stopped on
+    the way leaves no label file rather than one that names images it did not write.
     """
     from ..io.atomic import atomic_write_text, write_image
 
@@ -686,6 +688,8 @@ def write_synth_set(
     synth = Synthesizer(charset, lang, height, FontBank(fonts), load_words(words), scene_share, zh_share)
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
+    label_file = out_dir / "labels.txt"
+    label_file.unlink(missing_ok=True)
     lines = []
     for k in range(start, start + count):
         image, text = synth.sample(seed, k)
@@ -694,6 +698,5 @@ def write_synth_set(
         lines.append(f"{name}\t{text}\n")
         if progress is not None:
             progress(1)
-    label_file = out_dir / "labels.txt"
     atomic_write_text(label_file, "".join(lines))
     return label_file

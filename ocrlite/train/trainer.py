@@ -15,9 +15,11 @@ so a run that is data-bound shows it) and ``RUN/evals.json``. A task that keeps 
 recognizer's center-loss centers) has ``task_tensors()`` and ``load_task_tensors(tensors)``: checkpoints
 hold them. A run resumed from a checkpoint continues bit-exact.
 
-A run folder that already holds a run (checkpoints, logs, best weights or an export) is refused unless
-``resume`` names that run or one of its checkpoints; resumed into its own folder, the run first drops what
-came after the checkpoint (log rows, evaluations, a later best). Checkpoints carry the best weights, so a run
+A run folder that already holds a run (a checkpoint or an export) is refused unless ``resume`` names that run
+or one of its checkpoints; resumed into its own folder, the run first drops what came after the checkpoint
+(log rows, evaluations, a later best). A folder without a checkpoint has nothing to resume: what a run
+stopped before its first checkpoint left there (log, evaluations, best weights) is replaced by a run from
+step 0, also when ``resume`` names that folder. Checkpoints carry the best weights, so a run
 resumed into another folder exports the best it claims. What a resumed run may change is in ``check_resume``.
 """
 
@@ -36,17 +38,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OcrliteError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..settings import build_settings, range_error, setting
 from .checkpoint import BEST_FILE, find_checkpoint, load_checkpoint, read_state, save_checkpoint, state_tensors
 from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules", "run_checkpoint",
-           "check_resume"]
+           "check_device", "check_resume"]
 
 TASK_KEYS = ("task", "data", "augment", "loss", "distill", "center_loss", "qat")  # read elsewhere
-RUN_FILES = ("checkpoints", "log.csv", "evals.json", BEST_FILE, "export")  # a folder holding any holds a run
+LEFT_FILES = ("log.csv", "evals.json", BEST_FILE)  # what a run stopped before its first checkpoint leaves
 RESUMABLE = ("steps", "eval_every", "save_every", "log_every", "workers")  # settings a resumed run may change
 
 
@@ -167,13 +169,18 @@ def _train_mode(model: nn.Module, s: TrainSettings) -> None:
 
 
 class _StepBatches(torch.utils.data.Dataset):
-    """Item ``k`` is step ``k``'s batch: ``task.batch`` with the generator seeded by ``(seed, k)``."""
+    """Item ``k`` is step ``k``'s batch: ``task.batch`` with the generator seeded by ``(seed, k)``, or the
+    ``OcrliteError`` that made it fail (e.g. an unreadable image), which ``_batches`` raises as it is: a worker
+    process's own exception would come back with its traceback in the message."""
 
     def __init__(self, task: Task, seed: int) -> None:
         self.task, self.seed = task, seed
 
-    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
-        return self.task.batch(np.random.default_rng([self.seed, step]))
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor] | OcrliteError:
+        try:
+            return self.task.batch(np.random.default_rng([self.seed, step]))
+        except OcrliteError as exc:
+            return exc
 
 
 def _batches(task: Task, s: TrainSettings, first: int, last: int, pin: bool) -> Iterator[dict[str, torch.Tensor]]:
@@ -192,7 +199,10 @@ def _batches(task: Task, s: TrainSettings, first: int, last: int, pin: bool) -> 
         pin_memory=pin, multiprocessing_context="fork" if s.workers else None,
         generator=torch.Generator().manual_seed(s.seed),  # its own: the iterator draws no default-RNG number
     )
-    return iter(loader)
+    for batch in loader:
+        if isinstance(batch, OcrliteError):
+            raise batch
+        yield batch
 
 
 class _Log:
@@ -236,14 +246,30 @@ def _row_step(row: list[str], column: int) -> float:
 
 
 def run_checkpoint(run_dir: Path, resume: Path | None) -> Path | None:
-    """The checkpoint folder ``resume`` names (None without ``resume``), once ``run_dir`` is checked: a folder
-    that already holds a run (any of ``RUN_FILES``) is refused unless the checkpoint is one of its own."""
+    """The checkpoint folder ``resume`` names, once ``run_dir`` is checked: a folder that already holds a run (a
+    checkpoint or an export) is refused unless the checkpoint is one of its own. None without ``resume``, and
+    when ``resume`` is inside ``run_dir`` but it holds no checkpoint (nothing to resume: the run starts at 0)."""
+    try:
+        own: Path | None = find_checkpoint(run_dir)
+    except ConfigError:
+        own = None
+    if resume is not None and own is None and run_dir.resolve() in (resume.resolve(), *resume.resolve().parents):
+        resume = None
     folder = find_checkpoint(resume) if resume is not None else None
-    held = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if held and (folder is None or folder.resolve().parent.parent != run_dir.resolve()):
-        raise ConfigError(f"{run_dir} already holds a training run ({held[0]}): continue it with --resume {run_dir}"
+    if own is not None and (folder is None or folder.resolve().parent.parent != run_dir.resolve()):
+        raise ConfigError(f"{run_dir} already holds a training run (checkpoints): continue it with --resume {run_dir}"
                           " or train into another folder")
+    if own is None and (run_dir / "export").exists():
+        raise ConfigError(f"{run_dir} already holds an exported model (export): train into another folder")
     return folder
+
+
+def check_device(device: str) -> torch.device:
+    """The torch device ``device`` names (``--device cuda`` without CUDA is a ConfigError)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available")
+    return dev
 
 
 def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] | None) -> dict[str, Any]:
@@ -256,8 +282,8 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
     the task's sections (augment, loss, distill, center_loss, qat) must be the checkpoint's: the config is
     compared when both this run and the checkpoint have one. The first difference is a one-line ConfigError.
     """
-    state = read_state(folder)
-    step = int(state.get("step", 0))
+    state = read_state(folder, ("counters", "best", "evals"))  # besides what every checkpoint holds
+    step = int(state["step"])
     if settings.steps < step:
         raise ConfigError(f"--resume {folder}: train.steps={settings.steps} is fewer than the checkpoint's step {step}")
     both = bool(config) and bool(state.get("config"))
@@ -330,13 +356,14 @@ def train(
     """
     from tqdm import tqdm
 
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available")
+    dev = check_device(device)
     checkpoint = run_checkpoint(run_dir, resume)
     if checkpoint is not None:
         check_resume(checkpoint, settings, config)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if checkpoint is None:
+        for name in LEFT_FILES:  # left by a run stopped before its first checkpoint
+            (run_dir / name).unlink(missing_ok=True)
     if dev.type == "cpu":
         torch.set_flush_denormal(True)
     torch.manual_seed(settings.seed)

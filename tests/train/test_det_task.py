@@ -148,3 +148,34 @@ def test_bad_det_settings_are_one_line_errors(tmp_path: Path, override: str, mes
                                        "--set", f"train.data.root={tmp_path}", "--set", override])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+def _label_file(folder: Path, image: str) -> Path:
+    box = {"transcription": "a", "points": [[8, 8], [40, 8], [40, 24], [8, 24]]}
+    labels = folder / "labels.txt"
+    labels.write_text(f"{image}\t{json.dumps([box])}\n", encoding="utf-8")
+    return labels
+
+
+@pytest.mark.parametrize("content, reason", [(None, "No such file or directory"),
+                                             (b"not an image", "not a recognised image file")])
+def test_a_missing_or_broken_image_fails_the_start(tmp_path: Path, content: bytes | None, reason: str) -> None:
+    if content is not None:
+        (tmp_path / "page.png").write_bytes(content)
+    data = {"format": "paddle", "root": str(_label_file(tmp_path, "page.png")), "holdout_every": 0}
+    with pytest.raises(ConfigError, match=f"^cannot read image {tmp_path / 'page.png'}: {reason}$"):
+        DetTask(_stage(data=data), batch_size=1)
+
+
+def test_an_image_that_fails_in_a_worker_process_is_one_line(tmp_path: Path) -> None:
+    """Its header reads (the start's check passes), its pixels do not: the worker's error comes back as it is."""
+    from ocrlite.errors import ImageReadError
+    from ocrlite.train.trainer import TrainSettings, train
+
+    _, encoded = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    (tmp_path / "page.png").write_bytes(encoded.tobytes()[: len(encoded) // 2])
+    data = {"format": "paddle", "root": str(_label_file(tmp_path, "page.png")), "holdout_every": 0}
+    stage = _stage(data=data, augment={"size": 64}, steps=1, batch_size=1, workers=1)
+    with pytest.raises(ImageReadError) as caught:
+        train(DetTask(stage, batch_size=1), TrainSettings.from_stage(stage), tmp_path / "run", progress=False)
+    assert str(caught.value) == f"{tmp_path / 'page.png'}: corrupt or truncated image data (image file is truncated)"

@@ -272,6 +272,10 @@ def test_a_bad_eval_label_file_fails_the_start_not_the_first_evaluation(synth_se
     stage["train"]["data"]["eval"] = str(tmp_path / "empty.txt")
     with pytest.raises(ConfigError, match="train.data.eval: no usable samples"):
         RecTask(stage, 3)
+    (tmp_path / "gone.txt").write_text(f"{tmp_path / 'nothere.png'}\tword\n", encoding="utf-8")
+    stage["train"]["data"]["eval"] = str(tmp_path / "gone.txt")
+    with pytest.raises(ConfigError, match="^cannot read image .*nothere.png: No such file or directory$"):
+        RecTask(stage, 3)  # its images are checked now too
     stage = _stage(synth_set, 4)
     stage["train"]["data"]["eval_limit"] = 0  # 0: all of them, as in the cls task
     assert len(RecTask(stage, 3).eval_samples) == 24
@@ -288,3 +292,54 @@ def test_synth_takes_a_charset_path_relative_to_the_working_folder(tmp_path: Pat
     Path("empty.txt").write_text("")
     run = CliRunner().invoke(main, ["synth", "out2", "--count", "2", "--words", "empty.txt"])
     assert run.exit_code == 2 and "word list empty.txt has no words" in run.output
+
+
+def test_rejected_lines_are_reported_per_label_file_and_recorded(synth_set: Path, tmp_path: Path) -> None:
+    """Lines with text outside the charset are counted per label file (training and evaluation), reported and
+    recorded; the data manifest names the evaluation label file and its images too."""
+    images = [path for path, _ in read_label_file(synth_set, CHARSET)[0]]
+    train_file, eval_file = tmp_path / "train.txt", tmp_path / "eval.txt"
+    train_file.write_text(f"{images[0]}\tok\n{images[1]}\thi \U0001f600\n{images[2]}\t\n{images[3]}\tfine\n",
+                          encoding="utf-8")
+    eval_file.write_text(f"{images[4]}\tgood\n{images[5]}\t\U0001f600\n", encoding="utf-8")
+    config = _write_config(tmp_path, train_file)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--threads", "1", "train", str(config), "-o", str(run), "-q",
+                                       "--set", f"train.data.eval={eval_file}", "--set", "train.steps=2"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (f"{train_file}: 2 of 4 lines rejected (empty, or characters outside the charset)\n"
+                             f"{eval_file}: 1 of 2 lines rejected (empty, or characters outside the charset)\n")
+    counts = {str(train_file): {"lines": 4, "rejected": 2}, str(eval_file): {"lines": 2, "rejected": 1}}
+    data = json.loads((run / "data_manifest.json").read_text(encoding="utf-8"))
+    assert data["label_files"] == counts
+    assert [Path(f["path"]) for f in data["files"]] == [train_file, eval_file, images[0], images[3], images[4]]
+    manifest = json.loads((run / "export" / "tiny_rec.json").read_text(encoding="utf-8"))
+    assert manifest["training"]["label_files"] == counts
+
+
+def test_an_interrupted_synth_run_leaves_no_label_file_naming_other_images(tmp_path: Path) -> None:
+    first = write_synth_set(tmp_path, 3, CHARSET, seed=1)
+    old = first.read_text(encoding="utf-8")
+    written = 0
+
+    def stop_after_one(count: int) -> None:
+        nonlocal written
+        written += count
+        if written == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_synth_set(tmp_path, 3, CHARSET, seed=2, progress=stop_after_one)
+    assert not first.exists()  # image 0 is seed 2's now: the old labels would name it wrongly
+    again = write_synth_set(tmp_path, 3, CHARSET, seed=2)
+    texts = [line.split("\t", 1)[1] for line in again.read_text(encoding="utf-8").splitlines()]
+    assert again == first and texts == [Synthesizer(CHARSET, "en", 32).sample(2, k)[1] for k in range(3)]
+    assert again.read_text(encoding="utf-8") != old
+
+
+def test_synth_into_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    run = CliRunner().invoke(main, ["synth", str(tmp_path / "file" / "set"), "--count", "1"])
+    assert (run.exit_code, run.output) == (
+        2, f"ocrlite: error: cannot write to {tmp_path / 'file' / 'set'}: {tmp_path / 'file'} is a file, "
+           "not a folder\n")

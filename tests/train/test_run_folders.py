@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +256,107 @@ def test_a_failed_start_leaves_no_run_folder(labels: Path, checkpoint: Path, tmp
 def test_bad_train_sections_are_one_line_errors(labels: Path, tmp_path: Path, override: str, message: str) -> None:
     result = _train_cli(str(_config(tmp_path, labels)), "-o", str(tmp_path / "run"), "--set", override)
     assert (result.exit_code, result.output) == (2, f"ocrlite: error: {message}\n")
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_step_0(labels: Path, tmp_path: Path,
+                                                                            resume: bool) -> None:
+    torch.set_num_threads(1)
+    config, run = str(_config(tmp_path, labels)), tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("step,lr,loss\n1,0.5,9.0\n", encoding="utf-8")  # what the stopped run left
+    (run / "evals.json").write_text('[{"step": 1, "word_acc": 1.0}]', encoding="utf-8")
+    (run / "best.safetensors").write_bytes(b"stale")
+    result = _train_cli(config, "-o", str(run), *(["--resume", str(run)] if resume else []))
+    assert result.exit_code == 0, result.output
+    notice = f"--resume {run}: no checkpoint in {run} yet; training starts from step 0\n"
+    assert result.stderr == (notice if resume else "")
+    assert _logged_steps(run) == [1, 2, 3, 4] and "grad_norm" in (run / "log.csv").read_text(encoding="utf-8")
+    assert [e["step"] for e in json.loads((run / "evals.json").read_text(encoding="utf-8"))] == [2, 4]
+    assert (run / "best.safetensors").read_bytes() != b"stale"
+
+
+def test_an_export_named_like_a_shipped_model_loads_its_own_weights_or_none(labels: Path, tmp_path: Path) -> None:
+    from ocrlite.errors import WeightsError
+    from ocrlite.stages import stage_spec
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    result = _train_cli(str(_config(tmp_path, labels)), "-o", str(run), "--name", "rec_ppocrv2_en",
+                        "--set", "train.steps=2")
+    assert result.exit_code == 0, result.output
+    exported = run / "export" / "rec_ppocrv2_en.yaml"
+    assert stage_spec("rec", exported).weights == run / "export" / "rec_ppocrv2_en.safetensors"
+    moved = tmp_path / "moved" / exported.name  # the config without its weights: never the shipped model
+    moved.parent.mkdir()
+    shutil.copy(exported, moved)
+    with pytest.raises(WeightsError, match=r"^weights './rec_ppocrv2_en' not found in .*moved$"):
+        stage_spec("rec", moved)
+
+
+@pytest.mark.parametrize("key", ["counters", "optimizer", "sha256"])
+def test_a_checkpoint_state_without_a_key_is_one_line(labels: Path, checkpoint: Path, tmp_path: Path,
+                                                      key: str) -> None:
+    broken = tmp_path / "ck"
+    shutil.copytree(checkpoint, broken)
+    state = json.loads((broken / "state.json").read_text(encoding="utf-8"))
+    del state[key]
+    (broken / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    stage = _stage(labels, 4, evaluate=False, freeze=["backbone.stem"])
+    with pytest.raises(ConfigError, match=f"^cannot read checkpoint .*ck: state.json has no '{key}'$"):
+        train(RecTask(stage, 3), TrainSettings.from_stage(stage), tmp_path / "run", resume=broken, progress=False,
+              config=stage)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_stop_training_with_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                        signum: int, code: int) -> None:
+    def signalled(*args: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), signum)  # arrives while the run trains
+        time.sleep(5)
+        raise AssertionError("the signal did not stop the run")
+
+    def unhandled(signum: int, frame: Any) -> None:  # SIGTERM's default would end pytest itself
+        raise AssertionError("SIGTERM was not handled by the train command")
+
+    monkeypatch.setattr("ocrlite.train.run.run_training", signalled)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        result = _train_cli("config.yaml", "-o", str(tmp_path / "run"))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (result.exit_code, result.output) == (
+        code, f"ocrlite: error: interrupted; continue with --resume {tmp_path / 'run'} (from its last checkpoint)\n")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_missing_cuda_device_is_reported_before_any_data_is_read(tmp_path: Path) -> None:
+    result = _train_cli(str(_config(tmp_path, tmp_path / "missing.txt")), "-o", str(tmp_path / "run"),
+                        "--device", "cuda")
+    assert (result.exit_code, result.output) == (2, "ocrlite: error: --device cuda: no CUDA device is available\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(labels: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = _train_cli(str(_config(tmp_path, labels)), "-o", str(tmp_path / "file" / "run"))
+    assert (result.exit_code, result.output) == (
+        2, f"ocrlite: error: cannot write to {tmp_path / 'file' / 'run'}: {tmp_path / 'file'} is a file, "
+           "not a folder\n")
+
+
+@pytest.mark.parametrize("task, section, message", [
+    ("rec", {"loss": {"alpha": 1.0}}, "train.loss is for det tasks, not rec"),
+    ("cls", {"loss": {}}, "train.loss is for det tasks, not cls"),
+    ("det", {"center_loss": {"weight": 0.05}}, "train.center_loss is for rec tasks, not det"),
+])
+def test_a_train_section_the_task_does_not_read_is_refused(labels: Path, tmp_path: Path, task: str,
+                                                          section: dict[str, Any], message: str) -> None:
+    stage = _stage(labels, 4)
+    stage.pop("_dir")
+    stage["train"].update(task=task, **section)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(stage), encoding="utf-8")
+    result = _train_cli(str(config), "-o", str(tmp_path / "run"))
+    assert (result.exit_code, result.output) == (2, f"ocrlite: error: {message}\n")
+    assert not (tmp_path / "run").exists()
