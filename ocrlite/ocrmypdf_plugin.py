@@ -3,16 +3,20 @@
     pip install "ocrlite[ocrmypdf]"
     ocrmypdf --plugin ocrlite.ocrmypdf_plugin [--ocrlite-model NAME] [--ocrlite-threads N] in.pdf out.pdf
 
-OCRmyPDF rasterises each page and calls the engine once per page in its worker processes (``--jobs``):
+OCRmyPDF rasterises each page and calls the engine once per page in its workers (``--jobs``; threads of one
+process by default, processes with ``--no-use-threads``):
 
 - ``generate_ocr`` (default renderer): line and word elements with boxes, confidences, baseline and text
   angle, from which OCRmyPDF draws its invisible text layer;
 - ``generate_hocr``: ocrlite's hOCR writer; ``generate_pdf`` (``--pdf-renderer sandwich``): a text-only
-  PDF page from ocrlite's PDF writer, sized to the page image;
+  PDF page from ocrlite's PDF writer, sized to the page image, all its text in one Unicode font (OCRmyPDF
+  grafts one font of the page into the output);
 - ``get_orientation`` (``--rotate-pages``): ocrlite's page orientation decision (the 0/90/180/270 page
   classifier fused with the detected lines' shape, direction and, for a page in doubt, their readings, as
   ``ocrlite ocr --rotate-pages``), its probability put on OCRmyPDF's confidence scale (see
-  ``orientation_confidence``); ``get_deskew`` (``--deskew``): the median angle of the long detected boxes.
+  ``orientation_confidence``); ``get_deskew`` (``--deskew``): the median angle of the long detected boxes;
+- ``check_options``: the preset exists, its weights are installed and it reads the ``-l`` languages (else one
+  line naming the presets that do).
 
 Each process builds the pipeline once, lazily, behind a lock. Torch threads per process default to the
 CPU count divided by ``--jobs`` (OCRmyPDF's worker count, itself the CPU count by default), so the
@@ -253,10 +257,12 @@ class OcrliteEngine(OcrEngine):
         pipeline = _MODELS.pipeline(options)
         try:
             image, _ = _read(input_file, options)
-            return estimate_skew(pipeline.detect(image))
+            angle = estimate_skew(pipeline.detect(image))
         except Exception as exc:  # the page stays as it is; OCRmyPDF goes on
             log.warning("ocrlite: %s: %s; skew left unchanged", Path(input_file).name, error_reason(exc))
             return 0.0
+        log.info("ocrlite: %s: skew %.2f degrees", Path(input_file).name, angle)
+        return angle
 
     @staticmethod
     def supports_generate_ocr() -> bool:
@@ -281,10 +287,10 @@ class OcrliteEngine(OcrEngine):
     @staticmethod
     def generate_pdf(input_file: Path, output_pdf: Path, output_text: Path, options: Any) -> None:
         from ocrlite.io.atomic import atomic_write_bytes
-        from ocrlite.io.writers import PageRecord, make_writer
+        from ocrlite.io.writers import PageRecord, PdfWriter
 
         result, dpi = _recognise(input_file, options)
-        writer = make_writer("pdf", Path(input_file).name)
+        writer = PdfWriter(Path(input_file).name, one_font=True)  # OCRmyPDF grafts one font of the page
         writer.add(PageRecord(1, result, dpi))  # no image: only the invisible text, sized to the page
         atomic_write_bytes(Path(output_pdf), writer.render())
         atomic_write_bytes(Path(output_text), _page_text(result).encode("utf-8"))
@@ -309,7 +315,7 @@ def add_options(parser: Any) -> None:
     group.add_argument("--ocrlite-model", dest="ocrlite_model", metavar="NAME", choices=sorted(PRESETS),
                        help=f"ocrlite model preset (default {DEFAULT_PRESET}; see 'ocrlite models').")
     group.add_argument("--ocrlite-threads", dest="ocrlite_threads", metavar="N", type=_positive_int,
-                       help="Torch threads per worker process (default: CPU count / --jobs).")
+                       help="Torch threads per process (default: CPU count / --jobs).")
 
 
 @hookimpl
@@ -319,7 +325,8 @@ def register_options() -> dict[str, type[BaseModel]]:
 
 @hookimpl
 def check_options(options: Any) -> None:
-    """The preset must exist and its weights be installed, when ocrlite is the engine."""
+    """The preset must exist, its weights be installed and it must read the ``-l`` languages, when ocrlite is the
+    engine."""
     from ocrlite.errors import ConfigError
     from ocrlite.presets import preset_status
 
@@ -332,6 +339,12 @@ def check_options(options: Any) -> None:
     if not status.installed:
         raise MissingDependencyError(
             f"--ocrlite-model {options.ocrlite.model}: its weights are not installed (pip install ./ocrlite-models)")
+    unread = sorted(set(options.languages or ()) - preset_languages(options.ocrlite.model))
+    if unread:
+        readers = [name for name in PRESETS if set(options.languages) <= preset_languages(name)]
+        raise BadArgsError(f"--ocrlite-model {options.ocrlite.model} does not read {'+'.join(unread)}; "
+                           + (f"presets that read {'+'.join(options.languages)}: {', '.join(readers)}" if readers
+                              else "no preset reads all of " + "+".join(options.languages)))
 
 
 @hookimpl

@@ -251,3 +251,68 @@ def test_another_engine_does_not_need_the_preset_weights(monkeypatch: pytest.Mon
     check_options(SimpleNamespace(ocrlite=OcrliteOptions(), ocr_engine="tesseract"))
     with pytest.raises(MissingDependencyError, match="not installed"):
         check_options(SimpleNamespace(ocrlite=OcrliteOptions(), ocr_engine="auto"))
+
+
+def test_the_sandwich_page_sets_every_script_in_its_one_font(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OCRmyPDF's sandwich renderer copies one font of the engine's text page: a page with Helvetica for Latin
+    lines and a CID font for the others lost the second, and its Chinese and Polish text came out garbled."""
+    pytest.importorskip("ocrmypdf")
+    import pikepdf
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    from ocrlite import ocrmypdf_plugin
+    from ocrlite.ocrmypdf_plugin import OcrliteEngine, OcrliteOptions
+    from ocrlite.results import PageResult, TextLine
+
+    texts = ["Invoice No. 48213", "Zażółć gęślą jaźń", "北京市朝阳区人民政府"]
+    lines = tuple(TextLine(np.array([[20, 20 + 40 * i], [380, 20 + 40 * i], [380, 50 + 40 * i], [20, 50 + 40 * i]],
+                                    dtype=np.float64), text, 0.9, 0.9, 0) for i, text in enumerate(texts))
+    monkeypatch.setattr(ocrmypdf_plugin, "_recognise", lambda path, options: (PageResult(400, 160, lines), 72.0))
+    image, pdf, text = tmp_path / "page.png", tmp_path / "page.pdf", tmp_path / "page.txt"
+    Image.new("RGB", (400, 160), "white").save(image, dpi=(72, 72))
+    OcrliteEngine.generate_pdf(image, pdf, text, SimpleNamespace(ocrlite=OcrliteOptions(threads=1), jobs=1))
+    with pikepdf.open(pdf) as doc:
+        assert len(doc.pages[0].Resources.Font.keys()) == 1
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        assert doc[0].get_textpage().get_text_range().split("\r\n") == texts
+    finally:
+        doc.close()
+
+
+@pytest.mark.skipif(not Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").is_file(),
+                    reason="WenQuanYi Micro Hei is not installed (fonts-wqy-microhei)")
+def test_sandwich_output_keeps_chinese_text(ocrmypdf_command: list[str], tmp_path: Path) -> None:
+    """A Chinese line read by the default preset is in the text of OCRmyPDF's sandwich output as read."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    page = Image.new("RGB", (900, 160), "white")
+    ImageDraw.Draw(page).text((40, 50), "北京市朝阳区人民政府", fill="black",
+                              font=ImageFont.truetype("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 56))
+    source = _pdf([cv2.cvtColor(np.asarray(page), cv2.COLOR_RGB2BGR)], tmp_path, "zh")
+    out, sidecar = tmp_path / "out.pdf", tmp_path / "out.txt"
+    done = _run(ocrmypdf_command, "-l", "chi_sim", "--pdf-renderer", "sandwich", "--output-type", "pdf",
+                "--sidecar", str(sidecar), "--ocrlite-threads", "1", str(source), str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    read = sidecar.read_text(encoding="utf-8").split()
+    assert "北京市朝阳区人民政府" in read
+    assert _texts(out)[0].split() == read
+
+
+def test_languages_the_preset_does_not_read_are_one_line_naming_presets_that_do(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-l deu`` with the default preset: OCRmyPDF's own message told the user to install language data."""
+    pytest.importorskip("ocrmypdf")
+    from ocrmypdf.exceptions import BadArgsError
+
+    import ocrlite.presets
+    from ocrlite.ocrmypdf_plugin import OcrliteOptions, check_options, preset_languages
+
+    monkeypatch.setattr(ocrlite.presets, "preset_status", lambda preset: SimpleNamespace(installed=True))
+    check_options(SimpleNamespace(ocrlite=OcrliteOptions(), ocr_engine="auto", languages=["eng", "chi_sim"]))
+    with pytest.raises(BadArgsError, match=r"ppocr-v2 does not read deu; presets that read eng\+deu: ") as raised:
+        check_options(SimpleNamespace(ocrlite=OcrliteOptions(), ocr_engine="auto", languages=["eng", "deu"]))
+    named = str(raised.value).rsplit(": ", 1)[1].split(", ")
+    assert named and all({"eng", "deu"} <= preset_languages(name) for name in named)
+    assert "\n" not in str(raised.value)

@@ -28,7 +28,7 @@ from ocrlite.postprocess import line_words, text_quad, text_turns
 from ocrlite.results import PageResult, TextBox, TextLine, TextWord
 
 __all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "tsv_rows", "TsvWriter",
-           "DETECTION_TSV_HEADER", "detection_lines"]
+           "PdfWriter", "DETECTION_TSV_HEADER", "detection_lines"]
 
 FORMATS = ("json", "txt", "tsv", "hocr", "pdf")  # files written by batch mode
 STREAM_FORMATS = ("json", "txt", "tsv")  # what commands print on stdout
@@ -189,13 +189,19 @@ class PdfWriter:
     stretched over its own box and turned to the direction the line runs on the page (``text_quad``: vertical
     and upside-down lines too), words apart by a space, so selecting, copying and searching work in a viewer
     and text extraction returns the lines.
+
+    Text that Helvetica can encode (cp1252) is set in Helvetica, other text in a CID font (STSong-Light, a
+    Unicode CMap: any script); ``one_font`` sets all text in the CID font, for a page whose fonts are copied one
+    only (OCRmyPDF's sandwich renderer).
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, one_font: bool = False) -> None:
         from reportlab.pdfgen import canvas
 
         self.buffer = io.BytesIO()
-        self.canvas = canvas.Canvas(self.buffer, pageCompression=1, invariant=1)
+        self.one_font = one_font
+        initial = _font_for(None) if one_font else _LATIN_FONT  # each page's content starts by setting it
+        self.canvas = canvas.Canvas(self.buffer, pageCompression=1, invariant=1, initialFontName=initial)
         self.canvas.setTitle(source)
         self.canvas.setCreator("ocrlite")
         self.blanks = 0  # pages that could not be read, still to draw (blank, the size of a neighbour)
@@ -231,7 +237,7 @@ class PdfWriter:
         along = direction / np.linalg.norm(direction)
         cos, sin = float(along[0]), float(along[1])
         baseline = bottom_left + np.array([-sin, cos]) * 0.2 * size
-        font = _font_for(line.text)
+        font = _font_for(None if self.one_font else line.text)
         text = self.canvas.beginText()
         text.setTextRenderMode(3)  # invisible: selectable and searchable, never drawn
         text.setFont(font, size)
@@ -325,14 +331,16 @@ def make_writer(fmt: str, source: str) -> Writer:
         raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}") from None
 
 
-def _font_for(text: str) -> str:
-    """Helvetica for text it can encode (readable by every PDF tool), else a CID font."""
+def _font_for(text: str | None) -> str:
+    """Helvetica for text it can encode (readable by every PDF tool), else (and for None) a CID font."""
     try:
-        text.encode("cp1252")
-        return _LATIN_FONT
+        if text is not None:
+            text.encode("cp1252")
+            return _LATIN_FONT
     except UnicodeEncodeError:
-        _register_cjk_font()
-        return _CJK_FONT
+        pass
+    _register_cjk_font()
+    return _CJK_FONT
 
 
 def _register_cjk_font() -> None:
