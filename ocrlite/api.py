@@ -10,7 +10,6 @@ from typing import TypeVar
 
 import cv2
 import numpy as np
-import yaml
 
 from ocrlite.backends import Runner
 from ocrlite.errors import ConfigError
@@ -68,8 +67,7 @@ class OCR:
         unknown = [kind for kind in _listed(stages, "stages", "stage names") if kind not in STAGE_KINDS]
         if unknown:
             raise ConfigError(f"unknown stage {unknown[0]!r} in stages; choose from: {', '.join(STAGE_KINDS)}")
-        switches = _optional(use_cls=use_cls, drop_score=drop_score)
-        spec = pipeline_spec(config, [*overrides, *switches], model=model, backend=backend)
+        spec = pipeline_spec(config, overrides, model=model, backend=backend, use_cls=use_cls, drop_score=drop_score)
         self.spec = spec
         self.settings = spec.settings
         self._stages = frozenset(stages)
@@ -218,18 +216,6 @@ class OCR:
         (``line_classifier``) whether or not ``use_cls`` is on. ``crops`` as ``recognize`` takes them."""
         arrays = [_as_array(crop) for crop in _listed(crops, "crops", "images (arrays or paths)")]
         return self.line_classifier(arrays)
-
-
-def _optional(use_cls: bool | None, drop_score: float | None) -> list[str]:
-    """``pipeline.KEY=VALUE`` overrides for the keyword switches that were given (as YAML: ``drop_score=nan``
-    stays a number for the settings' check); a value of the wrong type is a TypeError."""
-    if use_cls is not None and not isinstance(use_cls, bool):
-        raise TypeError(f"use_cls must be True, False or None, got {use_cls!r}")
-    if drop_score is not None and (isinstance(drop_score, bool) or not isinstance(drop_score, (int, float))):
-        raise TypeError(f"drop_score must be a number or None, got {drop_score!r}")
-    values = {"use_cls": use_cls, "drop_score": drop_score}
-    return [f"pipeline.{key}={yaml.safe_dump(value).splitlines()[0]}" for key, value in values.items()
-            if value is not None]
 
 
 def _listed(values: Iterable[_T], name: str, items: str) -> list[_T]:

@@ -12,7 +12,6 @@ installed (``ocrlite.backends.malloc``), then runs ``main``, the click group (wh
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from functools import partial
@@ -47,12 +46,12 @@ class _Output:
         if path is not None:
             _build(partial(ensure_folder, Path(path).absolute().parent))
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, end: str = "\n") -> None:
         if self.path is not None:
-            self.chunks.append(text + "\n")
+            self.chunks.append(text + end)
             return
         try:
-            click.echo(text)
+            click.echo(text + end, nl=False)
         except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)
@@ -83,8 +82,8 @@ class _ItemRun:
         for path in self.files:
             self.attempt(path, partial(action, path))
 
-    def attempt(self, path: Path, call: Callable[[], None]) -> None:
-        """Run ``call``; a failure is reported against ``path`` and does not stop the run."""
+    def attempt(self, path: Path | str, call: Callable[[], None]) -> None:
+        """Run ``call``; a failure is reported against ``path`` (or ``"PATH page N"``) and does not stop the run."""
         try:
             call()
         except Exception as exc:  # one broken item must not end the run
@@ -110,15 +109,20 @@ def _build(factory: Callable[[], Any]) -> Any:
 
 
 class _DrawPaths:
-    """Where ``--draw`` writes each drawing: the file it names, or (several images, or a folder) a png per
-    image and page in that folder, named after the image; a name already taken in this run gets _2, _3..."""
+    """Where ``--draw`` writes each drawing: the image file it names (``.png``, ``.jpg``...), when there is one
+    drawing to make, or else a png per image and page in the folder it names, named after the image; a name
+    already taken in this run gets _2, _3... Several drawings for a file name are a usage error (one line)."""
 
-    def __init__(self, draw: str) -> None:
+    def __init__(self, draw: str, several: bool) -> None:
         self.draw = Path(draw)
+        self.file = self.draw.suffix.lower() in _DRAW_SUFFIXES
         self.taken: set[Path] = set()
+        if self.file and several:
+            raise click.UsageError(f"--draw {draw} names one image file, but there is more than one image or page "
+                                   "to draw; give a folder")
 
-    def __call__(self, image: Path, several: bool, page: int | None = None) -> Path:
-        if self.draw.suffix.lower() in _DRAW_SUFFIXES and not several:
+    def __call__(self, image: Path, page: int | None = None) -> Path:
+        if self.file:
             return self.draw
         stem = image.stem if page is None else f"{image.stem}_p{page}"
         target, copy = self.draw / f"{stem}.png", 1
@@ -137,7 +141,9 @@ def _file_name(value: str | None) -> str | None:
 
 
 def _json(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+    from ocrlite.io.writers import json_text
+
+    return json_text(obj)
 
 
 def _stage_overrides(prefix: str, **values: Any) -> list[str]:
@@ -248,38 +254,48 @@ def run() -> None:
 @det_limit_option
 @box_thresh_option
 @click.option("--unclip-ratio", type=float, help="How far boxes are grown around the text kernel.")
-@click.option("--draw", type=click.Path(), help="Write the image with boxes drawn: a file, or a folder.")
+@click.option("--draw", type=click.Path(),
+              help="Write the image with boxes drawn: to this image file (.png, .jpg...) for one image, else into "
+                   "this folder (a png per image).")
 @format_option
 @output_file_option
 @overrides_option
 def detect(images: tuple[str, ...], config: str | None, model: str | None, det_limit_side_len: int | None,
            box_thresh: float | None, unclip_ratio: float | None, draw: str | None, formats: tuple[str, ...],
            output: str | None, overrides: tuple[str, ...]) -> None:
-    """Text boxes of each image: JSON per image, ICDAR-style txt (x1,y1,...,y4 per box) or tsv."""
+    """Text boxes of each image: JSON per image, ICDAR-style txt (x1,y1,...,y4 per box) or tsv. It reads
+    images, and of a multi-page TIFF its first page (use ``ocrlite ocr`` for PDFs and every page)."""
+    from ocrlite.errors import ImageReadError
     from ocrlite.io.atomic import write_image
     from ocrlite.io.draw import draw_boxes
     from ocrlite.io.images import read_image
+    from ocrlite.io.pages import PDF_EXTENSIONS, count_pages
     from ocrlite.io.writers import DETECTION_TSV_HEADER, STREAM_FORMATS, detection_lines
 
     _check_models(config, model)
     fmt = _parse_formats(formats, STREAM_FORMATS)[0]
     extra = _stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len) + _stage_overrides(
         "det.postprocess.", box_thresh=box_thresh, unclip_ratio=unclip_ratio)
-    engine = _build(lambda: _one_stage_ocr("det", config, [*extra, *overrides], model))
     run, out = _ItemRun(images), _Output(output)
-    draw_path = _DrawPaths(draw) if draw else None
+    draw_path = _DrawPaths(draw, len(run.files) > 1) if draw else None
+    engine = _build(lambda: _one_stage_ocr("det", config, [*extra, *overrides], model))
     if fmt == "tsv":
         out.line("\t".join(DETECTION_TSV_HEADER))
 
     def handle(path: Path) -> None:
+        if path.suffix.lower() in PDF_EXTENSIONS:
+            raise ImageReadError(f"{path}: detect reads images, not PDFs; use 'ocrlite ocr' for PDFs")
         image = read_image(path)
+        if (frames := count_pages(path)) > 1:
+            click.echo(f"ocrlite: warning: {path}: detect reads the first of its {frames} pages; "
+                       "'ocrlite ocr' reads them all", err=True)
         boxes = engine.detect(image)
         for line in detection_lines(fmt, str(path), image.shape[1], image.shape[0], boxes):
             out.line(line)
         if fmt == "txt" and len(run.files) > 1:
             out.line("")
         if draw_path is not None:
-            write_image(draw_path(path, len(run.files) > 1), draw_boxes(image, boxes))
+            write_image(draw_path(path), draw_boxes(image, boxes))
 
     run.each(handle)
     run.finish(out)
@@ -336,11 +352,13 @@ cls_option = click.option(
 @config_option
 @model_option
 @click.option("--format", "formats", multiple=True, metavar="FMT[,FMT]",
-              help="stdout: json (default), txt or tsv. With -o: any of json,txt,tsv,hocr,pdf, "
-                   "comma-separated or repeated (default json).")
+              help="stdout: json (default), txt (pages apart by a form feed, a page or file that could not be read "
+                   "left empty) or tsv. With -o: any of json,txt,tsv,hocr,pdf, comma-separated or repeated "
+                   "(default json).")
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help="Batch mode: write outputs under this folder (mirroring the inputs) and "
-                   "ocrlite-report.json; inputs already done are skipped.")
+                   "ocrlite-report.json, which records what made each output; an input is skipped when its "
+                   "outputs were made from it, unchanged since, with the same settings (--dpi, model, --set...).")
 @click.option("--files-from", type=click.File("r", errors="surrogateescape"),
               help="Also read input paths from this file ('-': stdin).")
 @click.option("--glob", help="Batch mode: only files in folders whose path matches, e.g. '*.pdf'.")
@@ -363,7 +381,9 @@ cls_option = click.option(
                    "default) or file bytes (inputs and -o DIR only on this machine: read and written here).")
 @click.option("--overwrite", is_flag=True, help="Batch mode: redo inputs whose outputs are up to date.")
 @click.option("-q", "--quiet", is_flag=True, help="Batch mode: no progress bar and no summary line.")
-@click.option("--draw", type=click.Path(), help="Write boxes and recognized text: a file, or a folder.")
+@click.option("--draw", type=click.Path(),
+              help="Write boxes and recognized text: to this image file (.png, .jpg...) for one image of one page, "
+                   "else into this folder (a png per image and page).")
 @cls_option
 @click.option("--rotate-pages", is_flag=True,
               help="Turn pages upright first (0/90/180/270: page classifier + detected lines); "
@@ -420,37 +440,43 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
     from ocrlite.batch.run import EngineSpec
     from ocrlite.io.atomic import write_image
     from ocrlite.io.draw import draw_lines
-    from ocrlite.io.pages import INPUT_EXTENSIONS
-    from ocrlite.io.writers import TsvWriter, tsv_rows
+    from ocrlite.io.pages import INPUT_EXTENSIONS, count_pages
+    from ocrlite.io.writers import TsvWriter, page_text, tsv_rows
     from ocrlite.results import DocumentPage
 
     run, out = _ItemRun(inputs, INPUT_EXTENSIONS), _Output(None)
-    draw_path = _DrawPaths(draw) if draw else None
+    draw_path: _DrawPaths | None = None
+    if draw:  # pages are counted only to tell whether there is one drawing to make
+        draw_path = _DrawPaths(draw, len(run.files) > 1 or any(count_pages(path) > 1 for path in run.files))
     engine = _build(EngineSpec(**engine_args).build)
     if fmt == "tsv":
         out.line("\t".join(("image", *TsvWriter.HEADER)))
+    pages = 0  # txt: the pages printed
 
     def show(item: DocumentPage) -> None:
+        nonlocal pages
+        if fmt == "txt":  # a form feed between pages, as in batch txt; a page or file not read: an empty page
+            out.line(("\f" if pages else "") + (page_text(item.result) if item.result is not None else ""), end="")
+            pages += 1
         if item.error is not None:
             raise item.error
         assert item.image is not None and item.result is not None  # a page without an error was read
         path, number, paged, image, page = item.path, item.number, item.paged, item.image, item.result
         if fmt == "json":
             out.line(_json({"image": str(path), **({"page": number} if paged else {}), **page.to_dict()}))
-        elif fmt == "txt":
-            out.line(page.text)
-        else:
+        elif fmt == "tsv":
             for row in tsv_rows(number, page):
                 out.line(f"{path}\t{row}")
         if draw_path is not None:
-            target = draw_path(path, len(run.files) > 1 or paged, number if paged else None)
+            target = draw_path(path, number if paged else None)
             drawn = draw_lines(image, page.lines)
             writes.append((path, drawing.submit(write_image, target, drawn)))
 
     writes: list[tuple[Path, Any]] = []
     with ThreadPoolExecutor(1, thread_name_prefix="ocrlite-draw") as drawing:
         for item in engine.read_documents(run.files, dpi):
-            run.attempt(item.path, partial(show, item))
+            where = f"{item.path} page {item.number}" if item.paged and item.number else item.path
+            run.attempt(where, partial(show, item))
     for path, written in writes:
         run.attempt(path, written.result)
     run.finish(out)
@@ -471,7 +497,7 @@ def _crop_command(images: Sequence[str], fmt: str, output: str | None,
         if fmt == "json":
             out.line(_json({"image": str(path), field: value, "score": round(float(score), 5)}))
         else:
-            out.line(f"{path if fmt == 'tsv' else path.name}\t{value}\t{score:.4f}")
+            out.line(f"{path}\t{value}\t{score:.4f}")
 
     def alone(path: Path, crop: Any) -> None:
         [(value, score)] = infer([crop])
@@ -500,7 +526,7 @@ def _crop_command(images: Sequence[str], fmt: str, output: str | None,
 
 crop_format_option = click.option(
     "--format", "formats", multiple=True, metavar="FMT",
-    help="What to print: txt (default: name, value, score per crop), json or tsv.")
+    help="What to print: txt (default: the path as given, value, score per crop), json or tsv.")
 
 
 def _crop_format(formats: Sequence[str], as_json: bool) -> str:
@@ -525,7 +551,7 @@ def _crop_format(formats: Sequence[str], as_json: bool) -> str:
 @overrides_option
 def recognize(images: tuple[str, ...], config: str | None, model: str | None, use_cls: bool | None,
               formats: tuple[str, ...], as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
-    """Read already-cropped text lines: text and score per crop (txt: name, text, score)."""
+    """Read already-cropped text lines: text and score per crop (txt: path, text, score)."""
     from ocrlite.api import OCR
 
     _check_models(config, model)
@@ -666,11 +692,11 @@ def _train(config: str, overrides: tuple[str, ...], run_dir: str, resume: str | 
            name: str | None, quiet: bool, teacher: str | None = None, distill: bool = False) -> None:
     """Run the trainer (``ocrlite.train.run``) and print its summary and the exported config. Ctrl-C (exit 130)
     and SIGTERM (143) stop it with one line; the last checkpoint is kept."""
-    from .batch.run import Terminated, _sigterm_as_ctrl_c
+    from .batch.run import Terminated, sigterm_as_ctrl_c
     from .train.run import run_training
 
     try:
-        with _sigterm_as_ctrl_c():
+        with sigterm_as_ctrl_c():
             result, exported = _build(lambda: run_training(
                 config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet,
                 teacher, distill, partial(click.echo, err=True)))
@@ -752,6 +778,27 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
     out.close()
 
 
+def _in_new_folders(folders: Sequence[Path], work: Callable[[], Any]) -> Any:
+    """``work()`` (its OcrliteError: one line, exit 2) once each of ``folders`` is checked writable, and made
+    when absent, before any work (``ensure_folder``); when the command fails, the folders made here are
+    removed again if still empty, so a failed run leaves no empty output folder behind."""
+    from ocrlite.io.atomic import ensure_folder
+
+    made = [part for folder in folders for part in (folder.absolute(), *folder.absolute().parents)
+            if not part.exists()]
+    try:
+        for folder in folders:
+            _build(partial(ensure_folder, folder))
+        return _build(work)
+    except BaseException:
+        for part in sorted(set(made), key=lambda path: len(path.parts), reverse=True):  # the deepest first
+            try:
+                part.rmdir()
+            except OSError:  # not empty (or gone): it holds what the run wrote, keep it
+                pass
+        raise
+
+
 @main.command()
 @click.option("--config", type=click.Path(dir_okay=False),
               help="Pipeline or detector stage config whose detector is pruned (default: the default preset).")
@@ -772,12 +819,13 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
 def prune(config: str | None, model: str | None, flops_target: float, criterion: str, sensitivity: str | None,
           images: str | None, sensitivity_images: int, output: str, overrides: tuple[str, ...]) -> None:
     """Structurally prune a DB detector's channels under a MACs target; write a loadable stage and pipeline."""
-    from ocrlite.io.atomic import ensure_folder
     from ocrlite.slim.run_prune import prune_stage
 
     target = _config_or_preset(config, model)
-    _build(partial(ensure_folder, Path(output)))
-    result = _build(lambda: prune_stage(
+    folders = [Path(output)]
+    if sensitivity and not Path(sensitivity).is_file():  # measured, then written there: checked before the work
+        folders.append(Path(sensitivity).absolute().parent)
+    result = _in_new_folders(folders, lambda: prune_stage(
         target, Path(output), flops_target, criterion, overrides, Path(sensitivity) if sensitivity else None,
         Path(images) if images else None, sensitivity_images))
     click.echo(result.summary())
@@ -789,27 +837,29 @@ def prune(config: str | None, model: str | None, flops_target: float, criterion:
 @click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="det", show_default=True,
               help="Which stage of a pipeline config to export (a stage config names its own).")
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
-@click.option("--head", type=click.Choice(["raw", "probs"]), default="raw", show_default=True,
-              help="What the graph returns: the net's own output, or probabilities (softmax added to logits).")
+@click.option("--head", type=click.Choice(["probs", "raw"]), default="probs", show_default=True,
+              help="What the graph returns: probabilities (a softmax added to a logits net; what the onnxruntime "
+                   "backend's onnx: key reads), or the net's own output (logits for cls/rec).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 @overrides_option
 def export(config: str | None, model: str | None, kind: str, fmt: str, head: str, output: str,
            overrides: tuple[str, ...]) -> None:
     """Export a stage's net to ONNX (opset 17, dynamic batch/height/width) and check it against PyTorch."""
-    from ocrlite.io.atomic import ensure_folder
+    from ocrlite.errors import ConfigError
     from ocrlite.slim.onnx_export import TOLERANCE, export_checked
     from ocrlite.slim.save import config_stage_kind
     from ocrlite.stages import command_stage
 
     _check_models(config, model)
-    _build(partial(ensure_folder, Path(output).absolute().parent))
-    if config is not None:
-        kind = _build(lambda: config_stage_kind(config)) or kind
-    spec = _build(lambda: command_stage(kind, config, overrides, model))
-    if spec is None:
-        _fail(f"the pipeline has no {kind} stage")
-        sys.exit(2)
-    diff = _build(lambda: export_checked(spec, Path(output), head))
+
+    def work() -> tuple[str, float]:
+        stage = (config_stage_kind(config) if config is not None else None) or kind
+        spec = command_stage(stage, config, overrides, model)
+        if spec is None:
+            raise ConfigError(f"the pipeline has no {stage} stage")
+        return stage, export_checked(spec, Path(output), head)
+
+    kind, diff = _in_new_folders([Path(output).absolute().parent], work)
     click.echo(f"{output}: {kind} exported ({fmt}, opset 17); max |ONNX - PyTorch| = {diff:.2e} (<= {TOLERANCE:g})")
 
 
@@ -831,13 +881,11 @@ def quantize(config: str | None, model: str | None, kind: str, calib: str, calib
              output: str, overrides: tuple[str, ...]) -> None:
     """Post-training int8 for onnxruntime: dynamic int8 MatMul/LSTM, int8 conv weights (the most sensitive on
     --calib images kept fp32 within --max-size); int8/fp32 agreement checked on the --calib images."""
-    from ocrlite.io.atomic import ensure_folder
     from ocrlite.slim.run_quantize import quantize_config
 
     target = _config_or_preset(config, model)
-    _build(partial(ensure_folder, Path(output)))
-    result = _build(lambda: quantize_config(target, kind, Path(calib), Path(output), calib_count, overrides,
-                                            max_size))
+    result = _in_new_folders([Path(output)], lambda: quantize_config(
+        target, kind, Path(calib), Path(output), calib_count, overrides, max_size))
     click.echo(result.summary())
     if result.over_size():
         click.echo(f"  over --max-size {max_size:g}: every conv weight is int8 already; this is the smallest "

@@ -24,7 +24,9 @@ class BackendError(OcrliteError):
 
 
 def error_reason(exc: Exception) -> str:
-    """One line saying why ``exc`` happened: an ``OcrliteError``'s own message, else its type and message."""
-    if isinstance(exc, OcrliteError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc}"
+    """One line saying why ``exc`` happened: an ``OcrliteError``'s own message, else its type and message.
+
+    A message of several lines (onnxruntime's, numpy's) is joined into one, blank lines dropped, so a
+    per-file report stays one line per file."""
+    text = str(exc) if isinstance(exc, OcrliteError) else f"unexpected {type(exc).__name__}: {exc}"
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

@@ -31,7 +31,6 @@ import logging
 import os
 import sys
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -140,14 +139,10 @@ _MODELS = _Models()
 
 def _page_info(input_file: Path) -> tuple[int, int, float]:
     """Width, height and resolution of a page image, from its header (OCRmyPDF writes square-DPI PNGs)."""
-    from PIL import Image
+    from ocrlite.io.images import image_dpi, open_image
 
-    from ocrlite.io.images import image_dpi
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # OCRmyPDF has accepted its size
-        with Image.open(input_file) as image:
-            return image.size[0], image.size[1], image_dpi(image, 300.0)
+    with open_image(Path(input_file), str(input_file)) as image:  # Pillow's limit off: OCRmyPDF accepted its size
+        return image.size[0], image.size[1], image_dpi(image, 300.0)
 
 
 def _read(input_file: Path, options: Any) -> tuple[np.ndarray, float]:

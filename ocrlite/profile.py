@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -61,6 +62,7 @@ class Profile:
     runs: int = 0
     threads: int = 0
     rows: list[LayerRow] = field(default_factory=list)
+    onnx: str | None = None  # what the stage runs instead of this torch net (backend: onnxruntime), as a line
 
     def totals(self) -> str:
         """The summary lines printed by ``ocrlite profile``."""
@@ -74,6 +76,8 @@ class Profile:
             lines.append(
                 f"  latency    {self.latency_ms:.2f} ms (CPU, median of {self.runs} runs, {self.threads} threads)"
             )
+        if self.onnx is not None:
+            lines.append(f"  runs as    {self.onnx}")
         return "\n".join(lines)
 
     def table(self) -> str:
@@ -345,11 +349,37 @@ def profile_config(
         if not stage.get("model"):
             raise ConfigError(f"{title}: no model section to profile")
         # a det/cls/rec stage is resolved (and validated) like any other
-        net = build_model(resolve_stage(kind, stage, kind).model if kind else stage["model"], f"{kind or title}.model")
+        spec = resolve_stage(kind, stage, kind) if kind else None
+        net = build_model(spec.model if spec is not None else stage["model"], f"{kind or title}.model")
         shape = tuple(input_shape) if input_shape else default_input(stage)
         try:
-            reports.append(profile_model(net, shape, title, runs, threads))
+            report = profile_model(net, shape, title, runs, threads)
         except (RuntimeError, ValueError) as exc:  # e.g. an input too small for the strides, or too tall
             first = str(exc).splitlines()[0]
             raise ConfigError(f"{title}: forward pass failed on input {'x'.join(map(str, shape))}: {first}") from None
+        if spec is not None and spec.backend == "onnxruntime":
+            report.onnx = _onnx_line(spec, report, runs, threads)
+        reports.append(report)
     return reports
+
+
+def _onnx_line(spec: Any, report: Profile, runs: int, threads: int | None) -> str:
+    """What an onnxruntime stage runs instead of the fp32 torch net profiled above: its given ONNX file (size,
+    and latency by onnxruntime on the same input), or the net's cached export (the same net)."""
+    if spec.onnx is None:
+        return "onnxruntime, on this net's cached ONNX export (the same net; the latency above is torch's)"
+    from ocrlite.backends.onnxruntime import OnnxRunner
+
+    path = spec.onnx
+    line = f"{path.name} on onnxruntime: file {path.stat().st_size / 2**20:.2f} MB"
+    if runs > 0:
+        runner = OnnxRunner(path, threads=threads or torch.get_num_threads())
+        x = np.zeros(report.input_shape, np.float32)
+        try:
+            ms = median_ms(lambda: runner(x), runs)
+        except Exception as exc:  # onnxruntime's own error types, e.g. an input size the file does not take
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ConfigError(f"{report.title}: {path.name} failed on input "
+                              f"{'x'.join(map(str, report.input_shape))}: {reason}") from None
+        line += f", latency {ms:.2f} ms (median of {runs} runs, {runner.threads or torch.get_num_threads()} threads)"
+    return line + "; params and MACs above are this net's, weights and latency the fp32 torch net's"

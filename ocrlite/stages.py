@@ -10,10 +10,13 @@ from (see ``ocrlite.settings`` for the precedence) and a bad value fails once, b
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from ocrlite.charset import Charset
 from ocrlite.config import apply_overrides, load_yaml
@@ -93,6 +96,14 @@ class StageSpec:
             load(net, self.weights, self.manifest.get("sha256"))
         return net.eval()
 
+    def input_size(self) -> tuple[int | None, int | None]:
+        """The (height, width) this stage feeds its net, None where it varies (det pages, rec line widths)."""
+        if self.kind == PAGE_KIND:
+            return int(self.pre.crop), int(self.pre.crop)
+        if self.kind == "det":
+            return None, None
+        return int(self.pre.height), int(self.pre.width) if self.kind == "cls" else None
+
     def build_runner(self, onednn: bool = True) -> Any:
         """A runner for this stage's backend. The onnxruntime backend runs this stage's cached ONNX export
         (same weights). The torch backend folds its net and (``onednn``, when this torch has the ops) runs it on oneDNN.
@@ -114,7 +125,7 @@ class StageSpec:
             if self.onnx is not None:
                 given = OnnxRunner(self.onnx, threads=threads)
                 classes = {"det": 1, "cls": 2, PAGE_KIND: 4}.get(self.kind) or len(self.charset or ())
-                given.check_stage(self.kind, classes, self.outputs == "logits")
+                given.check_stage(self.kind, classes, self.outputs == "logits", self.input_size())
                 return given
             head = {"det": "raw", "cls": "probs", PAGE_KIND: "probs", "rec": "top1"}[self.kind]
             path = cached_export(self, head)
@@ -137,6 +148,18 @@ class StageSpec:
         return LaneRunner(runner, lanes) if lanes > 1 else runner
 
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What of this stage changes what it reads, as JSON values: its net, weights and given ONNX file (by
+        SHA-256), settings, charset and backend."""
+        from ocrlite.weights import sha256_file
+
+        weights = self.manifest.get("sha256") or (sha256_file(self.weights) if self.weights else None)
+        chars = "\n".join(self.charset.chars) if self.charset is not None else None
+        return {"model": self.model, "weights": weights, "onnx": sha256_file(self.onnx) if self.onnx else None,
+                "pre": asdict(self.pre), "post": asdict(self.post), "outputs": self.outputs, "backend": self.backend,
+                "charset": hashlib.sha256(chars.encode("utf-8")).hexdigest() if chars is not None else None}
+
+
 @dataclass(frozen=True)
 class PipelineSpec:
     """The three stages of a pipeline (``cls`` may be absent), its switches, and the page orientation stage
@@ -147,6 +170,16 @@ class PipelineSpec:
     cls: StageSpec | None
     rec: StageSpec
     page: StageSpec
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What changes what this pipeline reads, as JSON values: its switches and the stages it runs
+        (``StageSpec.fingerprint``); the line classifier only where it is used, the page classifier only with
+        ``page_orientation``."""
+        used = {"det": self.det, "rec": self.rec,
+                "cls": self.cls if self.settings.use_cls or self.settings.page_orientation else None,
+                PAGE_KIND: self.page if self.settings.page_orientation else None}
+        return {"pipeline": asdict(self.settings),
+                **{kind: stage.fingerprint() for kind, stage in used.items() if stage is not None}}
 
 
 def _read_stage(value: Any, relative_to: Path | None, section: str) -> dict[str, Any]:
@@ -292,10 +325,12 @@ def stage_spec(
 
 def pipeline_spec(
     config: str | Path | None = None, overrides: Iterable[str] = (), *, model: str | None = None,
-    backend: str | None = None,
+    backend: str | None = None, use_cls: bool | None = None, drop_score: float | None = None,
 ) -> PipelineSpec:
     """Resolve a pipeline from a config file or a preset name (``model``), with overrides; ``backend`` (e.g.
-    ``--backend onnxruntime``) sets every stage's ``backend:`` before the stages are checked."""
+    ``--backend onnxruntime``) sets every stage's ``backend:`` before the stages are checked; ``use_cls`` and
+    ``drop_score``, when given, set ``pipeline.use_cls`` and ``pipeline.drop_score`` after the overrides."""
+    overrides = [*overrides, *_switches(use_cls, drop_score)]
     if model is not None:
         if config is not None:
             raise ConfigError("give either config or model, not both")
@@ -321,6 +356,18 @@ def pipeline_spec(
     elif settings.use_cls and stages["cls"] is None:
         raise ConfigError("pipeline.use_cls: true needs a cls stage, and this pipeline has none")
     return PipelineSpec(settings, det, stages["cls"], rec, resolve_stage(PAGE_KIND, cfg[PAGE_KIND], PAGE_KIND))
+
+
+def _switches(use_cls: bool | None, drop_score: float | None) -> list[str]:
+    """``pipeline.KEY=VALUE`` overrides for the keyword switches that were given (as YAML: ``drop_score=nan``
+    stays a number for the settings' check); a value of the wrong type is a TypeError."""
+    if use_cls is not None and not isinstance(use_cls, bool):
+        raise TypeError(f"use_cls must be True, False or None, got {use_cls!r}")
+    if drop_score is not None and (isinstance(drop_score, bool) or not isinstance(drop_score, (int, float))):
+        raise TypeError(f"drop_score must be a number or None, got {drop_score!r}")
+    values = {"use_cls": use_cls, "drop_score": drop_score}
+    return [f"pipeline.{key}={yaml.safe_dump(value).splitlines()[0]}" for key, value in values.items()
+            if value is not None]
 
 
 def stage_overrides(kind: str | None, overrides: Iterable[str], config: str | Path) -> list[str]:

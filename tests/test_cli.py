@@ -153,6 +153,46 @@ def test_drawings_of_images_with_the_same_stem_do_not_overwrite_each_other(tmp_p
     assert sorted(p.name for p in (tmp_path / "viz").iterdir()) == ["page.png", "page_2.png"]
 
 
+@pytest.mark.parametrize("command", ["recognize", "classify"])
+def test_crops_of_the_same_name_in_two_folders_stay_apart_in_txt(command: str, tmp_path: Path) -> None:
+    """txt printed only the base name: crops/x/c1.png and crops/y/c1.png could not be told apart."""
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        _text_image("HELLO").save(tmp_path / folder / "c1.png")
+    code, out, _ = _run(command, str(tmp_path / "x"), str(tmp_path / "y"))
+    assert code == 0 and [line.split("\t")[0] for line in out] == [str(tmp_path / "x" / "c1.png"),
+                                                                  str(tmp_path / "y" / "c1.png")]
+
+
+def test_draw_names_a_file_for_one_page_and_refuses_it_for_several(tmp_path: Path) -> None:
+    """A one-page PDF is drawn into the file --draw names (it made a folder of that name); several pages into
+    a file name is one line, exit 2, before any work."""
+    page = Image.open(SAMPLE).convert("RGB")
+    page.save(tmp_path / "one.pdf", resolution=100)
+    page.save(tmp_path / "two.pdf", save_all=True, append_images=[page], resolution=100)
+    drawn = tmp_path / "d.png"
+    code, out, _ = _run("ocr", str(tmp_path / "one.pdf"), "--draw", str(drawn), "--dpi", "100")
+    assert code == 0 and drawn.is_file() and cv2.imread(str(drawn)).shape[:2] == (300, 1280)
+    code, out, err = _run("ocr", str(tmp_path / "two.pdf"), "--draw", str(tmp_path / "e.png"))
+    assert (code, out) == (2, []) and not (tmp_path / "e.png").exists()
+    assert err == [f"ocrlite: error: --draw {tmp_path / 'e.png'} names one image file, but there is more than one "
+                   "image or page to draw; give a folder (see 'ocrlite ocr --help')"]
+    code, _, _ = _run("ocr", str(tmp_path / "two.pdf"), "--draw", str(tmp_path / "viz"), "--dpi", "50")
+    assert code == 0 and sorted(p.name for p in (tmp_path / "viz").iterdir()) == ["two_p1.png", "two_p2.png"]
+
+
+def test_detect_says_it_reads_images_and_which_pages(tmp_path: Path) -> None:
+    """A PDF was "not a recognised image file"; of a multi-page TIFF only the first page was read, silently."""
+    page = Image.open(SAMPLE).convert("RGB")
+    page.save(tmp_path / "doc.pdf", resolution=100)
+    page.save(tmp_path / "scan.tiff", save_all=True, append_images=[page])
+    code, out, err = _run("detect", str(tmp_path / "doc.pdf"), str(tmp_path / "scan.tiff"), "--format", "json")
+    assert code == 1 and len(out) == 1 and json.loads(out[0])["image"] == str(tmp_path / "scan.tiff")
+    assert err == [f"ocrlite: error: {tmp_path / 'doc.pdf'}: detect reads images, not PDFs; use 'ocrlite ocr' for PDFs",
+                   f"ocrlite: warning: {tmp_path / 'scan.tiff'}: detect reads the first of its 2 pages; "
+                   "'ocrlite ocr' reads them all"]
+
+
 def test_recognize_and_classify_crops(tmp_path: Path) -> None:
     _text_image("HELLO").save(tmp_path / "a.png")
     _text_image("HELLO").rotate(180).save(tmp_path / "b.png")
@@ -163,7 +203,7 @@ def test_recognize_and_classify_crops(tmp_path: Path) -> None:
     code, out, _ = _run("classify", str(tmp_path))
     assert code == 0
     angles = {line.split("\t")[0]: line.split("\t")[1] for line in out}
-    assert angles == {"a.png": "0", "b.png": "180"}
+    assert angles == {str(tmp_path / "a.png"): "0", str(tmp_path / "b.png"): "180"}
 
 
 def test_unknown_config_key_is_one_line_exit_2() -> None:
@@ -277,7 +317,7 @@ def test_crop_commands_print_txt_by_default_as_their_help_says(command: str, tmp
     assert code == 0 and "--format FMT What to print: txt (default" in options and "json (default)" not in options
     code, out, err = _run(command, str(crop))
     assert (code, err) == (0, [])
-    assert len(out) == 1 and out[0].split("\t")[0] == "invoice.png"  # txt: name<TAB>value<TAB>score, not JSON
+    assert len(out) == 1 and out[0].split("\t")[0] == str(crop)  # txt: path<TAB>value<TAB>score, not JSON
 
 
 @pytest.mark.parametrize("command", ["recognize", "classify"])
@@ -299,7 +339,7 @@ def test_detect_and_classify_take_a_stage_config_of_their_own_kind(tmp_path: Pat
     cv2.imwrite(str(crop), cv2.rotate(cv2.imread(str(SAMPLE))[95:135, 40:350], cv2.ROTATE_180))
     code, out, _ = _run("classify", "--config", "cls_ppocr_mobile_v2.yaml", "--set", "cls.postprocess.thresh=0.5",
                         str(crop))
-    assert code == 0 and out[0].split("\t")[:2] == ["upside_down.png", "180"]
+    assert code == 0 and out[0].split("\t")[:2] == [str(crop), "180"]
     # another stage's config is one line naming what it is, not a setting of the wrong stage
     code, out, err = _run("detect", "--config", "cls_ppocr_mobile_v2.yaml", str(SAMPLE))
     assert (code, out) == (2, [])

@@ -239,6 +239,19 @@ def test_a_page_the_engine_cannot_read_gets_no_text_and_the_run_goes_on(
     assert OcrliteEngine.get_deskew(image, options) == 0.0
 
 
+def test_a_page_over_pillows_own_limit_is_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OCRmyPDF has accepted the page's size (``--max-image-mpixels``): Pillow's own bomb limit, twice of which
+    it refuses to open, must not refuse it (lowered here so a small page shows it)."""
+    pytest.importorskip("ocrmypdf")
+    from PIL import Image
+
+    from ocrlite.ocrmypdf_plugin import _page_info
+
+    Image.new("RGB", (640, 300), "white").save(tmp_path / "page.png", dpi=(150, 150))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # the page, 192,000 pixels, is over twice that
+    assert _page_info(tmp_path / "page.png") == (640, 300, pytest.approx(150, abs=0.1))
+
+
 def test_another_engine_does_not_need_the_preset_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     """``--ocr-engine tesseract`` switches back to Tesseract even where ocrlite's weights are missing."""
     pytest.importorskip("ocrmypdf")

@@ -19,13 +19,14 @@ from ocrlite.page.deskew import deskew_image, estimate_skew
 from ocrlite.page.orientation import (
     PageLines,
     PageOrientationClassifier,
+    TextProbe,
     page_crop,
     page_views,
     reading_evidence,
     text_evidence,
 )
-from ocrlite.page.steps import _quarter_turn_matrix, rotate_upright
-from ocrlite.results import PageResult, TextBox
+from ocrlite.page.steps import PageSteps, _quarter_turn_matrix, rotate_upright
+from ocrlite.results import PageResult, TextBox, TextLine, TextWord
 from ocrlite.settings import PagePreprocess
 from ocrlite.stages import PAGE_KIND, stage_spec
 
@@ -152,6 +153,34 @@ def test_estimate_skew_is_the_median_of_long_boxes() -> None:
 
     assert estimate_skew([box(1.0), box(2.0), box(3.0), box(30.0, 40, 30)]) == pytest.approx(2.0)
     assert estimate_skew([box(2.0), box(2.0)]) == 0.0  # too few long boxes to tell
+
+
+def test_deskewed_quads_are_clipped_to_the_page() -> None:
+    """The deskewed page lies on a canvas grown to hold it: a line read up to the canvas's corners maps back
+    outside the page as given, and its points, and its words', are clipped to the page as the detector's are."""
+    def tilted(y: float) -> TextBox:
+        c, s = np.cos(np.radians(5.0)), np.sin(np.radians(5.0))
+        along, across = np.array([c, s]) * 300, np.array([-s, c]) * 20
+        return TextBox(np.array([[10, y], along + [10, y], along + across + [10, y], across + [10, y]]), 0.9)
+
+    image = np.full((200, 400, 3), 255, np.uint8)
+    lines = PageLines(tuple(tilted(y) for y in (20, 70, 120)), (), None)
+    probe = TextProbe(detect=lambda page: lines, confidence=lambda crops: [])
+
+    def read(page: np.ndarray, found: PageLines) -> PageResult:
+        height, width = page.shape[:2]
+        assert (width, height) > (400, 200)  # the grown canvas
+        corners = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]])
+        word = TextWord("EDGE", corners.astype(np.float64), 0.9)
+        return PageResult(width, height, (TextLine(corners, "EDGE", 0.9, 0.9, 0, (word,)),))
+
+    page = PageSteps(None, deskew=True)(image, probe, read)
+    assert page.skew == pytest.approx(5.0) and (page.width, page.height) == (400, 200)
+    for points in (page.lines[0].points, page.lines[0].words[0].points):
+        assert points[:, 0].min() == 0 and points[:, 0].max() == 399
+        assert points[:, 1].min() == 0 and points[:, 1].max() == 199
+    assert all(0 <= x <= 399 and 0 <= y <= 199 for word in page.to_dict()["lines"][0]["words"]
+               for x, y in word["points"])
 
 
 def test_deskew_levels_a_tilted_page_and_maps_boxes_back() -> None:

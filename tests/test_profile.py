@@ -172,3 +172,26 @@ def test_a_line_height_the_recognizer_cannot_take_is_one_line() -> None:
 def test_profile_checks_every_section_of_a_pipeline_as_the_other_commands_do(override: str, message: str) -> None:
     code, out, err = _profile("--runs", "0", "--input", "3x64x64", "--set", override)
     assert (code, out, err) == (2, "", f"ocrlite: error: {message}\n")
+
+
+def test_a_stage_running_a_given_onnx_file_says_so_with_the_file_size_and_latency(tmp_path: Path) -> None:
+    """A stage on onnxruntime with its own file (an ``ocrlite quantize`` int8 file) was profiled as the fp32 torch
+    net without a word: the report names the file the stage runs, its size and its onnxruntime latency."""
+    pytest.importorskip("onnxruntime")
+    from ocrlite.backends.export import export_stage
+    from ocrlite.stages import stage_spec
+
+    onnx_file = export_stage(stage_spec("cls"), tmp_path / "cls.probs.onnx", "probs")
+    stage = yaml.safe_load((CONFIGS / "cls_ppocr_mobile_v2.yaml").read_text(encoding="utf-8"))
+    config = tmp_path / "cls.yaml"
+    config.write_text(yaml.safe_dump({**stage, "backend": "onnxruntime", "onnx": onnx_file.name}), encoding="utf-8")
+    code, out, err = _profile("--config", str(config), "--runs", "1", threads=1)
+    assert (code, err) == (0, "")
+    size = onnx_file.stat().st_size / 2**20
+    line = out.splitlines()[-1]
+    assert line.startswith(f"  runs as    cls.probs.onnx on onnxruntime: file {size:.2f} MB, latency ")
+    assert line.endswith(" ms (median of 1 runs, 1 threads); params and MACs above are this net's, weights and "
+                         "latency the fp32 torch net's")
+    code, out, err = _profile("--config", str(config), "--runs", "1", "--input", "3x48x160", threads=1)
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert err.startswith(f"ocrlite: error: {config}: cls.probs.onnx failed on input 1x3x48x160: ")

@@ -89,6 +89,6 @@ def test_recognize_command_reports_a_failing_crop_alone(tmp_path: Path, monkeypa
     result = CliRunner().invoke(main, ["recognize", "--no-cls", str(tmp_path)])
     assert result.exit_code == 1, result.exception
     assert [line.split("\t")[:2] for line in result.stdout.splitlines()] == [
-        ["a.png", "OCRLITE 2026"], ["b.png", "Invoice No.48213"]]
+        [str(tmp_path / "a.png"), "OCRLITE 2026"], [str(tmp_path / "b.png"), "Invoice No.48213"]]
     assert result.stderr.splitlines() == [
         f"ocrlite: error: {tmp_path / 'c_wide.png'}: unexpected MemoryError: cannot allocate the batch"]

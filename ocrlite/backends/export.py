@@ -11,6 +11,10 @@ What the graph returns (``head``):
 - ``"probs"``: probabilities (a softmax on the last axis is added to a logits net);
 - ``"top1"``: two outputs for CTC decoding, the best class per step (int64 N x T) and its probability
   (float32 N x T, at the steps CTC keeps; see ``top1``) -- no N x T x C tensor ever leaves the graph.
+
+Every export records in its ``metadata_props`` what it serves (``METADATA``: the stage kind, the class
+count per position and the head), so a file given to a stage (``onnx:``) can be checked at load even
+when its outputs (``top1``: class indices) do not show the class count.
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ from torch.nn import functional as F
 from ocrlite.errors import BackendError, OcrliteError
 from ocrlite.io.atomic import atomic_write_bytes, ensure_folder
 
-__all__ = ["OPSET", "CACHE_ENV", "HEADS", "cache_dir", "export_net", "export_stage", "cached_export", "top1"]
+__all__ = ["OPSET", "CACHE_ENV", "HEADS", "METADATA", "cache_dir", "export_net", "export_stage", "cached_export",
+           "top1"]
 
 OPSET = 17
 CACHE_ENV = "OCRLITE_ONNX_CACHE"
 HEADS = ("raw", "probs", "top1")
-_FORMAT = 4  # part of the cache key: bump when what an export contains changes
+_FORMAT = 5  # part of the cache key: bump when what an export contains changes
+METADATA = {"kind": "ocrlite.kind", "classes": "ocrlite.classes", "head": "ocrlite.head"}  # metadata_props keys
 # Per stage kind: which input axes stay dynamic, and a small example input (N, C, H, W; H and W of
 # the classifier and the recognizer come from its preprocess settings).
 _DYNAMIC = {
@@ -138,21 +144,30 @@ def example_input(kind: str, pre: Any) -> Tensor:
 
 def export_net(net: nn.Module, path: str | Path, kind: str, example: Tensor, head: str = "raw",
                logits: bool = False, opset: int = OPSET) -> Path:
-    """Write ``net`` (eval mode) as an ONNX file at ``path`` (atomically) and return the path."""
+    """Write ``net`` (eval mode) as an ONNX file at ``path`` (atomically) and return the path; its
+    ``metadata_props`` name ``kind``, the net's class count per position (det: maps) and ``head``."""
+    import onnx
+
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     names = ["index", "prob"] if head == "top1" else ["out"]
     axes: dict[str, dict[int, str]] = {"x": _DYNAMIC[kind]}
     if kind != "det":
         axes.update({name: {0: "batch", 1: "steps"} if kind == "rec" else {0: "batch"} for name in names})
-    wrapped = _Head(net.eval(), head, logits).eval()
+    net = net.eval()
+    wrapped = _Head(net, head, logits).eval()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic, which stays dynamic
         staged = Path(tmp) / "net.onnx"
         with torch.no_grad():
+            out = net(example)
             torch.onnx.export(wrapped, (example,), str(staged), input_names=["x"], output_names=names,
                               dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
-        atomic_write_bytes(path, staged.read_bytes())
+        model = onnx.load(str(staged))
+        classes = out.shape[1] if kind == "det" else out.shape[-1]
+        onnx.helper.set_model_props(model, {METADATA["kind"]: kind, METADATA["classes"]: str(int(classes)),
+                                            METADATA["head"]: head})
+        atomic_write_bytes(path, model.SerializeToString())
     return Path(path)
 
 

@@ -8,7 +8,7 @@ recognizer exported with the ``top1`` head it returns best classes and their pro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -76,26 +76,53 @@ class OnnxRunner:
             self.output_names[:2], {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
         return index, prob
 
-    def check_stage(self, kind: str, classes: int, logits: bool) -> None:
+    def check_stage(self, kind: str, classes: int, logits: bool,
+                    size: tuple[int | None, int | None] = (None, None)) -> None:
         """A BackendError (one line naming the file) unless this graph can serve a ``kind`` stage whose net has
-        ``classes`` outputs per position (det: 1 map) and returns ``logits`` (then the graph must end in a
-        Softmax or be a recognizer's ``top1`` graph): a file exported for another stage, or with ``--head raw``,
-        would otherwise fail or score wrongly on every image."""
+        ``classes`` outputs per position (det: 1 map), returns ``logits`` (then the graph must end in a Softmax
+        or be a recognizer's ``top1`` graph) and is fed inputs of ``size`` (height, width; None where the stage's
+        size varies): a file exported for another stage or model (another charset, line height), or with
+        ``--head raw``, would otherwise fail or read garbage on every image. The class count of a ``top1`` graph
+        is read from the metadata ocrlite's exporter writes (``METADATA``); a file without it is checked on
+        what its shapes show."""
+        from ocrlite.backends.export import METADATA
+
         name = self.model_path.name
-        if self.output_names[:2] == ["index", "prob"]:
-            if kind != "rec":
-                raise BackendError(f"{name}: a recognizer's top1 graph (index, prob) cannot serve the {kind} stage")
-            return
+        meta = self.session.get_modelmeta().custom_metadata_map
+        made_for = meta.get(METADATA["kind"])
+        if made_for is not None and made_for != kind:
+            raise BackendError(f"{name}: exported for a {made_for} stage, not a {kind} stage")
+        top1 = self.output_names[:2] == ["index", "prob"]
+        if top1 and kind != "rec":
+            raise BackendError(f"{name}: a recognizer's top1 graph (index, prob) cannot serve the {kind} stage")
         shape = self.session.get_outputs()[0].shape
         rank = {"det": 4, "rec": 3}.get(kind, 2)  # N x 1 x H x W maps, N x T x C steps, N x C classes
-        if len(shape) != rank:
+        if not top1 and len(shape) != rank:
             raise BackendError(f"{name}: its output has {len(shape)} dimensions, a {kind} stage's net gives {rank} "
                                "(a file exported for another stage?)")
-        width = shape[1] if kind == "det" else shape[-1]
-        if isinstance(width, int) and width != classes:
-            raise BackendError(f"{name}: its output has {width} classes per position, the {kind} stage {classes}")
-        if logits and kind != "det" and self._last_op() != "Softmax":
+        self._check_input(kind, size)
+        recorded = meta.get(METADATA["classes"], "")  # a top1 graph's outputs do not show its class count
+        shown = None if top1 else shape[1] if kind == "det" else shape[-1]
+        width = int(recorded) if recorded.isdigit() else shown if isinstance(shown, int) else None
+        if width is not None and width != classes:
+            charset = " (another charset?)" if kind == "rec" else ""
+            raise BackendError(f"{name}: its output has {width} classes per position, the {kind} stage "
+                               f"{classes}{charset}")
+        if logits and not top1 and kind != "det" and self._last_op() != "Softmax":
             raise BackendError(f"{name} returns the net's logits, not probabilities: export it with --head probs")
+
+    def _check_input(self, kind: str, size: tuple[int | None, int | None]) -> None:
+        """A BackendError when the graph fixes an input height or width the stage does not feed."""
+        shape = self.session.get_inputs()[0].shape
+        fixed = [dim if isinstance(dim, int) else None for dim in (list(shape[2:4]) if len(shape) == 4 else [])]
+        if len(fixed) != 2:
+            raise BackendError(f"{self.model_path.name}: its input has {len(shape)} dimensions, a {kind} stage "
+                               "feeds 4 (N x 3 x H x W)")
+        if any(got is not None and want is not None and got != want for got, want in zip(fixed, size)):
+            def text(pair: Sequence[int | None]) -> str:
+                return " x ".join(str(v) if v is not None else "any" for v in pair)
+            raise BackendError(f"{self.model_path.name}: its input is {text(fixed)} px (height x width), the {kind} "
+                               f"stage feeds {text(size)} (its preprocess settings; a file made for another model?)")
 
     def _last_op(self) -> str | None:
         """The type of the node producing the first output (None when the graph cannot be read here)."""

@@ -43,6 +43,11 @@ __all__ = ["MAX_DEFAULT_WORKERS", "PageItem", "default_workers", "read_ahead", "
 READ_AHEAD = 2
 """Pages the reader decodes ahead of the engine (each a full page image in memory)."""
 
+READER_STOP_S = 2.0
+"""How long leaving ``read_ahead`` waits for the reader to finish the page it is decoding. A reader stuck in a
+read that does not return (a hung network file system) is left behind, a daemon thread, so that the first
+Ctrl-C or SIGTERM still ends the run."""
+
 
 MAX_DEFAULT_WORKERS = 8
 
@@ -82,7 +87,7 @@ def read_ahead(paths: Sequence[Path], dpi: float, max_pixels: int,
                depth: int = READ_AHEAD) -> Iterator[Iterator[PageItem]]:
     """Items for every page of ``paths`` in order, decoded by a reader thread at most ``depth`` pages ahead.
 
-    Leaving the ``with`` block stops the reader (after the page it is decoding).
+    Leaving the ``with`` block stops the reader (after the page it is decoding, waiting ``READER_STOP_S`` at most).
     """
     items: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -132,7 +137,7 @@ def read_ahead(paths: Sequence[Path], dpi: float, max_pixels: int,
         yield consume()
     finally:
         stop.set()
-        reader.join()
+        reader.join(READER_STOP_S)
 
 
 @dataclass

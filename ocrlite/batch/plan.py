@@ -3,8 +3,14 @@
 Outputs mirror the inputs' tree under the output folder, relative to the deepest folder
 holding every input (a single folder argument maps its contents straight under ``out/``),
 and keep the input's full name: ``scans/a/p1.pdf`` -> ``out/a/p1.pdf.txt``, so
-``p1.png`` and ``p1.pdf`` never collide. An input is up to date, and skipped, when all of
-its outputs exist and none is older than the input (its mtime or ctime), unless it failed last time.
+``p1.png`` and ``p1.pdf`` never collide. The run's report records what made each output (``Job.stamp``:
+the input's resolved path, size and mtime; the fingerprint of the settings that change what an output holds;
+the output's own size and mtime), appended to ``JOURNAL_NAME`` as each output is recorded (a run killed
+before its report still leaves them) and folded into the report when the run ends. An input is up to date, and
+skipped, when the records say that each of its outputs was made from this very input, unchanged since, with
+this run's settings, and the outputs are still those files, unless it failed last time. Anything else is
+redone: another input of the same name (``m/2025/page1.png`` into the folder ``m/2024/page1.png`` was read
+into), a changed input, other settings, an output without a record.
 
 The output folder may hold or be inside the inputs' folders; a file found there is read unless it is named
 like one of ocrlite's outputs (``x.png.pdf``: an input's name plus an output format), so a rerun does not
@@ -23,38 +29,51 @@ from ocrlite.io.images import expand_inputs
 from ocrlite.io.pages import INPUT_EXTENSIONS
 from ocrlite.io.writers import FORMATS
 
-__all__ = ["REPORT_NAME", "Job", "Plan", "make_plan", "read_paths_list"]
+__all__ = ["REPORT_NAME", "JOURNAL_NAME", "Job", "Plan", "file_stamp", "make_plan", "read_paths_list",
+           "source_stamp"]
 
 REPORT_NAME = "ocrlite-report.json"
+JOURNAL_NAME = ".ocrlite-records.jsonl"  # output records appended as written, until the report takes them in
 
 
 @dataclass(frozen=True)
 class Job:
-    """One input file: its path, its name under the output folder, and its output files."""
+    """One input file: its path, its name under the output folder, its output files, and the input as it was
+    when planned (``source_stamp``; None when it could not be looked up)."""
 
     source: Path
     name: str
     outputs: dict[str, Path]
+    stamp: dict[str, Any] | None = None
+
+    def record_key(self, fmt: str) -> str:
+        """Where the report records its ``fmt`` output: the output's path under the output folder."""
+        return f"{self.name}.{fmt}"
 
 
 @dataclass(frozen=True)
 class Plan:
     """Jobs to run, inputs that are already done, (path, reason) input errors, and ``carried``: the failures
     that earlier runs recorded for inputs that still exist and that this run does not include (kept in its
-    report, so a later run that includes them still retries them)."""
+    report, so a later run that includes them still retries them). ``outputs`` and ``settings`` are the earlier
+    runs' records (report, then journal) of the outputs still on disk as recorded, and of the settings those
+    name (``ocrlite.batch.report.RunReport``)."""
 
     jobs: list[Job]
     skipped: list[Job]
     errors: list[tuple[str, str]]
     carried: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str],
-              glob: str | None = None, overwrite: bool = False) -> Plan:
+              glob: str | None = None, overwrite: bool = False, settings: str = "") -> Plan:
     """Expand ``inputs`` (files and folders) into jobs writing ``formats`` under ``output``.
 
     ``glob`` filters the files found in folders by their path within the folder (files
     named explicitly are always kept). Files found inside ``output`` and named like an output are skipped.
+    ``settings`` is the fingerprint of this run's settings: an input whose outputs were made with others is redone.
     """
     formats = tuple(formats)
     out_dir = os.path.abspath(output)
@@ -71,22 +90,26 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
                 continue
             found.append((file, root or os.path.dirname(os.path.abspath(file))))
     found = _unique(found)
+    previous = _read_report(output / REPORT_NAME)
+    outputs, described = _read_journal(output / JOURNAL_NAME, _mapping(previous.get("outputs")),
+                                       _mapping(previous.get("settings")))
+    records = _records_on_disk(outputs, output)
     if not found:
-        return Plan([], [], errors)
+        return Plan([], [], errors, outputs=records, settings=described)
     base = os.path.commonpath([root for _, root in found])
-    unfinished = _unfinished(output / REPORT_NAME)
+    unfinished = _unfinished(previous)
     retry = {str(entry["name"]) for entry in unfinished}
     jobs: list[Job] = []
     skipped: list[Job] = []
     for file, _ in found:
         name = Path(os.path.relpath(os.path.abspath(file), base)).as_posix()
-        job = Job(file, name, {fmt: output / f"{name}.{fmt}" for fmt in formats})
-        done = not overwrite and name not in retry and _up_to_date(job)
+        job = Job(file, name, {fmt: output / f"{name}.{fmt}" for fmt in formats}, source_stamp(file))
+        done = not overwrite and name not in retry and _up_to_date(job, records, settings)
         (skipped if done else jobs).append(job)
     planned = {job.name for job in jobs + skipped}
     carried = [entry for entry in unfinished  # a failed input that still exists, left out of this run
                if str(entry["name"]) not in planned and entry.get("path") and os.path.exists(str(entry["path"]))]
-    return Plan(jobs, skipped, errors, carried)
+    return Plan(jobs, skipped, errors, carried, records, described)
 
 
 def read_paths_list(lines: Iterable[str]) -> list[str]:
@@ -99,18 +122,80 @@ def read_paths_list(lines: Iterable[str]) -> list[str]:
     return paths
 
 
-def _up_to_date(job: Job) -> bool:
-    """True when every output exists and is at least as new as the input: as its contents (mtime) and as the
-    file itself (ctime), so a file copied or moved in with an older mtime (``cp -p``, ``rsync -t``) is redone."""
+def source_stamp(path: Path) -> dict[str, Any] | None:
+    """An input as it is now, as output records name it: its resolved path, size and mtime (ns); None when it
+    cannot be looked up."""
     try:
-        stat = job.source.stat()
-        source_time = max(stat.st_mtime, stat.st_ctime)
-        return all(path.stat().st_mtime >= source_time for path in job.outputs.values())
+        resolved = path.resolve()
+        info = resolved.stat()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return None
+    return {"path": str(resolved), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def file_stamp(path: Path) -> dict[str, int] | None:
+    """An output file as records keep it: its size and mtime (ns); None when it is absent."""
+    try:
+        info = path.stat()
     except OSError:
+        return None
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def _up_to_date(job: Job, records: dict[str, dict[str, Any]], settings: str) -> bool:
+    """True when every output of ``job`` is recorded as made from its input as it is now, with ``settings``."""
+    if job.stamp is None:
         return False
+    for fmt in job.outputs:
+        record = records.get(job.record_key(fmt))
+        if record is None or record.get("source") != job.stamp or record.get("settings") != settings:
+            return False
+    return True
 
 
-def _unfinished(report: Path) -> list[dict[str, Any]]:
+def _read_report(path: Path) -> dict[str, Any]:
+    """The previous run's report, or ``{}`` when there is none (or it cannot be read)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _read_journal(path: Path, outputs: dict[str, Any], settings: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                                          dict[str, Any]]:
+    """``outputs`` and ``settings`` (the report's) updated by the journal's lines, in order: ``{"output": KEY,
+    "record": {...}}`` and ``{"settings": {FINGERPRINT: {...}}}``. A line cut short by a kill is skipped."""
+    outputs, settings = dict(outputs), dict(settings)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return outputs, settings
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("output"), str):
+            outputs[entry["output"]] = entry.get("record")
+        elif isinstance(entry, dict) and isinstance(entry.get("settings"), dict):
+            settings.update(entry["settings"])
+    return outputs, settings
+
+
+def _records_on_disk(records: dict[str, Any], output: Path) -> dict[str, dict[str, Any]]:
+    """The output records that still describe the files on disk: same size and mtime (an output replaced
+    since, e.g. by a run killed before it recorded it, has lost its record)."""
+    return {str(key): record for key, record in records.items()
+            if isinstance(record, dict) and record.get("file") is not None
+            and record["file"] == file_stamp(output / str(key))}
+
+
+def _unfinished(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The failures the previous run's report lists (its own, and those it carried from earlier runs), and
     the inputs it did not reach (``pending``, as failures with that reason); each names its input.
 
@@ -118,12 +203,12 @@ def _unfinished(report: Path) -> list[dict[str, Any]]:
     also across runs that leave it out (``--glob``, other inputs) or are interrupted before retrying it.
     """
     try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-        entries = [dict(item) for item in (*data.get("failures", []), *data.get("carried", [])) if item.get("name")]
+        entries = [dict(item) for item in (*report.get("failures", []), *report.get("carried", []))
+                   if item.get("name")]
         entries += [{"path": "", "name": str(name), "reason": "not reached by an interrupted run", "page": None}
-                    for name in data.get("pending", [])]
+                    for name in report.get("pending", [])]
         return entries
-    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+    except (ValueError, AttributeError, TypeError, KeyError):
         return []
 
 

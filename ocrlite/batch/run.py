@@ -10,27 +10,29 @@ that each load the models once and share the CPU cores between them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ocrlite.batch.heap import trim_heap
-from ocrlite.batch.plan import REPORT_NAME, Job, make_plan
-from ocrlite.batch.report import Failure, FileOutcome, RunReport
+from ocrlite.batch.plan import JOURNAL_NAME, REPORT_NAME, Job, make_plan
+from ocrlite.batch.report import Failure, FileOutcome, Journal, RunReport, file_identity
 from ocrlite.errors import OcrliteError, error_reason
 from ocrlite.io.atomic import atomic_write_bytes, ensure_folder
 from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
-from ocrlite.io.writers import FORMATS, PageRecord, Writer, make_writer
+from ocrlite.io.writers import FORMATS, PageRecord, Writer, json_text, make_writer
 
-__all__ = ["BatchOptions", "EngineSpec", "Executor", "add_page", "file_failure", "page_failure", "process_file",
-           "read_pages", "remove_stale_parts", "run_batch", "write_outputs"]
+__all__ = ["BatchOptions", "EngineSpec", "Executor", "add_page", "file_failure", "output_settings", "page_failure",
+           "process_file", "read_pages", "remove_stale_parts", "run_batch", "sigterm_as_ctrl_c", "Terminated",
+           "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,13 @@ class EngineSpec:
 
         return OCR(self.config, self.overrides, model=self.model, use_cls=self.use_cls, drop_score=self.drop_score,
                    backend=self.backend)
+
+    def pipeline(self) -> Any:
+        """The pipeline ``build`` runs, resolved and checked (a ``PipelineSpec``; no net is built)."""
+        from ocrlite.stages import pipeline_spec
+
+        return pipeline_spec(self.config, self.overrides, model=self.model, backend=self.backend,
+                             use_cls=self.use_cls, drop_score=self.drop_score)
 
 
 Executor = Callable[[list[Job], EngineSpec, "BatchOptions", Any, Callable[[int], None]], Generator[FileOutcome]]
@@ -72,6 +81,23 @@ class BatchOptions:
     progress: bool | None = None  # None: only when stderr is a terminal
 
 
+def output_settings(spec: EngineSpec, options: BatchOptions) -> tuple[str, dict[str, Any]]:
+    """The fingerprint of what changes what the outputs hold, and what it stands for, as the report keeps it.
+
+    The fingerprint covers the resolved pipeline (config and ``--set`` values, the switches and page steps, each
+    stage's net, weights by SHA-256, settings, charset and backend: ``PipelineSpec.fingerprint``), the DPI and
+    the pixel limit; not the threads, workers or executor, which change only how fast outputs are made.
+    """
+    pipeline = spec.pipeline()
+    resolved = pipeline.fingerprint()
+    dpi = float(options.dpi)  # 200 and 200.0 are one setting
+    key = json_text({"pipeline": resolved, "dpi": dpi, "max_pixels": options.max_pixels})
+    described = {"model": spec.model, "config": spec.config, "set": list(spec.overrides), "backend": spec.backend,
+                 "pipeline": asdict(pipeline.settings), "dpi": dpi, "max_pixels": options.max_pixels,
+                 "weights": {kind: stage["weights"] for kind, stage in resolved.items() if kind != "pipeline"}}
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16], described
+
+
 def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOptions,
               execute: Executor | None = None) -> RunReport:
     """Process every input not yet done; write outputs and ``ocrlite-report.json``.
@@ -81,16 +107,21 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     Returns the run's report (its ``failures`` decide the exit code). Raises ``OcrliteError`` if the
     output folder cannot be written or the models cannot be loaded, and ``KeyboardInterrupt`` after
     writing the report when interrupted: by Ctrl-C, or by SIGTERM (``timeout``, Slurm, Kubernetes) while
-    it runs in the main thread. Whatever stops it, the report keeps the inputs not done as ``pending``.
+    it runs in the main thread. Whatever stops it, the report keeps the inputs not done as ``pending``, and
+    records what made each output written (``RunReport.outputs``); an output made from another input than
+    the one now replacing it is said in one line.
     """
     unknown = set(options.formats) - set(FORMATS)
     if unknown or not options.formats:
         raise OcrliteError(f"unknown output format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+    fingerprint, described = output_settings(spec, options)
     ensure_folder(options.output)
-    plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite)
+    plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite, fingerprint)
+    before = {path: file_identity(path) for job in plan.jobs for path in job.outputs.values()}
     remove_stale_parts(plan.jobs)
     report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped),
-                       carried=plan.carried)
+                       carried=plan.carried, fingerprint=fingerprint,
+                       settings={**plan.settings, fingerprint: described}, outputs=plan.outputs)
     for path, reason in plan.errors:
         report.failures.append(Failure(path, "", reason))
         _say(None, f"ocrlite: error: {report.failures[-1].message()}")
@@ -101,15 +132,24 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     def started(workers: int) -> None:
         report.workers = workers
 
+    journal = Journal(options.output / JOURNAL_NAME, fingerprint, described)
+
+    def record(job: Job) -> None:
+        notice = report.record(job, before, journal)
+        if notice is not None:
+            _say(bar, f"ocrlite: {notice}")
+
     if execute is None:
         from ocrlite.batch.pipeline import run_local
 
         execute = run_local
+    jobs = {job.name: job for job in plan.jobs}
     try:
-        with _sigterm_as_ctrl_c(), closing(execute(plan.jobs, spec, options, bar, started)) as outcomes:
+        with sigterm_as_ctrl_c(), closing(execute(plan.jobs, spec, options, bar, started)) as outcomes:
             for outcome in outcomes:
                 done.add(outcome.name)
                 report.add(outcome)
+                record(jobs[outcome.name])
                 for failure in outcome.failures:
                     _say(bar, f"ocrlite: error: {failure.message()}")
     except BaseException as exc:  # Ctrl-C or SIGTERM, workers that cannot run, anything else: the rest is pending
@@ -118,10 +158,13 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
         stopped = not report.interrupted and not report.files
         raise
     finally:
+        for name in jobs.keys() - done:  # outputs a stopped run wrote before their outcome came back
+            record(jobs[name])
         if bar is not None:
             bar.close()
         report.finish()
         report.write(options.output / REPORT_NAME)
+        journal.remove()  # the report holds its records now
         if not options.quiet and not stopped:
             _say(None, report.summary())
     return report
@@ -132,7 +175,7 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
+def sigterm_as_ctrl_c() -> Iterator[None]:
     """While the jobs run, SIGTERM raises ``Terminated``: the run stops as on Ctrl-C, its report written.
 
     Only the main thread can set a handler; elsewhere SIGTERM keeps its own. The handler before is put back.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import threading
 from collections.abc import Collection, Iterable
 from pathlib import Path
@@ -22,6 +23,8 @@ from ocrlite.errors import ImageReadError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "DEFAULT_MAX_PIXELS",
+    "check_input",
+    "open_image",
     "read_image",
     "natural_key",
     "decode_image_bytes",
@@ -40,30 +43,42 @@ _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
 
+def check_input(path: Path, name: str | None = None, kind: str = "an image file") -> None:
+    """Make sure input file ``path`` can be read: every reader of input files looks them up here first.
+
+    Raises ``ImageReadError`` naming ``name`` (default: ``path``) for a missing path, a folder (not ``kind``),
+    anything but a regular file (a FIFO or device would block the read or never end), and an empty file.
+    """
+    where = name or str(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{where}: no such file") from exc
+    except OSError as exc:
+        raise ImageReadError(f"{where}: cannot read ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageReadError(f"{where}: is a directory, not {kind}")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageReadError(f"{where}: not a regular file")
+    if info.st_size == 0:
+        raise ImageReadError(f"{where}: empty file (0 bytes)")
+
+
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as a contiguous BGR uint8 HxWx3 array.
 
     Alpha is composited on white, 16-bit samples are scaled to 8 bits, EXIF orientation is
     applied. Raises ``ImageReadError`` for a missing, empty, non-image, truncated or corrupt
-    file, and for an image whose header declares more than ``max_pixels`` pixels (checked
-    before any pixel data is decoded). Truncation is detected as long as Pillow's global
-    ``ImageFile.LOAD_TRUNCATED_IMAGES`` keeps its default, False.
+    file, for anything but a regular file (``check_input``), and for an image whose header declares more
+    than ``max_pixels`` pixels (checked before any pixel data is decoded). Truncation is detected as long as
+    Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES`` keeps its default, False.
     """
     path = Path(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageReadError(f"{path}: is a directory, not an image file")
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if size == 0:
-        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    check_input(path)
     try:
         with path.open("rb") as stream:
             return _decode(stream, str(path), max_pixels)
-    except OSError as exc:  # open() itself failed: permissions, special files
+    except OSError as exc:  # open() itself failed: permissions
         raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
@@ -78,20 +93,25 @@ def decode_image_bytes(
 
 def _decode(stream: BinaryIO, name: str, max_pixels: int) -> np.ndarray:
     """Open, size-check, fully load and convert one image; all Pillow failures become ImageReadError."""
+    with open_image(stream, name) as image:
+        return decode_frame(image, name, max_pixels)
+
+
+def open_image(source: BinaryIO | Path, name: str) -> Image.Image:
+    """Open an image (its first frame) without loading pixels, Pillow's own pixel limit off: ``decode_frame``'s
+    ``max_pixels`` check replaces it, frame by frame, so one oversized frame costs only itself. Raises
+    ``ImageReadError`` naming ``name`` when Pillow cannot open it."""
     with _PILLOW_LIMIT_LOCK:  # threads reading at once must not leave Pillow's process-wide limit switched off
         pillow_limit = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None  # our max_pixels check (decode_frame) replaces Pillow's bomb check
+        Image.MAX_IMAGE_PIXELS = None
         try:
-            image: Image.Image = Image.open(stream)
+            return Image.open(source)
         except UnidentifiedImageError as exc:
             raise ImageReadError(f"{name}: not a recognised image file") from exc
         except Exception as exc:  # Pillow raises many types for malformed headers
             raise ImageReadError(f"{name}: cannot decode image header ({exc})") from exc
         finally:
             Image.MAX_IMAGE_PIXELS = pillow_limit
-
-    with image:
-        return decode_frame(image, name, max_pixels)
 
 
 def decode_frame(image: Image.Image, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,11 @@ from ocrlite.errors import ImageReadError
 from ocrlite.io.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
+    check_input,
     decode_frame,
     decode_image_bytes,
     image_dpi,
+    open_image,
     read_image,
 )
 
@@ -175,15 +176,12 @@ def open_pages(path: str | Path, dpi: float = DEFAULT_DPI,
     errors). Raises ``ImageReadError`` if the file cannot be opened.
     """
     path = Path(path)
-    if data is not None and not data:
+    pdf = path.suffix.lower() in PDF_EXTENSIONS
+    if data is None:
+        check_input(path, kind="a PDF file" if pdf else "an image file")
+    elif not data:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
-    if path.suffix.lower() in PDF_EXTENSIONS:
-        if data is None and not path.exists():
-            raise ImageReadError(f"{path}: no such file")
-        if data is None and path.is_dir():
-            raise ImageReadError(f"{path}: is a directory, not a PDF file")
-        if data is None and path.stat().st_size == 0:
-            raise ImageReadError(f"{path}: empty file (0 bytes)")
+    if pdf:
         return _PdfSource(path, dpi, max_pixels, data)
     frames, own_dpi = _open_frames(path, dpi, data)
     if frames is None:
@@ -194,15 +192,12 @@ def open_pages(path: str | Path, dpi: float = DEFAULT_DPI,
 def read_input(path: str | Path, name: str | None = None) -> bytes:
     """The contents of input file ``path``, for ``open_pages(..., data=)``.
 
-    Raises ``ImageReadError`` naming ``name`` (default: ``path``) when the file cannot be read.
+    Raises ``ImageReadError`` naming ``name`` (default: ``path``) when the file cannot be read (``check_input``).
     """
     where = name or str(path)
+    check_input(Path(path), where)
     try:
         return Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise ImageReadError(f"{where}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise ImageReadError(f"{where}: is a directory, not an image file") from exc
     except OSError as exc:
         raise ImageReadError(f"{where}: cannot read ({exc.strerror or exc})") from exc
 
@@ -211,6 +206,7 @@ def count_pages(path: str | Path) -> int:
     """Number of pages in ``path`` for progress totals; 1 when it can't be told cheaply."""
     path = Path(path)
     try:
+        check_input(path)
         if path.suffix.lower() in PDF_EXTENSIONS:
             import pypdfium2 as pdfium
 
@@ -219,7 +215,7 @@ def count_pages(path: str | Path) -> int:
                 return max(1, len(doc))
             finally:
                 doc.close()
-        with Image.open(path) as image:
+        with open_image(path, str(path)) as image:
             return max(1, int(getattr(image, "n_frames", 1)))
     except Exception:
         return 1
@@ -228,10 +224,8 @@ def count_pages(path: str | Path) -> int:
 def _open_frames(path: Path, dpi: float, data: bytes | None) -> tuple[Image.Image | None, float]:
     """The open Pillow image if ``path`` (or its contents ``data``) has several frames (else None), and its DPI."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data) if data is not None else path)
-    except Exception:
+        image = open_image(io.BytesIO(data) if data is not None else path, str(path))
+    except ImageReadError:
         return None, dpi  # read_image gives the precise error
     own_dpi = image_dpi(image, dpi)
     if int(getattr(image, "n_frames", 1)) > 1:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,10 +29,22 @@ from ocrlite.postprocess import line_words, text_quad, text_turns
 from ocrlite.results import PageResult, TextBox, TextLine, TextWord
 
 __all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "tsv_rows", "TsvWriter",
-           "PdfWriter", "DETECTION_TSV_HEADER", "detection_lines"]
+           "PdfWriter", "DETECTION_TSV_HEADER", "detection_lines", "json_text", "page_text"]
 
 FORMATS = ("json", "txt", "tsv", "hocr", "pdf")  # files written by batch mode
 STREAM_FORMATS = ("json", "txt", "tsv")  # what commands print on stdout
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # what XML 1.0 disallows
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON, non-ASCII text kept as it is, that always encodes as valid UTF-8: a file name that is
+    not UTF-8 (Linux allows any bytes) holds lone surrogates, which are escaped (``\\udcff``) so that
+    ``json.loads`` gives the name back. The JSON that names input files (outputs, stdout, the batch report)
+    goes through here."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _SURROGATES.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 @dataclass(frozen=True)
@@ -70,17 +83,22 @@ class JsonWriter:
         self.doc["pages"].append({"page": number, "error": reason})
 
     def render(self) -> bytes:
-        return (json.dumps(self.doc, ensure_ascii=False) + "\n").encode("utf-8")
+        return (json_text(self.doc) + "\n").encode("utf-8")
+
+
+def page_text(result: PageResult) -> str:
+    """A page as plain text: its lines in reading order, each ended by a newline."""
+    return "".join(f"{line.text}\n" for line in result.lines)
 
 
 class TextWriter:
-    """Lines in reading order; pages separated by a form feed, as pdftotext does."""
+    """Lines in reading order (``page_text``); pages separated by a form feed, as pdftotext does."""
 
     def __init__(self, source: str) -> None:
         self.pages: list[str] = []
 
     def add(self, page: PageRecord) -> None:
-        self.pages.append("".join(f"{line.text}\n" for line in page.result.lines))
+        self.pages.append(page_text(page.result))
 
     def missing(self, number: int, reason: str) -> None:
         self.pages.append("")  # an empty page keeps the later pages at their form feeds
@@ -125,10 +143,10 @@ class HocrWriter:
     def __init__(self, source: str) -> None:
         from ocrlite import __version__
 
-        self.source = source
+        self.source = _xml_safe(source)  # a file name may hold control characters
         self.html = ET.Element("html", {"xmlns": _XHTML, "xml:lang": "en", "lang": "en"})
         head = ET.SubElement(self.html, "head")
-        ET.SubElement(head, "title").text = source
+        ET.SubElement(head, "title").text = self.source
         for name, content in (("ocr-system", f"ocrlite {__version__}"),
                               ("ocr-capabilities", "ocr_page ocr_carea ocr_par ocr_line ocrx_word"),
                               ("ocr-number-of-pages", "0")):
@@ -166,7 +184,7 @@ class HocrWriter:
             item = ET.SubElement(span, "span", {
                 "class": "ocrx_word", "id": f"word_{ident}_{j}",
                 "title": f"{_bbox(quad_bbox(word.points, result.width, result.height))}; x_wconf {conf}"})
-            item.text = word.text
+            item.text = _xml_safe(word.text)
             item.tail = " "
 
     def render(self) -> bytes:
@@ -313,8 +331,8 @@ def detection_lines(fmt: str, image: str, width: int, height: int, boxes: Sequen
     """What ``detect`` prints for one image in ``fmt``: json, one object; txt, ``x1,y1,...,x4,y4`` per box
     (ICDAR style); tsv, one ``DETECTION_TSV_HEADER`` row per box."""
     if fmt == "json":
-        return [json.dumps({"image": image, "width": width, "height": height,
-                            "boxes": [box.to_dict() for box in boxes]}, ensure_ascii=False)]
+        boxed = [box.to_dict() for box in boxes]
+        return [json_text({"image": image, "width": width, "height": height, "boxes": boxed})]
     rows = []
     for number, box in enumerate(boxes, start=1):
         points = ",".join(str(int(v)) for v in box.points.reshape(-1))
@@ -381,6 +399,11 @@ def _bbox(box: tuple[int, int, int, int]) -> str:
 def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes),
             max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _xml_safe(text: str) -> str:
+    """``text`` with each character XML 1.0 does not allow (control characters, lone surrogates) replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
 
 
 def _title_safe(name: str) -> str:

@@ -38,14 +38,16 @@ def _quarter_turn_matrix(angle: int, width: int, height: int) -> np.ndarray:
     return np.eye(3)
 
 
-def _map_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    quad = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return quad @ matrix[:2, :2].T + matrix[:2, 2]
+def _map_points(points: np.ndarray, matrix: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``points`` mapped by ``matrix``, clipped to a ``width`` x ``height`` page as the detector clips its quads
+    (a corner of the deskewed canvas, grown to hold the turned page, maps back outside the page)."""
+    quad = np.asarray(points, dtype=np.float64).reshape(-1, 2) @ matrix[:2, :2].T + matrix[:2, 2]
+    return np.clip(quad, 0, [width - 1, height - 1])
 
 
-def _map_line(line: TextLine, matrix: np.ndarray) -> TextLine:
-    words = tuple(replace(word, points=_map_points(word.points, matrix)) for word in line.words)
-    points = np.rint(_map_points(line.points, matrix)).astype(np.int32)
+def _map_line(line: TextLine, matrix: np.ndarray, width: int, height: int) -> TextLine:
+    words = tuple(replace(word, points=_map_points(word.points, matrix, width, height)) for word in line.words)
+    points = np.rint(_map_points(line.points, matrix, width, height)).astype(np.int32)
     return replace(line, points=points, words=words)
 
 
@@ -85,7 +87,7 @@ class PageSteps:
                 skew = 0.0
         result = read(image, lines)
         back = np.linalg.inv(to_work)
-        mapped = tuple(_map_line(line, back) for line in result.lines)
+        mapped = tuple(_map_line(line, back, width, height) for line in result.lines)
         return PageResult(width=width, height=height, lines=mapped, rotation=rotation,
                           skew=None if skew is None else round(skew, 3))
 

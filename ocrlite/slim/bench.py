@@ -47,7 +47,7 @@ def bench_variant(name: str, kind: str, config: Path, data: Path | None, limit: 
         latency = median_ms(lambda: runner(x), runs)
         row: dict[str, Any] = {
             "variant": name, "stage": kind, "backend": spec.backend,
-            "params": sum(t.numel() for t in net.state_dict().values() if t.is_floating_point()),
+            "params": sum(p.numel() for p in net.parameters()),  # as ocrlite profile counts (no BN statistics)
             "macs": macs, "file_bytes": file.stat().st_size if file else 0, "latency_ms": round(latency, 2),
             "input": "x".join(map(str, shape)), "threads": threads,
         }

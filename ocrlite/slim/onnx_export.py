@@ -11,6 +11,7 @@ the graph itself is exact, and this check is about the graph.
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from pathlib import Path
@@ -18,8 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from ocrlite.backends.export import OPSET, export_stage
+from ocrlite.backends.fold import fold_net
 from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
 from ocrlite.errors import OcrliteError
 from ocrlite.preprocess import normalize
@@ -65,25 +68,29 @@ def _probabilities(out: np.ndarray, logits: bool) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def parity(spec: StageSpec, path: Path, head: str = "raw") -> float:
-    """Largest absolute difference of the probabilities from the ONNX file and from the stage's PyTorch net.
+def parity(spec: StageSpec, path: Path, head: str = "raw", net: nn.Module | None = None) -> float:
+    """Largest absolute difference of the probabilities from the ONNX file and from the stage's PyTorch net
+    (``net``, else built from ``spec``: pass the net the file was exported from when the stage has no weights,
+    as each build of such a stage is another random net).
 
     Probabilities are what the pipeline consumes (a logits net's runner applies the softmax); logits of
     magnitude ~15 differ by ~1e-4 from float rounding alone, which says nothing about the graph.
     """
     x = check_input(spec)
     logits = spec.kind != "det" and spec.outputs == "logits"
+    net = spec.build_net() if net is None else net.eval()
     with torch.no_grad():
-        expected = _probabilities(spec.build_net()(torch.from_numpy(x)).numpy(), logits)
+        expected = _probabilities(net(torch.from_numpy(x)).numpy(), logits)
     got = _probabilities(_run_onnx(path, x), logits and head == "raw")
     if got.shape != expected.shape:
         raise ExportError(f"{path.name}: output shape {got.shape} != PyTorch's {expected.shape}")
     return float(np.abs(got - expected).max())
 
 
-def check_parity(spec: StageSpec, path: Path, head: str = "raw", tolerance: float = TOLERANCE) -> float:
+def check_parity(spec: StageSpec, path: Path, head: str = "raw", tolerance: float = TOLERANCE,
+                 net: nn.Module | None = None) -> float:
     """The max difference of ``parity``; an ExportError when it exceeds ``tolerance``."""
-    diff = parity(spec, path, head)
+    diff = parity(spec, path, head, net)
     if not diff <= tolerance:
         raise ExportError(f"{path.name}: ONNX differs from PyTorch by {diff:.3g} (> {tolerance:g}, opset {OPSET})")
     return diff
@@ -91,10 +98,16 @@ def check_parity(spec: StageSpec, path: Path, head: str = "raw", tolerance: floa
 
 def export_checked(spec: StageSpec, path: Path, head: str = "raw", tolerance: float = TOLERANCE) -> float:
     """Export ``spec``'s net to ``path`` (opset OPSET, dynamic axes) and return the checked max difference;
-    the file appears at ``path`` only once it has passed the check (it is made and checked beside it)."""
+    the file appears at ``path`` only once it has passed the check (it is made and checked beside it).
+
+    The net is built once: a folded copy is exported and the file is checked against the unfolded net (a
+    stage without weights builds a different random net each time)."""
     import_onnxruntime()  # the check needs it: say so before the export
+    net = spec.build_net()
+    folded = copy.deepcopy(net)
+    fold_net(folded)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
-        staged = export_stage(spec, Path(tmp) / path.name, head)
-        diff = check_parity(spec, staged, head, tolerance)
+        staged = export_stage(spec, Path(tmp) / path.name, head, net=folded)
+        diff = check_parity(spec, staged, head, tolerance, net)
         os.replace(staged, path)
     return diff

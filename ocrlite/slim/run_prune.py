@@ -14,10 +14,10 @@ from torch import nn
 from ocrlite.errors import ConfigError
 from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
 from ocrlite.profile import count_macs
-from ocrlite.slim.groups import widths_config
+from ocrlite.slim.groups import prunable_roots, widths_config
 from ocrlite.slim.prune import allocate
 from ocrlite.slim.save import raw_stage, save_stage, write_pipeline
-from ocrlite.slim.sensitivity import load_curves, measure, plot_curves, save_curves
+from ocrlite.slim.sensitivity import load_curves, measure, plot_curves, save_curves, stage_fingerprint
 from ocrlite.stages import StageSpec, command_stage
 
 __all__ = ["PruneResult", "sample_images", "prune_stage"]
@@ -56,28 +56,36 @@ def sample_images(folder: Path, count: int) -> list[np.ndarray]:
 
 
 def _params(net: nn.Module) -> int:
-    return sum(t.numel() for t in net.state_dict().values() if t.is_floating_point())
+    """Parameters as ``ocrlite profile`` counts them (BatchNorm running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in net.parameters())
 
 
 def prune_stage(
     config: str, out_dir: Path, target: float, criterion: str = "l1", overrides: tuple[str, ...] = (),
     sensitivity: Path | None = None, images: Path | None = None, n_images: int = 4,
 ) -> PruneResult:
-    """Prune the detector of ``config``; measure (or read) sensitivity curves; write the slimmed stage."""
+    """Prune the detector of ``config``; measure (or read) sensitivity curves; write the slimmed stage.
+
+    A detector without weights (``weights: null``) is a ConfigError before anything is built or written:
+    pruning a random net would save a random detector that reads nothing."""
     spec = command_stage("det", config, overrides)
     assert spec is not None  # every pipeline has a detector
+    if spec.weights is None:
+        raise ConfigError("det.weights: none given; pruning needs a trained detector (a random net would be "
+                          "saved as a model that reads nothing)")
     net = spec.build_net()
     spec = _without_threshold_branch(spec, net)
     example = torch.zeros(_EXAMPLE)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = stage_fingerprint(spec)
     if sensitivity is not None and sensitivity.is_file():
-        curves = load_curves(sensitivity)
+        curves = load_curves(sensitivity, prunable_roots(net), criterion, stage)
     else:
         if images is None:
             raise ConfigError("give --images DIR (sensitivity is measured on real images) or an existing --sensitivity")
         curves = measure(spec, net, sample_images(images, n_images), criterion, example)
         path = sensitivity or out_dir / "sensitivity.json"
-        save_curves(path, curves, {"config": str(config), "criterion": criterion, "images": n_images})
+        save_curves(path, curves, {"config": str(config), "criterion": criterion, "images": n_images,
+                                   "stage_sha256": stage})
         plot_curves(path.with_suffix(".png"), curves)
     ratios, pruned, _ = allocate(net, curves, target, criterion, example)
     return _save(config, out_dir, spec, net, pruned, ratios, target, criterion, overrides)
@@ -106,6 +114,6 @@ def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: n
     stage_config = save_stage(out_dir, "det", pruned, model, raw_stage("det", config, overrides), spec.manifest,
                               slim)
     pipeline = write_pipeline(out_dir, config, {"det": stage_config}, overrides)
-    assert spec.weights is not None
+    assert spec.weights is not None  # prune_stage refuses a detector without weights
     files = (spec.weights.stat().st_size, (out_dir / "det.safetensors").stat().st_size)
     return PruneResult(ratios, macs, (_params(net), _params(pruned)), files, stage_config, pipeline, pruned, spec)

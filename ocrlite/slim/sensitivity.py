@@ -3,29 +3,33 @@
 The score is the output divergence on real images: 1 - IoU of the text masks (probability > the
 stage's binarisation threshold) of the pruned and the unpruned detector, averaged over the images.
 It needs no labels and tracks detection quality (a mask that stays the same gives the same boxes).
-Curves are saved as JSON (``--sensitivity`` reads them back) and drawn as a PNG.
+Curves are saved as JSON (``--sensitivity`` reads them back) and drawn as a PNG. The JSON records the
+criterion and a fingerprint of the detector they were measured on (``stage_fingerprint``); reading them
+back for another criterion or detector is a ConfigError (the ratios would be chosen on the wrong curves).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import cv2
 import numpy as np
 from torch import Tensor, nn
 
 from ocrlite.backends.torch import TorchRunner
-from ocrlite.errors import ConfigError
+from ocrlite.errors import ConfigError, OcrliteError
 from ocrlite.io.atomic import atomic_write_text, write_image
 from ocrlite.predictors import TextDetector
 from ocrlite.slim.groups import prunable_roots
 from ocrlite.slim.prune import prune_net
 from ocrlite.stages import StageSpec
 
-__all__ = ["RATIOS", "mask_divergence", "measure", "save_curves", "load_curves", "plot_curves"]
+__all__ = ["RATIOS", "mask_divergence", "measure", "stage_fingerprint", "save_curves", "load_curves", "plot_curves"]
 
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
@@ -61,20 +65,63 @@ def measure(
     return curves
 
 
+def stage_fingerprint(spec: StageSpec) -> str:
+    """SHA-256 of what the curves depend on: the net config, the weights' SHA-256, the normalisation and the
+    binarisation threshold of the mask (not the side limit: ``measure`` sets its own)."""
+    from ocrlite.weights import sha256_file
+
+    weights = spec.manifest.get("sha256") or (sha256_file(spec.weights) if spec.weights else None)
+    text = json.dumps([spec.model, weights, spec.pre.limit_type, list(spec.pre.mean), list(spec.pre.std),
+                       float(spec.post.thresh)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def save_curves(path: Path, curves: dict[str, dict[float, float]], meta: dict[str, Any]) -> None:
-    """Write the curves (ratios as strings) and how they were measured as JSON."""
+    """Write the curves (ratios as strings) and how they were measured as JSON (an OcrliteError naming the
+    file when it cannot be written)."""
     data = {**meta, "metric": "1 - IoU of text masks vs the unpruned net",
             "curves": {name: {f"{r:g}": round(v, 6) for r, v in curve.items()} for name, curve in curves.items()}}
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    try:
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise OcrliteError(f"cannot write the sensitivity curves {path}: {exc.strerror or exc}") from None
 
 
-def load_curves(path: Path) -> dict[str, dict[float, float]]:
-    """Read curves written by ``save_curves`` (ConfigError on a bad file)."""
+def _check_curves(curves: dict[str, dict[float, float]], groups: Collection[str] | None) -> None:
+    if not curves:
+        raise ValueError("no curves")
+    for name, curve in curves.items():
+        if groups is not None and name not in groups:
+            raise ValueError(f"unknown prunable group {name!r}; groups: {', '.join(groups)}")
+        if not curve:
+            raise ValueError(f"{name}: an empty curve")
+        for ratio, value in curve.items():
+            if not 0.0 < ratio < 1.0 or not math.isfinite(value):
+                raise ValueError(f"{name}: ratio {ratio:g} -> {value:g}; ratios must lie in (0, 1) and losses be "
+                                 "finite")
+
+
+def load_curves(path: Path, groups: Collection[str] | None = None, criterion: str | None = None,
+                stage: str | None = None) -> dict[str, dict[float, float]]:
+    """Read curves written by ``save_curves``: ConfigError on a bad file, on an empty curve set or curve, a
+    group not in ``groups``, a ratio outside (0, 1), a value that is not finite, or -- when the file records
+    them -- another criterion than ``criterion`` or another detector than ``stage`` (``stage_fingerprint``)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return {name: {float(r): float(v) for r, v in curve.items()} for name, curve in data["curves"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"cannot read sensitivity curves {path}: {exc}") from exc
+        given = data.get("curves") if isinstance(data, dict) else None
+        if not isinstance(given, dict) or not all(isinstance(curve, dict) for curve in given.values()):
+            raise ValueError('expected {"curves": {group: {ratio: loss, ...}, ...}}')
+        curves = {name: {float(r): float(v) for r, v in curve.items()} for name, curve in given.items()}
+        _check_curves(curves, groups)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read sensitivity curves {path}: {exc}") from None
+    if criterion is not None and data.get("criterion", criterion) != criterion:
+        raise ConfigError(f"{path}: these curves were measured with --criterion {data['criterion']}, not {criterion}; "
+                          "pass that criterion or measure again (--images, another --sensitivity file)")
+    if stage is not None and data.get("stage_sha256", stage) != stage:
+        raise ConfigError(f"{path}: these curves were measured on another detector (weights, net or threshold "
+                          f"differ; measured for {data.get('config', '?')}); measure again with --images")
+    return curves
 
 
 def plot_curves(path: Path, curves: dict[str, dict[float, float]], size: tuple[int, int] = (900, 560)) -> None:
@@ -100,4 +147,7 @@ def plot_curves(path: Path, curves: dict[str, dict[float, float]], size: tuple[i
         cv2.putText(canvas, name, (points[-1][0] + 4, points[-1][1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, color, 1)
     cv2.putText(canvas, "pruned ratio (x) vs 1 - IoU of text masks (y)", (left, 14), cv2.FONT_HERSHEY_SIMPLEX,
                 0.45, 0, 1)
-    write_image(path, canvas)
+    try:
+        write_image(path, canvas)
+    except OSError as exc:
+        raise OcrliteError(f"cannot write the sensitivity plot {path}: {exc.strerror or exc}") from None

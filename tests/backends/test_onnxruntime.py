@@ -59,34 +59,80 @@ def test_a_graph_without_the_top1_head_is_read_through_its_first_output(tmp_path
 def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from click.testing import CliRunner
 
+    from ocrlite.backends.export import export_stage
     from ocrlite.cli import main
+    from ocrlite.stages import stage_spec
 
     folder = tmp_path_factory.mktemp("exports")
     for stage, head in (("rec", "probs"), ("cls", "raw"), ("cls", "probs"), ("det", "raw")):
         result = CliRunner().invoke(main, ["export", "--stage", stage, "--head", head,
                                            "-o", str(folder / f"{stage}_{head}.onnx")])
         assert result.exit_code == 0, result.output
+    export_stage(stage_spec("rec"), folder / "rec_top1.onnx", "top1")  # what `ocrlite quantize` starts from
+    for path in list(folder.glob("*.onnx")):  # the same files without ocrlite's metadata (other exporters')
+        model = onnx.load(str(path))
+        del model.metadata_props[:]
+        onnx.save(model, str(folder / f"{path.stem}_bare.onnx"))
     return folder
 
 
-@pytest.mark.parametrize(("stage", "file", "message"), [
-    ("cls", "cls_raw", "cls_raw.onnx returns the net's logits, not probabilities: export it with --head probs"),
-    ("rec", "det_raw",
-     "det_raw.onnx: its output has 4 dimensions, a rec stage's net gives 3 (a file exported for another stage?)"),
-    ("cls", "rec_probs",
-     "rec_probs.onnx: its output has 3 dimensions, a cls stage's net gives 2 (a file exported for another stage?)"),
+@pytest.mark.parametrize(("stage", "file", "settings", "message"), [
+    ("cls", "cls_raw", [], "cls_raw.onnx returns the net's logits, not probabilities: export it with --head probs"),
+    ("rec", "det_raw", [], "det_raw.onnx: exported for a det stage, not a rec stage"),
+    ("cls", "rec_probs", [], "rec_probs.onnx: exported for a rec stage, not a cls stage"),
+    ("rec", "det_raw_bare", [],
+     "det_raw_bare.onnx: its output has 4 dimensions, a rec stage's net gives 3 (a file exported for another stage?)"),
+    ("cls", "rec_probs_bare", [],
+     "rec_probs_bare.onnx: its output has 3 dimensions, a cls stage's net gives 2 "
+     "(a file exported for another stage?)"),
+    # a recognizer of another line height (a 48-px graph fed 32-px lines failed every image with ORT's
+    # multi-line InvalidArgument), or another charset (garbage text, exit 0), with and without metadata
+    ("rec", "rec_top1", ["rec.preprocess.height=48"], "rec_top1.onnx: its input is 32 x any px (height x width), "
+     "the rec stage feeds 48 x any (its preprocess settings; a file made for another model?)"),
+    ("rec", "rec_top1_bare", ["rec.preprocess.height=48"], "rec_top1_bare.onnx: its input is 32 x any px (height x "
+     "width), the rec stage feeds 48 x any (its preprocess settings; a file made for another model?)"),
+    ("rec", "rec_top1", ["rec.postprocess.charset={charset}"],
+     "rec_top1.onnx: its output has 6625 classes per position, the rec stage 96 (another charset?)"),
+    ("rec", "rec_probs_bare", ["rec.postprocess.charset={charset}"],
+     "rec_probs_bare.onnx: its output has 6625 classes per position, the rec stage 96 (another charset?)"),
+    ("cls", "cls_probs", ["cls.preprocess.width=160"], "cls_probs.onnx: its input is 48 x 192 px (height x width), "
+     "the cls stage feeds 48 x 160 (its preprocess settings; a file made for another model?)"),
 ])
-def test_a_given_onnx_file_that_cannot_serve_the_stage_is_one_line(exports: Path, stage: str, file: str,
-                                                                     message: str):
+def test_a_given_onnx_file_that_cannot_serve_the_stage_is_one_line(exports: Path, tmp_path: Path, stage: str,
+                                                                     file: str, settings: list[str], message: str):
     from click.testing import CliRunner
 
     from ocrlite.cli import main
 
+    charset = tmp_path / "en.txt"  # the 94 printable ASCII characters: 96 classes with the blank and the space
+    charset.write_text("".join(f"{chr(c)}\n" for c in range(33, 127)), encoding="utf-8")
     sample = Path(__file__).parents[1] / "images" / "sample.png"
+    extra = [arg for value in settings for arg in ("--set", value.format(charset=charset))]
     result = CliRunner().invoke(main, ["ocr", str(sample), "--set", f"{stage}.backend=onnxruntime",
-                                       "--set", f"{stage}.onnx={exports / (file + '.onnx')}"])
+                                       "--set", f"{stage}.onnx={exports / (file + '.onnx')}", *extra])
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == f"ocrlite: error: {message}\n"
+
+
+def test_a_given_top1_file_of_the_stage_reads_the_sample(exports: Path):
+    from ocrlite import OCR
+
+    sample = Path(__file__).parents[1] / "images" / "sample.png"
+    for name in ("rec_top1", "rec_top1_bare"):
+        given = OCR(overrides=[f"rec.onnx={exports / (name + '.onnx')}", "rec.backend=onnxruntime"])
+        assert "Total:42.50EUR" in [line.text for line in given(sample).lines]
+
+
+def test_an_unexpected_error_of_several_lines_is_reported_in_one(tmp_path: Path):
+    """onnxruntime's InvalidArgument spans three lines; a per-file report must stay one line per file."""
+    from ocrlite.errors import error_reason
+
+    runner = OnnxRunner(softmax_model(tmp_path / "tiny.onnx"), threads=1)
+    with pytest.raises(Exception) as caught:
+        runner(np.zeros((1, 2, 5), np.float32))  # 5 classes where the graph fixes 3
+    assert str(caught.value).count("\n") >= 2
+    reason = error_reason(caught.value)
+    assert "\n" not in reason and reason.startswith("unexpected ") and "index: 2 Got: 5 Expected: 3" in reason
 
 
 def test_given_probability_exports_read_as_the_torch_backend_does(exports: Path):

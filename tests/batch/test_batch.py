@@ -6,9 +6,11 @@ the others swap in a fake engine to test the runner's bookkeeping quickly.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw, ImageFont
 
+from ocrlite.api import OCR
 from ocrlite.batch import pipeline
 from ocrlite.batch import run as batch
 from ocrlite.batch.plan import make_plan
@@ -199,7 +202,10 @@ def test_two_workers_give_the_same_text(tmp_path: Path) -> None:
 
 
 class FakeEngine:
-    """Reads every page as one line "fake N"; raises on the pages listed in ``fail``."""
+    """Reads every page as one line "fake N"; raises on the pages listed in ``fail``. Reads files page by page
+    as ``OCR.read_documents`` does (the stdout mode's path)."""
+
+    read_documents = OCR.read_documents
 
     def __init__(self, fail: dict[int, BaseException] | None = None) -> None:
         self.calls = 0
@@ -329,6 +335,129 @@ def test_an_input_replaced_by_an_older_file_is_redone(tmp_path: Path, fake_engin
     assert _cli(str(scans), "-o", str(out)).exit_code == 0 and _report(out)["files"] == 1
 
 
+def test_an_output_made_from_another_input_of_the_same_name_is_redone(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """m/2024/page1.png and m/2025/page1.png both write page1.png.json into one output folder: the second run
+    reads its own scan and says in one line whose output it replaced; each rerun keeps what is up to date."""
+    for year in ("2024", "2025"):
+        (tmp_path / "m" / year).mkdir(parents=True)
+        _page(year).save(tmp_path / "m" / year / "page1.png")
+    out = tmp_path / "out"
+
+    def run(year: str) -> Any:
+        result = _cli(str(tmp_path / "m" / year), "-o", str(out), "--format", "json,txt")
+        assert result.exit_code == 0, result.output
+        return result
+
+    def notices(result: Any) -> list[str]:
+        return [line for line in result.stderr.splitlines() if "replaced" in line]
+
+    assert notices(run("2024")) == []
+    for year, before in (("2025", "2024"), ("2024", "2025")):
+        result = run(year)  # was: "1 up to date", and the outputs kept the other year's text
+        assert (_report(out)["files"], _report(out)["skipped"]) == (1, 0)
+        made = (tmp_path / "m" / before / "page1.png").resolve()
+        assert notices(result) == [f"ocrlite: {tmp_path / 'm' / year / 'page1.png'}: replaced "
+                                   f"{out / 'page1.png.json'}, {out / 'page1.png.txt'}, made from {made}"]
+    run("2024")
+    assert (_report(out)["files"], _report(out)["skipped"]) == (0, 1)
+    record = _report(out)["outputs"]["page1.png.txt"]
+    assert record["source"]["path"] == str((tmp_path / "m" / "2024" / "page1.png").resolve())
+    (out / "page1.png.txt").write_text("edited by hand\n")  # an output that is not the recorded one is redone
+    run("2024")
+    assert (_report(out)["files"], _report(out)["skipped"]) == (1, 0)
+    assert (out / "page1.png.txt").read_text(encoding="utf-8").startswith("fake")
+
+
+def test_a_rerun_with_settings_that_change_the_outputs_redoes_them(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """Outputs made with other settings (dpi, model settings, page steps) are redone; threads are not such a
+    setting. The report says what each output was made with."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("a", "b"):
+        _page(name.upper()).save(scans / f"{name}.png")
+    out = tmp_path / "out"
+
+    def done(*args: str) -> tuple[int, int]:
+        result = CliRunner().invoke(main, [*args[:2], "ocr", str(scans), "-o", str(out), "--format", "txt",
+                                           *args[2:]])
+        assert result.exit_code == 0, result.output
+        return _report(out)["files"], _report(out)["skipped"]
+
+    assert done("--threads", "2") == (2, 0)
+    assert done("--threads", "1") == (0, 2)
+    assert done("--threads", "1", "--dpi", "300") == (2, 0)  # was: "0 processed, 2 up to date"
+    assert done("--threads", "1", "--dpi", "300") == (0, 2)
+    assert done("--threads", "1", "--dpi", "300", "--set", "det.postprocess.box_thresh=0.5") == (2, 0)
+    assert done("--threads", "1", "--dpi", "300", "--set", "det.postprocess.box_thresh=0.5", "--rotate-pages") == (2, 0)
+    assert done("--threads", "1", "--dpi", "300", "--set", "det.postprocess.box_thresh=0.5", "--rotate-pages",
+                "--glob", "a.*", "--overwrite") == (1, 0)
+    report = _report(out)
+    made_with = report["settings"][report["outputs"]["b.png.txt"]["settings"]]
+    assert made_with["dpi"] == 300 and made_with["pipeline"]["page_orientation"] is True
+    assert "det.postprocess.box_thresh=0.5" in made_with["set"]
+    same = [batch.output_settings(batch.EngineSpec(), batch.BatchOptions(out, dpi=dpi))[0] for dpi in (200, 200.0)]
+    assert same[0] == same[1]  # the API's 200 is the command's 200.0
+
+
+@pytest.mark.parametrize("mode", ["batch", "stdout"])
+def test_a_fifo_among_the_inputs_is_one_line_and_the_others_are_read(tmp_path: Path, fake_engine: FakeEngine,
+                                                                      mode: str) -> None:
+    """A FIFO named like an image used to block the reader for ever (and Ctrl-C with it)."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("A").save(scans / "a.png")
+    os.mkfifo(scans / "b.png")
+    out = tmp_path / "out"
+    args = [str(scans), "-o", str(out)] if mode == "batch" else [str(scans / "a.png"), str(scans / "b.png")]
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(_cli(*args)), daemon=True)
+    thread.start()
+    thread.join(60)
+    try:
+        assert results, "the run waits on the FIFO"
+    finally:
+        with contextlib.suppress(OSError):  # a reader still waiting on it (a failed test) gets end-of-file
+            os.close(os.open(scans / "b.png", os.O_WRONLY | os.O_NONBLOCK))
+    result = results[0]
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == [f"ocrlite: error: {scans / 'b.png'}: not a regular file"]
+    assert (out / "a.png.json").is_file() if mode == "batch" else json.loads(result.stdout)["image"].endswith("a.png")
+
+
+def test_odd_file_names_give_well_formed_hocr_and_utf8_json(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """A control character in a name is not allowed in XML 1.0; a name that is not UTF-8 must not put its raw
+    bytes into a JSON line on stdout."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    control, undecodable = "esc\x1bname\x01.png", os.fsdecode(b"bad\xffname.png")
+    for name in (control, undecodable):
+        _page("X").save(scans / name)
+    out = tmp_path / "out"
+    assert _cli(str(scans), "-o", str(out), "--format", "hocr,json").exit_code == 0
+    for name in (control, undecodable):
+        html = ET.parse(out / f"{name}.hocr").getroot()
+        assert html.find(f"{XHTML}head/{XHTML}title").text.startswith(("esc\ufffdname\ufffd", "bad\ufffdname"))
+    printed = CliRunner().invoke(main, ["ocr", str(scans / undecodable), str(scans / control)])
+    assert printed.exit_code == 0, printed.output
+    lines = printed.stdout_bytes.decode("utf-8").splitlines()  # valid UTF-8: was a raw 0xff byte
+    assert [json.loads(line)["image"] for line in lines] == [str(scans / undecodable), str(scans / control)]
+    boxes = CliRunner().invoke(main, ["detect", "--format", "json", str(scans / undecodable)])
+    assert json.loads(boxes.stdout_bytes.decode("utf-8"))["image"] == str(scans / undecodable)
+
+
+def test_stdout_txt_keeps_every_page_of_every_file_apart(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """``ocr a.pdf b.png --format txt`` ran all pages together; now a form feed parts them, as in batch txt, and a
+    page that fails keeps its place, empty."""
+    _page("ONE").save(tmp_path / "a.pdf", save_all=True, append_images=[_page("TWO"), _page("THREE")])
+    _page("B").save(tmp_path / "b.png")
+    fake_engine.fail = {2: RuntimeError("boom")}
+    result = _cli(str(tmp_path / "a.pdf"), str(tmp_path / "b.png"), "--format", "txt", "--dpi", "50")
+    assert result.exit_code == 1
+    assert result.stderr == f"ocrlite: error: {tmp_path / 'a.pdf'} page 2: unexpected RuntimeError: boom\n"
+    assert result.stdout.split("\f") == ["fake 1\n", "", "fake 3\n", "fake 4\n"]
+
+
 @pytest.mark.parametrize("path", ["pipeline", "process_file"])
 def test_a_failed_page_keeps_its_place_in_every_output(tmp_path: Path, fake_engine: FakeEngine, path: str) -> None:
     """Page 2 of 3 fails: txt keeps an empty page between its form feeds, the pdf a blank page of the same
@@ -368,6 +497,32 @@ def test_a_rerun_removes_the_temp_files_a_killed_run_left(tmp_path: Path, fake_e
         path.write_bytes(b"half")
     assert _cli(str(scans), "-o", str(out), "--format", "json,txt").exit_code == 0
     assert not any(path.exists() for path in stale) and other.exists()
+
+
+def test_a_run_killed_before_its_report_leaves_records_a_rerun_resumes_from(
+        tmp_path: Path, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill -9 of the driver: no report written, no journal removed. The outputs it recorded are up to date for
+    the rerun (its journal, a last line cut short by the kill too), the others are read."""
+    from ocrlite.batch.plan import JOURNAL_NAME, REPORT_NAME
+    from ocrlite.batch.report import Journal, RunReport
+
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    for word in ("A", "B", "C"):
+        _page(word).save(scans / f"{word.lower()}.png")
+    with monkeypatch.context() as killed:
+        killed.setattr(RunReport, "write", lambda self, path: None)
+        killed.setattr(Journal, "remove", lambda self: None)
+        assert _cli(str(scans), "-o", str(out), "--format", "json,txt").exit_code == 0
+    assert not (out / REPORT_NAME).exists() and (out / JOURNAL_NAME).exists()
+    with open(out / JOURNAL_NAME, "a", encoding="utf-8") as journal:
+        journal.write('{"output": "c.png.json", "rec')  # the kill came mid-line
+    (out / "c.png.txt").unlink()  # never written: c is read again
+    rerun = _cli(str(scans), "-o", str(out), "--format", "json,txt")
+    assert rerun.exit_code == 0 and "1 files processed, 2 up to date" in rerun.output
+    assert not (out / JOURNAL_NAME).exists()  # the report holds the records now
+    again = _cli(str(scans), "-o", str(out), "--format", "json,txt")
+    assert "0 files processed, 3 up to date" in again.output
 
 
 def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path, fake_engine: FakeEngine) -> None:

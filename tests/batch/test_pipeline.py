@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ocrlite.batch import workers as worker_pool
 from ocrlite.batch.plan import make_plan
 from ocrlite.batch.report import FileOutcome
 from ocrlite.cli import main
+from ocrlite.errors import ImageReadError
 from ocrlite.results import PageResult, TextLine
 
 FORMATS = ("json", "txt", "tsv", "hocr", "pdf")
@@ -165,8 +167,37 @@ def test_stdout_mode_prints_in_order_past_a_bad_file(tmp_path: Path, monkeypatch
     names = ["a1.png", "b2y.png", "c3.png", "b2x.tiff", "e5.png"]
     result = CliRunner().invoke(main, ["ocr", *(str(scans / n) for n in names), "--format", "txt"])
     assert result.exit_code == 1
-    assert result.stdout.splitlines() == ["width 300", "width 320", "width 300", "width 300", "width 340"]
+    # pages apart by a form feed, as in batch txt; the file that could not be read is an empty page
+    assert result.stdout.split("\f") == ["width 300\n", "", "width 320\n", "width 300\n", "width 300\n", "width 340\n"]
     assert [line for line in result.stderr.splitlines() if "b2y.png" in line] == result.stderr.splitlines()
+
+
+def test_leaving_read_ahead_does_not_wait_for_a_stuck_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader blocked in a read that does not return (a hung network file system) must not hold up Ctrl-C:
+    leaving ``read_ahead`` waits ``READER_STOP_S`` for it at most."""
+    release = threading.Event()
+
+    def stuck_open(path: Any, *args: Any) -> Any:
+        release.wait(60)
+        raise ImageReadError(f"{path}: released")
+
+    monkeypatch.setattr(pipeline, "open_pages", stuck_open)
+    monkeypatch.setattr(pipeline, "READER_STOP_S", 0.2, raising=False)  # raising: absent before the fix
+    left: list[float] = []
+
+    def interrupted() -> None:
+        try:
+            with pipeline.read_ahead([tmp_path / "x.png"], 100, 10**8):
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            left.append(time.monotonic())
+
+    start = time.monotonic()
+    thread = threading.Thread(target=interrupted, daemon=True)
+    thread.start()
+    thread.join(10)
+    release.set()
+    assert left and left[0] - start < 5
 
 
 def test_workers_default_to_one_per_core_but_not_more_than_pages(tmp_path: Path) -> None:

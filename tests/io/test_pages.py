@@ -3,6 +3,9 @@ the same pages, resolutions and error messages either way."""
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ocrlite.errors import ImageReadError
-from ocrlite.io.pages import open_pages, read_input
+from ocrlite.io.images import read_image
+from ocrlite.io.pages import count_pages, open_pages, read_input
 
 
 def _page(word: str, size: tuple[int, int] = (240, 80)) -> Image.Image:
@@ -50,10 +54,19 @@ def _read(path: Path, data: bytes | None) -> list[Any]:
         return [str(exc)]
 
 
+def _read_bytes(path: Path) -> list[Any]:
+    """``_read`` of the file's contents (``read_input``), or the error message where they cannot be read."""
+    try:
+        data = read_input(path)
+    except ImageReadError as exc:
+        return [str(exc)]
+    return _read(path, data)
+
+
 def test_pages_from_bytes_equal_pages_from_the_path(tmp_path: Path) -> None:
     paths = _inputs(tmp_path)
     from_paths = {p.name: _read(p, None) for p in paths}
-    assert {p.name: _read(p, read_input(p)) for p in paths} == from_paths
+    assert {p.name: _read_bytes(p) for p in paths} == from_paths
     assert [len(from_paths[name]) for name in ("a.png", "c.tiff", "d.pdf")] == [1, 2, 2]
     assert [round(page[1]) for page in from_paths["a.png"] + from_paths["c.tiff"]] == [150, 300, 300]
     assert from_paths["d.pdf"][1][2] == (417, 167, 3)  # the second page's own size, rendered at 100 dpi
@@ -83,3 +96,72 @@ def test_a_tiff_without_resolution_tags_gets_the_fallback_dpi(tmp_path: Path) ->
     Image.new("RGB", (64, 30), "white").save(tmp_path / "tagged.tiff", dpi=(300, 300))
     with open_pages(tmp_path / "tagged.tiff", dpi=200) as source:
         assert source.page(1).dpi == pytest.approx(300)
+
+
+def _within(seconds: float, call: Callable[[], Any]) -> Any:
+    """``call()``'s result, or its exception, from a thread given ``seconds`` (a read that blocks fails the test)."""
+    done: list[Any] = []
+
+    def run() -> None:
+        try:
+            done.append(call())
+        except Exception as exc:  # the error is the result here
+            done.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert done, f"still reading after {seconds} s"
+    return done[0]
+
+
+@pytest.fixture()
+def fifos(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Makes FIFOs named like inputs: opening one for reading waits for a writer (released at the end)."""
+    made: list[Path] = []
+
+    def make(name: str) -> Path:
+        made.append(tmp_path / name)
+        os.mkfifo(made[-1])
+        return made[-1]
+
+    yield make
+    for path in made:
+        try:  # a reader still waiting (a failed test) gets end-of-file
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # no reader waiting
+            pass
+
+
+def test_a_fifo_is_refused_by_every_reader_not_waited_on(fifos: Callable[[str], Path]) -> None:
+    """A FIFO (or device) named like an input would block a read for ever: each reader refuses it in one line."""
+    def error(call: Callable[[], Any]) -> str:
+        result = _within(10, call)
+        assert isinstance(result, ImageReadError), result
+        return str(result)
+
+    image, pdf = fifos("pipe.png"), fifos("pipe.pdf")
+    assert error(lambda: read_image(image)) == f"{image}: not a regular file"
+    assert error(lambda: open_pages(image)) == f"{image}: not a regular file"
+    assert error(lambda: open_pages(pdf)) == f"{pdf}: not a regular file"
+    assert error(lambda: read_input(image, "scans/pipe.png")) == "scans/pipe.png: not a regular file"
+    assert _within(10, lambda: count_pages(image)) == 1 and _within(10, lambda: count_pages(pdf)) == 1
+
+
+def test_a_first_page_over_pillows_bomb_limit_costs_only_itself(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow refuses to open an image of more than twice its ``MAX_IMAGE_PIXELS`` (a DecompressionBombError); a
+    multi-page TIFF whose first page is that large must still give every page, the large one failing alone on
+    ``max_pixels``. Pillow's limit is lowered here so a small file shows it."""
+    path = tmp_path / "first.tiff"
+    _page("big", (300, 200)).save(path, save_all=True, append_images=[_page("two", (100, 40)), _page("3", (100, 40))])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # the first page, 60,000 pixels, is over twice that
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    assert count_pages(path) == 3
+    with open_pages(path, max_pixels=50_000) as source:
+        assert len(source) == 3
+        with pytest.raises(ImageReadError, match=r"page 1: image is 300x200 = 60000 pixels, more than the limit"):
+            source.page(1)
+        assert [source.page(n).image.shape for n in (2, 3)] == [(40, 100, 3), (40, 100, 3)]
+    assert Image.MAX_IMAGE_PIXELS == 20_000  # Pillow's own limit is back

@@ -5,6 +5,9 @@ Every shipped net's export is checked within 1e-4 in tests/backends/test_export.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import onnx
 import pytest
 import torch
@@ -16,6 +19,8 @@ from ocrlite.slim.onnx_export import ExportError, _run_onnx, check_input, check_
 from ocrlite.stages import stage_spec
 
 pytest.importorskip("onnxruntime")
+
+SAMPLE = Path(__file__).parents[1] / "images" / "sample.png"
 
 
 def test_the_check_fails_on_a_mismatch(tmp_path):
@@ -36,6 +41,7 @@ def test_the_check_fails_on_a_mismatch(tmp_path):
 
 
 def test_export_cli(tmp_path):
+    """docs/slim.md's command; its file is what a stage's ``onnx:`` key reads (the default head: probabilities)."""
     out = tmp_path / "rec.onnx"
     run = CliRunner().invoke(main, ["export", "--config", "rec_ppocrv2.yaml", "--format", "onnx", "-o", str(out)])
     assert run.exit_code == 0, run.output
@@ -44,5 +50,23 @@ def test_export_cli(tmp_path):
     assert model.opset_import[0].version >= 17
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, 32, "width"]
-    bad = CliRunner().invoke(main, ["export", "--config", "nope.yaml", "-o", str(tmp_path / "x.onnx")])
+    assert {p.key: p.value for p in model.metadata_props} == {
+        "ocrlite.kind": "rec", "ocrlite.classes": "6625", "ocrlite.head": "probs"}
+    given = CliRunner().invoke(main, ["ocr", str(SAMPLE), "--set", "rec.backend=onnxruntime",
+                                      "--set", f"rec.onnx={out}"])
+    assert given.exit_code == 0, given.output
+    torch_run = CliRunner().invoke(main, ["ocr", str(SAMPLE)])
+    assert [line["text"] for line in json.loads(given.stdout)["lines"]] == \
+        [line["text"] for line in json.loads(torch_run.stdout)["lines"]]
+    bad = CliRunner().invoke(main, ["export", "--config", "nope.yaml", "-o", str(tmp_path / "new" / "x.onnx")])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1
+    assert not (tmp_path / "new").exists()  # a failed export leaves no empty folder behind
+
+
+def test_a_net_without_weights_is_checked_against_the_net_exported(tmp_path):
+    """A stage without weights builds a new random net each time: the check must use the one exported (it
+    compared against a second random net and failed with "differs from PyTorch by 0.164")."""
+    out = tmp_path / "det.onnx"
+    run = CliRunner().invoke(main, ["export", "--config", "det_mv3_dbfpn.yaml", "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "det exported" in run.stdout and out.is_file()

@@ -13,12 +13,12 @@ import yaml
 from click.testing import CliRunner
 
 from ocrlite.cli import main
-from ocrlite.errors import ConfigError
+from ocrlite.errors import ConfigError, OcrliteError
 from ocrlite.models import build_model
 from ocrlite.profile import count_macs
 from ocrlite.slim.groups import prunable_roots, widths_config
 from ocrlite.slim.prune import kept_channels, prune_net, ratio_at
-from ocrlite.slim.sensitivity import mask_divergence, measure
+from ocrlite.slim.sensitivity import load_curves, mask_divergence, measure, save_curves, stage_fingerprint
 from ocrlite.stages import stage_spec
 
 pytest.importorskip("torch_pruning")
@@ -102,6 +102,8 @@ def test_prune_cli_writes_a_loadable_smaller_pipeline(tmp_path, det):
                                     "--sensitivity", str(sen), "-o", str(out)])
     assert run.exit_code == 0, run.output
     assert "MACs" in run.output
+    # params as `ocrlite profile` counts them (tests/test_profile.py): BN running statistics are not parameters
+    assert "params      580,161 ->" in run.output
     manifest = json.loads((out / "det.json").read_text())
     assert manifest["slim"]["macs"][1] <= 0.96 * manifest["slim"]["macs"][0]
     assert manifest["slim"]["ratios"]["backbone.mid.14"] == 0.5 and manifest["slim"]["ratios"]["neck.lateral"] == 0
@@ -114,12 +116,82 @@ def test_prune_cli_writes_a_loadable_smaller_pipeline(tmp_path, det):
 
 
 def test_prune_cli_bad_input_is_one_line(tmp_path):
-    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "-o", str(tmp_path / "x")])
+    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "-o", str(tmp_path / "x" / "y")])
     assert run.exit_code == 2
     assert run.output.strip().count("\n") == 0 and "--images" in run.output
-    run = CliRunner().invoke(main, ["prune", "--config", "det_mv3_dbfpn.yaml", "--images", str(SAMPLE.parent),
+    assert not (tmp_path / "x").exists()  # a failed run leaves no empty output folder behind
+
+
+def test_a_detector_of_another_layout_is_one_line(tmp_path, preset_weights):
+    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv4.yaml", "--images", str(SAMPLE.parent),
                                     "-o", str(tmp_path / "y")])
-    assert run.exit_code == 2 and "supports" in run.output
+    assert run.exit_code == 2 and "supports" in run.output and run.output.count("\n") == 1
+
+
+def _curves_file(path: Path, net: torch.nn.Module, **meta) -> Path:
+    path.write_text(json.dumps({**meta, "curves": {name: {"0.25": 0.0, "0.5": 0.01} for name in prunable_roots(net)}}))
+    return path
+
+
+def test_a_detector_without_weights_is_refused_before_anything_is_written(tmp_path, det):
+    """Pruning a random net saved a random detector (valid checksum) that then read pages silently."""
+    _, net = det
+    sen = _curves_file(tmp_path / "sen.json", net)
+    out = tmp_path / "out"
+    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "--set", "weights=null",
+                                    "--flops-target", "0.9", "--sensitivity", str(sen), "-o", str(out)])
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.startswith("ocrlite: error: det.weights: none given") and run.stderr.count("\n") == 1
+    assert not out.exists()
+
+
+def test_an_unwritable_sensitivity_file_is_refused_before_the_measurement(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = tmp_path / "out"
+    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "--images", str(SAMPLE.parent),
+                                    "--sensitivity-images", "1", "--sensitivity", str(blocker / "sen.json"),
+                                    "-o", str(out)])
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr == f"ocrlite: error: cannot write to {blocker}: {blocker} is a file, not a folder\n"
+    assert not out.exists()
+    with pytest.raises(OcrliteError, match=r"^cannot write the sensitivity curves .*file/sen.json: "):
+        save_curves(blocker / "sen.json", {"neck.lateral": {0.5: 0.1}}, {})
+
+
+@pytest.mark.parametrize(("curves", "reason"), [
+    ({}, "no curves"),
+    ({"backbone.mid.5": {}}, "backbone.mid.5: an empty curve"),
+    ({"backbone.mid.99": {"0.5": 0.1}}, "unknown prunable group 'backbone.mid.99'; groups: backbone.mid.0, "),
+    ({"neck.lateral": {"1.5": 0.0}}, "neck.lateral: ratio 1.5 -> 0; ratios must lie in (0, 1)"),
+    ({"neck.lateral": {"0.5": float("nan")}},
+     "neck.lateral: ratio 0.5 -> nan; ratios must lie in (0, 1) and losses be finite"),
+    ([1, 2], 'expected {"curves": {group: {ratio: loss, ...}, ...}}'),
+    ({"neck.lateral": {"half": 0.1}}, "could not convert string to float: 'half'"),
+])
+def test_bad_sensitivity_curves_are_one_line(tmp_path, curves, reason):
+    sen = tmp_path / "sen.json"
+    sen.write_text(json.dumps({"curves": curves}))
+    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "--sensitivity", str(sen),
+                                    "-o", str(tmp_path / "out")])
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.startswith(f"ocrlite: error: cannot read sensitivity curves {sen}: {reason}")
+    assert run.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_curves_of_another_criterion_or_detector_are_refused(tmp_path, det):
+    spec, net = det
+    sen = _curves_file(tmp_path / "sen.json", net, criterion="fpgm", stage_sha256=stage_fingerprint(spec))
+    args = ["prune", "--config", "det_ppocrv3.yaml", "--flops-target", "0.9", "--sensitivity", str(sen)]
+    run = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "a")])
+    assert run.exit_code == 2 and run.stderr.count("\n") == 1
+    assert "measured with --criterion fpgm, not l1" in run.stderr
+    run = CliRunner().invoke(main, [*args, "--criterion", "fpgm", "--set", "postprocess.thresh=0.5",
+                                    "-o", str(tmp_path / "b")])
+    assert run.exit_code == 2 and "measured on another detector" in run.stderr and run.stderr.count("\n") == 1
+    run = CliRunner().invoke(main, [*args, "--criterion", "fpgm", "-o", str(tmp_path / "c")])
+    assert run.exit_code == 0, run.output
+    assert load_curves(sen, prunable_roots(net), "fpgm", stage_fingerprint(spec))  # what was measured is read
 
 
 def test_prune_cli_takes_a_preset(tmp_path, det):
