@@ -67,7 +67,7 @@ def save_stage(
     info = {"name": name, "file": weights.name, "sha256": sha256_file(weights), "config": f"{name}.yaml",
             **kept, "parent": manifest.get("name"), "slim": slim}
     atomic_write_text(out_dir / f"{name}.json", json.dumps(info, indent=2) + "\n")
-    stage = {"model": model, "weights": name, **{k: raw[k] for k in _COPIED if raw.get(k) is not None}}
+    stage = {"model": model, "weights": f"./{name}", **{k: raw[k] for k in _COPIED if raw.get(k) is not None}}
     path = out_dir / f"{name}.yaml"
     atomic_write_text(path, f"# {slim.get('summary', 'slimmed stage')}\n" + yaml.safe_dump(stage, sort_keys=False))
     return path

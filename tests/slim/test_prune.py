@@ -113,6 +113,12 @@ def test_prune_cli_writes_a_loadable_smaller_pipeline(tmp_path, det):
     assert ocr.exit_code == 0, ocr.output
     texts = [line["text"] for line in json.loads(ocr.output)["lines"]]
     assert "Total:42.50EUR" in texts  # the pruned detector, not fine-tuned, still finds the sample's lines
+    assert "\nweights: ./det\n" in (out / "det.yaml").read_text()  # its own file, never a shipped "det"
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "det.yaml").write_bytes((out / "det.yaml").read_bytes())
+    alone = CliRunner().invoke(main, ["detect", "--config", str(moved / "det.yaml"), str(SAMPLE)])
+    assert alone.exit_code == 2 and "'./det' not found" in alone.output
 
 
 def test_prune_cli_bad_input_is_one_line(tmp_path):
