@@ -7,12 +7,15 @@ Every failure is an ``ImageReadError`` naming the file (and page): opening failu
 (corrupt, encrypted, empty) fail the whole file, rendering failures only that page.
 Huge pages are guarded against: image frames above ``max_pixels`` are refused before
 decoding, and PDF pages are rendered at a lower DPI so they stay within ``max_pixels``.
+PDFium is not thread-safe (not even across documents): every call into it holds one process-wide lock, so
+readers in several threads (read-ahead, an ``OCR`` shared by a service's threads) take turns.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,7 @@ DEFAULT_DPI = 200
 PDF_EXTENSIONS = frozenset({".pdf"})
 INPUT_EXTENSIONS = IMAGE_EXTENSIONS | PDF_EXTENSIONS
 _POINTS_PER_INCH = 72.0
+_PDFIUM_LOCK = threading.RLock()  # held around every pypdfium2 call (PDFium is not thread-safe)
 
 
 @dataclass(frozen=True)
@@ -129,19 +133,24 @@ class _PdfSource(PageSource):
         import pypdfium2 as pdfium
 
         self.path, self.dpi, self.max_pixels = path, dpi, max_pixels
-        try:
-            self.doc = pdfium.PdfDocument(data if data is not None else str(path))
-        except pdfium.PdfiumError as exc:
-            raise ImageReadError(f"{path}: {_pdf_open_reason(exc)}") from exc
-        self.count = len(self.doc)
-        if self.count == 0:
-            self.doc.close()
-            raise ImageReadError(f"{path}: PDF has no pages")
+        with _PDFIUM_LOCK:
+            try:
+                self.doc = pdfium.PdfDocument(data if data is not None else str(path))
+            except pdfium.PdfiumError as exc:
+                raise ImageReadError(f"{path}: {_pdf_open_reason(exc)}") from exc
+            self.count = len(self.doc)
+            if self.count == 0:
+                self.doc.close()
+                raise ImageReadError(f"{path}: PDF has no pages")
 
     def __len__(self) -> int:
         return self.count
 
     def page(self, number: int) -> Page:
+        with _PDFIUM_LOCK:
+            return self._render(number)
+
+    def _render(self, number: int) -> Page:
         try:
             pdf_page = self.doc[number - 1]
         except Exception as exc:
@@ -163,7 +172,8 @@ class _PdfSource(PageSource):
         return Page(number, np.ascontiguousarray(image), scale * _POINTS_PER_INCH, (width_pt, height_pt))
 
     def close(self) -> None:
-        self.doc.close()
+        with _PDFIUM_LOCK:
+            self.doc.close()
 
 
 def open_pages(path: str | Path, dpi: float = DEFAULT_DPI,
@@ -210,11 +220,12 @@ def count_pages(path: str | Path) -> int:
         if path.suffix.lower() in PDF_EXTENSIONS:
             import pypdfium2 as pdfium
 
-            doc = pdfium.PdfDocument(str(path))
-            try:
-                return max(1, len(doc))
-            finally:
-                doc.close()
+            with _PDFIUM_LOCK:
+                doc = pdfium.PdfDocument(str(path))
+                try:
+                    return max(1, len(doc))
+                finally:
+                    doc.close()
         with open_image(path, str(path)) as image:
             return max(1, int(getattr(image, "n_frames", 1)))
     except Exception:

@@ -165,3 +165,76 @@ def test_a_first_page_over_pillows_bomb_limit_costs_only_itself(tmp_path: Path,
             source.page(1)
         assert [source.page(n).image.shape for n in (2, 3)] == [(40, 100, 3), (40, 100, 3)]
     assert Image.MAX_IMAGE_PIXELS == 20_000  # Pillow's own limit is back
+
+
+def test_threads_reading_pdfs_never_call_pdfium_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PDFium is not thread-safe: read-ahead threads and a service's threads reading PDFs must take turns.
+    A stand-in for pypdfium2's document counts the threads inside it at once (each call lingers a little)."""
+    import time
+
+    import numpy as np
+    import pypdfium2
+
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def call() -> None:
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.01)
+        with guard:
+            inside[0] -= 1
+
+    class Bitmap:
+        def to_numpy(self) -> np.ndarray:
+            call()
+            return np.zeros((20, 30, 4), np.uint8)
+
+        def close(self) -> None:
+            call()
+
+    class PdfPage:
+        def get_size(self) -> tuple[float, float]:
+            call()
+            return 72.0, 48.0
+
+        def render(self, scale: float) -> Bitmap:
+            call()
+            return Bitmap()
+
+        def close(self) -> None:
+            call()
+
+    class Document:
+        def __init__(self, source: Any) -> None:
+            call()
+
+        def __len__(self) -> int:
+            call()
+            return 3
+
+        def __getitem__(self, index: int) -> PdfPage:
+            call()
+            return PdfPage()
+
+        def close(self) -> None:
+            call()
+
+    monkeypatch.setattr(pypdfium2, "PdfDocument", Document)
+    pdf = tmp_path / "doc.pdf"
+    pdf.write_bytes(b"%PDF-1.4 stand-in")
+
+    shapes: list[Any] = []
+
+    def read() -> None:
+        with open_pages(pdf) as pages:
+            shapes.append((count_pages(pdf), [pages.page(n).image.shape for n in range(1, len(pages) + 1)]))
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert shapes == [(3, [(20, 30, 3)] * 3)] * 4
+    assert most[0] == 1
