@@ -32,6 +32,7 @@ _EXPORTS = {
     "ImageReadError": "errors",
     "ConfigError": "errors",
     "WeightsError": "errors",
+    "BackendError": "errors",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

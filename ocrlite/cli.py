@@ -582,6 +582,7 @@ def classify(images: tuple[str, ...], config: str | None, model: str | None, for
 @main.command()
 def models() -> None:
     """List the model presets: name, weights size, languages, what each is good for, installed or not."""
+    from ocrlite.files import MODELS_HINT
     from ocrlite.presets import DEFAULT_PRESET, PRESETS, preset_status
 
     rows = [("NAME", "SIZE", "INSTALLED", "LANGUAGES", "GOOD FOR")]
@@ -589,11 +590,12 @@ def models() -> None:
         status = _build(partial(preset_status, preset))
         name = f"{preset.name}{' (default)' if preset.name == DEFAULT_PRESET else ''}"
         size = f"{status.size_mb:.1f} MB" if status.installed else "-"
-        installed = "yes" if status.installed else "no (pip install ./ocrlite-models)"
-        rows.append((name, size, installed, preset.languages, preset.good_for))
+        rows.append((name, size, "yes" if status.installed else "no *", preset.languages, preset.good_for))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    if any(row[2] == "no *" for row in rows):
+        click.echo(f"* not installed: the weights are in {MODELS_HINT}")
 
 
 def _config_or_preset(config: str | None, model: str | None) -> str:
@@ -653,16 +655,14 @@ def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: in
 
     from .charset import Charset
     from .files import find_charset
-    from .io.atomic import ensure_folder
     from .train.synth import write_synth_set
 
     chars = _build(lambda: Charset.from_file(find_charset(charset, None, Path.cwd()), use_space_char=True))
-    _build(partial(ensure_folder, Path(out_dir)))
     with tqdm(total=count, unit="img", disable=None) as bar:
         shares = {name: value for name, value in (("scene_share", scene_share), ("zh_share", zh_share))
                   if value is not None}
-        labels = _build(lambda: write_synth_set(Path(out_dir), count, chars, lang, seed, height, start, bar.update,
-                                                Path(fonts), Path(words), **shares))
+        labels = _in_new_folders([Path(out_dir)], lambda: write_synth_set(  # no fonts: no empty folder left
+            Path(out_dir), count, chars, lang, seed, height, start, bar.update, Path(fonts), Path(words), **shares))
     click.echo(str(labels))
 
 
@@ -819,9 +819,11 @@ def _in_new_folders(folders: Sequence[Path], work: Callable[[], Any]) -> Any:
 def prune(config: str | None, model: str | None, flops_target: float, criterion: str, sensitivity: str | None,
           images: str | None, sensitivity_images: int, output: str, overrides: tuple[str, ...]) -> None:
     """Structurally prune a DB detector's channels under a MACs target; write a loadable stage and pipeline."""
+    from ocrlite.slim.prune import require_torch_pruning
     from ocrlite.slim.run_prune import prune_stage
 
     target = _config_or_preset(config, model)
+    _build(require_torch_pruning)  # before the output folder is made
     folders = [Path(output)]
     if sensitivity and not Path(sensitivity).is_file():  # measured, then written there: checked before the work
         folders.append(Path(sensitivity).absolute().parent)
@@ -846,11 +848,13 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
            overrides: tuple[str, ...]) -> None:
     """Export a stage's net to ONNX (opset 17, dynamic batch/height/width) and check it against PyTorch."""
     from ocrlite.errors import ConfigError
+    from ocrlite.extras import require_onnx
     from ocrlite.slim.onnx_export import TOLERANCE, export_checked
     from ocrlite.slim.save import config_stage_kind
     from ocrlite.stages import command_stage
 
     _check_models(config, model)
+    _build(partial(require_onnx, "exporting to ONNX"))  # before the output's folder is made
 
     def work() -> tuple[str, float]:
         stage = (config_stage_kind(config) if config is not None else None) or kind
@@ -881,9 +885,11 @@ def quantize(config: str | None, model: str | None, kind: str, calib: str, calib
              output: str, overrides: tuple[str, ...]) -> None:
     """Post-training int8 for onnxruntime: dynamic int8 MatMul/LSTM, int8 conv weights (the most sensitive on
     --calib images kept fp32 within --max-size); int8/fp32 agreement checked on the --calib images."""
+    from ocrlite.extras import require_onnx
     from ocrlite.slim.run_quantize import quantize_config
 
     target = _config_or_preset(config, model)
+    _build(partial(require_onnx, "ocrlite quantize"))  # before the output folder is made
     result = _in_new_folders([Path(output)], lambda: quantize_config(
         target, kind, Path(calib), Path(output), calib_count, overrides, max_size))
     click.echo(result.summary())

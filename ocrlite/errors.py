@@ -1,6 +1,13 @@
-"""Typed errors raised by the library; the CLI turns each into one line on stderr."""
+"""Typed errors raised by the library; the CLI (and ``exit_on_error``, the scripts) turns each into one line on
+stderr."""
 
-__all__ = ["OcrliteError", "ImageReadError", "ConfigError", "WeightsError", "BackendError", "error_reason"]
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+__all__ = ["OcrliteError", "ImageReadError", "ConfigError", "WeightsError", "BackendError", "error_reason",
+           "exit_on_error"]
 
 
 class OcrliteError(Exception):
@@ -30,3 +37,12 @@ def error_reason(exc: Exception) -> str:
     per-file report stays one line per file."""
     text = str(exc) if isinstance(exc, OcrliteError) else f"unexpected {type(exc).__name__}: {exc}"
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def exit_on_error(main: Callable[[], object], prog: str) -> None:
+    """Run a script's ``main``; an ``OcrliteError`` ends it with one line on stderr, ``PROG: error: ...``, exit 2."""
+    try:
+        main()
+    except OcrliteError as exc:
+        print(f"{prog}: error: {error_reason(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -10,19 +10,21 @@ Nothing is ever downloaded.
 from __future__ import annotations
 
 from importlib import resources
-from importlib.util import find_spec
 from pathlib import Path
 
 from ocrlite.errors import ConfigError, WeightsError
+from ocrlite.extras import missing
 
-__all__ = ["find_config", "find_weights", "find_charset", "extra_installed", "weights_roots"]
+__all__ = ["MODELS_HINT", "find_config", "find_weights", "find_charset", "extra_installed", "weights_roots"]
 
-_EXTRA_HINT = " (optional preset weights: pip install ./ocrlite-models)"
+# Where the later presets' weights are: every message that says they are missing ends with this.
+MODELS_HINT = ("the optional ocrlite-models package, shipped in the ocrlite source tree "
+               "(from the clone's root: pip install ./ocrlite-models)")
 
 
 def extra_installed() -> bool:
     """Whether the optional ``ocrlite-models`` weights package is installed."""
-    return find_spec("ocrlite_models") is not None
+    return not missing(("ocrlite_models",))
 
 
 def _package_dir(package: str) -> Path:
@@ -73,7 +75,7 @@ def find_weights(name: str, config_dir: Path | None = None) -> tuple[Path, Path]
         tensors = root / f"{stem}.safetensors"
         if tensors.is_file():
             return tensors, root / f"{stem}.json"
-    hint = _EXTRA_HINT if not (own or extra_installed()) else ""
+    hint = f" (the optional presets' weights are in {MODELS_HINT})" if not (own or extra_installed()) else ""
     raise WeightsError(f"weights {name!r} not found in {', '.join(map(str, roots))}{hint}")
 
 

@@ -35,11 +35,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ocrmypdf import hookimpl
-from ocrmypdf.exceptions import BadArgsError, MissingDependencyError
-from ocrmypdf.models.ocr_element import Baseline, BoundingBox, OcrClass, OcrElement
-from ocrmypdf.pluginspec import OcrEngine, OrientationConfidence
-from pydantic import BaseModel, Field
+
+from ocrlite.extras import debian, extra, require
+
+try:
+    from ocrmypdf import hookimpl
+    from ocrmypdf.exceptions import BadArgsError, MissingDependencyError
+    from ocrmypdf.models.ocr_element import Baseline, BoundingBox, OcrClass, OcrElement
+    from ocrmypdf.pluginspec import OcrEngine, OrientationConfidence
+    from pydantic import BaseModel, Field
+except ImportError:  # OCRmyPDF not installed: one line saying how to install it, else the import's own error
+    require("ocrlite.ocrmypdf_plugin", ("ocrmypdf",), extra("ocrmypdf"), ImportError, "OCRmyPDF",
+            "; OCRmyPDF also needs the tesseract binary" + debian("tesseract-ocr"))
+    raise
 
 from ocrlite import __version__
 from ocrlite.errors import error_reason
@@ -323,6 +331,7 @@ def check_options(options: Any) -> None:
     """The preset must exist, its weights be installed and it must read the ``-l`` languages, when ocrlite is the
     engine."""
     from ocrlite.errors import ConfigError
+    from ocrlite.files import MODELS_HINT
     from ocrlite.presets import preset_status
 
     if not _engine_chosen(options):  # --ocr-engine tesseract/none: ocrlite's weights are not needed
@@ -333,7 +342,7 @@ def check_options(options: Any) -> None:
         raise BadArgsError(f"--ocrlite-model: {exc}") from None
     if not status.installed:
         raise MissingDependencyError(
-            f"--ocrlite-model {options.ocrlite.model}: its weights are not installed (pip install ./ocrlite-models)")
+            f"--ocrlite-model {options.ocrlite.model}: its weights are not installed; they are in {MODELS_HINT}")
     unread = sorted(set(options.languages or ()) - preset_languages(options.ocrlite.model))
     if unread:
         readers = [name for name in PRESETS if set(options.languages) <= preset_languages(name)]

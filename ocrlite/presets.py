@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ocrlite.errors import ConfigError
 
-__all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset", "PresetStatus", "preset_status"]
+__all__ = ["Preset", "PRESETS", "DEFAULT_PRESET", "get_preset", "PresetStatus", "preset_status", "check_installed"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,13 @@ def preset_status(preset: Preset) -> PresetStatus:
                 continue
             size += tensors.stat().st_size
     return PresetStatus(not missing, round(size / 1e6, 1))
+
+
+def check_installed(name: str) -> None:
+    """A WeightsError naming the preset and where its weights are when they are missing because the optional
+    ``ocrlite-models`` package is not installed (else nothing: a missing file says so itself)."""
+    from ocrlite.errors import WeightsError
+    from ocrlite.files import MODELS_HINT, extra_installed
+
+    if not extra_installed() and not preset_status(get_preset(name)).installed:
+        raise WeightsError(f"preset {name!r}: its weights are not installed; they are in {MODELS_HINT}")

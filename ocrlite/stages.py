@@ -20,7 +20,7 @@ import yaml
 
 from ocrlite.charset import Charset
 from ocrlite.config import apply_overrides, load_yaml
-from ocrlite.errors import BackendError, ConfigError
+from ocrlite.errors import BackendError, ConfigError, WeightsError
 from ocrlite.files import find_charset, find_config, find_weights
 from ocrlite.postprocess import DBPostProcess
 from ocrlite.settings import (
@@ -118,9 +118,10 @@ class StageSpec:
         softmax = self.kind != "det" and self.outputs == "logits"
         if self.backend == "onnxruntime":
             from ocrlite.backends.export import cached_export
-            from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
+            from ocrlite.backends.onnxruntime import OnnxRunner
+            from ocrlite.extras import require_onnx
 
-            import_onnxruntime()  # one clear line before any export when onnxruntime is missing
+            require_onnx("the onnxruntime backend", export=self.onnx is None)  # one line before an export or a run
             threads = torch.get_num_threads()
             if self.onnx is not None:
                 given = OnnxRunner(self.onnx, threads=threads)
@@ -171,15 +172,28 @@ class PipelineSpec:
     rec: StageSpec
     page: StageSpec
 
-    def fingerprint(self) -> dict[str, Any]:
-        """What changes what this pipeline reads, as JSON values: its switches and the stages it runs
-        (``StageSpec.fingerprint``); the line classifier only where it is used, the page classifier only with
+    def used(self) -> dict[str, StageSpec]:
+        """The stages it runs, by kind: the line classifier only where it is used, the page classifier only with
         ``page_orientation``."""
         used = {"det": self.det, "rec": self.rec,
                 "cls": self.cls if self.settings.use_cls or self.settings.page_orientation else None,
                 PAGE_KIND: self.page if self.settings.page_orientation else None}
-        return {"pipeline": asdict(self.settings),
-                **{kind: stage.fingerprint() for kind, stage in used.items() if stage is not None}}
+        return {kind: stage for kind, stage in used.items() if stage is not None}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What changes what this pipeline reads, as JSON values: its switches and the stages it runs
+        (``used``, each ``StageSpec.fingerprint``)."""
+        return {"pipeline": asdict(self.settings), **{kind: stage.fingerprint() for kind, stage in self.used().items()}}
+
+    def check_backends(self) -> None:
+        """A BackendError (one line with the install hint) when a stage it runs is on the onnxruntime backend and
+        onnxruntime, or onnx to export a stage's net (one without its own ``onnx:`` file), is not installed: said
+        before a run writes anything, not by each worker."""
+        stages = [stage for stage in self.used().values() if stage.backend == "onnxruntime"]
+        if stages:
+            from ocrlite.extras import require_onnx
+
+            require_onnx("the onnxruntime backend", export=any(stage.onnx is None for stage in stages))
 
 
 def _read_stage(value: Any, relative_to: Path | None, section: str) -> dict[str, Any]:
@@ -346,8 +360,15 @@ def pipeline_spec(
                 cfg[kind]["backend"] = backend
     settings = build_settings(PipelineSettings, "pipeline", _section(cfg, "pipeline", "config"))
     # ``cls: null`` (in the file or by --set) means no direction classifier; det and rec are required
-    stages = {kind: resolve_stage(kind, cfg[kind], kind) if cfg.get(kind) is not None else None
-              for kind in STAGE_KINDS}
+    try:
+        stages = {kind: resolve_stage(kind, cfg[kind], kind) if cfg.get(kind) is not None else None
+                  for kind in STAGE_KINDS}
+    except WeightsError:
+        if model is not None:  # a preset from the optional weights package: say so, naming the preset
+            from ocrlite.presets import check_installed
+
+            check_installed(model)
+        raise
     det, rec = stages["det"], stages["rec"]
     if det is None or rec is None:
         raise ConfigError(f"{'det' if det is None else 'rec'}: a pipeline needs this stage; it cannot be null")

@@ -26,11 +26,12 @@ import os
 import sys
 import tempfile
 import time
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from ocrlite.eval.speed import run_tree
+from ocrlite.errors import exit_on_error
+from ocrlite.eval.speed import require_psutil, run_tree
+from ocrlite.extras import missing, require_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,17 +132,20 @@ def main() -> None:
         print(json.dumps({"pages": pages}))
         return
 
+    backends = args.backends.split(",")
+    require_psutil()  # what the runs need, before any runs
+    if "onnxruntime" in backends:
+        require_onnx("the onnxruntime backend")
     files = _images(args.data, args.limit)
     if not files:
         raise SystemExit(f"no images under {args.data}")
-    backends = args.backends.split(",")
     systems = [("ocrlite", backend) for backend in backends]
     if not args.no_ray:
-        if find_spec("ray") is None:
+        if missing(("ray", "pyarrow")):
             print('ray not installed (pip install "ocrlite[ray]"): no Ray row', file=sys.stderr)
         else:
             systems.append(("ocrlite-ray", backends[0]))
-    if find_spec("rapidocr_onnxruntime") is None:
+    if missing(("rapidocr_onnxruntime",)):
         print("rapidocr_onnxruntime not installed: no RapidOCR row", file=sys.stderr)
     else:
         systems.append(("rapidocr", "onnxruntime"))
@@ -162,4 +166,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "bench_batch.py")

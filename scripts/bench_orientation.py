@@ -21,6 +21,7 @@ Usage: nice -n 10 python scripts/bench_orientation.py [--parts classifier rotate
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,8 +32,11 @@ import cv2
 import numpy as np
 
 from ocrlite import OCR
+from ocrlite.errors import OcrliteError, exit_on_error
 from ocrlite.eval.datasets import load_funsd, load_icdar2015
 from ocrlite.eval.metrics import PRScores, bag_of_words
+from ocrlite.extras import debian, extra, require
+from ocrlite.presets import check_installed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,6 +172,11 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", choices=("tesseract", "ocrlite"), default=["tesseract", "ocrlite"],
                         help="the OCRmyPDF engines to measure")
     args = parser.parse_args()
+    check_installed(args.model)  # what the parts need, before the first part runs
+    if "ocrmypdf" in args.parts:
+        require("the ocrmypdf part", ("ocrmypdf", "img2pdf"), extra("ocrmypdf"))
+        if shutil.which("tesseract") is None:  # OCRmyPDF checks for it at start-up, whichever engine runs
+            raise OcrliteError("the ocrmypdf part needs the tesseract binary" + debian("tesseract-ocr"))
     import torch
 
     torch.set_num_threads(args.threads)
@@ -180,4 +189,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "bench_orientation.py")

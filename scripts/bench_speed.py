@@ -28,8 +28,9 @@ import tempfile
 from pathlib import Path
 
 from ocrlite.backends.malloc import malloc_in_use, relaunch_with_tcmalloc
+from ocrlite.errors import exit_on_error
 from ocrlite.eval.harness import load_samples
-from ocrlite.eval.speed import ROWS, bench_rows, folder_rows, format_rows, peak_rss
+from ocrlite.eval.speed import ROWS, bench_rows, check_rows, folder_rows, format_rows, peak_rss
 from ocrlite.io.atomic import atomic_write_text
 from ocrlite.io.images import read_image
 
@@ -54,8 +55,10 @@ def main(argv: list[str] | None = None) -> None:
                                                                  "onnxruntime:2"], metavar="BACKEND:WORKERS")
     args = parser.parse_args(argv)
     if args.folder:
+        check_rows(args.folder_rows, [s.split(":")[0] for s in args.folder_settings], tree_rss=True)
         folder_main(args)
         return
+    check_rows(args.rows, args.backends)
 
     paths = {name: [Path(p) for p, _ in load_samples("e2e", args.data / name, args.limit)[1]] for name in args.sets}
     images = {name: [read_image(p) for p in files] for name, files in paths.items()}
@@ -102,4 +105,4 @@ def folder_main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "bench_speed.py")

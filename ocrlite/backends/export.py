@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ocrlite.errors import BackendError, OcrliteError
+from ocrlite.extras import extra, require
 from ocrlite.io.atomic import atomic_write_bytes, ensure_folder
 
 __all__ = ["OPSET", "CACHE_ENV", "HEADS", "METADATA", "cache_dir", "export_net", "export_stage", "cached_export",
@@ -146,6 +147,7 @@ def export_net(net: nn.Module, path: str | Path, kind: str, example: Tensor, hea
                logits: bool = False, opset: int = OPSET) -> Path:
     """Write ``net`` (eval mode) as an ONNX file at ``path`` (atomically) and return the path; its
     ``metadata_props`` name ``kind``, the net's class count per position (det: maps) and ``head``."""
+    require("exporting to ONNX", ("onnx",), extra("onnx"), BackendError)
     import onnx
 
     if head not in HEADS:

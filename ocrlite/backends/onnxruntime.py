@@ -13,18 +13,16 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from ocrlite.errors import BackendError
+from ocrlite.extras import extra, require, require_onnx
 
-__all__ = ["OnnxRunner", "INSTALL_HINT", "import_onnxruntime"]
-
-INSTALL_HINT = 'the onnxruntime backend needs onnxruntime: pip install "ocrlite[onnx]"'
+__all__ = ["OnnxRunner", "import_onnxruntime"]
 
 
 def import_onnxruntime() -> Any:
     """The onnxruntime module, or a BackendError saying how to install it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise BackendError(INSTALL_HINT) from None
+    require_onnx("the onnxruntime backend", export=False)
+    import onnxruntime
+
     return onnxruntime
 
 
@@ -128,6 +126,7 @@ class OnnxRunner:
         """The type of the node producing the first output (None when the graph cannot be read here)."""
         if isinstance(self.source, bytes) or not Path(self.source).is_file():
             return None
+        require(f"checking that {self.model_path.name} returns probabilities", ("onnx",), extra("onnx"), BackendError)
         import onnx
 
         graph = onnx.load(str(self.source), load_external_data=False).graph

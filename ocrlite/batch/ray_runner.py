@@ -35,7 +35,6 @@ import socket
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +45,13 @@ from ocrlite.batch.ranges import PageRange, RangeOutcome, join_ranges, process_r
 from ocrlite.batch.report import Failure, FileOutcome
 from ocrlite.batch.run import BatchOptions, EngineSpec, Terminated, process_file
 from ocrlite.errors import ImageReadError, OcrliteError, error_reason
+from ocrlite.extras import extra, require
 from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.pages import count_pages, read_input
 from ocrlite.io.writers import PageRecord
 
-__all__ = ["INPUT_MODES", "INSTALL_HINT", "RayExecutor", "RayOptions", "require_ray"]
+__all__ = ["INPUT_MODES", "RayExecutor", "RayOptions", "require_ray"]
 
-INSTALL_HINT = '--executor ray needs Ray: pip install "ocrlite[ray]"'
 INPUT_MODES = ("paths", "bytes")
 WHOLE: PageRange = (0, 0)  # a row's page range when it is the whole file
 CONNECT_TIMEOUT_S = 10.0  # how long --ray-address HOST:PORT may take to answer before the run gives up
@@ -76,8 +75,7 @@ class RayOptions:
 
 def require_ray() -> None:
     """Raise ``OcrliteError`` with the install line when Ray (with Ray Data) is not installed."""
-    if find_spec("ray") is None or find_spec("pyarrow") is None:  # pyarrow: what ray[data] adds to ray
-        raise OcrliteError(INSTALL_HINT)
+    require("--executor ray", ("ray", "pyarrow"), extra("ray"), what="Ray")  # pyarrow: what ray[data] adds
 
 
 class RayExecutor:

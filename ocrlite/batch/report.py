@@ -93,6 +93,7 @@ class RunReport:
     failures: list[Failure] = field(default_factory=list)
     interrupted: bool = False
     pending: list[str] = field(default_factory=list)  # inputs an interrupted run did not reach
+    error: str | None = None  # why the run stopped short (e.g. the models could not be built), in one line
     carried: list[dict[str, Any]] = field(default_factory=list)  # earlier failures of inputs not in this run
     fingerprint: str = ""
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)

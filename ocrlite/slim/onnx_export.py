@@ -23,8 +23,9 @@ from torch import nn
 
 from ocrlite.backends.export import OPSET, export_stage
 from ocrlite.backends.fold import fold_net
-from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
+from ocrlite.backends.onnxruntime import OnnxRunner
 from ocrlite.errors import OcrliteError
+from ocrlite.extras import require_onnx
 from ocrlite.preprocess import normalize
 from ocrlite.stages import StageSpec
 
@@ -102,7 +103,7 @@ def export_checked(spec: StageSpec, path: Path, head: str = "raw", tolerance: fl
 
     The net is built once: a folded copy is exported and the file is checked against the unfolded net (a
     stage without weights builds a different random net each time)."""
-    import_onnxruntime()  # the check needs it: say so before the export
+    require_onnx("exporting to ONNX")  # the export needs onnx, its check onnxruntime: say so before either
     net = spec.build_net()
     folded = copy.deepcopy(net)
     fold_net(folded)

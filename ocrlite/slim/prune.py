@@ -15,20 +15,25 @@ import torch
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
+from ocrlite.extras import extra, require
 from ocrlite.profile import count_macs
 from ocrlite.slim.groups import prunable_roots
 
-__all__ = ["CRITERIA", "importance", "prune_net", "ratio_at", "allocate"]
+__all__ = ["CRITERIA", "importance", "prune_net", "ratio_at", "allocate", "require_torch_pruning"]
 
 CRITERIA = ("l1", "fpgm")
 ROUND_TO = 8  # kept channel counts are multiples of 8 (SIMD-friendly); a group of <= 8 channels is never pruned
 
 
+def require_torch_pruning() -> None:
+    """A ConfigError with the install line unless Torch-Pruning is installed."""
+    require("pruning", ("torch_pruning",), extra("slim"), ConfigError, "Torch-Pruning")
+
+
 def _tp() -> Any:
-    try:
-        import torch_pruning
-    except ImportError as exc:
-        raise ConfigError("pruning needs Torch-Pruning: pip install 'ocrlite[slim]'") from exc
+    require_torch_pruning()
+    import torch_pruning
+
     return torch_pruning
 
 

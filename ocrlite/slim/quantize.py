@@ -36,8 +36,8 @@ from typing import Any, Collection, Sequence
 import numpy as np
 
 from ocrlite.backends.export import export_stage
-from ocrlite.backends.onnxruntime import import_onnxruntime
 from ocrlite.errors import ConfigError
+from ocrlite.extras import require_onnx
 from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
 from ocrlite.preprocess import det_resize, line_batch, normalize, rec_batch_width
 from ocrlite.stages import StageSpec
@@ -172,7 +172,7 @@ def keep_in_fp32(sensitivity: dict[str, tuple[float, int]], spare_bytes: int) ->
 def dynamic_int8(fp32: Path, out: Path, ops: Sequence[str] = _DYNAMIC_OPS) -> Path:
     """Dynamic int8 ``ops`` (default MatMul/Gemm/LSTM: weights s8, activations quantized per call) of ``fp32``
     into ``out``."""
-    import_onnxruntime()
+    require_onnx("int8 quantization")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     nodes = _node_names(fp32, ops)
@@ -217,6 +217,7 @@ class Quantized:
 def quantize_stage(spec: StageSpec, calib: Path, out_dir: Path, count: int = 64,
                    max_size: float = 0.3) -> Quantized:
     """Export and quantize ``spec``'s net into ``out_dir`` (file at most ``max_size`` of the fp32 weights)."""
+    require_onnx("int8 quantization")
     if spec.weights is None:
         raise ConfigError(f"the {spec.kind} stage has no weights to quantize")
     out_dir.mkdir(parents=True, exist_ok=True)

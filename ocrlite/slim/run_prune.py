@@ -15,7 +15,7 @@ from ocrlite.errors import ConfigError
 from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
 from ocrlite.profile import count_macs
 from ocrlite.slim.groups import prunable_roots, widths_config
-from ocrlite.slim.prune import allocate
+from ocrlite.slim.prune import allocate, require_torch_pruning
 from ocrlite.slim.save import raw_stage, save_stage, write_pipeline
 from ocrlite.slim.sensitivity import load_curves, measure, plot_curves, save_curves, stage_fingerprint
 from ocrlite.stages import StageSpec, command_stage
@@ -68,6 +68,7 @@ def prune_stage(
 
     A detector without weights (``weights: null``) is a ConfigError before anything is built or written:
     pruning a random net would save a random detector that reads nothing."""
+    require_torch_pruning()
     spec = command_stage("det", config, overrides)
     assert spec is not None  # every pipeline has a detector
     if spec.weights is None:

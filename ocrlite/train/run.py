@@ -185,6 +185,10 @@ def run_training(
         raise ConfigError(f"{config}: no train: section")
     settings = TrainSettings.from_stage(stage)
     task_name(stage)
+    if export and stage["train"].get("qat") is not None:  # the int8 export after training needs onnx: say so now
+        from ..extras import require_onnx
+
+        require_onnx("train.qat (its int8 export at the end)")
     check_device(device)
     checkpoint = run_checkpoint(run_dir, resume)
     pseudo = False

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..charset import Charset
 from ..errors import ConfigError
+from ..extras import debian
 
 __all__ = ["FontBank", "Synthesizer", "write_synth_set", "load_words", "tilt_in_box", "LANGS", "FONT_ROOT",
            "WORDS_FILE"]
@@ -40,6 +41,7 @@ SCENE_SHARE = 0.45  # share of scene-style words (colours, larger distortions) a
 TRACKING_SHARE = 0.15  # share of one-word scene samples drawn with wide letter spacing
 TILT_SHARE = 0.3  # share of scene words tilted by up to 20 degrees (10 for short words) inside their box
 CJK_FONT_NAMES = ("wqy-microhei.ttc", "DroidSansFallbackFull.ttf")
+LATIN_FONT_PACKAGES = "fonts-dejavu-core fonts-liberation"  # Debian's, for the fonts under FONT_ROOT
 _PROBE = "\ue000\uffff"  # private-use / non-characters: what a font draws for a missing glyph
 _SYMBOL_FONTS = re.compile(r"symbol|dingbat|d050000l|math|emoji|music", re.IGNORECASE)  # Latin codes, other glyphs
 _COMMON = (
@@ -238,7 +240,7 @@ def load_words(path: Path = WORDS_FILE) -> tuple[str, ...]:
     when the default word list is not installed (a list given that holds none is a ConfigError)."""
     words: list[str] = []
     if path != WORDS_FILE and not path.is_file():
-        raise ConfigError(f"word list {path} does not exist")
+        raise ConfigError(f"word list {path} does not exist" + debian("wamerican", f"for {WORDS_FILE}"))
     if path.is_file():
         for line in path.read_text(encoding="utf-8", errors="ignore").splitlines():
             if line.isascii() and line.isalpha():
@@ -254,7 +256,7 @@ class FontBank:
     def __init__(self, root: Path = FONT_ROOT) -> None:
         self.root = root
         if not root.is_dir():
-            raise ConfigError(f"font folder {root} does not exist")
+            raise ConfigError(f"font folder {root} does not exist" + debian(LATIN_FONT_PACKAGES))
         files = sorted(
             p for p in root.rglob("*") if p.suffix.lower() in (".ttf", ".otf") and not _SYMBOL_FONTS.search(p.name)
         )
@@ -263,7 +265,7 @@ class FontBank:
         self.latin: tuple[Path, ...] = tuple(p for p in files if self.covers(p, probe) and p not in cjk)
         self.cjk: tuple[Path, ...] = tuple(cjk)
         if not self.latin:
-            raise ConfigError(f"no usable TTF/OTF fonts with Latin glyphs under {root}")
+            raise ConfigError(f"no usable TTF/OTF fonts with Latin glyphs under {root}" + debian(LATIN_FONT_PACKAGES))
 
     @staticmethod
     @lru_cache(maxsize=4096)
@@ -487,7 +489,8 @@ class Synthesizer:
         self.text = TextSource(words=words or load_words(), cjk_chars=cjk)
         self._allowed = allowed
         if lang == "en+zh" and not self.fonts.cjk:
-            raise ConfigError(f"no CJK font ({', '.join(CJK_FONT_NAMES)}) under {self.fonts.root}")
+            raise ConfigError(f"no CJK font ({', '.join(CJK_FONT_NAMES)}) under {self.fonts.root}"
+                              + debian("fonts-wqy-microhei"))
 
     def sample(self, seed: int, index: int) -> tuple[np.ndarray, str]:
         """(BGR uint8 image, its label) for sample ``index`` of ``seed``: the image is ``self.height`` high,

@@ -11,11 +11,12 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Collection
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Collection
 
 from ocrlite.errors import WeightsError
+
+if TYPE_CHECKING:  # only for the annotation: ``ocrlite models`` reads manifests without importing torch
+    from torch import nn
 
 __all__ = ["load_weights", "read_manifest", "sha256_file"]
 

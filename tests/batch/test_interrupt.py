@@ -19,6 +19,7 @@ import pytest
 from ocrlite.batch.plan import Job
 from ocrlite.batch.report import Failure, FileOutcome
 from ocrlite.batch.run import BatchOptions, EngineSpec, Terminated, run_batch
+from ocrlite.errors import BackendError
 
 
 def _exit(signum: int, frame: Any) -> None:
@@ -85,3 +86,27 @@ def test_an_exit_during_the_run_keeps_the_pending_inputs(tmp_path: Path) -> None
     report = _report(out)
     assert report["interrupted"] is True and report["pending"] == ["b.png", "c.png"]
     assert [f["name"] for f in report["failures"]] == ["a.png"]
+
+
+def test_a_run_whose_models_cannot_be_built_says_why_in_its_report(tmp_path: Path) -> None:
+    """Nothing ran: the report names the reason, not an empty list of failures and every input pending alone."""
+
+    def unbuildable(jobs: list[Job], spec: EngineSpec, options: BatchOptions, bar: Any,
+                    started: Callable[[int], None]) -> Generator[FileOutcome]:
+        raise BackendError("the onnxruntime backend needs onnxruntime: pip install ...")
+        yield  # a generator, as executors are
+
+    out = tmp_path / "out"
+    with pytest.raises(BackendError):
+        run_batch(_inputs(tmp_path / "in"), EngineSpec(), BatchOptions(out, ("txt",), quiet=True), unbuildable)
+    report = _report(out)
+    assert report["error"] == "the onnxruntime backend needs onnxruntime: pip install ..."
+    assert report["interrupted"] is False and report["failures"] == []
+    assert report["pending"] == ["a.png", "b.png", "c.png"]
+
+
+def test_a_run_stopped_from_outside_has_no_error_of_its_own(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit):
+        run_batch(_inputs(tmp_path / "in"), EngineSpec(), BatchOptions(out, ("txt",), quiet=True), _stopping(_exit_15))
+    assert _report(out)["error"] is None  # stopped from outside: interrupted, pending, no error of its own

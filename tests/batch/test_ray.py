@@ -207,9 +207,9 @@ def test_a_killed_actor_loses_no_finished_output(tmp_path: Path, ray_cluster: An
 
 
 def test_without_ray_the_executor_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ocrlite.batch import ray_runner
+    from ocrlite import extras
 
-    monkeypatch.setattr(ray_runner, "find_spec", lambda name: None)  # as if Ray were not installed
+    monkeypatch.setattr(extras, "find_spec", lambda name: None)  # as if Ray were not installed
     _page("X").save(tmp_path / "x.png")
     result = _cli(str(tmp_path / "x.png"), "-o", str(tmp_path / "out"), "--executor", "ray")
     assert result.exit_code == 2

@@ -1,0 +1,45 @@
+"""Optional dependencies: the one check that they are installed, and the one-line hint that installs them.
+
+Each check looks the packages up (``importlib.util.find_spec``) without importing them, so it is cheap enough
+to run before a command writes anything. Which extra holds which package: pyproject's
+``[project.optional-dependencies]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.util import find_spec
+
+from ocrlite.errors import BackendError, OcrliteError
+
+__all__ = ["debian", "extra", "missing", "require", "require_onnx"]
+
+
+def extra(name: str) -> str:
+    """pip's argument that installs ocrlite's optional extra ``name``, e.g. ``"ocrlite[onnx]"`` (quoted)."""
+    return f'"ocrlite[{name}]"'
+
+
+def debian(packages: str, what: str = "") -> str:
+    """`` (Debian: apt-get install PACKAGES[, WHAT])``: the hint for what pip cannot install (fonts, binaries)."""
+    return f" (Debian: apt-get install {packages}{', ' + what if what else ''})"
+
+
+def missing(modules: Iterable[str]) -> list[str]:
+    """Those of ``modules`` (top-level import names) that are not installed."""
+    return [name for name in modules if find_spec(name) is None]
+
+
+def require(purpose: str, modules: Iterable[str], install: str, error: type[Exception] = OcrliteError,
+            what: str | None = None, note: str = "") -> None:
+    """Raise ``error`` with one line, ``PURPOSE needs WHAT: pip install INSTALL`` + ``note``, when one of
+    ``modules`` is not installed; ``what`` defaults to the missing modules' names."""
+    absent = missing(modules)
+    if absent:
+        raise error(f"{purpose} needs {what or ' and '.join(absent)}: pip install {install}{note}") from None
+
+
+def require_onnx(purpose: str, export: bool = True) -> None:
+    """A BackendError unless onnxruntime and, to ``export`` a net (``torch.onnx``, ``ocrlite.backends.export``),
+    onnx are installed: both come with the ``onnx`` extra."""
+    require(purpose, ("onnx", "onnxruntime") if export else ("onnxruntime",), extra("onnx"), BackendError)
