@@ -79,13 +79,17 @@ def prune_net(net: nn.Module, ratios: dict[str, float], criterion: str, example:
 
 
 def ratio_at(curve: dict[float, float], tau: float) -> float:
-    """The largest ratio of a sensitivity curve whose loss (and every smaller ratio's) stays <= ``tau``."""
-    best = 0.0
-    for ratio in sorted(curve):
-        if curve[ratio] > tau:
-            break
-        best = ratio
-    return best
+    """The ratio at which a sensitivity curve's loss reaches ``tau``: the curve is read as its running maximum
+    (a ratio counts only when every smaller one stays within ``tau`` too), from a loss of 0 at ratio 0, and
+    interpolated linearly between its measured ratios (as PaddleSlim does), so the pruned MACs shrink smoothly
+    as ``tau`` grows instead of jumping where several step-shaped curves cross it at once."""
+    ratio, loss = 0.0, 0.0
+    for next_ratio in sorted(curve):
+        next_loss = max(loss, curve[next_ratio])
+        if next_loss > tau:
+            return ratio + (next_ratio - ratio) * (tau - loss) / (next_loss - loss)
+        ratio, loss = next_ratio, next_loss
+    return ratio
 
 
 def allocate(

@@ -77,8 +77,11 @@ def test_known_answers():
     prob[:1] = 0.9
     assert mask_divergence(prob, ref, 0.3) == pytest.approx(0.5)
     assert mask_divergence(ref, ref, 0.3) == 0.0
-    assert ratio_at({0.1: 0.01, 0.2: 0.04, 0.3: 0.02, 0.4: 0.2}, 0.05) == 0.3
-    assert ratio_at({0.1: 0.01, 0.2: 0.5, 0.3: 0.02}, 0.05) == 0.1  # stops at the first ratio over tau
+    # the running maximum (0.3 counts at 0.04), interpolated towards the first ratio over tau: 0.3 + 0.1 * 0.01/0.16
+    assert ratio_at({0.1: 0.01, 0.2: 0.04, 0.3: 0.02, 0.4: 0.2}, 0.05) == pytest.approx(0.30625)
+    assert ratio_at({0.1: 0.01, 0.2: 0.5, 0.3: 0.02}, 0.05) == pytest.approx(0.1 + 0.1 * 0.04 / 0.49)
+    assert ratio_at({0.1: 0.6, 0.2: 0.6}, 0.3) == pytest.approx(0.05)  # from loss 0 at ratio 0
+    assert ratio_at({0.1: 0.01, 0.2: 0.02}, 0.5) == 0.2 and ratio_at({0.1: 0.0}, 0.0) == 0.1
     assert kept_channels(24, 0.5) == 16 and kept_channels(8, 0.8) == 8 and kept_channels(480, 0.99) == 8
 
 
@@ -105,9 +108,10 @@ def test_prune_cli_writes_a_loadable_smaller_pipeline(tmp_path, det):
     # params as `ocrlite profile` counts them (tests/test_profile.py): BN running statistics are not parameters
     assert "params      580,161 ->" in run.output
     manifest = json.loads((out / "det.json").read_text())
-    assert manifest["slim"]["macs"][1] <= 0.96 * manifest["slim"]["macs"][0]
-    assert manifest["slim"]["ratios"]["backbone.mid.14"] == 0.5 and manifest["slim"]["ratios"]["neck.lateral"] == 0
-    assert (out / "det.safetensors").stat().st_size < 0.75 * stage_spec("det").weights.stat().st_size
+    ratios = manifest["slim"]["ratios"]
+    assert 0.25 < ratios["backbone.mid.14"] < 0.5 and ratios["neck.lateral"] < 0.01  # the cheap groups give way
+    assert 0.94 <= manifest["slim"]["macs"][1] / manifest["slim"]["macs"][0] <= 0.96  # the target, not far past it
+    assert (out / "det.safetensors").stat().st_size < 0.85 * stage_spec("det").weights.stat().st_size
     assert not list(out.glob("*.pt")) and not list(out.glob("*.pth"))
     ocr = CliRunner().invoke(main, ["ocr", "--config", str(out / "ocr.yaml"), str(SAMPLE)])
     assert ocr.exit_code == 0, ocr.output
