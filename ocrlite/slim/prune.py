@@ -3,7 +3,9 @@
 Channels are really removed (smaller conv weights, smaller files), never masked. Per-group ratios come
 from sensitivity curves the way PaddleOCR's slim recipe does it: one loss threshold ``tau`` is shared by
 all groups, each group takes the largest ratio whose measured loss stays below ``tau``, and ``tau`` is
-bisected until the pruned net's counted MACs meet the target.
+bisected until the pruned net's counted MACs meet the target. Kept widths are multiples of 8, so the net at
+that ``tau`` can fall well below the target (a 24-channel group goes from 24 to 16 at one step); channels are
+then given back, 8 at a time, to the groups whose curves gain the most per MAC, while the target holds.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ocrlite.extras import extra, require
 from ocrlite.profile import count_macs
 from ocrlite.slim.groups import prunable_roots
 
-__all__ = ["CRITERIA", "importance", "prune_net", "ratio_at", "allocate", "require_torch_pruning"]
+__all__ = ["CRITERIA", "importance", "prune_net", "ratio_at", "loss_at", "allocate", "require_torch_pruning"]
 
 CRITERIA = ("l1", "fpgm")
 ROUND_TO = 8  # kept channel counts are multiples of 8 (SIMD-friendly); a group of <= 8 channels is never pruned
@@ -92,11 +94,24 @@ def ratio_at(curve: dict[float, float], tau: float) -> float:
     return ratio
 
 
+def loss_at(curve: dict[float, float], ratio: float) -> float:
+    """A sensitivity curve's loss at ``ratio``, read as ``ratio_at`` reads it: its running maximum from a loss of
+    0 at ratio 0, interpolated linearly between measured ratios, flat past the last one."""
+    last_ratio, last_loss = 0.0, 0.0
+    for next_ratio in sorted(curve):
+        next_loss = max(last_loss, curve[next_ratio])
+        if ratio <= next_ratio:
+            return last_loss + (next_loss - last_loss) * (ratio - last_ratio) / (next_ratio - last_ratio)
+        last_ratio, last_loss = next_ratio, next_loss
+    return last_loss
+
+
 def allocate(
     net: nn.Module, curves: dict[str, dict[float, float]], target: float, criterion: str, example: Tensor,
     steps: int = 12,
 ) -> tuple[dict[str, float], nn.Module, float]:
-    """Per-group ratios meeting ``MACs(pruned) <= target * MACs(net)`` at the smallest shared loss threshold.
+    """Per-group ratios meeting ``MACs(pruned) <= target * MACs(net)`` at the smallest shared loss threshold,
+    then filled back towards the target (``_fill``).
 
     Returns (ratios, pruned net, MACs fraction kept). Raises ConfigError if even the largest ratios miss it.
     """
@@ -105,21 +120,52 @@ def allocate(
     with torch.no_grad():
         base = count_macs(net, example)[0]
 
-    def attempt(tau: float) -> tuple[dict[str, float], nn.Module, float]:
-        ratios = {name: ratio_at(curve, tau) for name, curve in curves.items()}
+    def attempt(ratios: dict[str, float]) -> tuple[dict[str, float], nn.Module, float]:
         pruned = prune_net(net, ratios, criterion, example)
         with torch.no_grad():
             return ratios, pruned, count_macs(pruned, example)[0] / base
 
+    def at(tau: float) -> tuple[dict[str, float], nn.Module, float]:
+        return attempt({name: ratio_at(curve, tau) for name, curve in curves.items()})
+
     low, high = 0.0, max(max(c.values()) for c in curves.values())
-    best = attempt(high)
+    best = at(high)
     if best[2] > target:
         raise ConfigError(f"the sensitivity curves' largest ratios keep {best[2]:.1%} of MACs; target {target:.0%}")
     for _ in range(steps):
         mid = (low + high) / 2
-        trial = attempt(mid)
+        trial = at(mid)
         if trial[2] <= target:
             high, best = mid, trial
         else:
             low = mid
-    return best
+    return _fill(net, curves, best, target, attempt)
+
+
+def _fill(
+    net: nn.Module, curves: dict[str, dict[float, float]], start: tuple[dict[str, float], nn.Module, float],
+    target: float, attempt: Callable[[dict[str, float]], tuple[dict[str, float], nn.Module, float]],
+) -> tuple[dict[str, float], nn.Module, float]:
+    """Give channels back, ROUND_TO at a time, while the MACs stay within ``target``: each round, of the groups
+    whose next ROUND_TO channels still fit, the one whose curve loses the most loss per MAC restored. Ratios
+    are returned as the groups' kept widths give them (1 - kept / channels)."""
+    widths = {name: int(root.out_channels) for name, root in prunable_roots(net).items()}
+    best = ({name: 1.0 - kept_channels(widths[name], ratio) / widths[name] for name, ratio in start[0].items()},
+            start[1], start[2])
+    while True:
+        choice: tuple[float, tuple[dict[str, float], nn.Module, float]] | None = None
+        for name, ratio in best[0].items():
+            kept = kept_channels(widths[name], ratio)
+            if kept >= widths[name]:
+                continue
+            wider = 1.0 - min(widths[name], kept + ROUND_TO) / widths[name]
+            trial = attempt({**best[0], name: wider})
+            if trial[2] > target:
+                continue
+            gain = loss_at(curves[name], ratio) - loss_at(curves[name], wider)
+            score = gain / max(trial[2] - best[2], 1e-12)
+            if choice is None or score > choice[0]:
+                choice = (score, trial)
+        if choice is None:
+            return best
+        best = choice[1]

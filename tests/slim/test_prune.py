@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import cv2
@@ -17,7 +18,7 @@ from ocrlite.errors import ConfigError, OcrliteError
 from ocrlite.models import build_model
 from ocrlite.profile import count_macs
 from ocrlite.slim.groups import prunable_roots, widths_config
-from ocrlite.slim.prune import kept_channels, prune_net, ratio_at
+from ocrlite.slim.prune import allocate, kept_channels, loss_at, prune_net, ratio_at
 from ocrlite.slim.sensitivity import load_curves, mask_divergence, measure, save_curves, stage_fingerprint
 from ocrlite.stages import stage_spec
 
@@ -83,6 +84,24 @@ def test_known_answers():
     assert ratio_at({0.1: 0.6, 0.2: 0.6}, 0.3) == pytest.approx(0.05)  # from loss 0 at ratio 0
     assert ratio_at({0.1: 0.01, 0.2: 0.02}, 0.5) == 0.2 and ratio_at({0.1: 0.0}, 0.0) == 0.1
     assert kept_channels(24, 0.5) == 16 and kept_channels(8, 0.8) == 8 and kept_channels(480, 0.99) == 8
+    # loss_at reads the curve as ratio_at does: running maximum, interpolated, flat past the last ratio
+    curve = {0.1: 0.01, 0.2: 0.04, 0.3: 0.02, 0.4: 0.2}
+    assert loss_at(curve, 0.05) == pytest.approx(0.005) and loss_at(curve, 0.3) == pytest.approx(0.04)
+    assert loss_at(curve, 0.35) == pytest.approx(0.12) and loss_at(curve, 0.9) == pytest.approx(0.2)
+    assert loss_at(curve, ratio_at(curve, 0.05)) == pytest.approx(0.05)
+
+
+def test_macs_target_is_met_closely_despite_the_rounding_of_widths(det):
+    _, net = det
+    # the neck's four 24-channel outputs lose 8 channels each (24 -> 16) at the first small loss, which takes
+    # the net from 100 % to 75 % of its MACs at one threshold; every other group is too costly to prune
+    curves = {name: {0.3: 0.1, 0.6: 0.2} if name.startswith("neck.output") else {0.5: 1.0}
+              for name in prunable_roots(net)}
+    ratios, pruned, kept = allocate(net, curves, 0.9, "l1", EXAMPLE)
+    macs = count_macs(pruned, EXAMPLE)[0] / count_macs(net, EXAMPLE)[0]
+    assert macs == pytest.approx(kept) and 0.86 <= kept <= 0.9  # one group pruned, three given back
+    assert sorted(name for name, ratio in ratios.items() if ratio > 0) == ["neck.output.0"]
+    assert ratios["neck.output.0"] == pytest.approx(1 / 3)  # the kept width's ratio: 16 of 24 channels
 
 
 def test_sensitivity_grows_with_the_ratio_on_a_real_image(det):
@@ -116,7 +135,8 @@ def test_prune_cli_writes_a_loadable_smaller_pipeline(tmp_path, det):
     ocr = CliRunner().invoke(main, ["ocr", "--config", str(out / "ocr.yaml"), str(SAMPLE)])
     assert ocr.exit_code == 0, ocr.output
     texts = [line["text"] for line in json.loads(ocr.output)["lines"]]
-    assert "Total:42.50EUR" in texts  # the pruned detector, not fine-tuned, still finds the sample's lines
+    # the pruned detector, not fine-tuned, still finds the sample's lines (the colon's width varies with the box)
+    assert "Invoice No.48213" in texts and "Total:42.50EUR" in [unicodedata.normalize("NFKC", t) for t in texts]
     assert "\nweights: ./det\n" in (out / "det.yaml").read_text()  # its own file, never a shipped "det"
     moved = tmp_path / "moved"
     moved.mkdir()
