@@ -8,9 +8,27 @@ does not pay for importing torch. Importing it bounds torch's oneDNN kernel cach
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocrlite.backends.kernel_cache import bound_kernel_cache
+
+if TYPE_CHECKING:  # type checkers see the real names (``X as X``: re-exported); at run time ``__getattr__`` imports
+    from ocrlite.api import OCR as OCR
+    from ocrlite.errors import BackendError as BackendError
+    from ocrlite.errors import ConfigError as ConfigError
+    from ocrlite.errors import ImageReadError as ImageReadError
+    from ocrlite.errors import OcrliteError as OcrliteError
+    from ocrlite.errors import WeightsError as WeightsError
+    from ocrlite.io.images import read_image as read_image
+    from ocrlite.predictors import TextClassifier as TextClassifier
+    from ocrlite.predictors import TextDetector as TextDetector
+    from ocrlite.predictors import TextRecognizer as TextRecognizer
+    from ocrlite.results import DocumentPage as DocumentPage
+    from ocrlite.results import PageResult as PageResult
+    from ocrlite.results import TextBox as TextBox
+    from ocrlite.results import TextLine as TextLine
+    from ocrlite.results import TextWord as TextWord
+    from ocrlite.stages import StageSpec as StageSpec
 
 bound_kernel_cache()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -12,9 +13,9 @@ import cv2
 import numpy as np
 
 from ocrlite.backends import Runner
-from ocrlite.errors import ConfigError
+from ocrlite.errors import ConfigError, ImageReadError
 from ocrlite.io.images import DEFAULT_MAX_PIXELS, bgr_array, read_image
-from ocrlite.io.pages import DEFAULT_DPI
+from ocrlite.io.pages import DEFAULT_DPI, PDF_EXTENSIONS, count_pages
 from ocrlite.page.orientation import PageLines, TextProbe
 from ocrlite.page.steps import page_steps
 from ocrlite.postprocess import ctc_word_boxes
@@ -36,7 +37,8 @@ class OCR:
     >>> print(page.text)
     >>> OCR(model="en-ppocr-v4")          # a named preset (see ``ocrlite models``)
 
-    An image is a path (str or Path, read by ``ocrlite.io.images.read_image``) or a numpy array: BGR uint8
+    An image is a path (str or Path, read by ``ocrlite.io.images.read_image``; of a multi-page TIFF the first page,
+    with a warning, and a PDF is an ImageReadError: ``read_documents`` reads every page) or a numpy array: BGR uint8
     HxWx3, or converted like an image file (grey HxW or HxWx1, BGRA HxWx4 on white, uint16 scaled to 8 bits;
     see ``ocrlite.io.images.bgr_array``). Other arrays (float, signed int, bool, other shapes, no pixels) and
     other objects (None, bytes) raise TypeError or ValueError with what is accepted.
@@ -63,7 +65,6 @@ class OCR:
         A bad argument type is a TypeError, an unknown stage or bad setting a ConfigError."""
         if config is not None and not isinstance(config, (str, os.PathLike)):
             raise TypeError(f"config must be a config file path or name (str or Path), got {type(config).__name__}")
-        overrides = _listed(overrides, "overrides", "'section.key=value' strings")
         unknown = [kind for kind in _listed(stages, "stages", "stage names") if kind not in STAGE_KINDS]
         if unknown:
             raise ConfigError(f"unknown stage {unknown[0]!r} in stages; choose from: {', '.join(STAGE_KINDS)}")
@@ -188,7 +189,6 @@ class OCR:
         kept) in order, each read as it comes while a reader thread decodes the next pages. A page or file that
         fails is yielded with its error and the others go on (``DocumentPage``). ``dpi``: 10 to 1200, as ``--dpi``."""
         from ocrlite.batch.pipeline import read_ahead
-        from ocrlite.io.pages import PDF_EXTENSIONS
 
         files = [Path(path) for path in _listed(paths, "paths", "file paths")]
         if not (isinstance(dpi, (int, float)) and 10 <= dpi <= 1200):
@@ -231,7 +231,13 @@ def _as_array(image: np.ndarray | str | Path) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return bgr_array(image)
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
+        if Path(image).suffix.lower() in PDF_EXTENSIONS:
+            raise ImageReadError(f"{image}: a PDF is not an image; read its pages with OCR.read_documents")
+        array = read_image(image)
+        if (pages := count_pages(image)) > 1:  # a multi-page TIFF: one image is read, say so rather than lose pages
+            warnings.warn(f"{image}: the first of its {pages} pages is read; OCR.read_documents reads them all",
+                          stacklevel=3)
+        return array
     hint = "; decode encoded image bytes with ocrlite.io.images.decode_image_bytes" if isinstance(
         image, (bytes, bytearray)) else ""
     raise TypeError(f"expected an image path (str or Path) or a numpy image array, got {type(image).__name__}"

@@ -18,7 +18,7 @@ import yaml
 
 from ocrlite.errors import ConfigError
 
-__all__ = ["load_yaml", "apply_overrides"]
+__all__ = ["load_yaml", "override_strings", "apply_overrides"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -63,6 +63,20 @@ def _parse_value(text: str) -> Any:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError:
         return text
+
+
+def override_strings(overrides: Iterable[str]) -> list[str]:
+    """``overrides`` as a list of strings: one string in place of the list, or an item that is not a string (a
+    Python caller's slip), is a TypeError naming it."""
+    wanted = "overrides must be a list of 'section.key=value' strings"
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Iterable):
+        raise TypeError(f"{wanted}, got {type(overrides).__name__}"
+                        + ("; put a single one in a list" if isinstance(overrides, str) else ""))
+    listed = list(overrides)
+    for item in listed:
+        if not isinstance(item, str):
+            raise TypeError(f"{wanted}, got the item {item!r} ({type(item).__name__})")
+    return listed
 
 
 def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

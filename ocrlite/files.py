@@ -57,7 +57,10 @@ def find_config(name: str | Path, relative_to: Path | None = None) -> Path:
         candidates.append(_package_dir("ocrlite.configs").joinpath(*path.parts))
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
-        raise ConfigError(f"config file not found: {name}")
+        from ocrlite.presets import PRESETS
+
+        hint = "; that is a preset's name: give it as the model (model=..., --model)" if str(name) in PRESETS else ""
+        raise ConfigError(f"config file not found: {name}{hint}")
     return found
 
 

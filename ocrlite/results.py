@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +11,30 @@ import numpy as np
 __all__ = ["TextBox", "TextWord", "TextLine", "PageResult", "DocumentPage"]
 
 
+class _ValueEquality:
+    """``==`` field by field, arrays by value: the ``==`` dataclasses generate compares arrays with ``==``, whose
+    element-wise result has no truth value (ValueError). Not hashable: the arrays can change."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))  # type: ignore[arg-type]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    return bool(a == b)
+
+
 def _points_list(points: np.ndarray) -> list[list[int]]:
     return [[int(x), int(y)] for x, y in np.asarray(points).reshape(4, 2)]
 
 
-@dataclass(frozen=True)
-class TextBox:
+@dataclass(frozen=True, eq=False)
+class TextBox(_ValueEquality):
     """A detected text region: a clockwise quad (top-left first) in image pixels."""
 
     points: np.ndarray
@@ -26,8 +44,8 @@ class TextBox:
         return {"points": _points_list(self.points), "score": round(float(self.score), 5)}
 
 
-@dataclass(frozen=True)
-class TextWord:
+@dataclass(frozen=True, eq=False)
+class TextWord(_ValueEquality):
     """A word of a recognized line: its text, quad (float image pixels, clockwise from top-left) and the mean
     probability of its characters. The quad is cut from the line's quad at the word's CTC time steps."""
 
@@ -43,8 +61,8 @@ class TextWord:
         }
 
 
-@dataclass(frozen=True)
-class TextLine:
+@dataclass(frozen=True, eq=False)
+class TextLine(_ValueEquality):
     """A recognized line of text with its quad, recognition and detection scores."""
 
     points: np.ndarray
@@ -67,8 +85,8 @@ class TextLine:
         return out
 
 
-@dataclass(frozen=True)
-class PageResult:
+@dataclass(frozen=True, eq=False)
+class PageResult(_ValueEquality):
     """Everything read from one image: its size and the lines in reading order.
 
     ``rotation`` (clockwise angle of the content that was undone, 0/90/180/270) and ``skew`` (degrees the
@@ -97,8 +115,8 @@ class PageResult:
         }
 
 
-@dataclass(frozen=True)
-class DocumentPage:
+@dataclass(frozen=True, eq=False)
+class DocumentPage(_ValueEquality):
     """One page of a file read by ``OCR.read_documents``: the file, the page's 1-based ``number`` of ``count``
     (``paged``: the file is a PDF or has several pages), its image and result, or the ``error`` that cost it.
     A file that could not be opened at all is one entry with number 0, count 0 and its error."""

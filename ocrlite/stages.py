@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from ocrlite.charset import Charset
-from ocrlite.config import apply_overrides, load_yaml
+from ocrlite.config import apply_overrides, load_yaml, override_strings
 from ocrlite.errors import BackendError, ConfigError, WeightsError
 from ocrlite.files import find_charset, find_config, find_weights
 from ocrlite.postprocess import DBPostProcess
@@ -333,7 +333,7 @@ def stage_spec(
     if kind not in _PRE:
         raise ConfigError(f"unknown stage {kind!r}; choose one of: {', '.join(_PRE)}")
     source = config if config is not None else {**DEFAULT_STAGE_CONFIGS, PAGE_KIND: PAGE_CONFIG}[kind]
-    stage = apply_overrides(_read_stage(source, None, kind), overrides)
+    stage = apply_overrides(_read_stage(source, None, kind), override_strings(overrides))
     return resolve_stage(kind, stage, kind)
 
 
@@ -344,7 +344,7 @@ def pipeline_spec(
     """Resolve a pipeline from a config file or a preset name (``model``), with overrides; ``backend`` (e.g.
     ``--backend onnxruntime``) sets every stage's ``backend:`` before the stages are checked; ``use_cls`` and
     ``drop_score``, when given, set ``pipeline.use_cls`` and ``pipeline.drop_score`` after the overrides."""
-    overrides = [*overrides, *_switches(use_cls, drop_score)]
+    overrides = [*override_strings(overrides), *_switches(use_cls, drop_score)]
     if model is not None:
         if config is not None:
             raise ConfigError("give either config or model, not both")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ocrlite import OCR
+from ocrlite import OCR, TextDetector
 from ocrlite.errors import ConfigError
 from ocrlite.io.images import bgr_array, read_image
 
@@ -112,3 +114,44 @@ def test_bad_constructor_arguments_are_clear_errors() -> None:
         OCR(drop_score=float("nan"))
     switched = OCR(drop_score=1e-5, use_cls=False, stages=["rec"]).settings
     assert (switched.drop_score, switched.use_cls) == (1e-5, False)
+
+
+@pytest.mark.parametrize("item", [3, None, b"pipeline.drop_score=0.3", ("pipeline.drop_score", 0.3)])
+def test_an_override_that_is_not_a_string_is_a_type_error_naming_it(item: Any) -> None:
+    message = rf"^overrides must be a list of 'section.key=value' strings, got the item {re.escape(repr(item))} "
+    with pytest.raises(TypeError, match=message):  # was AttributeError: 'int' object has no attribute 'partition'
+        OCR(overrides=["pipeline.drop_score=0.3", item], stages=["rec"])
+    with pytest.raises(TypeError, match=message):  # a single stage config splits keys before applying them
+        OCR("det_ppocrv3.yaml", [item], stages=["det"])
+    with pytest.raises(TypeError, match=message):
+        TextDetector.from_config(overrides=[item])
+    with pytest.raises(TypeError, match=r"^overrides must be a list of .*, got str; put a single one in a list$"):
+        TextDetector.from_config(overrides="postprocess.box_thresh=0.9")
+
+
+def test_a_pdf_or_multi_page_tiff_path_is_not_read_as_one_image_in_silence(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from ocrlite.errors import ImageReadError
+
+    ocr = OCR(stages=("det",))
+    upright = Image.fromarray(cv2.cvtColor(PAGE, cv2.COLOR_BGR2RGB))
+    upright.save(tmp_path / "scan.pdf", save_all=True, append_images=[upright])
+    with pytest.raises(ImageReadError, match=r"scan.pdf: a PDF is not an image; read its pages with OCR.read_docu"):
+        ocr.detect(tmp_path / "scan.pdf")  # was: not a recognised image file
+    upright.save(tmp_path / "fax.tiff", save_all=True, append_images=[upright.rotate(180)])
+    with pytest.warns(UserWarning, match=r"fax.tiff: the first of its 2 pages is read; OCR.read_documents reads"):
+        boxes = ocr.detect(tmp_path / "fax.tiff")
+    assert len(boxes) == 4
+    upright.save(tmp_path / "one.tiff")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a one-page file: no warning
+        assert len(ocr.detect(str(tmp_path / "one.tiff"))) == 4
+
+
+def test_a_preset_name_given_as_the_config_says_to_give_it_as_the_model() -> None:
+    with pytest.raises(ConfigError, match=r"^config file not found: ppocr-v6-tiny; that is a preset's name: give it "
+                                          r"as the model \(model=..., --model\)$"):
+        OCR("ppocr-v6-tiny")
+    with pytest.raises(ConfigError, match="^config file not found: no-such.yaml$"):
+        OCR("no-such.yaml")
