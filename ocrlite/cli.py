@@ -70,10 +70,12 @@ class _Output:
 class _ItemRun:
     """Runs a per-image action over expanded inputs, isolating each item's failure."""
 
-    def __init__(self, inputs: Sequence[str], extensions: Collection[str] | None = None) -> None:
+    def __init__(self, inputs: Sequence[str], extensions: Collection[str] | None = None,
+                 keep_missing: bool = False) -> None:
         from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs
 
-        self.files, errors = expand_inputs(inputs, extensions=extensions or IMAGE_EXTENSIONS)
+        self.files, errors = expand_inputs(inputs, extensions=extensions or IMAGE_EXTENSIONS,
+                                           keep_missing=keep_missing)
         self.failed = 0
         for path, message in errors:
             self._report(path, message)
@@ -444,7 +446,7 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
     from ocrlite.io.writers import TsvWriter, page_text, tsv_rows
     from ocrlite.results import DocumentPage
 
-    run, out = _ItemRun(inputs, INPUT_EXTENSIONS), _Output(None)
+    run, out = _ItemRun(inputs, INPUT_EXTENSIONS, keep_missing=True), _Output(None)  # a missing file: its empty page
     draw_path: _DrawPaths | None = None
     if draw:  # pages are counted only to tell whether there is one drawing to make
         draw_path = _DrawPaths(draw, len(run.files) > 1 or any(count_pages(path) > 1 for path in run.files))

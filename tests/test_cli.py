@@ -94,6 +94,17 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
     assert len(err) == 1 and err[0].startswith(f"ocrlite: error: {missing}: no such file")
 
 
+def test_missing_file_keeps_its_empty_page_in_txt(tmp_path: Path) -> None:
+    """``ocr a.png gone.png b.png --format txt``: the file that could not be read is an empty page between form
+    feeds, as a corrupt one is, so the pages still line up with the inputs (the missing one was left out)."""
+    missing = tmp_path / "gone.png"
+    result = CliRunner().invoke(main, ["ocr", str(SAMPLE), str(missing), str(SAMPLE), "--format", "txt"])
+    pages = result.stdout.split("\f")
+    assert result.exit_code == 1 and len(pages) == 3
+    assert pages[1] == "" and pages[0] == pages[2] and "48213" in pages[2]
+    assert result.stderr.splitlines() == [f"ocrlite: error: {missing}: no such file"]
+
+
 def test_one_pixel_image_has_no_boxes(bad_inputs: dict[str, Path]) -> None:
     code, out, _ = _run("ocr", str(bad_inputs["tiny"]))
     assert code == 0

@@ -206,6 +206,7 @@ def expand_inputs(
     paths: Iterable[str | Path],
     recursive: bool = True,
     extensions: Collection[str] = IMAGE_EXTENSIONS,
+    keep_missing: bool = False,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Turn user-given paths into image files to read, plus (path, message) errors.
 
@@ -213,7 +214,8 @@ def expand_inputs(
     Directories are expanded to files with a suffix in ``extensions`` (lower case, dot
     included; matched in any case; ``IMAGE_EXTENSIONS`` by default), in
     natural order ("p2" before "p10"), descending into subdirectories when ``recursive``.
-    A missing path, or a directory holding no images, gives an error entry instead.
+    A missing path, or a directory holding no images, gives an error entry instead; with
+    ``keep_missing`` a missing path stays among the files, in its place, for its reader to report.
     """
     files: list[Path] = []
     errors: list[tuple[str, str]] = []
@@ -225,7 +227,7 @@ def expand_inputs(
                 files.extend(found)
             else:
                 errors.append((str(raw), f"no images found in {path}"))
-        elif path.exists():
+        elif path.exists() or keep_missing:
             files.append(path)
         else:
             errors.append((str(raw), f"{path}: no such file or directory"))
