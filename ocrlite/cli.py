@@ -746,7 +746,8 @@ def distill_command(config: str, teacher: str | None, overrides: tuple[str, ...]
                    "(default: the default preset).")
 @config_option
 @click.option("--split", type=click.Path(dir_okay=False, exists=True),
-              help="Split manifest (JSON with 'files'): evaluate only those files.")
+              help="Split manifest (JSON with 'files'): evaluate only those files (refused when a file's "
+                   "sha256 differs from the one it records).")
 @click.option("--limit", type=click.IntRange(min=1), help="First N samples only.")
 @click.option("--format", "formats", multiple=True, metavar="FMT", help="table (default) or json.")
 @output_file_option
@@ -761,6 +762,7 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
     names = [n for n in (models_ or "").split(",") if n]
     fmt = _parse_formats(formats or ("table",), ("table", "json"))[0]
     _build(lambda: unique_names([*names, *([Path(config).name] if config is not None else [])]))
+    out = _Output(output)  # its folder checked before the evaluation, not after it
 
     def system(name: str | None) -> Any:
         return ocrlite_system(name or "default", OCR(overrides=overrides, model=name))
@@ -771,7 +773,6 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
     if not systems:
         systems = [_build(partial(system, None))]
     rows = _build(lambda: evaluate(task, systems, Path(data), limit, Path(split) if split else None))
-    out = _Output(output)
     if fmt == "json":
         for row in rows:
             out.line(_json(row))

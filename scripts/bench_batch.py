@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ocrlite.errors import exit_on_error
+from ocrlite.errors import ConfigError, exit_on_error
 from ocrlite.eval.speed import require_psutil, run_tree
 from ocrlite.extras import missing, require_onnx
+from ocrlite.stages import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,12 +134,16 @@ def main() -> None:
         return
 
     backends = args.backends.split(",")
+    unknown = [backend for backend in backends if backend not in BACKENDS]
+    if unknown or not all(w.isdigit() and int(w) > 0 for w in args.workers.split(",")):
+        raise ConfigError(f"--backends: choose from {', '.join(BACKENDS)}, got {unknown[0]!r}" if unknown else
+                          f"--workers: expected worker counts >= 1, comma-separated, got {args.workers!r}")
     require_psutil()  # what the runs need, before any runs
     if "onnxruntime" in backends:
         require_onnx("the onnxruntime backend")
     files = _images(args.data, args.limit)
     if not files:
-        raise SystemExit(f"no images under {args.data}")
+        raise ConfigError(f"no images under {args.data}")
     systems = [("ocrlite", backend) for backend in backends]
     if not args.no_ray:
         if missing(("ray", "pyarrow")):

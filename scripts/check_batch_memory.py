@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ocrlite.backends.malloc import malloc_in_use, relaunch_with_tcmalloc
+from ocrlite.errors import ConfigError, exit_on_error
 
 WORDS = "invoice total paid date amount order number customer address phone account balance".split()
 
@@ -53,6 +54,8 @@ def main() -> None:
     parser.add_argument("--formats", default="json,txt,tsv,hocr,pdf")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
+    if args.pages < 1:
+        raise ConfigError(f"--pages must be at least 1, got {args.pages}")
 
     import torch
 
@@ -87,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "check_batch_memory.py")

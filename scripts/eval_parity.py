@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from ocrlite import OCR
-from ocrlite.eval.harness import evaluate, format_table, ocrlite_system
+from ocrlite.errors import exit_on_error
+from ocrlite.eval.harness import evaluate, format_table, load_samples, ocrlite_system
 from ocrlite.eval.peers import onnx_original_system
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -34,14 +35,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
+    folders = ["icdar2015"] if args.task == "det" else ["icdar2015", "funsd"]
+    for folder in folders:  # the ground truth, before any model is built
+        load_samples(args.task, args.data / folder, args.limit)
     stages = ["det"] if args.task == "det" else ["det", "cls", "rec"]
     systems = [ocrlite_system("ocrlite (torch)", OCR(args.config, args.overrides)),
                onnx_original_system(args.config, args.overrides, stages, args.onnx_dir, threads)]
-    folders = ["icdar2015"] if args.task == "det" else ["icdar2015", "funsd"]
     for folder in folders:
         print(f"\n{args.task} on {folder} (threads {threads})")
         print(format_table(evaluate(args.task, systems, args.data / folder, args.limit)))
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "eval_parity.py")

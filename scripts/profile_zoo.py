@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ocrlite.errors import exit_on_error
 from ocrlite.models import build_model
 from ocrlite.profile import Profile, parse_input, profile_model
 from ocrlite.stages import load_stage_config
@@ -76,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main, "profile_zoo.py")

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ocrlite.errors import OcrliteError, exit_on_error
 from ocrlite.io.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,8 +75,20 @@ def run_train(config: Path, out: Path, sets: list[str], threads: int, command_na
                out.name]
     for item in sets:
         command += ["--set", item]
+    run_ocrlite(command, threads)
+
+
+def run_ocrlite(command: list[str], threads: int, capture: bool = False) -> str:
+    """Run an ``ocrlite`` command (printed first) and return its stdout when ``capture``; an OcrliteError naming
+    it, with its exit code (and its own error line when captured), when it fails."""
     print("$", shlex.join(command), flush=True)
-    subprocess.run(command, check=True, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    done = subprocess.run(command, cwd=REPO, capture_output=capture, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    if done.returncode != 0:
+        said = (done.stderr or "").strip().splitlines()[-1:] if capture else []
+        raise OcrliteError(f"ocrlite {command[3]} failed with exit {done.returncode}"
+                           + (f": {said[0]}" if said else " (its error is above)"))
+    return done.stdout or ""
 
 
 def loss_trend(run: Path, key: str = "loss") -> tuple[float, float]:
@@ -185,10 +198,7 @@ def eval_rec(data: Path, config: Path, threads: int) -> dict[str, dict[str, Any]
     """``ocrlite eval rec`` of the converted ppocr-v2 and ``config`` on ``data`` in one run: rows by system."""
     command = [OCRLITE, "--threads", str(threads), "eval", "rec", "--data", str(data), "--model", "ppocr-v2",
                "--config", str(config), "--format", "json"]
-    print("$", shlex.join(command), flush=True)
-    done = subprocess.run(command, check=True, cwd=REPO, capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    rows = [json.loads(line) for line in run_ocrlite(command, threads, capture=True).splitlines() if line.strip()]
     return {("converted" if row["system"] == "ppocr-v2" else "fine_tuned"): row for row in rows}
 
 
@@ -353,4 +363,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_on_error(main, "train_checks.py")

