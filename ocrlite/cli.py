@@ -222,9 +222,9 @@ class _Commands(click.Group):
         except click.ClickException as error:
             _fail(error.format_message())
             sys.exit(error.exit_code)
-        except click.Abort:
-            _fail("aborted")
-            sys.exit(1)
+        except click.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort): the shell's code for SIGINT
+            _fail("interrupted")
+            sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
 
 

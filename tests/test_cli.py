@@ -235,6 +235,18 @@ def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None
     assert err[0].startswith(message)
 
 
+def test_ctrl_c_outside_batch_mode_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during a stdout-mode or eval run: one line and the shell's code for SIGINT, as batch mode and
+    training give (it was "error: aborted", exit 1)."""
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ocrlite.api.OCR.__init__", interrupted)
+    for args in (["ocr", str(SAMPLE)], ["eval", "rec", "--data", str(SAMPLE.parent)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 130 and result.output.strip() == "ocrlite: error: interrupted", args
+
+
 def test_options_reach_the_detector() -> None:
     code, out, _ = _run("detect", str(SAMPLE), "--box-thresh", "0.99")
     assert code == 0 and json.loads(out[0])["boxes"] == []
