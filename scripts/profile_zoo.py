@@ -71,7 +71,9 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"\nCPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{args.threads} threads, median of {args.runs} runs after 2 warm-up runs, batch 1, "
+        f"{args.threads} threads, "
+        + (f"median of {args.runs} runs after 2 warm-up runs" if args.runs > 0 else "not timed (--runs 0)")
+        + ", batch 1, "
         f"load average {load:.1f} when finished."
     )
 
