@@ -235,9 +235,9 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
 
     det: ICDAR 2015 P/R/H (IoU > 0.5, fixed settings); e2e: ICDAR 2015 word-level end-to-end P/R/H (+ whole
     lines) or FUNSD bag-of-words P/R/F1, case-insensitive and case-sensitive (``_cs``); rec: word accuracy
-    (case-insensitive, ``_cs`` sensitive), 1 - NED (case-insensitive) and CER (case-sensitive); cls: accuracy on every crop upright (0) and
-    turned 180 degrees. Every row has ``n`` (items) and ``s_per_item`` (seconds inside the system).
-    Crops go to a system in one call (which the predictors sort by ratio).
+    (case-insensitive, ``_cs`` sensitive), 1 - NED (case-insensitive) and CER (case-sensitive); cls: accuracy
+    on every crop upright (0) and turned 180 degrees. Every row has ``n`` (items) and ``s_per_item`` (seconds
+    inside the system). Crops go to a system in one call (which the predictors sort by ratio).
     ``outputs``, when given, receives each system's (outputs, ground truths) per item by name, for paired
     comparisons of systems on the same items.
     """
