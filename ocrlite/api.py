@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import cv2
 import numpy as np
 
 from ocrlite.backends import Runner
-from ocrlite.errors import ConfigError, ImageReadError
-from ocrlite.io.images import DEFAULT_MAX_PIXELS, bgr_array, read_image
-from ocrlite.io.pages import DEFAULT_DPI, PDF_EXTENSIONS, count_pages
+from ocrlite.errors import ConfigError
+from ocrlite.io.arguments import image_array, image_arrays, listed
+from ocrlite.io.images import DEFAULT_MAX_PIXELS
+from ocrlite.io.pages import DEFAULT_DPI, PDF_EXTENSIONS
 from ocrlite.page.orientation import PageLines, TextProbe
 from ocrlite.page.steps import page_steps
 from ocrlite.postprocess import ctc_word_boxes
-from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer
+from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer, check_runner
 from ocrlite.preprocess import crop_quad
 from ocrlite.results import DocumentPage, PageResult, TextBox, TextLine
 from ocrlite.stages import STAGE_KINDS, pipeline_spec
 
 __all__ = ["OCR"]
-
-_T = TypeVar("_T")
 
 
 class OCR:
@@ -65,7 +62,9 @@ class OCR:
         A bad argument type is a TypeError, an unknown stage or bad setting a ConfigError."""
         if config is not None and not isinstance(config, (str, os.PathLike)):
             raise TypeError(f"config must be a config file path or name (str or Path), got {type(config).__name__}")
-        unknown = [kind for kind in _listed(stages, "stages", "stage names") if kind not in STAGE_KINDS]
+        for name, runner in (("det_runner", det_runner), ("cls_runner", cls_runner), ("rec_runner", rec_runner)):
+            check_runner(runner, name)
+        unknown = [kind for kind in listed(stages, "stages", "stage names") if kind not in STAGE_KINDS]
         if unknown:
             raise ConfigError(f"unknown stage {unknown[0]!r} in stages; choose from: {', '.join(STAGE_KINDS)}")
         spec = pipeline_spec(config, overrides, model=model, backend=backend, use_cls=use_cls, drop_score=drop_score)
@@ -120,11 +119,11 @@ class OCR:
 
     def detect(self, image: np.ndarray | str | Path) -> list[TextBox]:
         """Text boxes of ``image`` in reading order."""
-        return self.detector(_as_array(image))
+        return self.detector(image_array(image))
 
     def __call__(self, image: np.ndarray | str | Path) -> PageResult:
         """Detect, crop, orient and recognize every text line of ``image`` (after the page steps, if on)."""
-        image = _as_array(image)
+        image = image_array(image)
         if self.page_steps is None:
             return self._read(image, self.lines(image))
         return self.page_steps(image, self.probe, self._read)
@@ -137,7 +136,7 @@ class OCR:
     def lines(self, image: np.ndarray | str | Path) -> PageLines:
         """The text lines of ``image`` as given: detected boxes, their crops and the line classifier's
         (angle, score) per crop (None without a line classifier)."""
-        image = _as_array(image)
+        image = image_array(image)
         kept = [(box, crop) for box in self.detect(image) if (crop := crop_quad(image, box.points)) is not None]
         crops = [crop for _, crop in kept]
         classifier = self._line_classifier if self._directions_used else None
@@ -158,8 +157,13 @@ class OCR:
 
     def orient(self, crops: list[np.ndarray],
                directions: Sequence[tuple[int, float]] | None = None) -> list[int]:
-        """Turn upside-down crops in place (180 degrees); return each crop's angle. ``directions``: the line
-        classifier's (angle, score) per crop when already known."""
+        """Turn upside-down crops in place (180 degrees); return each crop's angle. ``crops``: a list of images,
+        each replaced by its BGR uint8 array (taken as ``recognize`` takes it; such an array stays as it is).
+        ``directions``: the line classifier's (angle, score) per crop when already known."""
+        arrays = image_arrays(crops)
+        if not isinstance(crops, list):
+            raise TypeError(f"crops must be a list (its crops are turned in place), got {type(crops).__name__}")
+        crops[:] = arrays
         if self.classifier is None or not crops:
             return [0] * len(crops)
         angles = []
@@ -172,14 +176,14 @@ class OCR:
 
     def confidences(self, crops: Sequence[np.ndarray]) -> list[float]:
         """The recognizer's mean CTC confidence of each crop, read as given (no line classifier)."""
-        return [decoded.score for decoded in self.recognizer(list(crops))]
+        return [decoded.score for decoded in self.recognizer(crops)]
 
     def recognize(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[str, float]]:
         """Text and score of already-cropped text lines (optionally direction-corrected), one per crop.
 
         ``crops``: a list of images (arrays or paths, each taken as ``__call__`` takes one); a single image
         (one path or array) is a TypeError: put it in a list."""
-        arrays = [_as_array(crop) for crop in _listed(crops, "crops", "images (arrays or paths)")]
+        arrays = image_arrays(crops)
         self.orient(arrays)
         return [(d.text, d.score) for d in self.recognizer(arrays)]
 
@@ -187,14 +191,25 @@ class OCR:
                        max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[DocumentPage]:
         """Every page of images, multi-page TIFFs and PDFs (rendered at ``dpi``; an image's own resolution is
         kept) in order, each read as it comes while a reader thread decodes the next pages. A page or file that
-        fails is yielded with its error and the others go on (``DocumentPage``). ``dpi``: 10 to 1200, as ``--dpi``."""
+        fails is yielded with its error and the others go on (``DocumentPage``). ``dpi``: a number from 10 to
+        1200, as ``--dpi``; ``max_pixels``: the most pixels a page may have (a larger one is a page error).
+        Arguments of the wrong type are a TypeError, out of range a ValueError, both raised here, not when
+        the first page is asked for."""
+        files = [Path(path) for path in listed(paths, "paths", "file paths")]
+        if isinstance(dpi, bool) or not isinstance(dpi, (int, float)):
+            raise TypeError(f"dpi must be a number from 10 to 1200 (as --dpi), got {type(dpi).__name__}")
+        if not 10 <= dpi <= 1200:
+            raise ValueError(f"dpi must be a number from 10 to 1200 (as --dpi), got {dpi!r}")
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int):
+            raise TypeError(f"max_pixels must be a positive integer, got {type(max_pixels).__name__}")
+        if max_pixels < 1:
+            raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+        return self._documents(files, dpi, max_pixels)
+
+    def _documents(self, files: list[Path], dpi: float, max_pixels: int) -> Iterator[DocumentPage]:
+        """``read_documents`` once its arguments are checked."""
         from ocrlite.batch.pipeline import read_ahead
 
-        files = [Path(path) for path in _listed(paths, "paths", "file paths")]
-        if not (isinstance(dpi, (int, float)) and 10 <= dpi <= 1200):
-            raise ValueError(f"dpi must be a number from 10 to 1200 (as --dpi), got {dpi!r}")
-        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-            raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
         with read_ahead(files, dpi, max_pixels) as items:
             for item in items:
                 paged = item.count > 1 or item.path.suffix.lower() in PDF_EXTENSIONS
@@ -214,31 +229,4 @@ class OCR:
     def classify(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[int, float]]:
         """Direction (angle 0 or 180, score) of already-cropped text lines, one per crop, by the cls stage
         (``line_classifier``) whether or not ``use_cls`` is on. ``crops`` as ``recognize`` takes them."""
-        arrays = [_as_array(crop) for crop in _listed(crops, "crops", "images (arrays or paths)")]
-        return self.line_classifier(arrays)
-
-
-def _listed(values: Iterable[_T], name: str, items: str) -> list[_T]:
-    """``values`` as a list; None, or one str, bytes, path or array in place of a list, is a TypeError."""
-    if isinstance(values, (str, bytes, os.PathLike, np.ndarray)) or not isinstance(values, Iterable):
-        raise TypeError(f"{name} must be a list of {items}, got {type(values).__name__}"
-                        + ("" if values is None else "; put a single one in a list"))
-    return list(values)
-
-
-def _as_array(image: np.ndarray | str | Path) -> np.ndarray:
-    """An image argument as a BGR uint8 HxWx3 array: a path is read, an array converted (``bgr_array``)."""
-    if isinstance(image, np.ndarray):
-        return bgr_array(image)
-    if isinstance(image, (str, os.PathLike)):
-        if Path(image).suffix.lower() in PDF_EXTENSIONS:
-            raise ImageReadError(f"{image}: a PDF is not an image; read its pages with OCR.read_documents")
-        array = read_image(image)
-        if (pages := count_pages(image)) > 1:  # a multi-page TIFF: one image is read, say so rather than lose pages
-            warnings.warn(f"{image}: the first of its {pages} pages is read; OCR.read_documents reads them all",
-                          stacklevel=3)
-        return array
-    hint = "; decode encoded image bytes with ocrlite.io.images.decode_image_bytes" if isinstance(
-        image, (bytes, bytearray)) else ""
-    raise TypeError(f"expected an image path (str or Path) or a numpy image array, got {type(image).__name__}"
-                    + hint)
+        return self.line_classifier(crops)

@@ -56,6 +56,10 @@ def find_config(name: str | Path, relative_to: Path | None = None) -> Path:
             candidates.append(relative_to / path)
         candidates.append(_package_dir("ocrlite.configs").joinpath(*path.parts))
     found = next((c for c in candidates if c.is_file()), None)
+    folder = next((c for c in candidates if c.is_dir()), None) if found is None and str(name) else None
+    if folder is not None:  # a folder (not "": no name at all)
+        where = "" if folder == path else f" ({folder})"
+        raise ConfigError(f"config {name} is a directory{where}, not a config file; give the path of a .yaml file")
     if found is None:
         from ocrlite.presets import PRESETS
 

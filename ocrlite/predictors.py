@@ -1,7 +1,8 @@
 """The three stage predictors: image or crops in, typed results out.
 
 Each predictor = pre-processing (``preprocess``) -> a runner (a net) -> post-processing
-(``postprocess``), with settings from a resolved ``StageSpec`` (``ocrlite.stages``).
+(``postprocess``), with settings from a resolved ``StageSpec`` (``ocrlite.stages``). Each takes an image, or a
+list of crops, as ``OCR`` does (``ocrlite.io.arguments``): a BGR uint8 array is used as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from ocrlite.backends import Runner
 from ocrlite.charset import Charset
+from ocrlite.io.arguments import image_array, image_arrays
 from ocrlite.postprocess import (
     CTCDecoded,
     DBPostProcess,
@@ -29,6 +31,7 @@ from ocrlite.settings import ClsPostprocess, DetPreprocess, LinePreprocess
 from ocrlite.stages import StageSpec, stage_spec
 
 __all__ = [
+    "check_runner",
     "runner_and_spec",
     "TextDetector",
     "TextClassifier",
@@ -36,9 +39,17 @@ __all__ = [
 ]
 
 
+def check_runner(runner: Runner | None, name: str) -> None:
+    """A TypeError naming argument ``name`` when ``runner`` is neither None nor a runner (a callable)."""
+    if runner is not None and not callable(runner):
+        raise TypeError(f"{name} must be a runner (a callable: float32 NCHW batch -> numpy array) or None, "
+                        f"got {type(runner).__name__}")
+
+
 def runner_and_spec(kind: str, config: str | Path | dict[str, Any] | StageSpec | None,
                      overrides: Iterable[str], runner: Runner | None) -> tuple[Runner, StageSpec]:
     """The stage's spec and a runner: the given one (same pre/post settings), else the spec's own."""
+    check_runner(runner, "runner")
     spec = config if isinstance(config, StageSpec) else stage_spec(kind, config, overrides)
     return (runner if runner is not None else spec.build_runner()), spec
 
@@ -75,13 +86,15 @@ class TextDetector:
         runner, spec = runner_and_spec("det", config, overrides, runner)
         return cls(runner, spec.pre, spec.post)
 
-    def probability_map(self, image: np.ndarray) -> np.ndarray:
+    def probability_map(self, image: np.ndarray | str | Path) -> np.ndarray:
         """The net's text probability map for ``image`` at the resized input's size."""
-        resized, _, _ = det_resize(image, self.pre.limit_side_len, self.pre.limit_type)
+        resized, _, _ = det_resize(image_array(image), self.pre.limit_side_len, self.pre.limit_type)
         batch = normalize(resized, self.pre.mean, self.pre.std)[None]
         return self.runner(batch)[0, 0]
 
-    def __call__(self, image: np.ndarray) -> list[TextBox]:
+    def __call__(self, image: np.ndarray | str | Path) -> list[TextBox]:
+        """Text boxes of ``image`` (a path or an array, as ``OCR`` takes it) in reading order."""
+        image = image_array(image)
         height, width = image.shape[:2]
         found = self.post(self.probability_map(image), height, width)
         order = sort_reading_order([quad for quad, _ in found])
@@ -103,8 +116,9 @@ class TextClassifier:
         runner, spec = runner_and_spec("cls", config, overrides, runner)
         return cls(runner, spec.pre, spec.post)
 
-    def __call__(self, crops: Sequence[np.ndarray]) -> list[tuple[int, float]]:
-        """(angle, score) per crop, in input order."""
+    def __call__(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[int, float]]:
+        """(angle, score) per crop (a list of paths or arrays, as ``OCR.classify`` takes it), in input order."""
+        crops = image_arrays(crops)
         if not crops:
             return []
         # The input size is fixed (each crop padded to pre.width), so batching cannot change a crop's
@@ -137,10 +151,12 @@ class TextRecognizer:
         assert spec.charset is not None  # every rec spec has one
         return cls(runner, spec.pre, spec.charset)
 
-    def __call__(self, crops: Sequence[np.ndarray]) -> list[CTCDecoded]:
-        """Decoded text per crop, in input order; batches share the widest ratio's width.
+    def __call__(self, crops: Iterable[np.ndarray | str | Path]) -> list[CTCDecoded]:
+        """Decoded text per crop (a list of paths or arrays, as ``OCR.recognize`` takes it), in input order;
+        batches share the widest ratio's width.
 
         A runner with ``map_batches`` (``ocrlite.backends.lanes``) reads several batches at once."""
+        crops = image_arrays(crops)
         results: list[CTCDecoded] = [CTCDecoded("", 0.0, ())] * len(crops)
         batches = list(_ratio_batches(crops, self.pre.batch_size))
         map_batches = getattr(self.runner, "map_batches", None)

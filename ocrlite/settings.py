@@ -51,12 +51,16 @@ def setting(
     return field(default=default, metadata=rules)
 
 
-def check_keys(section: str, given: typing.Iterable[str], allowed: typing.Iterable[str]) -> None:
-    """Raise ConfigError naming the first unknown key and listing the allowed ones."""
+def check_keys(section: str, given: typing.Iterable[str], allowed: typing.Iterable[str],
+               places: typing.Callable[[str], list[str]] | None = None) -> None:
+    """Raise ConfigError naming the first unknown key and listing the allowed ones; ``places`` gives the full
+    keys it may have been meant as (elsewhere in the config), asked as "did you mean"."""
     allowed = list(allowed)
     unknown = [k for k in given if k not in allowed]
     if unknown:
-        raise ConfigError(f"{section}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+        meant = places(unknown[0]) if places is not None else []
+        hint = f" did you mean {' or '.join(meant)}?" if meant else ""
+        raise ConfigError(f"{section}: unknown key {unknown[0]!r};{hint} allowed: {', '.join(allowed)}")
 
 
 def range_error(key: str, value: Any, allowed: str) -> ConfigError:

@@ -155,3 +155,21 @@ def test_a_preset_name_given_as_the_config_says_to_give_it_as_the_model() -> Non
         OCR("ppocr-v6-tiny")
     with pytest.raises(ConfigError, match="^config file not found: no-such.yaml$"):
         OCR("no-such.yaml")
+
+
+def test_a_directory_given_as_the_config_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=rf"^config {re.escape(str(tmp_path))} is a directory, not a config file; "
+                                          r"give the path of a .yaml file$"):  # was: config file not found
+        OCR(tmp_path)
+    with pytest.raises(ConfigError, match=r"^config zoo is a directory \(.*zoo\), not a config file"):
+        OCR("zoo")  # the shipped configs' folder
+
+
+@pytest.mark.parametrize("name", ["det_runner", "cls_runner", "rec_runner"])
+def test_a_runner_argument_that_is_no_runner_is_refused_when_the_ocr_is_built(name: str) -> None:
+    """It was accepted and failed on the first page (``'int' object is not callable``); cls_runner even only
+    on the first ``classify``."""
+    with pytest.raises(TypeError, match=rf"^{name} must be a runner \(a callable: .*\) or None, got int$"):
+        OCR(stages=["rec"], **{name: 3})
+    with pytest.raises(TypeError, match=r"^runner must be a runner \(a callable: .*\) or None, got str$"):
+        TextDetector.from_config(runner="det.onnx")

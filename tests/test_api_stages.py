@@ -108,3 +108,19 @@ def test_the_line_classifier_is_built_once_when_threads_ask_at_once(monkeypatch:
     for thread in threads:
         thread.join()
     assert len(built) == 1
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"dpi": "300"}, "^dpi must be a number from 10 to 1200 \\(as --dpi\\), got str$"),
+    ({"dpi": True}, "got bool"), ({"max_pixels": 1e8}, "^max_pixels must be a positive integer, got float$"),
+])
+def test_read_documents_arguments_of_the_wrong_type_are_type_errors_when_called(arguments: dict, message: str) -> None:
+    ocr = OCR(stages=("det", "rec"))
+    with pytest.raises(TypeError, match=message):  # was a ValueError, and only once the first page was asked for
+        ocr.read_documents([SAMPLE], **arguments)
+
+
+def test_a_page_over_max_pixels_says_to_raise_the_callers_max_pixels() -> None:
+    [page] = OCR(stages=("det", "rec")).read_documents([SAMPLE], max_pixels=1000)
+    assert str(page.error) == (f"{SAMPLE}: image is 640x300 = 192000 pixels, more than the limit of 1000 that bounds "
+                               "memory; scale it down (in Python: pass a larger max_pixels to the call that read it)")

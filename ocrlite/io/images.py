@@ -123,7 +123,8 @@ def decode_frame(image: Image.Image, name: str, max_pixels: int = DEFAULT_MAX_PI
     if width * height > max_pixels:
         raise ImageReadError(
             f"{name}: image is {width}x{height} = {width * height} pixels, more than the "
-            f"limit of {max_pixels} that bounds memory; scale it down (in Python: read_image(path, max_pixels=N))"
+            f"limit of {max_pixels} that bounds memory; scale it down (in Python: pass a larger max_pixels to the "
+            "call that read it)"
         )
     try:
         image.load()

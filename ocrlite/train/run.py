@@ -28,7 +28,16 @@ from ..stages import load_stage_config, stage_kind, stage_overrides, stage_spec
 from ..weights import sha256_file
 from .data import file_entries
 from .task import Task
-from .trainer import TASK_KEYS, TrainResult, TrainSettings, check_device, check_resume, run_checkpoint, train
+from .trainer import (
+    TASK_KEYS,
+    TASK_SECTIONS,
+    TrainResult,
+    TrainSettings,
+    check_device,
+    check_resume,
+    run_checkpoint,
+    train,
+)
 
 __all__ = ["TASKS", "SECTIONS", "task_name", "build_task", "write_data_manifest", "export_model",
            "load_training_config", "run_training"]
@@ -42,7 +51,7 @@ TASKS = {
 
 
 # the train sections each task reads besides task, distill and qat (which every task takes)
-SECTIONS = {"rec": ("data", "augment", "center_loss"), "det": ("data", "augment", "loss"), "cls": ("data", "augment")}
+SECTIONS = {task: tuple(sections) for task, sections in TASK_SECTIONS.items()}
 
 
 def task_name(stage: dict[str, Any]) -> str:

@@ -26,6 +26,8 @@ resumed into another folder exports the best it claims. What a resumed run may c
 from __future__ import annotations
 
 import csv
+import dataclasses
+import importlib
 import io
 import json
 import math
@@ -40,14 +42,25 @@ from torch import nn
 
 from ..errors import ConfigError, OcrliteError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
-from ..settings import build_settings, range_error, setting
+from ..settings import build_settings, check_keys, range_error, setting
 from .checkpoint import BEST_FILE, find_checkpoint, load_checkpoint, read_state, save_checkpoint, state_tensors
 from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules", "run_checkpoint",
            "check_device", "check_resume"]
 
-TASK_KEYS = ("task", "data", "augment", "loss", "distill", "center_loss", "qat")  # read elsewhere
+# The train sections each task reads, and those of the wrappers every task takes: "module:class" of each one's
+# settings (imported only to tell where a misplaced key belongs)
+TASK_SECTIONS = {
+    "rec": {"data": "ocrlite.train.rec_task:RecData", "augment": "ocrlite.train.rec_task:RecAugment",
+            "center_loss": "ocrlite.train.center_loss:CenterLossSettings"},
+    "det": {"data": "ocrlite.train.det_task:DetData", "augment": "ocrlite.train.det_task:DetAugmentSettings",
+            "loss": "ocrlite.train.det_task:DetLossSettings"},
+    "cls": {"data": "ocrlite.train.cls_task:ClsData", "augment": "ocrlite.train.cls_task:ClsAugmentSettings"},
+}
+WRAPPER_SECTIONS = {"distill": "ocrlite.slim.distill:DistillSettings", "qat": "ocrlite.slim.qat:QATSettings"}
+# the keys of train: read elsewhere (by the task and its wrappers)
+TASK_KEYS = ("task", *dict.fromkeys(s for sections in TASK_SECTIONS.values() for s in sections), *WRAPPER_SECTIONS)
 LEFT_FILES = ("log.csv", "evals.json", BEST_FILE)  # what a run stopped before its first checkpoint leaves
 RESUMABLE = ("steps", "eval_every", "save_every", "log_every", "workers")  # settings a resumed run may change
 
@@ -87,11 +100,30 @@ class TrainSettings:
 
     @classmethod
     def from_stage(cls, stage: dict[str, Any]) -> TrainSettings:
-        """The settings of ``stage``'s ``train`` section (a ConfigError when it is not a mapping)."""
+        """The settings of ``stage``'s ``train`` section (a ConfigError when it is not a mapping). An unknown
+        key is a ConfigError listing these settings and the sections, and naming the sections that have it."""
         train = stage.get("train")
         if isinstance(train, dict):  # anything else is build_settings' one-line error
+            task = train.get("task")
+            check_keys("train", train, [*(f.name for f in dataclasses.fields(cls)), *TASK_KEYS],
+                       lambda key: _section_keys(key, task))
             train = {k: v for k, v in train.items() if k not in TASK_KEYS}
         return build_settings(cls, "train", train)
+
+
+def _section_keys(key: str, task: Any) -> list[str]:
+    """``train.SECTION.key`` for each section that has a setting ``key``: the sections of ``task`` (every task's
+    when it names none of them) and the wrappers'."""
+    tables = [TASK_SECTIONS[task]] if task in TASK_SECTIONS else list(TASK_SECTIONS.values())
+    found: list[str] = []
+    for table in [*tables, WRAPPER_SECTIONS]:
+        for section, target in table.items():
+            module, _, name = target.partition(":")
+            settings = getattr(importlib.import_module(module), name)
+            place = f"train.{section}.{key}"
+            if key in {f.name for f in dataclasses.fields(settings)} and place not in found:
+                found.append(place)
+    return found
 
 
 @dataclass

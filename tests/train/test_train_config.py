@@ -94,3 +94,32 @@ def test_a_freeze_prefix_that_names_no_module_is_an_error() -> None:
         freeze_modules(net, ["bogus.module"])
     freeze_modules(net, ["0"])
     assert not net[0].weight.requires_grad and net[1].weight.requires_grad
+
+
+SECTIONS = "task, data, augment, center_loss, loss, distill, qat"
+
+
+@pytest.mark.parametrize(("task", "key", "meant"), [
+    ("det", "eval_on", " did you mean train.data.eval_on?"), ("cls", "eval_on", " did you mean train.data.eval_on?"),
+    ("rec", "eval_on", ""),  # a rec task's data has no eval_on
+    ("det", "main_loss", " did you mean train.loss.main_loss?"),
+    (None, "teacher", " did you mean train.distill.teacher?"),
+    ("bogus", "eval_on", " did you mean train.data.eval_on?"), ("rec", "stepz", ""),
+])
+def test_an_unknown_training_key_lists_the_sections_too_and_says_where_it_belongs(task: str | None, key: str,
+                                                                                  meant: str) -> None:
+    """The list left the sections out, so ``--set train.eval_on=val`` did not point to ``train.data.eval_on``."""
+    with pytest.raises(ConfigError) as caught:
+        TrainSettings.from_stage({"train": {"task": task, "steps": 5, key: 1}})
+    assert str(caught.value) == (f"train: unknown key {key!r};{meant} allowed: steps, batch_size, optimizer, lr, "
+                                 "weight_decay, beta1, beta2, warmup_steps, min_lr, clip_grad_norm, freeze_bn, freeze, "
+                                 "amp, channels_last, seed, workers, eval_every, save_every, log_every, " + SECTIONS)
+
+
+def test_train_names_the_section_of_a_misplaced_key(tmp_path: Path) -> None:
+    config = str(Path(CONFIG).with_name("det_ppocrv3_ic15.yaml"))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", config, "-o", str(run), "-q", "--set", "train.eval_on=val"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith("ocrlite: error: train: unknown key 'eval_on'; did you mean train.data.eval_on? ")
+    assert result.stderr.endswith(f", log_every, {SECTIONS}\n") and not run.exists()

@@ -1,0 +1,53 @@
+"""Image arguments of the Python API (``OCR`` and the predictors): a path or an array as a BGR uint8 array,
+and a list of them. What cannot be taken is a TypeError or ValueError saying what can."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from ocrlite.errors import ImageReadError
+from ocrlite.io.images import bgr_array, read_image
+from ocrlite.io.pages import PDF_EXTENSIONS, count_pages
+
+__all__ = ["image_array", "image_arrays", "listed"]
+
+_T = TypeVar("_T")
+
+
+def listed(values: Iterable[_T], name: str, items: str) -> list[_T]:
+    """``values`` as a list; None, or one str, bytes, path or array in place of a list, is a TypeError."""
+    if isinstance(values, (str, bytes, os.PathLike, np.ndarray)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a list of {items}, got {type(values).__name__}"
+                        + ("" if values is None else "; put a single one in a list"))
+    return list(values)
+
+
+def image_array(image: np.ndarray | str | Path) -> np.ndarray:
+    """An image argument as a BGR uint8 HxWx3 array: a path is read, an array converted (``bgr_array``; a BGR
+    uint8 array is returned as it is). A PDF path is an ImageReadError, a multi-page TIFF warns that page 1 is read."""
+    if isinstance(image, np.ndarray):
+        return bgr_array(image)
+    if isinstance(image, (str, os.PathLike)):
+        if Path(image).suffix.lower() in PDF_EXTENSIONS:
+            raise ImageReadError(f"{image}: a PDF is not an image; read its pages with OCR.read_documents")
+        array = read_image(image)
+        if (pages := count_pages(image)) > 1:  # a multi-page TIFF: one image is read, say so rather than lose pages
+            warnings.warn(f"{image}: the first of its {pages} pages is read; OCR.read_documents reads them all",
+                          stacklevel=3)
+        return array
+    hint = "; decode encoded image bytes with ocrlite.io.images.decode_image_bytes" if isinstance(
+        image, (bytes, bytearray)) else ""
+    raise TypeError(f"expected an image path (str or Path) or a numpy image array, got {type(image).__name__}"
+                    + hint)
+
+
+def image_arrays(images: Iterable[np.ndarray | str | Path]) -> list[np.ndarray]:
+    """A list of images (crops) as BGR uint8 arrays (``image_array``); one image in place of the list is a
+    TypeError saying to put it in a list."""
+    return [image_array(image) for image in listed(images, "crops", "images (arrays or paths)")]

@@ -1,0 +1,82 @@
+"""The public predictors (``ocrlite.TextDetector``, ``TextClassifier``, ``TextRecognizer``) and ``OCR.orient`` /
+``OCR.confidences`` take images as ``OCR`` takes them, or say what they take: never a numpy error from inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from ocrlite import OCR, TextClassifier, TextDetector, TextRecognizer
+from ocrlite.io.images import read_image
+
+SAMPLE = Path(__file__).resolve().parent / "images" / "sample.png"
+PAGE = read_image(SAMPLE)
+LINE = PAGE[30:62, 40:285]  # "OCRLITE 2026"
+GREY_LINE = cv2.cvtColor(LINE, cv2.COLOR_BGR2GRAY)
+SINGLE = r"^crops must be a list of images \(arrays or paths\), got ndarray; put a single one in a list$"
+
+
+@pytest.fixture(scope="module")
+def ocr() -> OCR:
+    return OCR(use_cls=True)
+
+
+def bgr_of(grey: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+def _boxes(boxes: list[Any]) -> list[tuple[list[list[int]], float]]:
+    return [(box.points.tolist(), box.score) for box in boxes]
+
+
+def test_the_detector_takes_a_path_or_a_grey_array_as_ocr_does(ocr: OCR) -> None:
+    det = ocr.detector
+    found = _boxes(det(PAGE))
+    assert len(found) == 4
+    assert _boxes(det(SAMPLE)) == _boxes(det(str(SAMPLE))) == found  # was: 'str' object has no attribute 'shape'
+    grey = cv2.cvtColor(PAGE, cv2.COLOR_BGR2GRAY)  # was: operands could not be broadcast together
+    assert _boxes(det(grey)) == _boxes(ocr.detect(grey))
+    assert np.array_equal(det.probability_map(grey), det.probability_map(bgr_of(grey)))
+    with pytest.raises(TypeError, match=r"^expected a uint8 \(or uint16\) image array, got float64"):
+        det(PAGE / 255.0)  # was: read as an image of values 0..1, no text found, no error
+    with pytest.raises(TypeError, match="^expected an image path .* or a numpy image array, got list$"):
+        det([PAGE])
+
+
+def test_the_recognizer_and_classifier_take_a_list_of_crops_as_ocr_does(ocr: OCR) -> None:
+    rec, cls = ocr.recognizer, ocr.line_classifier
+    assert [d.text for d in rec([GREY_LINE, LINE, SAMPLE])][:2] == ["OCRLITE 2026"] * 2
+    assert rec([GREY_LINE]) == rec([bgr_of(GREY_LINE)])
+    assert cls([GREY_LINE]) == cls([bgr_of(GREY_LINE)])
+    assert cls([LINE, cv2.rotate(LINE, cv2.ROTATE_180)])[1][0] == 180
+    for predictor in (rec, cls):  # one crop in place of the list: was a broadcast error / an ambiguous truth value
+        with pytest.raises(TypeError, match=SINGLE):
+            predictor(LINE)
+        with pytest.raises(ValueError, match="no pixels"):
+            predictor([np.zeros((0, 5, 3), np.uint8)])
+    assert rec([]) == [] and cls(()) == []
+
+
+def test_predictors_built_alone_check_their_input_too() -> None:
+    with pytest.raises(TypeError, match=SINGLE):
+        TextRecognizer.from_config("rec_ppocrv2.yaml")(LINE)
+    with pytest.raises(TypeError, match=SINGLE):
+        TextClassifier.from_config()(LINE)
+    assert len(TextDetector.from_config()(str(SAMPLE))) == 4
+
+
+def test_orient_and_confidences_take_crops_as_recognize_does(ocr: OCR) -> None:
+    with pytest.raises(TypeError, match=SINGLE):
+        ocr.orient(LINE)  # was: The truth value of an array with more than one element is ambiguous
+    with pytest.raises(TypeError, match=SINGLE):
+        ocr.confidences(LINE)  # was: non-broadcastable output operand
+    with pytest.raises(TypeError, match=r"^crops must be a list \(its crops are turned in place\), got tuple$"):
+        ocr.orient((LINE,))
+    crops = [cv2.rotate(GREY_LINE, cv2.ROTATE_180), LINE]
+    assert ocr.orient(crops) == [180, 0]
+    assert np.array_equal(crops[0], bgr_of(GREY_LINE)) and crops[1] is LINE  # turned in place; BGR kept as it is
+    assert ocr.confidences([GREY_LINE]) == ocr.confidences([bgr_of(GREY_LINE)])
