@@ -699,7 +699,7 @@ def _train(config: str, overrides: tuple[str, ...], run_dir: str, resume: str | 
 
     try:
         with sigterm_as_ctrl_c():
-            result, exported = _build(lambda: run_training(
+            result, exported = _in_new_folders([Path(run_dir)], lambda: run_training(  # a bad setting: no folder
                 config, overrides, Path(run_dir), device, Path(resume) if resume else None, export, name, not quiet,
                 teacher, distill, partial(click.echo, err=True)))
     except KeyboardInterrupt as exc:

@@ -123,3 +123,12 @@ def test_train_names_the_section_of_a_misplaced_key(tmp_path: Path) -> None:
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.startswith("ocrlite: error: train: unknown key 'eval_on'; did you mean train.data.eval_on? ")
     assert result.stderr.endswith(f", log_every, {SECTIONS}\n") and not run.exists()
+
+
+def test_a_bad_section_key_leaves_no_empty_run_folder(tmp_path: Path) -> None:
+    """The task's sections are read after the run folder is made: a failed start removes it while empty."""
+    config = str(Path(CONFIG).with_name("det_ppocrv3_ic15.yaml"))
+    run = tmp_path / "new" / "run"
+    result = CliRunner().invoke(main, ["train", config, "-o", str(run), "-q", "--set", "train.data.eval_onn=val"])
+    assert result.exit_code == 2 and "train.data: unknown key 'eval_onn'" in result.stderr
+    assert not (tmp_path / "new").exists()
