@@ -132,9 +132,11 @@ class StageSpec:
             path = cached_export(self, head)
             try:
                 return OnnxRunner(path, threads=threads)
-            except BackendError:  # a cached export cut short or damaged (a killed copy, a full disk): once more
-                path.unlink(missing_ok=True)
-                return OnnxRunner(cached_export(self, head), threads=threads)
+            except BackendError as damaged:  # a cached export cut short or damaged (a full disk): export it again
+                try:
+                    return OnnxRunner(cached_export(self, head, again=True), threads=threads)
+                except BackendError as exc:  # e.g. a read-only cache: both reasons, in one line
+                    raise BackendError(f"{damaged}; exporting it again failed: {exc}") from None
         from ocrlite.backends.fold import fold_net
         from ocrlite.backends.lanes import LaneRunner
         from ocrlite.backends.onednn import onednn_available, use_onednn

@@ -83,6 +83,26 @@ def test_onnxruntime_without_onnx_is_one_line(tmp_path: Path, monkeypatch: pytes
     assert not out.exists() and not (tmp_path / "cache").exists()  # checked before the batch writes anything
 
 
+@pytest.mark.parametrize("name", ["onnx", "onnxruntime"])
+def test_the_onnxruntime_backend_without_its_packages_in_workers_and_from_python(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Batch mode with worker processes says it once, before anything is written; the Python API (``OCR``, a
+    predictor) raises a BackendError with the same line."""
+    from ocrlite import OCR, TextClassifier
+
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path / "cache"))
+    _without(monkeypatch, name)
+    line = f"the onnxruntime backend needs {name}: {ONNX}"
+    out = tmp_path / "out"
+    args = ("ocr", str(SAMPLE), "-o", str(out), "--backend", "onnxruntime", "--workers", "2")
+    assert _cli(*args) == (2, [f"ocrlite: error: {line}"])
+    assert not out.exists() and not (tmp_path / "cache").exists()
+    with pytest.raises(BackendError, match=f"^{re.escape(line)}$"):
+        OCR(backend="onnxruntime")
+    with pytest.raises(BackendError, match=f"^{re.escape(line)}$"):
+        TextClassifier.from_config(overrides=["backend=onnxruntime"])
+
+
 def test_a_stage_with_its_own_onnx_file_needs_only_onnxruntime(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing is exported for a stage whose ``onnx:`` file is given (``ocrlite quantize``'s int8 stage)."""

@@ -42,6 +42,7 @@ OPSET = 17
 CACHE_ENV = "OCRLITE_ONNX_CACHE"
 HEADS = ("raw", "probs", "top1")
 _FORMAT = 5  # part of the cache key: bump when what an export contains changes
+_WRITABLE = f"set {CACHE_ENV} to a writable folder"
 METADATA = {"kind": "ocrlite.kind", "classes": "ocrlite.classes", "head": "ocrlite.head"}  # metadata_props keys
 # Per stage kind: which input axes stay dynamic, and a small example input (N, C, H, W; H and W of
 # the classifier and the recognizer come from its preprocess settings).
@@ -121,11 +122,16 @@ class _Head(nn.Module):
 
 
 def cache_dir() -> Path:
-    """Where exports are cached: ``$OCRLITE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/ocrlite/onnx`` (~/.cache)."""
+    """Where exports are cached: ``$OCRLITE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/ocrlite/onnx`` (~/.cache); a
+    BackendError when none is set and there is no home folder (no ``HOME``, a user without a passwd entry)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "ocrlite" / "onnx"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "ocrlite" / "onnx"
+    home = os.path.expanduser("~")
+    if home.startswith("~"):  # no home folder: never a folder named "~" in the working folder
+        raise BackendError(f"no folder for the ONNX export cache: HOME is not set; {_WRITABLE}")
+    return Path(home) / ".cache" / "ocrlite" / "onnx"
 
 
 def example_shape(kind: str, pre: Any) -> tuple[int, int, int, int]:
@@ -176,9 +182,11 @@ def export_net(net: nn.Module, path: str | Path, kind: str, example: Tensor, hea
 def _key(spec: Any, head: str) -> str:
     """Cache key: the weights' SHA-256, the net config, the head, the input size the export fixes, and the
     exporter versions."""
-    from ocrlite.weights import sha256_file
+    from ocrlite.weights import check_sha256
 
-    weights = spec.manifest.get("sha256") or (sha256_file(spec.weights) if spec.weights else "random")
+    # the file's own hash, never only its manifest's: weights replaced beside an old manifest must not hit the
+    # old export (the torch backend refuses them, and so does this)
+    weights = check_sha256(spec.weights, spec.manifest.get("sha256")) if spec.weights else "random"
     shape = example_shape(spec.kind, spec.pre)
     text = json.dumps([weights, spec.model, head, spec.outputs, shape, OPSET, _FORMAT, torch.__version__],
                       sort_keys=True)
@@ -196,14 +204,19 @@ def export_stage(spec: Any, path: str | Path, head: str = "raw", net: nn.Module 
     return export_net(net, path, spec.kind, example_input(spec.kind, spec.pre), head, logits)
 
 
-def cached_export(spec: Any, head: str = "raw") -> Path:
-    """The stage's ONNX file from the cache, exported first if absent (keyed by weights, config and head)."""
+def cached_export(spec: Any, head: str = "raw", again: bool = False) -> Path:
+    """The stage's ONNX file from the cache, exported first if absent or ``again`` (a cached file that cannot be
+    loaded), keyed by weights, config and head. A cache that cannot be written is a BackendError saying so; the
+    export's own errors (weights that do not match their manifest) are raised as they are."""
     path = cache_dir() / f"{spec.kind}-{_key(spec, head)}.onnx"
-    if not path.is_file():
+    if again or not path.is_file():
         try:
             ensure_folder(path.parent)
+        except OcrliteError as exc:
+            raise BackendError(f"{exc} (the ONNX export cache; {_WRITABLE})") from None
+        try:
             export_stage(spec, path, head)
-        except (OcrliteError, OSError) as exc:
-            reason = exc if isinstance(exc, OcrliteError) else f"cannot write {path}: {exc.strerror or exc}"
-            raise BackendError(f"{reason} (the ONNX export cache; set {CACHE_ENV} to a writable folder)") from None
+        except OSError as exc:
+            raise BackendError(f"cannot write {path}: {exc.strerror or exc} (the ONNX export cache; "
+                               f"{_WRITABLE})") from None
     return path

@@ -18,7 +18,7 @@ from ocrlite.errors import WeightsError
 if TYPE_CHECKING:  # only for the annotation: ``ocrlite models`` reads manifests without importing torch
     from torch import nn
 
-__all__ = ["load_weights", "read_manifest", "sha256_file"]
+__all__ = ["check_sha256", "load_weights", "read_manifest", "sha256_file"]
 
 _SHOW = 3  # keys named per category in an error message
 
@@ -30,6 +30,14 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str | None) -> str:
+    """The file's hex SHA-256; a WeightsError when ``expected`` (its manifest's) is given and differs."""
+    actual = sha256_file(path)
+    if expected is not None and actual != expected.lower():
+        raise WeightsError(f"sha256 mismatch for {path.name}: expected {expected}, file differs")
+    return actual
 
 
 def _names(keys: list[str]) -> str:
@@ -51,8 +59,8 @@ def load_weights(
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
-    if expected_sha256 is not None and sha256_file(path) != expected_sha256.lower():
-        raise WeightsError(f"sha256 mismatch for {path.name}: expected {expected_sha256}, file differs")
+    if expected_sha256 is not None:
+        check_sha256(path, expected_sha256)
     try:
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises several error types for corrupt files

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from safetensors.torch import load_file
 import ocrlite.weights
 from ocrlite.backends.export import cache_dir, cached_export, export_stage
 from ocrlite.backends.fold import fold_net
-from ocrlite.errors import BackendError
+from ocrlite.errors import BackendError, WeightsError
 from ocrlite.stages import load_stage_config, stage_kind, stage_spec
 from ocrlite.weights import read_manifest
 
@@ -147,3 +148,155 @@ def test_the_page_classifier_runs_on_onnxruntime_too(monkeypatch: pytest.MonkeyP
     batch = np.random.default_rng(0).random((2, 3, 224, 224), dtype=np.float32)
     ours, torch_runner = page.build_runner(), stage_spec("page").build_runner()
     np.testing.assert_allclose(ours(batch), torch_runner(batch), atol=1e-4)
+
+
+def _own_cls(folder: Path, manifest: bool = True) -> Path:
+    """A user's copy of the shipped direction classifier: ``cls.yaml`` naming ``./cls`` (+ its manifest)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "cls_ppocr_mobile_v2.yaml"
+    config = folder / "cls.yaml"
+    text = shipped.read_text(encoding="utf-8").replace("weights: cls_ppocr_mobile_v2", "weights: ./cls")
+    config.write_text(text + "backend: onnxruntime\n", encoding="utf-8")
+    (folder / "cls.safetensors").write_bytes((WEIGHTS / "cls_ppocr_mobile_v2.safetensors").read_bytes())
+    if manifest:
+        (folder / "cls.json").write_text((WEIGHTS / "cls_ppocr_mobile_v2.json").read_text(encoding="utf-8"))
+    return config
+
+
+def _fine_tune(weights: Path) -> None:
+    """Overwrite ``weights`` with a "fine-tuned" copy of the same name: the classifier's two classes swapped."""
+    from safetensors.torch import save_file
+
+    tensors = load_file(str(weights))
+    tensors["head.fc.weight"] = tensors["head.fc.weight"].flip(0).contiguous()
+    tensors["head.fc.bias"] = tensors["head.fc.bias"].flip(0).contiguous()
+    save_file(tensors, str(weights))
+
+
+def test_weights_replaced_beside_their_manifest_are_refused_not_read_from_the_cache(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A fine-tuned ``cls.safetensors`` copied over the old one, its old manifest kept: the torch backend refuses
+    it (sha256 mismatch); the onnxruntime backend ran the old weights' cached export with exit 0, and with a
+    cold cache said the same line as torch followed by an unrelated hint about a writable cache folder."""
+    config = _own_cls(tmp_path / "model")
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path / "cache"))
+    stage_spec("cls", config).build_runner()  # the original weights' export, cached
+    _fine_tune(tmp_path / "model" / "cls.safetensors")
+    with pytest.raises(WeightsError) as by_torch:
+        stage_spec("cls", config, ["backend=torch"]).build_runner()
+    assert str(by_torch.value).startswith("sha256 mismatch for cls.safetensors: expected ")
+    for cache in ("cache", "cold"):
+        monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path / cache))
+        with pytest.raises(WeightsError) as by_onnxruntime:
+            stage_spec("cls", config).build_runner()
+        assert str(by_onnxruntime.value) == str(by_torch.value)
+
+
+def test_fine_tuned_weights_of_the_same_name_get_their_own_export(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    """A bare ``.safetensors`` of the user's (no manifest) replaced by a fine-tuned one: a new export, which
+    reads as the new weights do on torch."""
+    config = _own_cls(tmp_path / "model", manifest=False)
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path / "cache"))
+    batch = load_file(str(FIXTURES / "parity_cls_ppocr_mobile_v2.safetensors"))["input"].numpy()
+    before = stage_spec("cls", config).build_runner()(batch)
+    _fine_tune(tmp_path / "model" / "cls.safetensors")
+    after = stage_spec("cls", config).build_runner()(batch)
+    assert len(list((tmp_path / "cache").glob("cls-*.onnx"))) == 2
+    np.testing.assert_allclose(after, before[:, ::-1], atol=1e-5)
+    np.testing.assert_allclose(after, stage_spec("cls", config, ["backend=torch"]).build_runner()(batch), atol=1e-4)
+
+
+def _read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Writes under ``folder`` fail as on a read-only mount (EROFS), for any user, root too (whom a chmod'ed
+    folder does not stop): creating, replacing or removing a file there."""
+    import errno
+    import os
+
+    def refuse(path: Any) -> None:
+        if Path(os.fsdecode(path)).resolve().is_relative_to(folder.resolve()):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+
+    real_open, real_unlink, real_replace = os.open, os.unlink, os.replace
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & writing:
+            refuse(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def unlinking(path: Any, *args: Any, **kwargs: Any) -> None:
+        refuse(path)
+        real_unlink(path, *args, **kwargs)
+
+    def replacing(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        refuse(dst)
+        real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", opening)
+    monkeypatch.setattr(os, "unlink", unlinking)
+    monkeypatch.setattr(os, "replace", replacing)
+
+
+def test_a_damaged_export_in_a_read_only_cache_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A cached file cut short in a cache that has since become read-only: one line with both reasons, exit 2
+    (it was a traceback: ``OSError: [Errno 30] Read-only file system``, from removing the file)."""
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(cache))
+    path = cached_export(stage_spec("cls"), "probs")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _read_only(monkeypatch, cache)
+    crop = Path(__file__).resolve().parents[1] / "images" / "sample.png"
+    result = CliRunner().invoke(main, ["classify", str(crop), "--set", "cls.backend=onnxruntime"])
+    assert (result.exit_code, result.stdout) == (2, ""), result.exception
+    assert result.stderr.startswith(f"ocrlite: error: {path}: cannot load the ONNX model: ")
+    assert result.stderr.endswith(f"; exporting it again failed: cannot write to {cache}: Read-only file system "
+                                  "(the ONNX export cache; set OCRLITE_ONNX_CACHE to a writable folder)\n")
+    assert result.stderr.count("\n") == 1
+
+
+def test_the_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``$OCRLITE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/ocrlite/onnx``, else ``~/.cache/ocrlite/onnx``; without a
+    home folder (no HOME, a user id without a passwd entry, as in some containers) one line, exit 2: it was a
+    traceback (``RuntimeError: Could not determine home directory``)."""
+    import pwd
+
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    monkeypatch.delenv("OCRLITE_ONNX_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "ocrlite" / "onnx"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "ocrlite" / "onnx"
+    monkeypatch.delenv("HOME")
+
+    def no_entry(uid: int) -> Any:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    crop = Path(__file__).resolve().parents[1] / "images" / "sample.png"
+    result = CliRunner().invoke(main, ["classify", str(crop), "--set", "cls.backend=onnxruntime"])
+    assert (result.exit_code, result.stdout) == (2, ""), result.exception
+    assert result.stderr == ("ocrlite: error: no folder for the ONNX export cache: HOME is not set; "
+                             "set OCRLITE_ONNX_CACHE to a writable folder\n")
+
+
+def test_the_session_runs_on_torchs_thread_count(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--threads N`` (torch's thread count when the runner is built: the CLI's, a batch worker's share) is the
+    onnxruntime session's intra-op thread count."""
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path))
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            runner = stage_spec("cls", overrides=["backend=onnxruntime"]).build_runner()
+            assert runner.session.get_session_options().intra_op_num_threads == threads
+    finally:
+        torch.set_num_threads(before)
