@@ -60,14 +60,15 @@ def ocrmypdf_command() -> list[str]:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
-    """One local Ray (2 CPUs, no dashboard, loopback only) for the whole session: the optional ray extra."""
+    """One local Ray (2 CPUs, no dashboard) for the whole session, a new one also where another Ray runs on this
+    machine (``ray start``): the optional ray extra."""
     if find_spec("ray") is None or find_spec("pyarrow") is None:
         _unavailable('Ray is not installed (pip install "ocrlite[ray]")')
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")  # a busy machine starts Ray slowly
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

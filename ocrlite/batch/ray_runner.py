@@ -56,6 +56,10 @@ INPUT_MODES = ("paths", "bytes")
 WHOLE: PageRange = (0, 0)  # a row's page range when it is the whole file
 CONNECT_TIMEOUT_S = 10.0  # how long --ray-address HOST:PORT may take to answer before the run gives up
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Ray colours its error messages
+_CAUSE = re.compile(r"^[\w.]*(Error|Exception): \S")  # an error's last line, as Ray quotes a worker's traceback
+# An HTTP/2 client's first bytes: the connection preface, then an empty SETTINGS frame (length 0, type 4, no flags)
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_NOT_RAY = "no Ray cluster answers there (give the head node's GCS port, 6379 unless `ray start --port` chose another)"
 
 
 @dataclass(frozen=True)
@@ -94,13 +98,14 @@ class RayExecutor:
 
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset INFO lines between our own
         logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled": ours
+        logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)  # a stack trace of the error said below
         own_ray = not ray.is_initialized()
         try:
             if own_ray:
                 _init_ray(self.options, options.cores)
             yield from self._run(jobs, spec, options, bar, started)
         except ray.exceptions.RayError as exc:  # the cluster itself failed (actors that cannot start, node lost)
-            raise OcrliteError(f"Ray failed: {_ANSI.sub('', str(exc)).strip().splitlines()[0]}") from exc
+            raise OcrliteError(f"Ray failed: {_reason(exc)}") from exc
         finally:
             if own_ray:
                 ray.shutdown()
@@ -298,7 +303,7 @@ def _local_cpus(options: RayOptions, cores: int | None) -> int:
 
 
 def _init_ray(options: RayOptions, cores: int | None) -> None:
-    """Join the cluster at ``options.address``, or start a private local Ray that never reaches the network.
+    """Join the cluster at ``options.address``, or start a private local Ray (no dashboard, no usage stats).
 
     ``ray.init`` makes SIGTERM exit the process (``sys.exit``) without a word; the handler from before
     (``run_batch``'s: stop as Ctrl-C does) is put back, and a SIGTERM during start-up is an interruption.
@@ -317,21 +322,32 @@ def _init_ray(options: RayOptions, cores: int | None) -> None:
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         # address="local": a new Ray of our own, even where RAY_ADDRESS names another (ray.init would join it)
         ray.init(address="local", num_cpus=_local_cpus(options, cores), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False)
+                 logging_level=logging.WARNING, log_to_driver=False)
     except SystemExit as exc:  # Ray's SIGTERM handler, in place while ray.init runs
         raise Terminated from exc
     except OcrliteError:
         raise
     except Exception as exc:  # ray.init raises ConnectionError, RuntimeError, ValueError or a bare Exception
         where = f"join Ray at {options.address}" if options.address else "start a local Ray"
-        raise OcrliteError(f"cannot {where}: {_ANSI.sub('', str(exc)).strip().splitlines()[0]}") from exc
+        raise OcrliteError(f"cannot {where}: {_reason(exc)}") from exc
     finally:
         if previous is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
 
 
+def _reason(exc: BaseException) -> str:
+    """Ray's error in one line: its first one, with the error that ends the traceback it quotes, if any (an actor
+    that could not start: ``ModuleNotFoundError: No module named 'ocrlite'`` on a node without ocrlite)."""
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()] or [type(exc).__name__]
+    first = lines[0].split(", ray::")[0]  # without the dead actor's process, named after the comma
+    causes = [line for line in lines[1:] if _CAUSE.match(line)]
+    return f"{first}: {causes[-1]}" if causes else first
+
+
 def _check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise ``OcrliteError`` in seconds when nothing answers at ``HOST:PORT``: ``ray.init`` would wait without end.
+    """Raise ``OcrliteError`` in seconds when no Ray cluster answers at ``HOST:PORT``, or it wants a token that this
+    process does not send: ``ray.init`` would wait without end (nothing there), for minutes (another service,
+    such as the dashboard's port) or 20 s (a token), printing Ray's lines meanwhile.
 
     ``auto`` and Ray Client ``ray://`` addresses, and anything not ``HOST:PORT``, are left to Ray's own checks.
     """
@@ -340,10 +356,43 @@ def _check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         return
     host = host.removeprefix("[").removesuffix("]")  # [IPv6]:PORT
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.sendall(_H2_PREFACE)  # Ray's GCS is a gRPC server: it answers with its SETTINGS frame
+            answer = sock.recv(9, socket.MSG_WAITALL)  # a frame header
     except socket.gaierror as exc:
         raise OcrliteError(f"cannot join Ray at {address}: unknown host {host} ({exc.strerror})") from exc
     except TimeoutError as exc:
         raise OcrliteError(f"cannot join Ray at {address}: no answer within {timeout:g} s") from exc
     except (OSError, OverflowError) as exc:  # OverflowError: a port over 65535
         raise OcrliteError(f"cannot join Ray at {address}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if not _tls() and (len(answer) < 9 or answer[3] != 4):  # under TLS the server waits for a TLS hello instead
+        raise OcrliteError(f"cannot join Ray at {address}: {_NOT_RAY}")
+    _check_gcs(address)
+
+
+def _tls() -> bool:
+    """Whether Ray's gRPC connections use TLS (``RAY_USE_TLS``), as Ray reads the variable."""
+    return os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")
+
+
+def _check_gcs(address: str) -> None:
+    """Connect to the Ray cluster's GCS at ``address`` once, as ``ray.init`` does, which retries for 20 s or more.
+    ``GcsClient`` is Ray's private API (tested with Ray 2.60): where this Ray has no such client, or builds it
+    otherwise, the check is left to ``ray.init``."""
+    import ray
+
+    try:
+        from ray._raylet import GcsClient  # type: ignore[attr-defined]  # ray.init's own GCS client (not in its stub)
+    except ImportError:
+        return
+    refused = getattr(ray.exceptions, "AuthenticationError", None)
+    try:
+        GcsClient(address=address)
+    except (TypeError, AttributeError):  # another Ray's client: not a statement about the cluster
+        return
+    except Exception as exc:
+        if refused is None or not isinstance(exc, refused):
+            raise OcrliteError(f"cannot join Ray at {address}: {_NOT_RAY}") from exc  # Ray says no more than that
+        raise OcrliteError(f"cannot join Ray at {address}: the cluster wants its authentication token: set "
+                           "RAY_AUTH_MODE=token, the token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN"
+                           ) from exc

@@ -9,12 +9,15 @@ own actors (a torch import and a model load each), so the module keeps to five r
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import signal
 import socket
+import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,6 +272,66 @@ def test_the_private_ray_is_local_and_follows_threads(ray_cluster: Any, monkeypa
     assert [(call["address"], call["num_cpus"]) for call in calls] == [("local", 2), ("local", 8), ("local", 6)]
     assert [_actors(RayOptions(), 2, 16.0), _actors(RayOptions(threads=2), None, 8.0),
             _actors(RayOptions(threads=2), 3, 8.0), _actors(RayOptions(workers=5), 2, 8.0)] == [2, 4, 1, 5]
+
+
+def test_a_ray_address_of_another_service_is_one_line(ray_cluster: Any) -> None:
+    """A port that answers but is not Ray's (a web server, the dashboard's port) is said at once: ``ray.init``
+    would retry it for about 14 minutes; the session's own Ray passes the same check."""
+    from ocrlite.batch.ray_runner import _check_address
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(OcrliteError) as error:
+            _check_address(address)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(error.value).startswith(f"cannot join Ray at {address}: no Ray cluster answers there (give the head")
+    _check_address(ray_cluster.get_runtime_context().gcs_address)
+
+
+def test_a_cluster_that_wants_a_token_says_so(ray_cluster: Any) -> None:
+    """A cluster with token authentication (what ``ray start`` and a new local Ray turn on) joined by HOST:PORT from
+    a process without RAY_AUTH_MODE=token: one line that says what to set, not Ray's retries for 20 s."""
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        pytest.skip("this session's Ray runs without token authentication (RAY_AUTH_MODE is set otherwise)")
+    address = ray_cluster.get_runtime_context().gcs_address
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    code = f"from ocrlite.batch.ray_runner import _check_address; _check_address({address!r})"
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    expected = (f"ocrlite.errors.OcrliteError: cannot join Ray at {address}: the cluster wants its authentication "
+                "token: set RAY_AUTH_MODE=token")
+    assert child.returncode == 1 and expected in child.stderr, child.stderr
+
+
+def _missing_ocrlite() -> None:
+    raise ModuleNotFoundError("No module named 'ocrlite'")
+
+
+@dataclass(frozen=True)
+class MissingOnTheNodeSpec(EngineSpec):
+    """A spec that cannot be unpickled in an actor, as none of ocrlite's can on a node without ocrlite."""
+
+    def __reduce__(self) -> Any:
+        return _missing_ocrlite, ()
+
+
+def test_a_node_without_ocrlite_is_one_line(tmp_path: Path, ray_cluster: Any, capfd: pytest.CaptureFixture[str]
+                                            ) -> None:
+    from ray import cloudpickle
+
+    from ocrlite.batch.ray_runner import RayExecutor, RayOptions
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors cannot import this test module
+    _page("X").save(tmp_path / "x.png")
+    with pytest.raises(OcrliteError) as error:
+        run_batch([tmp_path / "x.png"], MissingOnTheNodeSpec(), BatchOptions(tmp_path / "out", quiet=True),
+                  RayExecutor(RayOptions(workers=1)))
+    assert str(error.value) == ("Ray failed: The actor died because of an error raised in its creation task: "
+                                "ModuleNotFoundError: No module named 'ocrlite'")
+    assert "Traceback" not in capfd.readouterr().err  # Ray Data's stack trace of it is left out
 
 
 @dataclass(frozen=True)
