@@ -157,18 +157,27 @@ def _check_models(config: str | None, model: str | None) -> None:
         raise click.UsageError("--model and --config are exclusive")
 
 
+def _stage_config_kind(config: str | None, kinds: Sequence[str]) -> str | None:
+    """The kind of ``--config`` when it is a single stage config (else None); one of a kind the command does not
+    run (``kinds``) is a ConfigError, never a stage silently left unused."""
+    from ocrlite.errors import ConfigError
+    from ocrlite.slim.save import config_stage_kind
+
+    found = config_stage_kind(config) if config is not None else None
+    if found is not None and found not in kinds:
+        raise ConfigError(f"{config} is a {found} stage config; give a {' or '.join(kinds)} stage config or a "
+                          "pipeline config")
+    return found
+
+
 def _one_stage_ocr(kind: str, config: str | None, overrides: Sequence[str], model: str | None) -> OCR:
     """An ``OCR`` that loads only its ``kind`` stage (``detect``, ``classify``). ``--config`` is a pipeline
     config or a single ``kind`` stage config, whose ``--set`` keys may leave out the ``kind.`` prefix."""
     from ocrlite.api import OCR
-    from ocrlite.errors import ConfigError
-    from ocrlite.slim.save import config_stage_kind
     from ocrlite.stages import stage_overrides
 
-    if config is not None and (found := config_stage_kind(config)) is not None:  # a single stage config
-        if found != kind:
-            raise ConfigError(f"{config} is a {found} stage config; give a {kind} stage config or a pipeline config")
-        overrides = [f"{kind}.{key}" for key in stage_overrides(kind, overrides, config)]
+    if _stage_config_kind(config, (kind,)) is not None:  # a single stage config
+        overrides = [f"{kind}.{key}" for key in stage_overrides(kind, overrides, config or "")]
     return OCR(config, overrides, model=model, stages=(kind,))
 
 
@@ -559,6 +568,7 @@ def recognize(images: tuple[str, ...], config: str | None, model: str | None, us
     _check_models(config, model)
     fmt = _crop_format(formats, as_json)
     stages = ("rec",) if use_cls is False else ("cls", "rec")
+    _build(lambda: _stage_config_kind(config, stages))
     engine = _build(lambda: OCR(config, overrides, model=model, use_cls=use_cls, stages=stages))
     _crop_command(images, fmt, output, engine.recognize, "text")
 
@@ -606,7 +616,7 @@ def _config_or_preset(config: str | None, model: str | None) -> str:
     from ocrlite.presets import DEFAULT_PRESET, get_preset
 
     _check_models(config, model)
-    return config or _build(lambda: get_preset(model or DEFAULT_PRESET).config)
+    return config or _build(lambda: str(get_preset(model or DEFAULT_PRESET).path))
 
 
 @main.command()
@@ -762,6 +772,8 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
     names = [n for n in (models_ or "").split(",") if n]
     fmt = _parse_formats(formats or ("table",), ("table", "json"))[0]
     _build(lambda: unique_names([*names, *([Path(config).name] if config is not None else [])]))
+    if task != "e2e":  # a stage config of another kind would be left unused, the row named after it
+        _build(lambda: _stage_config_kind(config, (task,)))
     out = _Output(output)  # its folder checked before the evaluation, not after it
 
     def system(name: str | None) -> Any:

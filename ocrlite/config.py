@@ -33,8 +33,7 @@ class _Loader(yaml.SafeLoader):
                 continue
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, typing.Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice (line {key_node.start_mark.line + 1})", key_node.start_mark)
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -50,6 +49,9 @@ def load_yaml(path: Path) -> dict[str, Any]:
     """Load a YAML mapping (safe loading); anything else is a ConfigError."""
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:  # what is wrong and where, not PyYAML's "while scanning ..." context
+        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark is not None else ""
+        raise ConfigError(f"cannot read config {path}: {exc.problem or exc.context}{line}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"cannot read config {path}: {first_line}") from None
@@ -63,6 +65,24 @@ def _parse_value(text: str) -> Any:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError:
         return text
+
+
+# A stage's files, by key under the stage (with or without its det./cls./rec./page. prefix), and whether a bare name
+# is a file name the stage looks up itself (shipped weights and charsets) rather than a path.
+_FILE_KEYS = {"weights": True, "postprocess.charset": True, "onnx": False}
+
+
+def _from_working_folder(dotted: str, value: Any) -> Any:
+    """A stage's file path given in an override (``--set rec.onnx=./rec.onnx``) is a path from the working folder, as
+    a path typed on a command line is, not from the folder of the config it overrides: made absolute. A bare name
+    of shipped weights or a shipped charset stays a name."""
+    first, _, rest = dotted.partition(".")
+    key = rest if first in ("det", "cls", "rec", "page") else dotted
+    if key not in _FILE_KEYS or not isinstance(value, str) or not value or Path(value).is_absolute():
+        return value
+    if _FILE_KEYS[key] and len(Path(value).parts) == 1 and not value.startswith("."):
+        return value
+    return str(Path(value).absolute())
 
 
 def override_strings(overrides: Iterable[str]) -> list[str]:
@@ -84,7 +104,8 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
     Every section on the path must exist (a typo there is an error); the leaf may be new,
     because each section is validated against its schema when it is used. The value is
-    parsed as YAML, so numbers, booleans and lists keep their types.
+    parsed as YAML, so numbers, booleans and lists keep their types; a stage's file path is from the working
+    folder (``_from_working_folder``).
     """
     cfg = copy.deepcopy(cfg)
     for item in overrides:
@@ -102,5 +123,5 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
                 allowed = ", ".join(k for k in node if not k.startswith("_"))
                 raise ConfigError(f"override {dotted}: {where} has no section {key!r}; allowed: {allowed}")
             node = child
-        node[leaf] = _parse_value(raw)
+        node[leaf] = _from_working_folder(dotted, _parse_value(raw))
     return cfg

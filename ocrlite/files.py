@@ -15,7 +15,9 @@ from pathlib import Path
 from ocrlite.errors import ConfigError, WeightsError
 from ocrlite.extras import missing
 
-__all__ = ["MODELS_HINT", "find_config", "find_weights", "find_charset", "extra_installed", "weights_roots"]
+__all__ = [
+    "MODELS_HINT", "find_config", "shipped_config", "find_weights", "find_charset", "extra_installed", "weights_roots",
+]
 
 # Where the later presets' weights are: every message that says they are missing ends with this.
 MODELS_HINT = ("the optional ocrlite-models package, shipped in the ocrlite source tree "
@@ -46,15 +48,20 @@ def _first_file(name: str | Path, roots: list[Path]) -> tuple[Path | None, list[
     return next((c for c in candidates if c.is_file()), None), candidates
 
 
+def shipped_config(name: str) -> Path:
+    """The shipped config ``name`` (a default or a preset's), never a file of that name in the working folder."""
+    return _package_dir("ocrlite.configs").joinpath(*Path(name).parts)
+
+
 def find_config(name: str | Path, relative_to: Path | None = None) -> Path:
-    """A config file: as given, next to ``relative_to``, or among the shipped configs (``zoo/x.yaml`` too: the
-    path under the shipped folder, never another file of the same name)."""
+    """A config file: next to ``relative_to`` (the config that names it), as given, or among the shipped configs
+    (``zoo/x.yaml`` too: the path under the shipped folder, never another file of the same name)."""
     path = Path(name)
     candidates = [path]
     if not path.is_absolute():
         if relative_to is not None:
-            candidates.append(relative_to / path)
-        candidates.append(_package_dir("ocrlite.configs").joinpath(*path.parts))
+            candidates.insert(0, relative_to / path)
+        candidates.append(shipped_config(str(path)))
     found = next((c for c in candidates if c.is_file()), None)
     folder = next((c for c in candidates if c.is_dir()), None) if found is None and str(name) else None
     if folder is not None:  # a folder (not "": no name at all)

@@ -27,7 +27,7 @@ from ocrlite.postprocess import (
 )
 from ocrlite.preprocess import MAX_LINE_RATIO, det_resize, line_batch, line_width, normalize, rec_batch_width
 from ocrlite.results import TextBox
-from ocrlite.settings import ClsPostprocess, DetPreprocess, LinePreprocess
+from ocrlite.settings import ClsPostprocess, DetPreprocess, LinePreprocess, RecPreprocess
 from ocrlite.stages import StageSpec, stage_spec
 
 __all__ = [
@@ -138,7 +138,7 @@ class TextClassifier:
 class TextRecognizer:
     """CTC text-line recognizer: crops -> decoded text with scores and time steps."""
 
-    def __init__(self, runner: Runner, pre: LinePreprocess, charset: Charset) -> None:
+    def __init__(self, runner: Runner, pre: RecPreprocess, charset: Charset) -> None:
         self.runner, self.pre, self.charset = runner, pre, charset
 
     @classmethod

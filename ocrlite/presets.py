@@ -19,6 +19,13 @@ class Preset:
     languages: str
     good_for: str
 
+    @property
+    def path(self) -> Path:
+        """The shipped pipeline config (never a file of that name in the working folder)."""
+        from ocrlite.files import shipped_config
+
+        return shipped_config(self.config)
+
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
@@ -84,7 +91,7 @@ def preset_status(preset: Preset) -> PresetStatus:
     from ocrlite.files import find_weights
     from ocrlite.stages import STAGE_KINDS, load_pipeline_config
 
-    cfg = load_pipeline_config(preset.config)
+    cfg = load_pipeline_config(preset.path)
     size, missing = 0, []
     for kind in STAGE_KINDS:
         if kind in cfg and cfg[kind].get("weights"):

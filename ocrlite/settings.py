@@ -24,6 +24,7 @@ __all__ = [
     "range_error",
     "DetPreprocess",
     "LinePreprocess",
+    "RecPreprocess",
     "ClsPostprocess",
     "RecPostprocess",
     "PipelineSettings",
@@ -133,12 +134,13 @@ def _check_rules(key: str, value: Any, rules: typing.Mapping[str, Any]) -> None:
                 raise range_error(key, value, f"{'' if low is None else low}..{'' if high is None else high}")
 
 
-def build_settings(cls: type[S], section: str, *sources: typing.Mapping[str, Any] | None) -> S:
+def build_settings(cls: type[S], section: str, *sources: typing.Mapping[str, Any] | None,
+                   places: typing.Callable[[str], list[str]] | None = None) -> S:
     """Merge ``sources`` (later wins; None is empty) into dataclass ``cls`` and validate every value.
 
-    A source that is not a mapping, unknown keys, wrong types, values outside ``choices`` or the range
-    are ConfigErrors that name ``section`` or ``section.key``; the dataclass's ``__post_init__`` then
-    checks what involves more than one field.
+    A source that is not a mapping, unknown keys (``places``: where else such a key is, as ``check_keys`` takes
+    it), wrong types, values outside ``choices`` or the range are ConfigErrors that name ``section`` or
+    ``section.key``; the dataclass's ``__post_init__`` then checks what involves more than one field.
     """
     merged: dict[str, Any] = {}
     for source in sources:
@@ -148,7 +150,7 @@ def build_settings(cls: type[S], section: str, *sources: typing.Mapping[str, Any
             raise ConfigError(f"{section} must be a mapping, got {source!r}")
         merged.update(source)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    check_keys(section, merged, fields)
+    check_keys(section, merged, fields, places)
     hints = typing.get_type_hints(cls)
     values = {}
     for name, value in merged.items():
@@ -177,6 +179,13 @@ class LinePreprocess:
     width: int = setting(192, low=8, high=8192)
     mean: tuple[float, ...] = setting(HALF, length=3)
     std: tuple[float, ...] = setting(HALF, length=3, low=1e-6)
+
+
+@dataclass(frozen=True)
+class RecPreprocess(LinePreprocess):
+    """Recognizer input: text lines, read ``batch_size`` at a time (the classifier's batches cannot change its
+    results, so it has no such setting)."""
+
     batch_size: int = setting(6, low=1, high=4096)
 
 

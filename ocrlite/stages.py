@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import yaml
 from ocrlite.charset import Charset
 from ocrlite.config import apply_overrides, load_yaml, override_strings
 from ocrlite.errors import BackendError, ConfigError, WeightsError
-from ocrlite.files import find_charset, find_config, find_weights
+from ocrlite.files import find_charset, find_config, find_weights, shipped_config
 from ocrlite.postprocess import DBPostProcess
 from ocrlite.settings import (
     ClsPostprocess,
@@ -31,6 +31,7 @@ from ocrlite.settings import (
     PagePreprocess,
     PipelineSettings,
     RecPostprocess,
+    RecPreprocess,
     build_settings,
     check_keys,
 )
@@ -62,7 +63,7 @@ DEFAULT_PIPELINE = "ocr_ppocr_v2.yaml"
 DEFAULT_STAGE_CONFIGS = {"det": "det_ppocrv3.yaml", "cls": "cls_ppocr_mobile_v2.yaml", "rec": "rec_ppocrv2.yaml"}
 PAGE_KIND, PAGE_CONFIG = "page", "page_cls_pplcnet.yaml"  # the page orientation stage (ocrlite.page)
 
-_PRE = {"det": DetPreprocess, "cls": LinePreprocess, "rec": LinePreprocess, PAGE_KIND: PagePreprocess}
+_PRE = {"det": DetPreprocess, "cls": LinePreprocess, "rec": RecPreprocess, PAGE_KIND: PagePreprocess}
 _POST: dict[str, type] = {"det": DBPostProcess, "cls": ClsPostprocess, "rec": RecPostprocess,
                           PAGE_KIND: PagePostprocess}
 # What a stage's net returns when its manifest does not say: DB maps are probabilities already.
@@ -77,7 +78,7 @@ class StageSpec:
     model: dict[str, Any]
     weights: Path | None
     manifest: dict[str, Any]
-    pre: Any  # DetPreprocess | LinePreprocess
+    pre: Any  # DetPreprocess | LinePreprocess | RecPreprocess | PagePreprocess
     post: Any  # DBPostProcess | ClsPostprocess | RecPostprocess
     charset: Charset | None
     backend: str
@@ -93,8 +94,35 @@ class StageSpec:
 
         net = build_model(self.model, f"{self.kind}.model")
         if load_weights and self.weights is not None:
-            load(net, self.weights, self.manifest.get("sha256"))
+            try:
+                load(net, self.weights, self.manifest.get("sha256"))
+            except WeightsError:
+                self._check_class_count(net.state_dict())  # a charset of another size is the usual reason
+                raise
         return net.eval()
+
+    def _check_class_count(self, own: dict[str, Any]) -> None:
+        """A ConfigError naming the charset when the weights' CTC head has another class count than the charset
+        gives (a head tensor that differs only in its first dimension, the net's being the charset's classes)."""
+        from safetensors import safe_open
+
+        if self.charset is None or self.weights is None:
+            return
+        classes = len(self.charset)
+        try:
+            with safe_open(str(self.weights), "pt") as tensors:
+                shapes = {key: tuple(tensors.get_slice(key).get_shape()) for key in tensors.keys()}
+        except Exception:  # safetensors' several error types: the file itself is bad, which the loader said
+            return
+        for key, tensor in own.items():
+            shape, theirs = tuple(tensor.shape), shapes.get(key)
+            if (key.startswith("head.") and shape[:1] == (classes,) and theirs is not None and theirs != shape
+                    and theirs[1:] == shape[1:]):
+                space = " and a space" if self.post.use_space_char else ""
+                raise ConfigError(
+                    f"{self.kind}.postprocess.charset: {self.post.charset} gives {classes} classes (the CTC blank, "
+                    f"{classes - 1 - bool(space)} characters{space}), but {self.weights.name} was trained with "
+                    f"{theirs[0]} ({key} {theirs}); use its own charset (and use_space_char)")
 
     def input_size(self) -> tuple[int | None, int | None]:
         """The (height, width) this stage feeds its net, None where it varies (det pages, rec line widths)."""
@@ -201,7 +229,13 @@ class PipelineSpec:
 def _read_stage(value: Any, relative_to: Path | None, section: str) -> dict[str, Any]:
     """A stage's raw mapping (from a file name or an inline mapping) with ``_dir`` set."""
     if isinstance(value, (str, Path)):
-        path = find_config(value, relative_to)
+        try:
+            path = find_config(value, relative_to)
+        except ConfigError as exc:
+            if relative_to is None:
+                raise
+            raise ConfigError(f"{section}: {exc} (looked in {relative_to}, the working folder "
+                              "and the shipped configs)") from None
         stage = load_yaml(path)
         stage["_dir"] = str(path.parent)
     elif isinstance(value, dict):
@@ -226,16 +260,19 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
     or ``page.postprocess.thresh=0.6``; with a single stage's config, its own keys may leave out the stage
     prefix (``postprocess.box_thresh=0.5``).
     """
-    path = find_config(name or DEFAULT_PIPELINE)
+    path = find_config(name) if name else shipped_config(DEFAULT_PIPELINE)
     raw = load_yaml(path)
     if "model" in raw:  # one stage's config (an ``ocrlite train`` export): the default pipeline with it
         kind = stage_kind(raw)
         if kind not in STAGE_KINDS:
             raise ConfigError(f"{path.name}: a single stage config without a det, cls or rec head; name it in a "
                               "pipeline config")
-        stage, path = path, find_config(DEFAULT_PIPELINE)
+        stage, path = path, shipped_config(DEFAULT_PIPELINE)
         raw = {**load_yaml(path), kind: str(stage.resolve())}
         overrides = [o if o.split(".", 1)[0] in PIPELINE_KEYS else f"{kind}.{o}" for o in overrides]
+    elif set(raw) & set(STAGE_KEYS) and not set(raw) & set(PIPELINE_KEYS):  # a stage config, its model: misspelt
+        check_keys(path.name, raw, STAGE_KEYS)
+        raise ConfigError(f"{path.name}: a stage config needs a 'model' section")
     check_keys(path.name, raw, PIPELINE_KEYS)
     missing = [k for k in ("det", "rec") if k not in raw]
     if missing:
@@ -244,10 +281,20 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
     for kind in STAGE_KINDS:
         if raw.get(kind) is not None:
             cfg[kind] = _read_stage(raw[kind], path.parent, f"{path.name}: {kind}")
-    cfg[PAGE_KIND] = _read_stage(raw.get(PAGE_KIND) or PAGE_CONFIG, path.parent, f"{path.name}: {PAGE_KIND}")
+    cfg[PAGE_KIND] = _read_stage(raw.get(PAGE_KIND) or shipped_config(PAGE_CONFIG), path.parent,
+                                 f"{path.name}: {PAGE_KIND}")
     cfg = apply_overrides(cfg, overrides)
     check_keys("--set", cfg, PIPELINE_KEYS)  # a top-level key the file does not have (backend=...) too
     return cfg
+
+
+def _places(key: str) -> list[str]:
+    """The full keys of the pipeline tree's settings named ``key`` (``det.postprocess.box_thresh``), for a "did you
+    mean" when ``key`` is given in a section that has no such setting."""
+    tables: list[tuple[str, type]] = [("pipeline", PipelineSettings)]
+    for kind in _PRE:
+        tables += [(f"{kind}.preprocess", _PRE[kind]), (f"{kind}.postprocess", _POST[kind])]
+    return [f"{section}.{key}" for section, cls in tables if key in {f.name for f in fields(cls)}]
 
 
 def _section(stage: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -263,7 +310,7 @@ def resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
     """Validate a raw stage mapping and find its files."""
     if not isinstance(stage, dict):
         raise ConfigError(f"{where}: expected a stage mapping (model, weights, ...), got {stage!r}")
-    check_keys(where, [k for k in stage if k != "_dir"], STAGE_KEYS)
+    check_keys(where, [k for k in stage if k != "_dir"], STAGE_KEYS, _places)
     config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
     model = _section(stage, "model", where)
     if not model:
@@ -281,17 +328,28 @@ def resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
     if backend not in BACKENDS:
         raise ConfigError(f"{where}.backend: {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
     pre: Any = build_settings(_PRE[kind], f"{where}.preprocess", manifest.get("preprocess"),
-                         _section(stage, "preprocess", where))
+                              _section(stage, "preprocess", where), places=_places)
     post: Any = build_settings(_POST[kind], f"{where}.postprocess", manifest.get("postprocess"),
-                          _section(stage, "postprocess", where))
+                               _section(stage, "postprocess", where), places=_places)
     charset = None
     if kind == "rec":
-        path = find_charset(post.charset, weights.parent if weights else None, config_dir)
-        charset = Charset.from_file(path, use_space_char=post.use_space_char)
+        charset = _read_charset(post, weights.parent if weights else None, config_dir, f"{where}.postprocess.charset")
         model = _with_class_count(model, len(charset), where)
     outputs = manifest.get("outputs", _DEFAULT_OUTPUTS[kind])
     return StageSpec(kind, model, weights, manifest, pre, post, charset, backend, outputs,
                      _section(stage, "train", where), config_dir, _onnx_file(stage, backend, config_dir, where))
+
+
+def _read_charset(post: RecPostprocess, weights_dir: Path | None, config_dir: Path | None, key: str) -> Charset:
+    """The recognizer's charset file, read; a file not found or not UTF-8 text is a ConfigError naming ``key``."""
+    try:
+        path = find_charset(post.charset, weights_dir, config_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    try:
+        return Charset.from_file(path, use_space_char=post.use_space_char)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc}") from None
 
 
 def _onnx_file(stage: dict[str, Any], backend: str, config_dir: Path | None, where: str) -> Path | None:
@@ -334,7 +392,7 @@ def stage_spec(
     """Resolve one stage from a stage config file/mapping (default: the shipped one for ``kind``)."""
     if kind not in _PRE:
         raise ConfigError(f"unknown stage {kind!r}; choose one of: {', '.join(_PRE)}")
-    source = config if config is not None else {**DEFAULT_STAGE_CONFIGS, PAGE_KIND: PAGE_CONFIG}[kind]
+    source = config if config is not None else shipped_config({**DEFAULT_STAGE_CONFIGS, PAGE_KIND: PAGE_CONFIG}[kind])
     stage = apply_overrides(_read_stage(source, None, kind), override_strings(overrides))
     return resolve_stage(kind, stage, kind)
 
@@ -352,7 +410,7 @@ def pipeline_spec(
             raise ConfigError("give either config or model, not both")
         from ocrlite.presets import get_preset
 
-        config = get_preset(model).config
+        config = get_preset(model).path
     cfg = load_pipeline_config(config, overrides)
     if backend is not None:
         if backend not in BACKENDS:
@@ -360,7 +418,7 @@ def pipeline_spec(
         for kind in (*STAGE_KINDS, PAGE_KIND):
             if isinstance(cfg.get(kind), dict):
                 cfg[kind]["backend"] = backend
-    settings = build_settings(PipelineSettings, "pipeline", _section(cfg, "pipeline", "config"))
+    settings = build_settings(PipelineSettings, "pipeline", _section(cfg, "pipeline", "config"), places=_places)
     # ``cls: null`` (in the file or by --set) means no direction classifier; det and rec are required
     try:
         stages = {kind: resolve_stage(kind, cfg[kind], kind) if cfg.get(kind) is not None else None

@@ -28,7 +28,7 @@ from ..eval.metrics import evaluate_recognition
 from ..io.images import read_image
 from ..predictors import TextRecognizer
 from ..preprocess import line_batch, rec_batch_width
-from ..settings import LinePreprocess, build_settings, setting
+from ..settings import RecPreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .center_loss import CenterBank, CenterLossSettings, ctc_align, greedy_labels
 from .data import image_size
@@ -189,7 +189,7 @@ class RecTask:
             self.center = build_settings(CenterLossSettings, "train.center_loss", train["center_loss"])
         self.centers: CenterBank | None = None
         self.spec: StageSpec = stage_spec("rec", stage)
-        self.pre: LinePreprocess = self.spec.pre
+        self.pre: RecPreprocess = self.spec.pre
         assert self.spec.charset is not None  # a rec stage always has one
         self.charset: Charset = self.spec.charset
         self.batch_size = batch_size
