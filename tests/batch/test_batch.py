@@ -205,7 +205,7 @@ class FakeEngine:
     """Reads every page as one line "fake N"; raises on the pages listed in ``fail``. Reads files page by page
     as ``OCR.read_documents`` does (the stdout mode's path)."""
 
-    read_documents = OCR.read_documents
+    read_documents, _documents = OCR.read_documents, OCR._documents
 
     def __init__(self, fail: dict[int, BaseException] | None = None) -> None:
         self.calls = 0

@@ -97,7 +97,7 @@ class SlowFakeEngine:
     """Reads a page as one line naming its width; slow on every other page, raises on listed widths. Reads
     files page by page as ``OCR.read_documents`` does (the stdout mode's path)."""
 
-    read_documents = OCR.read_documents
+    read_documents, _documents = OCR.read_documents, OCR._documents
 
     def __init__(self, fail_widths: set[int]) -> None:
         self.seen: list[int] = []
