@@ -11,6 +11,7 @@ from typing import IO, Any
 from ocrlite.backends.malloc import malloc_in_use
 from ocrlite.batch.plan import REPORT_NAME, Job
 from ocrlite.io.atomic import atomic_write_text
+from ocrlite.io.images import natural_key
 from ocrlite.io.writers import json_text
 
 __all__ = ["Failure", "FileOutcome", "RunReport", "Journal", "file_identity"]
@@ -147,7 +148,9 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
-        data["failures"] = [asdict(f) for f in self.failures]
+        # in path and page order, not in the order the workers finished (the same report for the same run)
+        order = sorted(self.failures, key=lambda f: (natural_key(Path(f.name)), f.page or 0))
+        data["failures"] = [asdict(f) for f in order]
         return data
 
     def write(self, path: Path) -> None:

@@ -670,3 +670,14 @@ def test_writers_keep_unicode_text_searchable() -> None:
     writer.add(record)
     doc = pdfium.PdfDocument(io.BytesIO(writer.render()))
     assert doc[0].get_textpage().get_text_range() == "发票 total"
+
+
+def test_the_report_lists_failures_in_path_and_page_order() -> None:
+    """Workers (processes, Ray actors) finish in any order; the report does not depend on it."""
+    from ocrlite.batch.report import Failure, FileOutcome, RunReport
+
+    report = RunReport(formats=["txt"], dpi=200, workers=2)
+    for name, page in [("scans/p10.pdf", 2), ("scans/p2.pdf", 3), ("scans/p2.pdf", None), ("scans/p10.pdf", 1)]:
+        report.add(FileOutcome(name, failures=[Failure(f"/in/{name}", name, "bad", page)]))
+    listed = [(f["name"], f["page"]) for f in report.to_dict()["failures"]]
+    assert listed == [("scans/p2.pdf", None), ("scans/p2.pdf", 3), ("scans/p10.pdf", 1), ("scans/p10.pdf", 2)]
