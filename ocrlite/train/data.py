@@ -81,10 +81,13 @@ class FunsdForm:
 
 def read_det_label_file(path: str | Path) -> list[DetRecord]:
     """``image path<TAB>[{"transcription": ..., "points": [[x, y], ...]}, ...]`` lines (paths relative to the
-    file's folder). '###' and '*' transcriptions are don't care. A malformed line is a ConfigError."""
+    file's folder). '###' and '*' transcriptions are don't care. A malformed line is a ConfigError, and so is an
+    image listed on two lines (each line's boxes would train the other's text as background, and the splits,
+    which are by line, could put the image on both sides)."""
     path = Path(path)
     lines = read_text_file(path, "label").splitlines()
     records = []
+    first_line: dict[Path, int] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -99,6 +102,11 @@ def read_det_label_file(path: str | Path) -> list[DetRecord]:
             raise ConfigError(f"{path}:{number}: expected 'image<TAB>[{{transcription, points}}]' ({exc})") from None
         if any(len(p) < 3 for p in polygons):
             raise ConfigError(f"{path}:{number}: a polygon has fewer than 3 points")
+        image = (path.parent / name).resolve()
+        if image in first_line:
+            raise ConfigError(f"{path}:{number}: {name} is already listed on line {first_line[image]}; give all "
+                              "of an image's boxes on one line")
+        first_line[image] = number
         records.append(DetRecord(path.parent / name, polygons, texts, tuple(t in _IGNORED_TEXTS for t in texts)))
     return records
 

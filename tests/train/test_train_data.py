@@ -42,6 +42,16 @@ def test_paddle_det_label_file(tmp_path: Path) -> None:
         read_det_label_file(tmp_path / "bad.txt")
 
 
+def test_paddle_det_label_file_refuses_an_image_listed_twice(tmp_path: Path) -> None:
+    """An image on two lines (also under another spelling of its path) is one error naming both lines: each
+    line's boxes would train the other's text as background, and the split by line could hold it out too."""
+    box = json.dumps([{"transcription": "a", "points": [[1, 2], [30, 2], [30, 12], [1, 12]]}])
+    (tmp_path / "labels.txt").write_text(f"imgs/a.jpg\t{box}\nimgs/b.jpg\t[]\n./imgs/a.jpg\t[]\n",
+                                         encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"labels.txt:3: \./imgs/a.jpg is already listed on line 1"):
+        read_det_label_file(tmp_path / "labels.txt")
+
+
 def test_holdout_split_every_5th() -> None:
     train, held = holdout_split(list(range(12)), 5)
     assert held == [4, 9] and train == [0, 1, 2, 3, 5, 6, 7, 8, 10, 11]
