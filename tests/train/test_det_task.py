@@ -45,10 +45,10 @@ def test_converted_weights_get_an_initialised_threshold_branch(caplog: pytest.Lo
 
 
 def test_keep_best_scores_the_validation_images_not_the_held_out_ones(tmp_path: Path) -> None:
-    image = tmp_path / "page.png"
-    cv2.imwrite(str(image), np.full((64, 64, 3), 255, np.uint8))
     box = {"transcription": "a", "points": [[8, 8], [40, 8], [40, 24], [8, 24]]}
-    (tmp_path / "labels.txt").write_text("".join(f"page.png\t{json.dumps([box])}\n" for _ in range(20)))
+    for k in range(20):  # one image per line: an image listed twice is refused
+        cv2.imwrite(str(tmp_path / f"page{k}.png"), np.full((64, 64, 3), 255, np.uint8))
+    (tmp_path / "labels.txt").write_text("".join(f"page{k}.png\t{json.dumps([box])}\n" for k in range(20)))
     data = {"format": "paddle", "root": str(tmp_path / "labels.txt"), "holdout_every": 5, "val_every": 4}
     task = DetTask(_stage(data={**data, "eval_on": "val"}), batch_size=1)
     assert (len(task.train_records), len(task.eval_records), len(task.held_out_records)) == (12, 4, 4)
