@@ -146,26 +146,34 @@ def _fill(
     net: nn.Module, curves: dict[str, dict[float, float]], start: tuple[dict[str, float], nn.Module, float],
     target: float, attempt: Callable[[dict[str, float]], tuple[dict[str, float], nn.Module, float]],
 ) -> tuple[dict[str, float], nn.Module, float]:
-    """Give channels back, ROUND_TO at a time, while the MACs stay within ``target``: each round, of the groups
-    whose next ROUND_TO channels still fit, the one whose curve loses the most loss per MAC restored. Ratios
-    are returned as the groups' kept widths give them (1 - kept / channels)."""
+    """Give channels back, ROUND_TO at a time, while the MACs stay within ``target``: each time to the group whose
+    curve loses the most loss per MAC restored, of those whose next step still fits. A step's MACs are measured
+    once per group and again after that group grows (a step costs about the same while its neighbours change);
+    every accepted step is measured, so the target always holds. Ratios are returned as the groups' kept widths
+    give them (1 - kept / channels)."""
     widths = {name: int(root.out_channels) for name, root in prunable_roots(net).items()}
     best = ({name: 1.0 - kept_channels(widths[name], ratio) / widths[name] for name, ratio in start[0].items()},
             start[1], start[2])
-    while True:
-        choice: tuple[float, tuple[dict[str, float], nn.Module, float]] | None = None
-        for name, ratio in best[0].items():
-            kept = kept_channels(widths[name], ratio)
-            if kept >= widths[name]:
-                continue
-            wider = 1.0 - min(widths[name], kept + ROUND_TO) / widths[name]
-            trial = attempt({**best[0], name: wider})
-            if trial[2] > target:
-                continue
-            gain = loss_at(curves[name], ratio) - loss_at(curves[name], wider)
-            score = gain / max(trial[2] - best[2], 1e-12)
-            if choice is None or score > choice[0]:
-                choice = (score, trial)
-        if choice is None:
+
+    def wider(name: str) -> float | None:
+        kept = kept_channels(widths[name], best[0][name])
+        return None if kept >= widths[name] else 1.0 - min(widths[name], kept + ROUND_TO) / widths[name]
+
+    def step_cost(name: str, ratio: float) -> float:
+        return attempt({**best[0], name: ratio})[2] - best[2]
+
+    steps = {name: ratio for name in best[0] if (ratio := wider(name)) is not None}
+    costs = {name: step_cost(name, ratio) for name, ratio in steps.items()}
+    while steps:
+        scores = {name: (loss_at(curves[name], best[0][name]) - loss_at(curves[name], ratio)) / max(costs[name], 1e-12)
+                  for name, ratio in steps.items() if best[2] + costs[name] <= target}  # the steps that fit
+        if not scores:
             return best
-        best = choice[1]
+        name = max(scores, key=scores.__getitem__)
+        trial = attempt({**best[0], name: steps[name]})
+        del steps[name]
+        if trial[2] <= target:
+            best = trial
+            if (ratio := wider(name)) is not None:
+                steps[name], costs[name] = ratio, step_cost(name, ratio)
+    return best
