@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -226,8 +227,10 @@ class PipelineSpec:
             require_onnx("the onnxruntime backend", export=any(stage.onnx is None for stage in stages))
 
 
-def _read_stage(value: Any, relative_to: Path | None, section: str) -> dict[str, Any]:
-    """A stage's raw mapping (from a file name or an inline mapping) with ``_dir`` set."""
+def _read_stage(value: Any, within: Path | None, section: str) -> dict[str, Any]:
+    """A stage's raw mapping (from a file name or an inline mapping; ``within``: the pipeline config naming it)
+    with ``_dir`` set, and ``_file``, the file it was read from (for error messages)."""
+    relative_to = within.parent if within else None
     if isinstance(value, (str, Path)):
         try:
             path = find_config(value, relative_to)
@@ -237,10 +240,11 @@ def _read_stage(value: Any, relative_to: Path | None, section: str) -> dict[str,
             raise ConfigError(f"{section}: {exc} (looked in {relative_to}, the working folder "
                               "and the shipped configs)") from None
         stage = load_yaml(path)
-        stage["_dir"] = str(path.parent)
+        stage["_dir"], stage["_file"] = str(path.parent), str(path)
     elif isinstance(value, dict):
         stage = copy.deepcopy(value)
         stage.setdefault("_dir", str(relative_to) if relative_to else None)
+        stage.setdefault("_file", str(within) if within else None)
     else:
         raise ConfigError(f"{section}: expected a config file name or a mapping")
     return stage
@@ -280,8 +284,8 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
     cfg: dict[str, Any] = {"pipeline": dict(_section(raw, "pipeline", path.name))}
     for kind in STAGE_KINDS:
         if raw.get(kind) is not None:
-            cfg[kind] = _read_stage(raw[kind], path.parent, f"{path.name}: {kind}")
-    cfg[PAGE_KIND] = _read_stage(raw.get(PAGE_KIND) or shipped_config(PAGE_CONFIG), path.parent,
+            cfg[kind] = _read_stage(raw[kind], path, f"{path.name}: {kind}")
+    cfg[PAGE_KIND] = _read_stage(raw.get(PAGE_KIND) or shipped_config(PAGE_CONFIG), path,
                                  f"{path.name}: {PAGE_KIND}")
     cfg = apply_overrides(cfg, overrides)
     check_keys("--set", cfg, PIPELINE_KEYS)  # a top-level key the file does not have (backend=...) too
@@ -306,11 +310,32 @@ def _section(stage: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
-    """Validate a raw stage mapping and find its files."""
+def _located(exc: ConfigError, where: str, overrides: Iterable[str], file: str | None) -> ConfigError:
+    """``exc`` (a message starting with the key it is about, ``where.KEY: ...``) saying where the bad value came
+    from: the override that set the key, else the config file the section was read from."""
+    key, _, rest = str(exc).partition(": ")
+    unknown = re.match(r"unknown key '([^']+)'", rest)  # check_keys: the key is the section's unknown one
+    key = f"{key}.{unknown[1]}" if unknown else key
+    for item in overrides:
+        dotted = item.partition("=")[0]
+        if key in (dotted, f"{where}.{dotted}") or key.startswith((f"{dotted}.", f"{where}.{dotted}.")):
+            return ConfigError(f"{exc} (from the override {item!r})")
+    return ConfigError(f"{exc} (in {file})") if file else exc
+
+
+def resolve_stage(kind: str, stage: dict[str, Any], where: str, overrides: Iterable[str] = ()) -> StageSpec:
+    """Validate a raw stage mapping and find its files; an error names the override (of ``overrides``, the ones
+    applied to the tree ``stage`` is in) or the file the bad value came from."""
+    try:
+        return _resolve_stage(kind, stage, where)
+    except ConfigError as exc:
+        raise _located(exc, where, overrides, stage.get("_file") if isinstance(stage, dict) else None) from None
+
+
+def _resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
     if not isinstance(stage, dict):
         raise ConfigError(f"{where}: expected a stage mapping (model, weights, ...), got {stage!r}")
-    check_keys(where, [k for k in stage if k != "_dir"], STAGE_KEYS, _places)
+    check_keys(where, [k for k in stage if k not in ("_dir", "_file")], STAGE_KEYS, _places)
     config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
     model = _section(stage, "model", where)
     if not model:
@@ -393,8 +418,9 @@ def stage_spec(
     if kind not in _PRE:
         raise ConfigError(f"unknown stage {kind!r}; choose one of: {', '.join(_PRE)}")
     source = config if config is not None else shipped_config({**DEFAULT_STAGE_CONFIGS, PAGE_KIND: PAGE_CONFIG}[kind])
-    stage = apply_overrides(_read_stage(source, None, kind), override_strings(overrides))
-    return resolve_stage(kind, stage, kind)
+    overrides = override_strings(overrides)
+    stage = apply_overrides(_read_stage(source, None, kind), overrides)
+    return resolve_stage(kind, stage, kind, overrides)
 
 
 def pipeline_spec(
@@ -404,7 +430,8 @@ def pipeline_spec(
     """Resolve a pipeline from a config file or a preset name (``model``), with overrides; ``backend`` (e.g.
     ``--backend onnxruntime``) sets every stage's ``backend:`` before the stages are checked; ``use_cls`` and
     ``drop_score``, when given, set ``pipeline.use_cls`` and ``pipeline.drop_score`` after the overrides."""
-    overrides = [*override_strings(overrides), *_switches(use_cls, drop_score)]
+    given, switches = override_strings(overrides), _switches(use_cls, drop_score)
+    overrides = [*given, *switches]
     if model is not None:
         if config is not None:
             raise ConfigError("give either config or model, not both")
@@ -418,10 +445,15 @@ def pipeline_spec(
         for kind in (*STAGE_KINDS, PAGE_KIND):
             if isinstance(cfg.get(kind), dict):
                 cfg[kind]["backend"] = backend
-    settings = build_settings(PipelineSettings, "pipeline", _section(cfg, "pipeline", "config"), places=_places)
+    try:
+        settings = build_settings(PipelineSettings, "pipeline", _section(cfg, "pipeline", "config"), places=_places)
+    except ConfigError as exc:
+        if any(str(exc).startswith(f"{switch.partition('=')[0]}:") for switch in switches):
+            raise  # a bad use_cls/drop_score argument: the message names it as it is
+        raise _located(exc, "pipeline", given, str(find_config(config) if config else "")) from None
     # ``cls: null`` (in the file or by --set) means no direction classifier; det and rec are required
     try:
-        stages = {kind: resolve_stage(kind, cfg[kind], kind) if cfg.get(kind) is not None else None
+        stages = {kind: resolve_stage(kind, cfg[kind], kind, given) if cfg.get(kind) is not None else None
                   for kind in STAGE_KINDS}
     except WeightsError:
         if model is not None:  # a preset from the optional weights package: say so, naming the preset
@@ -436,7 +468,8 @@ def pipeline_spec(
         settings = replace(settings, use_cls=stages["cls"] is not None)
     elif settings.use_cls and stages["cls"] is None:
         raise ConfigError("pipeline.use_cls: true needs a cls stage, and this pipeline has none")
-    return PipelineSpec(settings, det, stages["cls"], rec, resolve_stage(PAGE_KIND, cfg[PAGE_KIND], PAGE_KIND))
+    page = resolve_stage(PAGE_KIND, cfg[PAGE_KIND], PAGE_KIND, given)
+    return PipelineSpec(settings, det, stages["cls"], rec, page)
 
 
 def _switches(use_cls: bool | None, drop_score: float | None) -> list[str]:

@@ -297,7 +297,7 @@ def test_ocr_stdout_reads_every_page_of_pdfs_and_tiffs(tmp_path: Path) -> None:
 def test_bad_config_values_are_one_line_and_exit_2(override: str, message: str) -> None:
     code, out, err = _run("ocr", str(SAMPLE), "--set", override)
     assert (code, out) == (2, [])
-    assert err == [f"ocrlite: error: {message}"]
+    assert err == [f"ocrlite: error: {message} (from the override {override!r})"]
 
 
 @pytest.mark.parametrize("args", [

@@ -66,7 +66,8 @@ def test_a_batch_size_is_the_recognizer_s_only_and_reaches_it() -> None:
     """The classifier reads all crops at once (its batches cannot change a result): a batch_size there would be
     ignored, so it is refused; the recognizer's is read in batches of the size given."""
     with pytest.raises(ConfigError, match=r"^cls.preprocess: unknown key 'batch_size'; did you mean "
-                                          r"rec.preprocess.batch_size\? allowed: height, width, mean, std$"):
+                                          r"rec.preprocess.batch_size\? allowed: height, width, mean, std "
+                                          r"\(from the override 'cls.preprocess.batch_size=2'\)$"):
         pipeline_spec(overrides=["cls.preprocess.batch_size=2"])
     spec = pipeline_spec(overrides=["rec.preprocess.batch_size=2"]).rec
     sizes: list[int] = []
@@ -154,7 +155,8 @@ def test_file_paths_given_with_set_are_from_the_working_folder(tmp_path: Path, m
     assert spec.weights == mine / "rec_ppocrv2_en.safetensors"
     assert stage_spec("rec", overrides=["weights=mine/rec_ppocrv2_en"]).weights == spec.weights
     assert pipeline_spec(overrides=["rec.weights=rec_ppocrv2_en"]).rec.weights == weights / "rec_ppocrv2_en.safetensors"
-    with pytest.raises(ConfigError, match=rf"^rec.onnx: file not found: {tmp_path}/rec.onnx$"):
+    with pytest.raises(ConfigError, match=rf"^rec.onnx: file not found: {tmp_path}/rec.onnx "
+                                             r"\(from the override 'rec.onnx=rec.onnx'\)$"):
         pipeline_spec(overrides=["rec.backend=onnxruntime", "rec.onnx=rec.onnx"])
 
 
@@ -171,7 +173,33 @@ def test_file_paths_given_with_set_are_from_the_working_folder(tmp_path: Path, m
 def test_a_key_set_in_the_wrong_section_names_where_it_is(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as error:
         pipeline_spec(overrides=[override])
-    assert str(error.value) == message
+    assert str(error.value) == f"{message} (from the override {override!r})"
+
+
+def test_a_bad_value_names_the_file_or_the_override_it_came_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each stage may come from its own file: the error says which file holds the bad value (an inline stage: the
+    pipeline config), or which override set it."""
+    monkeypatch.chdir(tmp_path)
+    _edited_copy(tmp_path, "det_ppocrv3.yaml", "box_thresh: 0.6", "box_thresh: 7")
+    (tmp_path / "ocr.yaml").write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\npipeline: {drop_score: 2}\n")
+    (tmp_path / "inline.yaml").write_text("det: {model: {}}\nrec: rec_ppocrv2.yaml\n")
+    cases = [
+        ("ocr.yaml", [], "pipeline.drop_score: 2.0 is out of range; allowed: 0.0..1.0 (in ocr.yaml)"),
+        ("ocr.yaml", ["pipeline.drop_score=0.5"],
+         "det.postprocess.box_thresh: 7.0 is out of range; allowed: 0.0..1.0 (in det_ppocrv3.yaml)"),
+        ("ocr.yaml", ["pipeline.drop_score=0.5", "det.postprocess.box_thresh=8"],
+         "det.postprocess.box_thresh: 8.0 is out of range; allowed: 0.0..1.0 "
+         "(from the override 'det.postprocess.box_thresh=8')"),
+        ("det_ppocrv3.yaml", ["postprocess.box_thresh=9"],
+         "det.postprocess.box_thresh: 9.0 is out of range; allowed: 0.0..1.0 "
+         "(from the override 'postprocess.box_thresh=9')"),
+        ("inline.yaml", [], "det: missing section 'model' (in inline.yaml)"),
+    ]
+    for config, overrides, message in cases:
+        with pytest.raises(ConfigError) as error:
+            pipeline_spec(config, overrides)
+        assert str(error.value) == message
 
 
 def test_a_stage_config_with_its_model_key_misspelt_is_not_taken_for_a_pipeline(tmp_path: Path) -> None:

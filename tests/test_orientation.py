@@ -276,4 +276,5 @@ def test_page_settings_are_checked_like_every_stage_setting() -> None:
     result = CliRunner().invoke(main, ["ocr", "--rotate-pages", "--set", "page.postprocess.thresh=2", str(SAMPLE)])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "ocrlite: error: page.postprocess.thresh: 2.0 is out of range; allowed: 0.0..1.0"]
+        "ocrlite: error: page.postprocess.thresh: 2.0 is out of range; allowed: 0.0..1.0 "
+        "(from the override 'page.postprocess.thresh=2')"]

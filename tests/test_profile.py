@@ -171,7 +171,7 @@ def test_a_line_height_the_recognizer_cannot_take_is_one_line() -> None:
 ])
 def test_profile_checks_every_section_of_a_pipeline_as_the_other_commands_do(override: str, message: str) -> None:
     code, out, err = _profile("--runs", "0", "--input", "3x64x64", "--set", override)
-    assert (code, out, err) == (2, "", f"ocrlite: error: {message}\n")
+    assert (code, out, err) == (2, "", f"ocrlite: error: {message} (from the override {override!r})\n")
 
 
 def test_a_stage_running_a_given_onnx_file_says_so_with_the_file_size_and_latency(tmp_path: Path) -> None:

@@ -151,5 +151,6 @@ def test_backend_argument_applies_before_a_given_onnx_file_is_checked(exports: P
 
     given = [f"rec.onnx={exports / 'rec_probs.onnx'}"]
     assert OCR(overrides=given, backend="onnxruntime").spec.rec.onnx == exports / "rec_probs.onnx"
-    with pytest.raises(ConfigError, match=r"^rec.onnx: a given ONNX file needs backend: onnxruntime \(got 'torch'\)$"):
+    with pytest.raises(ConfigError, match=r"^rec.onnx: a given ONNX file needs backend: onnxruntime \(got 'torch'\) "
+                                          r"\(from the override 'rec.onnx=.*rec_probs.onnx'\)$"):
         OCR(overrides=[*given, "rec.backend=onnxruntime"], backend="torch")
