@@ -406,7 +406,9 @@ def train(
     optimizer = _optimizer(model, settings, task)
     use_amp = settings.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    counters = {"step": 0, "samples_seen": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "data_seconds": 0.0}
+    # "loss": the last step's, kept in checkpoints so that resuming a finished run still reports it
+    counters = {"step": 0, "samples_seen": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "data_seconds": 0.0,
+                "loss": math.nan}
     best: dict[str, float] = {}
     evals: list[dict[str, Any]] = []
     log = _Log(run_dir / "log.csv")
@@ -419,7 +421,6 @@ def train(
         best = state["best"] if have_best else {}  # a checkpoint without its best's weights claims none
     bar = tqdm(total=settings.steps, initial=counters["step"], disable=not progress, unit="step")
     cpu0, wall0 = time.process_time() - counters["cpu_seconds"], time.perf_counter() - counters["wall_seconds"]
-    loss_value = float("nan")
     last = min(settings.steps, stop_at or settings.steps)
     batches = _batches(task, settings, int(counters["step"]), last, pin=dev.type == "cuda")
     for step in range(int(counters["step"]), last):
@@ -430,7 +431,7 @@ def train(
         batch = _to(next(batches), dev, settings.channels_last)
         counters["data_seconds"] += time.perf_counter() - waited
         loss_value, grad_norm, logs = _step(task, model, optimizer, scaler, batch, settings, dev.type, use_amp)
-        counters["step"] = step + 1
+        counters["step"], counters["loss"] = step + 1, loss_value
         counters["samples_seen"] += int(next(iter(batch.values())).shape[0])
         counters["cpu_seconds"] = time.process_time() - cpu0
         counters["wall_seconds"] = time.perf_counter() - wall0
@@ -463,7 +464,7 @@ def train(
     if not have_best:  # no evaluation data: the last weights are the result
         _save_best(run_dir, task, model)
     return TrainResult(run_dir, int(counters["step"]), int(counters["samples_seen"]), counters["cpu_seconds"],
-                       counters["wall_seconds"], best, loss_value)
+                       counters["wall_seconds"], best, counters["loss"])
 
 
 def _restore(checkpoint: Path, task: Task, model: nn.Module, optimizer: torch.optim.Optimizer,
