@@ -25,6 +25,7 @@ __all__ = [
     "rotate",
     "rescale",
     "random_crop",
+    "clip_to_image",
     "color_jitter",
     "copy_paste",
     "bda",
@@ -109,6 +110,35 @@ def _crop_window(
     return 0, 0, width - 1, height - 1
 
 
+def _clipped(poly: np.ndarray, window: Polygon) -> np.ndarray | None:
+    """The part of ``poly`` inside ``window`` (N x 2), or None when no area is left (or it falls apart)."""
+    shape = Polygon(poly)
+    if not shape.is_valid:
+        shape = shape.buffer(0)
+    if not shape.intersects(window):
+        return None
+    part = shape.intersection(window)
+    if part.geom_type != "Polygon" or part.area <= 0:
+        return None
+    return np.asarray(part.exterior.coords[:-1], dtype=np.float64)
+
+
+def clip_to_image(sample: DetSample) -> DetSample:
+    """Polygons that cross the image's edge (a label drawn up to x = width, text cut off by the photo's border)
+    clipped to the image, keeping their flags, as PaddleOCR's labels are; polygons wholly outside dropped."""
+    height, width = sample.image.shape[:2]
+    frame = box(0, 0, width - 1, height - 1)
+    polys: list[np.ndarray] = []
+    flags: list[bool] = []
+    for poly, skip in zip(sample.polygons, sample.ignore, strict=False):
+        inside = bool((poly >= 0).all() and (poly[:, 0] <= width - 1).all() and (poly[:, 1] <= height - 1).all())
+        part = poly if inside else _clipped(poly, frame)
+        if part is not None:
+            polys.append(part)
+            flags.append(skip)
+    return replace(sample, polygons=tuple(polys), ignore=tuple(flags))
+
+
 def random_crop(
     sample: DetSample,
     rng: np.random.Generator,
@@ -127,16 +157,12 @@ def random_crop(
     flags: list[bool] = []
     for poly, skip in zip(sample.polygons, sample.ignore, strict=False):
         shape = Polygon(poly)
-        if not shape.is_valid:
-            shape = shape.buffer(0)
-        if window.covers(shape):
+        if window.covers(shape if shape.is_valid else shape.buffer(0)):
             polys.append(poly)
             flags.append(skip)
-        elif shape.intersects(window):
-            part = shape.intersection(window)
-            if part.geom_type == "Polygon" and part.area > 0:
-                polys.append(np.asarray(part.exterior.coords[:-1], dtype=np.float64))
-                flags.append(True)
+        elif (part := _clipped(poly, window)) is not None:
+            polys.append(part)
+            flags.append(True)
     crop = sample.image[y0 : y1 + 1, x0 : x1 + 1]
     scale = min(size[0] / crop.shape[1], size[1] / crop.shape[0])
     if keep_scale and scale >= 1:
@@ -200,7 +226,8 @@ def copy_paste(
 
 @dataclass(frozen=True)
 class DetAugment:
-    """The detection training chain: CopyPaste, flip, rotate, scale, crop to ``size``, colour jitter.
+    """The detection training chain: polygons clipped to the image, CopyPaste, flip, rotate, scale, crop to
+    ``size``, colour jitter.
 
     Probabilities/ranges follow PP-OCR's recipe (flip 0.5, rotate +-10 degrees, scale 0.5-3) with CopyPaste
     and colour jitter added; ``size`` is (width, height) of the training input.
@@ -217,8 +244,9 @@ class DetAugment:
     def __call__(
         self, sample: DetSample, rng: np.random.Generator, donor: DetSample | None = None
     ) -> DetSample:
+        sample = clip_to_image(sample)
         if donor is not None and rng.random() < self.copy_paste:
-            sample = copy_paste(sample, donor, rng)
+            sample = copy_paste(sample, clip_to_image(donor), rng)
         if rng.random() < self.flip:
             sample = hflip(sample)
         if self.max_angle > 0:

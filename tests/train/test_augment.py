@@ -12,6 +12,7 @@ from ocrlite.train.augment import (
     DetAugment,
     DetSample,
     bda,
+    clip_to_image,
     color_jitter,
     copy_paste,
     hflip,
@@ -108,6 +109,25 @@ def test_random_crop_clips_and_ignores_text_leaving_the_image() -> None:
     clipped = out.polygons[0]
     assert clipped[:, 0].max() == pytest.approx(259, abs=1e-6)  # the last pixel column
     assert clipped[:, 0].min() == pytest.approx(200, abs=1e-6)
+
+
+def test_the_chain_clips_labels_crossing_the_image_edge_and_keeps_them_as_text() -> None:
+    """A label drawn up to x = width (or text cut by the photo's border) is text up to the edge, as PaddleOCR
+    clips it: the chain clips it to the image first and keeps its flag (it was ignored, so the net learnt
+    nothing there); a label wholly outside the image is dropped, a '###' one stays ignored."""
+    leaving = np.array([[200, 10], [260, 10], [260, 40], [200, 40]], dtype=np.float64)  # to x = width
+    wide = np.array([[0, 60], [259, 60], [259, 90], [0, 90]], dtype=np.float64)
+    outside = np.array([[270, 10], [300, 10], [300, 40], [270, 40]], dtype=np.float64)
+    dont_care = np.array([[10, 120], [80, 120], [80, 150], [10, 150]], dtype=np.float64)
+    sample = DetSample(np.zeros((200, 260, 3), dtype=np.uint8), (leaving, wide, outside, dont_care),
+                       (False, False, False, True))
+    clipped = clip_to_image(sample)
+    assert clipped.ignore == (False, False, True)
+    assert clipped.polygons[0][:, 0].max() == pytest.approx(259) and clipped.polygons[0][:, 0].min() == 200
+    assert clipped.polygons[1] is wide and clipped.polygons[2] is dont_care
+    chain = DetAugment(size=(260, 200), flip=0.0, max_angle=0.0, scale=(1.0, 1.0), color=0.0)
+    out = chain(sample, np.random.default_rng(0))
+    assert out.ignore == (False, False, True)
 
 
 def test_copy_paste_adds_non_overlapping_instances_with_their_pixels() -> None:
