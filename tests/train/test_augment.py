@@ -100,7 +100,7 @@ def test_random_crop_keep_scale_pads_without_resizing() -> None:
 
 
 def test_random_crop_clips_and_ignores_text_leaving_the_image() -> None:
-    # a label running past the right border (as in ICDAR 2015) is clipped to the window and ignored
+    # a label the window cuts (here one running past the border: random_crop alone) is clipped and ignored
     leaving = np.array([[200, 10], [300, 10], [300, 40], [200, 40]], dtype=np.float64)
     wide = np.array([[0, 60], [259, 60], [259, 90], [0, 90]], dtype=np.float64)  # no free column: whole image
     image = np.zeros((200, 260, 3), dtype=np.uint8)
