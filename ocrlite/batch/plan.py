@@ -101,8 +101,14 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
     retry = {str(entry["name"]) for entry in unfinished}
     jobs: list[Job] = []
     skipped: list[Job] = []
+    longest = _name_max(output)
     for file, _ in found:
         name = Path(os.path.relpath(os.path.abspath(file), base)).as_posix()
+        too_long = [fmt for fmt in formats if len(os.fsencode(f"{PurePath(name).name}.{fmt}")) > longest]
+        if too_long:
+            errors.append((str(file), f"its output name ({PurePath(name).name}.{too_long[0]}) is longer than the "
+                                      f"{longest} bytes a file name may have here; rename the input"))
+            continue
         job = Job(file, name, {fmt: output / f"{name}.{fmt}" for fmt in formats}, source_stamp(file))
         done = not overwrite and name not in retry and _up_to_date(job, records, settings)
         (skipped if done else jobs).append(job)
@@ -110,6 +116,15 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
     carried = [entry for entry in unfinished  # a failed input that still exists, left out of this run
                if str(entry["name"]) not in planned and entry.get("path") and os.path.exists(str(entry["path"]))]
     return Plan(jobs, skipped, errors, carried, records, described)
+
+
+def _name_max(output: Path) -> int:
+    """The longest file name (bytes) the output folder's file system allows (255 where it cannot be asked)."""
+    folder = next((part for part in (output, *output.parents) if part.is_dir()), None)
+    try:
+        return os.pathconf(folder or ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # AttributeError: no pathconf (Windows)
+        return 255
 
 
 def read_paths_list(lines: Iterable[str]) -> list[str]:

@@ -681,3 +681,22 @@ def test_the_report_lists_failures_in_path_and_page_order() -> None:
         report.add(FileOutcome(name, failures=[Failure(f"/in/{name}", name, "bad", page)]))
     listed = [(f["name"], f["page"]) for f in report.to_dict()["failures"]]
     assert listed == [("scans/p2.pdf", None), ("scans/p2.pdf", 3), ("scans/p10.pdf", 1), ("scans/p10.pdf", 2)]
+
+
+def test_names_near_the_file_name_limit_are_written_or_refused_by_name(tmp_path: Path) -> None:
+    """A 245-byte input name makes a 250-byte output name, which the file system takes: it failed with "File
+    name too long" (the atomic write's temp name added 14 bytes). A 252-byte one cannot get its output name: one
+    line naming the reason, the other inputs written, exit 1."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    near, over = "n" * 241 + ".png", "o" * 248 + ".png"
+    for name in (near, over, "ok.png"):
+        _page("HELLO").save(scans / name)
+    result = _cli(str(scans), "-o", str(tmp_path / "out"), "--format", "json,txt")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"ocrlite: error: {scans / over}: its output name ({over}.json) is longer than the 255 bytes a file name "
+        "may have here; rename the input")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [f"{near}.json", f"{near}.txt", "ok.png.json", "ok.png.txt", "ocrlite-report.json"])
+    assert "HELLO" in _squash((tmp_path / "out" / f"{near}.txt").read_text(encoding="utf-8"))
