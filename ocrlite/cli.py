@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 
 import click
 
-from ocrlite.errors import OcrliteError, error_reason
+from ocrlite.errors import OcrliteError, error_reason, one_line
 
 if TYPE_CHECKING:
     from ocrlite.api import OCR
@@ -93,7 +93,8 @@ class _ItemRun:
 
     def _report(self, path: Path | str, message: str) -> None:
         self.failed += 1
-        _fail(message if str(path) in message else f"{path}: {message}")
+        where = one_line(str(path))  # a file name may hold a newline: the error stays one line
+        _fail(message if where in message else f"{where}: {message}")
 
     def finish(self, output: _Output) -> None:
         output.close()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-__all__ = ["OcrliteError", "ImageReadError", "ConfigError", "WeightsError", "BackendError", "error_reason",
-           "exit_on_error"]
+__all__ = ["OcrliteError", "ImageReadError", "ConfigError", "WeightsError", "BackendError", "one_line",
+           "error_reason", "exit_on_error"]
 
 
 class OcrliteError(Exception):
@@ -30,13 +30,16 @@ class BackendError(OcrliteError):
     """A stage's backend cannot run here (e.g. onnxruntime is not installed)."""
 
 
-def error_reason(exc: Exception) -> str:
-    """One line saying why ``exc`` happened: an ``OcrliteError``'s own message, else its type and message.
-
-    A message of several lines (onnxruntime's, numpy's) is joined into one, blank lines dropped, so a
-    per-file report stays one line per file."""
-    text = str(exc) if isinstance(exc, OcrliteError) else f"unexpected {type(exc).__name__}: {exc}"
+def one_line(text: str) -> str:
+    """``text`` on one line: its lines (a library's message of several, a file name holding a newline) joined
+    by spaces, blank ones dropped."""
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def error_reason(exc: Exception) -> str:
+    """One line saying why ``exc`` happened: an ``OcrliteError``'s own message, else its type and message
+    (``one_line``, so a per-file report stays one line per file)."""
+    return one_line(str(exc) if isinstance(exc, OcrliteError) else f"unexpected {type(exc).__name__}: {exc}")
 
 
 def exit_on_error(main: Callable[[], object], prog: str) -> None:

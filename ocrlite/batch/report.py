@@ -10,6 +10,7 @@ from typing import IO, Any
 
 from ocrlite.backends.malloc import malloc_in_use
 from ocrlite.batch.plan import REPORT_NAME, Job
+from ocrlite.errors import one_line
 from ocrlite.io.atomic import atomic_write_text
 from ocrlite.io.images import natural_key
 from ocrlite.io.writers import json_text
@@ -28,8 +29,9 @@ class Failure:
 
     def message(self) -> str:
         """``path[ page N]: reason``, without repeating a location the reason already names."""
-        where = f"{self.path} page {self.page}" if self.page is not None else self.path
-        return self.reason if self.reason.startswith(where) else f"{where}: {self.reason}"
+        where = one_line(f"{self.path} page {self.page}" if self.page is not None else self.path)
+        reason = one_line(self.reason)
+        return reason if reason.startswith(where) else f"{where}: {reason}"
 
 
 @dataclass

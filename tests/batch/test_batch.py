@@ -700,3 +700,19 @@ def test_names_near_the_file_name_limit_are_written_or_refused_by_name(tmp_path:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         [f"{near}.json", f"{near}.txt", "ok.png.json", "ok.png.txt", "ocrlite-report.json"])
     assert "HELLO" in _squash((tmp_path / "out" / f"{near}.txt").read_text(encoding="utf-8"))
+
+
+def test_an_error_about_a_file_whose_name_holds_a_newline_stays_one_line(tmp_path: Path) -> None:
+    """Linux allows a newline in a file name: the error line was split in two (and named the file twice), in
+    batch mode and in the stdout mode alike."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "new\nline.png").write_bytes(b"")
+    _page("HELLO").save(scans / "ok.png")
+    expected = f"ocrlite: error: {scans}/new line.png: empty file (0 bytes)"
+    batch_run = _cli(str(scans), "-o", str(tmp_path / "out"))
+    assert batch_run.exit_code == 1 and batch_run.stderr.splitlines()[0] == expected
+    assert len(batch_run.stderr.splitlines()) == 2  # the error and the summary
+    stdout_run = _cli(str(scans / "new\nline.png"), str(scans / "ok.png"), "--format", "txt")
+    assert stdout_run.exit_code == 1 and stdout_run.stderr.splitlines() == [expected]
+    assert "HELLO" in _squash(stdout_run.stdout)
