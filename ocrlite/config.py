@@ -9,6 +9,7 @@ and validating them is ``ocrlite.stages``' job.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 import typing
 from pathlib import Path
@@ -113,15 +114,19 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         if not sep or not dotted:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         *parents, leaf = dotted.split(".")
-        node: Any = cfg
+        node: dict[str, Any] = cfg
         for depth, key in enumerate(parents):
-            child = node.get(key) if isinstance(node, dict) else None
-            if child is None and isinstance(node, dict) and key in node:
+            child = node.get(key)
+            if child is None and key in node:  # ``key:`` with no value: an empty section
                 child = node[key] = {}
             if not isinstance(child, dict):
-                where = ".".join(parents[:depth]) or "config"
-                allowed = ", ".join(k for k in node if not k.startswith("_"))
-                raise ConfigError(f"override {dotted}: {where} has no section {key!r}; allowed: {allowed}")
+                if key in node:
+                    raise ConfigError(f"override {dotted}: {'.'.join(parents[:depth + 1])} is a value, not a section")
+                sections = [k for k in node if not k.startswith("_")]
+                close = difflib.get_close_matches(key, sections, n=1)
+                hint = f" did you mean {'.'.join([*parents[:depth], close[0]])}?" if close else ""
+                raise ConfigError(f"override {dotted}: {'.'.join(parents[:depth]) or 'config'} has no section "
+                                  f"{key!r};{hint} allowed: {', '.join(sections)}")
             node = child
         node[leaf] = _from_working_folder(dotted, _parse_value(raw))
     return cfg

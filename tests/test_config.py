@@ -132,3 +132,19 @@ def test_use_cls_follows_the_cls_stage_unless_set_and_a_null_stage_is_checked(tm
     assert spec.cls is None and spec.settings.use_cls is False
     with pytest.raises(ConfigError, match="^rec: a pipeline needs this stage; it cannot be null$"):
         pipeline_spec(None, ["rec=null"])
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("det.postprocesing.thresh=0.2", "override det.postprocesing.thresh: det has no section 'postprocesing'; did you "
+                                     "mean det.postprocess? allowed: model, weights, preprocess, postprocess"),
+    ("pipline.drop_score=0.2", "override pipline.drop_score: config has no section 'pipline'; did you mean pipeline? "
+                               "allowed: pipeline, det, cls, rec, page"),
+    ("det.postprocess.thresh.x=3", "override det.postprocess.thresh.x: det.postprocess.thresh is a value, not a "
+                                   "section"),
+])
+def test_an_override_through_a_missing_section_names_the_closest_one(override: str, message: str) -> None:
+    """A misspelt section got the list of sections only, and a value used as a section ("thresh.x") was said
+    to be missing while the list named it."""
+    with pytest.raises(ConfigError) as error:
+        load_pipeline_config(overrides=[override])
+    assert str(error.value) == message
