@@ -25,7 +25,7 @@ from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.plan import JOURNAL_NAME, REPORT_NAME, Job, make_plan
 from ocrlite.batch.report import Failure, FileOutcome, Journal, RunReport, file_identity
 from ocrlite.errors import OcrliteError, error_reason
-from ocrlite.io.atomic import atomic_write_bytes, ensure_folder
+from ocrlite.io.atomic import atomic_write_bytes, ensure_folder, is_part_of
 from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
 from ocrlite.io.writers import FORMATS, PageRecord, Writer, json_text, make_writer
@@ -199,8 +199,8 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
 
 
 def remove_stale_parts(jobs: Iterable[Job]) -> None:
-    """Delete the temp files (``.NAME.XXXXXXXX.part``) that a killed run left beside the outputs these jobs
-    are about to write; one listing per output folder."""
+    """Delete the temp files (``is_part_of``) that a killed run left beside the outputs these jobs are about to
+    write; one listing per output folder."""
     due: dict[Path, set[str]] = {}
     for job in jobs:
         for path in job.outputs.values():
@@ -211,8 +211,7 @@ def remove_stale_parts(jobs: Iterable[Job]) -> None:
         except OSError:  # not made yet: nothing stale
             continue
         for entry in entries:
-            name = entry.name
-            if name.startswith(".") and name.endswith(".part") and name[1:-5].rpartition(".")[0] in names:
+            if entry.name.startswith(".") and any(is_part_of(entry.name, name) for name in names):
                 Path(entry.path).unlink(missing_ok=True)
 
 

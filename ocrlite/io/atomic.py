@@ -11,7 +11,7 @@ import numpy as np
 
 from ocrlite.errors import OcrliteError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "ensure_folder", "write_image"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "ensure_folder", "write_image", "is_part_of"]
 
 
 def _read_umask() -> int:
@@ -38,13 +38,24 @@ def ensure_folder(folder: str | Path) -> None:
         raise OcrliteError(f"cannot write to {folder}: {exc.strerror or exc}") from None
 
 
+def _part_prefix(name: str) -> str:
+    """How the temp files of ``name`` start: at most 40 characters of it (160 bytes), so that a name near the
+    255-byte limit does not fail for its temp file's longer one."""
+    return f".{name[:40]}."
+
+
+def is_part_of(temp_name: str, name: str) -> bool:
+    """Whether ``temp_name`` is a temp file that a write of ``name`` makes (``.NAME.XXXXXXXX.part``; a killed
+    run leaves it behind)."""
+    stem, dot, suffix = temp_name.rpartition(".")
+    return dot == "." and suffix == "part" and f"{stem.rpartition('.')[0]}." == _part_prefix(name)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` so that ``path`` is either absent, the old file, or complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # the temp name starts with at most 40 characters of the name (160 bytes): a name near the 255-byte limit
-    # must not fail for its temp file's longer one
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_part_prefix(path.name), suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

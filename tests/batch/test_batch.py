@@ -488,10 +488,13 @@ def test_a_failed_page_keeps_its_place_in_every_output(tmp_path: Path, fake_engi
 def test_a_rerun_removes_the_temp_files_a_killed_run_left(tmp_path: Path, fake_engine: FakeEngine) -> None:
     scans = tmp_path / "scans"
     scans.mkdir()
-    _page("A").save(scans / "a.png")
+    long_name = "scan of the signed lease agreement, page 0001.png"  # temp names keep its first 40 characters
+    for name in ("a.png", long_name):
+        _page("A").save(scans / name)
     out = tmp_path / "out"
     out.mkdir()
-    stale = [out / ".a.png.json.k3j_x9qa.part", out / ".a.png.txt.zz81mm2p.part"]
+    stale = [out / ".a.png.json.k3j_x9qa.part", out / ".a.png.txt.zz81mm2p.part",
+             out / f".{long_name[:40]}.q1w2e3r4.part"]
     other = out / ".notes.txt.abcdefgh.part"  # not an output of this run: left alone
     for path in (*stale, other):
         path.write_bytes(b"half")
