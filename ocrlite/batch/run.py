@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ocrlite.batch.heap import trim_heap
+from ocrlite.batch.lock import output_lock
 from ocrlite.batch.plan import JOURNAL_NAME, REPORT_NAME, Job, make_plan
 from ocrlite.batch.report import Failure, FileOutcome, Journal, RunReport, file_identity
 from ocrlite.errors import OcrliteError, error_reason
@@ -119,59 +120,60 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
         raise OcrliteError(f"unknown output format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     fingerprint, described = output_settings(spec, options)
     ensure_folder(options.output)
-    plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite, fingerprint)
-    before = {path: file_identity(path) for job in plan.jobs for path in job.outputs.values()}
-    remove_stale_parts(plan.jobs)
-    report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped),
-                       carried=plan.carried, fingerprint=fingerprint,
-                       settings={**plan.settings, fingerprint: described}, outputs=plan.outputs)
-    for path, reason in plan.errors:
-        report.failures.append(Failure(path, "", reason))
-        _say(None, f"ocrlite: error: {report.failures[-1].message()}")
-    bar = _progress(plan.jobs, options)
-    done: set[str] = set()
-    stopped = False  # the engine could not run: its error is the run's one line
+    with output_lock(options.output):  # a second run into this folder is refused, not raced
+        plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite, fingerprint)
+        before = {path: file_identity(path) for job in plan.jobs for path in job.outputs.values()}
+        remove_stale_parts(plan.jobs)
+        report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped),
+                           carried=plan.carried, fingerprint=fingerprint,
+                           settings={**plan.settings, fingerprint: described}, outputs=plan.outputs)
+        for path, reason in plan.errors:
+            report.failures.append(Failure(path, "", reason))
+            _say(None, f"ocrlite: error: {report.failures[-1].message()}")
+        bar = _progress(plan.jobs, options)
+        done: set[str] = set()
+        stopped = False  # the engine could not run: its error is the run's one line
 
-    def started(workers: int) -> None:
-        report.workers = workers
+        def started(workers: int) -> None:
+            report.workers = workers
 
-    journal = Journal(options.output / JOURNAL_NAME, fingerprint, described)
+        journal = Journal(options.output / JOURNAL_NAME, fingerprint, described)
 
-    def record(job: Job) -> None:
-        notice = report.record(job, before, journal)
-        if notice is not None:
-            _say(bar, f"ocrlite: {notice}")
+        def record(job: Job) -> None:
+            notice = report.record(job, before, journal)
+            if notice is not None:
+                _say(bar, f"ocrlite: {notice}")
 
-    if execute is None:
-        from ocrlite.batch.pipeline import run_local
+        if execute is None:
+            from ocrlite.batch.pipeline import run_local
 
-        execute = run_local
-    jobs = {job.name: job for job in plan.jobs}
-    try:
-        with sigterm_as_ctrl_c(), closing(execute(plan.jobs, spec, options, bar, started)) as outcomes:
-            for outcome in outcomes:
-                done.add(outcome.name)
-                report.add(outcome)
-                record(jobs[outcome.name])
-                for failure in outcome.failures:
-                    _say(bar, f"ocrlite: error: {failure.message()}")
-    except BaseException as exc:  # Ctrl-C or SIGTERM, workers that cannot run, anything else: the rest is pending
-        report.interrupted = not isinstance(exc, OcrliteError)
-        report.error = error_reason(exc) if isinstance(exc, Exception) else None  # not Ctrl-C or SIGTERM
-        report.pending = [job.name for job in plan.jobs if job.name not in done]
-        stopped = not report.interrupted and not report.files
-        raise
-    finally:
-        for name in jobs.keys() - done:  # outputs a stopped run wrote before their outcome came back
-            record(jobs[name])
-        if bar is not None:
-            bar.close()
-        report.finish()
-        report.write(options.output / REPORT_NAME)
-        journal.remove()  # the report holds its records now
-        if not options.quiet and not stopped:
-            _say(None, report.summary())
-    return report
+            execute = run_local
+        jobs = {job.name: job for job in plan.jobs}
+        try:
+            with sigterm_as_ctrl_c(), closing(execute(plan.jobs, spec, options, bar, started)) as outcomes:
+                for outcome in outcomes:
+                    done.add(outcome.name)
+                    report.add(outcome)
+                    record(jobs[outcome.name])
+                    for failure in outcome.failures:
+                        _say(bar, f"ocrlite: error: {failure.message()}")
+        except BaseException as exc:  # Ctrl-C or SIGTERM, workers that cannot run, anything else: the rest is pending
+            report.interrupted = not isinstance(exc, OcrliteError)
+            report.error = error_reason(exc) if isinstance(exc, Exception) else None  # not Ctrl-C or SIGTERM
+            report.pending = [job.name for job in plan.jobs if job.name not in done]
+            stopped = not report.interrupted and not report.files
+            raise
+        finally:
+            for name in jobs.keys() - done:  # outputs a stopped run wrote before their outcome came back
+                record(jobs[name])
+            if bar is not None:
+                bar.close()
+            report.finish()
+            report.write(options.output / REPORT_NAME)
+            journal.remove()  # the report holds its records now
+            if not options.quiet and not stopped:
+                _say(None, report.summary())
+        return report
 
 
 class Terminated(KeyboardInterrupt):

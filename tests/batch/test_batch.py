@@ -719,3 +719,25 @@ def test_an_error_about_a_file_whose_name_holds_a_newline_stays_one_line(tmp_pat
     stdout_run = _cli(str(scans / "new\nline.png"), str(scans / "ok.png"), "--format", "txt")
     assert stdout_run.exit_code == 1 and stdout_run.stderr.splitlines() == [expected]
     assert "HELLO" in _squash(stdout_run.stdout)
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path: Path) -> None:
+    """Two runs into one output folder raced on its journal and report (the last one to end wrote a report
+    without the other's records, so a rerun redid its files): while a run holds the folder another is refused
+    with one line, and the folder is free again once the first ends, however it ends."""
+    fcntl = pytest.importorskip("fcntl")
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    out.mkdir()
+    _page("HELLO").save(scans / "a.png")
+    held = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a run in another process holds
+        refused = _cli(str(scans), "-o", str(out))
+        assert refused.exit_code == 2 and list(out.iterdir()) == []
+        assert refused.stderr == (f"ocrlite: error: another ocrlite run is writing into {out}; wait for it to end "
+                                  "or write into another folder\n")
+    finally:
+        os.close(held)
+    assert _cli(str(scans), "-o", str(out)).exit_code == 0
+    assert _cli(str(scans), "-o", str(out)).exit_code == 0  # the run before let it go
