@@ -166,10 +166,11 @@ def det_finetune(data: Path, out: Path, threads: int) -> bool:
 
 
 def cls_check(data: Path, out: Path, threads: int) -> bool:
+    from ocrlite.eval.datasets import load_funsd_boxes
     from ocrlite.predictors import TextClassifier
     from ocrlite.stages import load_stage_config
     from ocrlite.train.cls_task import ClsTask
-    from ocrlite.train.data import load_funsd_boxes, three_way_split, write_split_manifest
+    from ocrlite.train.data import three_way_split, write_split_manifest
 
     sets = [f"train.data.root={data / 'funsd'}"]
     run_train(CLS_CONFIG, out, sets, threads)
@@ -245,7 +246,8 @@ def distill_split(data: Path, crops: Path, out: Path) -> tuple[Path, Path]:
     import bisect
     import itertools
 
-    from ocrlite.train.data import holdout_split, load_funsd_boxes, write_split_manifest
+    from ocrlite.eval.datasets import load_funsd_boxes
+    from ocrlite.train.data import holdout_split, write_split_manifest
 
     forms, _ = holdout_split(load_funsd_boxes(data / "funsd"), 5)  # the split export_funsd_crops wrote
     starts = list(itertools.accumulate((len(f.words) for f in forms), initial=0))  # word k -> word_{k:06d}.png

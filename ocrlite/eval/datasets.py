@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ from ocrlite.errors import ConfigError
 from ocrlite.eval.metrics import DONT_CARE, GtRegion
 from ocrlite.io.images import natural_key
 
-__all__ = ["load_icdar2015", "load_funsd", "load_word_crops", "parse_icdar_line", "read_funsd_form", "read_text_file"]
+__all__ = ["load_icdar2015", "load_funsd", "load_funsd_boxes", "load_word_crops", "parse_icdar_line", "read_funsd_form",
+           "read_text_file", "FunsdBox", "FunsdForm", "box_quad"]
 
 
 def _require_dir(path: Path) -> Path:
@@ -56,6 +59,73 @@ def read_funsd_form(path: Path) -> list[Any]:
     if not isinstance(form, list):
         raise ConfigError(f"{path}: not a FUNSD annotation (no 'form' list)")
     return form
+
+
+@dataclass(frozen=True)
+class FunsdBox:
+    """An axis-aligned FUNSD box (x0, y0, x1, y1, inclusive pixels) and its text."""
+
+    box: tuple[int, int, int, int]
+    text: str
+
+
+@dataclass(frozen=True)
+class FunsdForm:
+    """A FUNSD form: image path, its words and its text lines (words of one entity on one row)."""
+
+    image: Path
+    words: tuple[FunsdBox, ...]
+    lines: tuple[FunsdBox, ...]
+
+
+def _rows(words: list[FunsdBox]) -> list[list[FunsdBox]]:
+    """Group an entity's words into rows: a word joins the row whose vertical span it overlaps by half its
+    height; rows top to bottom, words left to right."""
+    rows: list[list[FunsdBox]] = []
+    for word in sorted(words, key=lambda w: (w.box[1], w.box[0])):
+        height = word.box[3] - word.box[1] + 1
+        for row in rows:
+            top, bottom = min(w.box[1] for w in row), max(w.box[3] for w in row)
+            if min(bottom, word.box[3]) - max(top, word.box[1]) + 1 >= height / 2:
+                row.append(word)
+                break
+        else:
+            rows.append([word])
+    return [sorted(row, key=lambda w: w.box[0]) for row in rows]
+
+
+def _union(words: Sequence[FunsdBox]) -> FunsdBox:
+    boxes = np.array([w.box for w in words])
+    box = (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max()))
+    return FunsdBox(box, " ".join(w.text for w in words))
+
+
+def load_funsd_boxes(root: str | Path) -> list[FunsdForm]:
+    """FUNSD forms (sorted by id) with word boxes and line boxes. Words with empty text are left out; a line is
+    a row of one entity's words, its box their union and its text the words joined by single spaces."""
+    root = Path(root)
+    ann_dir = root / "annotations"
+    if not ann_dir.is_dir():
+        raise ConfigError(f"FUNSD annotations not found at {ann_dir}")
+    forms = []
+    for ann in sorted(ann_dir.glob("*.json")):
+        words, lines = [], []
+        for entity in read_funsd_form(ann):
+            try:
+                kept = [FunsdBox(tuple(int(v) for v in w["box"]), w["text"].strip())  # type: ignore[arg-type]
+                        for w in entity["words"] if w["text"].strip()]
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise ConfigError(f"{ann}: not a FUNSD annotation (a word without 'box' and 'text')") from None
+            words += kept
+            lines += [_union(row) for row in _rows(kept)]
+        forms.append(FunsdForm(root / "images" / f"{ann.stem}.png", tuple(words), tuple(lines)))
+    return forms
+
+
+def box_quad(box: FunsdBox) -> np.ndarray:
+    """The 4 corners of an inclusive pixel box, clockwise from top-left, as polygon points."""
+    x0, y0, x1, y1 = box.box
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
 
 
 def parse_icdar_line(line: str) -> GtRegion:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..backends.torch import TorchRunner
 from ..errors import ConfigError
-from ..eval.datasets import read_text_file
+from ..eval.datasets import box_quad, load_funsd_boxes, read_text_file
 from ..eval.metrics import direction_accuracy, upright_and_turned
 from ..io.images import read_image
 from ..predictors import TextClassifier
@@ -37,7 +37,7 @@ from ..preprocess import crop_quad, line_batch
 from ..settings import ClsPostprocess, LinePreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .augment import ClsAugment
-from .data import Splits, box_quad, check_eval_on, load_funsd_boxes, three_way_split
+from .data import Splits, check_eval_on, three_way_split
 
 __all__ = ["ClsData", "ClsAugmentSettings", "ClsTask", "funsd_crops", "label_file_crops"]
 

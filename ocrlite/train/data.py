@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError
-from ..eval.datasets import load_icdar2015, read_funsd_form, read_text_file
+from ..eval.datasets import FunsdForm, box_quad, load_funsd_boxes, load_icdar2015, read_text_file
 from ..eval.metrics import DONT_CARE, GtRegion
 from ..io.atomic import atomic_write_text, write_image
 from ..io.images import read_image
@@ -26,11 +26,8 @@ from ..weights import sha256_file
 
 __all__ = [
     "DetRecord",
-    "TextBox",
-    "FunsdForm",
     "read_det_label_file",
     "icdar2015_records",
-    "load_funsd_boxes",
     "funsd_records",
     "holdout_split",
     "Splits",
@@ -39,7 +36,6 @@ __all__ = [
     "write_split_manifest",
     "file_entries",
     "image_size",
-    "box_quad",
     "write_crops",
     "export_funsd_crops",
 ]
@@ -60,23 +56,6 @@ class DetRecord:
     def regions(self) -> list[GtRegion]:
         """The ground truth in the form ``ocrlite.evaluate`` scores."""
         return [GtRegion(p, t, dont_care=i) for p, t, i in zip(self.polygons, self.texts, self.ignore, strict=True)]
-
-
-@dataclass(frozen=True)
-class TextBox:
-    """An axis-aligned FUNSD box (x0, y0, x1, y1, inclusive pixels) and its text."""
-
-    box: tuple[int, int, int, int]
-    text: str
-
-
-@dataclass(frozen=True)
-class FunsdForm:
-    """A FUNSD form: image path, its words and its text lines (words of one entity on one row)."""
-
-    image: Path
-    words: tuple[TextBox, ...]
-    lines: tuple[TextBox, ...]
 
 
 def read_det_label_file(path: str | Path) -> list[DetRecord]:
@@ -122,50 +101,6 @@ def icdar2015_records(root: str | Path) -> list[DetRecord]:
             tuple(r.dont_care for r in regions),
         ))
     return records
-
-
-def _rows(words: list[TextBox]) -> list[list[TextBox]]:
-    """Group an entity's words into rows: a word joins the row whose vertical span it overlaps by half its
-    height; rows top to bottom, words left to right."""
-    rows: list[list[TextBox]] = []
-    for word in sorted(words, key=lambda w: (w.box[1], w.box[0])):
-        height = word.box[3] - word.box[1] + 1
-        for row in rows:
-            top, bottom = min(w.box[1] for w in row), max(w.box[3] for w in row)
-            if min(bottom, word.box[3]) - max(top, word.box[1]) + 1 >= height / 2:
-                row.append(word)
-                break
-        else:
-            rows.append([word])
-    return [sorted(row, key=lambda w: w.box[0]) for row in rows]
-
-
-def _union(words: Sequence[TextBox]) -> TextBox:
-    boxes = np.array([w.box for w in words])
-    box = (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max()))
-    return TextBox(box, " ".join(w.text for w in words))
-
-
-def load_funsd_boxes(root: str | Path) -> list[FunsdForm]:
-    """FUNSD forms (sorted by id) with word boxes and line boxes. Words with empty text are left out; a line is
-    a row of one entity's words, its box their union and its text the words joined by single spaces."""
-    root = Path(root)
-    ann_dir = root / "annotations"
-    if not ann_dir.is_dir():
-        raise ConfigError(f"FUNSD annotations not found at {ann_dir}")
-    forms = []
-    for ann in sorted(ann_dir.glob("*.json")):
-        words, lines = [], []
-        for entity in read_funsd_form(ann):
-            try:
-                kept = [TextBox(tuple(int(v) for v in w["box"]), w["text"].strip())  # type: ignore[arg-type]
-                        for w in entity["words"] if w["text"].strip()]
-            except (KeyError, TypeError, ValueError, AttributeError):
-                raise ConfigError(f"{ann}: not a FUNSD annotation (a word without 'box' and 'text')") from None
-            words += kept
-            lines += [_union(row) for row in _rows(kept)]
-        forms.append(FunsdForm(root / "images" / f"{ann.stem}.png", tuple(words), tuple(lines)))
-    return forms
 
 
 def funsd_records(root: str | Path, unit: str = "words") -> list[DetRecord]:
@@ -252,12 +187,6 @@ def write_split_manifest(out_dir: str | Path, rule: str, splits: dict[str, Seque
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
         written.append(path)
     return written
-
-
-def box_quad(box: TextBox) -> np.ndarray:
-    """The 4 corners of an inclusive pixel box, clockwise from top-left, as polygon points."""
-    x0, y0, x1, y1 = box.box
-    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
 
 
 def write_crops(

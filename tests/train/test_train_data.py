@@ -11,16 +11,13 @@ import pytest
 
 from ocrlite.charset import Charset
 from ocrlite.errors import ConfigError
+from ocrlite.eval.datasets import FunsdBox, FunsdForm, box_quad, load_funsd_boxes
 from ocrlite.io.images import read_image
 from ocrlite.train.data import (
-    FunsdForm,
-    TextBox,
-    box_quad,
     check_eval_on,
     export_funsd_crops,
     holdout_split,
     icdar2015_records,
-    load_funsd_boxes,
     read_det_label_file,
     three_way_split,
     write_crops,
@@ -87,7 +84,7 @@ def test_write_crops_rejects_text_outside_the_charset(tmp_path: Path) -> None:
     image = np.full((40, 120, 3), 255, dtype=np.uint8)
     cv2.putText(image, "ab", (5, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 0), 2)
     charset = Charset(list("abc"), use_space_char=True)
-    quad = box_quad(TextBox((0, 0, 59, 39), "ab"))
+    quad = box_quad(FunsdBox((0, 0, 59, 39), "ab"))
     allowed = lambda text: all(ch in charset.chars for ch in text)  # noqa: E731
     label_file, written, rejected = write_crops(
         [(image, quad, "ab"), (image, quad, "abé"), (image, quad, "a c"), (image, quad, "")], tmp_path, allowed
