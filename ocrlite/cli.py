@@ -751,7 +751,7 @@ def distill_command(config: str, teacher: str | None, overrides: tuple[str, ...]
 @main.command(name="eval")
 @click.argument("task", type=click.Choice(["det", "cls", "rec", "e2e"]))
 @click.option("--data", required=True, type=click.Path(file_okay=False),
-              help="Benchmark folder: ICDAR 2015 (det, e2e), FUNSD (e2e) or word crops (rec, cls).")
+              help="Benchmark folder: ICDAR 2015 (det, e2e), FUNSD (every task) or word crops (rec, cls).")
 @click.option("--model", "models_", metavar="NAME[,NAME]",
               help="Preset(s) to evaluate, comma-separated, one row each; a --config row comes after them "
                    "(default: the default preset).")
@@ -759,14 +759,18 @@ def distill_command(config: str, teacher: str | None, overrides: tuple[str, ...]
 @click.option("--split", type=click.Path(dir_okay=False, exists=True),
               help="Split manifest (JSON with 'files'): evaluate only those files (refused when a file's "
                    "sha256 differs from the one it records).")
-@click.option("--limit", type=click.IntRange(min=1), help="First N samples only.")
+@click.option("--limit", type=click.IntRange(min=1), help="First N samples only (FUNSD: forms).")
+@click.option("--unit", type=click.Choice(["words", "lines"]),
+              help="FUNSD boxes that det, cls and rec score (default: lines for det and cls, words for rec).")
 @click.option("--format", "formats", multiple=True, metavar="FMT", help="table (default) or json.")
 @output_file_option
 @overrides_option
 def eval_command(task: str, data: str, models_: str | None, config: str | None, split: str | None,
-                 limit: int | None, formats: tuple[str, ...], output: str | None, overrides: tuple[str, ...]) -> None:
+                 limit: int | None, unit: str | None, formats: tuple[str, ...], output: str | None,
+                 overrides: tuple[str, ...]) -> None:
     """Score models on a benchmark folder at fixed settings: det P/R/H, cls accuracy, rec word accuracy,
-    1-NED and CER, e2e ICDAR 2015 hmean or FUNSD bag-of-words F1 (case-insensitive and sensitive)."""
+    1-NED and CER, e2e ICDAR 2015 hmean or FUNSD bag-of-words F1 (case-insensitive and sensitive). On FUNSD,
+    det scores its line (or word) boxes, and cls and rec read the crops of its boxes."""
     from ocrlite.api import OCR
     from ocrlite.eval.harness import evaluate, format_table, ocrlite_system, unique_names
 
@@ -785,7 +789,7 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
         systems.append(_build(lambda: ocrlite_system(Path(config).name, OCR(config, overrides))))
     if not systems:
         systems = [_build(partial(system, None))]
-    rows = _build(lambda: evaluate(task, systems, Path(data), limit, Path(split) if split else None))
+    rows = _build(lambda: evaluate(task, systems, Path(data), limit, Path(split) if split else None, unit=unit))
     if fmt == "json":
         for row in rows:
             out.line(_json(row))

@@ -14,13 +14,14 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from ocrlite.errors import ConfigError
-from ocrlite.eval.datasets import load_funsd, load_icdar2015, load_word_crops
+from ocrlite.eval.datasets import FunsdBox, box_quad, load_funsd, load_funsd_boxes, load_icdar2015, load_word_crops
 from ocrlite.eval.metrics import (
     GtRegion,
     PRScores,
@@ -35,6 +36,7 @@ from ocrlite.eval.metrics import (
 )
 from ocrlite.io.images import IMAGE_EXTENSIONS, read_image
 from ocrlite.postprocess import line_words
+from ocrlite.preprocess import crop_quad
 from ocrlite.results import PageResult
 from ocrlite.weights import sha256_file
 
@@ -129,7 +131,11 @@ def data_layout(root: Path) -> str:
                       "or word crops with gt/gt.txt, gt/*.tags or labels.txt)")
 
 
-_LAYOUTS = {"det": ("icdar2015",), "e2e": ("icdar2015", "funsd"), "rec": ("crops",), "cls": ("crops",)}
+_LAYOUTS = {"det": ("icdar2015", "funsd"), "e2e": ("icdar2015", "funsd"), "rec": ("crops", "funsd"),
+            "cls": ("crops", "funsd")}
+# FUNSD's boxes each task scores by default: the detector and the direction classifier work on text lines (an
+# entity's words on one row), the recognizer on words; its e2e score is the page's bag of words
+FUNSD_UNITS = {"det": "lines", "cls": "lines", "rec": "words"}
 
 
 def _split_files(split: Path) -> dict[str, str | None]:
@@ -157,9 +163,12 @@ def _check_split_hashes(split: Path, files: dict[str, str | None]) -> None:
                           f"manifest (first: {changed[0]})")
 
 
-def load_samples(task: str, root: Path, limit: int | None = None, split: Path | None = None) -> tuple[str, list[Any]]:
+def load_samples(task: str, root: Path, limit: int | None = None, split: Path | None = None,
+                 unit: str | None = None) -> tuple[str, list[Any]]:
     """The layout and (image path, ground truth) samples of ``root`` for ``task``, optionally restricted
-    to the files of a split manifest, then to the first ``limit``."""
+    to the files of a split manifest, then to the first ``limit``. On FUNSD, det samples are (form, its
+    ``unit`` boxes as ``GtRegion``s) and rec/cls samples (form, its ``unit`` boxes), ``unit`` (words or lines)
+    defaulting to ``FUNSD_UNITS``; the crops are cut when scored."""
     if task not in _LAYOUTS:
         raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     if limit is not None and limit < 1:  # samples[:-1] would silently leave out the last one
@@ -169,8 +178,13 @@ def load_samples(task: str, root: Path, limit: int | None = None, split: Path | 
     layout = data_layout(root)
     if layout not in _LAYOUTS[task]:
         raise ConfigError(f"{task} evaluation needs {' or '.join(_LAYOUTS[task])} data; {root} holds {layout}")
+    if unit is not None and (layout != "funsd" or task == "e2e"):
+        raise ConfigError("a unit (words or lines) chooses the FUNSD boxes of det, cls and rec evaluations; "
+                          f"{task} on {layout} data has none")
     loaders: dict[str, Callable[[Path], list[Any]]] = {
         "icdar2015": load_icdar2015, "funsd": load_funsd, "crops": load_word_crops}
+    if layout == "funsd" and task != "e2e":
+        loaders["funsd"] = partial(_funsd_boxes, unit=unit or FUNSD_UNITS[task], regions=task == "det")
     samples = loaders[layout](root)
     if split is not None:
         keep = _split_files(split)
@@ -182,6 +196,28 @@ def load_samples(task: str, root: Path, limit: int | None = None, split: Path | 
             raise ConfigError(f"{split}: {len(missing)} of its {len(images)} images are not samples of {root} "
                               f"(first: {missing[0]})")
     return layout, samples if limit is None else samples[:limit]
+
+
+def _funsd_boxes(root: Path, unit: str, regions: bool) -> list[tuple[Path, list[Any]]]:
+    """FUNSD forms with their word or line boxes (``regions``: as ``GtRegion``s, for detection)."""
+    if unit not in ("words", "lines"):
+        raise ConfigError(f"FUNSD unit must be 'words' or 'lines', got {unit!r}")
+    return [(form.image, [GtRegion(box_quad(box), box.text) if regions else box for box in getattr(form, unit)])
+            for form in load_funsd_boxes(root)]
+
+
+def _form_crops(forms: Sequence[Path], boxes: Sequence[list[FunsdBox]]) -> tuple[list[np.ndarray], list[str]]:
+    """The crops of every form's boxes (cut as the pipeline cuts its lines; a box without area is left out)
+    and their texts."""
+    crops, texts = [], []
+    for form, form_boxes in zip(forms, boxes, strict=True):
+        image = read_image(form)
+        for box in form_boxes:
+            crop = crop_quad(image, box_quad(box))
+            if crop is not None:
+                crops.append(crop)
+                texts.append(box.text)
+    return crops, texts
 
 
 def _pct(value: float) -> float:
@@ -230,7 +266,8 @@ def unique_names(names: Sequence[str]) -> None:
 
 def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None = None,
              split: Path | None = None,
-             outputs: dict[str, tuple[list[Any], list[Any]]] | None = None) -> list[dict[str, Any]]:
+             outputs: dict[str, tuple[list[Any], list[Any]]] | None = None,
+             unit: str | None = None) -> list[dict[str, Any]]:
     """One row of scores per system for ``task`` on the benchmark folder ``root``.
 
     det: ICDAR 2015 P/R/H (IoU > 0.5, fixed settings); e2e: ICDAR 2015 word-level end-to-end P/R/H (+ whole
@@ -239,10 +276,11 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     on every crop upright (0) and turned 180 degrees. Every row has ``n`` (items) and ``s_per_item`` (seconds
     inside the system). Crops go to a system in one call (which the predictors sort by ratio).
     ``outputs``, when given, receives each system's (outputs, ground truths) per item by name, for paired
-    comparisons of systems on the same items.
+    comparisons of systems on the same items. FUNSD serves det (P/R/H against its line or word boxes), rec and
+    cls (the crops of its word or line boxes; ``unit``, see ``load_samples``) too.
     """
     unique_names([system.name for system in systems])
-    layout, samples = load_samples(task, root, limit, split)
+    layout, samples = load_samples(task, root, limit, split, unit)
     if not samples:
         raise ConfigError(f"no samples to evaluate in {root}")
     paths = [Path(p) for p, _ in samples]
@@ -256,7 +294,10 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     else:
         method = "read_crops" if task == "rec" else "classify_crops"
         _require(systems, method)
-        crops = [read_image(p) for p in paths]
+        if layout == "funsd":
+            crops, truths = _form_crops(paths, truths)
+        else:
+            crops = [read_image(p) for p in paths]
         if task == "cls":
             crops, truths = upright_and_turned(crops)
         runs = run_timed(systems, [crops], lambda s, all_crops: getattr(s, method)(all_crops))

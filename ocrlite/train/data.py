@@ -1,4 +1,4 @@
-"""Training data: detection records from PaddleOCR label files, ICDAR 2015 and FUNSD; FUNSD word/line boxes;
+"""Training data: detection records from PaddleOCR label files, ICDAR 2015 and FUNSD (its boxes: eval.datasets);
 deterministic splits with a file manifest; text-line crops written as a PaddleOCR rec label file.
 
 (The ``path<TAB>text`` rec label reader is ``ocrlite.train.rec_task.read_label_file``.) Text outside a charset
