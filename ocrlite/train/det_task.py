@@ -4,7 +4,7 @@ inference ``TextDetector`` with the ICDAR 2015 protocol.
 Config (``train:`` section of a det stage config)::
 
     data:    {format: icdar2015 | paddle | funsd, root: FOLDER or LABEL FILE, holdout_every: 5, val_every: 0,
-              limit: 0, eval_on: holdout | val | train, unit: words}
+              limit: 0, eval_on: holdout | val | train, unit: lines | words}
     augment: {size: 640, flip: 0.5, max_angle: 10, scale_min: 0.5, scale_max: 3.0, color: 0.3, copy_paste: 0.0,
               keep_scale: false}
     loss:    {main_loss: dice | bce, alpha: 5, beta: 10, ohem_ratio: 3, shrink_ratio: 0.4, min_text_size: 8,
@@ -72,7 +72,7 @@ class DetData:
 
     format: str = "icdar2015"
     root: str = ""
-    unit: str = "words"  # funsd only
+    unit: str = "lines"  # funsd only: its line boxes (an entity's words on one row), what the pipeline detects
     holdout_every: int = 5
     val_every: int = 0  # every N-th remaining image is a validation image (0: none)
     limit: int = 0  # use only the first N training images (0: all)
