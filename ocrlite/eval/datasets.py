@@ -19,9 +19,10 @@ import numpy as np
 from ocrlite.errors import ConfigError
 from ocrlite.eval.metrics import DONT_CARE, GtRegion
 from ocrlite.io.images import natural_key
+from ocrlite.preprocess import crop_quad
 
 __all__ = ["load_icdar2015", "load_funsd", "load_funsd_boxes", "load_word_crops", "parse_icdar_line", "read_funsd_form",
-           "read_text_file", "FunsdBox", "FunsdForm", "box_quad"]
+           "read_text_file", "FunsdBox", "FunsdForm", "box_quad", "box_crops"]
 
 
 def _require_dir(path: Path) -> Path:
@@ -126,6 +127,13 @@ def box_quad(box: FunsdBox) -> np.ndarray:
     """The 4 corners of an inclusive pixel box, clockwise from top-left, as polygon points."""
     x0, y0, x1, y1 = box.box
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+
+
+def box_crops(image: np.ndarray, boxes: Sequence[FunsdBox]) -> list[tuple[np.ndarray, FunsdBox]]:
+    """(crop, box) for each of a form's ``boxes`` cut from its ``image`` as the pipeline cuts its lines
+    (``crop_quad``); a box without area is left out."""
+    cut = ((crop_quad(image, box_quad(box)), box) for box in boxes)
+    return [(crop, box) for crop, box in cut if crop is not None]
 
 
 def parse_icdar_line(line: str) -> GtRegion:

@@ -21,7 +21,15 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from ocrlite.errors import ConfigError
-from ocrlite.eval.datasets import FunsdBox, box_quad, load_funsd, load_funsd_boxes, load_icdar2015, load_word_crops
+from ocrlite.eval.datasets import (
+    FunsdBox,
+    box_crops,
+    box_quad,
+    load_funsd,
+    load_funsd_boxes,
+    load_icdar2015,
+    load_word_crops,
+)
 from ocrlite.eval.metrics import (
     GtRegion,
     PRScores,
@@ -36,7 +44,6 @@ from ocrlite.eval.metrics import (
 )
 from ocrlite.io.images import IMAGE_EXTENSIONS, read_image
 from ocrlite.postprocess import line_words
-from ocrlite.preprocess import crop_quad
 from ocrlite.results import PageResult
 from ocrlite.weights import sha256_file
 
@@ -209,15 +216,9 @@ def _funsd_boxes(root: Path, unit: str, regions: bool) -> list[tuple[Path, list[
 def _form_crops(forms: Sequence[Path], boxes: Sequence[list[FunsdBox]]) -> tuple[list[np.ndarray], list[str]]:
     """The crops of every form's boxes (cut as the pipeline cuts its lines; a box without area is left out)
     and their texts."""
-    crops, texts = [], []
-    for form, form_boxes in zip(forms, boxes, strict=True):
-        image = read_image(form)
-        for box in form_boxes:
-            crop = crop_quad(image, box_quad(box))
-            if crop is not None:
-                crops.append(crop)
-                texts.append(box.text)
-    return crops, texts
+    cut = [pair for form, form_boxes in zip(forms, boxes, strict=True)
+           for pair in box_crops(read_image(form), form_boxes)]
+    return [crop for crop, _ in cut], [box.text for _, box in cut]
 
 
 def _pct(value: float) -> float:

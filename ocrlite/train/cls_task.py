@@ -29,11 +29,11 @@ from torch import Tensor, nn
 
 from ..backends.torch import TorchRunner
 from ..errors import ConfigError
-from ..eval.datasets import box_quad, load_funsd_boxes, read_text_file
+from ..eval.datasets import box_crops, load_funsd_boxes, read_text_file
 from ..eval.metrics import direction_accuracy, upright_and_turned
 from ..io.images import read_image
 from ..predictors import TextClassifier
-from ..preprocess import crop_quad, line_batch
+from ..preprocess import line_batch
 from ..settings import ClsPostprocess, LinePreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .augment import ClsAugment
@@ -77,10 +77,8 @@ def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
     def cut(forms: Sequence[Any]) -> list[np.ndarray]:
         crops = []
         for form in forms:
-            image = read_image(form.image)
-            for box in getattr(form, unit):
-                crop = crop_quad(image, box_quad(box))
-                if crop is not None and min(crop.shape[:2]) >= min_width and crop.shape[1] >= crop.shape[0]:
+            for crop, _ in box_crops(read_image(form.image), getattr(form, unit)):
+                if min(crop.shape[:2]) >= min_width and crop.shape[1] >= crop.shape[0]:
                     crops.append(crop)
         return crops
 

@@ -43,8 +43,8 @@ def test_det_scores_the_line_boxes_by_default_and_the_words_on_request(funsd: Pa
 
 
 def test_rec_reads_every_word_crop_of_the_forms(funsd: Path) -> None:
-    """Every word box with an area (of the first form: --limit counts forms) is read once; the card's English CRNN reads these words better than the
-    converted one, which runs them together and in capitals."""
+    """Every word box with an area (of the first form: --limit counts forms) is read once; the card's English
+    CRNN reads these words better than the converted one, which runs them together and in capitals."""
     form = load_funsd_boxes(funsd)[0]
     words = sum(1 for box in form.words if box.box[0] < box.box[2] and box.box[1] < box.box[3])
     converted, english = _eval("rec", "--data", str(funsd), "--limit", "1", "--model", "ppocr-v2,ppocr-v2-en")
