@@ -106,7 +106,8 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     Every section on the path must exist (a typo there is an error); the leaf may be new,
     because each section is validated against its schema when it is used. The value is
     parsed as YAML, so numbers, booleans and lists keep their types; a stage's file path is from the working
-    folder (``_from_working_folder``).
+    folder (``_from_working_folder``). A mapping read from a file (``_file``) keeps the overrides applied to it
+    in ``_overrides``, so that an error about a value says whether the file or an override gave it.
     """
     cfg = copy.deepcopy(cfg)
     for item in overrides:
@@ -129,4 +130,6 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
                                   f"{key!r};{hint} allowed: {', '.join(sections)}")
             node = child
         node[leaf] = _from_working_folder(dotted, _parse_value(raw))
+        if "_file" in cfg:
+            cfg["_overrides"] = [*cfg.get("_overrides", []), item]
     return cfg

@@ -329,13 +329,15 @@ def resolve_stage(kind: str, stage: dict[str, Any], where: str, overrides: Itera
     try:
         return _resolve_stage(kind, stage, where)
     except ConfigError as exc:
-        raise _located(exc, where, overrides, stage.get("_file") if isinstance(stage, dict) else None) from None
+        if not isinstance(stage, dict):
+            raise
+        raise _located(exc, where, [*overrides, *stage.get("_overrides", [])], stage.get("_file")) from None
 
 
 def _resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
     if not isinstance(stage, dict):
         raise ConfigError(f"{where}: expected a stage mapping (model, weights, ...), got {stage!r}")
-    check_keys(where, [k for k in stage if k not in ("_dir", "_file")], STAGE_KEYS, _places)
+    check_keys(where, [k for k in stage if not k.startswith("_")], STAGE_KEYS, _places)
     config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
     model = _section(stage, "model", where)
     if not model:

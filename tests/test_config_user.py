@@ -14,7 +14,7 @@ from ocrlite.cli import main
 from ocrlite.errors import ConfigError
 from ocrlite.predictors import TextRecognizer
 from ocrlite.presets import PRESETS, preset_status
-from ocrlite.stages import pipeline_spec, stage_spec
+from ocrlite.stages import load_stage_config, pipeline_spec, stage_spec
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SAMPLE = Path(__file__).resolve().parent / "images" / "sample.png"
@@ -200,6 +200,12 @@ def test_a_bad_value_names_the_file_or_the_override_it_came_from(
         with pytest.raises(ConfigError) as error:
             pipeline_spec(config, overrides)
         assert str(error.value) == message
+    # a stage mapping read and overridden first (``ocrlite train``), resolved later: still the override's
+    stage = load_stage_config("det_ppocrv3.yaml", ["postprocess.thresh=3"])
+    with pytest.raises(ConfigError) as error:
+        stage_spec("det", stage)
+    assert str(error.value) == ("det.postprocess.thresh: 3.0 is out of range; allowed: 0.0..1.0 "
+                                "(from the override 'postprocess.thresh=3')")
 
 
 def test_a_stage_config_with_its_model_key_misspelt_is_not_taken_for_a_pipeline(tmp_path: Path) -> None:
