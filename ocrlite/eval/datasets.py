@@ -22,7 +22,7 @@ from ocrlite.io.images import natural_key
 from ocrlite.preprocess import crop_quad
 
 __all__ = ["load_icdar2015", "load_funsd", "load_funsd_boxes", "load_word_crops", "parse_icdar_line", "read_funsd_form",
-           "read_text_file", "FunsdBox", "FunsdForm", "box_quad", "box_crops"]
+           "read_text_file", "FunsdBox", "FunsdForm", "check_funsd_unit", "box_quad", "box_crops"]
 
 
 def _require_dir(path: Path) -> Path:
@@ -78,6 +78,10 @@ class FunsdForm:
     words: tuple[FunsdBox, ...]
     lines: tuple[FunsdBox, ...]
 
+    def boxes(self, unit: str) -> tuple[FunsdBox, ...]:
+        """The word or line boxes (``unit``: see ``check_funsd_unit``)."""
+        return self.words if unit == "words" else self.lines
+
 
 def _rows(words: list[FunsdBox]) -> list[list[FunsdBox]]:
     """Group an entity's words into rows: a word joins the row whose vertical span it overlaps by half its
@@ -121,6 +125,13 @@ def load_funsd_boxes(root: str | Path) -> list[FunsdForm]:
             lines += [_union(row) for row in _rows(kept)]
         forms.append(FunsdForm(root / "images" / f"{ann.stem}.png", tuple(words), tuple(lines)))
     return forms
+
+
+def check_funsd_unit(unit: str, key: str = "FUNSD unit") -> str:
+    """``unit`` when it names FUNSD boxes (``words`` or ``lines``), else a ConfigError naming ``key``."""
+    if unit not in ("words", "lines"):
+        raise ConfigError(f"{key} must be 'words' or 'lines', got {unit!r}")
+    return unit
 
 
 def box_quad(box: FunsdBox) -> np.ndarray:

@@ -25,6 +25,7 @@ from ocrlite.eval.datasets import (
     FunsdBox,
     box_crops,
     box_quad,
+    check_funsd_unit,
     load_funsd,
     load_funsd_boxes,
     load_icdar2015,
@@ -207,9 +208,8 @@ def load_samples(task: str, root: Path, limit: int | None = None, split: Path | 
 
 def _funsd_boxes(root: Path, unit: str, regions: bool) -> list[tuple[Path, list[Any]]]:
     """FUNSD forms with their word or line boxes (``regions``: as ``GtRegion``s, for detection)."""
-    if unit not in ("words", "lines"):
-        raise ConfigError(f"FUNSD unit must be 'words' or 'lines', got {unit!r}")
-    return [(form.image, [GtRegion(box_quad(box), box.text) if regions else box for box in getattr(form, unit)])
+    check_funsd_unit(unit)
+    return [(form.image, [GtRegion(box_quad(box), box.text) if regions else box for box in form.boxes(unit)])
             for form in load_funsd_boxes(root)]
 
 

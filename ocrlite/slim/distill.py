@@ -167,7 +167,7 @@ class DistillSettings:
 
 def teacher_spec(kind: str, teacher: str, config_dir: Path | None = None) -> StageSpec:
     """The ``kind`` stage of ``teacher``: a preset name, or a stage/pipeline config (also looked up beside
-    the student's config); a bad name is one ConfigError."""
+    the student's config); a bad name or a stage without weights is one ConfigError."""
     from ocrlite.files import find_config
     from ocrlite.presets import PRESETS
     from ocrlite.slim.save import config_stage_kind
@@ -186,6 +186,9 @@ def teacher_spec(kind: str, teacher: str, config_dir: Path | None = None) -> Sta
         spec = command_stage(kind, str(path))
     if spec is None:
         raise ConfigError(f"train.distill.teacher: {teacher} has no {kind} stage")
+    if spec.weights is None:
+        raise ConfigError(f"train.distill.teacher: {teacher}'s {kind} stage has no weights (weights: null); "
+                          "a random net has nothing to teach")
     return spec
 
 

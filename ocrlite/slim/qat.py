@@ -45,7 +45,7 @@ from ocrlite.slim.distill import WrappedTask
 
 __all__ = ["QATSettings", "ActivationClip", "QConv2d", "QLinear", "QATTask", "activation_grid",
            "fake_quant_activation", "fake_quant_weight", "prepare_qat", "init_clips", "qat_task", "qdq_int8",
-           "clip_grids", "CLIP_KEY", "LINEAR_WEIGHT_BITS"]
+           "inference_grids", "clip_grids", "CLIP_KEY", "LINEAR_WEIGHT_BITS"]
 
 METHODS = ("pact",)
 CLIP_KEY = ".clip."  # state-dict keys of the clip bounds contain this
@@ -284,18 +284,20 @@ class QATTask(WrappedTask):
         from ocrlite.stages import stage_spec
 
         kind = self.name
-        grids = clip_grids(load_file(str(run_dir / "best.safetensors")), self.settings.bits)
+        trained = clip_grids(load_file(str(run_dir / "best.safetensors")), self.settings.bits)
         out = exported.parent / "int8"
         out.mkdir(parents=True, exist_ok=True)
         spec = stage_spec(kind, exported)
         assert spec.weights is not None  # the export names its weights
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_stage(spec, Path(tmp) / "fp32.onnx", RUNNER_HEADS[kind])
+            grids = inference_grids(fp32, trained)
             int8 = qdq_int8(fp32, out / f"{kind}.int8.onnx", grids)
         atomic_write_text(out / "input_grids.json", json.dumps(grids, indent=1) + "\n")
         summary = (f"int8 {kind} from PACT fine-tuning by ocrlite train (int8 weights, learnt int8 input grids "
                    f"on {len(grids)} convs/linears, dynamic int8 LSTM)")
-        stage = save_onnx_stage(out, kind, int8, spec.weights, spec.manifest, raw_stage(kind, exported), summary)
+        stage = save_onnx_stage(out, kind, int8, spec.weights, spec.manifest, raw_stage(kind, exported), summary,
+                                beside=True)
         write_pipeline(out, exported, {kind: stage})
         return stage
 
@@ -318,6 +320,18 @@ def _scope(name: str) -> str:
     parts = name.split(".")
     scopes = [f"{parts[i - 1]}.{part}" if part.isdigit() and i else part for i, part in enumerate(parts)]
     return "/net/" + "/".join(scopes) + "/"
+
+
+def inference_grids(fp32: Path, grids: dict[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
+    """The ``grids`` of the modules that ``fp32`` (an export of the net's inference forward) computes: a module
+    that only training runs (a DB head's threshold branch) has no node there, so no int8 input."""
+    import onnx
+
+    graph = onnx.load(str(fp32)).graph
+    names = [node.name for node in graph.node]
+    inputs = {name for node in graph.node for name in node.input}
+    return {name: grid for name, grid in grids.items()
+            if f"net.{name}.weight" in inputs or any(n.startswith(_scope(name)) for n in names)}
 
 
 def qdq_int8(fp32: Path, out: Path, grids: dict[str, tuple[float, int]]) -> Path:

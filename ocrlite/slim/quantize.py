@@ -27,6 +27,7 @@ that ``ocrlite ocr`` / ``ocrlite eval`` load like any other stage.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -179,9 +180,20 @@ def dynamic_int8(fp32: Path, out: Path, ops: Sequence[str] = _DYNAMIC_OPS) -> Pa
     if not nodes:
         out.write_bytes(fp32.read_bytes())
         return out
-    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=list(ops),
-                     nodes_to_quantize=nodes)
+    root = logging.getLogger()
+    root.addFilter(_no_preprocess_hint)
+    try:
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=list(ops),
+                         nodes_to_quantize=nodes)
+    finally:
+        root.removeFilter(_no_preprocess_hint)
     return out
+
+
+def _no_preprocess_hint(record: logging.LogRecord) -> bool:
+    """Drops onnxruntime's "consider to run pre-processing" warning (a root-logger line on every call, with a
+    link): its shape inference and graph fusions are for static QDQ, and the dynamic int8 ops need neither."""
+    return "run pre-processing before quantization" not in record.getMessage()
 
 
 def quantize_onnx(fp32: Path, out: Path, sensitivity: dict[str, tuple[float, int]],
@@ -220,10 +232,10 @@ def quantize_stage(spec: StageSpec, calib: Path, out_dir: Path, count: int = 64,
     require_onnx("int8 quantization")
     if spec.weights is None:
         raise ConfigError(f"the {spec.kind} stage has no weights to quantize")
+    batches = calibration_batches(spec, calib, count)  # a bad --calib is refused before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     weights_bytes = spec.weights.stat().st_size
     fp32 = export_stage(spec, out_dir / f"{spec.kind}.fp32.onnx", RUNNER_HEADS[spec.kind])
-    batches = calibration_batches(spec, calib, count)
     with tempfile.TemporaryDirectory() as tmp:
         sensitivity = conv_sensitivity(export_stage(spec, Path(tmp) / "raw.onnx", "raw"), batches)
     int8, keep = quantize_onnx(fp32, out_dir / f"{spec.kind}.int8.onnx", sensitivity, int(max_size * weights_bytes))

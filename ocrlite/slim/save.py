@@ -113,9 +113,11 @@ def weights_ref(weights: Path, name: str | None) -> str:
 
 
 def save_onnx_stage(out_dir: Path, kind: str, onnx_file: Path, weights: Path, manifest: dict[str, Any],
-                    raw: dict[str, Any], summary: str) -> Path:
-    """``out_dir/<kind>.yaml``: the parent stage on the onnxruntime backend running ``onnx_file``."""
-    stage = {"model": raw["model"], "weights": weights_ref(weights, manifest.get("name")),
+                    raw: dict[str, Any], summary: str, beside: bool = False) -> Path:
+    """``out_dir/<kind>.yaml``: the parent stage on the onnxruntime backend running ``onnx_file``. ``beside``:
+    ``weights`` lie in ``out_dir``'s parent and move with it (a QAT run's export), so they are named ``../``."""
+    ref = f"../{weights.stem}" if beside else weights_ref(weights, manifest.get("name"))
+    stage = {"model": raw["model"], "weights": ref,
              **{k: raw[k] for k in ("preprocess", "postprocess") if raw.get(k) is not None},
              "backend": "onnxruntime", "onnx": onnx_file.name}
     path = out_dir / f"{kind}.yaml"

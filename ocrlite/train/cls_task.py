@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..backends.torch import TorchRunner
 from ..errors import ConfigError
-from ..eval.datasets import box_crops, load_funsd_boxes, read_text_file
+from ..eval.datasets import box_crops, check_funsd_unit, load_funsd_boxes, read_text_file
 from ..eval.metrics import direction_accuracy, upright_and_turned
 from ..io.images import read_image
 from ..predictors import TextClassifier
@@ -70,14 +70,13 @@ class ClsAugmentSettings:
 def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
                 min_width: int) -> Splits[np.ndarray]:
     """Train, validation and held-out crops cut with the pipeline's ``crop_quad`` from FUNSD forms split by form."""
-    if unit not in ("lines", "words"):
-        raise ConfigError(f"train.data.unit must be lines or words, got {unit!r}")
+    check_funsd_unit(unit, "train.data.unit")
     forms = three_way_split(load_funsd_boxes(root), holdout_every, val_every)
 
     def cut(forms: Sequence[Any]) -> list[np.ndarray]:
         crops = []
         for form in forms:
-            for crop, _ in box_crops(read_image(form.image), getattr(form, unit)):
+            for crop, _ in box_crops(read_image(form.image), form.boxes(unit)):
                 if min(crop.shape[:2]) >= min_width and crop.shape[1] >= crop.shape[0]:
                     crops.append(crop)
         return crops

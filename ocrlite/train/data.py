@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError
-from ..eval.datasets import FunsdForm, box_quad, load_funsd_boxes, load_icdar2015, read_text_file
+from ..eval.datasets import FunsdForm, box_quad, check_funsd_unit, load_funsd_boxes, load_icdar2015, read_text_file
 from ..eval.metrics import DONT_CARE, GtRegion
 from ..io.atomic import atomic_write_text, write_image
 from ..io.images import read_image
@@ -105,11 +105,10 @@ def icdar2015_records(root: str | Path) -> list[DetRecord]:
 
 def funsd_records(root: str | Path, unit: str = "words") -> list[DetRecord]:
     """FUNSD forms as detection records with word or line boxes as quads."""
-    if unit not in ("words", "lines"):
-        raise ConfigError(f"FUNSD unit must be 'words' or 'lines', got {unit!r}")
+    check_funsd_unit(unit)
     records = []
     for form in load_funsd_boxes(root):
-        boxes = form.words if unit == "words" else form.lines
+        boxes = form.boxes(unit)
         records.append(DetRecord(form.image, tuple(box_quad(b) for b in boxes), tuple(b.text for b in boxes),
                                  (False,) * len(boxes)))
     return records
@@ -219,7 +218,7 @@ def _form_samples(forms: Sequence[FunsdForm], unit: str) -> Iterator[tuple[np.nd
     """(form image, box quad, text) for every word or line box, one form image in memory at a time."""
     for form in forms:
         image = read_image(form.image)
-        for text_box in getattr(form, unit):
+        for text_box in form.boxes(unit):
             yield image, box_quad(text_box), text_box.text
 
 
@@ -231,8 +230,7 @@ def export_funsd_crops(
     ``out_dir/{train,held_out}/labels.txt`` and ``out_dir/split_{train,held_out}.json`` (forms with sha256,
     counts, rejected).
     ``limit`` keeps only the first N forms (0: all). Returns the counts."""
-    if unit not in ("words", "lines"):
-        raise ConfigError(f"FUNSD unit must be 'words' or 'lines', got {unit!r}")
+    check_funsd_unit(unit)
     forms = load_funsd_boxes(root)
     forms = forms[:limit] if limit > 0 else forms
     out_dir = Path(out_dir)

@@ -93,6 +93,7 @@ def test_distill_cli_adds_a_falling_kd_term_and_exports(tmp_path: Path) -> None:
     (["--teacher", "det_ppocrv3.yaml"], "train.distill.teacher: det_ppocrv3.yaml is a det stage; the student is a rec"),
     (["--teacher", "en-ppocr-v4"], "train.distill.teacher: en-ppocr-v4 reads lines with preprocess.height 48, the "
                                    "student 32"),
+    (["--teacher", "tiny_rec.yaml"], "train.distill.teacher: tiny_rec.yaml's rec stage has no weights (weights: null)"),
     (["--teacher", "ppocr-v2", "--set", "train.distill.temperature=0"],
      "train.distill.temperature: 0.0 is out of range; allowed: more than 0"),
     (["--teacher", "ppocr-v2", "--set", "train.distill.wieght=1"], "train.distill: unknown key 'wieght'"),

@@ -190,3 +190,28 @@ def test_bad_qat_settings_are_one_line(tmp_path: Path, override: str, message: s
     result = CliRunner().invoke(main, ["train", str(_config(tmp_path)), "-o", str(tmp_path / "r"), "-q",
                                        "--set", override])
     assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_qat_detector_exports_int8_without_the_threshold_branch(tmp_path: Path) -> None:
+    """The det task trains the DB threshold branch, which the inference graph does not run: its learnt grids
+    are left out of the int8 file (the export failed on them), and the int8 detector finds the sample's lines,
+    also once the run folder is moved."""
+    boxes = [{"transcription": "x", "points": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]} for y0, y1, x0, x1 in LINES]
+    labels = tmp_path / "det_labels.txt"
+    labels.write_text(f"{SAMPLE.resolve()}\t{json.dumps(boxes)}\n", encoding="utf-8")
+    train = {"task": "det", "data": {"format": "paddle", "root": str(labels), "eval_on": "train"},
+             "augment": {"size": 160}, "steps": 1, "batch_size": 1, "lr": 1e-6, "eval_every": 100,
+             "freeze_bn": True, "qat": {"init_batches": 1}}
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["--threads", "1", "train", "det_ppocrv3.yaml", "-o", str(run), "-q",
+                                       "--set", f"train={json.dumps(train)}", "--set", "preprocess.limit_side_len=320"])
+    assert result.exit_code == 0, result.output
+    trained = clip_grids(load_file(str(run / "best.safetensors")))
+    grids = json.loads((run / "export" / "int8" / "input_grids.json").read_text())
+    assert any(name.startswith("head.thresh.") for name in trained)
+    assert set(grids) == {name for name in trained if not name.startswith("head.thresh.")}
+    moved = run.rename(tmp_path / "moved")  # the int8 config names the run's float weights from inside the run
+    found = CliRunner().invoke(main, ["--threads", "1", "detect", "--config",
+                                      str(moved / "export" / "int8" / "ocr.yaml"), str(SAMPLE)])
+    assert found.exit_code == 0, found.output
+    assert len(json.loads(found.output)["boxes"]) == 4
