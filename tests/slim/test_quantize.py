@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
-from ocrlite.slim.quantize import keep_in_fp32
+from ocrlite.slim.quantize import dynamic_int8, keep_in_fp32
 from ocrlite.stages import pipeline_spec, stage_spec
 
 pytest.importorskip("onnxruntime")
@@ -83,6 +84,17 @@ def test_onnx_key_needs_the_onnxruntime_backend(quantized):
     run = CliRunner().invoke(main, ["quantize", "--config", "ocr_ppocr_v2.yaml", "--calib", str(quantized),
                                     "-o", str(quantized / "x")])
     assert run.exit_code == 2 and "no images found" in run.output and run.output.count("\n") == 1
+    assert not (quantized / "x").exists()  # refused before the fp32 export was written there
+
+
+def test_dynamic_int8_logs_no_preprocessing_hint(quantized, tmp_path, caplog):
+    """onnxruntime's quantize_dynamic logs a "run pre-processing" warning with a link on every call; the
+    quantize and QAT commands printed it on stderr before their results."""
+    with caplog.at_level(logging.WARNING):
+        dynamic_int8(quantized / "rec.fp32.onnx", tmp_path / "dynamic.onnx")
+    assert (tmp_path / "dynamic.onnx").stat().st_size < (quantized / "rec.fp32.onnx").stat().st_size
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
+    assert not [f for f in logging.getLogger().filters]  # the filter is removed again
 
 
 def test_quantize_cli_takes_a_preset(tmp_path):
