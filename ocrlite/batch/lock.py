@@ -16,7 +16,7 @@ __all__ = ["output_lock"]
 def output_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (``flock`` on the folder itself: no file is added to it; released
     when the process ends, however it ends) while the body runs; an OcrliteError when another run holds it.
-    Where ``fcntl`` is missing (Windows) the body runs unlocked."""
+    Where ``fcntl`` is missing (Windows) or the file system has no locks, the body runs unlocked."""
     try:
         import fcntl
     except ImportError:
@@ -32,6 +32,8 @@ def output_lock(folder: Path) -> Iterator[None]:
         except BlockingIOError:
             raise OcrliteError(f"another ocrlite run is writing into {folder}; wait for it to end or write "
                                "into another folder") from None
+        except OSError:  # a file system without locks (some network mounts): the run goes on unlocked
+            pass
         yield
     finally:
         os.close(fd)

@@ -94,7 +94,7 @@ def test_dynamic_int8_logs_no_preprocessing_hint(quantized, tmp_path, caplog):
         dynamic_int8(quantized / "rec.fp32.onnx", tmp_path / "dynamic.onnx")
     assert (tmp_path / "dynamic.onnx").stat().st_size < (quantized / "rec.fp32.onnx").stat().st_size
     assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
-    assert not [f for f in logging.getLogger().filters]  # the filter is removed again
+    assert not logging.getLogger().filters  # the filter is removed again
 
 
 def test_quantize_cli_takes_a_preset(tmp_path):
