@@ -741,3 +741,21 @@ def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path: Path) -> None:
         os.close(held)
     assert _cli(str(scans), "-o", str(out)).exit_code == 0
     assert _cli(str(scans), "-o", str(out)).exit_code == 0  # the run before let it go
+
+
+def test_a_file_system_without_locks_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some network mounts refuse flock (ENOLCK): the run goes on unlocked rather than failing."""
+    import errno
+
+    fcntl = pytest.importorskip("fcntl")
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("HELLO").save(scans / "a.png")
+    result = _cli(str(scans), "-o", str(tmp_path / "out"), "--format", "txt")
+    assert result.exit_code == 0, result.output
+    assert "HELLO" in _squash((tmp_path / "out" / "a.png.txt").read_text(encoding="utf-8"))
