@@ -844,6 +844,7 @@ def prune(config: str | None, model: str | None, flops_target: float, criterion:
     from ocrlite.slim.run_prune import prune_stage
 
     target = _config_or_preset(config, model)
+    _build(lambda: _stage_config_kind(target, ("det",)))  # a rec/cls stage config: not read as a pipeline
     _build(require_torch_pruning)  # before the output folder is made
     folders = [Path(output)]
     if sensitivity and not Path(sensitivity).is_file():  # measured, then written there: checked before the work

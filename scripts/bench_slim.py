@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ocrlite.errors import ConfigError, exit_on_error
 from ocrlite.io.atomic import atomic_write_text, ensure_folder
-from ocrlite.slim.bench import bench_variant, format_table
+from ocrlite.slim.bench import bench_variant, check_variant, format_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -47,9 +47,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.json:  # before the measurements, not after them
         ensure_folder(args.json.absolute().parent)
+    stages = [("det", _pairs(args.det), args.icdar), ("rec", _pairs(args.rec), args.words)]
+    for kind, variants, _ in stages:  # every config checked before the first measurement
+        for _, config in variants:
+            check_variant(kind, config)
     rows = []
-    for kind, variants, data in (("det", args.det, args.icdar), ("rec", args.rec, args.words)):
-        for name, config in _pairs(variants):
+    for kind, variants, data in stages:
+        for name, config in variants:
             rows.append(bench_variant(name, kind, config, None if args.no_accuracy else data, args.limit,
                                       args.threads, args.runs, args.det_split if kind == "det" else None))
     print(format_table(rows))

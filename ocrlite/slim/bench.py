@@ -16,12 +16,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from ocrlite.errors import ConfigError
 from ocrlite.profile import count_macs, median_ms
+from ocrlite.slim.save import config_stage_kind
 from ocrlite.stages import pipeline_spec
 
-__all__ = ["INPUTS", "bench_variant", "format_table"]
+__all__ = ["INPUTS", "bench_variant", "check_variant", "format_table"]
 
 INPUTS = {"det": (1, 3, 640, 640), "rec": (8, 3, 32, 320)}  # rec height/width follow the stage's preprocess
+
+
+def check_variant(kind: str, config: Path) -> None:
+    """A ``kind`` variant is a pipeline config or a ``kind`` stage config (which stands for the default pipeline
+    with that stage): a stage config of another kind would measure the default pipeline's ``kind`` stage under
+    the variant's name, so it is a ConfigError."""
+    own = config_stage_kind(config)
+    if own is not None and own != kind:
+        raise ConfigError(f"{config} is a {own} stage config; --{kind} takes a {kind} stage config or a pipeline "
+                          "config")
 
 
 def bench_variant(name: str, kind: str, config: Path, data: Path | None, limit: int | None,
@@ -31,6 +43,7 @@ def bench_variant(name: str, kind: str, config: Path, data: Path | None, limit: 
     from ocrlite.api import OCR
     from ocrlite.eval.harness import evaluate, ocrlite_system
 
+    check_variant(kind, config)
     spec = getattr(pipeline_spec(config), kind)
     net = spec.build_net()
     shape = list(INPUTS[kind])

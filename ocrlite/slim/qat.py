@@ -330,8 +330,11 @@ def inference_grids(fp32: Path, grids: dict[str, tuple[float, int]]) -> dict[str
     graph = onnx.load(str(fp32)).graph
     names = [node.name for node in graph.node]
     inputs = {name for node in graph.node for name in node.input}
-    return {name: grid for name, grid in grids.items()
-            if f"net.{name}.weight" in inputs or any(n.startswith(_scope(name)) for n in names)}
+    found = {name: grid for name, grid in grids.items()
+             if f"net.{name}.weight" in inputs or any(n.startswith(_scope(name)) for n in names)}
+    if grids and not found:  # module names and node names no longer meet: never a silently float "int8" file
+        raise ConfigError(f"int8 export: none of the {len(grids)} quantized modules is found in {fp32.name}")
+    return found
 
 
 def qdq_int8(fp32: Path, out: Path, grids: dict[str, tuple[float, int]]) -> Path:

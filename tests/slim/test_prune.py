@@ -152,6 +152,17 @@ def test_prune_cli_bad_input_is_one_line(tmp_path):
     assert not (tmp_path / "x").exists()  # a failed run leaves no empty output folder behind
 
 
+@pytest.mark.parametrize("config", ["rec_ppocrv2.yaml", "cls_ppocr_mobile_v2.yaml"])
+def test_a_stage_config_of_another_kind_is_named_as_such(tmp_path, config):
+    """A recognizer's stage config was read as a pipeline: 'det.preprocess: unknown key 'height'; did you mean
+    cls.preprocess.height or rec.preprocess.height?' (or its weights' preprocess), which points nowhere."""
+    run = CliRunner().invoke(main, ["prune", "--config", config, "--images", str(SAMPLE.parent),
+                                    "-o", str(tmp_path / "y")])
+    assert run.exit_code == 2 and run.output.count("\n") == 1
+    assert run.output.startswith(f"ocrlite: error: {config} is a {config[:3]} stage config; give a det stage config")
+    assert not (tmp_path / "y").exists()
+
+
 def test_a_detector_of_another_layout_is_one_line(tmp_path, preset_weights):
     run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv4.yaml", "--images", str(SAMPLE.parent),
                                     "-o", str(tmp_path / "y")])
