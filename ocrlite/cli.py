@@ -318,11 +318,14 @@ def _gather_inputs(images: Sequence[str], files_from: Any) -> list[str]:
     from ocrlite.batch.plan import read_paths_list
 
     inputs = [path for path in images if path != "-"]
-    if "-" in images:
-        with click.open_file("-", errors="surrogateescape") as stdin:  # file names may be any bytes
-            inputs += read_paths_list(stdin)
-    if files_from is not None:
-        inputs += read_paths_list(files_from)
+    try:
+        if "-" in images:
+            with click.open_file("-", errors="surrogateescape") as stdin:  # file names may be any bytes
+                inputs += read_paths_list(stdin)
+        if files_from is not None:
+            inputs += read_paths_list(files_from)
+    except ValueError as exc:
+        raise click.UsageError(f"the list of paths: {exc}") from None
     if not inputs:
         raise click.UsageError("no inputs: give IMAGES, '-' or --files-from")
     return inputs

@@ -215,7 +215,8 @@ def expand_inputs(
     Directories are expanded to files with a suffix in ``extensions`` (lower case, dot
     included; matched in any case; ``IMAGE_EXTENSIONS`` by default), in
     natural order ("p2" before "p10"), descending into subdirectories when ``recursive``.
-    A missing path, or a directory holding no images, gives an error entry instead; with
+    A missing path, or a directory holding no images, gives an error entry instead, and so does each folder
+    that cannot be listed (no permission): its files are not silently left out; with
     ``keep_missing`` a missing path stays among the files, in its place, for its reader to report.
     """
     files: list[Path] = []
@@ -223,10 +224,10 @@ def expand_inputs(
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = _images_in(path, recursive, extensions)
-            if found:
-                files.extend(found)
-            else:
+            found, unlisted = _images_in(path, recursive, extensions)
+            files.extend(found)
+            errors.extend(unlisted)
+            if not found and not unlisted:
                 errors.append((str(raw), f"no images found in {path}"))
         elif path.exists() or keep_missing:
             files.append(path)
@@ -235,16 +236,23 @@ def expand_inputs(
     return files, errors
 
 
-def _images_in(directory: Path, recursive: bool, extensions: Collection[str]) -> list[Path]:
-    """Files under ``directory`` with one of ``extensions``, in natural order (symlinked directories not followed)."""
+def _images_in(directory: Path, recursive: bool, extensions: Collection[str]) -> tuple[list[Path],
+                                                                                    list[tuple[str, str]]]:
+    """Files under ``directory`` with one of ``extensions``, in natural order (symlinked directories not followed),
+    and a (folder, message) error for each folder that could not be listed."""
     found: list[Path] = []
-    for root, dirnames, filenames in os.walk(directory):
+    unlisted: list[tuple[str, str]] = []
+
+    def cannot_list(exc: OSError) -> None:
+        unlisted.append((str(exc.filename), f"{exc.filename}: cannot list folder ({exc.strerror or exc})"))
+
+    for root, dirnames, filenames in os.walk(directory, onerror=cannot_list):
         for filename in filenames:
             if os.path.splitext(filename)[1].lower() in extensions:
                 found.append(Path(root, filename))
         if not recursive:
             dirnames.clear()
-    return sorted(found, key=lambda p: natural_key(p.relative_to(directory)))
+    return sorted(found, key=lambda p: natural_key(p.relative_to(directory))), unlisted
 
 
 def natural_key(path: Path) -> tuple[tuple[tuple[int, int | str], ...], ...]:

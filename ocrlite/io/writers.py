@@ -152,6 +152,7 @@ class HocrWriter:
                               ("ocr-number-of-pages", "0")):
             ET.SubElement(head, "meta", {"name": name, "content": content})
         self.page_count = head[-1]
+        self.unread = 0  # pages that could not be read: pages of the document all the same
         self.body = ET.SubElement(self.html, "body")
 
     def add(self, page: PageRecord) -> None:
@@ -171,7 +172,8 @@ class HocrWriter:
             self._add_line(par, line, box, f"{n}_{i}", result)
 
     def missing(self, number: int, reason: str) -> None:
-        """Pages carry their number (``ppageno``): nothing to keep."""
+        """Pages carry their number (``ppageno``): only counted, in ``ocr-number-of-pages``."""
+        self.unread += 1
 
     def _add_line(self, parent: ET.Element, line: TextLine, box: tuple[int, int, int, int],
                   ident: str, result: PageResult) -> None:
@@ -188,7 +190,7 @@ class HocrWriter:
             item.tail = " "
 
     def render(self) -> bytes:
-        self.page_count.set("content", str(len(self.body)))
+        self.page_count.set("content", str(len(self.body) + self.unread))
         ET.indent(self.html, space=" ")
         return (_HOCR_HEAD + ET.tostring(self.html, encoding="unicode") + "\n").encode("utf-8")
 

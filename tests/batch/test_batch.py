@@ -461,7 +461,8 @@ def test_stdout_txt_keeps_every_page_of_every_file_apart(tmp_path: Path, fake_en
 @pytest.mark.parametrize("path", ["pipeline", "process_file"])
 def test_a_failed_page_keeps_its_place_in_every_output(tmp_path: Path, fake_engine: FakeEngine, path: str) -> None:
     """Page 2 of 3 fails: txt keeps an empty page between its form feeds, the pdf a blank page of the same
-    size, json an entry with the error, so pages 1 and 3 stay pages 1 and 3."""
+    size, json an entry with the error, so pages 1 and 3 stay pages 1 and 3; hOCR numbers its pages 1 and 3 and
+    counts 3 (it said 2)."""
     scans = tmp_path / "scans"
     scans.mkdir()
     _page("ONE").save(scans / "three.tiff", save_all=True, append_images=[_page("TWO"), _page("THREE")])
@@ -477,6 +478,10 @@ def test_a_failed_page_keeps_its_place_in_every_output(tmp_path: Path, fake_engi
     pages = json.loads((out / "three.tiff.json").read_text(encoding="utf-8"))["pages"]
     assert [(page["page"], page.get("error")) for page in pages] == [(1, None), (2, "unexpected RuntimeError: boom"),
                                                                     (3, None)]
+    hocr = ET.parse(out / "three.tiff.hocr").getroot()
+    xhtml = "{http://www.w3.org/1999/xhtml}"
+    assert [div.get("id") for div in hocr.iter(f"{xhtml}div") if div.get("class") == "ocr_page"] == ["page_1", "page_3"]
+    assert hocr.find(f"{xhtml}head/{xhtml}meta[@name='ocr-number-of-pages']").get("content") == "3"
     doc = pdfium.PdfDocument(str(out / "three.tiff.pdf"))
     try:
         assert len(doc) == 3 and doc[1].get_size() == doc[0].get_size()
@@ -759,3 +764,76 @@ def test_a_file_system_without_locks_still_runs(tmp_path: Path, monkeypatch: pyt
     result = _cli(str(scans), "-o", str(tmp_path / "out"), "--format", "txt")
     assert result.exit_code == 0, result.output
     assert "HELLO" in _squash((tmp_path / "out" / "a.png.txt").read_text(encoding="utf-8"))
+
+
+def test_a_list_file_with_a_byte_order_mark_and_crlf_reads_every_path(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """Windows editors and PowerShell save a list as UTF-8 with a byte-order mark and CRLF endings: the mark was
+    read as part of the first path (``ocrlite: error: \\ufeffa.png: no such file or directory``)."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("a.png", "b.png"):
+        _page(name).save(scans / name)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(f"\ufeff{scans / 'a.png'}\r\n\r\n# a comment\r\n  {scans / 'b.png'}  \r\n"
+                        f"{scans / 'a.png'}\r\n".encode())
+    out = tmp_path / "out"
+    result = _cli("--files-from", str(listing), "-o", str(out), "--format", "txt")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.png.txt", "b.png.txt", "ocrlite-report.json"]
+    assert fake_engine.calls == 2  # the path listed twice is read once
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "print0"])
+def test_a_list_that_is_not_one_utf8_path_per_line_is_one_usage_error(tmp_path: Path, fake_engine: FakeEngine,
+                                                                      encoding: str) -> None:
+    """A UTF-16 list (PowerShell's ``>``) or ``find -print0`` output gave one "no such file" line per entry,
+    NUL bytes and all, and exit 1; no path holds a NUL: one line saying so, exit 2, nothing written."""
+    _page("A").save(tmp_path / "a.png")
+    _page("B").save(tmp_path / "b.png")
+    names = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    listing = tmp_path / "list.txt"
+    listing.write_bytes("\r\n".join(names).encode("utf-16") if encoding == "utf-16"
+                        else "\0".join(names).encode() + b"\0")
+    out = tmp_path / "out"
+    for args, stdin in ((["--files-from", str(listing)], None), (["-"], listing.read_bytes())):
+        result = _cli(*args, "-o", str(out), stdin=stdin)
+        assert result.exit_code == 2 and not out.exists()
+        assert result.stderr == ("ocrlite: error: the list of paths: line 1 holds a NUL character, which no path "
+                                 "has (a UTF-16 list, or find -print0?): give one path per line, in UTF-8 (see "
+                                 "'ocrlite ocr --help')\n")
+
+
+def _deeper_than_path_max(root: Path) -> Path:
+    """Folders nested past PATH_MAX (made relative to each other: no path names them whole), an image at the
+    bottom; returns the topmost."""
+    top = root / "deep"
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(4200 // 200 + 1):
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        image = os.open("lost.png", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        with os.fdopen(image, "wb") as stream:
+            _page("LOST").save(stream, format="PNG")
+    finally:
+        os.close(fd)
+    return top
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_not_a_silent_gap(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """A sub-folder that cannot be listed (here a path past PATH_MAX; no read permission goes the same way, but
+    root reads every folder) was skipped without a word: its files were missing from the outputs and the run
+    exited 0. It is an error line now, the rest is read."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("HELLO").save(scans / "a.png")
+    blocked = _deeper_than_path_max(scans)
+    result = _cli(str(scans), "-o", str(tmp_path / "out"), "--format", "txt")
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ocrlite: error: ")]
+    assert len(errors) == 1 and str(blocked) in errors[0] and ": cannot list folder (" in errors[0]
+    assert [f["reason"] for f in _report(tmp_path / "out")["failures"]] == [errors[0].removeprefix("ocrlite: error: ")]
+    assert (tmp_path / "out" / "a.png.txt").is_file()
