@@ -113,6 +113,10 @@ class ClsTask:
         size = (self.pre.height, self.pre.width) if aug.at_input else (0, 0)
         self.augment = ClsAugment(aug.num_ops, aug.magnitude, aug.bda_prob, *size)
         self.post: ClsPostprocess = self.spec.post
+        classes = (self.spec.model.get("head") or {}).get("class_num", 2)
+        if classes != len(self.post.labels):  # a third output would be trained as a class no crop has
+            raise ConfigError(f"model.head.class_num must be {len(self.post.labels)}, one class per "
+                              f"postprocess.labels angle {list(self.post.labels)}, got {classes!r}")
         if not self.data.root:
             raise ConfigError("train.data.root: give the FUNSD folder or a label file")
         check_eval_on(self.data.eval_on, self.data.val_every)

@@ -95,6 +95,16 @@ def test_bad_format_is_a_config_error(tmp_path: Path) -> None:
         ClsTask(stage, 4)
 
 
+def test_a_head_with_other_than_two_classes_is_refused_at_the_start(tmp_path: Path) -> None:
+    """A 3-class head would train (labels 0 and 1 only) and export a classifier whose third output, when it wins,
+    has no angle: every image it reads then fails (IndexError)."""
+    stage = _stage(_label_file(tmp_path), None)
+    stage["model"]["head"]["class_num"] = 3
+    with pytest.raises(ConfigError, match=r"^model.head.class_num must be 2, one class per postprocess.labels "
+                                          r"angle \[0, 180\], got 3$"):
+        ClsTask(stage, 4)
+
+
 def test_funsd_recipe_trains_on_crops_as_inference_batches_them(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parents[2] / "configs" / "train" / "cls_funsd.yaml"
     stage = load_stage_config(config, [f"train.data.root={_label_file(tmp_path)}", "train.data.format=labels",
