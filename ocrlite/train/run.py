@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import sys
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import yaml
@@ -146,6 +148,33 @@ def export_model(
     return target
 
 
+class _Notice(logging.Handler):
+    """Passes the message of each INFO record it handles to ``say``."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self.say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.say(record.getMessage())
+
+
+@contextmanager
+def _logged_to(say: Callable[[str], None]) -> Iterator[None]:
+    """While inside, the training modules' INFO log lines (``ocrlite.train.*``, e.g. the detector's
+    threshold-branch initialisation) also go to ``say``."""
+    logger = logging.getLogger("ocrlite.train")
+    handler, level = _Notice(say), logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def load_training_config(config: str, overrides: Sequence[str], teacher: str | None = None,
                          distill: bool = False) -> dict[str, Any]:
     """The stage mapping to train, ``overrides`` applied (the stage prefix, e.g. ``rec.train.steps``, may be
@@ -187,7 +216,8 @@ def run_training(
     The device, the run folder and the checkpoint to resume are checked (``trainer.run_checkpoint``,
     ``check_resume``) before anything is written to the run folder, and that it can be written before any data
     is read. ``notify`` gets one line when ``resume`` finds no checkpoint in the run folder (the run starts at
-    step 0) and one per label file with rejected lines.
+    step 0), one per label file with rejected lines, and, in a run that does not resume a checkpoint, the
+    training modules' log lines (a converted detector's threshold branch initialised).
     """
     stage = load_training_config(config, overrides, teacher, distill)
     if not stage.get("train"):
@@ -237,7 +267,8 @@ def run_training(
                 "outside the charset)")
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files, label_files)
-    result = train(task, settings, run_dir, device, checkpoint, progress, config=stage)
+    with _logged_to(say) if notify is not None and checkpoint is None else nullcontext():
+        result = train(task, settings, run_dir, device, checkpoint, progress, config=stage)
     if not export:
         return result, None
     center = getattr(task, "center", None)  # a rec task's center-loss settings (Enhanced CTC)

@@ -179,3 +179,26 @@ def test_an_image_that_fails_in_a_worker_process_is_one_line(tmp_path: Path) -> 
     with pytest.raises(ImageReadError) as caught:
         train(DetTask(stage, batch_size=1), TrainSettings.from_stage(stage), tmp_path / "run", progress=False)
     assert str(caught.value) == f"{tmp_path / 'page.png'}: corrupt or truncated image data (image file is truncated)"
+
+
+def test_the_cli_says_when_it_initialises_the_threshold_branch(tmp_path: Path) -> None:
+    """The docs promise a log line; the command line shows it on stderr, and not again when the run resumes (the
+    checkpoint's trained branch replaces the initialised one)."""
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    cv2.imwrite(str(tmp_path / "page.png"), np.full((64, 64, 3), 255, np.uint8))
+    config = Path(__file__).resolve().parents[2] / "configs" / "train" / "det_ppocrv3_ic15.yaml"
+    run = tmp_path / "run"
+    args = ["--threads", "1", "train", str(config), "-o", str(run), "-q",
+            "--set", f"train.data.root={_label_file(tmp_path, 'page.png')}", "--set", "train.data.format=paddle",
+            "--set", "train.data.holdout_every=0", "--set", "train.data.eval_on=train", "--set", "train.steps=1",
+            "--set", "train.batch_size=1", "--set", "train.augment.size=64", "--no-export"]
+    fresh = CliRunner().invoke(main, args)
+    assert fresh.exit_code == 0, fresh.output
+    said = "det_ppocrv3.safetensors has no DB threshold branch: initialised its 13 tensors"
+    assert said in fresh.stderr and said not in fresh.stdout
+    resumed = CliRunner().invoke(main, [*args, "--set", "train.steps=2", "--resume", str(run)])
+    assert resumed.exit_code == 0, resumed.output
+    assert "threshold branch" not in resumed.output
