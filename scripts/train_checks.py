@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ocrlite.errors import OcrliteError, exit_on_error
 from ocrlite.io.atomic import atomic_write_text
 
@@ -106,7 +108,7 @@ def exported(out: Path, config: Path) -> Path | dict[str, Any]:
     from ocrlite.stages import load_stage_config
 
     stage = load_stage_config(config, [f"weights={WEIGHTS.with_suffix('')}"])
-    return {k: v for k, v in stage.items() if k != "train"}
+    return {k: v for k, v in stage.items() if k != "train" and not k.startswith("_")}  # _dir etc.: in-process only
 
 
 def report(out: Path, result: dict[str, Any]) -> None:
@@ -223,8 +225,9 @@ def funsd_word_crops(data: Path, crops: Path) -> None:
 
 def stage_pipeline(path: Path, kind: str, stage: Path | dict[str, Any]) -> Path:
     """A pipeline config at ``path``: the card's stages with the ``kind`` stage replaced by ``stage``."""
-    stages = {"det": "det_ppocrv3.yaml", "cls": "cls_ppocr_mobile_v2.yaml", "rec": "rec_ppocrv2.yaml", kind: stage}
-    path.write_text("".join(f"{name}: {value}\n" for name, value in stages.items()), encoding="utf-8")
+    stages = {"det": "det_ppocrv3.yaml", "cls": "cls_ppocr_mobile_v2.yaml", "rec": "rec_ppocrv2.yaml",
+              kind: str(stage) if isinstance(stage, Path) else stage}
+    path.write_text(yaml.safe_dump(stages, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -365,9 +368,10 @@ def main() -> int:
                         "model.safetensors) instead of the export")
     args = parser.parse_args()
     global TRAIN, WEIGHTS, LIMIT
-    TRAIN, WEIGHTS, LIMIT = not args.no_train, args.weights, args.limit
+    # absolute: ocrlite runs in the repository's folder, and a stage config resolves weights against its own
+    TRAIN, WEIGHTS, LIMIT = not args.no_train, args.weights.resolve() if args.weights else None, args.limit
     names = list(CHECKS) if args.check == "all" else [args.check]
-    passed = {name: CHECKS[name](args.data.resolve(), args.out / name, args.threads) for name in names}
+    passed = {name: CHECKS[name](args.data.resolve(), args.out.resolve() / name, args.threads) for name in names}
     print("passed:", passed)
     return 0 if all(passed.values()) else 1
 
