@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Iterable
@@ -102,12 +104,17 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
     jobs: list[Job] = []
     skipped: list[Job] = []
     longest = _name_max(output)
-    for file, _ in found:
-        name = Path(os.path.relpath(os.path.abspath(file), base)).as_posix()
+    names = [Path(os.path.relpath(os.path.abspath(file), base)).as_posix() for file, _ in found]
+    clashes = _case_clashes(names, output)
+    for (file, _), name in zip(found, names):
         too_long = [fmt for fmt in formats if len(os.fsencode(f"{PurePath(name).name}.{fmt}")) > longest]
         if too_long:
             errors.append((str(file), f"its output name ({PurePath(name).name}.{too_long[0]}) is longer than the "
                                       f"{longest} bytes a file name may have here; rename the input"))
+            continue
+        if name in clashes:
+            errors.append((str(file), f"its outputs would overwrite those of {clashes[name]}: the file system "
+                                      f"of {output} does not tell upper from lower case; rename one of the two"))
             continue
         job = Job(file, name, {fmt: output / f"{name}.{fmt}" for fmt in formats}, source_stamp(file))
         done = not overwrite and name not in retry and _up_to_date(job, records, settings)
@@ -116,6 +123,35 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
     carried = [entry for entry in unfinished  # a failed input that still exists, left out of this run
                if str(entry["name"]) not in planned and entry.get("path") and os.path.exists(str(entry["path"]))]
     return Plan(jobs, skipped, errors, carried, records, described)
+
+
+def _case_clashes(names: list[str], output: Path) -> dict[str, str]:
+    """Output names (in order) that the output folder's file system takes for an earlier one because it does not
+    tell upper from lower case (macOS, Windows, exFAT, SMB shares; such systems also fold Unicode normalisation):
+    name -> the earlier name. The file system is probed only when two names differ in nothing else."""
+    first: dict[str, str] = {}
+    later: dict[str, str] = {}
+    for name in names:
+        key = unicodedata.normalize("NFC", name).casefold()
+        if key in first:
+            later[name] = first[key]
+        else:
+            first[key] = name
+    return later if later and _folds_case(output) else {}
+
+
+def _folds_case(folder: Path) -> bool:
+    """Whether ``folder``'s file system takes names that differ in case alone for one: a probe file is made there
+    and removed (False when it cannot be made)."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".ocrlite-Case-Probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    try:
+        return os.path.exists(os.path.join(folder, os.path.basename(probe).swapcase()))
+    finally:
+        os.unlink(probe)
 
 
 def _name_max(output: Path) -> int:

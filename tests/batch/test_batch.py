@@ -710,6 +710,32 @@ def test_names_near_the_file_name_limit_are_written_or_refused_by_name(tmp_path:
     assert "HELLO" in _squash((tmp_path / "out" / f"{near}.txt").read_text(encoding="utf-8"))
 
 
+def test_names_differing_in_case_alone_are_refused_where_the_output_folder_folds_case(
+        tmp_path: Path, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Scan.png`` and ``scan.png`` (a Linux folder) written to a folder that does not tell case apart (exFAT,
+    an SMB share, macOS): both outputs went to one file, the second overwrote the first and the run said nothing.
+    There the second is one line and the first is written; a file system that tells case apart writes both."""
+    from ocrlite.batch import plan
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _page("UPPER").save(scans / "Scan.png")
+    _page("LOWER").save(scans / "scan.png")
+    assert not plan._folds_case(tmp_path) and sorted(p.name for p in tmp_path.iterdir()) == ["scans"]
+    both = _cli(str(scans), "-o", str(tmp_path / "apart"), "--format", "txt")
+    assert both.exit_code == 0, both.output
+    assert sorted(p.name for p in (tmp_path / "apart").iterdir()) == ["Scan.png.txt", "ocrlite-report.json",
+                                                                       "scan.png.txt"]
+    monkeypatch.setattr(plan, "_folds_case", lambda folder: True)
+    folded = _cli(str(scans), "-o", str(tmp_path / "folded"), "--format", "txt")
+    assert folded.exit_code == 1
+    assert folded.stderr.splitlines()[0] == (
+        f"ocrlite: error: {scans / 'scan.png'}: its outputs would overwrite those of Scan.png: the file system of "
+        f"{tmp_path / 'folded'} does not tell upper from lower case; rename one of the two")
+    assert sorted(p.name for p in (tmp_path / "folded").iterdir()) == ["Scan.png.txt", "ocrlite-report.json"]
+    assert fake_engine.calls == 3
+
+
 def test_an_error_about_a_file_whose_name_holds_a_newline_stays_one_line(tmp_path: Path) -> None:
     """Linux allows a newline in a file name: the error line was split in two (and named the file twice), in
     batch mode and in the stdout mode alike."""
