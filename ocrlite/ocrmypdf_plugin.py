@@ -51,8 +51,8 @@ except ImportError:  # OCRmyPDF not installed: one line saying how to install it
 
 from ocrlite import __version__
 from ocrlite.errors import error_reason
-from ocrlite.io.writers import quad_bbox
-from ocrlite.postprocess import line_words, text_quad
+from ocrlite.io.writers import line_layout, quad_bbox
+from ocrlite.postprocess import line_words
 from ocrlite.presets import DEFAULT_PRESET, PRESETS, get_preset
 from ocrlite.results import PageResult, TextLine
 
@@ -182,19 +182,8 @@ def _page_text(result: PageResult) -> str:
 
 def _line_element(line: TextLine, width: int, height: int) -> OcrElement:
     """One ``ocr_line``: axis-aligned box, text angle (multiples of 90, counter-clockwise), baseline
-    (slope of the residual tilt, in image coordinates) and its words with confidences."""
-    quad = text_quad(line.points, line.angle)  # starts where the text starts, first edge along it
-    top_left, top_right, bottom_right, bottom_left = quad
-    dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
-    angle = float(np.degrees(np.arctan2(dy, dx)))  # clockwise on the page (y grows downwards)
-    textangle = float(round(-angle / 90.0) * 90 % 360)
-    left, top, right, bottom = quad_bbox(quad, width, height)
-    baseline = None
-    if textangle == 0.0:
-        slope = float(np.tan(np.radians(angle)))
-        size = float(np.linalg.norm(bottom_left - top_left))
-        at_left = bottom_left[1] + slope * (left - bottom_left[0]) - 0.2 * size
-        baseline = Baseline(slope=slope, intercept=float(at_left - bottom))
+    (slope of the residual tilt, in image coordinates) and its words with confidences (``line_layout``)."""
+    layout = line_layout(line, width, height)
     words = [
         OcrElement(
             ocr_class=OcrClass.WORD,
@@ -206,12 +195,12 @@ def _line_element(line: TextLine, width: int, height: int) -> OcrElement:
     ]
     return OcrElement(
         ocr_class=OcrClass.LINE,
-        bbox=BoundingBox(left, top, right, bottom),
+        bbox=BoundingBox(*layout.bbox),
         text="",
         confidence=float(line.score),
         children=words,
-        baseline=baseline,
-        textangle=textangle,
+        baseline=Baseline(*layout.baseline) if layout.baseline else None,
+        textangle=layout.textangle,
     )
 
 

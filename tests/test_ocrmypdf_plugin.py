@@ -14,6 +14,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -329,3 +330,67 @@ def test_languages_the_preset_does_not_read_are_one_line_naming_presets_that_do(
     named = str(raised.value).rsplit(": ", 1)[1].split(", ")
     assert named and all({"eng", "deu"} <= preset_languages(name) for name in named)
     assert "\n" not in str(raised.value)
+
+
+def _hocr_page(result: Any, dpi: float, folder: Path) -> Any:
+    """ocrlite's hOCR of ``result`` (written to ``folder/page.hocr``) as OCRmyPDF's hOCR parser reads it back."""
+    from ocrmypdf.hocrtransform.hocr_parser import HocrParser
+
+    from ocrlite.io.writers import PageRecord, make_writer
+
+    writer = make_writer("hocr", "page.png")
+    writer.add(PageRecord(1, result, dpi))
+    (folder / "page.hocr").write_bytes(writer.render())
+    return HocrParser(folder / "page.hocr").parse()
+
+
+def test_hocr_lines_carry_the_text_angle_and_baseline_the_engine_gives(tmp_path: Path) -> None:
+    """hOCR (``generate_hocr``, ``ocrlite ocr --format hocr``) describes each line as ``generate_ocr`` does: a line
+    running down or up the page has its ``textangle``, a tilted one its baseline slope, every one its text height
+    as ``x_size``. The hOCR had no text angle, so OCRmyPDF's hOCR renderer took a vertical line for an upright one
+    in an implausibly tall box and dropped its text."""
+    pytest.importorskip("ocrmypdf")
+    from ocrlite.ocrmypdf_plugin import page_element
+    from ocrlite.results import PageResult, TextLine
+
+    quads = [[[20, 40], [220, 30], [221, 50], [21, 60]],  # upright, rising 2.9 degrees
+             [[250, 60], [280, 60], [280, 260], [250, 260]],  # tall: runs down the page (read as a quarter turn)
+             [[20, 200], [200, 200], [200, 230], [20, 230]]]  # read turned 180 degrees
+    lines = tuple(TextLine(np.array(quad, dtype=np.float64), "abcd efgh", 0.9, 0.9, angle)
+                  for quad, angle in zip(quads, (0, 0, 180), strict=True))
+    result = PageResult(300, 300, lines)
+    parsed, given = _hocr_page(result, 72.0, tmp_path).lines, page_element(result, 72.0, 1).lines
+    assert [line.textangle or 0.0 for line in parsed] == [line.textangle for line in given] == [0.0, 270.0, 180.0]
+    assert [line.bbox for line in parsed] == [line.bbox for line in given]
+    assert parsed[0].baseline is not None and given[0].baseline is not None
+    assert parsed[0].baseline.slope == pytest.approx(given[0].baseline.slope, abs=1e-3) == -0.05
+    assert parsed[0].baseline.intercept == round(given[0].baseline.intercept)
+    hocr = (tmp_path / "page.hocr").read_text(encoding="utf-8")
+    assert re.findall(r"x_size (\d+)", hocr) == ["20", "30", "30"]
+
+
+def test_a_page_turned_a_quarter_keeps_its_text_through_ocrmypdfs_hocr_renderer(tmp_path: Path) -> None:
+    """ocrlite's hOCR of a page turned 90 degrees (every line vertical), rendered by OCRmyPDF's hOCR renderer
+    (``python -m ocrmypdf.hocrtransform``), keeps the words ocrlite read: it kept 0 of them."""
+    pytest.importorskip("ocrmypdf")
+    import ocrmypdf
+    import pypdfium2 as pdfium
+    from ocrmypdf.font import MultiFontManager
+    from ocrmypdf.fpdf_renderer import Fpdf2PdfRenderer
+
+    from ocrlite import OCR
+
+    image = cv2.rotate(cv2.imread(str(Path(__file__).resolve().parent / "images" / "sample.png")),
+                       cv2.ROTATE_90_CLOCKWISE)
+    result = OCR()(image)
+    words = [word for line in result.lines for word in line.text.split()]
+    assert len(words) >= 10 and all(np.ptp(line.points[:, 1]) > np.ptp(line.points[:, 0]) for line in result.lines)
+    fonts = MultiFontManager(Path(ocrmypdf.__file__).parent / "data")
+    Fpdf2PdfRenderer(page=_hocr_page(result, 72.0, tmp_path), dpi=72.0, multi_font_manager=fonts,
+                     invisible_text=False).render(tmp_path / "page.pdf")
+    doc = pdfium.PdfDocument(str(tmp_path / "page.pdf"))
+    try:
+        rendered = doc[0].get_textpage().get_text_range().split()
+    finally:
+        doc.close()
+    assert Counter(rendered) == Counter(words)

@@ -28,8 +28,8 @@ import numpy as np
 from ocrlite.postprocess import line_words, text_quad, text_turns
 from ocrlite.results import PageResult, TextBox, TextLine, TextWord
 
-__all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "tsv_rows", "TsvWriter",
-           "PdfWriter", "DETECTION_TSV_HEADER", "detection_lines", "json_text", "page_text"]
+__all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "LineLayout", "line_layout",
+           "tsv_rows", "TsvWriter", "PdfWriter", "DETECTION_TSV_HEADER", "detection_lines", "json_text", "page_text"]
 
 FORMATS = ("json", "txt", "tsv", "hocr", "pdf")  # files written by batch mode
 STREAM_FORMATS = ("json", "txt", "tsv")  # what commands print on stdout
@@ -177,9 +177,12 @@ class HocrWriter:
 
     def _add_line(self, parent: ET.Element, line: TextLine, box: tuple[int, int, int, int],
                   ident: str, result: PageResult) -> None:
+        layout = line_layout(line, result.width, result.height)
+        turned = f"; textangle {layout.textangle:g}" if layout.textangle else ""  # the spec's order: after bbox
+        baseline = f"; baseline {layout.baseline[0]:.3f} {round(layout.baseline[1])}" if layout.baseline else ""
         span = ET.SubElement(parent, "span", {
             "class": "ocr_line", "id": f"line_{ident}",
-            "title": f"{_bbox(box)}; baseline 0 0; x_size {box[3] - box[1]}; "
+            "title": f"{_bbox(box)}{turned}{baseline}; x_size {round(layout.size)}; "
                      f"x_descenders 0; x_ascenders 0"})
         for j, word in enumerate(line_words(line), start=1):
             conf = int(round(100 * float(word.score)))
@@ -314,6 +317,38 @@ def quad_bbox(points: np.ndarray, width: int, height: int) -> tuple[int, int, in
     x1 = int(np.clip(np.ceil(quad[:, 0].max()), x0, width))
     y1 = int(np.clip(np.ceil(quad[:, 1].max()), y0, height))
     return x0, y0, x1, y1
+
+
+@dataclass(frozen=True)
+class LineLayout:
+    """How a line's text lies on the page, as hOCR and OCRmyPDF describe a line: its axis-aligned ``bbox``, the
+    counter-clockwise ``textangle`` (a multiple of 90) its text runs at, for text running left to right its
+    ``baseline`` (slope in image coordinates, offset from the bbox's bottom at its left edge) and the text's
+    height ``size`` (pixels)."""
+
+    bbox: tuple[int, int, int, int]
+    textangle: float
+    baseline: tuple[float, float] | None
+    size: float
+
+
+def line_layout(line: TextLine, width: int, height: int) -> LineLayout:
+    """``line``'s layout on a ``width`` x ``height`` page: its quad read from where its text starts
+    (``text_quad``); the baseline lies 0.2 of the text height above the quad's bottom edge (as ``PdfWriter``
+    sets it)."""
+    quad = text_quad(line.points, line.angle)
+    top_left, top_right, bottom_right, bottom_left = quad
+    dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
+    angle = float(np.degrees(np.arctan2(dy, dx)))  # clockwise on the page (y grows downwards)
+    textangle = float(round(-angle / 90.0) * 90 % 360)
+    bbox = quad_bbox(quad, width, height)
+    size = float(np.linalg.norm(bottom_left - top_left))
+    baseline = None
+    if textangle == 0.0:
+        slope = float(np.tan(np.radians(angle)))
+        at_left = bottom_left[1] + slope * (bbox[0] - bottom_left[0]) - 0.2 * size
+        baseline = (slope, float(at_left - bbox[3]))
+    return LineLayout(bbox, textangle, baseline, size)
 
 
 def tsv_rows(page_number: int, result: PageResult) -> list[str]:
