@@ -91,7 +91,8 @@ class PageResult(_ValueEquality):
 
     ``rotation`` (clockwise angle of the content that was undone, 0/90/180/270) and ``skew`` (degrees the
     page was turned counter-clockwise to level the text) are set only when those page steps ran; the
-    quads are always in the pixels of the image as given.
+    quads are always in the pixels of the image as given (after a turn each starts at the corner where its
+    text starts).
     """
 
     width: int

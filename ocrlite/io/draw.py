@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ocrlite.postprocess import text_quad
 from ocrlite.results import TextBox, TextLine
 
 __all__ = ["draw_boxes", "draw_lines", "find_font"]
@@ -51,7 +52,9 @@ def find_font() -> str | None:
 
 
 def draw_lines(image: np.ndarray, lines: Sequence[TextLine]) -> np.ndarray:
-    """Boxes on the image (left) beside a white panel with each line's text in its box (right)."""
+    """Boxes on the image (left) beside a white panel with each line's text in its box (right): written across
+    the page from the box's top-left, as high as the line's text (``text_quad``: a vertical or upside-down line,
+    whatever corner its quad starts at)."""
     left = draw_boxes(image, lines)
     height, width = image.shape[:2]
     panel = Image.new("RGB", (width, height), "white")
@@ -60,9 +63,10 @@ def draw_lines(image: np.ndarray, lines: Sequence[TextLine]) -> np.ndarray:
     for line in lines:
         pts = np.asarray(line.points).reshape(4, 2)
         pen.polygon([tuple(map(int, p)) for p in pts], outline=_COLOR[::-1])
-        box_h = max(8, int(np.linalg.norm(pts[0] - pts[3])))
+        quad = text_quad(pts, line.angle)
+        box_h = max(8, int(np.linalg.norm(quad[0] - quad[3])))
         size = max(8, int(box_h * 0.8))
         font = ImageFont.truetype(font_path, size) if font_path else ImageFont.load_default()
-        pen.text((int(pts[0][0]) + 2, int(pts[0][1])), line.text, fill="black", font=font)
+        pen.text((int(pts[:, 0].min()) + 2, int(pts[:, 1].min())), line.text, fill="black", font=font)
     right = cv2.cvtColor(np.asarray(panel), cv2.COLOR_RGB2BGR)
     return np.hstack([left, right])
