@@ -51,8 +51,7 @@ except ImportError:  # OCRmyPDF not installed: one line saying how to install it
 
 from ocrlite import __version__
 from ocrlite.errors import error_reason
-from ocrlite.io.writers import line_layout, quad_bbox
-from ocrlite.postprocess import line_words
+from ocrlite.io.writers import line_layout, pdf_runs, quad_bbox
 from ocrlite.presets import DEFAULT_PRESET, PRESETS, get_preset
 from ocrlite.results import PageResult, TextLine
 
@@ -182,7 +181,8 @@ def _page_text(result: PageResult) -> str:
 
 def _line_element(line: TextLine, width: int, height: int) -> OcrElement:
     """One ``ocr_line``: axis-aligned box, text angle (multiples of 90, counter-clockwise), baseline
-    (slope of the residual tilt, in image coordinates) and its words with confidences (``line_layout``)."""
+    (slope of the residual tilt, in image coordinates) (``line_layout``) and its words with confidences
+    (``pdf_runs``: OCRmyPDF lays each in its text layer)."""
     layout = line_layout(line, width, height)
     words = [
         OcrElement(
@@ -191,7 +191,7 @@ def _line_element(line: TextLine, width: int, height: int) -> OcrElement:
             text=word.text,
             confidence=float(word.score),
         )
-        for word in line_words(line)
+        for word in pdf_runs(line)  # a line upside down on the page: one stretch, copied in reading order
     ]
     return OcrElement(
         ocr_class=OcrClass.LINE,

@@ -369,15 +369,27 @@ def test_hocr_lines_carry_the_text_angle_and_baseline_the_engine_gives(tmp_path:
     assert re.findall(r"x_size (\d+)", hocr) == ["20", "30", "30"]
 
 
-def test_a_page_turned_a_quarter_keeps_its_text_through_ocrmypdfs_hocr_renderer(tmp_path: Path) -> None:
-    """ocrlite's hOCR of a page turned 90 degrees (every line vertical), rendered by OCRmyPDF's hOCR renderer
-    (``python -m ocrmypdf.hocrtransform``), keeps the words ocrlite read: it kept 0 of them."""
-    pytest.importorskip("ocrmypdf")
+def _ocrmypdf_text(page: Any, folder: Path) -> list[str]:
+    """The lines a PDF reader (pdfium) copies from the page OCRmyPDF's default renderer makes of ``page`` (an
+    ``OcrElement`` page), its text drawn visibly; runs of white space squeezed to one space."""
     import ocrmypdf
     import pypdfium2 as pdfium
     from ocrmypdf.font import MultiFontManager
     from ocrmypdf.fpdf_renderer import Fpdf2PdfRenderer
 
+    fonts = MultiFontManager(Path(ocrmypdf.__file__).parent / "data")
+    Fpdf2PdfRenderer(page=page, dpi=page.dpi, multi_font_manager=fonts, invisible_text=False).render(folder / "p.pdf")
+    doc = pdfium.PdfDocument(str(folder / "p.pdf"))
+    try:
+        return [" ".join(line.split()) for line in doc[0].get_textpage().get_text_range().split("\r\n")]
+    finally:
+        doc.close()
+
+
+def test_a_page_turned_a_quarter_keeps_its_text_through_ocrmypdfs_hocr_renderer(tmp_path: Path) -> None:
+    """ocrlite's hOCR of a page turned 90 degrees (every line vertical), rendered by OCRmyPDF's hOCR renderer
+    (``python -m ocrmypdf.hocrtransform``), keeps the words ocrlite read: it kept 0 of them."""
+    pytest.importorskip("ocrmypdf")
     from ocrlite import OCR
 
     image = cv2.rotate(cv2.imread(str(Path(__file__).resolve().parent / "images" / "sample.png")),
@@ -385,12 +397,20 @@ def test_a_page_turned_a_quarter_keeps_its_text_through_ocrmypdfs_hocr_renderer(
     result = OCR()(image)
     words = [word for line in result.lines for word in line.text.split()]
     assert len(words) >= 10 and all(np.ptp(line.points[:, 1]) > np.ptp(line.points[:, 0]) for line in result.lines)
-    fonts = MultiFontManager(Path(ocrmypdf.__file__).parent / "data")
-    Fpdf2PdfRenderer(page=_hocr_page(result, 72.0, tmp_path), dpi=72.0, multi_font_manager=fonts,
-                     invisible_text=False).render(tmp_path / "page.pdf")
-    doc = pdfium.PdfDocument(str(tmp_path / "page.pdf"))
-    try:
-        rendered = doc[0].get_textpage().get_text_range().split()
-    finally:
-        doc.close()
-    assert Counter(rendered) == Counter(words)
+    rendered = _ocrmypdf_text(_hocr_page(result, 72.0, tmp_path), tmp_path)
+    assert Counter(" ".join(rendered).split()) == Counter(words)
+
+
+def test_an_upside_down_line_copies_in_reading_order_from_ocrmypdfs_renderer(tmp_path: Path) -> None:
+    """A page left upside down (no ``--rotate-pages``, or below its threshold): each line read turned 180 degrees
+    is one stretch of text in OCRmyPDF's default renderer, as in ocrlite's own PDF; word by word, a PDF reader
+    (pdfium) copied its words backwards ("EUR 42.50 Total:")."""
+    pytest.importorskip("ocrmypdf")
+    from ocrlite import OCR
+    from ocrlite.ocrmypdf_plugin import page_element
+
+    turned = cv2.rotate(cv2.imread(str(Path(__file__).resolve().parent / "images" / "sample.png")), cv2.ROTATE_180)
+    result = OCR()(turned)
+    assert all(line.angle == 180 for line in result.lines) and sum(" " in line.text for line in result.lines) >= 2
+    copied = _ocrmypdf_text(page_element(result, 72.0, 0), tmp_path)
+    assert sorted(copied) == sorted(line.text for line in result.lines)

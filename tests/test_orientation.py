@@ -278,3 +278,24 @@ def test_page_settings_are_checked_like_every_stage_setting() -> None:
     assert result.output.strip().splitlines() == [
         "ocrlite: error: page.postprocess.thresh: 2.0 is out of range; allowed: 0.0..1.0 "
         "(from the override 'page.postprocess.thresh=2')"]
+
+
+def test_searchable_pdf_of_an_upside_down_page_copies_each_line_in_reading_order() -> None:
+    """``--rotate-pages --format pdf`` on a page turned 180 degrees: each line's quad, mapped back, runs right to
+    left on the page, and its text must copy as read (one stretch, as for a line read turned 180 degrees); placed
+    word by word it copied backwards ("No.48213 Invoice")."""
+    import pypdfium2 as pdfium
+
+    from ocrlite.io.writers import PageRecord, PdfWriter
+
+    turned = cv2.rotate(cv2.imread(str(SAMPLE)), cv2.ROTATE_180)
+    page = OCR(overrides=["pipeline.page_orientation=true"])(turned)
+    assert page.rotation == 180 and any(" " in line.text for line in page.lines)
+    writer = PdfWriter("turned.png")
+    writer.add(PageRecord(1, page, 72.0, image=turned))
+    doc = pdfium.PdfDocument(writer.render())
+    try:
+        copied = doc[0].get_textpage().get_text_range().split("\r\n")
+    finally:
+        doc.close()
+    assert sorted(" ".join(text.split()) for text in copied) == sorted(line.text for line in page.lines)

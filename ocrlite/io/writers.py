@@ -29,7 +29,8 @@ from ocrlite.postprocess import line_words, text_quad, text_turns
 from ocrlite.results import PageResult, TextBox, TextLine, TextWord
 
 __all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "LineLayout", "line_layout",
-           "tsv_rows", "TsvWriter", "PdfWriter", "DETECTION_TSV_HEADER", "detection_lines", "json_text", "page_text"]
+           "pdf_runs", "tsv_rows", "TsvWriter", "PdfWriter", "DETECTION_TSV_HEADER", "detection_lines", "json_text",
+           "page_text"]
 
 FORMATS = ("json", "txt", "tsv", "hocr", "pdf")  # files written by batch mode
 STREAM_FORMATS = ("json", "txt", "tsv")  # what commands print on stdout
@@ -208,7 +209,7 @@ class PdfWriter:
     (a page added without an image holds only the invisible text).
 
     The page measures the image at its DPI; a rendered PDF page keeps its own size (``PageRecord.points``).
-    Each word of a line (``line_words``: its CTC word box; a line read turned 180 degrees as a whole) is
+    Each word of a line (``pdf_runs``: its CTC word box; a line upside down on the page as a whole) is
     stretched over its own box and turned to the direction the line runs on the page (``text_quad``: vertical
     and upside-down lines too), words apart by a space, so selecting, copying and searching work in a viewer
     and text extraction returns the lines.
@@ -247,9 +248,7 @@ class PdfWriter:
     def _add_line(self, line: TextLine, scale: np.ndarray, page_height: float) -> None:
         from reportlab.pdfbase.pdfmetrics import stringWidth
 
-        # Each word over its own box; a line read turned 180 degrees as one stretch (placed word by word, a
-        # PDF reader copies its words in page order, right to left, not in reading order).
-        words = line_words(line) if line.angle != 180 else (TextWord(line.text, line.points, line.score),)
+        words = pdf_runs(line)
         turns = text_turns(line.points, line.angle)  # the corner where the line's text starts
         line_quad = self._pdf_quad(text_quad(line.points, line.angle), scale, page_height)
         top_left, top_right, bottom_right, bottom_left = line_quad
@@ -337,9 +336,8 @@ def line_layout(line: TextLine, width: int, height: int) -> LineLayout:
     (``text_quad``); the baseline lies 0.2 of the text height above the quad's bottom edge (as ``PdfWriter``
     sets it)."""
     quad = text_quad(line.points, line.angle)
-    top_left, top_right, bottom_right, bottom_left = quad
-    dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
-    angle = float(np.degrees(np.arctan2(dy, dx)))  # clockwise on the page (y grows downwards)
+    top_left, _, _, bottom_left = quad
+    angle = _run_angle(quad)
     textangle = float(round(-angle / 90.0) * 90 % 360)
     bbox = quad_bbox(quad, width, height)
     size = float(np.linalg.norm(bottom_left - top_left))
@@ -349,6 +347,22 @@ def line_layout(line: TextLine, width: int, height: int) -> LineLayout:
         at_left = bottom_left[1] + slope * (bbox[0] - bottom_left[0]) - 0.2 * size
         baseline = (slope, float(at_left - bbox[3]))
     return LineLayout(bbox, textangle, baseline, size)
+
+
+def _run_angle(quad: np.ndarray) -> float:
+    """Clockwise angle (degrees; y grows downwards) at which the text of a ``text_quad`` runs on the page."""
+    top_left, top_right, bottom_right, bottom_left = quad
+    dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
+def pdf_runs(line: TextLine) -> tuple[TextWord, ...]:
+    """The stretches of a line's text to lay in a PDF text layer: its words (``line_words``), or the whole line
+    as one where its text runs upside down on the page (read turned 180 degrees, or turned upright by
+    ``--rotate-pages``): placed word by word, a PDF reader copies such words in page order, right to left."""
+    if abs(_run_angle(text_quad(line.points, line.angle))) > 135:
+        return (TextWord(line.text, np.asarray(line.points, dtype=np.float64), float(line.score)),)
+    return line_words(line)
 
 
 def tsv_rows(page_number: int, result: PageResult) -> list[str]:
