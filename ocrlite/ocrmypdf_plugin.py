@@ -1,7 +1,8 @@
 """OCRmyPDF plugin: ocrlite as OCRmyPDF's OCR engine (OCRmyPDF 17.x).
 
     pip install "ocrlite[ocrmypdf]"
-    ocrmypdf --plugin ocrlite.ocrmypdf_plugin [--ocrlite-model NAME] [--ocrlite-threads N] in.pdf out.pdf
+    ocrmypdf --plugin ocrlite.ocrmypdf_plugin [--ocrlite-model NAME] [--ocrlite-set KEY=VALUE ...]
+        [--ocrlite-threads N] in.pdf out.pdf
 
 OCRmyPDF rasterises each page and calls the engine once per page in its workers (``--jobs``; threads of one
 process by default, processes with ``--no-use-threads``):
@@ -15,8 +16,8 @@ process by default, processes with ``--no-use-threads``):
   classifier fused with the detected lines' shape, direction and, for a page in doubt, their readings, as
   ``ocrlite ocr --rotate-pages``), its probability put on OCRmyPDF's confidence scale (see
   ``orientation_confidence``); ``get_deskew`` (``--deskew``): the median angle of the long detected boxes;
-- ``check_options``: the preset exists, its weights are installed and it reads the ``-l`` languages (else one
-  line naming the presets that do).
+- ``check_options``: the preset exists, its weights are installed, the ``--ocrlite-set`` overrides are valid
+  settings of its pipeline and it reads the ``-l`` languages (else one line naming the presets that do).
 
 Each process builds the pipeline once, lazily, behind a lock. Torch threads per process default to the
 CPU count divided by ``--jobs`` (OCRmyPDF's worker count, itself the CPU count by default), so the
@@ -73,9 +74,11 @@ _OCRMYPDF_TOP = 20.0
 
 
 class OcrliteOptions(BaseModel):
-    """The plugin's options (``options.ocrlite``): preset name and torch threads per process."""
+    """The plugin's options (``options.ocrlite``): preset name, its config overrides (``section.key=value``, as
+    ``ocrlite --set``) and torch threads per process."""
 
     model: str = DEFAULT_PRESET
+    overrides: list[str] = Field(default_factory=list)
     threads: int | None = Field(default=None, ge=1)
 
 
@@ -99,8 +102,8 @@ class _Models:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.ocr: dict[str, Any] = {}
-        self.page: dict[str, Any] = {}
+        self.ocr: dict[tuple[str, ...], Any] = {}
+        self.page: dict[tuple[str, ...], Any] = {}
 
     def threads(self, options: Any) -> int:
         """Torch threads: ``--ocrlite-threads``, else the CPUs shared among the pages run at once."""
@@ -118,27 +121,32 @@ class _Models:
         return threads
 
     def pipeline(self, options: Any) -> Any:
-        preset = options.ocrlite.model
+        key, preset = _pipeline_key(options), options.ocrlite.model
         with self.lock:
-            if preset not in self.ocr:
+            if key not in self.ocr:
                 from ocrlite.api import OCR
 
                 threads = self._set_threads(options)
-                self.ocr[preset] = OCR(model=preset)
+                self.ocr[key] = OCR(model=preset, overrides=options.ocrlite.overrides)
                 log.info("ocrlite: built %s in process %d with %d threads", preset, os.getpid(), threads)
-            return self.ocr[preset]
+            return self.ocr[key]
 
     def classifier(self, options: Any) -> Any:
         """The page classifier of the preset's pipeline (its ``page:`` section)."""
-        preset, pipeline = options.ocrlite.model, self.pipeline(options)
+        key, pipeline = _pipeline_key(options), self.pipeline(options)
         with self.lock:
-            if preset not in self.page:
+            if key not in self.page:
                 from ocrlite.page.orientation import PageOrientationClassifier
 
                 self._set_threads(options)
-                self.page[preset] = PageOrientationClassifier.from_config(pipeline.spec.page)
+                self.page[key] = PageOrientationClassifier.from_config(pipeline.spec.page)
                 log.info("ocrlite: built the page classifier in process %d", os.getpid())
-            return self.page[preset]
+            return self.page[key]
+
+
+def _pipeline_key(options: Any) -> tuple[str, ...]:
+    """What a built pipeline is kept under: the preset and its overrides."""
+    return (options.ocrlite.model, *options.ocrlite.overrides)
 
 
 _MODELS = _Models()
@@ -222,7 +230,7 @@ class OcrliteEngine(OcrEngine):
 
     @staticmethod
     def creator_tag(options: Any) -> str:
-        return f"ocrlite {__version__} ({options.ocrlite.model})"
+        return f"ocrlite {__version__} ({', '.join(_pipeline_key(options))})"  # the preset and its overrides
 
     def __str__(self) -> str:
         return f"ocrlite {__version__}"
@@ -306,6 +314,9 @@ def add_options(parser: Any) -> None:
     group = parser.add_argument_group("ocrlite", "ocrlite OCR engine (PP-OCR models in PyTorch)")
     group.add_argument("--ocrlite-model", dest="ocrlite_model", metavar="NAME", choices=sorted(PRESETS),
                        help=f"ocrlite model preset (default {DEFAULT_PRESET}; see 'ocrlite models').")
+    group.add_argument("--ocrlite-set", dest="ocrlite_overrides", metavar="KEY=VALUE", action="append",
+                       help="Override a setting of the preset's pipeline, as 'ocrlite --set' (repeatable), e.g. "
+                            "det.preprocess.limit_side_len=1600.")
     group.add_argument("--ocrlite-threads", dest="ocrlite_threads", metavar="N", type=_positive_int,
                        help="Torch threads per process (default: CPU count / --jobs).")
 
@@ -317,11 +328,12 @@ def register_options() -> dict[str, type[BaseModel]]:
 
 @hookimpl
 def check_options(options: Any) -> None:
-    """The preset must exist, its weights be installed and it must read the ``-l`` languages, when ocrlite is the
-    engine."""
+    """The preset must exist, its weights be installed, the overrides be valid settings of its pipeline and it must
+    read the ``-l`` languages, when ocrlite is the engine."""
     from ocrlite.errors import ConfigError
     from ocrlite.files import MODELS_HINT
     from ocrlite.presets import preset_status
+    from ocrlite.stages import pipeline_spec
 
     if not _engine_chosen(options):  # --ocr-engine tesseract/none: ocrlite's weights are not needed
         return
@@ -332,6 +344,10 @@ def check_options(options: Any) -> None:
     if not status.installed:
         raise MissingDependencyError(
             f"--ocrlite-model {options.ocrlite.model}: its weights are not installed; they are in {MODELS_HINT}")
+    try:
+        pipeline_spec(overrides=options.ocrlite.overrides, model=options.ocrlite.model)
+    except ConfigError as exc:
+        raise BadArgsError(f"--ocrlite-set: {exc}") from None
     unread = sorted(set(options.languages or ()) - preset_languages(options.ocrlite.model))
     if unread:
         readers = [name for name in PRESETS if set(options.languages) <= preset_languages(name)]

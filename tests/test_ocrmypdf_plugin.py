@@ -414,3 +414,23 @@ def test_an_upside_down_line_copies_in_reading_order_from_ocrmypdfs_renderer(tmp
     assert all(line.angle == 180 for line in result.lines) and sum(" " in line.text for line in result.lines) >= 2
     copied = _ocrmypdf_text(page_element(result, 72.0, 0), tmp_path)
     assert sorted(copied) == sorted(line.text for line in result.lines)
+
+
+def test_ocrlite_set_overrides_the_presets_settings(ocrmypdf_command: list[str], tmp_path: Path) -> None:
+    """``--ocrlite-set KEY=VALUE`` reaches the pipeline, as ``ocrlite --set`` (there was no way to change a
+    preset's settings: e.g. its detector's 960-pixel limit, at which a dense 300-dpi page lost 7 of its 67
+    lines), and ``/Creator`` names it; a bad one is one line before any page is read."""
+    import pikepdf
+
+    source = _pdf([cv2.imread(str(Path(__file__).resolve().parent / "images" / "sample.png"))], tmp_path, "sample")
+    sidecar, out = tmp_path / "out.txt", tmp_path / "out.pdf"
+    done = _run(ocrmypdf_command, "--ocrlite-set", "det.preprocess.limit_side_len=1600",
+                "--ocrlite-set", "pipeline.drop_score=1.0", "--sidecar", str(sidecar), str(source), str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sidecar.read_text(encoding="utf-8").strip() == ""  # its 4 lines (read by default) scored below 1.0
+    with pikepdf.open(out) as pdf:
+        assert str(pdf.docinfo["/Creator"]).endswith(
+            "(ppocr-v2, det.preprocess.limit_side_len=1600, pipeline.drop_score=1.0)")
+    bad = _run(ocrmypdf_command, "--ocrlite-set", "det.preprocess.nope=1", str(source), str(out))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("--ocrlite-set: det.preprocess: unknown key 'nope'")
