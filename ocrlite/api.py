@@ -17,7 +17,7 @@ from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PDF_EXTENSIONS
 from ocrlite.page.orientation import PageLines, TextProbe
 from ocrlite.page.steps import page_steps
-from ocrlite.postprocess import ctc_word_boxes
+from ocrlite.postprocess import CTCDecoded, ctc_word_boxes
 from ocrlite.predictors import TextClassifier, TextDetector, TextRecognizer, check_runner
 from ocrlite.preprocess import crop_quad
 from ocrlite.results import DocumentPage, PageResult, TextBox, TextLine
@@ -145,8 +145,7 @@ class OCR:
 
     def _read(self, image: np.ndarray, lines: PageLines) -> PageResult:
         crops = list(lines.crops)
-        angles = self.orient(crops, lines.directions)
-        decoded = self.recognizer(crops)
+        angles, decoded = self.orient_and_read(crops, lines.directions)
         text_lines = tuple(
             TextLine(box.points, d.text, d.score, box.score, angle, ctc_word_boxes(d, box.points, angle))
             for box, angle, d in zip(lines.boxes, angles, decoded)
@@ -174,6 +173,20 @@ class OCR:
             angles.append(180 if flip else 0)
         return angles
 
+    def orient_and_read(self, crops: list[np.ndarray], directions: Sequence[tuple[int, float]] | None = None
+                        ) -> tuple[list[int], list[CTCDecoded]]:
+        """Each crop's angle and reading: crops turned as ``orient`` turns them (in place), then read; with
+        ``pipeline.verify_flips``, a crop the classifier turned is also read as given and turned back when that
+        reading is the more confident (the classifier turns some upright lines: a few words, a bold heading)."""
+        angles = self.orient(crops, directions)
+        decoded = self.recognizer(crops)
+        turned = [i for i, angle in enumerate(angles) if angle == 180]
+        if turned and self.settings.verify_flips:
+            for i, reading in zip(turned, self.recognizer([cv2.rotate(crops[i], cv2.ROTATE_180) for i in turned])):
+                if reading.score > decoded[i].score:
+                    crops[i], angles[i], decoded[i] = cv2.rotate(crops[i], cv2.ROTATE_180), 0, reading
+        return angles, decoded
+
     def confidences(self, crops: Sequence[np.ndarray]) -> list[float]:
         """The recognizer's mean CTC confidence of each crop, read as given (no line classifier)."""
         return [decoded.score for decoded in self.recognizer(crops)]
@@ -183,9 +196,8 @@ class OCR:
 
         ``crops``: a list of images (arrays or paths, each taken as ``__call__`` takes one); a single image
         (one path or array) is a TypeError: put it in a list."""
-        arrays = image_arrays(crops)
-        self.orient(arrays)
-        return [(d.text, d.score) for d in self.recognizer(arrays)]
+        _, decoded = self.orient_and_read(image_arrays(crops))
+        return [(d.text, d.score) for d in decoded]
 
     def read_documents(self, paths: Iterable[str | Path], dpi: float = DEFAULT_DPI,
                        max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[DocumentPage]:

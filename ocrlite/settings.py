@@ -235,10 +235,12 @@ class PagePostprocess:
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Pipeline switches: use the direction classifier (unset: when the pipeline has a cls stage), drop
+    """Pipeline switches: use the direction classifier (unset: when the pipeline has a cls stage) and check each
+    line it turns by reading it both ways (``verify_flips``: the more confident reading is kept), drop
     low-scoring lines, turn pages upright (0/90/180/270) and level small tilts first (``ocrlite.page``)."""
 
     use_cls: bool | None = setting(None)
+    verify_flips: bool = setting(True)
     drop_score: float = setting(0.5, low=0.0, high=1.0)
     page_orientation: bool = setting(False)
     deskew: bool = setting(False)

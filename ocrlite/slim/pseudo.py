@@ -136,8 +136,8 @@ def _read_pages(source: dict[str, Any], files: Sequence[Path], tally: Tally,
                     image = pages.page(number).image
                     lines = ocr.lines(image)
                     crops = list(lines.crops)
-                    ocr.orient(crops, lines.directions)  # the crops as the recognizer reads them
-                    for k, (crop, decoded) in enumerate(zip(crops, ocr.recognizer(crops), strict=True)):
+                    _, readings = ocr.orient_and_read(crops, lines.directions)  # crops turned as read
+                    for k, (crop, decoded) in enumerate(zip(crops, readings, strict=True)):
                         yield Path(f"{index:05d}_{path.stem}_p{number}_{k:04d}.png"), crop, decoded.text, decoded.score
         except OcrliteError as exc:
             tally.unreadable.append(error_reason(exc))
