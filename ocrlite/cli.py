@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 
 import click
+from click.core import ParameterSource
 
 from ocrlite.errors import OcrliteError, error_reason, one_line
 
@@ -871,24 +872,33 @@ def prune(config: str | None, model: str | None, flops_target: float, criterion:
 @overrides_option
 def export(config: str | None, model: str | None, kind: str, fmt: str, head: str, output: str,
            overrides: tuple[str, ...]) -> None:
-    """Export a stage's net to ONNX (opset 17, dynamic batch/height/width) and check it against PyTorch."""
+    """Export a stage's net to ONNX (opset 17, dynamic batch/height/width) and check it against PyTorch. A stage
+    that runs its own ONNX file (onnx:, e.g. ocrlite quantize's int8 net) has that file written as it is."""
     from ocrlite.errors import ConfigError
     from ocrlite.extras import require_onnx
-    from ocrlite.slim.onnx_export import TOLERANCE, export_checked
+    from ocrlite.slim.onnx_export import TOLERANCE, copy_given, export_checked
     from ocrlite.slim.save import config_stage_kind
     from ocrlite.stages import command_stage
 
     _check_models(config, model)
     _build(partial(require_onnx, "exporting to ONNX"))  # before the output's folder is made
+    asked = click.get_current_context().get_parameter_source("head") is ParameterSource.COMMANDLINE
 
-    def work() -> tuple[str, float]:
+    def work() -> tuple[str, Path | None, float]:
         stage = (config_stage_kind(config) if config is not None else None) or kind
         spec = command_stage(stage, config, overrides, model)
         if spec is None:
             raise ConfigError(f"the pipeline has no {stage} stage")
-        return stage, export_checked(spec, Path(output), head)
+        if spec.onnx is not None:  # what the config runs is that file, not a float export of the weights
+            copy_given(spec, Path(output), head if asked else None)
+            return stage, spec.onnx, 0.0
+        return stage, None, export_checked(spec, Path(output), head)
 
-    kind, diff = _in_new_folders([Path(output).absolute().parent], work)
+    kind, given, diff = _in_new_folders([Path(output).absolute().parent], work)
+    if given is not None:
+        click.echo(f"{output}: {kind} copied from {given}, the ONNX file the config runs (onnx:); "
+                   f"--set {kind}.onnx=null exports the float net from its weights instead")
+        return
     click.echo(f"{output}: {kind} exported ({fmt}, opset 17); max |ONNX - PyTorch| = {diff:.2e} (<= {TOLERANCE:g})")
 
 

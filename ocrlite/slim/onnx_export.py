@@ -21,15 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ocrlite.backends.export import OPSET, export_stage
+from ocrlite.backends.export import METADATA, OPSET, export_stage
 from ocrlite.backends.fold import fold_net
 from ocrlite.backends.onnxruntime import OnnxRunner
-from ocrlite.errors import OcrliteError
+from ocrlite.errors import ConfigError, OcrliteError
 from ocrlite.extras import require_onnx
+from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.preprocess import normalize
 from ocrlite.stages import StageSpec
 
-__all__ = ["ExportError", "TOLERANCE", "check_input", "parity", "check_parity", "export_checked"]
+__all__ = ["ExportError", "TOLERANCE", "check_input", "parity", "check_parity", "export_checked", "copy_given"]
 
 TOLERANCE = 1e-4
 
@@ -112,3 +113,18 @@ def export_checked(spec: StageSpec, path: Path, head: str = "raw", tolerance: fl
         diff = check_parity(spec, staged, head, tolerance, net)
         os.replace(staged, path)
     return diff
+
+
+def copy_given(spec: StageSpec, path: Path, head: str | None = None) -> None:
+    """Write the ONNX file the stage runs (its ``onnx:`` key, e.g. ``ocrlite quantize``'s int8 net) to ``path``
+    as it is, once it is checked to serve the stage (``build_runner``: kind, classes, input size, probabilities):
+    what the config runs, not a float export of its weights. ``head``, when the user asked for one, must be the
+    file's own (its ``ocrlite.head`` metadata), else a ConfigError: the file is not exported again."""
+    assert spec.onnx is not None
+    runner = spec.build_runner()
+    own = runner.session.get_modelmeta().custom_metadata_map.get(METADATA["head"])
+    if head is not None and head != own:
+        raise ConfigError(f"--head {head}: the {spec.kind} stage runs {spec.onnx} (its onnx: key), a "
+                          f"{own or 'unrecorded'} graph, which export writes as it is; leave out --head, or add "
+                          f"--set {spec.kind}.onnx=null to export the float net from its weights")
+    atomic_write_bytes(path, spec.onnx.read_bytes())

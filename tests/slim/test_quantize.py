@@ -87,6 +87,27 @@ def test_onnx_key_needs_the_onnxruntime_backend(quantized):
     assert not (quantized / "x").exists()  # refused before the fp32 export was written there
 
 
+def test_export_of_a_quantized_config_writes_the_int8_net_it_runs(quantized, tmp_path):
+    """``ocrlite export --config Q/ocr.yaml --stage rec`` exported the float net from the weights, not the int8
+    file the config runs; now it writes that file (checked to serve the stage), and says so."""
+    out = tmp_path / "rec.onnx"
+    for config in ("ocr.yaml", "rec.yaml"):
+        run = CliRunner().invoke(main, ["export", "--config", str(quantized / config), "--stage", "rec",
+                                        "-o", str(out)])
+        assert run.exit_code == 0, run.output
+        assert out.read_bytes() == (quantized / "rec.int8.onnx").read_bytes()
+        assert "rec.int8.onnx" in run.stdout and "rec.onnx=null" in run.stdout
+        out.unlink()
+    raw = CliRunner().invoke(main, ["export", "--config", str(quantized / "ocr.yaml"), "--stage", "rec",
+                                    "--head", "raw", "-o", str(out)])
+    assert raw.exit_code == 2 and raw.output.count("\n") == 1 and "--head raw" in raw.output
+    assert not out.exists()
+    floats = CliRunner().invoke(main, ["export", "--config", str(quantized / "ocr.yaml"), "--stage", "rec",
+                                       "--set", "rec.onnx=null", "-o", str(out)])
+    assert floats.exit_code == 0 and "rec exported" in floats.stdout, floats.output
+    assert out.stat().st_size > 2 * (quantized / "rec.int8.onnx").stat().st_size  # the float net
+
+
 def test_dynamic_int8_logs_no_preprocessing_hint(quantized, tmp_path, caplog):
     """onnxruntime's quantize_dynamic logs a "run pre-processing" warning with a link on every call; the
     quantize and QAT commands printed it on stderr before their results."""
