@@ -18,6 +18,7 @@ teaches through its decoded text instead: mode pseudo (``ocrlite.slim.pseudo``).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ocrlite.errors import ConfigError
+from ocrlite.errors import ConfigError, WeightsError
 from ocrlite.settings import build_settings, range_error, setting
 from ocrlite.stages import StageSpec, command_stage, stage_spec
 
@@ -257,13 +258,19 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
 
 
 def _peer_builder(task: Any, stage: dict[str, Any], weights: str) -> Callable[[], nn.Module]:
-    """What builds the second student: the task's own net, or the same architecture with ``weights``."""
+    """What builds the second student: the task's own net, or the same architecture with ``weights``, built
+    here once (each call returns a copy), so that weights not found or not fitting the student's net are one
+    ConfigError naming ``train.distill.peer_weights`` before the run starts."""
     if not weights:
         return task.build_model
-    peer_stage = {**stage, "weights": weights}
-    if task.name == "det":
-        from ocrlite.train.det_task import build_det_model
+    peer_stage = {**stage, "weights": weights, "_file": None}  # the student's file did not name these weights
+    try:
+        if task.name == "det":
+            from ocrlite.train.det_task import build_det_model
 
-        return lambda: build_det_model(peer_stage)
-    spec = stage_spec(task.name, peer_stage)
-    return spec.build_net
+            net = build_det_model(peer_stage)
+        else:
+            net = stage_spec(task.name, peer_stage).build_net()
+    except (ConfigError, WeightsError) as exc:
+        raise ConfigError(f"train.distill.peer_weights: {weights}: {exc}") from None
+    return lambda: copy.deepcopy(net)
