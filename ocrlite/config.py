@@ -13,7 +13,7 @@ import difflib
 import re
 import typing
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 import yaml
 
@@ -100,11 +100,14 @@ def override_strings(overrides: Iterable[str]) -> list[str]:
     return listed
 
 
-def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str],
+                    sections: Callable[[tuple[str, ...]], Collection[str]] | None = None) -> dict[str, Any]:
     """Return a copy of ``cfg`` with ``a.b.c=value`` overrides applied.
 
-    Every section on the path must exist (a typo there is an error); the leaf may be new,
-    because each section is validated against its schema when it is used. The value is
+    Every section on the path must exist (a typo there is an error, with the closest name), except one that
+    ``sections(path)`` names, the optional sections the schema knows under the section at ``path`` (e.g.
+    ``("train",)``): it is made empty (``train.distill.teacher=X`` on a config without ``distill:``). The leaf
+    may be new, because each section is validated against its schema when it is used. The value is
     parsed as YAML, so numbers, booleans and lists keep their types; a stage's file path is from the working
     folder (``_from_working_folder``). A mapping read from a file (``_file``) keeps the overrides applied to it
     in ``_overrides``, so that an error about a value says whether the file or an override gave it.
@@ -120,14 +123,17 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             child = node.get(key)
             if child is None and key in node:  # ``key:`` with no value: an empty section
                 child = node[key] = {}
+            known = sections(tuple(parents[:depth])) if sections is not None and child is None else ()
+            if key in known:  # absent, and a section the schema knows: made
+                child = node[key] = {}
             if not isinstance(child, dict):
                 if key in node:
                     raise ConfigError(f"override {dotted}: {'.'.join(parents[:depth + 1])} is a value, not a section")
-                sections = [k for k in node if not k.startswith("_")]
-                close = difflib.get_close_matches(key, sections, n=1)
+                names = list(dict.fromkeys([*(k for k in node if not k.startswith("_")), *known]))
+                close = difflib.get_close_matches(key, names, n=1)
                 hint = f" did you mean {'.'.join([*parents[:depth], close[0]])}?" if close else ""
                 raise ConfigError(f"override {dotted}: {'.'.join(parents[:depth]) or 'config'} has no section "
-                                  f"{key!r};{hint} allowed: {', '.join(sections)}")
+                                  f"{key!r};{hint} allowed: {', '.join(names)}")
             node = child
         node[leaf] = _from_working_folder(dotted, _parse_value(raw))
         if "_file" in cfg:

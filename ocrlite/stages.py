@@ -54,6 +54,7 @@ __all__ = [
     "stage_overrides",
     "load_stage_config",
     "load_pipeline_config",
+    "stage_sections",
 ]
 
 STAGE_KINDS = ("det", "cls", "rec")
@@ -250,9 +251,30 @@ def _read_stage(value: Any, within: Path | None, section: str) -> dict[str, Any]
     return stage
 
 
+def stage_sections(path: tuple[str, ...]) -> tuple[str, ...]:
+    """The optional sections the schema knows under ``path`` of a stage mapping to train, which an override may
+    make (``apply_overrides``): the stage's preprocess, postprocess and train, and the train sections of the
+    tasks and wrappers (``train.distill``, ``train.qat``, ...)."""
+    if path == ("train",):
+        from ocrlite.train.trainer import TASK_KEYS
+
+        return tuple(key for key in TASK_KEYS if key != "task")
+    return (*_setting_sections(path), "train") if not path else ()
+
+
+def _setting_sections(path: tuple[str, ...]) -> tuple[str, ...]:
+    """``stage_sections`` of a stage that reads (no ``train``: reading never checks it, so it is not made)."""
+    return ("preprocess", "postprocess") if not path else ()
+
+
+def _pipeline_sections(path: tuple[str, ...]) -> tuple[str, ...]:
+    """``_setting_sections`` within a pipeline tree's stages (``det.preprocess``)."""
+    return _setting_sections(path[1:]) if path[:1] and path[0] in (*STAGE_KINDS, PAGE_KIND) else ()
+
+
 def load_stage_config(name: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """One stage config's raw mapping with overrides such as ``postprocess.box_thresh=0.5`` applied."""
-    return apply_overrides(_read_stage(name, None, str(name)), overrides)
+    return apply_overrides(_read_stage(name, None, str(name)), overrides, stage_sections)
 
 
 def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
@@ -287,7 +309,7 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
             cfg[kind] = _read_stage(raw[kind], path, f"{path.name}: {kind}")
     cfg[PAGE_KIND] = _read_stage(raw.get(PAGE_KIND) or shipped_config(PAGE_CONFIG), path,
                                  f"{path.name}: {PAGE_KIND}")
-    cfg = apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides, _pipeline_sections)
     check_keys("--set", cfg, PIPELINE_KEYS)  # a top-level key the file does not have (backend=...) too
     return cfg
 
@@ -421,7 +443,7 @@ def stage_spec(
         raise ConfigError(f"unknown stage {kind!r}; choose one of: {', '.join(_PRE)}")
     source = config if config is not None else shipped_config({**DEFAULT_STAGE_CONFIGS, PAGE_KIND: PAGE_CONFIG}[kind])
     overrides = override_strings(overrides)
-    stage = apply_overrides(_read_stage(source, None, kind), overrides)
+    stage = apply_overrides(_read_stage(source, None, kind), overrides, _setting_sections)
     return resolve_stage(kind, stage, kind, overrides)
 
 

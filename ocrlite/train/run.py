@@ -26,7 +26,7 @@ from ..config import apply_overrides
 from ..errors import ConfigError
 from ..io.atomic import atomic_write_bytes, atomic_write_text, ensure_folder
 from ..settings import build_settings
-from ..stages import load_stage_config, stage_kind, stage_overrides, stage_spec
+from ..stages import load_stage_config, stage_kind, stage_overrides, stage_sections, stage_spec
 from ..weights import sha256_file
 from .data import file_entries
 from .task import Task
@@ -189,7 +189,7 @@ def load_training_config(config: str, overrides: Sequence[str], teacher: str | N
         stage["train"] = {**section, "distill": section.get("distill") or {}}
     if teacher is not None:
         overrides = [*overrides, f"train.distill.teacher={json.dumps(teacher)}"]
-    return apply_overrides(stage, overrides)
+    return apply_overrides(stage, overrides, stage_sections)
 
 
 def run_training(

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
+from tiny_crnn import SYNTH_EN, tiny_crnn
 
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
@@ -27,6 +29,29 @@ def test_stage_prefix_is_dropped_from_training_overrides() -> None:
     assert stage["train"]["distill"] == {"weight": 0.5, "teacher": "ppocr-v2"}
     with pytest.raises(ConfigError, match="'det.train.steps=10' does not apply to the rec stage config"):
         load_training_config(CONFIG, ["det.train.steps=10"])
+
+
+def test_a_key_of_a_section_the_config_lacks_makes_the_section() -> None:
+    """``--set train.distill.teacher=X`` on a config without ``distill:`` said "train has no section 'distill'"
+    while ``--set 'train.distill={teacher: X}'`` worked; a misspelt section is still refused, with the closest."""
+    stage = load_training_config(CONFIG, ["train.distill.teacher=ppocr-v2", "rec.train.qat.bits=8"])
+    assert stage["train"]["distill"] == {"teacher": "ppocr-v2"} and stage["train"]["qat"] == {"bits": 8}
+    with pytest.raises(ConfigError, match=r"^override train.distil.teacher: train has no section 'distil'; "
+                                          r"did you mean train.distill\? allowed: .*\bdistill\b"):
+        load_training_config(CONFIG, ["train.distil.teacher=ppocr-v2"])
+    with pytest.raises(ConfigError, match="has no section 'bogus'"):
+        load_training_config(CONFIG, ["train.bogus.x=1"])
+
+
+def test_train_validates_a_section_made_by_an_override(tmp_path: Path) -> None:
+    """The made section is checked like one in the file: here its teacher, through ``ocrlite train``."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_crnn(SYNTH_EN)), encoding="utf-8")
+    result = CliRunner().invoke(main, ["train", str(config), "-o", str(tmp_path / "run"), "-q",
+                                       "--set", "train.distill.teacher=nope"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith("ocrlite: error: train.distill.teacher: 'nope' is neither a preset")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("command", ["train", "distill"])
