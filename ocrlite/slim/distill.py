@@ -35,7 +35,7 @@ from ocrlite.stages import StageSpec, command_stage, stage_spec
 INPUTS = ("crops", "pages")  # what mode pseudo's unlabelled images are
 
 __all__ = ["kd_loss", "dml_loss", "feature_l2", "WrappedTask", "KDTask", "DistillSettings", "teacher_spec",
-           "distill_task"]
+           "distill_task", "weights_identity", "teacher_identity"]
 
 
 def kd_loss(student: Tensor, teacher: Tensor, temperature: float = 2.0) -> Tensor:
@@ -166,6 +166,23 @@ class DistillSettings:
             raise range_error("train.distill.min_score", self.min_score, "0.0 up to but not including 1.0")
 
 
+def weights_identity(spec: StageSpec) -> dict[str, Any]:
+    """A stage's weights by name and SHA-256 (the manifest's, which loading checks, else the file's own)."""
+    from ocrlite.weights import sha256_file
+
+    sha = spec.manifest.get("sha256") or (sha256_file(spec.weights) if spec.weights else None)
+    return {"weights": spec.manifest.get("name"), "sha256": sha}
+
+
+def teacher_identity(about: dict[str, Any]) -> dict[str, Any] | None:
+    """What of a distillation's record (``about``) a resumed run must share with its checkpoint: the teacher, its
+    weights and their SHA-256. A teacher in the loss (kd, cml) is frozen and not in the checkpoints, so the
+    config's teacher name alone would let another file of that name teach the rest of the run. None for udml
+    (no teacher) and pseudo, whose teacher makes data (its labels, which a resumed run may change)."""
+    keys = ("teacher", "teacher_weights", "teacher_sha256")
+    return {key: about.get(key) for key in keys} if about.get("mode") in ("kd", "cml") else None
+
+
 def teacher_spec(kind: str, teacher: str, config_dir: Path | None = None) -> StageSpec:
     """The ``kind`` stage of ``teacher``: a preset name, or a stage/pipeline config (also looked up beside
     the student's config); a bad name or a stage without weights is one ConfigError."""
@@ -243,8 +260,8 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
     config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
     teacher = teacher_spec(task.name, settings.teacher, config_dir)
     _check_pair(stage_spec(task.name, stage), teacher, settings.teacher)
-    about = {**asdict(settings), "teacher_weights": teacher.manifest.get("name"),
-             "teacher_sha256": teacher.manifest.get("sha256")}
+    weights = weights_identity(teacher)
+    about = {**asdict(settings), "teacher_weights": weights["weights"], "teacher_sha256": weights["sha256"]}
     if settings.mode == "cml":
         from ocrlite.slim.cml import CMLTask
 

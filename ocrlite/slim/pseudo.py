@@ -37,7 +37,7 @@ from ..io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
 from ..settings import build_settings
 from ..stages import StageSpec, stage_spec
 from ..weights import sha256_file
-from .distill import INPUTS, DistillSettings, teacher_spec
+from .distill import INPUTS, DistillSettings, teacher_spec, weights_identity
 
 __all__ = ["Tally", "pseudo_labels", "summary", "pseudo_stage"]
 
@@ -78,11 +78,6 @@ class Tally:
         counts["unreadable_files"] = self.unreadable
         counts["missing_characters"] = dict(self.missing.most_common())
         return counts
-
-
-def _stage_identity(spec: StageSpec) -> dict[str, Any]:
-    sha = spec.manifest.get("sha256") or (sha256_file(spec.weights) if spec.weights else None)
-    return {"weights": spec.manifest.get("name"), "sha256": sha}
 
 
 def _charset_sha256(charset: Charset) -> str:
@@ -160,13 +155,13 @@ def pseudo_labels(teacher: str, inputs: str, unlabelled: Sequence[str], charset:
         raise ConfigError(f"train.distill.unlabelled: {errors[0][1]}")
     spec = teacher_spec("rec", teacher, config_dir)  # a bad name: one line naming the presets
     if inputs == "crops":
-        identity = {"rec": _stage_identity(spec)}
+        identity = {"rec": weights_identity(spec)}
     else:
         from ..stages import pipeline_spec
 
         source = _pipeline_source(teacher, config_dir)
         pipeline = pipeline_spec(source.get("config"), model=source.get("model"))
-        identity = {kind: _stage_identity(s) for kind in ("det", "cls", "rec")
+        identity = {kind: weights_identity(s) for kind in ("det", "cls", "rec")
                     if (s := getattr(pipeline, kind)) is not None and (kind != "cls" or pipeline.settings.use_cls)}
     key = {
         "teacher": teacher, "teacher_weights": identity, "inputs": inputs, "min_score": min_score,

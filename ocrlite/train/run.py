@@ -258,8 +258,13 @@ def run_training(
 
         qat = qat_task(task, stage)
         task, quantized = qat, qat.about
+    identity = None
+    if about:  # a distillation: its teacher must stay the checkpoint's
+        from ..slim.distill import teacher_identity
+
+        identity = teacher_identity(about)
     if checkpoint is not None:
-        check_resume(checkpoint, settings, stage)
+        check_resume(checkpoint, settings, stage, identity)
     label_files: dict[str, dict[str, int]] = getattr(task, "label_files", {})
     for label_file, counts in label_files.items():
         if counts["rejected"]:
@@ -268,7 +273,7 @@ def run_training(
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files, label_files)
     with _logged_to(say) if notify is not None and checkpoint is None else nullcontext():
-        result = train(task, settings, run_dir, device, checkpoint, progress, config=stage)
+        result = train(task, settings, run_dir, device, checkpoint, progress, config=stage, identity=identity)
     if not export:
         return result, None
     center = getattr(task, "center", None)  # a rec task's center-loss settings (Enhanced CTC)

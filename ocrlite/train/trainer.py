@@ -304,7 +304,8 @@ def check_device(device: str) -> torch.device:
     return dev
 
 
-def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] | None) -> dict[str, Any]:
+def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] | None,
+                 identity: dict[str, Any] | None = None) -> dict[str, Any]:
     """``state.json`` of checkpoint ``folder``, checked against the run that resumes it.
 
     A resumed run may change ``train.steps`` (not to fewer than the checkpoint's step; more extends the
@@ -312,7 +313,9 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
     dataset; ``data_manifest.json`` records what each run read). Every other train setting (optimizer,
     learning rates, batch size, seed, ``freeze``, ...), the net (``model``), ``weights``, pre/postprocess and
     the task's sections (augment, loss, distill, center_loss, qat) must be the checkpoint's: the config is
-    compared when both this run and the checkpoint have one. The first difference is a one-line ConfigError.
+    compared when both this run and the checkpoint have one. So must a distillation's teacher (``identity``,
+    ``slim.distill.teacher_identity``: its weights by SHA-256), when the checkpoint records one. The first
+    difference is a one-line ConfigError.
     """
     state = read_state(folder, ("counters", "best", "evals"))  # besides what every checkpoint holds
     step = int(state["step"])
@@ -325,6 +328,11 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
     if difference:
         raise ConfigError(f"--resume {folder}: {difference} (a resumed run may change only train.steps, "
                           f"{', '.join(RESUMABLE[1:])} and data)")
+    if identity is not None and state.get("identity") is not None:
+        difference = _difference(identity, state["identity"], "train.distill")
+        if difference:
+            raise ConfigError(f"--resume {folder}: the teacher is not the checkpoint's: {difference} (a resumed "
+                              "distillation keeps its teacher and its weights)")
     return state
 
 
@@ -381,17 +389,19 @@ def train(
     progress: bool = True,
     config: dict[str, Any] | None = None,
     stop_at: int | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``task`` for ``settings.steps`` steps into ``run_dir`` (see the module docstring).
 
-    ``stop_at`` ends the run early (with a checkpoint) while the schedule still spans ``settings.steps``.
+    ``stop_at`` ends the run early (with a checkpoint) while the schedule still spans ``settings.steps``;
+    ``identity`` (a distillation's teacher) is kept in each checkpoint and checked on resume (``check_resume``).
     """
     from tqdm import tqdm
 
     dev = check_device(device)
     checkpoint = run_checkpoint(run_dir, resume)
     if checkpoint is not None:
-        check_resume(checkpoint, settings, config)
+        check_resume(checkpoint, settings, config, identity)
     run_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
         for name in LEFT_FILES:  # left by a run stopped before its first checkpoint
@@ -456,7 +466,8 @@ def train(
                 bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
         if done % settings.save_every == 0 or done == last:
             extra = {"counters": counters, "best": best, "evals": evals, "settings": asdict(settings),
-                     "scaler": scaler.state_dict() if use_amp else None, "config": _jsonable(config or {})}
+                     "scaler": scaler.state_dict() if use_amp else None, "config": _jsonable(config or {}),
+                     **({"identity": identity} if identity is not None else {})}
             own = getattr(task, "task_tensors", None)
             save_checkpoint(run_dir, done, model, optimizer, extra, task_tensors=own() if own else None,
                             best=run_dir / BEST_FILE if have_best else None)

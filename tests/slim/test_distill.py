@@ -88,6 +88,30 @@ def test_distill_cli_adds_a_falling_kd_term_and_exports(tmp_path: Path) -> None:
     assert recognizer.pre.height == 32 and len(recognizer([page[29:63, 40:290]])) == 1
 
 
+def test_resume_refuses_a_teacher_whose_weights_changed_under_the_same_name(tmp_path: Path) -> None:
+    """A resumed KD run compared the teacher by name only: a teacher config whose weights file was replaced (same
+    names, other weights) resumed without a word, training the rest of the run against another teacher."""
+    weights = Path(stage_spec("rec").weights)
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "rec_ppocrv2.yaml").read_text(encoding="utf-8"))
+    (teacher / "teacher.yaml").write_text(yaml.safe_dump({**config, "weights": "./t.safetensors"}), encoding="utf-8")
+    (teacher / "t.safetensors").write_bytes(weights.read_bytes())
+    run, student = tmp_path / "run", _student(tmp_path)
+    args = ["--threads", "1", "distill", str(student), "--teacher", str(teacher / "teacher.yaml"), "-q",
+            "--no-export", "--set", "train.batch_size=2", "--set", "train.save_every=1"]
+    first = CliRunner().invoke(main, [*args, "-o", str(run), "--set", "train.steps=1"])
+    assert first.exit_code == 0, first.output
+    (teacher / "t.safetensors").write_bytes(weights.with_name("rec_ppocrv2_en.safetensors").read_bytes())
+    resumed = CliRunner().invoke(main, [*args, "-o", str(run), "--resume", str(run), "--set", "train.steps=2"])
+    assert resumed.exit_code == 2, resumed.output
+    assert resumed.output.count("\n") == 1 and resumed.output.startswith(f"ocrlite: error: --resume {run}")
+    assert "the teacher is not the checkpoint's: train.distill.teacher_sha256 is" in resumed.output
+    (teacher / "t.safetensors").write_bytes(weights.read_bytes())  # the checkpoint's teacher again: it resumes
+    again = CliRunner().invoke(main, [*args, "-o", str(run), "--resume", str(run), "--set", "train.steps=2"])
+    assert again.exit_code == 0, again.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--teacher", "nope"], "train.distill.teacher: 'nope' is neither a preset (ppocr-v2, "),
     (["--teacher", "det_ppocrv3.yaml"], "train.distill.teacher: det_ppocrv3.yaml is a det stage; the student is a rec"),
