@@ -12,7 +12,7 @@ import numpy as np
 
 from ocrlite.backends import Runner
 from ocrlite.errors import ConfigError
-from ocrlite.io.arguments import image_array, image_arrays, listed
+from ocrlite.io.arguments import ImageLike, image_array, image_arrays, listed
 from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PDF_EXTENSIONS
 from ocrlite.page.orientation import PageLines, TextProbe
@@ -35,10 +35,11 @@ class OCR:
     >>> OCR(model="en-ppocr-v4")          # a named preset (see ``ocrlite models``)
 
     An image is a path (str or Path, read by ``ocrlite.io.images.read_image``; of a multi-page TIFF the first page,
-    with a warning, and a PDF is an ImageReadError: ``read_documents`` reads every page) or a numpy array: BGR uint8
+    with a warning, and a PDF is an ImageReadError: ``read_documents`` reads every page), a numpy array: BGR uint8
     HxWx3, or converted like an image file (grey HxW or HxWx1, BGRA HxWx4 on white, uint16 scaled to 8 bits;
-    see ``ocrlite.io.images.bgr_array``). Other arrays (float, signed int, bool, other shapes, no pixels) and
-    other objects (None, bytes) raise TypeError or ValueError with what is accepted.
+    see ``ocrlite.io.images.bgr_array``), or a PIL image (its current frame, converted as its file would be read:
+    RGB to BGR, alpha on white, EXIF orientation applied). Other arrays (float, signed int, bool, other shapes, no
+    pixels) and other objects (None, bytes) raise TypeError or ValueError with what is accepted.
     """
 
     def __init__(
@@ -117,11 +118,11 @@ class OCR:
                 self._line_classifier = TextClassifier.from_config(self.spec.cls, runner=self._cls_runner)
             return self._line_classifier
 
-    def detect(self, image: np.ndarray | str | Path) -> list[TextBox]:
+    def detect(self, image: ImageLike) -> list[TextBox]:
         """Text boxes of ``image`` in reading order."""
         return self.detector(image_array(image))
 
-    def __call__(self, image: np.ndarray | str | Path) -> PageResult:
+    def __call__(self, image: ImageLike) -> PageResult:
         """Detect, crop, orient and recognize every text line of ``image`` (after the page steps, if on)."""
         image = image_array(image)
         if self.page_steps is None:
@@ -133,7 +134,7 @@ class OCR:
         """This pipeline's detector and recognizer as the page orientation decision uses them on a page in doubt."""
         return TextProbe(self.lines, self.confidences)
 
-    def lines(self, image: np.ndarray | str | Path) -> PageLines:
+    def lines(self, image: ImageLike) -> PageLines:
         """The text lines of ``image`` as given: detected boxes, their crops and the line classifier's
         (angle, score) per crop (None without a line classifier)."""
         image = image_array(image)
@@ -191,7 +192,7 @@ class OCR:
         """The recognizer's mean CTC confidence of each crop, read as given (no line classifier)."""
         return [decoded.score for decoded in self.recognizer(crops)]
 
-    def recognize(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[str, float]]:
+    def recognize(self, crops: Iterable[ImageLike]) -> list[tuple[str, float]]:
         """Text and score of already-cropped text lines (optionally direction-corrected), one per crop.
 
         ``crops``: a list of images (arrays or paths, each taken as ``__call__`` takes one); a single image
@@ -238,7 +239,7 @@ class OCR:
                     result, error = None, exc
                 yield DocumentPage(item.path, item.number, item.count, paged, item.page.image, result, error)
 
-    def classify(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[int, float]]:
+    def classify(self, crops: Iterable[ImageLike]) -> list[tuple[int, float]]:
         """Direction (angle 0 or 180, score) of already-cropped text lines, one per crop, by the cls stage
         (``line_classifier``) whether or not ``use_cls`` is on. ``crops`` as ``recognize`` takes them."""
         return self.line_classifier(crops)

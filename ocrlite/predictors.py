@@ -15,7 +15,7 @@ import numpy as np
 
 from ocrlite.backends import Runner
 from ocrlite.charset import Charset
-from ocrlite.io.arguments import image_array, image_arrays
+from ocrlite.io.arguments import ImageLike, image_array, image_arrays
 from ocrlite.postprocess import (
     CTCDecoded,
     DBPostProcess,
@@ -86,13 +86,13 @@ class TextDetector:
         runner, spec = runner_and_spec("det", config, overrides, runner)
         return cls(runner, spec.pre, spec.post)
 
-    def probability_map(self, image: np.ndarray | str | Path) -> np.ndarray:
+    def probability_map(self, image: ImageLike) -> np.ndarray:
         """The net's text probability map for ``image`` at the resized input's size."""
         resized, _, _ = det_resize(image_array(image), self.pre.limit_side_len, self.pre.limit_type)
         batch = normalize(resized, self.pre.mean, self.pre.std)[None]
         return self.runner(batch)[0, 0]
 
-    def __call__(self, image: np.ndarray | str | Path) -> list[TextBox]:
+    def __call__(self, image: ImageLike) -> list[TextBox]:
         """Text boxes of ``image`` (a path or an array, as ``OCR`` takes it) in reading order."""
         image = image_array(image)
         height, width = image.shape[:2]
@@ -116,7 +116,7 @@ class TextClassifier:
         runner, spec = runner_and_spec("cls", config, overrides, runner)
         return cls(runner, spec.pre, spec.post)
 
-    def __call__(self, crops: Iterable[np.ndarray | str | Path]) -> list[tuple[int, float]]:
+    def __call__(self, crops: Iterable[ImageLike]) -> list[tuple[int, float]]:
         """(angle, score) per crop (a list of paths or arrays, as ``OCR.classify`` takes it), in input order."""
         crops = image_arrays(crops)
         if not crops:
@@ -151,7 +151,7 @@ class TextRecognizer:
         assert spec.charset is not None  # every rec spec has one
         return cls(runner, spec.pre, spec.charset)
 
-    def __call__(self, crops: Iterable[np.ndarray | str | Path]) -> list[CTCDecoded]:
+    def __call__(self, crops: Iterable[ImageLike]) -> list[CTCDecoded]:
         """Decoded text per crop (a list of paths or arrays, as ``OCR.recognize`` takes it), in input order;
         batches share the widest ratio's width.
 

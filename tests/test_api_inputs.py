@@ -13,6 +13,7 @@ import pytest
 
 from ocrlite import OCR, TextDetector
 from ocrlite.errors import ConfigError
+from ocrlite.io.arguments import image_array
 from ocrlite.io.images import bgr_array, read_image
 
 SAMPLE = Path(__file__).resolve().parent / "images" / "sample.png"
@@ -32,7 +33,7 @@ def _texts(ocr: OCR, image: Any) -> list[str]:
 @pytest.mark.parametrize(
     ("image", "error", "message"),
     [
-        (None, TypeError, "expected an image path (str or Path) or a numpy image array, got NoneType"),
+        (None, TypeError, "expected an image path (str or Path), a numpy image array or a PIL image, got NoneType"),
         (SAMPLE.read_bytes(), TypeError, "got bytes; decode encoded image bytes with"),
         (PAGE.tolist(), TypeError, "got list"),
         (PAGE / 255.0, TypeError, "expected a uint8 (or uint16) image array, got float64"),
@@ -81,6 +82,33 @@ def test_arrays_are_converted_as_read_image_converts_files(tmp_path: Path) -> No
     transparent[0, 1] = (0, 0, 255, 255)
     assert bgr_array(transparent).tolist() == [[[255, 255, 255], [0, 0, 255]]]  # on white
     assert bgr_array(PAGE) is PAGE  # BGR uint8: used as it is
+
+
+def test_a_pillow_image_is_read_as_its_file_would_be(ocr: OCR, tmp_path: Path) -> None:
+    """A PIL image (Pillow is a dependency) was a TypeError, "got PngImageFile", and ``np.asarray(image)``, the way
+    round it, hands the nets RGB as BGR in silence. It is now converted as ``read_image`` converts its file:
+    channels to BGR, alpha on white, 16-bit scaled, EXIF orientation applied."""
+    from PIL import Image
+
+    with Image.open(SAMPLE) as image:
+        assert np.array_equal(image_array(image), PAGE)
+        assert _texts(ocr, image) == _texts(ocr, PAGE)
+    turned = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 3  # orientation: stored upside down
+    Image.fromarray(cv2.rotate(PAGE, cv2.ROTATE_180)[:, :, ::-1]).save(turned, exif=exif)
+    rng = np.random.default_rng(0)
+    rgba = tmp_path / "rgba.png"
+    Image.fromarray(rng.integers(0, 256, (20, 30, 4), dtype=np.uint8), "RGBA").save(rgba)
+    grey16 = tmp_path / "grey16.png"
+    cv2.imwrite(str(grey16), rng.integers(0, 65536, (20, 30), dtype=np.uint16))
+    for path in (turned, rgba, grey16):
+        with Image.open(path) as image:
+            assert np.array_equal(image_array(image), read_image(path)), path.name
+    with Image.open(turned) as image:
+        texts = _texts(ocr, image)
+    assert texts == _texts(ocr, turned) and texts[0] == "OCRLITE2026"  # upright, as its file is read
+    assert [text for text, _ in ocr.recognize([Image.fromarray(LINE[:, :, ::-1])])] == ["OCRLITE 2026"]
 
 
 def test_recognize_takes_a_list_of_crops(ocr: OCR, tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def test_the_detector_takes_a_path_or_a_grey_array_as_ocr_does(ocr: OCR) -> None
     assert np.array_equal(det.probability_map(grey), det.probability_map(bgr_of(grey)))
     with pytest.raises(TypeError, match=r"^expected a uint8 \(or uint16\) image array, got float64"):
         det(PAGE / 255.0)  # was: read as an image of values 0..1, no text found, no error
-    with pytest.raises(TypeError, match="^expected an image path .* or a numpy image array, got list$"):
+    with pytest.raises(TypeError, match="^expected an image path .*, a numpy image array or a PIL image, got list$"):
         det([PAGE])
 
 

@@ -1,5 +1,5 @@
-"""Image arguments of the Python API (``OCR`` and the predictors): a path or an array as a BGR uint8 array,
-and a list of them. What cannot be taken is a TypeError or ValueError saying what can."""
+"""Image arguments of the Python API (``OCR`` and the predictors): a path, an array or a PIL image as a BGR uint8
+array, and a list of them. What cannot be taken is a TypeError or ValueError saying what can."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import numpy as np
+from PIL import Image
 
 from ocrlite.errors import ImageReadError
-from ocrlite.io.images import bgr_array, read_image
+from ocrlite.io.images import bgr_array, decode_frame, read_image
 from ocrlite.io.pages import PDF_EXTENSIONS, count_pages
 
-__all__ = ["image_array", "image_arrays", "listed"]
+__all__ = ["ImageLike", "image_array", "image_arrays", "listed"]
 
 _T = TypeVar("_T")
+ImageLike: TypeAlias = np.ndarray | str | Path | Image.Image
+"""What the API takes as an image: a path, a numpy array or a PIL image (``image_array``)."""
 
 
 def listed(values: Iterable[_T], name: str, items: str) -> list[_T]:
@@ -28,11 +31,15 @@ def listed(values: Iterable[_T], name: str, items: str) -> list[_T]:
     return list(values)
 
 
-def image_array(image: np.ndarray | str | Path) -> np.ndarray:
+def image_array(image: ImageLike) -> np.ndarray:
     """An image argument as a BGR uint8 HxWx3 array: a path is read, an array converted (``bgr_array``; a BGR
-    uint8 array is returned as it is). A PDF path is an ImageReadError, a multi-page TIFF warns that page 1 is read."""
+    uint8 array is returned as it is), a Pillow image (its current frame) converted as its file would be read
+    (``decode_frame``: channels to BGR, alpha on white, EXIF orientation). A PDF path is an ImageReadError, a
+    multi-page TIFF path warns that page 1 is read."""
     if isinstance(image, np.ndarray):
         return bgr_array(image)
+    if isinstance(image, Image.Image):
+        return decode_frame(image, str(getattr(image, "filename", "") or "<PIL image>"))
     if isinstance(image, (str, os.PathLike)):
         if Path(image).suffix.lower() in PDF_EXTENSIONS:
             raise ImageReadError(f"{image}: a PDF is not an image; read its pages with OCR.read_documents")
@@ -43,11 +50,11 @@ def image_array(image: np.ndarray | str | Path) -> np.ndarray:
         return array
     hint = "; decode encoded image bytes with ocrlite.io.images.decode_image_bytes" if isinstance(
         image, (bytes, bytearray)) else ""
-    raise TypeError(f"expected an image path (str or Path) or a numpy image array, got {type(image).__name__}"
-                    + hint)
+    raise TypeError(f"expected an image path (str or Path), a numpy image array or a PIL image, got "
+                    f"{type(image).__name__}{hint}")
 
 
-def image_arrays(images: Iterable[np.ndarray | str | Path]) -> list[np.ndarray]:
+def image_arrays(images: Iterable[ImageLike]) -> list[np.ndarray]:
     """A list of images (crops) as BGR uint8 arrays (``image_array``); one image in place of the list is a
     TypeError saying to put it in a list."""
     return [image_array(image) for image in listed(images, "crops", "images (arrays or paths)")]
