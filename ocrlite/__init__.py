@@ -62,3 +62,9 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The module's names and the public ones imported on first use, which ``dir()`` and an editor's completion
+    would otherwise not show (PEP 562)."""
+    return sorted({*globals(), *_EXPORTS})

@@ -56,3 +56,9 @@ def test_the_readmes_python_example_type_checks(tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(blocks[0])
     assert _mypy(script, tmp_path) == ""  # was: Item "None" of "PageResult | None" has no attribute "text"
+
+
+def test_dir_lists_the_lazily_imported_names() -> None:
+    """``dir(ocrlite)`` (and so tab completion in a REPL or notebook) showed none of the public names, which are
+    imported on first use: ``OCR``, the errors and the result types were missing."""
+    assert set(ocrlite.__all__) <= set(dir(ocrlite))
