@@ -309,8 +309,21 @@ def load_pipeline_config(name: str | Path | None = None, overrides: Iterable[str
             cfg[kind] = _read_stage(raw[kind], path, f"{path.name}: {kind}")
     cfg[PAGE_KIND] = _read_stage(raw.get(PAGE_KIND) or shipped_config(PAGE_CONFIG), path,
                                  f"{path.name}: {PAGE_KIND}")
-    cfg = apply_overrides(cfg, overrides, _pipeline_sections)
+    for item in overrides:
+        cfg = _stage_named(apply_overrides(cfg, [item], _pipeline_sections), item)
     check_keys("--set", cfg, PIPELINE_KEYS)  # a top-level key the file does not have (backend=...) too
+    return cfg
+
+
+def _stage_named(cfg: dict[str, Any], item: str) -> dict[str, Any]:
+    """``cfg`` with a stage that the override ``item`` set to a config file name (``--set rec=rec_ppocrv3.yaml``)
+    read, as a pipeline file's ``rec:`` key names one: a path from the working folder, or a shipped config."""
+    kind = item.partition("=")[0]
+    if kind in (*STAGE_KINDS, PAGE_KIND) and isinstance(cfg.get(kind), str):
+        try:
+            cfg[kind] = _read_stage(cfg[kind], None, kind)
+        except ConfigError as exc:
+            raise ConfigError(f"{kind}: {exc} (from the override {item!r})") from None
     return cfg
 
 

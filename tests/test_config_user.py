@@ -160,6 +160,23 @@ def test_file_paths_given_with_set_are_from_the_working_folder(tmp_path: Path, m
         pipeline_spec(overrides=["rec.backend=onnxruntime", "rec.onnx=rec.onnx"])
 
 
+def test_a_stage_set_to_a_config_file_reads_it_as_the_pipeline_file_would(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rec: rec_ppocrv2_en.yaml`` works in a pipeline file, but ``--set rec=rec_ppocrv2_en.yaml`` said "rec:
+    expected a stage mapping (model, weights, ...), got 'rec_ppocrv2_en.yaml'"."""
+    weights = Path(__file__).resolve().parents[1] / "ocrlite" / "weights"
+    spec = pipeline_spec(overrides=["rec=rec_ppocrv2_en.yaml", "rec.preprocess.batch_size=4"]).rec
+    assert spec.weights == weights / "rec_ppocrv2_en.safetensors" and spec.pre.batch_size == 4
+    monkeypatch.chdir(tmp_path)
+    _edited_copy(tmp_path, "rec_ppocrv2_en.yaml", "width: 320", "width: 160\n  batch_size: 3")
+    assert pipeline_spec("ocr_ppocr_v3.yaml", ["rec=./rec_ppocrv2_en.yaml"]).rec.pre.batch_size == 3
+    run = CliRunner().invoke(main, ["ocr", str(SAMPLE), "--format", "txt", "--set", "rec=rec_ppocrv2_en.yaml"])
+    assert run.exit_code == 0 and run.stdout.splitlines()[:2] == ["OCRLITE 2026", "Invoice No. 48213"], run.output
+    with pytest.raises(ConfigError, match=r"^rec: config file not found: nope.yaml "
+                                          r"\(from the override 'rec=nope.yaml'\)$"):
+        pipeline_spec(overrides=["rec=nope.yaml"])
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("rec.postprocess.box_thresh=0.4", "rec.postprocess: unknown key 'box_thresh'; did you mean "
                                        "det.postprocess.box_thresh? allowed: charset, use_space_char"),
