@@ -15,13 +15,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from ocrlite.charset import Charset
 from ocrlite.config import apply_overrides, load_yaml, override_strings
-from ocrlite.errors import BackendError, ConfigError, WeightsError
+from ocrlite.errors import BackendError, ConfigError, OcrliteError, WeightsError
 from ocrlite.files import find_charset, find_config, find_weights, shipped_config
 from ocrlite.postprocess import DBPostProcess
 from ocrlite.settings import (
@@ -65,6 +65,7 @@ DEFAULT_PIPELINE = "ocr_ppocr_v2.yaml"
 DEFAULT_STAGE_CONFIGS = {"det": "det_ppocrv3.yaml", "cls": "cls_ppocr_mobile_v2.yaml", "rec": "rec_ppocrv2.yaml"}
 PAGE_KIND, PAGE_CONFIG = "page", "page_cls_pplcnet.yaml"  # the page orientation stage (ocrlite.page)
 
+_Located = TypeVar("_Located", bound=OcrliteError)
 _PRE = {"det": DetPreprocess, "cls": LinePreprocess, "rec": RecPreprocess, PAGE_KIND: PagePreprocess}
 _POST: dict[str, type] = {"det": DBPostProcess, "cls": ClsPostprocess, "rec": RecPostprocess,
                           PAGE_KIND: PagePostprocess}
@@ -345,17 +346,18 @@ def _section(stage: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _located(exc: ConfigError, where: str, overrides: Iterable[str], file: str | None) -> ConfigError:
-    """``exc`` (a message starting with the key it is about, ``where.KEY: ...``) saying where the bad value came
-    from: the override that set the key, else the config file the section was read from."""
+def _located(exc: _Located, where: str, overrides: Iterable[str], file: str | None) -> _Located:
+    """``exc`` (a ConfigError or WeightsError, kept so; a message starting with the key it is about, ``where.KEY:
+    ...``) saying where the bad value came from: the override that set the key, else the file the section was
+    read from."""
     key, _, rest = str(exc).partition(": ")
     unknown = re.match(r"unknown key '([^']+)'", rest)  # check_keys: the key is the section's unknown one
     key = f"{key}.{unknown[1]}" if unknown else key
     for item in overrides:
         dotted = item.partition("=")[0]
         if key in (dotted, f"{where}.{dotted}") or key.startswith((f"{dotted}.", f"{where}.{dotted}.")):
-            return ConfigError(f"{exc} (from the override {item!r})")
-    return ConfigError(f"{exc} (in {file})") if file else exc
+            return type(exc)(f"{exc} (from the override {item!r})")
+    return type(exc)(f"{exc} (in {file})") if file else exc
 
 
 def resolve_stage(kind: str, stage: dict[str, Any], where: str, overrides: Iterable[str] = ()) -> StageSpec:
@@ -363,7 +365,7 @@ def resolve_stage(kind: str, stage: dict[str, Any], where: str, overrides: Itera
     applied to the tree ``stage`` is in) or the file the bad value came from."""
     try:
         return _resolve_stage(kind, stage, where)
-    except ConfigError as exc:
+    except (ConfigError, WeightsError) as exc:
         if not isinstance(stage, dict):
             raise
         raise _located(exc, where, [*overrides, *stage.get("_overrides", [])], stage.get("_file")) from None
@@ -381,7 +383,10 @@ def _resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
     if stage.get("weights"):
         from ocrlite.weights import read_manifest
 
-        weights, manifest_path = find_weights(str(stage["weights"]), config_dir)
+        try:
+            weights, manifest_path = find_weights(str(stage["weights"]), config_dir)
+        except WeightsError as exc:
+            raise WeightsError(f"{where}.weights: {exc}") from None
         manifest = read_manifest(manifest_path) if manifest_path.is_file() else {}
         for part, table in (("preprocess", _PRE), ("postprocess", _POST)):  # weights made for another stage?
             build_settings(table[kind], f"{where}.weights: {manifest_path.name} {part}", manifest.get(part))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ocrlite.cli import main
-from ocrlite.errors import ConfigError
+from ocrlite.errors import ConfigError, WeightsError
 from ocrlite.predictors import TextRecognizer
 from ocrlite.presets import PRESETS, preset_status
 from ocrlite.stages import load_stage_config, pipeline_spec, stage_spec
@@ -175,6 +175,19 @@ def test_a_stage_set_to_a_config_file_reads_it_as_the_pipeline_file_would(
     with pytest.raises(ConfigError, match=r"^rec: config file not found: nope.yaml "
                                           r"\(from the override 'rec=nope.yaml'\)$"):
         pipeline_spec(overrides=["rec=nope.yaml"])
+
+
+def test_weights_not_found_name_the_key_and_where_it_was_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--set det.weights=./x`` said only "weights '/.../x' not found in /...", naming neither the key nor the
+    override (a charset or onnx file not found named both)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeightsError, match=rf"^det.weights: weights '{tmp_path}/x' not found in {tmp_path} "
+                                           r"\(from the override 'det.weights=./x'\)$"):
+        pipeline_spec(overrides=["det.weights=./x"])
+    _edited_copy(tmp_path, "det_ppocrv3.yaml", "weights: det_ppocrv3", "weights: ./gone")
+    with pytest.raises(WeightsError, match=r"^det.weights: weights './gone' not found in .* "
+                                           r"\(in .*det_ppocrv3.yaml\)$"):
+        pipeline_spec("det_ppocrv3.yaml")
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -306,7 +306,8 @@ def test_an_export_named_like_a_shipped_model_loads_its_own_weights_or_none(labe
     moved = tmp_path / "moved" / exported.name  # the config without its weights: never the shipped model
     moved.parent.mkdir()
     shutil.copy(exported, moved)
-    with pytest.raises(WeightsError, match=r"^weights './rec_ppocrv2_en' not found in .*moved$"):
+    with pytest.raises(WeightsError, match=r"^rec.weights: weights './rec_ppocrv2_en' not found in .*moved "
+                                           r"\(in .*moved/rec_ppocrv2_en.yaml\)$"):
         stage_spec("rec", moved)
 
 
