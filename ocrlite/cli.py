@@ -25,6 +25,7 @@ from ocrlite.errors import OcrliteError, error_reason, one_line
 
 if TYPE_CHECKING:
     from ocrlite.api import OCR
+    from ocrlite.stages import PipelineSpec
 
 __all__ = ["main", "run"]
 
@@ -878,14 +879,19 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
     from ocrlite.extras import require_onnx
     from ocrlite.slim.onnx_export import TOLERANCE, copy_given, export_checked
     from ocrlite.slim.save import config_stage_kind
-    from ocrlite.stages import command_stage
+    from ocrlite.stages import command_stage, pipeline_spec
 
     _check_models(config, model)
     _build(partial(require_onnx, "exporting to ONNX"))  # before the output's folder is made
-    asked = click.get_current_context().get_parameter_source("head") is ParameterSource.COMMANDLINE
+    context = click.get_current_context()
+    asked = context.get_parameter_source("head") is ParameterSource.COMMANDLINE
+    default_stage = context.get_parameter_source("kind") is not ParameterSource.COMMANDLINE
 
     def work() -> tuple[str, Path | None, float]:
-        stage = (config_stage_kind(config) if config is not None else None) or kind
+        own = config_stage_kind(config) if config is not None else None
+        if own is None and default_stage:  # a pipeline (e.g. ocrlite quantize's) with another stage's ONNX file
+            _default_stage_check(pipeline_spec(config, overrides, model=model), kind)
+        stage = own or kind
         spec = command_stage(stage, config, overrides, model)
         if spec is None:
             raise ConfigError(f"the pipeline has no {stage} stage")
@@ -900,6 +906,18 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
                    f"--set {kind}.onnx=null exports the float net from its weights instead")
         return
     click.echo(f"{output}: {kind} exported ({fmt}, opset 17); max |ONNX - PyTorch| = {diff:.2e} (<= {TOLERANCE:g})")
+
+
+def _default_stage_check(pipeline: PipelineSpec, kind: str) -> None:
+    """A ConfigError when ``export`` would take its default ``--stage`` while the pipeline runs another stage from
+    its own ONNX file (``ocrlite quantize``'s ``ocr.yaml``): that file is what the user is likely after."""
+    from ocrlite.errors import ConfigError
+
+    given = {other: stage.onnx for other, stage in pipeline.used().items() if stage.onnx is not None}
+    if given and kind not in given:
+        other, path = next(iter(given.items()))
+        raise ConfigError(f"--stage: this pipeline runs its {other} stage from {path} (onnx:); name the stage to "
+                          f"export: --stage {other} writes that file, --stage {kind} exports the {kind} net")
 
 
 @main.command()

@@ -89,7 +89,8 @@ def test_onnx_key_needs_the_onnxruntime_backend(quantized):
 
 def test_export_of_a_quantized_config_writes_the_int8_net_it_runs(quantized, tmp_path):
     """``ocrlite export --config Q/ocr.yaml --stage rec`` exported the float net from the weights, not the int8
-    file the config runs; now it writes that file (checked to serve the stage), and says so."""
+    file the config runs; now it writes that file (checked to serve the stage), and says so. Without --stage
+    (default det) such a pipeline is one line asking which stage: it exported the float detector in silence."""
     out = tmp_path / "rec.onnx"
     for config in ("ocr.yaml", "rec.yaml"):
         run = CliRunner().invoke(main, ["export", "--config", str(quantized / config), "--stage", "rec",
@@ -101,6 +102,10 @@ def test_export_of_a_quantized_config_writes_the_int8_net_it_runs(quantized, tmp
     raw = CliRunner().invoke(main, ["export", "--config", str(quantized / "ocr.yaml"), "--stage", "rec",
                                     "--head", "raw", "-o", str(out)])
     assert raw.exit_code == 2 and raw.output.count("\n") == 1 and "--head raw" in raw.output
+    assert not out.exists()
+    plain = CliRunner().invoke(main, ["export", "--config", str(quantized / "ocr.yaml"), "-o", str(out)])
+    assert plain.exit_code == 2 and plain.output.count("\n") == 1, plain.output  # the default --stage det: ask
+    assert "runs its rec stage from" in plain.output and "--stage rec writes that file" in plain.output
     assert not out.exists()
     floats = CliRunner().invoke(main, ["export", "--config", str(quantized / "ocr.yaml"), "--stage", "rec",
                                        "--set", "rec.onnx=null", "-o", str(out)])
