@@ -486,6 +486,11 @@ def pipeline_spec(
             raise ConfigError(f"backend {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
         for kind in (*STAGE_KINDS, PAGE_KIND):
             if isinstance(cfg.get(kind), dict):
+                if backend != "onnxruntime" and cfg[kind].get("onnx") is not None:
+                    own = Path(cfg[kind].get("_dir") or "") / str(cfg[kind]["onnx"])  # an absolute one as it is
+                    raise ConfigError(f"backend {backend!r}: the {kind} stage runs its own ONNX file {own} "
+                                      f"({kind}.onnx), which needs backend onnxruntime; leave the backend out, or "
+                                      f"set {kind}.onnx=null to run its weights on {backend}")
                 cfg[kind]["backend"] = backend
     try:
         settings = build_settings(PipelineSettings, "pipeline", _section(cfg, "pipeline", "config"), places=_places)

@@ -151,6 +151,8 @@ def test_backend_argument_applies_before_a_given_onnx_file_is_checked(exports: P
 
     given = [f"rec.onnx={exports / 'rec_probs.onnx'}"]
     assert OCR(overrides=given, backend="onnxruntime").spec.rec.onnx == exports / "rec_probs.onnx"
-    with pytest.raises(ConfigError, match=r"^rec.onnx: a given ONNX file needs backend: onnxruntime \(got 'torch'\) "
-                                          r"\(from the override 'rec.onnx=.*rec_probs.onnx'\)$"):
-        OCR(overrides=[*given, "rec.backend=onnxruntime"], backend="torch")
+    with pytest.raises(ConfigError, match=r"^backend 'torch': the rec stage runs its own ONNX file .*rec_probs.onnx "
+                                          r"\(rec.onnx\), which needs backend onnxruntime; leave the backend out, "
+                                          r"or set rec.onnx=null to run its weights on torch$"):
+        OCR(overrides=[*given, "rec.backend=onnxruntime"], backend="torch")  # it blamed the rec.onnx override
+    assert OCR(overrides=[*given, "rec.onnx=null"], backend="torch").spec.rec.backend == "torch"

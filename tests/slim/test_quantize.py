@@ -81,6 +81,11 @@ def test_int8_pipeline_reads_the_sample_close_to_fp32(quantized):
 def test_onnx_key_needs_the_onnxruntime_backend(quantized):
     with pytest.raises(ConfigError, match="needs backend: onnxruntime"):
         stage_spec("rec", quantized / "rec.yaml", ["backend=torch"])
+    run = CliRunner().invoke(main, ["ocr", "--config", str(quantized / "ocr.yaml"), "--backend", "torch", str(SAMPLE)])
+    assert run.exit_code == 2 and run.output == (  # it blamed the config file: "... (got 'torch') (in rec.yaml)"
+        f"ocrlite: error: backend 'torch': the rec stage runs its own ONNX file {quantized / 'rec.int8.onnx'} "
+        "(rec.onnx), which needs backend onnxruntime; leave the backend out, or set rec.onnx=null to run its weights "
+        "on torch\n")
     run = CliRunner().invoke(main, ["quantize", "--config", "ocr_ppocr_v2.yaml", "--calib", str(quantized),
                                     "-o", str(quantized / "x")])
     assert run.exit_code == 2 and "no images found" in run.output and run.output.count("\n") == 1
