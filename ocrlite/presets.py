@@ -74,7 +74,10 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}") from None
+        config = str(name).lower().endswith((".yaml", ".yml"))  # the converse of files.find_config's hint
+        hint = ("that is a config file: give it as the config (config=..., --config); the models" if config
+                else "choose one of")
+        raise ConfigError(f"unknown model {name!r}; {hint}: {', '.join(PRESETS)}") from None
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,15 @@ def test_a_preset_name_given_as_the_config_says_to_give_it_as_the_model() -> Non
         OCR("no-such.yaml")
 
 
+def test_a_config_file_given_as_the_model_says_to_give_it_as_the_config() -> None:
+    """The converse slip: ``model="ocr_ppocr_v3.yaml"`` (``--model configs/x.yaml``) only listed the presets."""
+    with pytest.raises(ConfigError, match=r"^unknown model 'ocr_ppocr_v3.yaml'; that is a config file: give it as "
+                                          r"the config \(config=..., --config\); the models: ppocr-v2, "):
+        OCR(model="ocr_ppocr_v3.yaml")
+    with pytest.raises(ConfigError, match=r"^unknown model 'nope'; choose one of: ppocr-v2, "):
+        OCR(model="nope")
+
+
 def test_a_directory_given_as_the_config_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"^config {re.escape(str(tmp_path))} is a directory, not a config file; "
                                           r"give the path of a .yaml file$"):  # was: config file not found
