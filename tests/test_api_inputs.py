@@ -36,7 +36,9 @@ def _texts(ocr: OCR, image: Any) -> list[str]:
         (None, TypeError, "expected an image path (str or Path), a numpy image array or a PIL image, got NoneType"),
         (SAMPLE.read_bytes(), TypeError, "got bytes; decode encoded image bytes with"),
         (PAGE.tolist(), TypeError, "got list"),
-        (PAGE / 255.0, TypeError, "expected a uint8 (or uint16) image array, got float64"),
+        (PAGE / 255.0, TypeError, "expected a uint8 (or uint16) image array, got float64; convert it first: "
+                                  "image.astype(np.uint8) for values in 0..255, (image * 255).round().astype(np.uint8) "
+                                  "for values in 0..1"),
         (PAGE.astype(np.float32), TypeError, "got float32"),
         (PAGE.astype(np.int64), TypeError, "got int64"),
         (PAGE > 128, TypeError, "got bool"),

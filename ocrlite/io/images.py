@@ -187,8 +187,9 @@ def bgr_array(image: np.ndarray) -> np.ndarray:
     shape, or an image with no pixels, is a ValueError.
     """
     if image.dtype not in (np.uint8, np.uint16):
-        raise TypeError(f"expected a uint8 (or uint16) image array, got {image.dtype}; convert it first, e.g. "
-                        "with image.astype(np.uint8) for values in 0..255")
+        raise TypeError(f"expected a uint8 (or uint16) image array, got {image.dtype}; convert it first: "
+                        "image.astype(np.uint8) for values in 0..255, (image * 255).round().astype(np.uint8) for "
+                        "values in 0..1")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise ValueError(f"expected an image array shaped HxWx3 (BGR), HxW or HxWx1 (grey) or HxWx4 (BGRA), "
                          f"got shape {image.shape}")
