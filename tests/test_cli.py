@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -379,3 +381,15 @@ def test_classify_with_a_pipeline_without_cls_is_one_line_exit_2(tmp_path: Path)
     cv2.imwrite(str(crop), cv2.imread(str(SAMPLE))[95:135, 40:350])
     code, out, err = _run("classify", "--config", str(config), str(crop))
     assert (code, out, err) == (2, [], ["ocrlite: error: this pipeline has no direction classifier (cls)"])
+
+
+def test_python_dash_m_ocrlite_runs_the_command(tmp_path: Path) -> None:
+    """``python -m ocrlite`` (the scripts folder not on PATH, or one interpreter among several) ran nothing and
+    exited 0; it is the ``ocrlite`` command."""
+    done = subprocess.run([sys.executable, "-m", "ocrlite", "--threads", "1", "ocr", str(SAMPLE), "--format", "txt"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Invoice No.48213" in done.stdout.splitlines()
+    bad = subprocess.run([sys.executable, "-m", "ocrlite", "ocr", "missing.png"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert bad.returncode == 1 and bad.stderr == "ocrlite: error: missing.png: no such file\n"
