@@ -196,7 +196,7 @@ def test_weights_not_found_name_the_key_and_where_it_was_set(tmp_path: Path, mon
     ("det.drop_score=0.4", "det: unknown key 'drop_score'; did you mean pipeline.drop_score? allowed: model, weights, "
                            "preprocess, postprocess, backend, train, onnx"),
     ("pipeline.unclip_ratio=2", "pipeline: unknown key 'unclip_ratio'; did you mean det.postprocess.unclip_ratio? "
-                                "allowed: use_cls, drop_score, page_orientation, deskew"),
+                                "allowed: use_cls, verify_flips, drop_score, page_orientation, deskew"),
     ("det.postprocess.box_thres=0.4", "det.postprocess: unknown key 'box_thres'; allowed: thresh, box_thresh, "
                                       "unclip_ratio, max_candidates, min_size, score_mode, use_dilation"),
 ])
