@@ -491,6 +491,12 @@ class Synthesizer:
         if lang == "en+zh" and not self.fonts.cjk:
             raise ConfigError(f"no CJK font ({', '.join(CJK_FONT_NAMES)}) under {self.fonts.root}"
                               + debian("fonts-wqy-microhei"))
+        if lang == "en+zh" and not any(self.fonts.covers(f, ch) for ch in cjk for f in self.fonts.cjk):
+            raise ConfigError("synth language en+zh needs Chinese characters in the charset (and a font that "
+                              "draws them); it has none: use en")
+        if not any(self.fonts.covers(f, ch) for ch in allowed - {" "} for f in self.fonts.latin):
+            raise ConfigError(f"no font under {self.fonts.root} draws a character of the charset")
+        self._drawn: dict[Path, tuple[str, ...]] = {}
 
     def sample(self, seed: int, index: int) -> tuple[np.ndarray, str]:
         """(BGR uint8 image, its label) for sample ``index`` of ``seed``: the image is ``self.height`` high,
@@ -512,7 +518,17 @@ class Synthesizer:
             font = fonts[int(rng.integers(len(fonts)))]
             if text and self.fonts.covers(font, text):
                 return self._render(rng, text, font, scene), text
-        raise RuntimeError("no font covers the texts drawn for this sample")  # pragma: no cover
+        # a small charset (digits, a few letters) seldom keeps any of a drawn text: its own characters then
+        usable = [font for font in fonts if self._drawable(font)]
+        font = usable[int(rng.integers(len(usable)))]
+        text = "".join(_pick(rng, self._drawable(font)) for _ in range(int(rng.integers(1, 11))))
+        return self._render(rng, text, font, scene), text
+
+    def _drawable(self, font: Path) -> tuple[str, ...]:
+        """The charset's characters, space aside, that ``font`` draws (found once per font)."""
+        if font not in self._drawn:
+            self._drawn[font] = tuple(sorted(ch for ch in self._allowed if ch != " " and self.fonts.covers(font, ch)))
+        return self._drawn[font]
 
     def _render(self, rng: np.random.Generator, text: str, font_path: Path, scene: bool) -> np.ndarray:
         size = int(rng.integers(16, 64)) if scene else int(rng.integers(12, 44))

@@ -294,6 +294,24 @@ def test_synth_takes_a_charset_path_relative_to_the_working_folder(tmp_path: Pat
     assert run.exit_code == 2 and "word list empty.txt has no words" in run.output
 
 
+def test_synth_with_a_small_charset_writes_its_characters_or_says_why_it_cannot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A charset few drawn texts keep anything of ("q", "#") still gives labels of its own characters; one
+    without Chinese characters cannot make en+zh lines: one line, exit 2, no folder left."""
+    monkeypatch.chdir(tmp_path)
+    for chars in ("q", "#"):
+        Path("chars.txt").write_text(f"{chars}\n")
+        run = CliRunner().invoke(main, ["synth", chars, "--count", "40", "--charset", "chars.txt"])
+        assert run.exit_code == 0, run.output
+        texts = [line.split("\t")[1] for line in Path(chars, "labels.txt").read_text().splitlines()]
+        assert len(texts) == 40 and all(t and set(t) <= {chars, " "} for t in texts)
+    Path("abc.txt").write_text("a\nb\nc\n")
+    run = CliRunner().invoke(main, ["synth", "zh", "--count", "4", "--charset", "abc.txt", "--lang", "en+zh"])
+    assert (run.exit_code, run.output) == (2, "ocrlite: error: synth language en+zh needs Chinese characters in "
+                                              "the charset (and a font that draws them); it has none: use en\n")
+    assert not Path("zh").exists()
+
+
 def test_rejected_lines_are_reported_per_label_file_and_recorded(synth_set: Path, tmp_path: Path) -> None:
     """Lines with text outside the charset are counted per label file (training and evaluation), reported and
     recorded; the data manifest names the evaluation label file and its images too."""
