@@ -260,7 +260,7 @@ class FontBank:
         files = sorted(
             p for p in root.rglob("*") if p.suffix.lower() in (".ttf", ".otf") and not _SYMBOL_FONTS.search(p.name)
         )
-        cjk = sorted(p for p in root.rglob("*") if p.name in CJK_FONT_NAMES)
+        cjk = sorted(p for p in root.rglob("*") if p.name in CJK_FONT_NAMES and self._opens(p))
         probe = string.ascii_letters + string.digits
         self.latin: tuple[Path, ...] = tuple(p for p in files if self.covers(p, probe) and p not in cjk)
         self.cjk: tuple[Path, ...] = tuple(cjk)
@@ -270,12 +270,23 @@ class FontBank:
     @staticmethod
     @lru_cache(maxsize=4096)
     def font(path: Path, size: int) -> ImageFont.FreeTypeFont:
-        return ImageFont.truetype(str(path), size)
+        return ImageFont.FreeTypeFont(str(path), size)  # truetype() would load a system font of the same name
+
+    @staticmethod
+    def _opens(path: Path) -> bool:
+        """Whether ``path`` is a font file FreeType reads (a broken or truncated one is not used)."""
+        try:
+            FontBank.font(path, 24)
+        except OSError:
+            return False
+        return True
 
     @staticmethod
     @lru_cache(maxsize=1 << 18)
     def _has_glyph(path: Path, char: str) -> bool:
         """Whether ``path`` draws ``char`` as something other than its missing-glyph box."""
+        if not FontBank._opens(path):
+            return False
         if char == " ":
             return True
         font = FontBank.font(path, 24)

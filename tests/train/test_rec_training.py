@@ -312,6 +312,25 @@ def test_synth_with_a_small_charset_writes_its_characters_or_says_why_it_cannot(
     assert not Path("zh").exists()
 
 
+def test_synth_skips_a_font_file_it_cannot_read(tmp_path: Path) -> None:
+    """A broken .ttf (or a folder named like one) beside good fonts is not used; with nothing else there, the
+    folder has no usable fonts: one line, exit 2."""
+    good = FontBank().latin[0]
+    fonts = tmp_path / "fonts"
+    (fonts / "folder.ttf").mkdir(parents=True)
+    (fonts / "broken.ttf").write_bytes(b"not a font")
+    (fonts / "wqy-microhei.ttc").write_bytes(b"")
+    run = CliRunner().invoke(main, ["synth", str(tmp_path / "none"), "--count", "2", "--fonts", str(fonts)])
+    assert (run.exit_code, run.output.splitlines()[0]) == (
+        2, f"ocrlite: error: no usable TTF/OTF fonts with Latin glyphs under {fonts} (Debian: apt-get install "
+           "fonts-dejavu-core fonts-liberation)")
+    (fonts / good.name).write_bytes(good.read_bytes())
+    assert FontBank(fonts).files() == [fonts / good.name]
+    run = CliRunner().invoke(main, ["synth", str(tmp_path / "set"), "--count", "3", "--fonts", str(fonts)])
+    assert run.exit_code == 0, run.output
+    assert len((tmp_path / "set" / "labels.txt").read_text(encoding="utf-8").splitlines()) == 3
+
+
 def test_rejected_lines_are_reported_per_label_file_and_recorded(synth_set: Path, tmp_path: Path) -> None:
     """Lines with text outside the charset are counted per label file (training and evaluation), reported and
     recorded; the data manifest names the evaluation label file and its images too."""
