@@ -24,9 +24,10 @@ import yaml
 
 from ..config import apply_overrides
 from ..errors import ConfigError
+from ..files import find_charset, weights_roots
 from ..io.atomic import atomic_write_bytes, atomic_write_text, ensure_folder
 from ..settings import build_settings
-from ..stages import load_stage_config, stage_kind, stage_overrides, stage_sections, stage_spec
+from ..stages import StageSpec, load_stage_config, stage_kind, stage_overrides, stage_sections, stage_spec
 from ..weights import sha256_file
 from .data import file_entries
 from .task import Task
@@ -103,9 +104,8 @@ def export_model(
     preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(pre).items()} if pre else {}
     preprocess.pop("batch_size", None)
     postprocess = dict(parent.get("postprocess") or {}, **(stage.get("postprocess") or {}))
-    charset = postprocess.get("charset")
-    if charset and not Path(charset).is_absolute():
-        postprocess["charset"] = Path(charset).name  # the shipped charset, found by name
+    if spec is not None and spec.charset is not None:
+        postprocess["charset"] = _export_charset(out, name, spec)
     from ..models import build_model
 
     manifest = {
@@ -146,6 +146,18 @@ def export_model(
     atomic_write_text(target, f"# {name}: {how} by ocrlite train\n"
                       + yaml.safe_dump(config, sort_keys=False))
     return target
+
+
+def _export_charset(out: Path, name: str, spec: StageSpec) -> str:
+    """The ``charset`` an export names: a shipped charset by its name; the user's own (beside the config, the
+    parent's weights, or anywhere) copied beside the export as ``<name>_charset.txt``, so the export folder
+    reads as it is, moved or not."""
+    source = find_charset(spec.post.charset, spec.weights.parent if spec.weights else None, spec.config_dir)
+    if any(source.parent == root for root in weights_roots()):
+        return source.name
+    copy = f"{name}_charset.txt"
+    atomic_write_bytes(out / copy, source.read_bytes())
+    return copy
 
 
 class _Notice(logging.Handler):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
-from tiny_crnn import tiny_crnn
+from tiny_crnn import SYNTH_EN, tiny_crnn
 
 from ocrlite.charset import Charset
 from ocrlite.cli import main
@@ -173,6 +173,44 @@ def test_train_cli_end_to_end_and_export_loads(synth_set: Path, tmp_path: Path) 
 
     recognizer = TextRecognizer.from_config(str(run / "export" / "tiny_en.yaml"))
     assert len(recognizer(crops)) == 1 and recognizer.pre.width == 64
+
+
+def test_an_export_with_its_own_charset_reads_with_it_wherever_it_is_moved(tmp_path: Path) -> None:
+    """A digits-only charset beside the user's config: the export carries a copy and names it, so
+    RUN/export/NAME.yaml loads (also moved elsewhere) with that charset; a shipped charset stays a name."""
+    import shutil
+
+    import yaml
+
+    from ocrlite.predictors import TextRecognizer
+
+    digits = Charset([str(d) for d in range(10)])
+    labels = write_synth_set(tmp_path / "set", 4, digits, seed=1)
+    stage = tiny_crnn({**SYNTH_EN, "data": {"train": [str(labels)]}, "steps": 1, "batch_size": 2, "workers": 0})
+    stage["model"]["head"].pop("out_channels")
+    stage["postprocess"]["charset"] = "digits.txt"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "digits.txt").write_text("".join(f"{d}\n" for d in range(10)), encoding="utf-8")
+    config = project / "rec_digits.yaml"
+    config.write_text(yaml.safe_dump(stage), encoding="utf-8")
+    result = CliRunner().invoke(main, ["--threads", "1", "train", str(config), "-o", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    moved = shutil.move(str(tmp_path / "run" / "export"), str(tmp_path / "elsewhere"))
+    shutil.rmtree(project)
+    recognizer = TextRecognizer.from_config(str(Path(moved) / "rec_digits.yaml"))
+    assert recognizer.charset.chars == digits.chars
+    assert set(recognizer([np.full((32, 90, 3), 255, np.uint8)])[0][0]) <= set("0123456789 ")
+    assert yaml.safe_load((Path(moved) / "rec_digits.yaml").read_text())["postprocess"]["charset"] == (
+        "rec_digits_charset.txt")
+    stage["postprocess"]["charset"] = "ppocr_keys_v1.txt"
+    stage["train"]["data"]["train"] = [str(write_synth_set(tmp_path / "en", 2, CHARSET, seed=1))]
+    config.parent.mkdir()
+    config.write_text(yaml.safe_dump(stage), encoding="utf-8")
+    result = CliRunner().invoke(main, ["--threads", "1", "train", str(config), "-o", str(tmp_path / "en_run"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "en_run" / "export").iterdir()) == [
+        "rec_digits.json", "rec_digits.safetensors", "rec_digits.yaml"]
 
 
 def test_bad_learning_rate_is_one_line_and_exit_2(synth_set: Path, tmp_path: Path) -> None:
