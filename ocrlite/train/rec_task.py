@@ -178,6 +178,7 @@ class RecTask:
 
     name = "rec"
     metric = "word_acc"
+    tiebreak = "one_minus_ned"  # keep-best: of evaluations with the same word accuracy, the closer reading
 
     def __init__(self, stage: dict[str, Any], batch_size: int) -> None:
         self.stage = stage

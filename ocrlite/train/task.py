@@ -17,7 +17,8 @@ class Task(Protocol):
     step ``k`` the generator seeded by ``(seed, k)``, so a batch depends on its step alone: batches can
     be made ahead in worker processes and a resumed run continues bit-exact.
     ``evaluate`` runs the *inference* predictor around ``model`` and returns named scores;
-    ``metric`` names the score used to keep the best checkpoint (higher is better).
+    ``metric`` names the score used to keep the best checkpoint (higher is better; an optional ``tiebreak``
+    attribute names the score that decides between evaluations with the same ``metric``).
     Optional methods the trainer looks for: ``deployed(model)`` (the net to keep as the best weights),
     ``task_tensors()`` and ``load_task_tensors(tensors)`` (state outside the model, saved in checkpoints).
     """

@@ -6,14 +6,14 @@ gradient-norm clipping; optional frozen BatchNorm (statistics and affine kept in
 modules (``freeze``: name prefixes, e.g. the early backbone, which also saves their backward pass); AMP
 only on CUDA; on CPU denormal floats are flushed to zero while training (converted Paddle weights produce
 them). Every ``eval_every`` steps the task evaluates through its inference predictor and the best weights
-by ``task.metric`` are kept in ``RUN/best.safetensors`` (the net ``task.deployed(model)`` names when the
-task has that method, e.g. student 1 of a U-DML pair, else the whole model; checkpoints hold the whole
-model). Step ``k``'s batch is made from the generator seeded by ``(seed, k)``, in the trainer's process or,
-with ``workers`` > 0, ahead of time in that many worker processes (same batches either way). Logs:
-``RUN/log.csv`` (one row per ``log_every`` steps; ``data_seconds`` is the time spent waiting for batches,
-so a run that is data-bound shows it) and ``RUN/evals.json``. A task that keeps tensors of its own (the
-recognizer's center-loss centers) has ``task_tensors()`` and ``load_task_tensors(tensors)``: checkpoints
-hold them. A run resumed from a checkpoint continues bit-exact.
+by ``task.metric`` (then ``task.tiebreak``) are kept in ``RUN/best.safetensors`` (the net
+``task.deployed(model)`` names when the task has that method, e.g. student 1 of a U-DML pair, else the whole
+model; checkpoints hold the whole model). Step ``k``'s batch is made from the generator seeded by
+``(seed, k)``, in the trainer's process or, with ``workers`` > 0, ahead of time in that many worker processes
+(same batches either way). Logs: ``RUN/log.csv`` (one row per ``log_every`` steps; ``data_seconds`` is the
+time spent waiting for batches, so a run that is data-bound shows it) and ``RUN/evals.json``. A task that
+keeps tensors of its own (the recognizer's center-loss centers) has ``task_tensors()`` and
+``load_task_tensors(tensors)``: checkpoints hold them. A run resumed from a checkpoint continues bit-exact.
 
 A run folder that already holds a run (a checkpoint or an export) is refused unless ``resume`` names that run
 or one of its checkpoints; resumed into its own folder, the run first drops what came after the checkpoint
@@ -458,7 +458,7 @@ def train(
             _train_mode(model, settings)
             evals.append({"step": done, **scores})
             atomic_write_text(run_dir / "evals.json", json.dumps(evals, indent=1))
-            if task.metric in scores and scores[task.metric] >= best.get(task.metric, -math.inf):
+            if task.metric in scores and _rank(task, scores) >= _rank(task, best):
                 best = {"step": done, **scores}
                 _save_best(run_dir, task, model)
                 have_best = True
@@ -506,6 +506,14 @@ def _step(task: Task, model: nn.Module, optimizer: torch.optim.Optimizer, scaler
     scaler.step(optimizer)
     scaler.update()
     return float(loss.detach()), float(grad_norm), logs
+
+
+def _rank(task: Task, scores: dict[str, float]) -> tuple[float, ...]:
+    """What keep-best compares (higher is better; an equal rank goes to the later evaluation): ``task.metric``,
+    then the score a task's optional ``tiebreak`` names (rec: 1 - NED when word accuracy is level)."""
+    tiebreak: str | None = getattr(task, "tiebreak", None)
+    keys = (task.metric, tiebreak) if tiebreak else (task.metric,)
+    return tuple(scores.get(key, -math.inf) for key in keys)
 
 
 def _save_best(run_dir: Path, task: Task, model: nn.Module) -> None:

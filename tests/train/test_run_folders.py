@@ -73,12 +73,12 @@ def _same(a: Path, b: Path) -> bool:
 class _Scripted(RecTask):
     """A rec task whose evaluations score what the test scripts (to make a chosen step the best)."""
 
-    def __init__(self, stage: dict[str, Any], scores: list[float]) -> None:
+    def __init__(self, stage: dict[str, Any], scores: list[float], ned: list[float] | None = None) -> None:
         super().__init__(stage, 3)
-        self.scores = iter(scores)
+        self.scores, self.ned = iter(scores), iter(ned) if ned is not None else None
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        return {"word_acc": next(self.scores)}
+        return {"word_acc": next(self.scores), **({"one_minus_ned": next(self.ned)} if self.ned else {})}
 
 
 def test_a_folder_that_holds_a_run_is_refused_unless_resumed(labels: Path, tmp_path: Path) -> None:
@@ -168,6 +168,21 @@ def test_the_best_weights_travel_with_the_checkpoint(labels: Path, tmp_path: Pat
     assert _same(best, checkpoint / "model.safetensors")  # the step-3 weights it claims, not step 6's
     assert not _same(best, tmp_path / "b" / "checkpoints" / "step_0000006" / "model.safetensors")
     assert _same(best, tmp_path / "b" / "checkpoints" / "step_0000006" / "best.safetensors")
+
+
+def test_keep_best_breaks_a_tie_in_word_accuracy_by_one_minus_ned(labels: Path, tmp_path: Path) -> None:
+    """Small evaluation sets often score the same word accuracy at several steps: the step that reads closer
+    (higher 1 - NED) is kept, not merely the later one; the rank survives a resume."""
+    torch.set_num_threads(1)
+    stage = _stage(labels, 6, evaluate=False, eval_every=2, save_every=2)
+    settings = TrainSettings.from_stage(stage)
+    result = train(_Scripted(stage, [0.25, 0.25, 0.25], [0.5, 0.75, 0.5]), settings, tmp_path / "a", progress=False)
+    assert result.best == {"step": 4, "word_acc": 0.25, "one_minus_ned": 0.75}
+    assert _same(tmp_path / "a" / "best.safetensors", tmp_path / "a" / "checkpoints" / "step_0000004" /
+                 "model.safetensors")
+    longer = TrainSettings.from_stage({**stage, "train": {**stage["train"], "steps": 8}})
+    later = train(_Scripted(stage, [0.25], [0.7]), longer, tmp_path / "a", resume=tmp_path / "a", progress=False)
+    assert later.best["step"] == 4
 
 
 @pytest.fixture(scope="module")
