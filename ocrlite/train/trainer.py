@@ -163,7 +163,8 @@ def _frozen(name: str, prefixes: list[str]) -> bool:
 
 def freeze_modules(model: nn.Module, prefixes: list[str]) -> None:
     """Keep the modules named by ``prefixes`` fixed: no gradients, eval mode (BatchNorm statistics kept); a
-    prefix that names no module (a typo would train the whole net) is a ConfigError."""
+    prefix that names no module (a typo would train the whole net), or prefixes that leave nothing to train, are
+    a ConfigError."""
     names = [name for name, _ in model.named_modules() if name]
     unmatched = [p for p in prefixes if not any(_frozen(name, [p]) for name in names)]
     if unmatched:
@@ -175,6 +176,8 @@ def freeze_modules(model: nn.Module, prefixes: list[str]) -> None:
             module.eval()
             for param in module.parameters(recurse=False):
                 param.requires_grad_(False)
+    if prefixes and not any(param.requires_grad for param in model.parameters()):
+        raise ConfigError(f"train.freeze: {', '.join(prefixes)} leaves no parameter of the net to train")
 
 
 def _optimizer(model: nn.Module, s: TrainSettings, task: Task) -> torch.optim.Optimizer:

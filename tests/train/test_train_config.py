@@ -121,6 +121,20 @@ def test_a_freeze_prefix_that_names_no_module_is_an_error() -> None:
     assert not net[0].weight.requires_grad and net[1].weight.requires_grad
 
 
+def test_freezing_every_module_is_one_line_not_a_backward_traceback(tmp_path: Path) -> None:
+    """train.freeze=[backbone, neck, head] left nothing to train: the first backward pass raised 'element 0 of
+    tensors does not require grad' as a traceback."""
+    import yaml
+    from tiny_crnn import SYNTH_EN, tiny_crnn
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_crnn({**SYNTH_EN, "steps": 1, "batch_size": 2, "workers": 0})))
+    run = CliRunner().invoke(main, ["--threads", "1", "train", str(config), "-o", str(tmp_path / "run"), "-q",
+                                    "--set", "train.freeze=[backbone, neck, head]"])
+    assert (run.exit_code, run.output) == (
+        2, "ocrlite: error: train.freeze: backbone, neck, head leaves no parameter of the net to train\n")
+
+
 SECTIONS = "task, data, augment, center_loss, loss, distill, qat"
 
 
