@@ -676,6 +676,9 @@ def synth(out_dir: str, count: int, lang: str, seed: int, start: int, height: in
     from .files import find_charset
     from .train.synth import write_synth_set
 
+    if zh_share is not None and lang != "en+zh":
+        raise click.UsageError(f"--zh-share is the share of Chinese lines, which --lang {lang} does not draw; "
+                               "add --lang en+zh")
     chars = _build(lambda: Charset.from_file(find_charset(charset, None, Path.cwd()), use_space_char=True))
     with tqdm(total=count, unit="img", disable=None) as bar:
         shares = {name: value for name, value in (("scene_share", scene_share), ("zh_share", zh_share))

@@ -90,6 +90,12 @@ def test_synth_cli_writes_the_mix_it_is_asked_for(tmp_path: Path) -> None:
     assert all(any("\u4e00" <= c <= "\u9fff" for c in text) for text in labels("--lang", "en+zh", "--zh-share", "1"))
     bad = CliRunner().invoke(main, ["synth", str(tmp_path / "bad"), "--count", "2", "--scene-share", "1.5"])
     assert bad.exit_code == 2 and "--scene-share" in bad.output and not (tmp_path / "bad").exists()
+    # --zh-share without --lang en+zh drew no Chinese line at all, without a word
+    inert = CliRunner().invoke(main, ["synth", str(tmp_path / "inert"), "--count", "2", "--zh-share", "1"])
+    assert (inert.exit_code, inert.output) == (2, "ocrlite: error: --zh-share is the share of Chinese lines, which "
+                                                  "--lang en does not draw; add --lang en+zh (see 'ocrlite synth "
+                                                  "--help')\n")
+    assert not (tmp_path / "inert").exists()
 
 
 def test_tilted_scene_word_keeps_all_of_its_ink_inside_its_upright_box() -> None:
