@@ -205,8 +205,9 @@ class RecTask:
             self.eval_samples = self._read(self.data.eval)[: self.data.eval_limit or None]
             if not self.eval_samples:
                 raise ConfigError(f"train.data.eval: no usable samples in {self.data.eval}")
-            for path, _ in self.eval_samples:
+            for path, _ in self.eval_samples:  # decoded whole: a truncated image fails here, not the evaluation
                 image_size(path)
+                read_image(path)
         ratios = np.array([_ratio(path) for path, _ in self.samples], dtype=np.float64)
         self.order = np.argsort(ratios, kind="stable")  # samples by width/height, for ratio batches
         self.synth: Synthesizer | None = None

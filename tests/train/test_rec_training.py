@@ -16,7 +16,7 @@ from tiny_crnn import SYNTH_EN, tiny_crnn
 
 from ocrlite.charset import Charset
 from ocrlite.cli import main
-from ocrlite.errors import ConfigError
+from ocrlite.errors import ConfigError, ImageReadError
 from ocrlite.files import find_charset
 from ocrlite.train.rec_task import RecTask, ctc_loss, read_label_file
 from ocrlite.train.synth import FontBank, Synthesizer, tilt_in_box, write_synth_set
@@ -320,6 +320,12 @@ def test_a_bad_eval_label_file_fails_the_start_not_the_first_evaluation(synth_se
     stage["train"]["data"]["eval"] = str(tmp_path / "gone.txt")
     with pytest.raises(ConfigError, match="^cannot read image .*nothere.png: No such file or directory$"):
         RecTask(stage, 3)  # its images are checked now too
+    image = read_label_file(synth_set, CHARSET)[0][0][0]
+    (tmp_path / "cut.png").write_bytes(image.read_bytes()[: image.stat().st_size // 2])  # header intact, data cut
+    (tmp_path / "cut.txt").write_text(f"{tmp_path / 'cut.png'}\tword\n", encoding="utf-8")
+    stage["train"]["data"]["eval"] = str(tmp_path / "cut.txt")
+    with pytest.raises(ImageReadError, match="cut.png: corrupt or truncated image data"):
+        RecTask(stage, 3)  # the first evaluation, steps into the run, raised it
     stage = _stage(synth_set, 4)
     stage["train"]["data"]["eval_limit"] = 0  # 0: all of them, as in the cls task
     assert len(RecTask(stage, 3).eval_samples) == 24
