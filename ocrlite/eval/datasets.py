@@ -38,6 +38,8 @@ def read_text_file(path: Path, kind: str = "ground truth") -> str:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: {kind} file not found") from None
+    except IsADirectoryError:  # e.g. the crop folder that `eval rec --data` takes, given for its labels.txt
+        raise ConfigError(f"{path}: a folder, not a {kind} file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
     except OSError as exc:

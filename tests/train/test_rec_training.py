@@ -312,6 +312,9 @@ def test_a_bad_eval_label_file_fails_the_start_not_the_first_evaluation(synth_se
     stage["train"]["data"]["eval"] = str(tmp_path / "missing.txt")
     with pytest.raises(ConfigError, match="missing.txt: label file not found"):
         RecTask(stage, 3)
+    stage["train"]["data"]["eval"] = str(synth_set.parent)  # the folder `eval rec --data` takes, not its file
+    with pytest.raises(ConfigError, match=f"^{synth_set.parent}: a folder, not a label file$"):
+        RecTask(stage, 3)
     (tmp_path / "empty.txt").write_text("")
     stage["train"]["data"]["eval"] = str(tmp_path / "empty.txt")
     with pytest.raises(ConfigError, match="train.data.eval: no usable samples"):
