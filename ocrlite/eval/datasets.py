@@ -22,7 +22,8 @@ from ocrlite.io.images import natural_key
 from ocrlite.preprocess import crop_quad
 
 __all__ = ["load_icdar2015", "load_funsd", "load_funsd_boxes", "load_word_crops", "parse_icdar_line", "read_funsd_form",
-           "read_text_file", "FunsdBox", "FunsdForm", "check_funsd_unit", "box_quad", "box_crops"]
+           "read_rec_label_file", "read_text_file", "FunsdBox", "FunsdForm", "check_funsd_unit", "box_quad",
+           "box_crops"]
 
 
 def _require_dir(path: Path) -> Path:
@@ -46,9 +47,9 @@ def read_text_file(path: Path, kind: str = "ground truth") -> str:
         raise ConfigError(f"{path}: cannot read {kind}: {exc.strerror or exc}") from None
 
 
-def _read_gt_lines(path: Path) -> list[tuple[int, str]]:
-    """The non-blank lines of a ground-truth text file with their 1-based numbers."""
-    return [(number, line) for number, line in enumerate(read_text_file(path).splitlines(), 1) if line.strip()]
+def _read_gt_lines(path: Path, kind: str = "ground truth") -> list[tuple[int, str]]:
+    """The non-blank lines of a ground-truth (``kind``) text file with their 1-based numbers."""
+    return [(number, line) for number, line in enumerate(read_text_file(path, kind).splitlines(), 1) if line.strip()]
 
 
 def read_funsd_form(path: Path) -> list[Any]:
@@ -223,10 +224,12 @@ def _read_tags(tags_file: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def _read_label_file(path: Path) -> list[tuple[Path, str]]:
-    """``path<TAB>text`` lines (PaddleOCR label file) -> (image path beside the file, text)."""
+def read_rec_label_file(path: str | Path) -> list[tuple[Path, str]]:
+    """``path<TAB>text`` lines (PaddleOCR recognition label file) -> (image path relative to the file's folder,
+    text); blank lines skipped, a line without a tab is a ConfigError naming the file and line."""
+    path = Path(path)
     pairs = []
-    for number, line in _read_gt_lines(path):
+    for number, line in _read_gt_lines(path, "label"):
         name, sep, text = line.partition("\t")
         if not sep:
             raise ConfigError(f"{path}:{number}: expected 'image path<TAB>text', got {line!r}")
@@ -244,7 +247,7 @@ def load_word_crops(root: str | Path) -> list[tuple[Path, str]]:
     """
     root = Path(root)
     if (root / "labels.txt").is_file():
-        return _read_label_file(root / "labels.txt")
+        return read_rec_label_file(root / "labels.txt")
     gt_dir = _require_dir(root / "gt")
     if (gt_dir / "gt.txt").is_file():
         pairs = _read_icdar_word_gt(gt_dir / "gt.txt")

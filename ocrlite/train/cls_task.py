@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..backends.torch import TorchRunner
 from ..errors import ConfigError
-from ..eval.datasets import box_crops, check_funsd_unit, load_funsd_boxes, read_text_file
+from ..eval.datasets import box_crops, check_funsd_unit, load_funsd_boxes, read_rec_label_file
 from ..eval.metrics import direction_accuracy, upright_and_turned
 from ..io.images import read_image
 from ..predictors import TextClassifier
@@ -86,12 +86,11 @@ def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
 
 def label_file_crops(path: str | Path, holdout_every: int, val_every: int, min_width: int) -> Splits[np.ndarray]:
     """Train, validation and held-out crops from the images of a ``path<TAB>text`` label file, split by line."""
-    path = Path(path)
-    lines = [line for line in read_text_file(path, "label").splitlines() if line.strip()]
-    split = three_way_split(lines, holdout_every, val_every)
+    images = [image for image, _ in read_rec_label_file(path)]
+    split = three_way_split(images, holdout_every, val_every)
 
-    def load(chosen: Sequence[str]) -> list[np.ndarray]:
-        crops = [read_image(path.parent / line.partition("\t")[0]) for line in chosen]
+    def load(chosen: Sequence[Path]) -> list[np.ndarray]:
+        crops = [read_image(image) for image in chosen]
         return [c for c in crops if min(c.shape[:2]) >= min_width]
 
     return Splits(load(split.train), load(split.val), load(split.held_out))
@@ -142,8 +141,7 @@ class ClsTask:
         root = Path(self.data.root)
         if self.data.format == "funsd":
             return sorted((root / "annotations").glob("*.json")) + sorted((root / "images").glob("*.png"))
-        return [root] + [root.parent / line.partition("\t")[0]
-                         for line in read_text_file(root, "label").splitlines() if line.strip()]
+        return [root] + [image for image, _ in read_rec_label_file(root)]
 
     def build_model(self) -> nn.Module:
         """The net from the config; converted/parent weights when the config names them, else fresh init."""

@@ -1,7 +1,8 @@
 """Training data: detection records from PaddleOCR label files, ICDAR 2015 and FUNSD (its boxes: eval.datasets);
 deterministic splits with a file manifest; text-line crops written as a PaddleOCR rec label file.
 
-(The ``path<TAB>text`` rec label reader is ``ocrlite.train.rec_task.read_label_file``.) Text outside a charset
+(The ``path<TAB>text`` rec label reader is ``ocrlite.eval.datasets.read_rec_label_file``, filtered by a charset
+in ``ocrlite.train.rec_task.read_label_file``.) Text outside a charset
 is counted and the sample rejected, never shortened.
 """
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..backends.torch import TorchRunner
 from ..charset import Charset
 from ..errors import ConfigError
-from ..eval.datasets import read_text_file
+from ..eval.datasets import read_rec_label_file
 from ..eval.metrics import evaluate_recognition
 from ..io.images import read_image
 from ..predictors import TextRecognizer
@@ -38,23 +38,12 @@ __all__ = ["RecData", "RecTask", "ctc_loss", "read_label_file", "tia_distort", "
 
 
 def read_label_file(path: str | Path, charset: Charset) -> tuple[list[tuple[Path, str]], int]:
-    """``(image path, text)`` pairs of a ``path<TAB>text`` label file (paths relative to its folder),
-    and the number of lines rejected because their text is empty or has characters outside ``charset``."""
-    path = Path(path)
-    lines = read_text_file(path, "label").splitlines()
+    """``(image path, text)`` pairs of a ``path<TAB>text`` label file (``read_rec_label_file``), and the number
+    of lines rejected because their text is empty or has characters outside ``charset``."""
     allowed = set(charset.chars)
-    samples, rejected = [], 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        name, sep, text = line.partition("\t")
-        if not sep:
-            raise ConfigError(f"{path}:{number}: expected 'image path<TAB>text'")
-        if not text or any(ch not in allowed for ch in text):
-            rejected += 1
-            continue
-        samples.append((path.parent / name, text))
-    return samples, rejected
+    pairs = read_rec_label_file(path)
+    samples = [(image, text) for image, text in pairs if text and all(ch in allowed for ch in text)]
+    return samples, len(pairs) - len(samples)
 
 
 def ctc_loss(logits: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:

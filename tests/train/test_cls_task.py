@@ -119,3 +119,14 @@ def test_funsd_recipe_trains_on_crops_as_inference_batches_them(tmp_path: Path) 
     for i in (0, 2):
         match = [j for j, candidate in enumerate(upright) if torch.equal(batch["image"][i], candidate)]
         assert len(match) == 1 and torch.equal(batch["image"][i + 1], turned[match[0]])
+
+
+def test_a_label_file_read_like_the_recognizer_s(tmp_path: Path) -> None:
+    """The cls task reads a rec label file with the one ``path<TAB>text`` reader: a BOM and CRLF line ends are
+    fine, and a line without a tab is refused with its number (it was taken whole as an image path)."""
+    labels = _label_file(tmp_path)
+    labels.write_bytes(b"\xef\xbb\xbf" + labels.read_bytes().replace(b"\n", b"\r\n"))
+    assert len(ClsTask(_stage(labels, None), batch_size=16).train_crops) == 8
+    labels.write_text(labels.read_text(encoding="utf-8-sig") + "w0.png\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"labels.txt:11: expected 'image path<TAB>text', got 'w0.png'"):
+        ClsTask(_stage(labels, None), batch_size=16)
