@@ -32,6 +32,7 @@ __all__ = [
     "ctc_word_boxes",
     "line_words",
     "quad_span",
+    "run_angle",
     "text_quad",
     "text_turns",
     "classify_angles",
@@ -259,6 +260,14 @@ def text_quad(quad: np.ndarray, angle: int = 0) -> np.ndarray:
 def text_turns(quad: np.ndarray, angle: int) -> int:
     """Corners from a quad's top-left to where its text starts (see ``text_quad``)."""
     return (1 if is_tall(*quad_size(quad)) else 0) + (2 if angle == 180 else 0)
+
+
+def run_angle(quad: np.ndarray) -> float:
+    """Clockwise angle (degrees; y grows downwards) at which a quad (clockwise from the corner where its text
+    starts, e.g. a ``text_quad``) runs on the page: the mean direction of its top and bottom edges."""
+    top_left, top_right, bottom_right, bottom_left = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
+    return float(np.degrees(np.arctan2(dy, dx)))
 
 
 def quad_span(quad: np.ndarray, start: float, end: float) -> np.ndarray:

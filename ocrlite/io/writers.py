@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ocrlite.postprocess import line_words, text_quad, text_turns
+from ocrlite.postprocess import line_words, run_angle, text_quad, text_turns
 from ocrlite.results import PageResult, TextBox, TextLine, TextWord
 
 __all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "LineLayout", "line_layout",
@@ -337,7 +337,7 @@ def line_layout(line: TextLine, width: int, height: int) -> LineLayout:
     sets it)."""
     quad = text_quad(line.points, line.angle)
     top_left, _, _, bottom_left = quad
-    angle = _run_angle(quad)
+    angle = run_angle(quad)
     textangle = float(round(-angle / 90.0) * 90 % 360)
     bbox = quad_bbox(quad, width, height)
     size = float(np.linalg.norm(bottom_left - top_left))
@@ -349,18 +349,11 @@ def line_layout(line: TextLine, width: int, height: int) -> LineLayout:
     return LineLayout(bbox, textangle, baseline, size)
 
 
-def _run_angle(quad: np.ndarray) -> float:
-    """Clockwise angle (degrees; y grows downwards) at which the text of a ``text_quad`` runs on the page."""
-    top_left, top_right, bottom_right, bottom_left = quad
-    dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
-    return float(np.degrees(np.arctan2(dy, dx)))
-
-
 def pdf_runs(line: TextLine) -> tuple[TextWord, ...]:
     """The stretches of a line's text to lay in a PDF text layer: its words (``line_words``), or the whole line
     as one where its text runs upside down on the page (read turned 180 degrees, or turned upright by
     ``--rotate-pages``): placed word by word, a PDF reader copies such words in page order, right to left."""
-    if abs(_run_angle(text_quad(line.points, line.angle))) > 135:
+    if abs(run_angle(text_quad(line.points, line.angle))) > 135:
         return (TextWord(line.text, np.asarray(line.points, dtype=np.float64), float(line.score)),)
     return line_words(line)
 

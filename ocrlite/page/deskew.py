@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from ocrlite.postprocess import run_angle
 from ocrlite.results import TextBox
 
 __all__ = ["estimate_skew", "deskew_image"]
@@ -21,10 +22,9 @@ def estimate_skew(boxes: Sequence[TextBox], min_aspect: float = 4.0, min_boxes: 
     angles = []
     for box in boxes:
         top_left, top_right, bottom_right, bottom_left = np.asarray(box.points, dtype=np.float64).reshape(4, 2)
-        dx, dy = (top_right - top_left + bottom_right - bottom_left) / 2
-        length = math.hypot(dx, dy)
+        length = float(np.linalg.norm(top_right - top_left + bottom_right - bottom_left)) / 2
         height = (np.linalg.norm(bottom_left - top_left) + np.linalg.norm(bottom_right - top_right)) / 2
-        angle = math.degrees(math.atan2(dy, dx))
+        angle = run_angle(box.points)
         if height > 0 and length >= min_aspect * height and abs(angle) <= max_angle:
             angles.append(angle)
     return float(np.median(angles)) if len(angles) >= min_boxes else 0.0
