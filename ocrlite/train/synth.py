@@ -1,7 +1,9 @@
 """Synthetic text-line images for recognition training (our own Pillow renderer).
 
 Three kinds of samples: document lines (forms, letters, invoices: mixed case, spaces, dates,
-amounts, phone numbers, codes, punctuation, words from ``/usr/share/dict/american-english``),
+amounts, phone numbers, codes, punctuation, words from ``/usr/share/dict/american-english``; a share
+``MARKED_SHARE`` around a sign documents print beyond ASCII punctuation: yen, degrees, plus-minus, times,
+trademarks, sections, bullets, dashes, typographic quotes, ellipses, comparisons),
 scene-text-like single words as photos' word crops show them (dulled colours, textured backgrounds,
 wide letter spacing, parts of neighbouring lines and signs, tilt and perspective, defocus and motion
 blur, haze, uneven light) and, with ``lang="en+zh"``, Chinese lines drawn from the charset so the CJK reading is kept.
@@ -27,10 +29,11 @@ from ..charset import Charset
 from ..errors import ConfigError
 from ..extras import debian
 
-__all__ = ["FontBank", "Synthesizer", "write_synth_set", "load_words", "tilt_in_box", "LANGS", "FONT_ROOT",
-           "WORDS_FILE"]
+__all__ = ["FontBank", "Synthesizer", "TextSource", "write_synth_set", "load_words", "tilt_in_box", "LANGS",
+           "FONT_ROOT", "WORDS_FILE"]
 
 LANGS = ("en", "en+zh")
+MARKED_SHARE = 0.1  # of document lines: a stretch around one of the marks documents print (TextSource.marked)
 FONT_ROOT = Path("/usr/share/fonts")
 WORDS_FILE = Path("/usr/share/dict/american-english")
 ZH_SHARE = 0.15  # share of Chinese lines in ``en+zh``
@@ -233,6 +236,11 @@ _LABELS = (
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")
 _PUNCT = ".,:;!?-/()&#%'\"@*+=$"
+# Marks that documents print beyond that punctuation (the card's charset holds these; a charset without one drops
+# it from the text): currency, degrees, tolerances, dimensions, trademarks, sections, bullets, dashes,
+# typographic quotes, ellipses, comparisons, arrows and the rarer ASCII signs.
+_UNITS = ("mm", "cm", "m", "kg", "g", "V", "A", "ml", "in", "ft", "%")
+_ASCII_RARE = "[]<>_~|{}^\\`"
 
 
 def load_words(path: Path = WORDS_FILE) -> tuple[str, ...]:
@@ -380,7 +388,50 @@ class TextSource:
             text += _pick(rng, ".,:!?")
         return text
 
+    def marked(self, rng: np.random.Generator) -> str:
+        """A short stretch of text around one of the document marks (``_UNITS``, ``_ASCII_RARE`` and the
+        non-ASCII signs below)."""
+        n, small = int(rng.integers(1, 100000)), int(rng.integers(1, 100))
+        word = _case(rng, self.word(rng)).capitalize()
+        phrase = self.phrase(rng, int(rng.integers(1, 4)))
+        kind = int(rng.integers(12))
+        if kind == 0:
+            amount = f"{n:,}" if rng.random() < 0.5 else f"{n / 100:,.2f}"
+            return f"¥{amount}" if rng.random() < 0.7 else f"{_pick(rng, _LABELS)}: ¥ {amount}"
+        if kind == 1:
+            degrees = f"{int(rng.integers(-30, 360))}°"
+            return degrees + _pick(rng, ("C", "F", "", " C", "")) if rng.random() < 0.8 else f"{phrase} {degrees}"
+        if kind == 2:
+            space = " " if rng.random() < 0.5 else ""
+            return f"{n / 100:.2f}{space}±{space}{small / 10:.1f} {_pick(rng, _UNITS)}"
+        if kind == 3:
+            space = " " if rng.random() < 0.6 else ""
+            sign = "×" if rng.random() < 0.8 else "÷"
+            return f"{small}{space}{sign}{space}{int(rng.integers(1, 100))} {_pick(rng, _UNITS)}"
+        if kind == 4:
+            return f"{word}{_pick(rng, '®™')}" + (f" {phrase}" if rng.random() < 0.4 else "")
+        if kind == 5:
+            return f"§{' ' if rng.random() < 0.6 else ''}{small}.{int(rng.integers(1, 20))}" + (
+                f" {phrase}" if rng.random() < 0.5 else "")
+        if kind == 6:
+            return f"{_pick(rng, '•·')} {phrase}"
+        if kind == 7:
+            space = " " if rng.random() < 0.5 else ""
+            return f"{phrase}{space}—{space}{self.phrase(rng, int(rng.integers(1, 3)))}"
+        if kind == 8:
+            return f"“{phrase}”" if rng.random() < 0.5 else f"‘{word}’ {phrase}"
+        if kind == 9:
+            return f"{phrase}…" if rng.random() < 0.7 else f"{word}’s {phrase}"
+        if kind == 10:
+            return f"{word} {_pick(rng, ('≤', '≥', '≠', '→', '<', '>'))} {small}"
+        left, right = (("[", "]"), ("<", ">"), ("{", "}"))[int(rng.integers(3))]
+        rare = _pick(rng, _ASCII_RARE)
+        return f"{left}{small}{right} {phrase}" if rng.random() < 0.5 else f"{word}{rare}{self.word(rng)}"
+
     def document_line(self, rng: np.random.Generator) -> str:
+        kind = rng.random()
+        if kind < MARKED_SHARE:
+            return self.marked(rng)
         kind = rng.random()
         if kind < 0.3:
             label = _pick(rng, _LABELS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import string
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from ocrlite.cli import main
 from ocrlite.errors import ConfigError, ImageReadError
 from ocrlite.files import find_charset
 from ocrlite.train.rec_task import RecTask, ctc_loss, read_label_file
-from ocrlite.train.synth import FontBank, Synthesizer, tilt_in_box, write_synth_set
+from ocrlite.train.synth import FontBank, Synthesizer, TextSource, tilt_in_box, write_synth_set
 from ocrlite.train.trainer import TrainSettings, train
 
 CHARSET = Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True)
@@ -74,6 +75,20 @@ def test_synth_chinese_share_and_mixed_lines() -> None:
     assert not any(is_cjk(Synthesizer(CHARSET, "en+zh", 32, fonts, zh_share=0.0).sample(2, k)[1]) for k in range(40))
     with pytest.raises(ConfigError, match="Chinese share must be between 0 and 1"):
         Synthesizer(CHARSET, "en+zh", 32, fonts, zh_share=1.5)
+
+
+def test_synth_document_lines_carry_the_marks_documents_print() -> None:
+    """The converted charset holds signs that English documents print (yen, degrees, plus-minus, times...); lines
+    that never showed them taught the English fine-tune to read "25°C" as "25'" and "¥1,250" as "?1,250"."""
+    rng = np.random.default_rng(0)
+    assert set("¥°±×÷®™§•·—“”‘’…≤≥≠→[]<>_~|{}^\\`") <= set("".join(TextSource().marked(rng) for _ in range(600)))
+    fonts = FontBank()
+    texts = [Synthesizer(CHARSET, "en", 32, fonts, scene_share=0.0).sample(5, k)[1] for k in range(200)]
+    marked = [t for t in texts if set(t) & set("¥°±×÷®™§•·—“”‘’…≤≥≠→[]<>_~|{}^\\`")]
+    assert 8 <= len(marked) <= 40 and len(set("".join(marked)) - set(string.printable)) >= 5  # ~1 line in 10
+    ascii_only = Charset(list(string.printable[:95]), use_space_char=True)
+    assert all(t.isascii() for t in (Synthesizer(ascii_only, "en", 32, fonts, scene_share=0.0).sample(5, k)[1]
+                                     for k in range(100)))
 
 
 def test_synth_cli_writes_the_mix_it_is_asked_for(tmp_path: Path) -> None:
