@@ -61,9 +61,10 @@ class DetRecord:
 
 def read_det_label_file(path: str | Path) -> list[DetRecord]:
     """``image path<TAB>[{"transcription": ..., "points": [[x, y], ...]}, ...]`` lines (paths relative to the
-    file's folder). '###' and '*' transcriptions are don't care. A malformed line is a ConfigError, and so is an
-    image listed on two lines (each line's boxes would train the other's text as background, and the splits,
-    which are by line, could put the image on both sides)."""
+    file's folder). '###' and '*' transcriptions are don't care. A malformed line (also a coordinate that is not a
+    finite number: JSON's NaN or null) is a ConfigError, and so is an image listed on two lines (each line's boxes
+    would train the other's text as background, and the splits, which are by line, could put the image on both
+    sides)."""
     path = Path(path)
     lines = read_text_file(path, "label").splitlines()
     records = []
@@ -82,6 +83,8 @@ def read_det_label_file(path: str | Path) -> list[DetRecord]:
             raise ConfigError(f"{path}:{number}: expected 'image<TAB>[{{transcription, points}}]' ({exc})") from None
         if any(len(p) < 3 for p in polygons):
             raise ConfigError(f"{path}:{number}: a polygon has fewer than 3 points")
+        if not all(np.isfinite(p).all() for p in polygons):  # JSON's NaN, Infinity, 1e400 or null
+            raise ConfigError(f"{path}:{number}: a polygon has a coordinate that is not a finite number")
         image = (path.parent / name).resolve()
         if image in first_line:
             raise ConfigError(f"{path}:{number}: {name} is already listed on line {first_line[image]}; give all "

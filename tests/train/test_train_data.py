@@ -49,6 +49,18 @@ def test_paddle_det_label_file_refuses_an_image_listed_twice(tmp_path: Path) -> 
         read_det_label_file(tmp_path / "labels.txt")
 
 
+@pytest.mark.parametrize("point", ["[NaN, 2]", "[1, null]", "[Infinity, 2]", "[1e400, 2]"])
+def test_paddle_det_label_file_refuses_a_coordinate_that_is_not_finite(tmp_path: Path, point: str) -> None:
+    """JSON's NaN, Infinity and null pass json.loads; such a box reached shapely's polygon code mid-run (a
+    GEOSException traceback at the step that drew the image) and ICDAR scoring. It is one error naming the line."""
+    good = json.dumps([{"transcription": "a", "points": [[1, 2], [30, 2], [30, 12], [1, 12]]}])
+    (tmp_path / "labels.txt").write_text(
+        f"a.jpg\t{good}\nb.jpg\t[{{\"transcription\": \"b\", \"points\": [{point}, [30, 2], [30, 12], [1, 12]]}}]\n",
+        encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"labels.txt:2: a polygon has a coordinate that is not a finite number$"):
+        read_det_label_file(tmp_path / "labels.txt")
+
+
 def test_holdout_split_every_5th() -> None:
     train, held = holdout_split(list(range(12)), 5)
     assert held == [4, 9] and train == [0, 1, 2, 3, 5, 6, 7, 8, 10, 11]
