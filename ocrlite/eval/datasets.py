@@ -23,7 +23,7 @@ from ocrlite.preprocess import crop_quad
 
 __all__ = ["load_icdar2015", "load_funsd", "load_funsd_boxes", "load_word_crops", "parse_icdar_line", "read_funsd_form",
            "read_rec_label_file", "read_text_file", "FunsdBox", "FunsdForm", "check_funsd_unit", "box_quad",
-           "box_crops"]
+           "box_crops", "upright_crops"]
 
 
 def _require_dir(path: Path) -> Path:
@@ -235,6 +235,17 @@ def read_rec_label_file(path: str | Path) -> list[tuple[Path, str]]:
             raise ConfigError(f"{path}:{number}: expected 'image path<TAB>text', got {line!r}")
         pairs.append((path.parent / name, text))
     return pairs
+
+
+def upright_crops(crops: Sequence[np.ndarray], labels: Sequence[str]) -> list[np.ndarray]:
+    """Line crops made upright for direction scoring and training. A label file whose every label is 0 or 180 is
+    PaddleOCR's direction (cls) label file: a crop labelled 180 is upside down and is turned 180 degrees. The
+    crops of any other label file (text labels) are upright as given."""
+    angles = [label.strip() for label in labels]
+    if not all(angle in ("0", "180") for angle in angles):
+        return list(crops)
+    return [np.ascontiguousarray(crop[::-1, ::-1]) if angle == "180" else crop
+            for crop, angle in zip(crops, angles, strict=True)]
 
 
 def load_word_crops(root: str | Path) -> list[tuple[Path, str]]:

@@ -30,6 +30,7 @@ from ocrlite.eval.datasets import (
     load_funsd_boxes,
     load_icdar2015,
     load_word_crops,
+    upright_crops,
 )
 from ocrlite.eval.metrics import (
     GtRegion,
@@ -274,8 +275,9 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     det: ICDAR 2015 P/R/H (IoU > 0.5, fixed settings); e2e: ICDAR 2015 word-level end-to-end P/R/H (+ whole
     lines) or FUNSD bag-of-words P/R/F1, case-insensitive and case-sensitive (``_cs``); rec: word accuracy
     (case-insensitive, ``_cs`` sensitive), 1 - NED (case-insensitive) and CER (case-sensitive); cls: accuracy
-    on every crop upright (0) and turned 180 degrees. Every row has ``n`` (items) and ``s_per_item`` (seconds
-    inside the system). Crops go to a system in one call (which the predictors sort by ratio).
+    on every crop upright (0) and turned 180 degrees (a direction label file's 180 crops turned upright first:
+    ``upright_crops``). Every row has ``n`` (items) and ``s_per_item`` (seconds inside the system). Crops go to a
+    system in one call (which the predictors sort by ratio).
     ``outputs``, when given, receives each system's (outputs, ground truths) per item by name, for paired
     comparisons of systems on the same items. FUNSD serves det (P/R/H against its line or word boxes), rec and
     cls (the crops of its word or line boxes; ``unit``, see ``load_samples``) too.
@@ -300,7 +302,7 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
         else:
             crops = [read_image(p) for p in paths]
         if task == "cls":
-            crops, truths = upright_and_turned(crops)
+            crops, truths = upright_and_turned(upright_crops(crops, truths) if layout == "crops" else crops)
         runs = run_timed(systems, [crops], lambda s, all_crops: getattr(s, method)(all_crops))
         runs = {name: TimedRun(run.outputs[0], run.seconds) for name, run in runs.items()}
     rows = []

@@ -1,12 +1,12 @@
 """Direction-classifier training task: 0/180 on text-line crops, evaluated through the inference
 ``TextClassifier``.
 
-Crops are cut from FUNSD forms (line or word boxes) or read from a PaddleOCR rec label file; forms/files are
-split deterministically (every ``holdout_every``-th held out, then every ``val_every``-th of the rest is a
-validation item; ``eval_on`` names the split scored during training, which keep-best picks on). A training
-crop is turned 180 degrees with probability 0.5, which sets its label; each scored crop is scored upright and
-turned. Config
-(``train:`` section of a cls stage config)::
+Crops are cut from FUNSD forms (line or word boxes) or read from a PaddleOCR rec label file (``path<TAB>text``,
+upright crops) or direction label file (``path<TAB>0`` or ``180``: a 180 crop is turned upright when it is
+read); forms/files are split deterministically (every ``holdout_every``-th held out, then every ``val_every``-th
+of the rest is a validation item; ``eval_on`` names the split scored during training, which keep-best picks
+on). A training crop is turned 180 degrees with probability 0.5, which sets its label; each scored crop is
+scored upright and turned. Config (``train:`` section of a cls stage config)::
 
     data:    {format: funsd | labels, root: FOLDER or LABEL FILE, unit: lines | words, holdout_every: 5,
               val_every: 0, eval_on: holdout | val | train, min_width: 8, eval_limit: 0, pairs: false}
@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..backends.torch import TorchRunner
 from ..errors import ConfigError
-from ..eval.datasets import box_crops, check_funsd_unit, load_funsd_boxes, read_rec_label_file
+from ..eval.datasets import box_crops, check_funsd_unit, load_funsd_boxes, read_rec_label_file, upright_crops
 from ..eval.metrics import direction_accuracy, upright_and_turned
 from ..io.images import read_image
 from ..predictors import TextClassifier
@@ -85,15 +85,16 @@ def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
 
 
 def label_file_crops(path: str | Path, holdout_every: int, val_every: int, min_width: int) -> Splits[np.ndarray]:
-    """Train, validation and held-out crops from the images of a ``path<TAB>text`` label file, split by line."""
-    images = [image for image, _ in read_rec_label_file(path)]
-    split = three_way_split(images, holdout_every, val_every)
+    """Train, validation and held-out crops, upright, from the images of a ``path<TAB>text`` label file or of
+    PaddleOCR's direction label file (``path<TAB>0`` or ``180``: see ``upright_crops``), split by line."""
+    pairs = read_rec_label_file(path)
+    upright = upright_crops([read_image(image) for image, _ in pairs], [text for _, text in pairs])
+    split = three_way_split(upright, holdout_every, val_every)
 
-    def load(chosen: Sequence[Path]) -> list[np.ndarray]:
-        crops = [read_image(image) for image in chosen]
+    def kept(crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         return [c for c in crops if min(c.shape[:2]) >= min_width]
 
-    return Splits(load(split.train), load(split.val), load(split.held_out))
+    return Splits(kept(split.train), kept(split.val), kept(split.held_out))
 
 
 class ClsTask:

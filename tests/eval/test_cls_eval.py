@@ -60,6 +60,19 @@ def test_eval_cls_scores_the_cls_stage_whether_or_not_use_cls_is_on(crops: Path)
     assert rows["true"]["accuracy"] == rows["false"]["accuracy"] == 100.0
 
 
+def test_eval_cls_reads_a_paddleocr_direction_label_file(crops: Path, tmp_path: Path) -> None:
+    """PaddleOCR's cls label file (``path<TAB>0`` or ``180``) labels an upside-down crop 180. It was scored as if
+    every crop were upright: the shipped classifier, right on every crop, read 50 %. Its 180 crops are turned
+    upright first, so the score is the one of the same crops stored upright."""
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.imread(str(crops / "a.png")))
+    cv2.imwrite(str(tmp_path / "b.png"), cv2.rotate(cv2.imread(str(crops / "b.png")), cv2.ROTATE_180))
+    (tmp_path / "labels.txt").write_text("a.png\t0\r\nb.png\t180\r\n", encoding="utf-8")
+    code, out, err = _eval("--data", str(tmp_path), "--format", "json")
+    assert (code, err) == (0, "")
+    row = json.loads(out)
+    assert (row["n"], row["accuracy"]) == (4, 100.0)
+
+
 def test_eval_cls_without_a_cls_stage_is_one_line_exit_2(crops: Path, tmp_path: Path) -> None:
     config = tmp_path / "no_cls.yaml"
     config.write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\n")

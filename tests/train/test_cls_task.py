@@ -58,6 +58,27 @@ def test_batches_label_turned_crops_180(tmp_path: Path) -> None:
     assert torch.isfinite(loss) and logs["ce"] == pytest.approx(float(loss.detach()))
 
 
+def test_a_paddleocr_direction_label_file_trains_its_180_crops_turned_upright(tmp_path: Path) -> None:
+    """PaddleOCR's cls label file (``path<TAB>0`` or ``180``) gives upside-down crops the label 180; they were read
+    as upright crops, so the net learnt their direction backwards. Read so, the task holds the very crops of the
+    same images labelled with their text."""
+    texts = _label_file(tmp_path).read_text(encoding="utf-8").splitlines()
+    lines = []
+    for i, line in enumerate(texts):
+        name = line.partition("\t")[0]
+        if i % 2:  # every other crop stored upside down, as a direction data set holds them
+            write_image(tmp_path / f"t{i}.png", cv2.rotate(cv2.imread(str(tmp_path / name)), cv2.ROTATE_180))
+            name = f"t{i}.png"
+        lines.append(f"{name}\t{180 if i % 2 else 0}")
+    (tmp_path / "angles.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    by_text = ClsTask(_stage(tmp_path / "labels.txt", None), batch_size=4)
+    by_angle = ClsTask(_stage(tmp_path / "angles.txt", None), batch_size=4)
+    for ours, theirs in ((by_angle.train_crops, by_text.train_crops), (by_angle.eval_crops, by_text.eval_crops)):
+        assert len(ours) == len(theirs) > 0
+        assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert by_angle.eval_angles == by_text.eval_angles
+
+
 def test_paired_batches_hold_each_crop_both_ways_and_val_stays_apart(tmp_path: Path) -> None:
     stage = _stage(_label_file(tmp_path), None)
     stage["train"]["data"].update(pairs=True, val_every=4, eval_on="val")
