@@ -107,9 +107,10 @@ def icdar2015_records(root: str | Path) -> list[DetRecord]:
     return records
 
 
-def funsd_records(root: str | Path, unit: str = "words") -> list[DetRecord]:
-    """FUNSD forms as detection records with word or line boxes as quads."""
-    check_funsd_unit(unit)
+def funsd_records(root: str | Path, unit: str = "words", key: str = "FUNSD unit") -> list[DetRecord]:
+    """FUNSD forms as detection records with word or line boxes as quads (a bad ``unit`` is an error naming
+    ``key``)."""
+    check_funsd_unit(unit, key)
     records = []
     for form in load_funsd_boxes(root):
         boxes = form.boxes(unit)

@@ -175,7 +175,7 @@ def _load_records(data: DetData) -> list[DetRecord]:
     if data.format == "paddle":
         return read_det_label_file(data.root)
     if data.format == "funsd":
-        return funsd_records(data.root, data.unit)
+        return funsd_records(data.root, data.unit, "train.data.unit")
     raise ConfigError(f"train.data.format must be icdar2015, paddle or funsd, got {data.format!r}")
 
 

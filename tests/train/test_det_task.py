@@ -136,7 +136,8 @@ def test_bootstrap_interval_brackets_the_hmean() -> None:
     ("override", "message"),
     [("train.data.format=coco", "train.data.format must be icdar2015, paddle or funsd"),
      ("train.loss.alpha=abc", "train.loss.alpha: expected a finite number, got 'abc'"),
-     ("train.augment.sise=640", "train.augment: unknown key 'sise'")],
+     ("train.augment.sise=640", "train.augment: unknown key 'sise'"),
+     ("train.data.unit=word", "train.data.unit must be 'words' or 'lines', got 'word'")],
 )
 def test_bad_det_settings_are_one_line_errors(tmp_path: Path, override: str, message: str) -> None:
     from click.testing import CliRunner
@@ -144,8 +145,10 @@ def test_bad_det_settings_are_one_line_errors(tmp_path: Path, override: str, mes
     from ocrlite.cli import main
 
     config = Path(__file__).resolve().parents[2] / "configs" / "train" / "det_ppocrv3_ic15.yaml"
-    result = CliRunner().invoke(main, ["train", str(config), "-o", str(tmp_path / "run"), "-q",
-                                       "--set", f"train.data.root={tmp_path}", "--set", override])
+    fmt = "funsd" if override.startswith("train.data.unit") else "icdar2015"
+    result = CliRunner().invoke(main, ["train", str(config), "-o", str(tmp_path / "run"), "-q", "--set",
+                                       f"train.data.root={tmp_path}", "--set", f"train.data.format={fmt}",
+                                       "--set", override])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
 
