@@ -47,12 +47,14 @@ _IGNORED_TEXTS = (DONT_CARE, "*")  # PaddleOCR's don't-care transcriptions
 
 @dataclass(frozen=True)
 class DetRecord:
-    """One detection training image: its path, text polygons (N_i x 2), transcriptions and ignore flags."""
+    """One detection training image: its path, text polygons (N_i x 2), transcriptions, ignore flags and the
+    ground-truth file they were read from (for the data manifest)."""
 
     image: Path
     polygons: tuple[np.ndarray, ...]
     texts: tuple[str, ...]
     ignore: tuple[bool, ...]
+    label: Path | None = None
 
     def regions(self) -> list[GtRegion]:
         """The ground truth in the form ``ocrlite.evaluate`` scores."""
@@ -90,7 +92,8 @@ def read_det_label_file(path: str | Path) -> list[DetRecord]:
             raise ConfigError(f"{path}:{number}: {name} is already listed on line {first_line[image]}; give all "
                               "of an image's boxes on one line")
         first_line[image] = number
-        records.append(DetRecord(path.parent / name, polygons, texts, tuple(t in _IGNORED_TEXTS for t in texts)))
+        records.append(DetRecord(path.parent / name, polygons, texts, tuple(t in _IGNORED_TEXTS for t in texts),
+                                 path))
     return records
 
 
@@ -103,6 +106,7 @@ def icdar2015_records(root: str | Path) -> list[DetRecord]:
             tuple(np.asarray(r.points, dtype=np.float64) for r in regions),
             tuple(r.text for r in regions),
             tuple(r.dont_care for r in regions),
+            Path(root) / "gt" / f"gt_{image.stem}.txt",
         ))
     return records
 
@@ -115,7 +119,7 @@ def funsd_records(root: str | Path, unit: str = "words", key: str = "FUNSD unit"
     for form in load_funsd_boxes(root):
         boxes = form.boxes(unit)
         records.append(DetRecord(form.image, tuple(box_quad(b) for b in boxes), tuple(b.text for b in boxes),
-                                 (False,) * len(boxes)))
+                                 (False,) * len(boxes), Path(root) / "annotations" / f"{form.image.stem}.json"))
     return records
 
 

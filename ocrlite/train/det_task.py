@@ -215,14 +215,20 @@ class DetTask:
         self.eval_records = list(splits.pick(self.data.eval_on))  # scored during training (keep-best)
         if not self.train_records:
             raise ConfigError(f"train.data: no training images in {self.data.root}")
-        for image in self.files():  # a missing or broken image fails the start, not the batch that draws it
+        for image in self.images():  # a missing or broken image fails the start, not the batch that draws it
             image_size(image)
         self.batch_size = batch_size
 
+    def images(self) -> list[Path]:
+        """Every image the task reads (training first, then evaluation)."""
+        return list(dict.fromkeys(r.image for r in [*self.train_records, *self.eval_records]))
+
     def files(self) -> list[Path]:
-        """Every image the task reads (training first, then evaluation), for the data manifest."""
-        seen = dict.fromkeys(r.image for r in [*self.train_records, *self.eval_records])
-        return list(seen)
+        """The ground-truth files read (the label file, ICDAR 2015 gt files or FUNSD annotations), then the
+        images, for the data manifest."""
+        records = [*self.train_records, *self.eval_records, *self.held_out_records]
+        labels = dict.fromkeys(r.label for r in records if r.label is not None)
+        return [*labels, *self.images()]
 
     def build_model(self) -> nn.Module:
         return build_det_model(self.stage)

@@ -19,6 +19,7 @@ from ocrlite.io.images import read_image
 from ocrlite.predictors import TextDetector
 from ocrlite.stages import load_stage_config, stage_spec
 from ocrlite.train.det_task import DetTask, build_det_model
+from ocrlite.weights import sha256_file
 
 
 def _stage(**train: object) -> dict:
@@ -168,6 +169,29 @@ def test_a_missing_or_broken_image_fails_the_start(tmp_path: Path, content: byte
     data = {"format": "paddle", "root": str(_label_file(tmp_path, "page.png")), "holdout_every": 0}
     with pytest.raises(ConfigError, match=f"^cannot read image {tmp_path / 'page.png'}: {reason}$"):
         DetTask(_stage(data=data), batch_size=1)
+
+
+def test_the_data_manifest_records_the_ground_truth_files_with_the_images(tmp_path: Path) -> None:
+    """data_manifest.json lists every file a run reads with its sha256; a det run listed its images only, so a
+    label file edited between two runs left no trace in it (nor in the export's data_manifest_sha256)."""
+    from ocrlite.train.run import run_training
+
+    cv2.imwrite(str(tmp_path / "page.png"), np.full((64, 64, 3), 255, np.uint8))
+    labels = _label_file(tmp_path, "page.png")
+    (tmp_path / "icdar" / "images").mkdir(parents=True)
+    (tmp_path / "icdar" / "gt").mkdir()
+    cv2.imwrite(str(tmp_path / "icdar" / "images" / "img_1.jpg"), np.full((64, 64, 3), 255, np.uint8))
+    (tmp_path / "icdar" / "gt" / "gt_img_1.txt").write_text("8,8,40,8,40,24,8,24,a\n", encoding="utf-8")
+    config = Path(__file__).resolve().parents[2] / "configs" / "train" / "det_ppocrv3_ic15.yaml"
+    for fmt, root, expected in (("paddle", labels, [labels, tmp_path / "page.png"]),
+                                ("icdar2015", tmp_path / "icdar", [tmp_path / "icdar" / "gt" / "gt_img_1.txt",
+                                                                   tmp_path / "icdar" / "images" / "img_1.jpg"])):
+        run = tmp_path / f"run_{fmt}"
+        run_training(str(config), [f"train.data.format={fmt}", f"train.data.root={root}", "train.steps=1",
+                                   "train.data.holdout_every=0", "train.data.eval_on=train", "train.batch_size=1",
+                                   "train.augment.size=64"], run, export=False, progress=False)
+        manifest = json.loads((run / "data_manifest.json").read_text(encoding="utf-8"))
+        assert manifest["files"] == [{"path": str(f.resolve()), "sha256": sha256_file(f)} for f in expected]
 
 
 def test_an_image_that_fails_in_a_worker_process_is_one_line(tmp_path: Path) -> None:
