@@ -69,8 +69,12 @@ LIMIT: int | None = None  # --limit: distill scores the first N held-out crops
 
 
 def run_train(config: Path, out: Path, sets: list[str], threads: int, command_name: str = "train") -> None:
-    """Run ``ocrlite train`` (or ``distill``) with ``sets`` overrides into ``out`` (printed first)."""
+    """Run ``ocrlite train`` (or ``distill``) with ``sets`` overrides into ``out`` (printed first); with
+    ``--no-train``, an OcrliteError unless ``out`` holds a run (its log.csv)."""
     if not TRAIN:
+        if not (out / "log.csv").is_file():
+            raise OcrliteError(f"--no-train: {out} holds no training run (no log.csv); run the check without "
+                               "--no-train first")
         print(f"(scoring the existing run {out})", flush=True)
         return
     command = [OCRLITE, "--threads", str(threads), command_name, str(config), "-o", str(out), "-q", "--name",
@@ -101,14 +105,32 @@ def loss_trend(run: Path, key: str = "loss") -> tuple[float, float]:
     return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter
 
 
+def export_config(out: Path) -> Path:
+    """The stage config ``ocrlite train`` exported into ``out/export``; an OcrliteError when there is none."""
+    config = next((out / "export").glob("*.yaml"), None)
+    if config is None:
+        raise OcrliteError(f"{out / 'export'}: no exported model (the run stopped before its end); score one of "
+                           "its checkpoints with --no-train --weights CKPT/model.safetensors")
+    return config
+
+
 def exported(out: Path, config: Path) -> Path | dict[str, Any]:
     """The stage config ``ocrlite train`` exported into ``out/export``, or ``config`` with ``--weights``."""
     if WEIGHTS is None:
-        return next((out / "export").glob("*.yaml"))
+        return export_config(out)
     from ocrlite.stages import load_stage_config
 
     stage = load_stage_config(config, [f"weights={WEIGHTS.with_suffix('')}"])
     return {k: v for k, v in stage.items() if k != "train" and not k.startswith("_")}  # _dir etc.: in-process only
+
+
+def read_evals(out: Path) -> list[dict[str, Any]]:
+    """The evaluations of the run in ``out`` (its evals.json); an OcrliteError when it has none yet."""
+    path = out / "evals.json"
+    if not path.is_file():
+        raise OcrliteError(f"{path}: not found; the run in {out} stopped before its first evaluation")
+    evals: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    return evals
 
 
 def report(out: Path, result: dict[str, Any]) -> None:
@@ -125,7 +147,7 @@ def det_stage(data: Path, sets: list[str]) -> dict[str, Any]:
 def det_overfit(data: Path, out: Path, threads: int) -> bool:
     sets = [f"train.data.root={data / 'icdar2015'}", *OVERFIT]
     run_train(DET_CONFIG, out, sets, threads)
-    evals = json.loads((out / "evals.json").read_text(encoding="utf-8"))
+    evals = read_evals(out)
     first, last = loss_trend(out)
     best = max(e["hmean"] for e in evals)
     result = {"check": "det-overfit", "images": 4, "evals": evals, "loss_first_quarter": first,
@@ -153,7 +175,7 @@ def det_finetune(data: Path, out: Path, threads: int) -> bool:
     total = {name: sum(counts[1:], counts[0]) for name, counts in (("converted", before), ("fine_tuned", after))}
     delta = total["fine_tuned"].hmean - total["converted"].hmean
     first, last = loss_trend(out)
-    evals = json.loads((out / "evals.json").read_text(encoding="utf-8"))
+    evals = read_evals(out)
     result = {
         "check": "det-finetune", "held_out_images": len(records), "picked_on": task.data.eval_on,
         "val_images": len(task.eval_records), "val_evals": evals,
@@ -335,7 +357,7 @@ def distill(data: Path, out: Path, threads: int) -> bool:
     torch.set_num_threads(threads)
     systems = [ocrlite_system(name, OCR(model=name, stages=("rec",))) for name in ("ppocr-v2-en", "ppocr-v6-small")]
     systems += [ocrlite_system(name, OCR(stage_pipeline(out / f"ocr_{name}.yaml", "rec",
-                                                        next((run / "export").glob("*.yaml"))), stages=("rec",)))
+                                                        export_config(run)), stages=("rec",)))
                 for name, run in runs.items()]
     outputs: dict[str, tuple[list[Any], list[Any]]] = {}
     rows = evaluate("rec", systems, crops / "held_out", LIMIT, outputs=outputs)
