@@ -100,23 +100,40 @@ class StageSpec:
             try:
                 load(net, self.weights, self.manifest.get("sha256"))
             except WeightsError:
-                self._check_class_count(net.state_dict())  # a charset of another size is the usual reason
+                shapes = self._weight_shapes(self.weights)
+                if shapes is not None:
+                    self._check_class_count(net.state_dict(), shapes)  # a charset of another size: the usual reason
+                    self._check_threshold_branch(net.state_dict(), shapes, self.weights.name)
                 raise
         return net.eval()
 
-    def _check_class_count(self, own: dict[str, Any]) -> None:
-        """A ConfigError naming the charset when the weights' CTC head has another class count than the charset
-        gives (a head tensor that differs only in its first dimension, the net's being the charset's classes)."""
+    @staticmethod
+    def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
+        """Each tensor's shape in a weights file, by name; None when it cannot be read (the loader said so)."""
         from safetensors import safe_open
 
+        try:
+            with safe_open(str(path), "pt") as tensors:
+                return {key: tuple(tensors.get_slice(key).get_shape()) for key in tensors.keys()}
+        except Exception:  # safetensors' several error types: the file itself is bad, which the loader said
+            return None
+
+    def _check_threshold_branch(self, own: dict[str, Any], shapes: dict[str, tuple[int, ...]], name: str) -> None:
+        """A WeightsError saying what to do when the weights ``name`` lack exactly the DB threshold branch that the
+        net config builds (``with_threshold: true``, as a training config's head has it): inference never runs it."""
+        missing = [key for key in own if key not in shapes and not key.endswith("num_batches_tracked")]
+        if self.kind == "det" and missing and set(shapes) <= set(own) and all(
+                key.startswith("head.thresh.") for key in missing):
+            raise WeightsError(f"{name} has no DB threshold branch (head.thresh), which this det config builds "
+                               "(model.head.with_threshold: true, as training configs do); inference does not run "
+                               "it: set det.model.head.with_threshold=false")
+
+    def _check_class_count(self, own: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
+        """A ConfigError naming the charset when the weights' CTC head has another class count than the charset
+        gives (a head tensor that differs only in its first dimension, the net's being the charset's classes)."""
         if self.charset is None or self.weights is None:
             return
         classes = len(self.charset)
-        try:
-            with safe_open(str(self.weights), "pt") as tensors:
-                shapes = {key: tuple(tensors.get_slice(key).get_shape()) for key in tensors.keys()}
-        except Exception:  # safetensors' several error types: the file itself is bad, which the loader said
-            return
         for key, tensor in own.items():
             shape, theirs = tuple(tensor.shape), shapes.get(key)
             if (key.startswith("head.") and shape[:1] == (classes,) and theirs is not None and theirs != shape

@@ -208,6 +208,29 @@ def test_an_image_that_fails_in_a_worker_process_is_one_line(tmp_path: Path) -> 
     assert str(caught.value) == f"{tmp_path / 'page.png'}: corrupt or truncated image data (image file is truncated)"
 
 
+def test_the_training_config_used_for_inference_says_how_to_run_it(tmp_path: Path) -> None:
+    """``ocrlite detect/eval --config configs/train/det_ppocrv3_ic15.yaml`` (a baseline with the config to be
+    trained) builds the threshold branch, which the converted weights lack: the error listed the missing
+    ``head.thresh.*`` tensors only. It now names the setting that runs it, and with it the boxes are the converted
+    detector's."""
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "train" / "det_ppocrv3_ic15.yaml"
+    sample = Path(__file__).resolve().parents[1] / "images" / "sample.png"
+    refused = CliRunner().invoke(main, ["--threads", "1", "detect", "--config", str(config), str(sample)])
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr == ("ocrlite: error: det_ppocrv3.safetensors has no DB threshold branch (head.thresh), "
+                              "which this det config builds (model.head.with_threshold: true, as training configs "
+                              "do); inference does not run it: set det.model.head.with_threshold=false\n")
+    runs = [CliRunner().invoke(main, ["--threads", "1", "detect", *args, str(sample)])
+            for args in (["--config", str(config), "--set", "det.model.head.with_threshold=false"],
+                         ["--config", "det_ppocrv3.yaml"])]
+    assert runs[0].exit_code == runs[1].exit_code == 0 and runs[0].stdout == runs[1].stdout
+    assert json.loads(runs[0].stdout)["boxes"]
+
+
 def test_the_cli_says_when_it_initialises_the_threshold_branch(tmp_path: Path) -> None:
     """The docs promise a log line; the command line shows it on stderr, and not again when the run resumes (the
     checkpoint's trained branch replaces the initialised one)."""
