@@ -28,6 +28,7 @@ from ..weights import sha256_file
 __all__ = [
     "DetRecord",
     "read_det_label_file",
+    "quad_edges_cross",
     "icdar2015_records",
     "funsd_records",
     "holdout_split",
@@ -61,12 +62,26 @@ class DetRecord:
         return [GtRegion(p, t, dont_care=i) for p, t, i in zip(self.polygons, self.texts, self.ignore, strict=True)]
 
 
+def quad_edges_cross(quad: np.ndarray) -> bool:
+    """Whether two opposite edges of a 4-point polygon cross (its points are not in order around the box, e.g.
+    top left, top right, bottom left, bottom right): such a 'bow tie' has no area a DB kernel or an IoU can use."""
+
+    def side(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+        return float(np.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])))
+
+    def cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> bool:
+        return side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0
+
+    p = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    return cross(p[0], p[1], p[2], p[3]) or cross(p[1], p[2], p[3], p[0])
+
+
 def read_det_label_file(path: str | Path) -> list[DetRecord]:
     """``image path<TAB>[{"transcription": ..., "points": [[x, y], ...]}, ...]`` lines (paths relative to the
     file's folder). '###' and '*' transcriptions are don't care. A malformed line (also a coordinate that is not a
-    finite number: JSON's NaN or null) is a ConfigError, and so is an image listed on two lines (each line's boxes
-    would train the other's text as background, and the splits, which are by line, could put the image on both
-    sides)."""
+    finite number: JSON's NaN or null, or a box of 4 points out of order: ``quad_edges_cross``) is a ConfigError,
+    and so is an image listed on two lines (each line's boxes would train the other's text as background, and the
+    splits, which are by line, could put the image on both sides)."""
     path = Path(path)
     lines = read_text_file(path, "label").splitlines()
     records = []
@@ -87,6 +102,11 @@ def read_det_label_file(path: str | Path) -> list[DetRecord]:
             raise ConfigError(f"{path}:{number}: a polygon has fewer than 3 points")
         if not all(np.isfinite(p).all() for p in polygons):  # JSON's NaN, Infinity, 1e400 or null
             raise ConfigError(f"{path}:{number}: a polygon has a coordinate that is not a finite number")
+        crossed = next((k for k, p in enumerate(polygons) if len(p) == 4 and quad_edges_cross(p)), None)
+        if crossed is not None:
+            raise ConfigError(f"{path}:{number}: box {crossed + 1} ({texts[crossed]!r}) has its 4 points out of "
+                              "order (two of its edges cross); list the corners around the box, e.g. clockwise "
+                              "from the top left")
         image = (path.parent / name).resolve()
         if image in first_line:
             raise ConfigError(f"{path}:{number}: {name} is already listed on line {first_line[image]}; give all "

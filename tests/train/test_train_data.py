@@ -61,6 +61,24 @@ def test_paddle_det_label_file_refuses_a_coordinate_that_is_not_finite(tmp_path:
         read_det_label_file(tmp_path / "labels.txt")
 
 
+def test_paddle_det_label_file_refuses_a_box_whose_points_are_out_of_order(tmp_path: Path) -> None:
+    """Corners written top left, top right, bottom left, bottom right (a box converted from x0,y0,x1,y1 the wrong
+    way) make a bow tie: its DB kernel vanished or came out misshapen and scoring repaired it to one triangle, so a
+    run trained on such a file learnt next to nothing (hmean 0 on its own training images) without a word."""
+    boxes = [{"transcription": "tri", "points": [[10, 10], [100, 10], [50, 60]]},
+             {"transcription": "flat", "points": [[10, 90], [100, 90], [100, 90], [10, 90]]},
+             {"transcription": "curved", "points": [[0, 0], [50, 5], [100, 0], [100, 20], [50, 25], [0, 20]]},
+             {"transcription": "ok", "points": [[120, 10], [200, 12], [198, 40], [121, 38]]},
+             {"transcription": "Z", "points": [[120, 50], [200, 50], [120, 80], [200, 82]]}]
+    (tmp_path / "labels.txt").write_text(f"a.jpg\t{json.dumps(boxes[:4])}\nb.jpg\t{json.dumps(boxes)}\n",
+                                         encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"labels.txt:2: box 5 \('Z'\) has its 4 points out of order \(two of its "
+                                          r"edges cross\); list the corners around the box"):
+        read_det_label_file(tmp_path / "labels.txt")
+    (tmp_path / "labels.txt").write_text(f"a.jpg\t{json.dumps(boxes[:4])}\n", encoding="utf-8")
+    assert [len(p) for p in read_det_label_file(tmp_path / "labels.txt")[0].polygons] == [3, 4, 6, 4]
+
+
 def test_holdout_split_every_5th() -> None:
     train, held = holdout_split(list(range(12)), 5)
     assert held == [4, 9] and train == [0, 1, 2, 3, 5, 6, 7, 8, 10, 11]
