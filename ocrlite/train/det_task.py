@@ -83,7 +83,7 @@ class DetData:
 class DetAugmentSettings:
     """The ``train.augment`` section (see ``DetAugment``)."""
 
-    size: int = setting(640, low=32)
+    size: int = setting(640, low=64)  # a multiple of the detector's stride, 32 (checked in __post_init__)
     flip: float = setting(0.5, low=0.0, high=1.0)
     max_angle: float = setting(10.0, low=0.0)
     scale_min: float = 0.5
@@ -93,6 +93,8 @@ class DetAugmentSettings:
     keep_scale: bool = False  # crop windows of at most size x size, padded, never resized
 
     def __post_init__(self) -> None:
+        if self.size % 32:  # the net's feature maps would not line up (inference rounds pages to 32 too)
+            raise range_error("train.augment.size", self.size, "a multiple of 32 (the detector's stride), 64 or more")
         if not 0 < self.scale_min <= self.scale_max:
             raise ConfigError(f"train.augment.scale_min and scale_max must be 0 < scale_min <= scale_max, "
                               f"got {self.scale_min}, {self.scale_max}")

@@ -138,7 +138,12 @@ def test_bootstrap_interval_brackets_the_hmean() -> None:
     [("train.data.format=coco", "train.data.format must be icdar2015, paddle or funsd"),
      ("train.loss.alpha=abc", "train.loss.alpha: expected a finite number, got 'abc'"),
      ("train.augment.sise=640", "train.augment: unknown key 'sise'"),
-     ("train.data.unit=word", "train.data.unit must be 'words' or 'lines', got 'word'")],
+     ("train.data.unit=word", "train.data.unit must be 'words' or 'lines', got 'word'"),
+     # a size off the stride met a RuntimeError traceback at the first step (feature maps 7 and 8 wide at 100); at
+     # 32 the deepest map is 1 x 1, where BatchNorm cannot train on a batch of one (ValueError traceback)
+     ("train.augment.size=100", "train.augment.size: 100 is out of range; allowed: a multiple of 32 (the "
+                                "detector's stride), 64 or more"),
+     ("train.augment.size=32", "train.augment.size: 32 is out of range; allowed: 64..")],
 )
 def test_bad_det_settings_are_one_line_errors(tmp_path: Path, override: str, message: str) -> None:
     from click.testing import CliRunner

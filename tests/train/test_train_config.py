@@ -71,7 +71,7 @@ def test_train_commands_take_prefixed_keys(command: str, tmp_path: Path) -> None
      "train.loss.shrink_ratio: 1.0 is out of range; allowed: more than 0 and less than 1"),
     (DetLossSettings, "train.loss", {"thresh_min": 0.7, "thresh_max": 0.3}, "train.loss.thresh_min and thresh_max"),
     (DetAugmentSettings, "train.augment", {"scale_min": 3, "scale_max": 1}, "train.augment.scale_min and scale_max"),
-    (DetAugmentSettings, "train.augment", {"size": 0}, "train.augment.size: 0 is out of range; allowed: 32.."),
+    (DetAugmentSettings, "train.augment", {"size": 0}, "train.augment.size: 0 is out of range; allowed: 64.."),
     (DetAugmentSettings, "train.augment", {"flip": 1.5}, "train.augment.flip: 1.5 is out of range; allowed: 0.0..1.0"),
     (ClsAugmentSettings, "train.augment", {"num_ops": -1}, "train.augment.num_ops: -1 is out of range; allowed: 0.."),
 ])
