@@ -108,6 +108,8 @@ def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: n
           ratios: dict[str, float], target: float, criterion: str, overrides: Sequence[str]) -> PruneResult:
     with torch.no_grad():
         macs = (count_macs(net, torch.zeros(_MAC_INPUT))[0], count_macs(pruned, torch.zeros(_MAC_INPUT))[0])
+    assert spec.weights is not None  # prune_stage refuses a detector without weights
+    parent_bytes = spec.weights.stat().st_size  # before saving: pruning into the parent's own folder replaces it
     model = widths_config(pruned, spec.model)
     summary = f"pruned by ocrlite prune ({criterion}, MACs {macs[1] / macs[0]:.1%} of the parent, target {target})"
     slim: dict[str, Any] = {"summary": summary, "method": "prune", "criterion": criterion, "flops_target": target,
@@ -115,6 +117,5 @@ def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: n
     stage_config = save_stage(out_dir, "det", pruned, model, raw_stage("det", config, overrides), spec.manifest,
                               slim)
     pipeline = write_pipeline(out_dir, config, {"det": stage_config}, overrides)
-    assert spec.weights is not None  # prune_stage refuses a detector without weights
-    files = (spec.weights.stat().st_size, (out_dir / "det.safetensors").stat().st_size)
+    files = (parent_bytes, (out_dir / "det.safetensors").stat().st_size)
     return PruneResult(ratios, macs, (_params(net), _params(pruned)), files, stage_config, pipeline, pruned, spec)

@@ -264,3 +264,22 @@ def test_out_of_range_flops_target_is_refused_before_any_work(tmp_path, target):
     assert run.exit_code == 2
     assert f"Invalid value for '--flops-target': {float(target)} is not in the range 0.0<x<1.0" in run.output
     assert not out.exists()  # no net built, no sensitivity measured or written
+
+
+def test_pruning_a_detector_in_its_own_folder_reports_the_parent_file(tmp_path, det):
+    """Pruned into the folder of its own weights (-o OUT --config OUT/det.yaml, e.g. a pruned net pruned again),
+    the summary's file row said '785,148 -> 785,148 (+0.0%)': the parent's size was read after the new file had
+    replaced it."""
+    spec, net = det
+    out = tmp_path / "pruned"
+    out.mkdir()
+    (out / "det.safetensors").write_bytes(spec.weights.read_bytes())
+    (out / "det.json").write_bytes(spec.weights.with_suffix(".json").read_bytes())
+    (out / "det.yaml").write_text(yaml.safe_dump({"model": spec.model, "weights": "./det"}))
+    parent = (out / "det.safetensors").stat().st_size
+    run = CliRunner().invoke(main, ["prune", "--config", str(out / "det.yaml"), "--flops-target", "0.9",
+                                    "--sensitivity", str(_curves_file(tmp_path / "sen.json", net)), "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    child = (out / "det.safetensors").stat().st_size
+    assert child < parent
+    assert f"file   {parent:>12,} -> {child:>12,}  ({child / parent - 1:+.1%})" in run.stdout
