@@ -867,7 +867,8 @@ def prune(config: str | None, model: str | None, flops_target: float, criterion:
 @config_option
 @model_option
 @click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="det", show_default=True,
-              help="Which stage of a pipeline config to export (a stage config names its own).")
+              help="Which stage of a pipeline config to export (a stage config names its own; another --stage is "
+                   "refused).")
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
 @click.option("--head", type=click.Choice(["probs", "raw"]), default="probs", show_default=True,
               help="What the graph returns: probabilities (a softmax added to a logits net; what the onnxruntime "
@@ -889,6 +890,8 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
     context = click.get_current_context()
     asked = context.get_parameter_source("head") is ParameterSource.COMMANDLINE
     default_stage = context.get_parameter_source("kind") is not ParameterSource.COMMANDLINE
+    if not default_stage:  # --stage rec with a det stage config: refused, not the det net exported in silence
+        _build(lambda: _stage_config_kind(config, (kind,)))
 
     def work() -> tuple[str, Path | None, float]:
         own = config_stage_kind(config) if config is not None else None
@@ -928,7 +931,7 @@ def _default_stage_check(pipeline: PipelineSpec, kind: str) -> None:
               help="Pipeline or stage config whose stage is quantized (default: the default preset).")
 @model_option
 @click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="rec", show_default=True,
-              help="Which stage of a pipeline config (a stage config names its own).")
+              help="Which stage of a pipeline config (a stage config names its own; another --stage is refused).")
 @click.option("--calib", required=True, type=click.Path(file_okay=False, exists=True),
               help="Check images (line crops for cls/rec, pages for det): int8 vs fp32 agreement is measured on them.")
 @click.option("--calib-count", type=click.IntRange(min=1), default=64, show_default=True)
@@ -945,6 +948,8 @@ def quantize(config: str | None, model: str | None, kind: str, calib: str, calib
     from ocrlite.slim.run_quantize import quantize_config
 
     target = _config_or_preset(config, model)
+    if click.get_current_context().get_parameter_source("kind") is ParameterSource.COMMANDLINE:
+        _build(lambda: _stage_config_kind(target, (kind,)))  # never another stage quantized in silence
     _build(partial(require_onnx, "ocrlite quantize"))  # before the output folder is made
     result = _in_new_folders([Path(output)], lambda: quantize_config(
         target, kind, Path(calib), Path(output), calib_count, overrides, max_size))

@@ -151,3 +151,17 @@ def test_quantize_cli_takes_a_preset(tmp_path):
     run = CliRunner().invoke(main, ["quantize", "--model", "ppocr-v3", "--config", "ocr_ppocr_v2.yaml",
                                     "--calib", str(calib), "-o", str(out)])
     assert run.exit_code == 2 and "--model and --config are exclusive" in run.output
+
+
+@pytest.mark.parametrize("command", [["quantize", "--calib", str(SAMPLE.parent), "-o"], ["export", "-o"]])
+def test_a_stage_named_against_a_stage_config_is_refused(tmp_path, command):
+    """``--stage det`` with a rec stage config quantized (or exported) the rec net and exit 0: the flag the user
+    gave was dropped in silence. It is one line, exit 2, before anything is written; the config's own kind (or no
+    --stage) still works as it did."""
+    out = tmp_path / "out"
+    run = CliRunner().invoke(main, [command[0], "--config", "rec_ppocrv2.yaml", "--stage", "det", *command[1:],
+                                    str(out / "det.onnx") if command[0] == "export" else str(out)])
+    assert (run.exit_code, run.stdout) == (2, ""), run.output
+    assert run.stderr == ("ocrlite: error: rec_ppocrv2.yaml is a rec stage config; give a det stage config or a "
+                          "pipeline config\n")
+    assert not out.exists()
