@@ -296,8 +296,7 @@ class QATTask(WrappedTask):
         atomic_write_text(out / "input_grids.json", json.dumps(grids, indent=1) + "\n")
         summary = (f"int8 {kind} from PACT fine-tuning by ocrlite train (int8 weights, learnt int8 input grids "
                    f"on {len(grids)} convs/linears, dynamic int8 LSTM)")
-        stage = save_onnx_stage(out, kind, int8, spec.weights, spec.manifest, raw_stage(kind, exported), summary,
-                                beside=True)
+        stage = save_onnx_stage(out, kind, int8, spec.weights, raw_stage(kind, exported), summary, beside=True)
         write_pipeline(out, exported, {kind: stage})
         return stage
 

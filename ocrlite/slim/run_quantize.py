@@ -49,7 +49,6 @@ def quantize_config(config: str, kind: str, calib: Path, out_dir: Path, count: i
     kept = quantized.kept_fp32
     summary = (f"int8 {kind} by ocrlite quantize (int8 conv weights + dynamic int8 MatMul/LSTM; "
                f"{len(kept)} most sensitive convs kept fp32: {', '.join(kept) or 'none'})")
-    stage = save_onnx_stage(out_dir, kind, quantized.int8, spec.weights, spec.manifest,
-                            raw_stage(kind, config, overrides), summary)
+    stage = save_onnx_stage(out_dir, kind, quantized.int8, spec.weights, raw_stage(kind, config, overrides), summary)
     return QuantizeResult(kind, quantized, max_size, stage,
                           write_pipeline(out_dir, config, {kind: stage}, overrides))

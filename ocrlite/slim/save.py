@@ -7,17 +7,19 @@ net's explicit widths, and ``OUT/ocr.yaml`` a pipeline that uses it beside the p
 
 from __future__ import annotations
 
+import copy
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 from safetensors.torch import save as save_tensors
 from torch import nn
 
 from ocrlite.config import apply_overrides, load_yaml
-from ocrlite.files import find_config
+from ocrlite.errors import OcrliteError
+from ocrlite.files import find_charset, find_config, find_weights
 from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
 from ocrlite.stages import (
     DEFAULT_PIPELINE,
@@ -30,7 +32,8 @@ from ocrlite.stages import (
 )
 from ocrlite.weights import sha256_file
 
-__all__ = ["config_stage_kind", "is_stage_config", "raw_stage", "save_stage", "write_pipeline"]
+__all__ = ["config_stage_kind", "is_stage_config", "portable_stage", "raw_stage", "save_onnx_stage", "save_stage",
+           "write_pipeline"]
 
 _COPIED = ("preprocess", "postprocess", "backend")  # raw stage sections the slimmed config keeps
 
@@ -73,8 +76,11 @@ def save_stage(
     return path
 
 
-def _stage_ref(value: Any, parent: Path) -> Any:
-    """A pipeline entry that still resolves from another folder: shipped names stay, other files go absolute."""
+def _stage_ref(value: Any, parent: Path, out_dir: Path) -> Any:
+    """A pipeline entry that still resolves from ``out_dir``: shipped names stay, other files go absolute, and an
+    inline stage mapping keeps the files it names (``portable_stage``)."""
+    if isinstance(value, dict):
+        return portable_stage({"_dir": str(parent), **value}, out_dir)
     if not isinstance(value, str):
         return value
     found = find_config(value, parent)
@@ -82,12 +88,50 @@ def _stage_ref(value: Any, parent: Path) -> Any:
     return found.name if found.parent == shipped else str(found.resolve())
 
 
+def _moved(name: str, find: Callable[[Path | None], Path], old_dir: Path | None, out_dir: Path) -> str:
+    """File ``name`` as a config in ``out_dir`` names it: as given when ``find`` (a lookup from a config folder)
+    finds the same file from ``out_dir`` as from ``old_dir``, else by its absolute path; a file the parent does
+    not find is left as it was (the parent's own error)."""
+    try:
+        old = find(old_dir).resolve()
+    except OcrliteError:
+        return name
+    try:
+        return name if find(out_dir).resolve() == old else str(old)
+    except OcrliteError:
+        return str(old)
+
+
+def portable_stage(raw: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Raw stage mapping ``raw`` (read from its ``_dir``) as a config written into ``out_dir`` writes it: the files
+    it names (``weights``, ``onnx``, ``postprocess.charset``) as given where ``out_dir`` finds the same file by that
+    name (a shipped name, a charset beside the weights), else by their absolute paths; ``_`` keys dropped."""
+    old_dir = Path(raw["_dir"]) if raw.get("_dir") else None
+    stage = {k: copy.deepcopy(v) for k, v in raw.items() if not k.startswith("_")}
+    weights_dir = None
+    if isinstance(stage.get("weights"), str):
+        name = stage["weights"]
+        stage["weights"] = _moved(name, lambda d: find_weights(name, d)[0].with_suffix(""), old_dir, out_dir)
+        try:
+            weights_dir = find_weights(name, old_dir)[0].parent  # where the charset is looked up first
+        except OcrliteError:
+            weights_dir = None
+    if isinstance(stage.get("onnx"), str) and not Path(stage["onnx"]).is_absolute() and old_dir is not None:
+        stage["onnx"] = str((old_dir / stage["onnx"]).resolve())
+    post = stage.get("postprocess")
+    if isinstance(post, dict) and isinstance(post.get("charset"), str):
+        charset = post["charset"]
+        post["charset"] = _moved(charset, lambda d: find_charset(charset, weights_dir, d), old_dir, out_dir)
+    return stage
+
+
 def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path], overrides: Iterable[str] = ()) -> Path:
     """``out_dir/ocr.yaml``: the parent pipeline (the default one for a stage config) with stages replaced and
     its ``pipeline.`` overrides applied (the replaced stages carry theirs, ``raw_stage``)."""
     source = find_config(DEFAULT_PIPELINE if is_stage_config(config) else config)
     raw = load_yaml(source)
-    pipeline = {k: _stage_ref(raw[k], source.parent) for k in (*STAGE_KINDS, PAGE_KIND) if raw.get(k) is not None}
+    pipeline = {k: _stage_ref(raw[k], source.parent, out_dir) for k in (*STAGE_KINDS, PAGE_KIND)
+                if raw.get(k) is not None}
     pipeline.update({kind: path.name for kind, path in replaced.items()})
     switches = [o for o in overrides if o.startswith("pipeline.")]
     if raw.get("pipeline") or switches:
@@ -98,27 +142,13 @@ def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path],
     return path
 
 
-def weights_ref(weights: Path, name: str | None) -> str:
-    """How a new config names existing weights: the shipped name when that finds the same file, else the path."""
-    from ocrlite.errors import OcrliteError
-    from ocrlite.files import find_weights
-
-    if name:
-        try:
-            if find_weights(name)[0].resolve() == weights.resolve():
-                return name
-        except OcrliteError:
-            pass
-    return str(weights.resolve().with_suffix(""))
-
-
-def save_onnx_stage(out_dir: Path, kind: str, onnx_file: Path, weights: Path, manifest: dict[str, Any],
-                    raw: dict[str, Any], summary: str, beside: bool = False) -> Path:
+def save_onnx_stage(out_dir: Path, kind: str, onnx_file: Path, weights: Path, raw: dict[str, Any], summary: str,
+                    beside: bool = False) -> Path:
     """``out_dir/<kind>.yaml``: the parent stage on the onnxruntime backend running ``onnx_file``. ``beside``:
     ``weights`` lie in ``out_dir``'s parent and move with it (a QAT run's export), so they are named ``../``."""
-    ref = f"../{weights.stem}" if beside else weights_ref(weights, manifest.get("name"))
-    stage = {"model": raw["model"], "weights": ref,
-             **{k: raw[k] for k in ("preprocess", "postprocess") if raw.get(k) is not None},
+    moved = portable_stage(raw, out_dir)
+    stage = {"model": raw["model"], "weights": f"../{weights.stem}" if beside else moved["weights"],
+             **{k: moved[k] for k in ("preprocess", "postprocess") if moved.get(k) is not None},
              "backend": "onnxruntime", "onnx": onnx_file.name}
     path = out_dir / f"{kind}.yaml"
     atomic_write_text(path, f"# {summary}\n" + yaml.safe_dump(stage, sort_keys=False))

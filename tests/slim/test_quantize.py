@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
+from ocrlite.files import shipped_config
 from ocrlite.slim.quantize import dynamic_int8, keep_in_fp32
 from ocrlite.stages import pipeline_spec, stage_spec
 
@@ -165,3 +166,40 @@ def test_a_stage_named_against_a_stage_config_is_refused(tmp_path, command):
     assert run.stderr == ("ocrlite: error: rec_ppocrv2.yaml is a rec stage config; give a det stage config or a "
                           "pipeline config\n")
     assert not out.exists()
+
+
+def test_the_configs_written_elsewhere_find_the_files_their_parent_names(tmp_path):
+    """A pipeline whose cls stage is written inline with its own weights (``weights: ./cls``) and whose rec stage
+    config names a charset beside it (the weights shipped): quantized into another folder, the new ocr.yaml named
+    ``./cls`` from there and rec.yaml ``keys.txt`` from there, so every later command failed ("cls.weights:
+    weights './cls' not found in OUT", "rec.postprocess.charset: charset 'keys.txt' not found")."""
+    import shutil
+
+    src = tmp_path / "src"
+    src.mkdir()
+    cls = stage_spec("cls")
+    shutil.copy(cls.weights, src / "cls.safetensors")
+    shutil.copy(cls.weights.with_suffix(".json"), src / "cls.json")
+    rec = stage_spec("rec")
+    shutil.copy(rec.weights.with_name("ppocr_keys_v1.txt"), src / "keys.txt")
+    raw_cls = yaml.safe_load(shipped_config("cls_ppocr_mobile_v2.yaml").read_text())
+    raw_rec = yaml.safe_load(shipped_config("rec_ppocrv2.yaml").read_text())
+    raw_rec["postprocess"]["charset"] = "keys.txt"
+    (src / "rec.yaml").write_text(yaml.safe_dump(raw_rec))
+    (src / "ocr.yaml").write_text(yaml.safe_dump({"det": "det_ppocrv3.yaml", "cls": {**raw_cls, "weights": "./cls"},
+                                                  "rec": "rec.yaml"}))
+    page = cv2.imread(str(SAMPLE))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    y0, y1, x0, x1 = LINES[1]
+    cv2.imwrite(str(calib / "line.png"), page[y0:y1, x0:x1])
+    out = tmp_path / "out"
+    run = CliRunner().invoke(main, ["quantize", "--config", str(src / "ocr.yaml"), "--calib", str(calib), "-o",
+                                    str(out)])
+    assert run.exit_code == 0, run.output
+    pipeline = pipeline_spec(out / "ocr.yaml")  # it raised ConfigError
+    assert pipeline.cls.weights.resolve() == (src / "cls.safetensors").resolve()
+    assert pipeline.rec.charset.chars == rec.charset.chars and pipeline.rec.onnx == out / "rec.int8.onnx"
+    assert yaml.safe_load((out / "rec.yaml").read_text())["weights"] == "rec_ppocrv2"  # a shipped name stays one
+    read = CliRunner().invoke(main, ["ocr", "--config", str(out / "ocr.yaml"), "--format", "txt", str(SAMPLE)])
+    assert read.exit_code == 0 and "Invoice" in read.stdout, read.output
