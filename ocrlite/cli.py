@@ -215,6 +215,10 @@ format_option = click.option(
 output_file_option = click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write the results to this file instead of stdout.")
 json_alias_option = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+backend_option = click.option(
+    "--backend", type=click.Choice(["torch", "onnxruntime"]),
+    help="Run every net on this backend (default: each stage's backend: key, torch). onnxruntime runs our own "
+         "exports of the same weights, cached (pip install \"ocrlite[onnx]\").")
 
 
 class _Commands(click.Group):
@@ -411,9 +415,7 @@ cls_option = click.option(
 @click.option("--rec-batch", type=click.IntRange(min=1), help="Text lines per recognition batch.")
 @det_limit_option
 @box_thresh_option
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]),
-              help="Run every net on this backend (default: each stage's backend: key, torch). onnxruntime "
-                   "runs our own exports of the same weights, cached (pip install \"ocrlite[onnx]\").")
+@backend_option
 @overrides_option
 def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...], output: str | None,
         files_from: Any, glob: str | None, dpi: float, workers: int | None, executor: str, ray_address: str | None,
@@ -773,10 +775,11 @@ def distill_command(config: str, teacher: str | None, overrides: tuple[str, ...]
               help="FUNSD boxes that det, cls and rec score (default: lines for det and cls, words for rec).")
 @click.option("--format", "formats", multiple=True, metavar="FMT", help="table (default) or json.")
 @output_file_option
+@backend_option
 @overrides_option
 def eval_command(task: str, data: str, models_: str | None, config: str | None, split: str | None,
                  limit: int | None, unit: str | None, formats: tuple[str, ...], output: str | None,
-                 overrides: tuple[str, ...]) -> None:
+                 backend: str | None, overrides: tuple[str, ...]) -> None:
     """Score models on a benchmark folder at fixed settings: det P/R/H, cls accuracy, rec word accuracy,
     1-NED and CER, e2e ICDAR 2015 hmean or FUNSD bag-of-words F1 (case-insensitive and sensitive). On FUNSD,
     det scores its line (or word) boxes, and cls and rec read the crops of its boxes."""
@@ -791,11 +794,11 @@ def eval_command(task: str, data: str, models_: str | None, config: str | None, 
     out = _Output(output)  # its folder checked before the evaluation, not after it
 
     def system(name: str | None) -> Any:
-        return ocrlite_system(name or "default", OCR(overrides=overrides, model=name))
+        return ocrlite_system(name or "default", OCR(overrides=overrides, model=name, backend=backend))
 
     systems = [_build(partial(system, name)) for name in names]
     if config is not None:  # after the presets: one run scores e.g. a parent preset and its fine-tune
-        systems.append(_build(lambda: ocrlite_system(Path(config).name, OCR(config, overrides))))
+        systems.append(_build(lambda: ocrlite_system(Path(config).name, OCR(config, overrides, backend=backend))))
     if not systems:
         systems = [_build(partial(system, None))]
     rows = _build(lambda: evaluate(task, systems, Path(data), limit, Path(split) if split else None, unit=unit))

@@ -95,3 +95,24 @@ def test_json_rows_go_to_the_output_file_one_valid_object_per_system(tmp_path: P
                                                                          ("rec_ppocrv2.yaml", "rec", 2)]
     assert rows[0]["accuracy"] == rows[1]["accuracy"]  # the same recognizer, one preset and one config
     assert sorted(p.name for p in output.parent.iterdir()) == ["scores.json"]  # no temp file left behind
+
+
+def test_backend_runs_every_row_on_that_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ocrlite eval --backend onnxruntime`` (as ``ocrlite ocr --backend``) was 'No such option': scoring the
+    onnxruntime path of a config took one --set per stage. The rows read as the torch backend reads, through
+    the cached export; a backend a stage cannot run on is one line."""
+    page = np.asarray(Image.open(Path(__file__).parents[1] / "images" / "sample.png").convert("RGB"))
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    Image.fromarray(page[97:131, 40:347]).save(crops / "line.png")
+    (crops / "labels.txt").write_text("line.png\tInvoice No. 48213\n", encoding="utf-8")
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path / "cache"))
+    args = ["--threads", "1", "eval", "rec", "--data", str(crops), "--format", "json"]
+    torch_run = CliRunner().invoke(main, args)
+    onnx_run = CliRunner().invoke(main, [*args, "--backend", "onnxruntime"])
+    assert torch_run.exit_code == 0 and onnx_run.exit_code == 0, onnx_run.output
+    scores = [{k: v for k, v in json.loads(run.stdout).items() if k != "s_per_item"} for run in (torch_run, onnx_run)]
+    assert scores[0] == scores[1] and scores[0]["accuracy"] == 100.0
+    assert list((tmp_path / "cache").rglob("*.onnx"))  # the recognizer ran on onnxruntime
+    bad = CliRunner().invoke(main, [*args, "--backend", "tensorrt"])
+    assert bad.exit_code == 2 and "'tensorrt' is not one of 'torch', 'onnxruntime'" in bad.output
