@@ -632,7 +632,8 @@ def _config_or_preset(config: str | None, model: str | None) -> str:
 @config_option
 @model_option
 @click.option("--input", "input_shape", metavar="CxHxW",
-              help="Input size (default: the config's line size; 3x640x640 for det).")
+              help="Input size (default: the stage's line size, from its config or its weights' manifest; "
+                   "3x640x640 for det).")
 @click.option("--per-layer", is_flag=True, help="Also print name, type, output shape, params and MACs of every layer.")
 @click.option("--runs", type=click.IntRange(min=0), default=10, show_default=True, help="Timed runs (0: no timing).")
 @overrides_option

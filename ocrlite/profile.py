@@ -302,8 +302,12 @@ def parse_input(text: str) -> tuple[int, ...]:
     return dims
 
 
-def default_input(stage: dict[str, Any]) -> tuple[int, int, int]:
-    """Input a stage is profiled on when none is given: its fixed line size, else 3x640x640 (det), 3x224x224."""
+def default_input(stage: dict[str, Any], settings: Any = None) -> tuple[int, int, int]:
+    """Input a stage is profiled on when none is given: its line size, 3x640x640 for a detector, else 3x224x224.
+    ``settings``: a det/cls/rec stage's resolved preprocess settings (its YAML over its weights' manifest over the
+    defaults), which decide; a net of no stage kind (an ImageNet zoo net) is read from its own section."""
+    if settings is not None:
+        return (3, int(settings.height), int(settings.width)) if hasattr(settings, "height") else (3, 640, 640)
     pre = stage.get("preprocess") or {}
     if "height" in pre and "width" in pre:
         return (3, int(pre["height"]), int(pre["width"]))
@@ -351,7 +355,7 @@ def profile_config(
         # a det/cls/rec stage is resolved (and validated) like any other
         spec = resolve_stage(kind, stage, kind) if kind else None
         net = build_model(spec.model if spec is not None else stage["model"], f"{kind or title}.model")
-        shape = tuple(input_shape) if input_shape else default_input(stage)
+        shape = tuple(input_shape) if input_shape else default_input(stage, spec.pre if spec is not None else None)
         try:
             report = profile_model(net, shape, title, runs, threads)
         except (RuntimeError, ValueError) as exc:  # e.g. an input too small for the strides, or too tall

@@ -195,3 +195,20 @@ def test_a_stage_running_a_given_onnx_file_says_so_with_the_file_size_and_latenc
     code, out, err = _profile("--config", str(config), "--runs", "1", "--input", "3x48x160", threads=1)
     assert (code, out) == (2, "") and err.count("\n") == 1
     assert err.startswith(f"ocrlite: error: {config}: cls.probs.onnx failed on input 1x3x48x160: ")
+
+
+@pytest.mark.parametrize("config, line", [("rec_ppocrv2.yaml", "input 1x3x32x320"),
+                                          ("cls_ppocr_mobile_v2.yaml", "input 1x3x48x192"),
+                                          ("det_ppocrv3.yaml", "input 1x3x640x640")])
+def test_the_default_input_is_the_stages_resolved_size(tmp_path: Path, config: str, line: str) -> None:
+    """A stage config without a preprocess section (its size from the weights' manifest, as every command reads
+    it) was profiled at 3x224x224: a recognizer's forward failed ('im2seq needs a feature map of height 1'), a
+    classifier's and a detector's MACs were printed for an input they never see."""
+    raw = yaml.safe_load((CONFIGS / config).read_text(encoding="utf-8"))
+    del raw["preprocess"]
+    (tmp_path / config).write_text(yaml.safe_dump(raw), encoding="utf-8")
+    shipped = CliRunner().invoke(main, ["profile", "--config", config, "--runs", "0"])
+    bare = CliRunner().invoke(main, ["profile", "--config", str(tmp_path / config), "--runs", "0"])
+    assert bare.exit_code == 0, bare.output
+    assert line in bare.stdout.splitlines()[0]
+    assert bare.stdout.splitlines()[1:] == shipped.stdout.splitlines()[1:]  # the same params and MACs
