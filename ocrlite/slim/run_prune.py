@@ -19,6 +19,7 @@ from ocrlite.slim.prune import allocate, require_torch_pruning
 from ocrlite.slim.save import raw_stage, save_stage, write_pipeline
 from ocrlite.slim.sensitivity import load_curves, measure, plot_curves, save_curves, stage_fingerprint
 from ocrlite.stages import StageSpec, command_stage
+from ocrlite.weights import sha256_file
 
 __all__ = ["PruneResult", "sample_images", "prune_stage"]
 
@@ -47,12 +48,12 @@ class PruneResult:
                           f"  stage config {self.stage_config}", f"  pipeline     {self.pipeline_config}"])
 
 
-def sample_images(folder: Path, count: int) -> list[np.ndarray]:
-    """The first ``count`` images of ``folder`` in natural order (BGR)."""
+def sample_images(folder: Path, count: int) -> tuple[list[Path], list[np.ndarray]]:
+    """The first ``count`` images of ``folder`` in natural order: their paths and pixels (BGR)."""
     files, errors = expand_inputs([str(folder)], extensions=IMAGE_EXTENSIONS)
     if errors or not files:
         raise ConfigError(errors[0][1] if errors else f"no images in {folder}")
-    return [read_image(path) for path in files[:count]]
+    return files[:count], [read_image(path) for path in files[:count]]
 
 
 def _params(net: nn.Module) -> int:
@@ -83,9 +84,11 @@ def prune_stage(
     else:
         if images is None:
             raise ConfigError("give --images DIR (sensitivity is measured on real images) or an existing --sensitivity")
-        curves = measure(spec, net, sample_images(images, n_images), criterion, example)
+        files, pixels = sample_images(images, n_images)
+        curves = measure(spec, net, pixels, criterion, example)
         path = sensitivity or out_dir / "sensitivity.json"
-        save_curves(path, curves, {"config": str(config), "criterion": criterion, "images": n_images,
+        measured_on = [{"path": str(Path(f).resolve()), "sha256": sha256_file(f)} for f in files]
+        save_curves(path, curves, {"config": str(config), "criterion": criterion, "images": measured_on,
                                    "stage_sha256": stage})
         plot_curves(path.with_suffix(".png"), curves)
     ratios, pruned, _ = allocate(net, curves, target, criterion, example)

@@ -283,3 +283,33 @@ def test_pruning_a_detector_in_its_own_folder_reports_the_parent_file(tmp_path, 
     child = (out / "det.safetensors").stat().st_size
     assert child < parent
     assert f"file   {parent:>12,} -> {child:>12,}  ({child / parent - 1:+.1%})" in run.stdout
+
+
+def test_the_curves_record_the_images_they_were_measured_on(tmp_path, det, monkeypatch):
+    """The sensitivity JSON said "images": 4 (the --sensitivity-images asked for) when the folder held 2, and never
+    which images: curves whose source no one can tell (docs/slim.md's earlier run). It names each image measured
+    on, with its SHA-256."""
+    import hashlib
+
+    import ocrlite.slim.run_prune as run_prune
+
+    _, net = det
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    page = cv2.imread(str(SAMPLE))
+    for name in ("b.png", "a.png"):
+        cv2.imwrite(str(folder / name), page)
+    seen = []
+
+    def measure(spec, net, images, criterion, example):  # the measurement itself: test_sensitivity_grows_...
+        seen.append(len(images))
+        return {name: {0.25: 0.0, 0.5: 0.01} for name in prunable_roots(net)}
+
+    monkeypatch.setattr(run_prune, "measure", measure)
+    run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "--flops-target", "0.9", "--images",
+                                    str(folder), "--sensitivity-images", "4", "-o", str(tmp_path / "out")])
+    assert run.exit_code == 0, run.output
+    recorded = json.loads((tmp_path / "out" / "sensitivity.json").read_text())["images"]
+    digest = hashlib.sha256((folder / "a.png").read_bytes()).hexdigest()
+    assert seen == [2] and recorded == [{"path": str((folder / name).resolve()), "sha256": digest}
+                                        for name in ("a.png", "b.png")]
