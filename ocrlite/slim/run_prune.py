@@ -17,7 +17,14 @@ from ocrlite.profile import count_macs
 from ocrlite.slim.groups import prunable_roots, widths_config
 from ocrlite.slim.prune import allocate, require_torch_pruning
 from ocrlite.slim.save import raw_stage, save_stage, write_pipeline
-from ocrlite.slim.sensitivity import load_curves, measure, plot_curves, save_curves, stage_fingerprint
+from ocrlite.slim.sensitivity import (
+    load_curves,
+    measure,
+    measured_here,
+    plot_curves,
+    save_curves,
+    stage_fingerprint,
+)
 from ocrlite.stages import StageSpec, command_stage
 from ocrlite.weights import sha256_file
 
@@ -39,13 +46,15 @@ class PruneResult:
     pipeline_config: Path
     net: nn.Module
     spec: StageSpec
+    curves: str  # the sensitivity file and whether it was read, reused or measured
 
     def summary(self) -> str:
         """Before -> after lines, printed by the CLI."""
         def row(label: str, pair: tuple[int, int]) -> str:
             return f"  {label:<7}{pair[0]:>12,} -> {pair[1]:>12,}  ({pair[1] / pair[0] - 1:+.1%})"
         return "\n".join([row("MACs", self.macs), row("params", self.params), row("file", self.file_bytes),
-                          f"  stage config {self.stage_config}", f"  pipeline     {self.pipeline_config}"])
+                          f"  curves       {self.curves}", f"  stage config {self.stage_config}",
+                          f"  pipeline     {self.pipeline_config}"])
 
 
 def sample_images(folder: Path, count: int) -> tuple[list[Path], list[np.ndarray]]:
@@ -78,21 +87,31 @@ def prune_stage(
     net = spec.build_net()
     spec = _without_threshold_branch(spec, net)
     example = torch.zeros(_EXAMPLE)
-    stage = stage_fingerprint(spec)
-    if sensitivity is not None and sensitivity.is_file():
-        curves = load_curves(sensitivity, prunable_roots(net), criterion, stage)
-    else:
-        if images is None:
-            raise ConfigError("give --images DIR (sensitivity is measured on real images) or an existing --sensitivity")
-        files, pixels = sample_images(images, n_images)
-        curves = measure(spec, net, pixels, criterion, example)
-        path = sensitivity or out_dir / "sensitivity.json"
-        measured_on = [{"path": str(Path(f).resolve()), "sha256": sha256_file(f)} for f in files]
-        save_curves(path, curves, {"config": str(config), "criterion": criterion, "images": measured_on,
-                                   "stage_sha256": stage})
-        plot_curves(path.with_suffix(".png"), curves)
+    path = sensitivity or out_dir / "sensitivity.json"
+    given = sensitivity is not None and sensitivity.is_file()
+    curves, source = _curves(spec, net, path, given, images, n_images, criterion, str(config), example)
     ratios, pruned, _ = allocate(net, curves, target, criterion, example)
-    return _save(config, out_dir, spec, net, pruned, ratios, target, criterion, overrides)
+    return _save(config, out_dir, spec, net, pruned, ratios, target, criterion, overrides, f"{path} {source}")
+
+
+def _curves(spec: StageSpec, net: nn.Module, path: Path, given: bool, images: Path | None, n_images: int,
+            criterion: str, config: str, example: torch.Tensor) -> tuple[dict[str, dict[float, float]], str]:
+    """The sensitivity curves and how they were had: read from the ``--sensitivity`` file ``given``; reused from
+    ``path`` when it holds curves of the same detector and criterion on the same images (a rerun into OUT would
+    measure the same curves again, for minutes); else measured on ``images`` and written to ``path``."""
+    stage = stage_fingerprint(spec)
+    if given:
+        return load_curves(path, prunable_roots(net), criterion, stage), "read"
+    if images is None:
+        raise ConfigError("give --images DIR (sensitivity is measured on real images) or an existing --sensitivity")
+    files, pixels = sample_images(images, n_images)
+    measured_on = [{"path": str(Path(f).resolve()), "sha256": sha256_file(f)} for f in files]
+    if measured_here(path, criterion, stage, measured_on):
+        return load_curves(path, prunable_roots(net), criterion, stage), "reused: same detector, criterion, images"
+    curves = measure(spec, net, pixels, criterion, example)
+    save_curves(path, curves, {"config": config, "criterion": criterion, "images": measured_on, "stage_sha256": stage})
+    plot_curves(path.with_suffix(".png"), curves)
+    return curves, "measured"
 
 
 def _without_threshold_branch(spec: StageSpec, net: nn.Module) -> StageSpec:
@@ -108,7 +127,8 @@ def _without_threshold_branch(spec: StageSpec, net: nn.Module) -> StageSpec:
 
 
 def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: nn.Module,
-          ratios: dict[str, float], target: float, criterion: str, overrides: Sequence[str]) -> PruneResult:
+          ratios: dict[str, float], target: float, criterion: str, overrides: Sequence[str],
+          curves: str) -> PruneResult:
     with torch.no_grad():
         macs = (count_macs(net, torch.zeros(_MAC_INPUT))[0], count_macs(pruned, torch.zeros(_MAC_INPUT))[0])
     assert spec.weights is not None  # prune_stage refuses a detector without weights
@@ -121,4 +141,5 @@ def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: n
                               slim)
     pipeline = write_pipeline(out_dir, config, {"det": stage_config}, overrides)
     files = (parent_bytes, (out_dir / "det.safetensors").stat().st_size)
-    return PruneResult(ratios, macs, (_params(net), _params(pruned)), files, stage_config, pipeline, pruned, spec)
+    return PruneResult(ratios, macs, (_params(net), _params(pruned)), files, stage_config, pipeline, pruned, spec,
+                       curves)

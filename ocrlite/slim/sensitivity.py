@@ -29,7 +29,8 @@ from ocrlite.slim.groups import prunable_roots
 from ocrlite.slim.prune import prune_net
 from ocrlite.stages import StageSpec
 
-__all__ = ["RATIOS", "mask_divergence", "measure", "stage_fingerprint", "save_curves", "load_curves", "plot_curves"]
+__all__ = ["RATIOS", "mask_divergence", "measure", "measured_here", "stage_fingerprint", "save_curves", "load_curves",
+           "plot_curves"]
 
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
@@ -122,6 +123,18 @@ def load_curves(path: Path, groups: Collection[str] | None = None, criterion: st
         raise ConfigError(f"{path}: these curves were measured on another detector (weights, net or threshold "
                           f"differ; measured for {data.get('config', '?')}); measure again with --images")
     return curves
+
+
+def measured_here(path: Path, criterion: str, stage: str, images: list[dict[str, str]]) -> bool:
+    """Whether ``path`` holds curves measured with ``criterion`` on detector ``stage`` (``stage_fingerprint``) and
+    on exactly ``images`` (path and SHA-256 each, as ``save_curves`` is given them): what measuring again would
+    give, so a rerun reads them instead."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and (data.get("criterion"), data.get("stage_sha256"), data.get("images")) == (
+        criterion, stage, images)
 
 
 def plot_curves(path: Path, curves: dict[str, dict[float, float]], size: tuple[int, int] = (900, 560)) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -285,6 +286,15 @@ def test_pruning_a_detector_in_its_own_folder_reports_the_parent_file(tmp_path, 
     assert f"file   {parent:>12,} -> {child:>12,}  ({child / parent - 1:+.1%})" in run.stdout
 
 
+def _fixed_allocation(given: list) -> Callable:
+    """``allocate`` at fixed ratios, keeping the curves it is given (the allocation itself:
+    test_macs_target_is_met_closely_despite_the_rounding_of_widths)."""
+    def allocate(net, curves, target, criterion, example):
+        given.append(curves)
+        return {"neck.lateral": 0.25}, prune_net(net, {"neck.lateral": 0.25}, criterion, example), 0.9
+    return allocate
+
+
 def test_the_curves_record_the_images_they_were_measured_on(tmp_path, det, monkeypatch):
     """The sensitivity JSON said "images": 4 (the --sensitivity-images asked for) when the folder held 2, and never
     which images: curves whose source no one can tell (docs/slim.md's earlier run). It names each image measured
@@ -306,6 +316,7 @@ def test_the_curves_record_the_images_they_were_measured_on(tmp_path, det, monke
         return {name: {0.25: 0.0, 0.5: 0.01} for name in prunable_roots(net)}
 
     monkeypatch.setattr(run_prune, "measure", measure)
+    monkeypatch.setattr(run_prune, "allocate", _fixed_allocation([]))
     run = CliRunner().invoke(main, ["prune", "--config", "det_ppocrv3.yaml", "--flops-target", "0.9", "--images",
                                     str(folder), "--sensitivity-images", "4", "-o", str(tmp_path / "out")])
     assert run.exit_code == 0, run.output
@@ -313,3 +324,36 @@ def test_the_curves_record_the_images_they_were_measured_on(tmp_path, det, monke
     digest = hashlib.sha256((folder / "a.png").read_bytes()).hexdigest()
     assert seen == [2] and recorded == [{"path": str((folder / name).resolve()), "sha256": digest}
                                         for name in ("a.png", "b.png")]
+
+
+def test_a_rerun_into_its_folder_reuses_the_curves_of_the_same_images(tmp_path, det, monkeypatch):
+    """A rerun into OUT (another --flops-target, or after Ctrl-C during the allocation) measured the sensitivity
+    again, for minutes, to the same curves. Curves of the same detector, criterion and images are reused (and
+    the summary says so); another image is measured again."""
+    import ocrlite.slim.run_prune as run_prune
+
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    page = cv2.imread(str(SAMPLE))
+    cv2.imwrite(str(folder / "a.png"), page)
+    measured, given = [], []
+
+    def measure(spec, net, images, criterion, example):  # the measurement itself: test_sensitivity_grows_...
+        measured.append(len(measured))
+        return {name: {0.25: 0.01 * len(measured), 0.5: 0.5} for name in prunable_roots(net)}
+
+    monkeypatch.setattr(run_prune, "measure", measure)
+    monkeypatch.setattr(run_prune, "allocate", _fixed_allocation(given))
+    out = tmp_path / "out"
+    args = ["prune", "--config", "det_ppocrv3.yaml", "--images", str(folder), "-o", str(out)]
+    first = CliRunner().invoke(main, [*args, "--flops-target", "0.9"])
+    again = CliRunner().invoke(main, [*args, "--flops-target", "0.8"])
+    assert first.exit_code == 0 and again.exit_code == 0, again.output
+    assert measured == [0] and given[0] == given[1]
+    assert f"curves       {out / 'sensitivity.json'} measured" in first.stdout
+    assert "sensitivity.json reused: same detector, criterion, images" in again.stdout
+    cv2.imwrite(str(folder / "a.png"), page[:200])  # another image: measured again
+    assert CliRunner().invoke(main, [*args, "--flops-target", "0.8"]).exit_code == 0
+    assert measured == [0, 1] and given[2] != given[0]
+    assert CliRunner().invoke(main, [*args, "--flops-target", "0.8", "--criterion", "fpgm"]).exit_code == 0
+    assert measured == [0, 1, 2]  # another criterion: measured again
