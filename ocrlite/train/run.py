@@ -27,7 +27,15 @@ from ..errors import ConfigError
 from ..files import find_charset, weights_roots
 from ..io.atomic import atomic_write_bytes, atomic_write_text, ensure_folder
 from ..settings import build_settings
-from ..stages import StageSpec, load_stage_config, stage_kind, stage_overrides, stage_sections, stage_spec
+from ..stages import (
+    PIPELINE_KEYS,
+    StageSpec,
+    load_stage_config,
+    stage_kind,
+    stage_overrides,
+    stage_sections,
+    stage_spec,
+)
 from ..weights import sha256_file
 from .data import file_entries
 from .task import Task
@@ -193,6 +201,9 @@ def load_training_config(config: str, overrides: Sequence[str], teacher: str | N
     given, as on every command); with ``distill`` or ``teacher`` (``ocrlite distill``) it gets a
     ``train.distill`` section (which ``--set train.distill.KEY=...`` may address), naming ``teacher`` if given."""
     stage = load_stage_config(config)
+    if "model" not in stage and set(stage) & set(PIPELINE_KEYS):
+        raise ConfigError(f"{config}: a pipeline config; train and distill take a stage config (model, weights, "
+                          "train), e.g. the det, cls or rec config it names")
     overrides = stage_overrides(stage_kind(stage), overrides, config)
     if distill or teacher is not None:
         section = stage.get("train") or {}
@@ -232,8 +243,8 @@ def run_training(
     training modules' log lines (a converted detector's threshold branch initialised).
     """
     stage = load_training_config(config, overrides, teacher, distill)
-    if not stage.get("train"):
-        raise ConfigError(f"{config}: no train: section")
+    if not set(stage.get("train") or {}) - {"distill"}:  # ocrlite distill adds the distill section itself
+        raise ConfigError(f"{config}: no train: section (task, data, steps, ...)")
     settings = TrainSettings.from_stage(stage)
     task_name(stage)
     if export and stage["train"].get("qat") is not None:  # the int8 export after training needs onnx: say so now

@@ -129,3 +129,20 @@ def test_distill_cli_bad_teacher_or_setting_is_one_line_and_exit_2(tmp_path: Pat
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and result.output.startswith(f"ocrlite: error: {message}")
     assert not (run / "log.csv").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["distill", "rec_ppocrv2.yaml", "--teacher", "ppocr-v2"], "rec_ppocrv2.yaml: no train: section"),
+    (["distill", "ocr_ppocr_v2.yaml", "--teacher", "ppocr-v2"], "ocr_ppocr_v2.yaml: a pipeline config; train and "
+                                                                "distill take a stage config"),
+    (["train", "ocr_ppocr_v2.yaml"], "ocr_ppocr_v2.yaml: a pipeline config"),
+    (["train", "ocr_ppocr_v2.yaml", "--set", "rec.train.steps=1"], "ocr_ppocr_v2.yaml: a pipeline config"),
+])
+def test_a_config_that_cannot_train_says_why(tmp_path: Path, args: list[str], message: str) -> None:
+    """``ocrlite distill`` on a stage config without a train: section, or on a pipeline config, said 'train.task
+    must be one of rec, det, cls, got None'; ``ocrlite train`` on a pipeline config 'no train: section' (or, with a
+    --set, that the override 'does not apply to the single stage config' it is not)."""
+    run = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "run")])
+    assert (run.exit_code, run.stdout) == (2, ""), run.output
+    assert run.stderr.startswith(f"ocrlite: error: {message}") and run.stderr.count("\n") == 1, run.stderr
+    assert not (tmp_path / "run").exists()
