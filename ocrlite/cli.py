@@ -961,3 +961,7 @@ def quantize(config: str | None, model: str | None, kind: str, calib: str, calib
     if result.over_size():
         click.echo(f"  over --max-size {max_size:g}: every conv weight is int8 already; this is the smallest "
                    "file this method makes", err=True)
+
+
+if __name__ == "__main__":  # python -m ocrlite.cli (as python -m ocrlite): it exited 0 without running anything
+    run()

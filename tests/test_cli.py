@@ -393,3 +393,14 @@ def test_python_dash_m_ocrlite_runs_the_command(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "ocrlite", "ocr", "missing.png"], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
     assert bad.returncode == 1 and bad.stderr == "ocrlite: error: missing.png: no such file\n"
+
+
+def test_python_dash_m_ocrlite_cli_runs_the_command(tmp_path: Path) -> None:
+    """``python -m ocrlite.cli ...`` (the module the console script names) defined the commands and exited 0
+    having run none of them: a prune, an export or an eval 'passed' with nothing done."""
+    bad = subprocess.run([sys.executable, "-m", "ocrlite.cli", "ocr", "missing.png"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert bad.returncode == 1 and bad.stderr == "ocrlite: error: missing.png: no such file\n"
+    version = subprocess.run([sys.executable, "-m", "ocrlite.cli", "--version"], capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path)
+    assert version.returncode == 0 and "version" in version.stdout and not version.stderr
