@@ -890,6 +890,9 @@ def export(config: str | None, model: str | None, kind: str, fmt: str, head: str
     from ocrlite.stages import command_stage, pipeline_spec
 
     _check_models(config, model)
+    if Path(output).suffix.lower() != ".onnx":  # never a config's det.yaml or weights replaced by an ONNX graph
+        raise click.BadParameter(f"{output} is not an .onnx path; export writes an ONNX file",
+                                 param_hint="'-o' / '--output'")
     _build(partial(require_onnx, "exporting to ONNX"))  # before the output's folder is made
     context = click.get_current_context()
     asked = context.get_parameter_source("head") is ParameterSource.COMMANDLINE

@@ -70,3 +70,17 @@ def test_a_net_without_weights_is_checked_against_the_net_exported(tmp_path):
     run = CliRunner().invoke(main, ["export", "--config", "det_mv3_dbfpn.yaml", "-o", str(out)])
     assert run.exit_code == 0, run.output
     assert "det exported" in run.stdout and out.is_file()
+
+
+@pytest.mark.parametrize("name", ["det.safetensors", "det.yaml", "det.json"])
+def test_an_output_that_is_not_an_onnx_path_is_refused(tmp_path, name):
+    """``ocrlite export --config OUT/ocr.yaml -o OUT/det.safetensors`` (or det.yaml: a slip of the output name)
+    replaced the pruned detector's weights or config with the ONNX graph, exit 0; every later command on that
+    config then failed ('sha256 mismatch for det.safetensors'). An -o that is not an .onnx path is one line,
+    exit 2, and the file is left as it was."""
+    target = tmp_path / name
+    target.write_bytes(b"the user's file")
+    run = CliRunner().invoke(main, ["export", "--config", "det_ppocrv3.yaml", "-o", str(target)])
+    assert (run.exit_code, run.stdout) == (2, "") and run.stderr.count("\n") == 1
+    assert f"{target} is not an .onnx path; export writes an ONNX file" in run.stderr
+    assert target.read_bytes() == b"the user's file"
