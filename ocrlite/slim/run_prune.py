@@ -16,7 +16,7 @@ from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
 from ocrlite.profile import count_macs
 from ocrlite.slim.groups import prunable_roots, widths_config
 from ocrlite.slim.prune import allocate, require_torch_pruning
-from ocrlite.slim.save import raw_stage, save_stage, write_pipeline
+from ocrlite.slim.save import check_outputs, raw_stage, save_stage, write_pipeline
 from ocrlite.slim.sensitivity import (
     load_curves,
     measure,
@@ -84,6 +84,8 @@ def prune_stage(
     if spec.weights is None:
         raise ConfigError("det.weights: none given; pruning needs a trained detector (a random net would be "
                           "saved as a model that reads nothing)")
+    check_outputs(out_dir, ("det.safetensors", "det.json", "det.yaml", "ocr.yaml"), config,
+                  raw_stage("det", config, overrides), spec)
     net = spec.build_net()
     spec = _without_threshold_branch(spec, net)
     example = torch.zeros(_EXAMPLE)

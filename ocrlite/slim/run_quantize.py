@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ocrlite.errors import ConfigError
 from ocrlite.slim.quantize import Quantized, quantize_stage
-from ocrlite.slim.save import config_stage_kind, raw_stage, save_onnx_stage, write_pipeline
+from ocrlite.slim.save import check_outputs, config_stage_kind, raw_stage, save_onnx_stage, write_pipeline
 from ocrlite.stages import command_stage
 
 __all__ = ["QuantizeResult", "quantize_config"]
@@ -45,10 +45,12 @@ def quantize_config(config: str, kind: str, calib: Path, out_dir: Path, count: i
     spec = command_stage(kind, config, overrides)
     if spec is None or spec.weights is None:
         raise ConfigError(f"{config}: no {kind} stage with weights to quantize")
+    raw = raw_stage(kind, config, overrides)
+    check_outputs(out_dir, (f"{kind}.fp32.onnx", f"{kind}.int8.onnx", f"{kind}.yaml", "ocr.yaml"), config, raw, spec)
     quantized = quantize_stage(spec, calib, out_dir, count, max_size)
     kept = quantized.kept_fp32
     summary = (f"int8 {kind} by ocrlite quantize (int8 conv weights + dynamic int8 MatMul/LSTM; "
                f"{len(kept)} most sensitive convs kept fp32: {', '.join(kept) or 'none'})")
-    stage = save_onnx_stage(out_dir, kind, quantized.int8, spec.weights, raw_stage(kind, config, overrides), summary)
+    stage = save_onnx_stage(out_dir, kind, quantized.int8, spec.weights, raw, summary)
     return QuantizeResult(kind, quantized, max_size, stage,
                           write_pipeline(out_dir, config, {kind: stage}, overrides))

@@ -18,13 +18,14 @@ from safetensors.torch import save as save_tensors
 from torch import nn
 
 from ocrlite.config import apply_overrides, load_yaml
-from ocrlite.errors import OcrliteError
+from ocrlite.errors import ConfigError, OcrliteError
 from ocrlite.files import find_charset, find_config, find_weights
 from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
 from ocrlite.stages import (
     DEFAULT_PIPELINE,
     PAGE_KIND,
     STAGE_KINDS,
+    StageSpec,
     load_pipeline_config,
     load_stage_config,
     stage_kind,
@@ -32,8 +33,8 @@ from ocrlite.stages import (
 )
 from ocrlite.weights import sha256_file
 
-__all__ = ["config_stage_kind", "is_stage_config", "portable_stage", "raw_stage", "save_onnx_stage", "save_stage",
-           "write_pipeline"]
+__all__ = ["check_outputs", "config_stage_kind", "is_stage_config", "portable_stage", "raw_stage", "save_onnx_stage",
+           "save_stage", "write_pipeline"]
 
 _COPIED = ("preprocess", "postprocess", "backend")  # raw stage sections the slimmed config keeps
 
@@ -55,6 +56,20 @@ def raw_stage(kind: str, config: str | Path, overrides: Iterable[str] = ()) -> d
     if is_stage_config(config):
         return load_stage_config(config, stage_overrides(kind, overrides, config))
     return dict(load_pipeline_config(config, overrides)[kind])
+
+
+def check_outputs(out_dir: Path, names: Iterable[str], config: str | Path, raw: dict[str, Any],
+                  spec: StageSpec) -> None:
+    """A ConfigError when a file to be written into ``out_dir`` (``names``) is one the stage being slimmed is read
+    from: the ``--config`` file, the stage's own config (``raw``'s ``_file``), its weights and their manifest, its
+    ONNX file. Slimming into the parent's own folder would replace the model it slims."""
+    reads = [find_config(config), raw.get("_file"), spec.weights, spec.onnx,
+             spec.weights.with_suffix(".json") if spec.weights else None]
+    taken = {Path(path).resolve() for path in reads if path}
+    for name in names:
+        if (out_dir / name).resolve() in taken:
+            raise ConfigError(f"-o {out_dir}: {name} there is a file the {spec.kind} stage is read from, which this "
+                              "run would replace; write into another folder")
 
 
 def save_stage(

@@ -267,23 +267,27 @@ def test_out_of_range_flops_target_is_refused_before_any_work(tmp_path, target):
     assert not out.exists()  # no net built, no sensitivity measured or written
 
 
-def test_pruning_a_detector_in_its_own_folder_reports_the_parent_file(tmp_path, det):
-    """Pruned into the folder of its own weights (-o OUT --config OUT/det.yaml, e.g. a pruned net pruned again),
-    the summary's file row said '785,148 -> 785,148 (+0.0%)': the parent's size was read after the new file had
-    replaced it."""
+@pytest.mark.parametrize("command", [["prune", "--flops-target", "0.9"], ["quantize", "--calib", str(SAMPLE.parent)]])
+def test_slimming_into_the_folder_it_reads_from_is_refused(tmp_path, det, command):
+    """-o OUT --config OUT/det.yaml (a pruned net pruned again, a fine-tune's export quantized beside it) replaced
+    the model being slimmed: prune wrote over the parent's det.safetensors (and printed its file row as '785,148 ->
+    785,148 (+0.0%)', the size read after the replacement), quantize over its det.yaml. One line, exit 2, before
+    any work; the folder is left as it was."""
     spec, net = det
-    out = tmp_path / "pruned"
+    out = tmp_path / "model"
     out.mkdir()
     (out / "det.safetensors").write_bytes(spec.weights.read_bytes())
     (out / "det.json").write_bytes(spec.weights.with_suffix(".json").read_bytes())
     (out / "det.yaml").write_text(yaml.safe_dump({"model": spec.model, "weights": "./det"}))
-    parent = (out / "det.safetensors").stat().st_size
-    run = CliRunner().invoke(main, ["prune", "--config", str(out / "det.yaml"), "--flops-target", "0.9",
-                                    "--sensitivity", str(_curves_file(tmp_path / "sen.json", net)), "-o", str(out)])
-    assert run.exit_code == 0, run.output
-    child = (out / "det.safetensors").stat().st_size
-    assert child < parent
-    assert f"file   {parent:>12,} -> {child:>12,}  ({child / parent - 1:+.1%})" in run.stdout
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    sen = _curves_file(tmp_path / "sen.json", net)
+    run = CliRunner().invoke(main, [*command, "--config", str(out / "det.yaml"), "--sensitivity", str(sen),
+                                    "-o", str(out)] if command[0] == "prune" else
+                             [*command, "--config", str(out / "det.yaml"), "-o", str(out)])
+    assert (run.exit_code, run.stdout) == (2, ""), run.output
+    assert run.stderr.startswith(f"ocrlite: error: -o {out}: det.") and run.stderr.count("\n") == 1
+    assert "is a file the det stage is read from, which this run would replace" in run.stderr
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
 
 def _fixed_allocation(given: list) -> Callable:
