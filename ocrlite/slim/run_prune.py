@@ -134,7 +134,7 @@ def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: n
     with torch.no_grad():
         macs = (count_macs(net, torch.zeros(_MAC_INPUT))[0], count_macs(pruned, torch.zeros(_MAC_INPUT))[0])
     assert spec.weights is not None  # prune_stage refuses a detector without weights
-    parent_bytes = spec.weights.stat().st_size  # before saving: pruning into the parent's own folder replaces it
+    parent_bytes = spec.weights.stat().st_size
     model = widths_config(pruned, spec.model)
     summary = f"pruned by ocrlite prune ({criterion}, MACs {macs[1] / macs[0]:.1%} of the parent, target {target})"
     slim: dict[str, Any] = {"summary": summary, "method": "prune", "criterion": criterion, "flops_target": target,
