@@ -59,6 +59,7 @@ TASK_SECTIONS = {
     "cls": {"data": "ocrlite.train.cls_task:ClsData", "augment": "ocrlite.train.cls_task:ClsAugmentSettings"},
 }
 WRAPPER_SECTIONS = {"distill": "ocrlite.slim.distill:DistillSettings", "qat": "ocrlite.slim.qat:QATSettings"}
+SWITCHES = ("center_loss", *WRAPPER_SECTIONS)  # sections whose presence turns them on (absent: off, not defaults)
 # the keys of train: read elsewhere (by the task and its wrappers)
 TASK_KEYS = ("task", *dict.fromkeys(s for sections in TASK_SECTIONS.values() for s in sections), *WRAPPER_SECTIONS)
 LEFT_FILES = ("log.csv", "evals.json", BEST_FILE)  # what a run stopped before its first checkpoint leaves
@@ -118,12 +119,17 @@ def _section_keys(key: str, task: Any) -> list[str]:
     found: list[str] = []
     for table in [*tables, WRAPPER_SECTIONS]:
         for section, target in table.items():
-            module, _, name = target.partition(":")
-            settings = getattr(importlib.import_module(module), name)
+            settings = _settings_class(target)
             place = f"train.{section}.{key}"
             if key in {f.name for f in dataclasses.fields(settings)} and place not in found:
                 found.append(place)
     return found
+
+
+def _settings_class(target: str) -> Any:
+    """The settings dataclass ``"module:class"`` names."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass
@@ -316,7 +322,9 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
     dataset; ``data_manifest.json`` records what each run read). Every other train setting (optimizer,
     learning rates, batch size, seed, ``freeze``, ...), the net (``model``), ``weights``, pre/postprocess and
     the task's sections (augment, loss, distill, center_loss, qat) must be the checkpoint's: the config is
-    compared when both this run and the checkpoint have one. So must a distillation's teacher (``identity``,
+    compared when both this run and the checkpoint have one, its train sections as the task reads them (a
+    default given equals one left out; center_loss, distill and qat, which their presence turns on, left out
+    are off, not their defaults). So must a distillation's teacher (``identity``,
     ``slim.distill.teacher_identity``: its weights by SHA-256), when the checkpoint records one. The first
     difference is a one-line ConfigError.
     """
@@ -345,8 +353,20 @@ def _fixed(settings: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     section = config.get("train")
     if isinstance(section, dict):
         train.update({k: v for k, v in section.items() if k in TASK_KEYS and k != "data"})
+        targets = {**TASK_SECTIONS.get(str(section.get("task")), {}), **WRAPPER_SECTIONS}
+        train.update({k: _resolved(f"train.{k}", section.get(k), target) for k, target in targets.items()
+                      if k != "data" and (k not in SWITCHES or section.get(k) is not None)})
     fixed = {**{k: v for k, v in config.items() if k != "train"}, "train": train}
     return dict(json.loads(json.dumps(_jsonable(fixed))))
+
+
+def _resolved(key: str, section: Any, target: str) -> Any:
+    """A train section as its task reads it: every setting, defaults filled (so a default given and one left out
+    compare equal); one that does not build (a bad value, a key an older version knew) as it is given."""
+    try:
+        return asdict(build_settings(_settings_class(target), key, section))
+    except ConfigError:
+        return section
 
 
 def _difference(ours: Any, theirs: Any, where: str) -> str | None:

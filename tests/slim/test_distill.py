@@ -112,6 +112,23 @@ def test_resume_refuses_a_teacher_whose_weights_changed_under_the_same_name(tmp_
     assert again.exit_code == 0, again.output
 
 
+def test_resume_takes_a_default_distill_setting_given_as_left_out(tmp_path: Path) -> None:
+    """A run started with --set train.distill.temperature=2 (the default) refused --resume without it: "train.distill
+    .temperature is not set here but 2 in the checkpoint". Another temperature is still refused."""
+    run = tmp_path / "run"
+    args = ["--threads", "1", "distill", str(_student(tmp_path)), "--teacher", "ppocr-v2", "-o", str(run), "-q",
+            "--no-export", "--set", "train.batch_size=2", "--set", "train.save_every=1"]
+    first = CliRunner().invoke(main, [*args, "--set", "train.steps=1", "--set", "train.distill.temperature=2"])
+    assert first.exit_code == 0, first.output
+    resumed = CliRunner().invoke(main, [*args, "--resume", str(run), "--set", "train.steps=2"])
+    assert resumed.exit_code == 0, resumed.output
+    changed = CliRunner().invoke(main, [*args, "--resume", str(run), "--set", "train.steps=3",
+                                        "--set", "train.distill.temperature=3"])
+    assert changed.exit_code == 2 and changed.output.count("\n") == 1, changed.output
+    assert changed.output.startswith(f"ocrlite: error: --resume {run / 'checkpoints' / 'step_0000002'}: "
+                                     "train.distill.temperature is 3.0 here but 2.0 in the checkpoint")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--teacher", "nope"], "train.distill.teacher: 'nope' is neither a preset (ppocr-v2, "),
     (["--teacher", "det_ppocrv3.yaml"], "train.distill.teacher: det_ppocrv3.yaml is a det stage; the student is a rec"),

@@ -199,7 +199,8 @@ def checkpoint(labels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ({"lr": 0.002}, "train.lr is 0.002 here but 0.001 in the checkpoint"),
     ({"freeze": []}, 'train.freeze is [] here but ["backbone.stem"] in the checkpoint'),
     ({"steps": 1}, "train.steps=1 is fewer than the checkpoint's step 2"),
-    ({"augment": {"tia_prob": 0.0}}, 'train.augment is {"tia_prob": 0.0} here but not set in the checkpoint'),
+    ({"augment": {"tia_prob": 0.0}}, "train.augment.tia_prob is 0.0 here but 0.3 in the checkpoint"),
+    ({"center_loss": {}}, 'train.center_loss is {"weight": 0.05, "labels": "argmax", "rate": 0.1} here but not set'),
     ({"model.head.mid_channels": 8}, "model.head.mid_channels is 8 here but 16 in the checkpoint"),
 ])
 def test_resume_checks_the_checkpoint_against_the_run(labels: Path, checkpoint: Path, tmp_path: Path,
@@ -223,6 +224,29 @@ def test_resume_may_extend_the_run_and_change_how_often_it_reports(labels: Path,
     result = train(RecTask(stage, 3), TrainSettings.from_stage(stage), tmp_path / "run", resume=checkpoint,
                    progress=False, config=stage)
     assert result.steps == 3
+
+
+def test_resume_compares_settings_as_the_task_reads_them(labels: Path, tmp_path: Path) -> None:
+    """A run started with a train section's default given (--set train.augment.tia_prob=0.3) refused --resume
+    without it: "train.augment is not set here but {"tia_prob": 0.3} in the checkpoint". A default given and one
+    left out are the same run; a changed value is still refused, and so is a section whose presence turns it on
+    (center_loss) left out."""
+    torch.set_num_threads(1)
+    config, run = str(_config(tmp_path, labels)), tmp_path / "run"
+    defaults = ["--set", "train.augment.tia_prob=0.3", "--set", "train.center_loss.weight=0.05"]
+    first = _train_cli(config, "-o", str(run), *defaults, "--set", "train.steps=2", "--no-export")
+    assert first.exit_code == 0, first.output
+    again = [config, "-o", str(run), "--resume", str(run), "--no-export"]
+    resumed = _train_cli(*again, "--set", "train.steps=3", "--set", "train.center_loss={}",
+                         "--set", "train.augment.bda_prob=0.3")
+    assert resumed.exit_code == 0, resumed.output
+    assert _logged_steps(run) == [1, 2, 3]
+    refused = [(["--set", "train.center_loss.weight=0.1"], "train.center_loss.weight is 0.1 here but 0.05"),
+               ([], 'train.center_loss is not set here but {"weight": 0.05, "labels": "argmax", "rate": 0.1}')]
+    for change, message in refused:
+        result = _train_cli(*again, "--set", "train.steps=4", *change)
+        assert result.exit_code == 2 and result.output.startswith(f"ocrlite: error: --resume {run}"), result.output
+        assert f": {message}" in result.output
 
 
 def test_a_checkpoint_that_does_not_fit_the_net_is_a_config_error(checkpoint: Path) -> None:
