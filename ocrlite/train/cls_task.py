@@ -37,7 +37,7 @@ from ..preprocess import line_batch
 from ..settings import ClsPostprocess, LinePreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .augment import ClsAugment
-from .data import Splits, check_eval_on, three_way_split
+from .data import Splits, check_eval_on, empty_split_notes, three_way_split
 
 __all__ = ["ClsData", "ClsAugmentSettings", "ClsTask", "funsd_crops", "label_file_crops"]
 
@@ -134,6 +134,7 @@ class ClsTask:
         if d.eval_limit > 0:
             scored = scored[: d.eval_limit]
         self.eval_crops, self.eval_angles = upright_and_turned(scored)  # scored during training (keep-best)
+        self.notes = empty_split_notes(d.eval_on, scored, d.holdout_every, d.val_every)
         self.held_out_crops, self.held_out_angles = upright_and_turned(splits.held_out)
         self.batch_size = batch_size
 

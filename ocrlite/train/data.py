@@ -35,6 +35,7 @@ __all__ = [
     "Splits",
     "three_way_split",
     "check_eval_on",
+    "empty_split_notes",
     "write_split_manifest",
     "file_entries",
     "image_size",
@@ -183,6 +184,17 @@ def check_eval_on(eval_on: str, val_every: int) -> None:
         raise ConfigError(f"train.data.eval_on must be one of {', '.join(EVAL_SPLITS)}, got {eval_on!r}")
     if eval_on == "val" and val_every <= 0:
         raise ConfigError("train.data.eval_on: val needs train.data.val_every > 0")
+
+
+def empty_split_notes(eval_on: str, scored: Sequence[Any], holdout_every: int, val_every: int) -> list[str]:
+    """One line when the ``train.data.eval_on`` split to score came out empty (too little data for its rule): no
+    step is scored, so the run keeps its last weights; it names the setting to change. No line when it is not."""
+    if scored:
+        return []
+    key, every = ("holdout_every", holdout_every) if eval_on == "holdout" else ("val_every", val_every)
+    change = f"lower train.data.{key} (now {every})" if every > 0 else f"set train.data.{key} above 0"
+    return [f"train.data.eval_on: the {eval_on} split is empty, so no step is scored and the run keeps its last "
+            f"weights; {change} or set train.data.eval_on=train"]
 
 
 def file_entries(files: Sequence[Path]) -> list[dict[str, str]]:

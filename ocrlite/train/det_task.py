@@ -41,6 +41,7 @@ from .augment import DetAugment, DetSample
 from .data import (
     DetRecord,
     check_eval_on,
+    empty_split_notes,
     funsd_records,
     icdar2015_records,
     image_size,
@@ -215,6 +216,8 @@ class DetTask:
             splits.train[self.data.limit :] = []
         self.train_records, self.held_out_records = splits.train, splits.held_out
         self.eval_records = list(splits.pick(self.data.eval_on))  # scored during training (keep-best)
+        self.notes = empty_split_notes(self.data.eval_on, self.eval_records, self.data.holdout_every,
+                                       self.data.val_every)
         if not self.train_records:
             raise ConfigError(f"train.data: no training images in {self.data.root}")
         for image in self.images():  # a missing or broken image fails the start, not the batch that draws it

@@ -239,8 +239,9 @@ def run_training(
     The device, the run folder and the checkpoint to resume are checked (``trainer.run_checkpoint``,
     ``check_resume``) before anything is written to the run folder, and that it can be written before any data
     is read. ``notify`` gets one line when ``resume`` finds no checkpoint in the run folder (the run starts at
-    step 0), one per label file with rejected lines, and, in a run that does not resume a checkpoint, the
-    training modules' log lines (a converted detector's threshold branch initialised).
+    step 0), one per label file with rejected lines, the task's ``notes`` (an evaluation split that came out
+    empty), and, in a run that does not resume a checkpoint, the training modules' log lines (a converted
+    detector's threshold branch initialised).
     """
     stage = load_training_config(config, overrides, teacher, distill)
     if not set(stage.get("train") or {}) - {"distill"}:  # ocrlite distill adds the distill section itself
@@ -293,6 +294,8 @@ def run_training(
         if counts["rejected"]:
             say(f"{label_file}: {counts['rejected']} of {counts['lines']} lines rejected (empty, or characters "
                 "outside the charset)")
+    for note in getattr(task, "notes", []):  # e.g. an empty evaluation split (det, cls)
+        say(note)
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files, label_files)
     with _logged_to(say) if notify is not None and checkpoint is None else nullcontext():

@@ -21,6 +21,8 @@ class Task(Protocol):
     attribute names the score that decides between evaluations with the same ``metric``).
     Optional methods the trainer looks for: ``deployed(model)`` (the net to keep as the best weights),
     ``task_tensors()`` and ``load_task_tensors(tensors)`` (state outside the model, saved in checkpoints).
+    An optional ``notes`` attribute lists lines ``ocrlite train`` says when the run starts (an empty evaluation
+    split).
     """
 
     name: str  # 'det' | 'cls' | 'rec'

@@ -98,6 +98,19 @@ def test_paired_batches_hold_each_crop_both_ways_and_val_stays_apart(tmp_path: P
         assert len(pool) == 1 and torch.equal(turned, pool[0])  # the same crop, turned
 
 
+@pytest.mark.parametrize("val_every, notes", [
+    (9, ["train.data.eval_on: the val split is empty, so no step is scored and the run keeps its last weights; "
+         "lower train.data.val_every (now 9) or set train.data.eval_on=train"]),
+    (8, []),
+])
+def test_an_empty_split_to_score_is_a_note_not_an_error(tmp_path: Path, val_every: int, notes: list[str]) -> None:
+    """10 lines: 2 held out, then every 9th of the other 8 validates: none (``ocrlite train`` says the notes)."""
+    stage = _stage(_label_file(tmp_path), None)
+    stage["train"]["data"].update(val_every=val_every, eval_on="val")
+    task = ClsTask(stage, batch_size=4)
+    assert task.notes == notes and len(task.eval_crops) == 2 * (not notes)
+
+
 def test_evaluate_matches_the_inference_classifier(tmp_path: Path) -> None:
     task = ClsTask(_stage(_label_file(tmp_path), "cls_ppocr_mobile_v2"), batch_size=4)
     model = task.build_model().train()

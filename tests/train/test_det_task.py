@@ -21,6 +21,9 @@ from ocrlite.stages import load_stage_config, stage_spec
 from ocrlite.train.det_task import DetTask, build_det_model
 from ocrlite.weights import sha256_file
 
+THRESHOLD_NOTE = ("det_ppocrv3.safetensors has no DB threshold branch: initialised its 13 tensors (hidden layers "
+                  "copied from the probability branch, last conv zero: T = 0.5)\n")
+
 
 def _stage(**train: object) -> dict:
     stage = load_stage_config("det_ppocrv3.yaml")
@@ -257,3 +260,31 @@ def test_the_cli_says_when_it_initialises_the_threshold_branch(tmp_path: Path) -
     resumed = CliRunner().invoke(main, [*args, "--set", "train.steps=2", "--resume", str(run)])
     assert resumed.exit_code == 0, resumed.output
     assert "threshold branch" not in resumed.output
+
+
+@pytest.mark.parametrize("pages, note", [
+    (4, "train.data.eval_on: the holdout split is empty, so no step is scored and the run keeps its last weights; "
+        "lower train.data.holdout_every (now 5) or set train.data.eval_on=train\n"),
+    (5, ""),  # the 5th image is held out and scored
+])
+def test_the_cli_says_when_the_split_it_scores_is_empty(tmp_path: Path, pages: int, note: str) -> None:
+    """4 images, every 5th held out and scored (eval_on: holdout): no step was scored and the run ended "best: -"
+    without a word. It still trains, and says why at the start."""
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    box = {"transcription": "a", "points": [[8, 8], [40, 8], [40, 24], [8, 24]]}
+    for k in range(pages):
+        cv2.imwrite(str(tmp_path / f"page{k}.png"), np.full((64, 64, 3), 255, np.uint8))
+    (tmp_path / "labels.txt").write_text("".join(f"page{k}.png\t{json.dumps([box])}\n" for k in range(pages)))
+    config = Path(__file__).resolve().parents[2] / "configs" / "train" / "det_ppocrv3_ic15.yaml"
+    result = CliRunner().invoke(main, [
+        "--threads", "1", "train", str(config), "-o", str(tmp_path / "run"), "-q", "--no-export",
+        "--set", f"train.data.root={tmp_path / 'labels.txt'}", "--set", "train.data.format=paddle",
+        "--set", "train.data.eval_on=holdout", "--set", "train.steps=1", "--set", "train.batch_size=1",
+        "--set", "train.augment.size=64"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.replace(THRESHOLD_NOTE, "") == note
+    scored = json.loads((tmp_path / "run" / "evals.json").read_text(encoding="utf-8"))
+    assert ("hmean" in scored[0]) == (not note) and result.stdout.endswith("best: -\n") == bool(note)
