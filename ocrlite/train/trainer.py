@@ -334,7 +334,10 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
         raise ConfigError(f"--resume {folder}: train.steps={settings.steps} is fewer than the checkpoint's step {step}")
     both = bool(config) and bool(state.get("config"))
     ours = _fixed(asdict(settings), config if both and config else {})
-    theirs = _fixed(state.get("settings") or {}, state["config"] if both else {})
+    try:
+        theirs = _fixed(state.get("settings") or {}, state["config"] if both else {})
+    except ConfigError as exc:  # a setting this version no longer takes
+        raise ConfigError(f"--resume {folder}: the checkpoint's config does not fit this version: {exc}") from None
     difference = _difference(ours, theirs, "")
     if difference:
         raise ConfigError(f"--resume {folder}: {difference} (a resumed run may change only train.steps, "
@@ -348,7 +351,8 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
 
 
 def _fixed(settings: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """What a resumed run shares with its checkpoint (``check_resume``), as JSON values."""
+    """What a resumed run shares with its checkpoint (``check_resume``), as JSON values, the train sections as
+    their settings classes build them (a bad value is that class's one-line ConfigError)."""
     train = {k: v for k, v in settings.items() if k not in RESUMABLE}
     section = config.get("train")
     if isinstance(section, dict):
@@ -360,13 +364,10 @@ def _fixed(settings: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json.dumps(_jsonable(fixed))))
 
 
-def _resolved(key: str, section: Any, target: str) -> Any:
+def _resolved(key: str, section: Any, target: str) -> dict[str, Any]:
     """A train section as its task reads it: every setting, defaults filled (so a default given and one left out
-    compare equal); one that does not build (a bad value, a key an older version knew) as it is given."""
-    try:
-        return asdict(build_settings(_settings_class(target), key, section))
-    except ConfigError:
-        return section
+    compare equal)."""
+    return asdict(build_settings(_settings_class(target), key, section))
 
 
 def _difference(ours: Any, theirs: Any, where: str) -> str | None:

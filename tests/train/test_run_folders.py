@@ -31,7 +31,7 @@ from ocrlite.train.checkpoint import load_checkpoint, save_checkpoint
 from ocrlite.train.cls_task import ClsTask
 from ocrlite.train.rec_task import RecTask
 from ocrlite.train.synth import write_synth_set
-from ocrlite.train.trainer import TrainSettings, train
+from ocrlite.train.trainer import TrainSettings, check_resume, train
 
 CHARSET = Charset.from_file(find_charset("ppocr_keys_v1.txt", None, None), use_space_char=True)
 
@@ -247,6 +247,24 @@ def test_resume_compares_settings_as_the_task_reads_them(labels: Path, tmp_path:
         result = _train_cli(*again, "--set", "train.steps=4", *change)
         assert result.exit_code == 2 and result.output.startswith(f"ocrlite: error: --resume {run}"), result.output
         assert f": {message}" in result.output
+
+
+def test_a_train_section_that_does_not_build_is_one_line_on_resume(labels: Path, checkpoint: Path,
+                                                                   tmp_path: Path) -> None:
+    """Sections are compared as built: a bad value of this run is its own error (not a difference of the defaults
+    it hides); a checkpoint setting this version no longer takes says so."""
+    stage = _stage(labels, 4, evaluate=False, freeze=["backbone.stem"], augment={"tia_prob": 2})
+    settings = TrainSettings.from_stage(stage)
+    with pytest.raises(ConfigError, match=r"^train\.augment\.tia_prob: 2\.0 is out of range; allowed: 0\.0\.\.1\.0$"):
+        check_resume(checkpoint, settings, stage)
+    old = shutil.copytree(checkpoint, tmp_path / "old")
+    state = json.loads((old / "state.json").read_text(encoding="utf-8"))
+    state["config"]["train"]["augment"] = {"gone": 1}
+    (old / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    stage["train"].pop("augment")
+    with pytest.raises(ConfigError, match=f"^--resume {re.escape(str(old))}: the checkpoint's config does not fit "
+                                          "this version: train.augment: unknown key 'gone'"):
+        check_resume(old, settings, stage)
 
 
 def test_a_checkpoint_that_does_not_fit_the_net_is_a_config_error(checkpoint: Path) -> None:
