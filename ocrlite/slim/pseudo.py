@@ -36,6 +36,7 @@ from ..io.atomic import atomic_write_text, write_image
 from ..io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
 from ..settings import build_settings
 from ..stages import StageSpec, stage_spec
+from ..train.data import file_entries
 from ..weights import sha256_file
 from .distill import INPUTS, DistillSettings, teacher_spec, weights_identity
 
@@ -166,7 +167,7 @@ def pseudo_labels(teacher: str, inputs: str, unlabelled: Sequence[str], charset:
     key = {
         "teacher": teacher, "teacher_weights": identity, "inputs": inputs, "min_score": min_score,
         "student_charset": {"classes": len(charset), "sha256": _charset_sha256(charset)},
-        "images": [{"path": str(f.resolve()), "sha256": sha256_file(f)} for f in files],
+        "images": file_entries(files),
     }
     labels, manifest_path = out_dir / "labels.txt", out_dir / "manifest.json"
     if manifest_path.is_file() and labels.is_file():

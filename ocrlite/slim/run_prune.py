@@ -26,7 +26,7 @@ from ocrlite.slim.sensitivity import (
     stage_fingerprint,
 )
 from ocrlite.stages import StageSpec, command_stage
-from ocrlite.weights import sha256_file
+from ocrlite.train.data import file_entries
 
 __all__ = ["PruneResult", "sample_images", "prune_stage"]
 
@@ -107,7 +107,7 @@ def _curves(spec: StageSpec, net: nn.Module, path: Path, given: bool, images: Pa
     if images is None:
         raise ConfigError("give --images DIR (sensitivity is measured on real images) or an existing --sensitivity")
     files, pixels = sample_images(images, n_images)
-    measured_on = [{"path": str(Path(f).resolve()), "sha256": sha256_file(f)} for f in files]
+    measured_on = file_entries(files)
     if measured_here(path, criterion, stage, measured_on):
         return load_curves(path, prunable_roots(net), criterion, stage), "reused: same detector, criterion, images"
     curves = measure(spec, net, pixels, criterion, example)
