@@ -252,9 +252,9 @@ class _Commands(click.Group):
 def main(threads: int | None) -> None:
     """Fast, lightweight OCR: detect, orient and recognize text in images."""
     if threads is not None:
-        import torch
+        from ocrlite.backends.threads import set_threads
 
-        torch.set_num_threads(threads)
+        set_threads(threads)
 
 
 def run() -> None:
@@ -395,7 +395,7 @@ cls_option = click.option(
 @click.option("--ray-address", metavar="auto|HOST:PORT",
               help="Ray: join this cluster (default: start a local Ray on this machine).")
 @click.option("--threads-per-worker", type=click.IntRange(min=1),
-              help="Ray: torch threads, and CPUs reserved, per actor (default 1).")
+              help="Ray: threads for the nets, and CPUs reserved, per actor (default 1).")
 @click.option("--pages-per-job", type=click.IntRange(min=1),
               help="Ray: PDFs/TIFFs with more pages are split into page ranges of this many (default 8).")
 @click.option("--ray-input", type=click.Choice(["paths", "bytes"]),

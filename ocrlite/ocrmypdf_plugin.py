@@ -19,7 +19,7 @@ process by default, processes with ``--no-use-threads``):
 - ``check_options``: the preset exists, its weights are installed, the ``--ocrlite-set`` overrides are valid
   settings of its pipeline and it reads the ``-l`` languages (else one line naming the presets that do).
 
-Each process builds the pipeline once, lazily, behind a lock. Torch threads per process default to the
+Each process builds the pipeline once, lazily, behind a lock. Net threads per process default to the
 CPU count divided by ``--jobs`` (OCRmyPDF's worker count, itself the CPU count by default), so the
 workers together do not oversubscribe the CPU. OCRmyPDF still checks for the ``tesseract`` binary at start-up
 (its built-in Tesseract plugin stays loaded), so Tesseract must be installed even though it is not used;
@@ -75,7 +75,7 @@ _OCRMYPDF_TOP = 20.0
 
 class OcrliteOptions(BaseModel):
     """The plugin's options (``options.ocrlite``): preset name, its config overrides (``section.key=value``, as
-    ``ocrlite --set``) and torch threads per process."""
+    ``ocrlite --set``) and net threads per process."""
 
     model: str = DEFAULT_PRESET
     overrides: list[str] = Field(default_factory=list)
@@ -106,7 +106,7 @@ class _Models:
         self.page: dict[tuple[str, ...], Any] = {}
 
     def threads(self, options: Any) -> int:
-        """Torch threads: ``--ocrlite-threads``, else the CPUs shared among the pages run at once."""
+        """Net threads: ``--ocrlite-threads``, else the CPUs shared among the pages run at once."""
         if options.ocrlite.threads:
             return int(options.ocrlite.threads)
         cpus = os.cpu_count() or 1
@@ -114,10 +114,10 @@ class _Models:
         return max(1, cpus // max(1, jobs))
 
     def _set_threads(self, options: Any) -> int:
-        import torch
+        from ocrlite.backends.threads import set_threads
 
         threads = self.threads(options)
-        torch.set_num_threads(threads)
+        set_threads(threads)
         return threads
 
     def pipeline(self, options: Any) -> Any:
@@ -318,7 +318,7 @@ def add_options(parser: Any) -> None:
                        help="Override a setting of the preset's pipeline, as 'ocrlite --set' (repeatable), e.g. "
                             "det.preprocess.limit_side_len=1600.")
     group.add_argument("--ocrlite-threads", dest="ocrlite_threads", metavar="N", type=_positive_int,
-                       help="Torch threads per process (default: CPU count / --jobs).")
+                       help="Threads for the nets per process (default: CPU count / --jobs).")
 
 
 @hookimpl

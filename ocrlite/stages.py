@@ -157,7 +157,7 @@ class StageSpec:
         (same weights). The torch backend folds its net and (``onednn``, when this torch has the ops) runs it on oneDNN.
         With several torch threads, a torch recognizer reads its batches side by side (``backends.lanes``).
         A stage without weights (``weights: null``: a net to train) is a ConfigError: it would read random text."""
-        import torch
+        from ocrlite.backends.threads import thread_count, torch_threads
 
         if self.weights is None and self.onnx is None:
             raise ConfigError(f"{self.kind}.weights: none given, and a net without trained weights reads nothing "
@@ -165,12 +165,12 @@ class StageSpec:
 
         softmax = self.kind != "det" and self.outputs == "logits"
         if self.backend == "onnxruntime":
-            from ocrlite.backends.export import cached_export
+            from ocrlite.backends.onnx_cache import cached_export
             from ocrlite.backends.onnxruntime import OnnxRunner
             from ocrlite.extras import require_onnx
 
             require_onnx("the onnxruntime backend", export=self.onnx is None)  # one line before an export or a run
-            threads = torch.get_num_threads()
+            threads = thread_count()
             if self.onnx is not None:
                 given = OnnxRunner(self.onnx, threads=threads)
                 classes = {"det": 1, "cls": 2, PAGE_KIND: 4}.get(self.kind) or len(self.charset or ())
@@ -195,7 +195,7 @@ class StageSpec:
         if onednn and onednn_available():
             use_onednn(net)  # its convs and linears on oneDNN, activations fused
         runner = TorchRunner(net, softmax=softmax)
-        lanes = torch.get_num_threads() if self.kind == "rec" else 1
+        lanes = torch_threads() if self.kind == "rec" else 1
         return LaneRunner(runner, lanes) if lanes > 1 else runner
 
 

@@ -1,4 +1,4 @@
-"""Export a stage's net to ONNX (``torch.onnx.export``) and cache the file by the weights' SHA-256.
+"""Export a stage's net to ONNX (``torch.onnx.export``); ``ocrlite.backends.onnx_cache`` keeps the exports.
 
 The one exporter: the ``onnxruntime`` backend (``backend: onnxruntime``) runs these files, and
 ``ocrlite export`` writes them. Batch, height and width stay dynamic where the net allows it (the
@@ -19,9 +19,6 @@ when its outputs (``top1``: class indices) do not show the class count.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -31,19 +28,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ocrlite.errors import BackendError, OcrliteError
+from ocrlite.backends.onnx_cache import METADATA, OPSET, example_shape
+from ocrlite.errors import BackendError
 from ocrlite.extras import extra, require
-from ocrlite.io.atomic import atomic_write_bytes, ensure_folder
+from ocrlite.io.atomic import atomic_write_bytes
 
-__all__ = ["OPSET", "CACHE_ENV", "HEADS", "METADATA", "cache_dir", "export_net", "export_stage", "cached_export",
-           "top1"]
+__all__ = ["HEADS", "export_net", "export_stage", "top1"]
 
-OPSET = 17
-CACHE_ENV = "OCRLITE_ONNX_CACHE"
 HEADS = ("raw", "probs", "top1")
-_FORMAT = 5  # part of the cache key: bump when what an export contains changes
-_WRITABLE = f"set {CACHE_ENV} to a writable folder"
-METADATA = {"kind": "ocrlite.kind", "classes": "ocrlite.classes", "head": "ocrlite.head"}  # metadata_props keys
 # Per stage kind: which input axes stay dynamic, and a small example input (N, C, H, W; H and W of
 # the classifier and the recognizer come from its preprocess settings).
 _DYNAMIC = {
@@ -121,29 +113,6 @@ class _Head(nn.Module):
         return out
 
 
-def cache_dir() -> Path:
-    """Where exports are cached: ``$OCRLITE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/ocrlite/onnx`` (~/.cache); a
-    BackendError when none is set and there is no home folder (no ``HOME``, a user without a passwd entry)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "ocrlite" / "onnx"
-    home = os.path.expanduser("~")
-    if home.startswith("~"):  # no home folder: never a folder named "~" in the working folder
-        raise BackendError(f"no folder for the ONNX export cache: HOME is not set; {_WRITABLE}")
-    return Path(home) / ".cache" / "ocrlite" / "onnx"
-
-
-def example_shape(kind: str, pre: Any) -> tuple[int, int, int, int]:
-    """The traced input's shape: 2 images, 64 x 96 for the detector, the line or crop size otherwise (an
-    export keeps the sizes that ``_DYNAMIC`` leaves fixed)."""
-    if kind == "det":
-        return (2, 3, 64, 96)
-    if kind == "page":  # the page classifier's centre crop
-        return (2, 3, int(pre.crop), int(pre.crop))
-    return (2, 3, int(pre.height), int(pre.width))
-
-
 def example_input(kind: str, pre: Any) -> Tensor:
     """A random input of ``example_shape``."""
     return torch.rand(*example_shape(kind, pre))
@@ -179,20 +148,6 @@ def export_net(net: nn.Module, path: str | Path, kind: str, example: Tensor, hea
     return Path(path)
 
 
-def _key(spec: Any, head: str) -> str:
-    """Cache key: the weights' SHA-256, the net config, the head, the input size the export fixes, and the
-    exporter versions."""
-    from ocrlite.weights import check_sha256
-
-    # the file's own hash, never only its manifest's: weights replaced beside an old manifest must not hit the
-    # old export (the torch backend refuses them, and so does this)
-    weights = check_sha256(spec.weights, spec.manifest.get("sha256")) if spec.weights else "random"
-    shape = example_shape(spec.kind, spec.pre)
-    text = json.dumps([weights, spec.model, head, spec.outputs, shape, OPSET, _FORMAT, torch.__version__],
-                      sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
 def export_stage(spec: Any, path: str | Path, head: str = "raw", net: nn.Module | None = None) -> Path:
     """Export a resolved ``StageSpec``'s net (built and loaded here unless ``net`` is given) to ``path``."""
     if net is None:
@@ -202,21 +157,3 @@ def export_stage(spec: Any, path: str | Path, head: str = "raw", net: nn.Module 
         fold_net(net)
     logits = spec.kind != "det" and spec.outputs == "logits"
     return export_net(net, path, spec.kind, example_input(spec.kind, spec.pre), head, logits)
-
-
-def cached_export(spec: Any, head: str = "raw", again: bool = False) -> Path:
-    """The stage's ONNX file from the cache, exported first if absent or ``again`` (a cached file that cannot be
-    loaded), keyed by weights, config and head. A cache that cannot be written is a BackendError saying so; the
-    export's own errors (weights that do not match their manifest) are raised as they are."""
-    path = cache_dir() / f"{spec.kind}-{_key(spec, head)}.onnx"
-    if again or not path.is_file():
-        try:
-            ensure_folder(path.parent)
-        except OcrliteError as exc:
-            raise BackendError(f"{exc} (the ONNX export cache; {_WRITABLE})") from None
-        try:
-            export_stage(spec, path, head)
-        except OSError as exc:
-            raise BackendError(f"cannot write {path}: {exc.strerror or exc} (the ONNX export cache; "
-                               f"{_WRITABLE})") from None
-    return path

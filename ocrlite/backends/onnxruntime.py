@@ -83,7 +83,7 @@ class OnnxRunner:
         ``--head raw``, would otherwise fail or read garbage on every image. The class count of a ``top1`` graph
         is read from the metadata ocrlite's exporter writes (``METADATA``); a file without it is checked on
         what its shapes show."""
-        from ocrlite.backends.export import METADATA
+        from ocrlite.backends.onnx_cache import METADATA
 
         name = self.model_path.name
         meta = self.session.get_modelmeta().custom_metadata_map

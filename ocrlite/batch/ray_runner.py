@@ -68,7 +68,7 @@ class RayOptions:
 
     address: str | None = None  # None: start a local Ray on this machine; "auto" or "HOST:PORT": join a cluster
     workers: int | None = None  # actors; None: as many as the cluster's CPUs (at most --threads) allow
-    threads: int = 1  # torch threads, and CPUs reserved, per actor
+    threads: int = 1  # net threads, and CPUs reserved, per actor
     pages_per_job: int = 8  # longer PDFs/TIFFs are split into page ranges of this many pages
     inputs: str = "paths"  # "paths": a shared filesystem; "bytes": files read on the driver's node, sent in the rows
 
@@ -180,9 +180,9 @@ class _OcrActor:
         self.engine: Any = None
         self.fatal: str | None = None
         try:  # anything the build raises (a bad model, a package missing on this node) is the run's one line
-            import torch
+            from ocrlite.backends.threads import set_threads
 
-            torch.set_num_threads(threads)
+            set_threads(threads)
             self.engine = spec.build()
         except Exception as exc:
             self.fatal = error_reason(exc)

@@ -72,10 +72,10 @@ class InFlight:
 
 def _serve(conn: Connection, spec: EngineSpec, threads: int) -> None:
     """A worker process: build the engine once, then read each image sent until the pipe closes."""
-    import torch
+    from ocrlite.backends.threads import set_threads
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    torch.set_num_threads(threads)
+    set_threads(threads)
     engine: Any
     try:
         engine = spec.build()
@@ -129,7 +129,7 @@ class _Worker:
 
 
 class WorkerPool:
-    """``workers`` processes that each build the engine of ``spec`` once and run ``threads`` torch threads."""
+    """``workers`` processes that each build the engine of ``spec`` once and run ``threads`` threads for the nets."""
 
     def __init__(self, spec: EngineSpec, workers: int, threads: int) -> None:
         self.spec, self.threads = spec, threads

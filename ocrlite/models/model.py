@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ocrlite.backends.threads import torch_threads
 from ocrlite.errors import ConfigError
 from ocrlite.registry import block_class, build
 
@@ -70,7 +71,8 @@ class OCRModel(nn.Module):
 
 def build_model(cfg: dict[str, Any], section: str = "model") -> OCRModel:
     """Build an OCRModel from ``{"backbone": {...}, "neck": {...} | None, "head": {...}}``; errors name
-    ``section`` (e.g. ``rec.model``)."""
+    ``section`` (e.g. ``rec.model``). The net runs on the thread count set with ``ocrlite.backends.threads``."""
+    torch_threads()
     return OCRModel(cfg, section)
 
 

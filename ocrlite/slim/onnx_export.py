@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ocrlite.backends.export import METADATA, OPSET, export_stage
+from ocrlite.backends.export import export_stage
 from ocrlite.backends.fold import fold_net
+from ocrlite.backends.onnx_cache import METADATA, OPSET
 from ocrlite.backends.onnxruntime import OnnxRunner
 from ocrlite.errors import ConfigError, OcrliteError
 from ocrlite.extras import require_onnx

@@ -18,8 +18,9 @@ import torch
 from safetensors.torch import load_file
 
 import ocrlite.weights
-from ocrlite.backends.export import cache_dir, cached_export, export_stage
+from ocrlite.backends.export import export_stage
 from ocrlite.backends.fold import fold_net
+from ocrlite.backends.onnx_cache import cache_dir, cached_export
 from ocrlite.errors import BackendError, WeightsError
 from ocrlite.stages import load_stage_config, stage_kind, stage_spec
 from ocrlite.weights import read_manifest
