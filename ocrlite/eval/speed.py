@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ocrlite.backends.threads import set_threads
 from ocrlite.extras import extra, require, require_onnx
 from ocrlite.results import PageResult
 
@@ -178,9 +179,7 @@ def _peer(row: str, threads: int) -> tuple[Callable[[], Any], str]:
 
 def build_system(row: str, which: str, threads: int) -> SpeedSystem:
     """``which``: "torch", "onnxruntime" (ocrlite backends) or "peer". Built twice; the second build is timed."""
-    import torch
-
-    torch.set_num_threads(threads)
+    set_threads(threads)
     build, name = _peer(row, threads) if which == "peer" else _ocrlite(row, which)
     build()  # first build: imports, ONNX export into the cache
     start = time.perf_counter()
@@ -319,11 +318,9 @@ def load_seconds(row: str, which: str, threads: int) -> float:
 
 
 def _build(row: str, which: str, threads: int) -> Any:
-    if which == "peer":  # no torch import charged to the peer
+    if which == "peer":
         return _peer(row, threads)[0]()
-    import torch
-
-    torch.set_num_threads(threads)
+    set_threads(threads)  # imports torch only where the backend needs it
     return _ocrlite(row, which)[0]()
 
 
