@@ -32,8 +32,24 @@ __all__ = ["main", "run"]
 _DRAW_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
+_FLAGS = "ocrlite.flags"  # click context meta: each config override a flag became (_flag_overrides) -> the flag
+
+
 def _fail(message: str) -> None:
-    click.echo(f"ocrlite: error: {message}", err=True)
+    click.echo(f"ocrlite: error: {_flags_named(message)}", err=True)
+
+
+def _flags_named(message: str) -> str:
+    """``message`` naming the flag the user typed (``(from --box-thresh)``) where it names the config override that
+    flag became (``(from the override 'det.postprocess.box_thresh=-1.0')``); ``--set`` overrides stay named."""
+    context = click.get_current_context(silent=True)
+    flags: dict[str, str] = context.meta.get(_FLAGS, {}) if context is not None else {}
+    if flags:
+        from ocrlite.stages import override_source
+
+        for item, flag in flags.items():
+            message = message.replace(override_source(item), f"(from {flag})")
+    return message
 
 
 class _Output:
@@ -151,8 +167,21 @@ def _json(obj: dict[str, Any]) -> str:
     return json_text(obj)
 
 
-def _stage_overrides(prefix: str, **values: Any) -> list[str]:
-    return [f"{prefix}{key}={value}" for key, value in values.items() if value is not None]
+def _flag_overrides(**keys: str) -> list[str]:
+    """The ``KEY=VALUE`` config overrides of the current command's flags that were given, ``keys`` mapping each
+    flag's parameter name to its config key (an on/off flag: when on). Each is remembered with its flag, so that
+    an error about its value names the flag (``_fail``)."""
+    context = click.get_current_context()
+    options = {param.name: param for param in context.command.params}
+    made: dict[str, str] = context.meta.setdefault(_FLAGS, {})
+    items = []
+    for name, key in keys.items():
+        value = context.params[name]
+        if value is None or value is False:
+            continue
+        items.append(f"{key}={value}")
+        made[items[-1]] = max(options[name].opts, key=len)
+    return items
 
 
 def _check_models(config: str | None, model: str | None) -> None:
@@ -292,8 +321,8 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
 
     _check_models(config, model)
     fmt = _parse_formats(formats, STREAM_FORMATS)[0]
-    extra = _stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len) + _stage_overrides(
-        "det.postprocess.", box_thresh=box_thresh, unclip_ratio=unclip_ratio)
+    extra = _flag_overrides(det_limit_side_len="det.preprocess.limit_side_len", box_thresh="det.postprocess.box_thresh",
+                            unclip_ratio="det.postprocess.unclip_ratio")
     run, out = _ItemRun(images), _Output(output)
     draw_path = _DrawPaths(draw, len(run.files) > 1) if draw else None
     engine = _build(lambda: _one_stage_ocr("det", config, [*extra, *overrides], model))
@@ -429,10 +458,9 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
     _check_models(config, model)
     inputs = _gather_inputs(images, files_from)
     fmts = _parse_formats(formats, FORMATS if output is not None else STREAM_FORMATS, several=output is not None)
-    extra = (_stage_overrides("det.preprocess.", limit_side_len=det_limit_side_len)
-             + _stage_overrides("det.postprocess.", box_thresh=box_thresh)
-             + _stage_overrides("rec.preprocess.", batch_size=rec_batch)
-             + _stage_overrides("pipeline.", page_orientation=rotate_pages or None, deskew=deskew or None))
+    extra = _flag_overrides(det_limit_side_len="det.preprocess.limit_side_len", box_thresh="det.postprocess.box_thresh",
+                            rec_batch="rec.preprocess.batch_size", rotate_pages="pipeline.page_orientation",
+                            deskew="pipeline.deskew")
     engine_args = {"config": config, "model": model, "overrides": (*extra, *overrides),
                    "use_cls": use_cls, "drop_score": drop_score, "backend": backend}
     if output is not None:

@@ -52,6 +52,7 @@ __all__ = [
     "resolve_stage",
     "pipeline_spec",
     "stage_overrides",
+    "override_source",
     "load_stage_config",
     "load_pipeline_config",
     "stage_sections",
@@ -341,8 +342,13 @@ def _stage_named(cfg: dict[str, Any], item: str) -> dict[str, Any]:
         try:
             cfg[kind] = _read_stage(cfg[kind], None, kind)
         except ConfigError as exc:
-            raise ConfigError(f"{kind}: {exc} (from the override {item!r})") from None
+            raise ConfigError(f"{kind}: {exc} {override_source(item)}") from None
     return cfg
+
+
+def override_source(item: str) -> str:
+    """How an error about a value names the override ``item`` that gave it: ``(from the override 'KEY=VALUE')``."""
+    return f"(from the override {item!r})"
 
 
 def _places(key: str) -> list[str]:
@@ -373,7 +379,7 @@ def _located(exc: _Located, where: str, overrides: Iterable[str], file: str | No
     for item in overrides:
         dotted = item.partition("=")[0]
         if key in (dotted, f"{where}.{dotted}") or key.startswith((f"{dotted}.", f"{where}.{dotted}.")):
-            return type(exc)(f"{exc} (from the override {item!r})")
+            return type(exc)(f"{exc} {override_source(item)}")
     return type(exc)(f"{exc} (in {file})") if file else exc
 
 

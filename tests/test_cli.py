@@ -302,6 +302,27 @@ def test_bad_config_values_are_one_line_and_exit_2(override: str, message: str) 
     assert err == [f"ocrlite: error: {message} (from the override {override!r})"]
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["ocr", "--box-thresh", "-1"], "det.postprocess.box_thresh: -1.0 is out of range; allowed: 0.0..1.0 "
+                                    "(from --box-thresh)"),
+    (["ocr", "--det-limit-side-len", "0"], "det.preprocess.limit_side_len: 0 is out of range; allowed: 32..8192 "
+                                           "(from --det-limit-side-len)"),
+    (["detect", "--unclip-ratio", "-5"], "det.postprocess.unclip_ratio: -5.0 is out of range; allowed: 0.0..10.0 "
+                                         "(from --unclip-ratio)"),
+    (["detect", "--config", "det_ppocrv3.yaml", "--box-thresh", "7"],
+     "det.postprocess.box_thresh: 7.0 is out of range; allowed: 0.0..1.0 (from --box-thresh)"),
+    (["ocr", "--set", "det.postprocess.box_thresh=-1"],  # a --set override keeps naming the override
+     "det.postprocess.box_thresh: -1.0 is out of range; allowed: 0.0..1.0 "
+     "(from the override 'det.postprocess.box_thresh=-1')"),
+])
+def test_bad_flag_values_name_the_flag(args: list[str], message: str, tmp_path: Path) -> None:
+    """A flag that becomes a config override: its bad value's error names the flag typed, not the override, in
+    stdout and batch mode."""
+    for mode in ([], ["-o", str(tmp_path / "out")]) if args[0] == "ocr" else ([],):
+        code, out, err = _run(*args, str(SAMPLE), *mode)
+        assert (code, out, err) == (2, [], [f"ocrlite: error: {message}"]), mode
+
+
 @pytest.mark.parametrize("args", [
     ["ocr", str(SAMPLE), "--set", "det.weights=null"],
     ["ocr", str(SAMPLE), "--config", "zoo/mobilenet_v1_det.yaml"],  # a net to train, no weights yet
