@@ -1,10 +1,11 @@
-"""Result types returned by the Python API; the CLI and writers serialise these."""
+"""Result types returned by the Python API; the CLI and writers serialise these (``to_dict``), and ``from_dict``
+reads what they wrote back (``PageResult.from_dict(json.loads(line))``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -33,6 +34,38 @@ def _points_list(points: np.ndarray) -> list[list[int]]:
     return [[int(x), int(y)] for x, y in np.asarray(points).reshape(4, 2)]
 
 
+def _field(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
+    """``data[key]`` of type ``kind`` (``default`` when absent, if given); anything else is a ValueError naming
+    ``where.key``."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    if key not in data and default is not ...:
+        return default
+    if key not in data:
+        raise ValueError(f"{where}: missing {key!r}")
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ValueError(f"{where}.{key}: expected {getattr(kind, '__name__', 'a number')}, got {value!r}")
+    return value
+
+
+def _number(data: Mapping[str, Any], key: str, where: str) -> float:
+    return float(_field(data, key, (int, float), where))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _quad(data: Mapping[str, Any], dtype: type, where: str) -> np.ndarray:
+    """``data["points"]``, four [x, y] numbers, as a 4x2 array of ``dtype``."""
+    value = _field(data, "points", list, where)
+    if len(value) != 4 or not all(isinstance(pair, list) and len(pair) == 2 and all(map(_is_number, pair))
+                                  for pair in value):
+        raise ValueError(f"{where}.points: expected four [x, y] numbers, got {value!r}")
+    return np.array(value, dtype=dtype)
+
+
 @dataclass(frozen=True, eq=False)
 class TextBox(_ValueEquality):
     """A detected text region: a clockwise quad (top-left first) in image pixels."""
@@ -42,6 +75,11 @@ class TextBox(_ValueEquality):
 
     def to_dict(self) -> dict[str, Any]:
         return {"points": _points_list(self.points), "score": round(float(self.score), 5)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "box") -> TextBox:
+        """The box ``to_dict`` gave ``data``; a missing or malformed value is a ValueError naming it."""
+        return cls(_quad(data, np.int32, where), _number(data, "score", where))
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +97,12 @@ class TextWord(_ValueEquality):
             "points": [[round(float(x), 1), round(float(y), 1)] for x, y in np.asarray(self.points).reshape(4, 2)],
             "score": round(float(self.score), 5),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "word") -> TextWord:
+        """The word ``to_dict`` gave ``data``; a missing or malformed value is a ValueError naming it."""
+        return cls(_field(data, "text", str, where), _quad(data, np.float64, where),
+                   _number(data, "score", where))
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +127,15 @@ class TextLine(_ValueEquality):
         if self.words:
             out["words"] = [word.to_dict() for word in self.words]
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "line") -> TextLine:
+        """The line ``to_dict`` gave ``data``; a missing or malformed value is a ValueError naming it."""
+        words = _field(data, "words", list, where, default=[])
+        return cls(_quad(data, np.int32, where), _field(data, "text", str, where),
+                   _number(data, "score", where), _number(data, "det_score", where),
+                   _field(data, "angle", int, where),
+                   tuple(TextWord.from_dict(word, f"{where}.words[{i}]") for i, word in enumerate(words)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +167,19 @@ class PageResult(_ValueEquality):
             **steps,
             "lines": [line.to_dict() for line in self.lines],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PageResult:
+        """The page ``to_dict`` gave ``data`` (``to_dict`` of the result is ``data`` again), e.g. a line ``ocrlite
+        ocr`` prints or a page of a batch JSON file; their other keys (image, page, dpi) are left aside. A missing
+        or malformed value is a ValueError naming it (a batch JSON file's page that was not read: its error)."""
+        if isinstance(data, Mapping) and "error" in data and "lines" not in data:
+            raise ValueError(f"page {data.get('page', '?')} was not read: {data['error']}")
+        skew = _field(data, "skew", (int, float), "page", default=None)
+        return cls(_field(data, "width", int, "page"), _field(data, "height", int, "page"),
+                   tuple(TextLine.from_dict(line, f"lines[{i}]")
+                         for i, line in enumerate(_field(data, "lines", list, "page"))),
+                   _field(data, "rotation", int, "page", default=None), None if skew is None else float(skew))
 
 
 @dataclass(frozen=True, eq=False)
