@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ocrlite import OCR, PageResult
+from ocrlite import OCR, PageResult, TextBox
 from ocrlite.cli import main
 from ocrlite.io.images import read_image
 from ocrlite.io.writers import json_text
@@ -68,3 +68,12 @@ def test_malformed_page_json_is_a_value_error_naming_the_value(change: object, m
     change(data)  # type: ignore[operator]
     with pytest.raises(ValueError, match=message):
         PageResult.from_dict(data)
+
+
+def test_the_boxes_detect_prints_read_back() -> None:
+    run = CliRunner().invoke(main, ["detect", str(SAMPLE)])
+    assert run.exit_code == 0, run.stderr
+    printed = json.loads(run.stdout)["boxes"]
+    boxes = [TextBox.from_dict(box) for box in printed]
+    assert [box.to_dict() for box in boxes] == printed
+    assert [box.points.tolist() for box in boxes] == [box.points.tolist() for box in OCR().detect(SAMPLE)]
