@@ -494,7 +494,11 @@ def pipeline_spec(
 ) -> PipelineSpec:
     """Resolve a pipeline from a config file or a preset name (``model``), with overrides; ``backend`` (e.g.
     ``--backend onnxruntime``) sets every stage's ``backend:`` before the stages are checked; ``use_cls`` and
-    ``drop_score``, when given, set ``pipeline.use_cls`` and ``pipeline.drop_score`` after the overrides."""
+    ``drop_score``, when given, set ``pipeline.use_cls`` and ``pipeline.drop_score`` after the overrides. An argument
+    of the wrong type is a TypeError."""
+    for name, value, what in (("model", model, "a preset name"), ("backend", backend, "a backend name")):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be {what} (str) or None, got {type(value).__name__}")
     given, switches = override_strings(overrides), _switches(use_cls, drop_score)
     overrides = [*given, *switches]
     if model is not None:

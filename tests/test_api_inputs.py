@@ -146,6 +146,19 @@ def test_bad_constructor_arguments_are_clear_errors() -> None:
     assert (switched.drop_score, switched.use_cls) == (1e-5, False)
 
 
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"backend": 1}, r"^backend must be a backend name \(str\) or None, got int$"),
+    ({"backend": ["onnxruntime"]}, r"^backend must be a backend name \(str\) or None, got list$"),
+    ({"model": 2}, r"^model must be a preset name \(str\) or None, got int$"),
+])
+def test_a_wrong_typed_backend_or_model_is_a_type_error(arguments: dict[str, Any], message: str) -> None:
+    """As every other argument of the wrong type is: it was a ConfigError ("backend 1 is not allowed")."""
+    with pytest.raises(TypeError, match=message):
+        OCR(**arguments)
+    with pytest.raises(ConfigError, match="^backend 'tpu' is not allowed; choose one of: torch, onnxruntime$"):
+        OCR(backend="tpu")  # a name that is not a backend stays a ConfigError
+
+
 @pytest.mark.parametrize("item", [3, None, b"pipeline.drop_score=0.3", ("pipeline.drop_score", 0.3)])
 def test_an_override_that_is_not_a_string_is_a_type_error_naming_it(item: Any) -> None:
     message = rf"^overrides must be a list of 'section.key=value' strings, got the item {re.escape(repr(item))} "
