@@ -277,10 +277,12 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
 def _peer_builder(task: Any, stage: dict[str, Any], weights: str) -> Callable[[], nn.Module]:
     """What builds the second student: the task's own net, or the same architecture with ``weights``, built
     here once (each call returns a copy), so that weights not found or not fitting the student's net are one
-    ConfigError naming ``train.distill.peer_weights`` before the run starts."""
+    ConfigError naming ``train.distill.peer_weights`` (once: not the student's ``rec.weights`` key, nor an override of
+    the student's) before the run starts."""
     if not weights:
         return task.build_model
-    peer_stage = {**stage, "weights": weights, "_file": None}  # the student's file did not name these weights
+    # neither the student's file nor its overrides named these weights: an error must not blame them
+    peer_stage = {**stage, "weights": weights, "_file": None, "_overrides": []}
     try:
         if task.name == "det":
             from ocrlite.train.det_task import build_det_model
@@ -289,5 +291,5 @@ def _peer_builder(task: Any, stage: dict[str, Any], weights: str) -> Callable[[]
         else:
             net = stage_spec(task.name, peer_stage).build_net()
     except (ConfigError, WeightsError) as exc:
-        raise ConfigError(f"train.distill.peer_weights: {weights}: {exc}") from None
+        raise ConfigError(f"train.distill.peer_weights: {str(exc).removeprefix(f'{task.name}.weights: ')}") from None
     return lambda: copy.deepcopy(net)

@@ -80,19 +80,23 @@ def test_udml_peer_from_other_weights_makes_the_mutual_terms_act() -> None:
 
 
 @pytest.mark.parametrize("peer, reason", [
-    ("nope.safetensors", "weights 'nope.safetensors' not found"),
-    ("rec_ppocrv3", "rec_ppocrv3.safetensors does not fit the net"),  # another architecture's weights
-    ("det_ppocrv3", "preprocess: unknown key 'limit_side_len'"),  # a detector's weights
+    ("nope.safetensors", "weights 'nope.safetensors' not found in "),
+    ("rec_ppocrv3", "rec_ppocrv3.safetensors does not fit the net: "),  # another architecture's weights
+    ("det_ppocrv3", "det_ppocrv3.json preprocess: unknown key 'limit_side_len'; "),  # a detector's weights
 ])
-def test_bad_peer_weights_name_the_setting_before_the_run_starts(tmp_path: Path, peer: str, reason: str) -> None:
+@pytest.mark.parametrize("student", [[], ["--set", "weights=rec_ppocrv2"]])
+def test_bad_peer_weights_name_the_setting_before_the_run_starts(tmp_path: Path, peer: str, reason: str,
+                                                                 student: list[str]) -> None:
     """Errors about peer_weights said only "weights 'x' not found" or "... does not fit the net" (the first not
-    naming the setting, the second after the run folder was started), or "rec.weights: ... (in STUDENT.yaml)"."""
+    naming the setting, the second after the run folder was started), or "rec.weights: ... (in STUDENT.yaml)".
+    Then they named the value twice and the student's key ("peer_weights: nope: rec.weights: weights 'nope' not
+    found"), and blamed an override of the student's own weights ("(from the override 'weights=...')")."""
     path, run = _student(tmp_path), tmp_path / "run"
-    result = CliRunner().invoke(main, ["--threads", "1", "distill", str(path), "-o", str(run), "-q",
+    result = CliRunner().invoke(main, ["--threads", "1", "distill", str(path), "-o", str(run), "-q", *student,
                                        "--set", f"train.distill.peer_weights={peer}"])
     assert result.exit_code == 2, result.output
-    assert result.output.startswith(f"ocrlite: error: train.distill.peer_weights: {peer}: ")
-    assert reason in result.output and result.output.count("\n") == 1 and "(in " not in result.output
+    assert result.output.startswith(f"ocrlite: error: train.distill.peer_weights: {reason}")
+    assert result.output.count("\n") == 1 and "(in " not in result.output and "(from " not in result.output
     assert not run.exists()  # refused before anything was written
 
 
