@@ -164,9 +164,10 @@ def _name_max(output: Path) -> int:
 
 
 def read_paths_list(lines: Iterable[str]) -> list[str]:
-    """Paths from a list file: one per line, blank lines and ``#`` comments ignored; a UTF-8 byte-order mark
-    before the first (Windows editors and PowerShell write one) is not part of it. A ValueError for a NUL
-    character, which no path holds (a UTF-16 list, as PowerShell's ``>`` writes; ``find -print0``)."""
+    """Paths from a list file: one per line, as it is but for its line ending (a name may begin or end with a
+    space); blank lines and ``#`` comments ignored; a UTF-8 byte-order mark before the first (Windows editors and
+    PowerShell write one) is not part of it. A ValueError for a NUL character, which no path holds (a UTF-16
+    list, as PowerShell's ``>`` writes; ``find -print0``)."""
     paths = []
     for number, line in enumerate(lines):
         text = line.rstrip("\r\n")
@@ -176,7 +177,7 @@ def read_paths_list(lines: Iterable[str]) -> list[str]:
             raise ValueError(f"line {number + 1} holds a NUL character, which no path has (a UTF-16 list, or "
                              "find -print0?): give one path per line, in UTF-8")
         if text.strip() and not text.lstrip().startswith("#"):
-            paths.append(text.strip())
+            paths.append(text)
     return paths
 
 

@@ -800,13 +800,33 @@ def test_a_list_file_with_a_byte_order_mark_and_crlf_reads_every_path(tmp_path: 
     for name in ("a.png", "b.png"):
         _page(name).save(scans / name)
     listing = tmp_path / "list.txt"
-    listing.write_bytes(f"\ufeff{scans / 'a.png'}\r\n\r\n# a comment\r\n  {scans / 'b.png'}  \r\n"
+    listing.write_bytes(f"\ufeff{scans / 'a.png'}\r\n\r\n  # a comment\r\n{scans / 'b.png'}\r\n"
                         f"{scans / 'a.png'}\r\n".encode())
     out = tmp_path / "out"
     result = _cli("--files-from", str(listing), "-o", str(out), "--format", "txt")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["a.png.txt", "b.png.txt", "ocrlite-report.json"]
     assert fake_engine.calls == 2  # the path listed twice is read once
+
+
+def test_a_list_file_keeps_the_spaces_a_file_name_begins_or_ends_with(tmp_path: Path,
+                                                                      fake_engine: FakeEngine) -> None:
+    """Each listed path lost its surrounding spaces, so a file named "b.png " (or " c.png") could not be listed: it
+    was "no such file or directory". Only the line ending is dropped; blank lines are still skipped."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("b.png ", " c.png"):
+        _page(name.strip()).save(scans / name, format="PNG")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{scans / 'b.png '}\n   \n{scans / ' c.png'}\r\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = _cli("--files-from", str(listing), "-o", str(out), "--format", "txt")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [" c.png.txt", "b.png .txt", "ocrlite-report.json"]
+    assert fake_engine.calls == 2
+    listing.write_text(f"{scans / 'b.png'}\n", encoding="utf-8")  # the name without its space: not that file
+    result = _cli("--files-from", str(listing), "-o", str(out))
+    assert result.exit_code == 1 and "b.png: no such file or directory" in result.stderr
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "print0"])
