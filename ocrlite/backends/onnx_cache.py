@@ -11,19 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ocrlite.errors import BackendError, OcrliteError
-from ocrlite.io.atomic import ensure_folder
+from ocrlite.io.atomic import ensure_folder, is_part_of
 
-__all__ = ["OPSET", "CACHE_ENV", "METADATA", "cache_dir", "cached_export", "example_shape"]
+__all__ = ["OPSET", "CACHE_ENV", "METADATA", "STALE_PART_S", "cache_dir", "cached_export", "example_shape"]
 
 OPSET = 17
 CACHE_ENV = "OCRLITE_ONNX_CACHE"
 _FORMAT = 5  # part of the cache key: bump when what an export contains changes
 _WRITABLE = f"set {CACHE_ENV} to a writable folder"
+_KEY_HEX = 20  # hex digits of a cache key
+_CACHED = re.compile(rf"[a-z]+-[0-9a-f]{{{_KEY_HEX}}}\.onnx")  # a cache file's name: KIND-KEY.onnx
+STALE_PART_S = 3600.0  # a cache file's temp file unchanged this long was left by a killed export
 METADATA = {"kind": "ocrlite.kind", "classes": "ocrlite.classes", "head": "ocrlite.head"}  # metadata_props keys
 
 
@@ -61,13 +66,28 @@ def _key(spec: Any, head: str) -> str:
     shape = example_shape(spec.kind, spec.pre)
     text = json.dumps([weights, spec.model, head, spec.outputs, shape, OPSET, _FORMAT, metadata.version("torch")],
                       sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return hashlib.sha256(text.encode()).hexdigest()[:_KEY_HEX]
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Delete the temp files (``is_part_of``: ``.KIND-KEY.onnx.XXXXXXXX.part``) that exports killed while writing a
+    cache file left in ``folder``, once unchanged for ``STALE_PART_S``. A live export's is never that old (the
+    graph is written in one piece, in seconds), so another process's export is not cut short."""
+    cutoff = time.time() - STALE_PART_S
+    for entry in os.scandir(folder):
+        name = entry.name[1:].rsplit(".", 2)[0]
+        try:
+            if _CACHED.fullmatch(name) and is_part_of(entry.name, name) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+        except OSError:  # swept already by another export, or not ours to remove: leave it
+            continue
 
 
 def cached_export(spec: Any, head: str = "raw", again: bool = False) -> Path:
     """The stage's ONNX file from the cache, exported first if absent or ``again`` (a cached file that cannot be
-    loaded), keyed by weights, config and head. A cache that cannot be written is a BackendError saying so; the
-    export's own errors (weights that do not match their manifest) are raised as they are."""
+    loaded), keyed by weights, config and head; an export first removes what killed exports left in the cache
+    (``_remove_stale_parts``). A cache that cannot be written is a BackendError saying so; the export's own errors
+    (weights that do not match their manifest) are raised as they are."""
     path = cache_dir() / f"{spec.kind}-{_key(spec, head)}.onnx"
     if again or not path.is_file():
         from ocrlite.backends.export import export_stage
@@ -76,6 +96,7 @@ def cached_export(spec: Any, head: str = "raw", again: bool = False) -> Path:
             ensure_folder(path.parent)
         except OcrliteError as exc:
             raise BackendError(f"{exc} (the ONNX export cache; {_WRITABLE})") from None
+        _remove_stale_parts(path.parent)
         try:
             export_stage(spec, path, head)
         except OSError as exc:

@@ -9,6 +9,11 @@ come from the ``ocrlite_models`` package (skipped without it, failed in CI).
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +25,7 @@ from safetensors.torch import load_file
 import ocrlite.weights
 from ocrlite.backends.export import export_stage
 from ocrlite.backends.fold import fold_net
-from ocrlite.backends.onnx_cache import cache_dir, cached_export
+from ocrlite.backends.onnx_cache import STALE_PART_S, cache_dir, cached_export
 from ocrlite.errors import BackendError, WeightsError
 from ocrlite.stages import load_stage_config, stage_kind, stage_spec
 from ocrlite.weights import read_manifest
@@ -102,6 +107,40 @@ def test_a_damaged_cached_export_is_exported_again(monkeypatch: pytest.MonkeyPat
         OnnxRunner(path)
     runner = spec.build_runner()
     assert path.stat().st_size == size and runner(np.zeros((1, 3, 48, 192), np.float32)).shape == (1, 2)
+
+
+_KILLED_EXPORT = """
+import os, signal, types
+import ocrlite.io.atomic as atomic
+from ocrlite.backends.onnx_cache import cached_export
+from ocrlite.stages import stage_spec
+# killed (SIGKILL: no clean-up runs) as the export's temp file is about to become the cache file
+atomic.os = types.SimpleNamespace(**{**vars(os), "replace": lambda *args: os.kill(os.getpid(), signal.SIGKILL)})
+cached_export(stage_spec("cls"), "probs")
+"""
+
+
+def test_an_export_removes_the_temp_files_killed_exports_left_in_the_cache(monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path: Path) -> None:
+    """A killed export left its hidden ``.NAME.XXXXXXXX.part`` in the cache forever; the next export removes the
+    ones older than STALE_PART_S, never a fresh one (another process's export under way) nor a file not ours."""
+    cache = tmp_path / "cache"
+    killed = subprocess.run([sys.executable, "-c", _KILLED_EXPORT], cwd=Path(__file__).resolve().parents[2],
+                            env={**os.environ, "OCRLITE_ONNX_CACHE": str(cache)}, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [left] = list(cache.iterdir())
+    assert left.name.startswith(".cls-") and left.name.endswith(".part") and left.stat().st_size > 100_000
+    old = time.time() - STALE_PART_S - 60
+    live = left.with_name(f"{left.name.rsplit('.', 2)[0]}.k9x2ab7q.part")  # as a live export's would be named
+    other = cache / ".notes.txt.a1b2c3d4.part"  # not a cache file's
+    live.write_bytes(b"being written")
+    other.write_bytes(b"not ours")
+    for path in (left, other):
+        os.utime(path, (old, old))
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(cache))
+    exported = cached_export(stage_spec("cls"), "probs")
+    assert sorted(path.name for path in cache.iterdir()) == sorted([exported.name, live.name, other.name])
+    assert OnnxRunner(exported)(np.zeros((1, 3, 48, 192), np.float32)).shape == (1, 2)
 
 
 class _RowMax(torch.nn.Module):
