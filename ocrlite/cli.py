@@ -411,7 +411,8 @@ cls_option = click.option(
                    "outputs were made from it, unchanged since, with the same settings (--dpi, model, --set...).")
 @click.option("--files-from", type=click.File("r", errors="surrogateescape"),
               help="Also read input paths from this file ('-': stdin): one per line, relative ones from the "
-                   "working folder, each line as it is (spaces are part of the name); blank lines and '#' comments skipped.")
+                   "working folder, each line as it is (spaces are part of the name); blank lines and '#' comments "
+                   "skipped.")
 @click.option("--glob", help="Batch mode: only files in folders whose path matches, e.g. '*.pdf'.")
 @click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=200, show_default=True,
               help="Resolution PDF pages are rendered at.")

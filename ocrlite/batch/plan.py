@@ -119,7 +119,7 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
         job = Job(file, name, {fmt: output / f"{name}.{fmt}" for fmt in formats}, source_stamp(file))
         done = not overwrite and name not in retry and _up_to_date(job, records, settings)
         (skipped if done else jobs).append(job)
-    planned = {job.name for job in jobs + skipped}
+    planned = {job.name for job in jobs + skipped} | {path for path, _ in errors}  # refused again: not carried
     carried = [entry for entry in unfinished  # a failed input that still exists, left out of this run
                if str(entry["name"]) not in planned and entry.get("path") and os.path.exists(str(entry["path"]))]
     return Plan(jobs, skipped, errors, carried, records, described)

@@ -128,7 +128,7 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
                            carried=plan.carried, fingerprint=fingerprint,
                            settings={**plan.settings, fingerprint: described}, outputs=plan.outputs)
         for path, reason in plan.errors:
-            report.failures.append(Failure(path, "", reason))
+            report.failures.append(Failure(path, path, reason))  # refused before it had a name: the path given
             _say(None, f"ocrlite: error: {report.failures[-1].message()}")
         bar = _progress(plan.jobs, options)
         done: set[str] = set()

@@ -809,6 +809,28 @@ def test_a_list_file_with_a_byte_order_mark_and_crlf_reads_every_path(tmp_path: 
     assert fake_engine.calls == 2  # the path listed twice is read once
 
 
+def test_an_input_refused_before_planning_is_named_in_the_report_by_its_path(
+        tmp_path: Path, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure of an input refused before it was planned (missing, an output name too long) had the name "",
+    so nothing in the report said which input it was but its path; it is named by the path given. Refused
+    again, it is listed once, not also carried from the earlier run; left out, it is carried (still not done)."""
+    monkeypatch.chdir(tmp_path)
+    scans = Path("scans")
+    scans.mkdir()
+    long = scans / f"{'x' * 251}.png"  # long.png.json would pass the 255 bytes a file name may have
+    for path in (scans / "a.png", long):
+        _page("A").save(path)
+    inputs, out = [str(scans / "a.png"), str(long), "scans/missing.png"], tmp_path / "out"
+    for _ in range(2):
+        assert _cli(*inputs, "-o", str(out)).exit_code == 1
+        report = _report(out)
+        assert sorted((f["name"], f["path"]) for f in report["failures"]) == [
+            ("scans/missing.png", "scans/missing.png"), (str(long), str(long))]
+        assert report["carried"] == []
+    assert _cli(str(scans / "a.png"), "-o", str(out)).exit_code == 0
+    assert [(entry["name"], entry["path"]) for entry in _report(out)["carried"]] == [(str(long), str(long))]
+
+
 def test_a_list_file_keeps_the_spaces_a_file_name_begins_or_ends_with(tmp_path: Path,
                                                                       fake_engine: FakeEngine) -> None:
     """Each listed path lost its surrounding spaces, so a file named "b.png " (or " c.png") could not be listed: it
