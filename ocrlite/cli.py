@@ -791,8 +791,9 @@ def distill_command(config: str, teacher: str | None, overrides: tuple[str, ...]
 
 @main.command(name="eval")
 @click.argument("task", type=click.Choice(["det", "cls", "rec", "e2e"]))
-@click.option("--data", required=True, type=click.Path(file_okay=False),
-              help="Benchmark folder: ICDAR 2015 (det, e2e), FUNSD (every task) or word crops (rec, cls).")
+@click.option("--data", required=True, type=click.Path(),
+              help="Benchmark folder: ICDAR 2015 (det, e2e), FUNSD (every task) or word crops (rec, cls); or a "
+                   "PaddleOCR det label file, path<TAB>[{transcription, points}] lines (det, e2e).")
 @click.option("--model", "models_", metavar="NAME[,NAME]",
               help="Preset(s) to evaluate, comma-separated, one row each; a --config row comes after them "
                    "(default: the default preset).")

@@ -1,4 +1,4 @@
-"""Readers for the evaluation benchmarks' ground truth (ICDAR 2015, FUNSD, word-crop sets).
+"""Readers for the evaluation benchmarks' ground truth (ICDAR 2015, FUNSD, word-crop sets, PaddleOCR label files).
 
 Each reader takes the data set's root folder and returns (image path, ground truth) in a stable
 order; images are not opened here. A missing, unreadable, non-UTF-8 or malformed ground-truth file is a
@@ -22,8 +22,8 @@ from ocrlite.io.images import natural_key
 from ocrlite.preprocess import crop_quad
 
 __all__ = ["load_icdar2015", "load_funsd", "load_funsd_boxes", "load_word_crops", "parse_icdar_line", "read_funsd_form",
-           "read_rec_label_file", "read_text_file", "FunsdBox", "FunsdForm", "check_funsd_unit", "box_quad",
-           "box_crops", "upright_crops"]
+           "read_det_label_file", "read_rec_label_file", "read_text_file", "quad_edges_cross", "FunsdBox", "FunsdForm",
+           "check_funsd_unit", "box_quad", "box_crops", "upright_crops"]
 
 
 def _require_dir(path: Path) -> Path:
@@ -198,6 +198,7 @@ def load_funsd(root: str | Path) -> list[tuple[Path, list[str]]]:
     return samples
 
 
+_IGNORED_TEXTS = (DONT_CARE, "*")  # PaddleOCR's don't-care transcriptions
 _QUOTED_LABEL = re.compile(r'^(?P<name>[^,]+),\s*"(?P<text>(?:[^"\\]|\\.)*)"\s*$')
 
 
@@ -235,6 +236,63 @@ def read_rec_label_file(path: str | Path) -> list[tuple[Path, str]]:
             raise ConfigError(f"{path}:{number}: expected 'image path<TAB>text', got {line!r}")
         pairs.append((path.parent / name, text))
     return pairs
+
+
+def quad_edges_cross(quad: np.ndarray) -> bool:
+    """Whether two opposite edges of a 4-point polygon cross (its points are not in order around the box, e.g.
+    top left, top right, bottom left, bottom right): such a 'bow tie' has no area a DB kernel or an IoU can use."""
+
+    def side(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+        return float(np.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])))
+
+    def cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> bool:
+        return side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0
+
+    p = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    return cross(p[0], p[1], p[2], p[3]) or cross(p[1], p[2], p[3], p[0])
+
+
+def read_det_label_file(path: str | Path) -> list[tuple[Path, list[GtRegion]]]:
+    """A PaddleOCR det label file, ``image path<TAB>[{"transcription": ..., "points": [[x, y], ...]}, ...]`` lines
+    (paths relative to the file's folder) -> (image path, its regions), in file order; '###' and '*' transcriptions
+    are don't care; the one reader of the format (``ocrlite eval det/e2e --data FILE``, the detector trainer). A
+    malformed line (also a coordinate that is not a finite number: JSON's NaN or null, or a box of 4 points out of
+    order: ``quad_edges_cross``) is a ConfigError,
+    and so is an image listed on two lines (each line's boxes would train the other's text as background, and the
+    splits, which are by line, could put the image on both sides)."""
+    path = Path(path)
+    lines = read_text_file(path, "label").splitlines()
+    samples = []
+    first_line: dict[Path, int] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        name, sep, payload = line.partition("\t")
+        try:
+            if not sep:
+                raise ValueError("no TAB")
+            items = json.loads(payload)
+            polygons = tuple(np.asarray(item["points"], dtype=np.float64).reshape(-1, 2) for item in items)
+            texts = tuple(str(item["transcription"]) for item in items)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{number}: expected 'image<TAB>[{{transcription, points}}]' ({exc})") from None
+        if any(len(p) < 3 for p in polygons):
+            raise ConfigError(f"{path}:{number}: a polygon has fewer than 3 points")
+        if not all(np.isfinite(p).all() for p in polygons):  # JSON's NaN, Infinity, 1e400 or null
+            raise ConfigError(f"{path}:{number}: a polygon has a coordinate that is not a finite number")
+        crossed = next((k for k, p in enumerate(polygons) if len(p) == 4 and quad_edges_cross(p)), None)
+        if crossed is not None:
+            raise ConfigError(f"{path}:{number}: box {crossed + 1} ({texts[crossed]!r}) has its 4 points out of "
+                              "order (two of its edges cross); list the corners around the box, e.g. clockwise "
+                              "from the top left")
+        image = (path.parent / name).resolve()
+        if image in first_line:
+            raise ConfigError(f"{path}:{number}: {name} is already listed on line {first_line[image]}; give all "
+                              "of an image's boxes on one line")
+        first_line[image] = number
+        samples.append((path.parent / name, [GtRegion(p, t, dont_care=t in _IGNORED_TEXTS)
+                                              for p, t in zip(polygons, texts, strict=True)]))
+    return samples
 
 
 def upright_crops(crops: Sequence[np.ndarray], labels: Sequence[str]) -> list[np.ndarray]:

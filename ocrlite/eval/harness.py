@@ -30,6 +30,7 @@ from ocrlite.eval.datasets import (
     load_funsd_boxes,
     load_icdar2015,
     load_word_crops,
+    read_det_label_file,
     upright_crops,
 )
 from ocrlite.eval.metrics import (
@@ -129,7 +130,10 @@ def run_timed(
 
 
 def data_layout(root: Path) -> str:
-    """Which benchmark layout ``root`` holds: "icdar2015", "funsd" or "crops" (word crops)."""
+    """Which benchmark layout ``root`` holds: "icdar2015", "funsd", "crops" (word crops), or "det_labels" when
+    ``root`` is a file (a PaddleOCR det label file, ``read_det_label_file``)."""
+    if root.is_file():
+        return "det_labels"
     if (root / "annotations").is_dir() and (root / "images").is_dir():
         return "funsd"
     if any((root / "gt").glob("gt_img_*.txt")):
@@ -140,7 +144,8 @@ def data_layout(root: Path) -> str:
                       "or word crops with gt/gt.txt, gt/*.tags or labels.txt)")
 
 
-_LAYOUTS = {"det": ("icdar2015", "funsd"), "e2e": ("icdar2015", "funsd"), "rec": ("crops", "funsd"),
+_LAYOUTS = {"det": ("icdar2015", "funsd", "det_labels"), "e2e": ("icdar2015", "funsd", "det_labels"),
+            "rec": ("crops", "funsd"),
             "cls": ("crops", "funsd")}
 # FUNSD's boxes each task scores by default: the detector and the direction classifier work on text lines (an
 # entity's words on one row), the recognizer on words; its e2e score is the page's bag of words
@@ -182,7 +187,7 @@ def load_samples(task: str, root: Path, limit: int | None = None, split: Path | 
         raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     if limit is not None and limit < 1:  # samples[:-1] would silently leave out the last one
         raise ConfigError(f"limit must be at least 1, got {limit}")
-    if not root.is_dir():
+    if not root.exists():
         raise ConfigError(f"data folder not found: {root}")
     layout = data_layout(root)
     if layout not in _LAYOUTS[task]:
@@ -191,7 +196,7 @@ def load_samples(task: str, root: Path, limit: int | None = None, split: Path | 
         raise ConfigError("a unit (words or lines) chooses the FUNSD boxes of det, cls and rec evaluations; "
                           f"{task} on {layout} data has none")
     loaders: dict[str, Callable[[Path], list[Any]]] = {
-        "icdar2015": load_icdar2015, "funsd": load_funsd, "crops": load_word_crops}
+        "icdar2015": load_icdar2015, "funsd": load_funsd, "crops": load_word_crops, "det_labels": read_det_label_file}
     if layout == "funsd" and task != "e2e":
         loaders["funsd"] = partial(_funsd_boxes, unit=unit or FUNSD_UNITS[task], regions=task == "det")
     samples = loaders[layout](root)
@@ -273,11 +278,12 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     """One row of scores per system for ``task`` on the benchmark folder ``root``.
 
     det: ICDAR 2015 P/R/H (IoU > 0.5, fixed settings); e2e: ICDAR 2015 word-level end-to-end P/R/H (+ whole
-    lines) or FUNSD bag-of-words P/R/F1, case-insensitive and case-sensitive (``_cs``); rec: word accuracy
-    (case-insensitive, ``_cs`` sensitive), 1 - NED (case-insensitive) and CER (case-sensitive); cls: accuracy
-    on every crop upright (0) and turned 180 degrees (a direction label file's 180 crops turned upright first:
-    ``upright_crops``). Every row has ``n`` (items) and ``s_per_item`` (seconds inside the system). Crops go to a
-    system in one call (which the predictors sort by ratio).
+    lines; a PaddleOCR det label file, given as ``root``, is scored as ICDAR 2015 is, for det and e2e) or FUNSD
+    bag-of-words P/R/F1, case-insensitive and case-sensitive (``_cs``); rec: word accuracy (case-insensitive,
+    ``_cs`` sensitive), 1 - NED (case-insensitive) and CER (case-sensitive); cls: accuracy on every crop upright
+    (0) and turned 180 degrees (a direction label file's 180 crops turned upright first: ``upright_crops``). Every
+    row has ``n`` (items) and ``s_per_item`` (seconds inside the system). Crops go to a system in one call (which
+    the predictors sort by ratio).
     ``outputs``, when given, receives each system's (outputs, ground truths) per item by name, for paired
     comparisons of systems on the same items. FUNSD serves det (P/R/H against its line or word boxes), rec and
     cls (the crops of its word or line boxes; ``unit``, see ``load_samples``) too.
@@ -313,7 +319,7 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
         if task == "det":
             scores = _det_row(run.outputs, truths)
         elif task == "e2e":
-            scores = _icdar_e2e_row(run.outputs, truths) if layout == "icdar2015" else _funsd_row(run.outputs, truths)
+            scores = _funsd_row(run.outputs, truths) if layout == "funsd" else _icdar_e2e_row(run.outputs, truths)
         elif task == "rec":
             scores = _rec_row(run.outputs, truths)
         else:

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError
-from ..eval.datasets import FunsdForm, box_quad, check_funsd_unit, load_funsd_boxes, load_icdar2015, read_text_file
-from ..eval.metrics import DONT_CARE, GtRegion
+from ..eval.datasets import FunsdForm, box_quad, check_funsd_unit, load_funsd_boxes, load_icdar2015, read_det_label_file
+from ..eval.metrics import GtRegion
 from ..io.atomic import atomic_write_text, write_image
 from ..io.images import read_image
 from ..preprocess import crop_quad
@@ -27,8 +27,7 @@ from ..weights import sha256_file
 
 __all__ = [
     "DetRecord",
-    "read_det_label_file",
-    "quad_edges_cross",
+    "det_label_records",
     "icdar2015_records",
     "funsd_records",
     "holdout_split",
@@ -44,7 +43,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_IGNORED_TEXTS = (DONT_CARE, "*")  # PaddleOCR's don't-care transcriptions
 
 
 @dataclass(frozen=True)
@@ -63,73 +61,21 @@ class DetRecord:
         return [GtRegion(p, t, dont_care=i) for p, t, i in zip(self.polygons, self.texts, self.ignore, strict=True)]
 
 
-def quad_edges_cross(quad: np.ndarray) -> bool:
-    """Whether two opposite edges of a 4-point polygon cross (its points are not in order around the box, e.g.
-    top left, top right, bottom left, bottom right): such a 'bow tie' has no area a DB kernel or an IoU can use."""
-
-    def side(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
-        return float(np.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])))
-
-    def cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> bool:
-        return side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0
-
-    p = np.asarray(quad, dtype=np.float64).reshape(4, 2)
-    return cross(p[0], p[1], p[2], p[3]) or cross(p[1], p[2], p[3], p[0])
+def _det_records(samples: Sequence[tuple[Path, list[GtRegion]]], label: Callable[[Path], Path]) -> list[DetRecord]:
+    """Detection records of (image, ground truth) samples; ``label``: the ground-truth file of an image."""
+    return [DetRecord(image, tuple(np.asarray(r.points, dtype=np.float64) for r in regions),
+                      tuple(r.text for r in regions), tuple(r.dont_care for r in regions), label(image))
+            for image, regions in samples]
 
 
-def read_det_label_file(path: str | Path) -> list[DetRecord]:
-    """``image path<TAB>[{"transcription": ..., "points": [[x, y], ...]}, ...]`` lines (paths relative to the
-    file's folder). '###' and '*' transcriptions are don't care. A malformed line (also a coordinate that is not a
-    finite number: JSON's NaN or null, or a box of 4 points out of order: ``quad_edges_cross``) is a ConfigError,
-    and so is an image listed on two lines (each line's boxes would train the other's text as background, and the
-    splits, which are by line, could put the image on both sides)."""
-    path = Path(path)
-    lines = read_text_file(path, "label").splitlines()
-    records = []
-    first_line: dict[Path, int] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        name, sep, payload = line.partition("\t")
-        try:
-            if not sep:
-                raise ValueError("no TAB")
-            items = json.loads(payload)
-            polygons = tuple(np.asarray(item["points"], dtype=np.float64).reshape(-1, 2) for item in items)
-            texts = tuple(str(item["transcription"]) for item in items)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}:{number}: expected 'image<TAB>[{{transcription, points}}]' ({exc})") from None
-        if any(len(p) < 3 for p in polygons):
-            raise ConfigError(f"{path}:{number}: a polygon has fewer than 3 points")
-        if not all(np.isfinite(p).all() for p in polygons):  # JSON's NaN, Infinity, 1e400 or null
-            raise ConfigError(f"{path}:{number}: a polygon has a coordinate that is not a finite number")
-        crossed = next((k for k, p in enumerate(polygons) if len(p) == 4 and quad_edges_cross(p)), None)
-        if crossed is not None:
-            raise ConfigError(f"{path}:{number}: box {crossed + 1} ({texts[crossed]!r}) has its 4 points out of "
-                              "order (two of its edges cross); list the corners around the box, e.g. clockwise "
-                              "from the top left")
-        image = (path.parent / name).resolve()
-        if image in first_line:
-            raise ConfigError(f"{path}:{number}: {name} is already listed on line {first_line[image]}; give all "
-                              "of an image's boxes on one line")
-        first_line[image] = number
-        records.append(DetRecord(path.parent / name, polygons, texts, tuple(t in _IGNORED_TEXTS for t in texts),
-                                 path))
-    return records
+def det_label_records(path: str | Path) -> list[DetRecord]:
+    """A PaddleOCR det label file (``ocrlite.eval.datasets.read_det_label_file``) as detection records."""
+    return _det_records(read_det_label_file(path), lambda image: Path(path))
 
 
 def icdar2015_records(root: str | Path) -> list[DetRecord]:
     """ICDAR 2015 ``images/img_N.jpg`` + ``gt/gt_img_N.txt`` as detection records (sorted by N)."""
-    records = []
-    for image, regions in load_icdar2015(root):
-        records.append(DetRecord(
-            image,
-            tuple(np.asarray(r.points, dtype=np.float64) for r in regions),
-            tuple(r.text for r in regions),
-            tuple(r.dont_care for r in regions),
-            Path(root) / "gt" / f"gt_{image.stem}.txt",
-        ))
-    return records
+    return _det_records(load_icdar2015(root), lambda image: Path(root) / "gt" / f"gt_{image.stem}.txt")
 
 
 def funsd_records(root: str | Path, unit: str = "words", key: str = "FUNSD unit") -> list[DetRecord]:

@@ -41,11 +41,11 @@ from .augment import DetAugment, DetSample
 from .data import (
     DetRecord,
     check_eval_on,
+    det_label_records,
     empty_split_notes,
     funsd_records,
     icdar2015_records,
     image_size,
-    read_det_label_file,
     three_way_split,
 )
 from .db_loss import DBLoss
@@ -176,7 +176,7 @@ def _load_records(data: DetData) -> list[DetRecord]:
     if data.format == "icdar2015":
         return icdar2015_records(data.root)
     if data.format == "paddle":
-        return read_det_label_file(data.root)
+        return det_label_records(data.root)
     if data.format == "funsd":
         return funsd_records(data.root, data.unit, "train.data.unit")
     raise ConfigError(f"train.data.format must be icdar2015, paddle or funsd, got {data.format!r}")

@@ -15,10 +15,10 @@ from ocrlite.eval.datasets import FunsdBox, FunsdForm, box_quad, load_funsd_boxe
 from ocrlite.io.images import read_image
 from ocrlite.train.data import (
     check_eval_on,
+    det_label_records,
     export_funsd_crops,
     holdout_split,
     icdar2015_records,
-    read_det_label_file,
     three_way_split,
     write_crops,
     write_split_manifest,
@@ -30,13 +30,13 @@ def test_paddle_det_label_file(tmp_path: Path) -> None:
     items = [{"transcription": "Total", "points": [[1, 2], [30, 2], [30, 12], [1, 12]]},
              {"transcription": "###", "points": [[5, 20], [9, 20], [9, 25], [5, 25]]}]
     (tmp_path / "labels.txt").write_text(f"imgs/a.jpg\t{json.dumps(items)}\n\nimgs/b.jpg\t[]\n", encoding="utf-8")
-    a, b = read_det_label_file(tmp_path / "labels.txt")
+    a, b = det_label_records(tmp_path / "labels.txt")
     assert a.image == tmp_path / "imgs" / "a.jpg" and a.texts == ("Total", "###") and a.ignore == (False, True)
     assert a.polygons[0].shape == (4, 2) and a.polygons[0][1].tolist() == [30, 2]
     assert b.polygons == () and b.regions() == []
     (tmp_path / "bad.txt").write_text("a.jpg\t[{\"points\": [[1, 2]]}]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="bad.txt:1"):
-        read_det_label_file(tmp_path / "bad.txt")
+        det_label_records(tmp_path / "bad.txt")
 
 
 def test_paddle_det_label_file_refuses_an_image_listed_twice(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_paddle_det_label_file_refuses_an_image_listed_twice(tmp_path: Path) -> 
     (tmp_path / "labels.txt").write_text(f"imgs/a.jpg\t{box}\nimgs/b.jpg\t[]\n./imgs/a.jpg\t[]\n",
                                          encoding="utf-8")
     with pytest.raises(ConfigError, match=r"labels.txt:3: \./imgs/a.jpg is already listed on line 1"):
-        read_det_label_file(tmp_path / "labels.txt")
+        det_label_records(tmp_path / "labels.txt")
 
 
 @pytest.mark.parametrize("point", ["[NaN, 2]", "[1, null]", "[Infinity, 2]", "[1e400, 2]"])
@@ -58,7 +58,7 @@ def test_paddle_det_label_file_refuses_a_coordinate_that_is_not_finite(tmp_path:
         f"a.jpg\t{good}\nb.jpg\t[{{\"transcription\": \"b\", \"points\": [{point}, [30, 2], [30, 12], [1, 12]]}}]\n",
         encoding="utf-8")
     with pytest.raises(ConfigError, match=r"labels.txt:2: a polygon has a coordinate that is not a finite number$"):
-        read_det_label_file(tmp_path / "labels.txt")
+        det_label_records(tmp_path / "labels.txt")
 
 
 def test_paddle_det_label_file_refuses_a_box_whose_points_are_out_of_order(tmp_path: Path) -> None:
@@ -74,9 +74,9 @@ def test_paddle_det_label_file_refuses_a_box_whose_points_are_out_of_order(tmp_p
                                          encoding="utf-8")
     with pytest.raises(ConfigError, match=r"labels.txt:2: box 5 \('Z'\) has its 4 points out of order \(two of its "
                                           r"edges cross\); list the corners around the box"):
-        read_det_label_file(tmp_path / "labels.txt")
+        det_label_records(tmp_path / "labels.txt")
     (tmp_path / "labels.txt").write_text(f"a.jpg\t{json.dumps(boxes[:4])}\n", encoding="utf-8")
-    assert [len(p) for p in read_det_label_file(tmp_path / "labels.txt")[0].polygons] == [3, 4, 6, 4]
+    assert [len(p) for p in det_label_records(tmp_path / "labels.txt")[0].polygons] == [3, 4, 6, 4]
 
 
 def test_holdout_split_every_5th() -> None:
@@ -183,12 +183,12 @@ def test_bad_funsd_annotation_is_a_config_error_naming_the_file(tmp_path: Path, 
 def test_label_files_that_are_missing_or_not_utf8_are_config_errors(tmp_path: Path) -> None:
     """The three trainers' label readers share eval's reader: one line naming the file, not a traceback."""
     from ocrlite.train.cls_task import label_file_crops
-    from ocrlite.train.data import read_det_label_file
+    from ocrlite.train.data import det_label_records
     from ocrlite.train.rec_task import read_label_file
 
     binary = tmp_path / "labels.txt"
     binary.write_bytes(b"a.png\t\xff\xfe\n")
-    readers = (lambda p: read_label_file(p, Charset(list("ab"), use_space_char=True)), read_det_label_file,
+    readers = (lambda p: read_label_file(p, Charset(list("ab"), use_space_char=True)), det_label_records,
                lambda p: label_file_crops(p, 5, 10, 8))
     for read in readers:
         with pytest.raises(ConfigError, match=r"labels.txt: not UTF-8 text \(byte 0xff"):
