@@ -232,16 +232,15 @@ def _pct(value: float) -> float:
 
 
 def _det_row(quads: list[list[np.ndarray]], gts: list[list[GtRegion]]) -> dict[str, Any]:
-    scores = evaluate_detection(quads, gts)
-    return {"precision": _pct(scores.precision), "recall": _pct(scores.recall), "hmean": _pct(scores.hmean)}
+    """P/R/H in percent and the counts they come from (``PRScores.row``: matched, n_pred, n_gt)."""
+    return evaluate_detection(quads, gts).row()
 
 
 def _icdar_e2e_row(pages: list[PageResult], gts: list[list[GtRegion]]) -> dict[str, Any]:
+    """Word-level P/R/H in percent with their counts (``PRScores.row``), and the hmean of whole lines."""
     words = [[(w.points, w.text) for line in page.lines for w in line_words(line)] for page in pages]
     lines = [[(line.points, line.text) for line in page.lines] for page in pages]
-    scores, line_scores = evaluate_end_to_end(words, gts), evaluate_end_to_end(lines, gts)
-    return {"precision": _pct(scores.precision), "recall": _pct(scores.recall), "hmean": _pct(scores.hmean),
-            "hmean_lines": _pct(line_scores.hmean)}
+    return {**evaluate_end_to_end(words, gts).row(), "hmean_lines": _pct(evaluate_end_to_end(lines, gts).hmean)}
 
 
 def _funsd_row(pages: list[PageResult], gts: list[list[str]]) -> dict[str, Any]:
@@ -281,9 +280,10 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     lines; a PaddleOCR det label file, given as ``root``, is scored as ICDAR 2015 is, for det and e2e) or FUNSD
     bag-of-words P/R/F1, case-insensitive and case-sensitive (``_cs``); rec: word accuracy (case-insensitive,
     ``_cs`` sensitive), 1 - NED (case-insensitive) and CER (case-sensitive); cls: accuracy on every crop upright
-    (0) and turned 180 degrees (a direction label file's 180 crops turned upright first: ``upright_crops``). Every
-    row has ``n`` (items) and ``s_per_item`` (seconds inside the system). Crops go to a system in one call (which
-    the predictors sort by ratio).
+    (0) and turned 180 degrees (a direction label file's 180 crops turned upright first: ``upright_crops``). det
+    and ICDAR-style e2e rows also give the counts behind P/R/H (``matched``, ``n_pred``, ``n_gt``: matches,
+    cared-for detections and cared-for ground truths). Every row has ``n`` (items) and ``s_per_item`` (seconds
+    inside the system). Crops go to a system in one call (which the predictors sort by ratio).
     ``outputs``, when given, receives each system's (outputs, ground truths) per item by name, for paired
     comparisons of systems on the same items. FUNSD serves det (P/R/H against its line or word boxes), rec and
     cls (the crops of its word or line boxes; ``unit``, see ``load_samples``) too.

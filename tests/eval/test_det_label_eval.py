@@ -55,3 +55,15 @@ def test_a_det_label_file_is_refused_for_crop_tasks_and_a_bad_line_is_one_line(t
     result = CliRunner().invoke(main, ["eval", "rec", "--data", str(labels)])
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == f"ocrlite: error: rec evaluation needs crops or funsd data; {labels} holds det_labels\n"
+
+
+@pytest.mark.parametrize("task", ["det", "e2e"])
+def test_det_and_e2e_rows_carry_the_counts_behind_their_percentages(shared_data: Path, task: str) -> None:
+    """The JSON rows gave P/R/H rounded to 0.01 % only; the counts they come from are kept beside them."""
+    icdar = shared_data / "icdar2015"
+    [row] = _rows(task, "--data", str(icdar), "--limit", "2")
+    cared = sum(not r.dont_care for _, regions in load_icdar2015(icdar)[:2] for r in regions)  # '###' left out
+    assert row["n_gt"] == cared and row["matched"] > 0
+    assert row["precision"] == round(100 * row["matched"] / row["n_pred"], 2)
+    assert row["recall"] == round(100 * row["matched"] / cared, 2)
+    assert [k for k in row if k in ("precision", "recall", "hmean")] == ["precision", "recall", "hmean"]
