@@ -660,20 +660,23 @@ def _config_or_preset(config: str | None, model: str | None) -> str:
 @main.command()
 @config_option
 @model_option
+@click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]),
+              help="Only this stage of a pipeline config (a stage config names its own; another --stage is refused).")
 @click.option("--input", "input_shape", metavar="CxHxW",
-              help="Input size (default: the stage's line size, from its config or its weights' manifest; "
-                   "3x640x640 for det).")
+              help="Input size of the one net profiled: a stage config's, or a pipeline's with --stage (refused "
+                   "without it). Default: each stage's line size, from its config or its weights' manifest; "
+                   "3x640x640 for det.")
 @click.option("--per-layer", is_flag=True, help="Also print name, type, output shape, params and MACs of every layer.")
 @click.option("--runs", type=click.IntRange(min=0), default=10, show_default=True, help="Timed runs (0: no timing).")
 @overrides_option
-def profile(config: str | None, model: str | None, input_shape: str | None, per_layer: bool, runs: int,
-            overrides: tuple[str, ...]) -> None:
+def profile(config: str | None, model: str | None, kind: str | None, input_shape: str | None, per_layer: bool,
+            runs: int, overrides: tuple[str, ...]) -> None:
     """Parameters, MACs, weight size and CPU latency of the net(s) of a config or preset (weights not loaded)."""
     from ocrlite.profile import parse_input, profile_config
 
     target = _config_or_preset(config, model)
     shape = _build(lambda: parse_input(input_shape)) if input_shape else None
-    for report in _build(lambda: profile_config(target, overrides, shape, runs)):
+    for report in _build(lambda: profile_config(target, overrides, shape, runs, stage=kind)):
         if per_layer:
             click.echo(report.table())
         click.echo(report.totals())

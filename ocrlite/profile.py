@@ -33,6 +33,7 @@ __all__ = [
     "profile_config",
     "parse_input",
     "default_input",
+    "plural",
 ]
 
 
@@ -73,9 +74,8 @@ class Profile:
             f"  weights    {self.weight_mb:.2f} MB (float32 parameters, MB = 2^20 bytes)",
         ]
         if self.latency_ms is not None:
-            lines.append(
-                f"  latency    {self.latency_ms:.2f} ms (CPU, median of {self.runs} runs, {self.threads} threads)"
-            )
+            lines.append(f"  latency    {self.latency_ms:.2f} ms (CPU, median of {plural(self.runs, 'run')}, "
+                         f"{plural(self.threads, 'thread')})")
         if self.onnx is not None:
             lines.append(f"  runs as    {self.onnx}")
         return "\n".join(lines)
@@ -90,6 +90,11 @@ class Profile:
         )
         rule = "-" * len(fmt(header))
         return "\n".join([fmt(header), rule, *map(fmt, body), rule])
+
+
+def plural(count: int, noun: str) -> str:
+    """``count`` and ``noun``, an 's' added unless the count is 1: "1 thread", "4 threads"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 # --- MAC rules per module type: (module, inputs, output) -> (MACs, bias adds) ---------------------
@@ -322,10 +327,12 @@ def profile_config(
     input_shape: Sequence[int] | None = None,
     runs: int = 10,
     threads: int | None = None,
+    stage: str | None = None,
 ) -> list[Profile]:
-    """Profile every model in a stage config (one) or a pipeline config (det, cls, rec), weights not loaded.
-    Every value is checked as the other commands check it, errors named by the same keys (``det.postprocess...``,
-    ``pipeline...``, ``page...``)."""
+    """Profile every model in a stage config (one) or a pipeline config (det, cls, rec; only ``stage`` when given),
+    weights not loaded. ``input_shape`` is one net's input, so on a pipeline it needs ``stage`` (each net otherwise
+    gets its own size, ``default_input``). Every value is checked as the other commands check it, errors named by
+    the same keys (``det.postprocess...``, ``pipeline...``, ``page...``)."""
     from ocrlite.config import load_yaml
     from ocrlite.files import find_config
     from ocrlite.models import build_model
@@ -343,19 +350,23 @@ def profile_config(
     overrides = list(overrides)
     if "model" in raw:
         kind = stage_kind(raw)
+        if stage is not None and stage != kind:
+            raise ConfigError(f"--stage {stage}: {config} is a {kind or 'single net'} stage config, not a {stage} one")
         stages = {config: (kind, load_stage_config(config, stage_overrides(kind, overrides, config)))}
     else:
         pipeline_spec(config, overrides)  # the pipeline and page sections are checked too
         pipeline = load_pipeline_config(config, overrides)
-        stages = {f"{config} [{k}]": (stage_kind(pipeline[k]), pipeline[k]) for k in STAGE_KINDS if k in pipeline}
+        kinds = [k for k in STAGE_KINDS if k in pipeline]
+        _check_pipeline_stage(config, kinds, stage, input_shape)
+        stages = {f"{config} [{k}]": (stage_kind(pipeline[k]), pipeline[k]) for k in kinds if stage in (None, k)}
     reports = []
-    for title, (kind, stage) in stages.items():
-        if not stage.get("model"):
+    for title, (kind, section) in stages.items():
+        if not section.get("model"):
             raise ConfigError(f"{title}: no model section to profile")
         # a det/cls/rec stage is resolved (and validated) like any other
-        spec = resolve_stage(kind, stage, kind) if kind else None
-        net = build_model(spec.model if spec is not None else stage["model"], f"{kind or title}.model")
-        shape = tuple(input_shape) if input_shape else default_input(stage, spec.pre if spec is not None else None)
+        spec = resolve_stage(kind, section, kind) if kind else None
+        net = build_model(spec.model if spec is not None else section["model"], f"{kind or title}.model")
+        shape = tuple(input_shape) if input_shape else default_input(section, spec.pre if spec is not None else None)
         try:
             report = profile_model(net, shape, title, runs, threads)
         except (RuntimeError, ValueError) as exc:  # e.g. an input too small for the strides, or too tall
@@ -365,6 +376,17 @@ def profile_config(
             report.onnx = _onnx_line(spec, report, runs, threads)
         reports.append(report)
     return reports
+
+
+def _check_pipeline_stage(config: str, kinds: Sequence[str], stage: str | None,
+                          input_shape: Sequence[int] | None) -> None:
+    """A ConfigError when ``stage`` is not one of the pipeline's ``kinds``, or when an ``input_shape`` would be
+    given to all of its nets (a detector's page, a classifier's and a recognizer's lines) for want of a stage."""
+    if stage is not None and stage not in kinds:
+        raise ConfigError(f"--stage {stage}: the pipeline {config} has no {stage} stage")
+    if stage is None and input_shape is not None:
+        raise ConfigError(f"--input is one net's size and the pipeline {config} has {len(kinds)} ({', '.join(kinds)}); "
+                          f"add --stage {'|'.join(kinds)} to profile one at that size, or leave --input out")
 
 
 def _onnx_line(spec: Any, report: Profile, runs: int, threads: int | None) -> str:
@@ -385,5 +407,6 @@ def _onnx_line(spec: Any, report: Profile, runs: int, threads: int | None) -> st
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise ConfigError(f"{report.title}: {path.name} failed on input "
                               f"{'x'.join(map(str, report.input_shape))}: {reason}") from None
-        line += f", latency {ms:.2f} ms (median of {runs} runs, {runner.threads or torch.get_num_threads()} threads)"
+        used = runner.threads or torch.get_num_threads()
+        line += f", latency {ms:.2f} ms (median of {plural(runs, 'run')}, {plural(used, 'thread')})"
     return line + "; params and MACs above are this net's, weights and latency the fp32 torch net's"

@@ -108,7 +108,7 @@ def test_profile_command_prints_totals_of_the_default_models(config: str, params
     assert code == 0
     assert f"params     {params:,}" in out
     assert "MACs" in out and "weights" in out
-    assert "median of 1 runs, 1 threads" in out
+    assert "median of 1 run, 1 thread)" in out
 
 
 def test_profile_per_layer_overrides_and_pipeline() -> None:
@@ -170,7 +170,7 @@ def test_a_line_height_the_recognizer_cannot_take_is_one_line() -> None:
     ("det.postprocess.box_thresh=3", "det.postprocess.box_thresh: 3.0 is out of range; allowed: 0.0..1.0"),
 ])
 def test_profile_checks_every_section_of_a_pipeline_as_the_other_commands_do(override: str, message: str) -> None:
-    code, out, err = _profile("--runs", "0", "--input", "3x64x64", "--set", override)
+    code, out, err = _profile("--runs", "0", "--stage", "det", "--input", "3x64x64", "--set", override)
     assert (code, out, err) == (2, "", f"ocrlite: error: {message} (from the override {override!r})\n")
 
 
@@ -190,7 +190,7 @@ def test_a_stage_running_a_given_onnx_file_says_so_with_the_file_size_and_latenc
     size = onnx_file.stat().st_size / 2**20
     line = out.splitlines()[-1]
     assert line.startswith(f"  runs as    cls.probs.onnx on onnxruntime: file {size:.2f} MB, latency ")
-    assert line.endswith(" ms (median of 1 runs, 1 threads); params and MACs above are this net's, weights and "
+    assert line.endswith(" ms (median of 1 run, 1 thread); params and MACs above are this net's, weights and "
                          "latency the fp32 torch net's")
     code, out, err = _profile("--config", str(config), "--runs", "1", "--input", "3x48x160", threads=1)
     assert (code, out) == (2, "") and err.count("\n") == 1
@@ -212,3 +212,28 @@ def test_the_default_input_is_the_stages_resolved_size(tmp_path: Path, config: s
     assert bare.exit_code == 0, bare.output
     assert line in bare.stdout.splitlines()[0]
     assert bare.stdout.splitlines()[1:] == shipped.stdout.splitlines()[1:]  # the same params and MACs
+
+
+def test_the_counts_of_runs_and_threads_are_singular_when_one() -> None:
+    """The latency line said "median of 1 runs, 1 threads"."""
+    net = _net("zoo/mobilenet_v1_imagenet.yaml")
+    assert "(CPU, median of 1 run, 1 thread)" in profile_model(net, (3, 32, 32), runs=1, threads=1).totals()
+    assert "(CPU, median of 2 runs, 2 threads)" in profile_model(net, (3, 32, 32), runs=2, threads=2).totals()
+
+
+def test_input_on_a_pipeline_needs_the_stage_it_is_for() -> None:
+    """--input gave one size to every net of a pipeline: the detector, the classifier and the recognizer were all
+    profiled on the same CxHxW (a 3x32x320 line as a page, or a recognizer failing on a 640x640 page). It is refused
+    without --stage; with it, that one net is profiled at that size."""
+    code, out, err = _profile("--config", "ocr_ppocr_v2.yaml", "--runs", "0", "--input", "3x32x320")
+    assert (code, out) == (2, "")
+    assert err == ("ocrlite: error: --input is one net's size and the pipeline ocr_ppocr_v2.yaml has 3 "
+                   "(det, cls, rec); add --stage det|cls|rec to profile one at that size, or leave --input out\n")
+    code, out, err = _profile("--config", "ocr_ppocr_v2.yaml", "--runs", "0", "--stage", "rec", "--input", "3x32x160")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == "ocr_ppocr_v2.yaml [rec]  input 1x3x32x160" and out.count("params ") == 1
+    code, out, err = _profile("--config", "ocr_ppocr_v2.yaml", "--runs", "0", "--stage", "cls")  # its own size
+    assert (code, out.splitlines()[0]) == (0, "ocr_ppocr_v2.yaml [cls]  input 1x3x48x192")
+    code, out, err = _profile("--config", "rec_ppocrv2.yaml", "--runs", "0", "--stage", "det")
+    assert (code, out) == (2, "")
+    assert err == "ocrlite: error: --stage det: rec_ppocrv2.yaml is a rec stage config, not a det one\n"
