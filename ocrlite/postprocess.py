@@ -106,6 +106,14 @@ class DBPostProcess:
     score_mode: str = setting("fast", choices=("fast", "slow"))
     use_dilation: bool = setting(False)
 
+    def text_mask(self, prob: np.ndarray) -> np.ndarray:
+        """The text pixels of an HxW probability map: above ``thresh``, dilated 2x2 with ``use_dilation``; boxes
+        are found in this mask."""
+        mask = prob > self.thresh
+        if self.use_dilation:
+            mask = cv2.dilate(mask.astype(np.uint8), np.ones((2, 2), dtype=np.uint8)).astype(bool)
+        return mask
+
     def __call__(self, prob_map: np.ndarray, src_h: int, src_w: int) -> list[tuple[np.ndarray, float]]:
         """Return (int32 4x2 quad clockwise from top-left, score) per box, in detection order.
 
@@ -115,9 +123,7 @@ class DBPostProcess:
         if prob_map.ndim != 2:
             raise ValueError(f"prob_map must be HxW, got shape {prob_map.shape}")
         prob = np.ascontiguousarray(prob_map, dtype=np.float32)
-        mask: np.ndarray = (prob > self.thresh).astype(np.uint8)
-        if self.use_dilation:
-            mask = cv2.dilate(mask, np.ones((2, 2), dtype=np.uint8))
+        mask = self.text_mask(prob).astype(np.uint8)
         contours, _ = cv2.findContours(mask * 255, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         map_h, map_w = prob.shape
         results: list[tuple[np.ndarray, float]] = []

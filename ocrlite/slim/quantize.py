@@ -19,7 +19,8 @@ int8 convolutions and MatMuls on any x86 CPU, and reads the exporter's files as 
    images (``conv_sensitivity``: relative error of the float output), and the ones with the most error
    per byte stay fp32 while the file stays within ``max_size`` of the fp32 weights (``keep_in_fp32``).
 
-The calibration images also measure how close the result stays to fp32 (``agreement``, printed).
+The calibration images also measure how close the result stays to fp32 (``agreement``, printed: for a detector
+the IoU of its text pixels, binarised as its post-processing does).
 
 The result is ``OUT/<kind>.int8.onnx`` plus a stage config (``backend: onnxruntime``, ``onnx:`` the file)
 that ``ocrlite ocr`` / ``ocrlite eval`` load like any other stage.
@@ -32,7 +33,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 
@@ -240,8 +241,9 @@ def quantize_stage(spec: StageSpec, calib: Path, out_dir: Path, count: int = 64,
         sensitivity = conv_sensitivity(export_stage(spec, Path(tmp) / "raw.onnx", "raw"), batches)
     int8, keep = quantize_onnx(fp32, out_dir / f"{spec.kind}.int8.onnx", sensitivity, int(max_size * weights_bytes))
     reference = run_model(fp32, batches)
+    text_mask = spec.post.text_mask if spec.kind == "det" else None
     return Quantized(fp32, int8, fp32.stat().st_size, int8.stat().st_size, weights_bytes, keep,
-                     sum(len(b) for b in batches), agreement(reference, run_model(int8, batches)))
+                     sum(len(b) for b in batches), agreement(reference, run_model(int8, batches), text_mask))
 
 
 def run_model(model: Path | bytes, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -254,9 +256,18 @@ def run_model(model: Path | bytes, batches: Sequence[np.ndarray]) -> list[np.nda
     return [runner(batch) for batch in batches]
 
 
-def agreement(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
-    """How close ``outputs`` stay to ``reference``: the share of equal class indices (CTC top-1: at the
-    reference's non-blank steps), or 1 - mean absolute difference of float outputs (probabilities, maps)."""
+def agreement(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray],
+              text_mask: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+    """How close ``outputs`` stay to ``reference``. Detector maps (``text_mask``: the detector's binarisation,
+    ``DBPostProcess.text_mask``): the IoU of the text pixels over all maps, 1.0 when neither has any (a per-pixel
+    measure reads ~100 % whatever happens, the background being most of a page). Class indices: the share of equal
+    ones (CTC top-1: at the reference's non-blank steps); other float outputs (probabilities): 1 - mean absolute
+    difference."""
+    if text_mask is not None:
+        masks = [(text_mask(ref_map), text_mask(got_map)) for ref, got in zip(reference, outputs, strict=True)
+                 for ref_map, got_map in zip(ref[:, 0], got[:, 0], strict=True)]  # N x 1 x H x W -> H x W maps
+        union = sum(int(np.count_nonzero(a | b)) for a, b in masks)
+        return sum(int(np.count_nonzero(a & b)) for a, b in masks) / union if union else 1.0
     scores = []
     for ref, got in zip(reference, outputs):
         if np.issubdtype(ref.dtype, np.integer):

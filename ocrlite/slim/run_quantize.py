@@ -13,6 +13,11 @@ from ocrlite.stages import command_stage
 __all__ = ["QuantizeResult", "quantize_config"]
 
 
+_MEASURES = {"det": "IoU of the text pixels, the map binarised at det.postprocess.thresh",
+             "cls": "1 - mean absolute difference of the probabilities",
+             "rec": "same CTC class at fp32's non-blank steps"}
+
+
 @dataclass
 class QuantizeResult:
     """What ``quantize_config`` did: the stage quantized, the files and sizes, and the configs written."""
@@ -34,7 +39,7 @@ class QuantizeResult:
             f"{self.kind}: int8 {q.int8} {q.int8_bytes:,} B = {q.int8_bytes / q.weights_bytes:.1%} of the fp32 "
             f"weights ({q.weights_bytes:,} B; fp32 ONNX {q.fp32_bytes:,} B)",
             f"  convs kept fp32 (most sensitive on --calib): {', '.join(q.kept_fp32) or 'none'}",
-            f"  agreement with fp32 on {q.calib_images} --calib images: {q.agreement:.2%}",
+            f"  agreement with fp32 on {q.calib_images} --calib images: {q.agreement:.2%} ({_MEASURES[self.kind]})",
             f"  stage config {self.stage_config}\n  pipeline     {self.pipeline_config}"])
 
 

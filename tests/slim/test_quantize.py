@@ -14,7 +14,14 @@ from click.testing import CliRunner
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
 from ocrlite.files import shipped_config
-from ocrlite.slim.quantize import dynamic_int8, keep_in_fp32
+from ocrlite.slim.quantize import (
+    agreement,
+    calibration_batches,
+    dynamic_int8,
+    keep_in_fp32,
+    quantize_stage,
+    run_model,
+)
 from ocrlite.stages import pipeline_spec, stage_spec
 
 pytest.importorskip("onnxruntime")
@@ -203,3 +210,27 @@ def test_the_configs_written_elsewhere_find_the_files_their_parent_names(tmp_pat
     assert yaml.safe_load((out / "rec.yaml").read_text())["weights"] == "rec_ppocrv2"  # a shipped name stays one
     read = CliRunner().invoke(main, ["ocr", "--config", str(out / "ocr.yaml"), "--format", "txt", str(SAMPLE)])
     assert read.exit_code == 0 and "Invoice" in read.stdout, read.output
+
+
+def test_detector_agreement_is_the_text_pixel_iou_and_shows_a_broken_int8_net(tmp_path: Path) -> None:
+    """The detector's int8/fp32 agreement was 1 - mean |map difference|, ~99 % whatever the int8 net did, the
+    background being most of a page. It is the IoU of the text pixels (the maps binarised as DBPostProcess does):
+    an int8 net with one weight scale halved reads clearly lower than the net quantize made."""
+    import onnx
+    from onnx import numpy_helper
+
+    spec = stage_spec("det")
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "page.png").write_bytes(SAMPLE.read_bytes())
+    quantized = quantize_stage(spec, calib, tmp_path / "out", count=1)
+    batches = calibration_batches(spec, calib, 1)
+    reference = run_model(quantized.fp32, batches)
+    assert quantized.agreement == agreement(reference, run_model(quantized.int8, batches), spec.post.text_mask)
+    assert 0.85 < quantized.agreement < 1.0
+    model = onnx.load(str(quantized.int8))
+    scale = next(init for init in model.graph.initializer if init.name.endswith("_scale"))  # the first int8 conv's
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * 0.5, scale.name))
+    broken = run_model(model.SerializeToString(), batches)
+    assert agreement(reference, broken, spec.post.text_mask) < quantized.agreement - 0.2
+    assert agreement(reference, broken) > 0.95  # what the per-pixel measure read for it
