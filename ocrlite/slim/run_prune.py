@@ -16,7 +16,7 @@ from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs, read_image
 from ocrlite.profile import count_macs
 from ocrlite.slim.groups import prunable_roots, widths_config
 from ocrlite.slim.prune import allocate, require_torch_pruning
-from ocrlite.slim.save import check_outputs, raw_stage, save_stage, write_pipeline
+from ocrlite.slim.save import check_outputs, raw_stage, save_stage, staged, write_pipeline
 from ocrlite.slim.sensitivity import (
     load_curves,
     measure,
@@ -32,6 +32,7 @@ __all__ = ["PruneResult", "sample_images", "prune_stage"]
 
 _EXAMPLE = (1, 3, 64, 64)  # traced once to build the dependency graph (any size the net accepts)
 _MAC_INPUT = (1, 3, 640, 640)  # MACs are counted at the profile command's detector size
+_WRITTEN = ("det.safetensors", "det.yaml", "ocr.yaml", "det.json")  # moved into OUT in this order, the manifest last
 
 
 @dataclass
@@ -84,7 +85,7 @@ def prune_stage(
     if spec.weights is None:
         raise ConfigError("det.weights: none given; pruning needs a trained detector (a random net would be "
                           "saved as a model that reads nothing)")
-    check_outputs(out_dir, ("det.safetensors", "det.json", "det.yaml", "ocr.yaml"), config,
+    check_outputs(out_dir, _WRITTEN, config,
                   raw_stage("det", config, overrides), spec)
     net = spec.build_net()
     spec = _without_threshold_branch(spec, net)
@@ -139,9 +140,10 @@ def _save(config: str, out_dir: Path, spec: StageSpec, net: nn.Module, pruned: n
     summary = f"pruned by ocrlite prune ({criterion}, MACs {macs[1] / macs[0]:.1%} of the parent, target {target})"
     slim: dict[str, Any] = {"summary": summary, "method": "prune", "criterion": criterion, "flops_target": target,
                             "ratios": ratios, "macs": list(macs)}
-    stage_config = save_stage(out_dir, "det", pruned, model, raw_stage("det", config, overrides), spec.manifest,
-                              slim)
-    pipeline = write_pipeline(out_dir, config, {"det": stage_config}, overrides)
+    with staged(out_dir, _WRITTEN) as folder:  # the set replaces OUT's whole or not at all
+        stage = save_stage(folder, "det", pruned, model, raw_stage("det", config, overrides), spec.manifest, slim)
+        write_pipeline(out_dir, config, {"det": stage}, overrides, folder)
+    stage_config, pipeline = out_dir / stage.name, out_dir / "ocr.yaml"
     files = (parent_bytes, (out_dir / "det.safetensors").stat().st_size)
     return PruneResult(ratios, macs, (_params(net), _params(pruned)), files, stage_config, pipeline, pruned, spec,
                        curves)

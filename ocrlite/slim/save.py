@@ -3,12 +3,19 @@
 ``OUT/<name>.safetensors`` holds the weights (never a pickle), ``OUT/<name>.json`` the parent manifest
 with the new file's SHA-256 and what was done (``slim``), ``OUT/<name>.yaml`` the stage config with the
 net's explicit widths, and ``OUT/ocr.yaml`` a pipeline that uses it beside the parent's other stages.
+The set is written whole into a temp folder in ``OUT`` first and then moved in (``staged``): a run that stops
+while writing it leaves ``OUT``'s previous set as it was, not a mix of two runs.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -34,7 +41,7 @@ from ocrlite.stages import (
 from ocrlite.weights import sha256_file
 
 __all__ = ["check_outputs", "config_stage_kind", "is_stage_config", "portable_stage", "raw_stage", "save_onnx_stage",
-           "save_stage", "write_pipeline"]
+           "save_stage", "staged", "write_pipeline"]
 
 _COPIED = ("preprocess", "postprocess", "backend")  # raw stage sections the slimmed config keeps
 
@@ -72,11 +79,27 @@ def check_outputs(out_dir: Path, names: Iterable[str], config: str | Path, raw: 
                               "run would replace; write into another folder")
 
 
+@contextmanager
+def staged(out_dir: Path, order: Iterable[str]) -> Iterator[Path]:
+    """A temp folder in ``out_dir`` to write a set of files into; when the block ends without an error, the files
+    named in ``order`` are moved into ``out_dir`` in that order (renames, the manifest last: weights its sha256 does
+    not match are refused by the loader). On an error nothing in ``out_dir`` is replaced and the folder is removed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".slim.", suffix=".part", dir=out_dir))
+    try:
+        yield folder
+        for name in order:
+            os.replace(folder / name, out_dir / name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def save_stage(
     out_dir: Path, name: str, net: nn.Module, model: dict[str, Any], raw: dict[str, Any],
     manifest: dict[str, Any], slim: dict[str, Any],
 ) -> Path:
-    """Write ``name``.safetensors/.json/.yaml into ``out_dir``; return the stage config's path."""
+    """Write ``name``.safetensors/.json/.yaml into ``out_dir`` (a ``staged`` folder: the stage config names its
+    weights relative to itself); return the stage config's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     weights = out_dir / f"{name}.safetensors"
@@ -140,9 +163,11 @@ def portable_stage(raw: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     return stage
 
 
-def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path], overrides: Iterable[str] = ()) -> Path:
+def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path], overrides: Iterable[str] = (),
+                   folder: Path | None = None) -> Path:
     """``out_dir/ocr.yaml``: the parent pipeline (the default one for a stage config) with stages replaced and
-    its ``pipeline.`` overrides applied (the replaced stages carry theirs, ``raw_stage``)."""
+    its ``pipeline.`` overrides applied (the replaced stages carry theirs, ``raw_stage``). ``folder``: where the file
+    is written when not ``out_dir`` itself (a ``staged`` folder; its files are named as ``out_dir`` finds them)."""
     source = find_config(DEFAULT_PIPELINE if is_stage_config(config) else config)
     raw = load_yaml(source)
     pipeline = {k: _stage_ref(raw[k], source.parent, out_dir) for k in (*STAGE_KINDS, PAGE_KIND)
@@ -151,7 +176,7 @@ def write_pipeline(out_dir: Path, config: str | Path, replaced: dict[str, Path],
     switches = [o for o in overrides if o.startswith("pipeline.")]
     if raw.get("pipeline") or switches:
         pipeline["pipeline"] = apply_overrides({"pipeline": raw.get("pipeline") or {}}, switches)["pipeline"]
-    path = out_dir / "ocr.yaml"
+    path = (folder or out_dir) / "ocr.yaml"
     atomic_write_text(path, f"# {source.name} with slimmed stages: {', '.join(replaced)}\n"
                       + yaml.safe_dump(pipeline, sort_keys=False))
     return path

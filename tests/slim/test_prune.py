@@ -361,3 +361,28 @@ def test_a_rerun_into_its_folder_reuses_the_curves_of_the_same_images(tmp_path, 
     assert measured == [0, 1] and given[2] != given[0]
     assert CliRunner().invoke(main, [*args, "--flops-target", "0.8", "--criterion", "fpgm"]).exit_code == 0
     assert measured == [0, 1, 2]  # another criterion: measured again
+
+
+def test_a_run_stopped_while_writing_its_files_leaves_the_previous_set_whole(tmp_path, det, monkeypatch):
+    """The weights, manifest and stage config were written into OUT one by one: an error (or a kill) after the first
+    of them left a rerun's new weights and manifest beside the previous run's det.yaml and ocr.yaml. The set is
+    written into a temp folder first and moved in only when whole."""
+    from ocrlite.slim import run_prune
+
+    _, net = det
+    sen = tmp_path / "sen.json"
+    sen.write_text(json.dumps({"curves": {name: {"0.25": 0.0, "0.5": 0.01} for name in prunable_roots(net)}}))
+    out = tmp_path / "pruned"
+    first = run_prune.prune_stage("det_ppocrv3.yaml", out, 0.96, sensitivity=sen)
+    written = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert set(written) == {"det.safetensors", "det.json", "det.yaml", "ocr.yaml"}
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_prune, "write_pipeline", no_space)  # after the stage's files, before the pipeline
+    with pytest.raises(OSError, match="No space left"):
+        run_prune.prune_stage("det_ppocrv3.yaml", out, 0.95, sensitivity=sen)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == written  # no file replaced, no temp left
+    spec = stage_spec("det", str(out / "det.yaml"))
+    assert spec.build_net().state_dict().keys() == first.net.state_dict().keys()  # the first run's set still loads
