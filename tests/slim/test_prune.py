@@ -373,6 +373,7 @@ def test_a_run_stopped_while_writing_its_files_leaves_the_previous_set_whole(tmp
     sen = tmp_path / "sen.json"
     sen.write_text(json.dumps({"curves": {name: {"0.25": 0.0, "0.5": 0.01} for name in prunable_roots(net)}}))
     out = tmp_path / "pruned"
+    monkeypatch.setattr(run_prune, "allocate", _fixed_allocation([]))  # the allocation itself: tested above
     first = run_prune.prune_stage("det_ppocrv3.yaml", out, 0.96, sensitivity=sen)
     written = {path.name: path.read_bytes() for path in out.iterdir()}
     assert set(written) == {"det.safetensors", "det.json", "det.yaml", "ocr.yaml"}
