@@ -16,7 +16,7 @@ from torch import nn
 from ocrlite.errors import ConfigError
 from ocrlite.settings import coerce
 
-__all__ = ["BACKBONES", "NECKS", "HEADS", "register", "block_class", "build"]
+__all__ = ["BACKBONES", "NECKS", "HEADS", "register", "block_class", "block_arguments", "build"]
 
 T = TypeVar("T", bound=type[nn.Module])
 
@@ -63,6 +63,15 @@ def block_class(kind: str, cfg: Any, section: str | None = None) -> tuple[str, t
         where = "" if section == kind else f"{section}: "
         raise ConfigError(f"{where}unknown {kind} {name!r}; choose one of: {', '.join(sorted(table))}")
     return name, table[name]
+
+
+def block_arguments(kind: str, cfg: Any, section: str | None = None) -> dict[str, Any]:
+    """``cfg`` (``{"name": ..., **kwargs}``) with the constructor's default of every argument it leaves out: the
+    block as ``build`` makes it (wired-in arguments aside). An unknown name is ``block_class``'s ConfigError."""
+    _, cls = block_class(kind, cfg, section)
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    return {**defaults, **cfg}
 
 
 def build(kind: str, cfg: dict[str, Any], *, section: str | None = None, **wired: Any) -> nn.Module:

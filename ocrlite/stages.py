@@ -56,6 +56,8 @@ __all__ = [
     "load_stage_config",
     "load_pipeline_config",
     "stage_sections",
+    "weights_manifest",
+    "resolved_sections",
 ]
 
 STAGE_KINDS = ("det", "cls", "rec")
@@ -402,25 +404,11 @@ def _resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
     model = _section(stage, "model", where)
     if not model:
         raise ConfigError(f"{where}: missing section 'model'")
-    weights = manifest = None
-    if stage.get("weights"):
-        from ocrlite.weights import read_manifest
-
-        try:
-            weights, manifest_path = find_weights(str(stage["weights"]), config_dir)
-        except WeightsError as exc:
-            raise WeightsError(f"{where}.weights: {exc}") from None
-        manifest = read_manifest(manifest_path) if manifest_path.is_file() else {}
-        for part, table in (("preprocess", _PRE), ("postprocess", _POST)):  # weights made for another stage?
-            build_settings(table[kind], f"{where}.weights: {manifest_path.name} {part}", manifest.get(part))
-    manifest = manifest or {}
+    weights, manifest = _weights(kind, stage, config_dir, where)
     backend = stage.get("backend", "torch")
     if backend not in BACKENDS:
         raise ConfigError(f"{where}.backend: {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
-    pre: Any = build_settings(_PRE[kind], f"{where}.preprocess", manifest.get("preprocess"),
-                              _section(stage, "preprocess", where), places=_places)
-    post: Any = build_settings(_POST[kind], f"{where}.postprocess", manifest.get("postprocess"),
-                               _section(stage, "postprocess", where), places=_places)
+    pre, post = _settings(kind, stage, manifest, where)
     charset = None
     if kind == "rec":
         charset = _read_charset(post, weights.parent if weights else None, config_dir, f"{where}.postprocess.charset")
@@ -428,6 +416,57 @@ def _resolve_stage(kind: str, stage: dict[str, Any], where: str) -> StageSpec:
     outputs = manifest.get("outputs", _DEFAULT_OUTPUTS[kind])
     return StageSpec(kind, model, weights, manifest, pre, post, charset, backend, outputs,
                      _section(stage, "train", where), config_dir, _onnx_file(stage, backend, config_dir, where))
+
+
+def _weights(kind: str, stage: dict[str, Any], config_dir: Path | None, where: str) -> tuple[Path | None,
+                                                                                         dict[str, Any]]:
+    """The stage's weights file (None for ``weights: null``) and its manifest ({} when it has none); a manifest
+    made for another kind of stage is a ConfigError."""
+    if not stage.get("weights"):
+        return None, {}
+    from ocrlite.weights import read_manifest
+
+    try:
+        weights, manifest_path = find_weights(str(stage["weights"]), config_dir)
+    except WeightsError as exc:
+        raise WeightsError(f"{where}.weights: {exc}") from None
+    manifest = read_manifest(manifest_path) if manifest_path.is_file() else {}
+    for part, table in (("preprocess", _PRE), ("postprocess", _POST)):  # weights made for another stage?
+        build_settings(table[kind], f"{where}.weights: {manifest_path.name} {part}", manifest.get(part))
+    return weights, manifest or {}
+
+
+def _settings(kind: str, stage: dict[str, Any], manifest: dict[str, Any], where: str) -> tuple[Any, Any]:
+    """The stage's preprocess and postprocess settings: its sections over its weights' ``manifest``, over the
+    settings classes' defaults."""
+    pre: Any = build_settings(_PRE[kind], f"{where}.preprocess", manifest.get("preprocess"),
+                              _section(stage, "preprocess", where), places=_places)
+    post: Any = build_settings(_POST[kind], f"{where}.postprocess", manifest.get("postprocess"),
+                               _section(stage, "postprocess", where), places=_places)
+    return pre, post
+
+
+def weights_manifest(kind: str, stage: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a raw ``kind`` stage mapping's weights (found beside its ``_dir``); {} without one."""
+    config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
+    return _weights(kind, stage, config_dir, kind)[1]
+
+
+def resolved_sections(kind: str, stage: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """A raw ``kind`` stage mapping's ``model``, ``preprocess`` and ``postprocess`` as the stage runs them, every
+    default filled in (each block's constructor's; the weights' ``manifest``, then the settings classes'), so
+    that a default given and one left out are equal (``ocrlite train --resume`` compares them so). A bad value
+    is the one-line ConfigError of resolving the stage."""
+    import ocrlite.models  # noqa: F401  (registers the blocks)
+    from ocrlite.registry import block_arguments
+
+    pre, post = _settings(kind, stage, manifest, kind)
+    model = {part: block_arguments(part, cfg, f"{kind}.model.{part}") if part in _BLOCKS and isinstance(cfg, dict)
+             else cfg for part, cfg in _section(stage, "model", kind).items()}
+    return {"model": model, "preprocess": asdict(pre), "postprocess": asdict(post)}
+
+
+_BLOCKS = ("backbone", "neck", "head")  # the model sections that name a registered block
 
 
 def _read_charset(post: RecPostprocess, weights_dir: Path | None, config_dir: Path | None, key: str) -> Charset:

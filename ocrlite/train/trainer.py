@@ -43,6 +43,7 @@ from torch import nn
 from ..errors import ConfigError, OcrliteError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..settings import build_settings, check_keys, range_error, setting
+from ..stages import resolved_sections, stage_kind, weights_manifest
 from .checkpoint import BEST_FILE, find_checkpoint, load_checkpoint, read_state, save_checkpoint, state_tensors
 from .task import Task
 
@@ -322,20 +323,22 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
     dataset; ``data_manifest.json`` records what each run read). Every other train setting (optimizer,
     learning rates, batch size, seed, ``freeze``, ...), the net (``model``), ``weights``, pre/postprocess and
     the task's sections (augment, loss, distill, center_loss, qat) must be the checkpoint's: the config is
-    compared when both this run and the checkpoint have one, its train sections as the task reads them (a
-    default given equals one left out; center_loss, distill and qat, which their presence turns on, left out
-    are off, not their defaults). So must a distillation's teacher (``identity``,
-    ``slim.distill.teacher_identity``: its weights by SHA-256), when the checkpoint records one. The first
-    difference is a one-line ConfigError.
+    compared when both this run and the checkpoint have one, its train sections as the task reads them and its
+    model, preprocess and postprocess as the stage runs them (a default given equals one left out; center_loss,
+    distill and qat, which their presence turns on, left out are off, not their defaults). So must a
+    distillation's teacher (``identity``, ``slim.distill.teacher_identity``: its weights by SHA-256), when the
+    checkpoint records one. The first difference is a one-line ConfigError.
     """
     state = read_state(folder, ("counters", "best", "evals"))  # besides what every checkpoint holds
     step = int(state["step"])
     if settings.steps < step:
         raise ConfigError(f"--resume {folder}: train.steps={settings.steps} is fewer than the checkpoint's step {step}")
     both = bool(config) and bool(state.get("config"))
-    ours = _fixed(asdict(settings), config if both and config else {})
+    kind = _kind(config) if both and config else None
+    manifest = weights_manifest(kind, config) if kind and config else {}  # the weights both must share
+    ours = _fixed(asdict(settings), config if both and config else {}, manifest)
     try:
-        theirs = _fixed(state.get("settings") or {}, state["config"] if both else {})
+        theirs = _fixed(state.get("settings") or {}, state["config"] if both else {}, manifest)
     except ConfigError as exc:  # a setting this version no longer takes
         raise ConfigError(f"--resume {folder}: the checkpoint's config does not fit this version: {exc}") from None
     difference = _difference(ours, theirs, "")
@@ -350,9 +353,16 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
     return state
 
 
-def _fixed(settings: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """What a resumed run shares with its checkpoint (``check_resume``), as JSON values, the train sections as
-    their settings classes build them (a bad value is that class's one-line ConfigError)."""
+def _kind(config: dict[str, Any]) -> str | None:
+    """The kind of stage (det, cls, rec) a stage config trains, by its head; None for another head."""
+    kind = stage_kind(config)
+    return kind if kind in TASK_SECTIONS else None
+
+
+def _fixed(settings: dict[str, Any], config: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run shares with its checkpoint (``check_resume``), as JSON values: the train sections as
+    their settings classes build them, the model, preprocess and postprocess as the stage runs them with the
+    weights' ``manifest`` (``stages.resolved_sections``); a bad value is their one-line ConfigError."""
     train = {k: v for k, v in settings.items() if k not in RESUMABLE}
     section = config.get("train")
     if isinstance(section, dict):
@@ -361,6 +371,9 @@ def _fixed(settings: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         train.update({k: _resolved(f"train.{k}", section.get(k), target) for k, target in targets.items()
                       if k != "data" and (k not in SWITCHES or section.get(k) is not None)})
     fixed = {**{k: v for k, v in config.items() if k != "train"}, "train": train}
+    kind = _kind(config)
+    if kind is not None:
+        fixed.update(resolved_sections(kind, config, manifest))
     return dict(json.loads(json.dumps(_jsonable(fixed))))
 
 

@@ -249,6 +249,30 @@ def test_resume_compares_settings_as_the_task_reads_them(labels: Path, tmp_path:
         assert f": {message}" in result.output
 
 
+def test_resume_compares_the_net_and_pre_postprocess_as_the_stage_runs_them(labels: Path, tmp_path: Path) -> None:
+    """A default given explicitly in model, preprocess or postprocess (--set preprocess.batch_size=6) refused
+    --resume: "preprocess.batch_size is 6 here but not set in the checkpoint". They are compared as the stage
+    runs them, defaults filled; a real change is still refused, naming the key."""
+    torch.set_num_threads(1)
+    config, run = str(_config(tmp_path, labels)), tmp_path / "run"
+    first = _train_cli(config, "-o", str(run), "--set", "train.steps=2", "--no-export")
+    assert first.exit_code == 0, first.output
+    again = [config, "-o", str(run), "--resume", str(run), "--no-export"]
+    defaults = ["--set", "preprocess.batch_size=6", "--set", "preprocess.mean=[0.5,0.5,0.5]",
+                "--set", "postprocess.use_space_char=true", "--set", "model.backbone.in_channels=3"]
+    resumed = _train_cli(*again, "--set", "train.steps=3", *defaults)
+    assert resumed.exit_code == 0, resumed.output
+    assert _logged_steps(run) == [1, 2, 3]
+    for change, message in [("preprocess.width=96", "preprocess.width is 96 here but 64 in the checkpoint"),
+                            ("model.backbone.scale=0.5", "model.backbone.scale is 0.5 here but 0.25 in the checkpoint"),
+                            ("postprocess.use_space_char=false",
+                             "postprocess.use_space_char is false here but true in the checkpoint")]:
+        refused = _train_cli(*again, "--set", "train.steps=4", "--set", change)
+        assert (refused.exit_code, refused.output.splitlines()[0]) == (
+            2, f"ocrlite: error: --resume {run / 'checkpoints' / 'step_0000003'}: {message} (a resumed run "
+               "may change only train.steps, eval_every, save_every, log_every, workers and data)"), refused.output
+
+
 def test_a_train_section_that_does_not_build_is_one_line_on_resume(labels: Path, checkpoint: Path,
                                                                    tmp_path: Path) -> None:
     """Sections are compared as built: a bad value of this run is its own error (not a difference of the defaults
