@@ -139,7 +139,7 @@ class RecData:
     """
 
     train: list[str] = field(default_factory=list)
-    eval: str = ""
+    eval: str | None = ""  # the label file scored during training; "" or null: no evaluation
     eval_limit: int = setting(500, low=0)  # score only the first N lines of ``eval`` (0: all, as in the cls task)
     synth: str = setting("", choices=("", *LANGS))  # "": no synthetic lines
     synth_share: float = setting(1.0, low=0.0, high=1.0)
@@ -150,6 +150,8 @@ class RecData:
     words: str = str(WORDS_FILE)
 
     def __post_init__(self) -> None:
+        if self.eval is None:
+            self.eval = ""
         if not self.train and not self.synth:
             raise ConfigError("train.data: give label files (train) or a synthetic language (synth)")
 

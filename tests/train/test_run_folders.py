@@ -458,3 +458,17 @@ def test_a_train_section_the_task_does_not_read_is_refused(labels: Path, tmp_pat
     result = _train_cli(str(config), "-o", str(tmp_path / "run"))
     assert (result.exit_code, result.output) == (2, f"ocrlite: error: {message}\n")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("value", ["null", "''"])
+def test_a_null_eval_file_turns_evaluation_off_like_an_empty_one(labels: Path, tmp_path: Path, value: str) -> None:
+    """``train.data.eval: null`` said "train.data.eval: expected a string, got None"; it means no evaluation, as ''
+    does: the run scores nothing and keeps its last weights."""
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    result = _train_cli(str(_config(tmp_path, labels)), "-o", str(run), "--set", "train.steps=2",
+                        "--set", f"train.data.eval={value}", "--no-export")
+    assert result.exit_code == 0, result.output
+    assert "best: -" in result.output
+    assert json.loads((run / "evals.json").read_text(encoding="utf-8")) == [{"step": 2}]
+    assert _same(run / "best.safetensors", run / "checkpoints" / "step_0000002" / "model.safetensors")
