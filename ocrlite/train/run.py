@@ -239,7 +239,8 @@ def run_training(
     The device, the run folder and the checkpoint to resume are checked (``trainer.run_checkpoint``,
     ``check_resume``) before anything is written to the run folder, and that it can be written before any data
     is read. ``notify`` gets one line when ``resume`` finds no checkpoint in the run folder (the run starts at
-    step 0), one per label file with rejected lines, the task's ``notes`` (an evaluation split that came out
+    step 0), one when it names a run that already finished (nothing is trained; the export is made again), one
+    per label file with rejected lines, the task's ``notes`` (an evaluation split that came out
     empty), and, in a run that does not resume a checkpoint, the training modules' log lines (a converted
     detector's threshold branch initialised).
     """
@@ -259,12 +260,17 @@ def run_training(
         from ..slim.distill import DistillSettings
 
         pseudo = build_settings(DistillSettings, "train.distill", stage["train"]["distill"]).mode == "pseudo"
+    finished = None  # the step of a resumed run that has already run train.steps
     if checkpoint is not None:  # a pseudo-label run's config is checked once it has made its own
-        check_resume(checkpoint, settings, None if pseudo else stage)
+        step = int(check_resume(checkpoint, settings, None if pseudo else stage)["step"])
+        finished = step if step >= settings.steps else None
     ensure_folder(run_dir)
     say = notify or (lambda _line: None)
     if resume is not None and checkpoint is None:
         say(f"--resume {resume}: no checkpoint in {run_dir} yet; training starts from step 0")
+    if finished is not None:
+        say(f"--resume {resume}: the run already finished at step {finished} (train.steps={settings.steps}); "
+            "nothing to train (raise train.steps to go on)")
     about: dict[str, Any] = {}
     if pseudo:
         from ..slim.pseudo import pseudo_stage

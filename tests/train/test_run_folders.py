@@ -103,8 +103,9 @@ def test_a_folder_that_holds_a_run_is_refused_unless_resumed(labels: Path, tmp_p
 
 
 def test_resuming_a_finished_run_reports_its_last_loss(labels: Path, tmp_path: Path) -> None:
-    """Nothing is left to train: the summary line gives the run's steps and its last step's loss (it printed
-    loss=nan), the same as the run's own summary and log.csv's last row."""
+    """Nothing is left to train: one line on stderr says the run already finished, exit 0; the summary line gives
+    the run's steps and its last step's loss (it printed loss=nan), the same as the run's own summary and
+    log.csv's last row."""
     torch.set_num_threads(1)
     config, run = str(_config(tmp_path, labels)), tmp_path / "run"
     first = _train_cli(config, "-o", str(run))
@@ -113,6 +114,8 @@ def test_resuming_a_finished_run_reports_its_last_loss(labels: Path, tmp_path: P
         logged = float(list(csv.DictReader(fh))[-1]["loss"])
     again = _train_cli(config, "-o", str(run), "--resume", str(run))
     assert again.exit_code == 0, again.output
+    assert again.stderr == (f"--resume {run}: the run already finished at step 4 (train.steps=4); nothing to train "
+                            "(raise train.steps to go on)\n")
     loss = re.search(r"loss=(\S+)", again.output)
     assert loss is not None and loss[1] == f"{logged:.4f}" and "steps=4 " in again.output
     assert re.search(r"loss=(\S+)", first.output)[1] == loss[1]  # type: ignore[index]
