@@ -37,7 +37,7 @@ from ..preprocess import line_batch
 from ..settings import ClsPostprocess, LinePreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .augment import ClsAugment
-from .data import Splits, check_eval_on, empty_split_notes, three_way_split
+from .data import Splits, check_eval_on, check_unit, empty_split_notes, three_way_split
 
 __all__ = ["ClsData", "ClsAugmentSettings", "ClsTask", "funsd_crops", "label_file_crops"]
 
@@ -48,7 +48,7 @@ class ClsData:
 
     format: str = "funsd"
     root: str = ""
-    unit: str = "lines"
+    unit: str = "lines"  # funsd only (given for label files: an error)
     holdout_every: int = 5
     val_every: int = 0  # every N-th remaining form (or line of a label file) validates (0: none)
     eval_on: str = "holdout"  # the split scored during training: holdout, val or train
@@ -107,6 +107,7 @@ class ClsTask:
         self.stage = stage
         train = stage.get("train") or {}
         self.data: ClsData = build_settings(ClsData, "train.data", train.get("data"))
+        check_unit(train.get("data"), self.data.format)
         aug: ClsAugmentSettings = build_settings(ClsAugmentSettings, "train.augment", train.get("augment"))
         self.spec: StageSpec = stage_spec("cls", stage)
         self.pre: LinePreprocess = self.spec.pre

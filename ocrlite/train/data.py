@@ -30,6 +30,7 @@ __all__ = [
     "det_label_records",
     "icdar2015_records",
     "funsd_records",
+    "check_unit",
     "holdout_split",
     "Splits",
     "three_way_split",
@@ -88,6 +89,14 @@ def funsd_records(root: str | Path, unit: str = "words", key: str = "FUNSD unit"
         records.append(DetRecord(form.image, tuple(box_quad(b) for b in boxes), tuple(b.text for b in boxes),
                                  (False,) * len(boxes), Path(root) / "annotations" / f"{form.image.stem}.json"))
     return records
+
+
+def check_unit(section: Any, data_format: str) -> None:
+    """ConfigError when the ``train.data`` mapping ``section`` gives ``unit`` for data that is not FUNSD's
+    (``data_format``): only FUNSD has word and line boxes to choose from, other data its own boxes or crops."""
+    if data_format != "funsd" and isinstance(section, dict) and "unit" in section:
+        raise ConfigError(f"train.data.unit: only FUNSD data (format funsd) has word and line boxes to choose from; "
+                          f"format {data_format} has its own, so leave unit out")
 
 
 def holdout_split(items: Sequence[T], every: int) -> tuple[list[T], list[T]]:

@@ -41,6 +41,7 @@ from .augment import DetAugment, DetSample
 from .data import (
     DetRecord,
     check_eval_on,
+    check_unit,
     det_label_records,
     empty_split_notes,
     funsd_records,
@@ -73,7 +74,7 @@ class DetData:
 
     format: str = "icdar2015"
     root: str = ""
-    unit: str = "lines"  # funsd only: its line boxes (an entity's words on one row), what the pipeline detects
+    unit: str = "lines"  # funsd only (given for other data: an error): line boxes, what the pipeline detects
     holdout_every: int = 5
     val_every: int = 0  # every N-th remaining image is a validation image (0: none)
     limit: int = 0  # use only the first N training images (0: all)
@@ -201,6 +202,7 @@ class DetTask:
         self.stage = with_threshold_branch(stage)
         train = stage.get("train") or {}
         self.data: DetData = build_settings(DetData, "train.data", train.get("data"))
+        check_unit(train.get("data"), self.data.format)
         aug: DetAugmentSettings = build_settings(DetAugmentSettings, "train.augment", train.get("augment"))
         self.loss_cfg: DetLossSettings = build_settings(DetLossSettings, "train.loss", train.get("loss"))
         check_eval_on(self.data.eval_on, self.data.val_every)

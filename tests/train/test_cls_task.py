@@ -164,3 +164,13 @@ def test_a_label_file_read_like_the_recognizer_s(tmp_path: Path) -> None:
     labels.write_text(labels.read_text(encoding="utf-8-sig") + "w0.png\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"labels.txt:11: expected 'image path<TAB>text', got 'w0.png'"):
         ClsTask(_stage(labels, None), batch_size=16)
+
+
+def test_a_unit_given_for_a_label_file_is_refused(tmp_path: Path) -> None:
+    """``train.data.unit`` picks FUNSD's word or line boxes; a label file's crops are what they are, so a unit
+    given for one was silently ignored."""
+    stage = _stage(_label_file(tmp_path), None)
+    stage["train"]["data"]["unit"] = "words"
+    with pytest.raises(ConfigError, match=r"^train.data.unit: only FUNSD data \(format funsd\) has word and line "
+                                          r"boxes to choose from; format labels has its own, so leave unit out$"):
+        ClsTask(stage, 4)

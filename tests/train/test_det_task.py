@@ -142,6 +142,11 @@ def test_bootstrap_interval_brackets_the_hmean() -> None:
      ("train.loss.alpha=abc", "train.loss.alpha: expected a finite number, got 'abc'"),
      ("train.augment.sise=640", "train.augment: unknown key 'sise'"),
      ("train.data.unit=word", "train.data.unit must be 'words' or 'lines', got 'word'"),
+    # ICDAR 2015 and PaddleOCR label files have their own boxes: the unit (FUNSD's words or lines) was ignored
+    ("icdar2015 train.data.unit=words", "train.data.unit: only FUNSD data (format funsd) has word and line boxes "
+                                        "to choose from; format icdar2015 has its own, so leave unit out"),
+    ("paddle train.data.unit=lines", "train.data.unit: only FUNSD data (format funsd) has word and line boxes to "
+                                     "choose from; format paddle has its own, so leave unit out"),
      # a size off the stride met a RuntimeError traceback at the first step (feature maps 7 and 8 wide at 100); at
      # 32 the deepest map is 1 x 1, where BatchNorm cannot train on a batch of one (ValueError traceback)
      ("train.augment.size=100", "train.augment.size: 100 is out of range; allowed: a multiple of 32 (the "
@@ -154,7 +159,8 @@ def test_bad_det_settings_are_one_line_errors(tmp_path: Path, override: str, mes
     from ocrlite.cli import main
 
     config = Path(__file__).resolve().parents[2] / "configs" / "train" / "det_ppocrv3_ic15.yaml"
-    fmt = "funsd" if override.startswith("train.data.unit") else "icdar2015"
+    fmt, _, override = override.rpartition(" ")  # the data format, when the case names one
+    fmt = fmt or ("funsd" if override.startswith("train.data.unit") else "icdar2015")
     result = CliRunner().invoke(main, ["train", str(config), "-o", str(tmp_path / "run"), "-q", "--set",
                                        f"train.data.root={tmp_path}", "--set", f"train.data.format={fmt}",
                                        "--set", override])
