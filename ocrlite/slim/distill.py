@@ -259,6 +259,10 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
                           "(detectors: mode cml)")
     config_dir = Path(stage["_dir"]) if stage.get("_dir") else None
     teacher = teacher_spec(task.name, settings.teacher, config_dir)
+    if teacher.onnx is not None:  # the loss runs the teacher's torch net: its float weights, not this file
+        raise ConfigError(f"train.distill.teacher: {settings.teacher} runs its own ONNX file {teacher.onnx.name} (an "
+                          f"int8 model, e.g. from ocrlite quantize), which mode {settings.mode} cannot run in the "
+                          "loss: it would teach with the float weights the config names; give the float config")
     _check_pair(stage_spec(task.name, stage), teacher, settings.teacher)
     weights = weights_identity(teacher)
     about = {**asdict(settings), "teacher_weights": weights["weights"], "teacher_sha256": weights["sha256"]}

@@ -148,6 +148,23 @@ def test_distill_cli_bad_teacher_or_setting_is_one_line_and_exit_2(tmp_path: Pat
     assert not (run / "log.csv").exists()
 
 
+def test_a_teacher_that_runs_an_int8_onnx_file_is_refused(tmp_path: Path) -> None:
+    """A kd teacher config quantized by ``ocrlite quantize`` (``backend: onnxruntime``, ``onnx: <int8 file>``) taught
+    with the float weights its config also names, without a word. (The file is refused before it is read.)"""
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "rec_ppocrv2.yaml").read_text(encoding="utf-8"))
+    teacher = tmp_path / "rec.yaml"
+    teacher.write_text(yaml.safe_dump({**config, "backend": "onnxruntime", "onnx": "rec.int8.onnx"}),
+                       encoding="utf-8")
+    (tmp_path / "rec.int8.onnx").write_bytes(b"not read")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["distill", str(_student(tmp_path)), "--teacher", str(teacher), "-o", str(run)])
+    assert (result.exit_code, result.output) == (
+        2, f"ocrlite: error: train.distill.teacher: {teacher} runs its own ONNX file rec.int8.onnx (an int8 model, "
+           "e.g. from ocrlite quantize), which mode kd cannot run in the loss: it would teach with the float weights "
+           "the config names; give the float config\n")
+    assert not run.exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["distill", "rec_ppocrv2.yaml", "--teacher", "ppocr-v2"], "rec_ppocrv2.yaml: no train: section"),
     (["distill", "ocr_ppocr_v2.yaml", "--teacher", "ppocr-v2"], "ocr_ppocr_v2.yaml: a pipeline config; train and "
