@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -94,7 +94,8 @@ class StageSpec:
     onnx: Path | None = None  # a given ONNX file (e.g. int8 from ``ocrlite quantize``) for the onnxruntime backend
 
     def build_net(self, load_weights: bool = True) -> Any:
-        """The stage's ``nn.Module`` in eval mode, with its weights loaded strictly (unless told not to)."""
+        """The stage's ``nn.Module`` in eval mode, with its weights loaded strictly (unless told not to); an input
+        size it cannot take is a ConfigError (``check_input_size``)."""
         from ocrlite.models import build_model
         from ocrlite.weights import load_weights as load
 
@@ -108,7 +109,27 @@ class StageSpec:
                     self._check_class_count(net.state_dict(), shapes)  # a charset of another size: the usual reason
                     self._check_threshold_branch(net.state_dict(), shapes, self.weights.name)
                 raise
-        return net.eval()
+        net.eval()
+        self.check_input_size(net)
+        return net
+
+    def check_input_size(self, net: Any) -> None:
+        """For a stage with a fixed input (cls, page), a ConfigError naming the preprocess setting and the smallest
+        value that works when ``net`` (in eval mode) cannot take this stage's input: a too small line height
+        leaves the classifier's MobileNetV3 a feature map with no rows (torch's RuntimeError at the first crop)."""
+        height, width = self.input_size()
+        if height is None or width is None or _takes(net, height, width):
+            return
+        sizes = {"height": lambda n: (n, width), "width": lambda n: (height, n)} if self.kind != PAGE_KIND else \
+            {"crop": lambda n: (n, n)}
+        bounds = {f.name: f.metadata.get("high") for f in fields(self.pre)}
+        for key, size in sizes.items():
+            given = int(getattr(self.pre, key))
+            smallest = _smallest(net, size, given + 1, int(bounds[key] or given))
+            if smallest is not None:
+                raise ConfigError(f"{self.kind}.preprocess.{key}: {given} is too small for this net (its feature "
+                                  f"map runs out); the smallest that works is {smallest}")
+        raise ConfigError(f"{self.kind}.preprocess: this net cannot take {height} x {width} inputs")
 
     @staticmethod
     def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
@@ -212,6 +233,33 @@ class StageSpec:
         return {"model": self.model, "weights": weights, "onnx": sha256_file(self.onnx) if self.onnx else None,
                 "pre": asdict(self.pre), "post": asdict(self.post), "outputs": self.outputs, "backend": self.backend,
                 "charset": hashlib.sha256(chars.encode("utf-8")).hexdigest() if chars is not None else None}
+
+
+def _takes(net: Any, height: int, width: int) -> bool:
+    """Whether ``net`` (eval mode: no statistics change, no random draw) runs on a 3 x ``height`` x ``width``
+    input."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, 3, height, width))
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+def _smallest(net: Any, size: Callable[[int], tuple[int, int]], low: int, high: int) -> int | None:
+    """The smallest ``n`` in ``low..high`` whose input ``size(n)`` (height, width) ``net`` takes (``_takes``; a net
+    that takes ``n`` takes every larger one), or None."""
+    if low > high or not _takes(net, *size(high)):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        if _takes(net, *size(middle)):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -174,3 +175,23 @@ def test_a_unit_given_for_a_label_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^train.data.unit: only FUNSD data \(format funsd\) has word and line "
                                           r"boxes to choose from; format labels has its own, so leave unit out$"):
         ClsTask(stage, 4)
+
+
+def test_a_line_height_the_classifier_cannot_take_is_one_line_at_the_start(tmp_path: Path) -> None:
+    """At 32 px or less the shipped classifier's MobileNetV3 runs out of rows: training failed with a RuntimeError
+    traceback at its first step and ``ocrlite classify`` with an "unexpected RuntimeError" per file. 33 px works
+    (found by trying every height); at 33 the net classifies a real crop."""
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    message = ("cls.preprocess.height: 32 is too small for this net (its feature map runs out); the smallest that "
+               "works is 33")
+    stage = _stage(_label_file(tmp_path), "cls_ppocr_mobile_v2")
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        ClsTask({**stage, "preprocess": {**stage["preprocess"], "height": 32}}, 4).build_model()
+    crop = tmp_path / "w0.png"
+    result = CliRunner().invoke(main, ["classify", str(crop), "--set", "cls.preprocess.height=32"])
+    assert (result.exit_code, result.output) == (2, f"ocrlite: error: {message}\n")
+    works = CliRunner().invoke(main, ["classify", str(crop), "--set", "cls.preprocess.height=33"])
+    assert works.exit_code == 0 and works.output.startswith(f"{crop}\t0\t"), works.output
