@@ -37,7 +37,7 @@ from ..preprocess import line_batch
 from ..settings import ClsPostprocess, LinePreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .augment import ClsAugment
-from .data import Splits, check_eval_on, check_unit, empty_split_notes, three_way_split
+from .data import Splits, check_eval_on, check_unit, empty_split_notes, scored_data, three_way_split
 
 __all__ = ["ClsData", "ClsAugmentSettings", "ClsTask", "funsd_crops", "label_file_crops"]
 
@@ -145,6 +145,11 @@ class ClsTask:
         if self.data.format == "funsd":
             return sorted((root / "annotations").glob("*.json")) + sorted((root / "images").glob("*.png"))
         return [root] + [image for image, _ in read_rec_label_file(root)]
+
+    def scored_data(self) -> dict[str, str] | None:
+        """The evaluation crops (``data.scored_data``): each one's pixels and angle."""
+        return scored_data("train.data (its eval_on split)",
+                           [(crop, angle) for crop, angle in zip(self.eval_crops, self.eval_angles, strict=True)])
 
     def build_model(self) -> nn.Module:
         """The net from the config; converted/parent weights when the config names them, else fresh init."""

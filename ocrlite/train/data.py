@@ -8,6 +8,7 @@ is counted and the sample rejected, never shortened.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "empty_split_notes",
     "write_split_manifest",
     "file_entries",
+    "scored_data",
     "image_size",
     "write_crops",
     "export_funsd_crops",
@@ -156,6 +158,26 @@ def file_entries(files: Sequence[Path]) -> list[dict[str, str]]:
     """The file list of a data manifest: ``{"path", "sha256"}`` per file, the path absolute (resolved), since
     ``ocrlite eval --split`` reads relative ones against the manifest's folder, not the run's working folder."""
     return [{"path": str(Path(f).resolve()), "sha256": sha256_file(Path(f))} for f in files]
+
+
+def scored_data(key: str, samples: Sequence[Sequence[Any]]) -> dict[str, str] | None:
+    """What a task scores during training, for checkpoints (``trainer.check_resume``): ``key``, the setting that
+    names it, and the SHA-256 of ``samples`` (each a sequence of JSON values and numpy arrays: an image's
+    sha256 and its labels, or a crop's pixels and angle), so that the same samples moved elsewhere are equal.
+    None when nothing is scored."""
+    if not samples:
+        return None
+    digest = hashlib.sha256()
+    for sample in samples:
+        for part in sample:
+            if isinstance(part, np.ndarray):
+                digest.update(json.dumps([part.shape, str(part.dtype)]).encode("utf-8"))
+                digest.update(np.ascontiguousarray(part).tobytes())
+            else:
+                digest.update(json.dumps(part).encode("utf-8"))
+            digest.update(b"\0")
+        digest.update(b"\n")
+    return {"key": key, "sha256": digest.hexdigest()}
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -36,7 +36,7 @@ from ..predictors import TextDetector
 from ..preprocess import normalize
 from ..settings import DetPreprocess, build_settings, range_error, setting
 from ..stages import stage_spec
-from ..weights import load_weights
+from ..weights import load_weights, sha256_file
 from .augment import DetAugment, DetSample
 from .data import (
     DetRecord,
@@ -47,6 +47,7 @@ from .data import (
     funsd_records,
     icdar2015_records,
     image_size,
+    scored_data,
     three_way_split,
 )
 from .db_loss import DBLoss
@@ -236,6 +237,11 @@ class DetTask:
         records = [*self.train_records, *self.eval_records, *self.held_out_records]
         labels = dict.fromkeys(r.label for r in records if r.label is not None)
         return [*labels, *self.images()]
+
+    def scored_data(self) -> dict[str, str] | None:
+        """The evaluation images (``data.scored_data``): each one's sha256 and its boxes, texts and flags."""
+        return scored_data("train.data (its eval_on split)", [
+            (sha256_file(r.image), *r.polygons, list(r.texts), list(r.ignore)) for r in self.eval_records])
 
     def build_model(self) -> nn.Module:
         return build_det_model(self.stage)

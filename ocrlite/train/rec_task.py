@@ -30,8 +30,9 @@ from ..predictors import TextRecognizer
 from ..preprocess import line_batch, rec_batch_width
 from ..settings import RecPreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
+from ..weights import sha256_file
 from .center_loss import CenterBank, CenterLossSettings, ctc_align, greedy_labels
-from .data import image_size
+from .data import image_size, scored_data
 from .synth import FONT_ROOT, LANGS, SCENE_SHARE, WORDS_FILE, ZH_SHARE, FontBank, Synthesizer, degrade, load_words
 
 __all__ = ["RecData", "RecTask", "ctc_loss", "read_label_file", "tia_distort", "tia_stretch", "tia_perspective"]
@@ -222,6 +223,10 @@ class RecTask:
             files += self.synth.fonts.files()
             files += [Path(self.data.words)] if Path(self.data.words).is_file() else []
         return list(dict.fromkeys(files))
+
+    def scored_data(self) -> dict[str, str] | None:
+        """The evaluation samples (``data.scored_data``): each image's sha256 and its text."""
+        return scored_data("train.data.eval", [(sha256_file(path), text) for path, text in self.eval_samples])
 
     def build_model(self) -> nn.Module:
         """The stage's net; with the center loss also a fresh ``CenterBank`` sized by its last Linear."""

@@ -20,7 +20,8 @@ class Task(Protocol):
     ``metric`` names the score used to keep the best checkpoint (higher is better; an optional ``tiebreak``
     attribute names the score that decides between evaluations with the same ``metric``).
     Optional methods the trainer looks for: ``deployed(model)`` (the net to keep as the best weights),
-    ``task_tensors()`` and ``load_task_tensors(tensors)`` (state outside the model, saved in checkpoints).
+    ``task_tensors()`` and ``load_task_tensors(tensors)`` (state outside the model, saved in checkpoints),
+    ``scored_data()`` (what ``evaluate`` scores, by content: ``data.scored_data``; a resume must score the same).
     An optional ``notes`` attribute lists lines ``ocrlite train`` says when the run starts (an empty evaluation
     split).
     """

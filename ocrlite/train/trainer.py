@@ -48,7 +48,7 @@ from .checkpoint import BEST_FILE, find_checkpoint, load_checkpoint, read_state,
 from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules", "run_checkpoint",
-           "check_device", "check_resume"]
+           "check_device", "check_resume", "scored_data"]
 
 # The train sections each task reads, and those of the wrappers every task takes: "module:class" of each one's
 # settings (imported only to tell where a misplaced key belongs)
@@ -315,7 +315,7 @@ def check_device(device: str) -> torch.device:
 
 
 def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] | None,
-                 identity: dict[str, Any] | None = None) -> dict[str, Any]:
+                 identity: dict[str, Any] | None = None, scored: dict[str, str] | None = None) -> dict[str, Any]:
     """``state.json`` of checkpoint ``folder``, checked against the run that resumes it.
 
     A resumed run may change ``train.steps`` (not to fewer than the checkpoint's step; more extends the
@@ -327,7 +327,10 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
     model, preprocess and postprocess as the stage runs them (a default given equals one left out; center_loss,
     distill and qat, which their presence turns on, left out are off, not their defaults). So must a
     distillation's teacher (``identity``, ``slim.distill.teacher_identity``: its weights by SHA-256), when the
-    checkpoint records one. The first difference is a one-line ConfigError.
+    checkpoint records one. The data may change, but not what is scored (``scored``, ``scored_data``: the
+    evaluation samples by content, so a moved set is the same) when both this run and the checkpoint score
+    something: keep-best would compare new scores with a best scored on other samples. The first difference is
+    a one-line ConfigError.
     """
     state = read_state(folder, ("counters", "best", "evals"))  # besides what every checkpoint holds
     step = int(state["step"])
@@ -345,6 +348,11 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
     if difference:
         raise ConfigError(f"--resume {folder}: {difference} (a resumed run may change only train.steps, "
                           f"{', '.join(RESUMABLE[1:])} and data)")
+    theirs_scored = state.get("scored")
+    if scored is not None and theirs_scored is not None and scored["sha256"] != theirs_scored.get("sha256"):
+        raise ConfigError(f"--resume {folder}: {scored['key']} scores other samples than the checkpoint's "
+                          "evaluations, and its best was scored on those; resume with the checkpoint's evaluation "
+                          "data, or train a new run")
     if identity is not None and state.get("identity") is not None:
         difference = _difference(identity, state["identity"], "train.distill")
         if difference:
@@ -437,8 +445,9 @@ def train(
 
     dev = check_device(device)
     checkpoint = run_checkpoint(run_dir, resume)
+    scored = scored_data(task)
     if checkpoint is not None:
-        check_resume(checkpoint, settings, config, identity)
+        check_resume(checkpoint, settings, config, identity, scored)
     run_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
         for name in LEFT_FILES:  # left by a run stopped before its first checkpoint
@@ -504,7 +513,8 @@ def train(
         if done % settings.save_every == 0 or done == last:
             extra = {"counters": counters, "best": best, "evals": evals, "settings": asdict(settings),
                      "scaler": scaler.state_dict() if use_amp else None, "config": _jsonable(config or {}),
-                     **({"identity": identity} if identity is not None else {})}
+                     **({"identity": identity} if identity is not None else {}),
+                     **({"scored": scored} if scored is not None else {})}
             own = getattr(task, "task_tensors", None)
             save_checkpoint(run_dir, done, model, optimizer, extra, task_tensors=own() if own else None,
                             best=run_dir / BEST_FILE if have_best else None)
@@ -513,6 +523,13 @@ def train(
         _save_best(run_dir, task, model)
     return TrainResult(run_dir, int(counters["step"]), int(counters["samples_seen"]), counters["cpu_seconds"],
                        counters["wall_seconds"], best, counters["loss"])
+
+
+def scored_data(task: Task) -> dict[str, str] | None:
+    """What ``task`` scores during training (its optional ``scored_data()``), kept in checkpoints and compared on
+    resume (``check_resume``); None when it scores nothing or cannot tell."""
+    scored = getattr(task, "scored_data", None)
+    return scored() if scored is not None else None
 
 
 def _restore(checkpoint: Path, task: Task, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -195,3 +195,21 @@ def test_a_line_height_the_classifier_cannot_take_is_one_line_at_the_start(tmp_p
     assert (result.exit_code, result.output) == (2, f"ocrlite: error: {message}\n")
     works = CliRunner().invoke(main, ["classify", str(crop), "--set", "cls.preprocess.height=33"])
     assert works.exit_code == 0 and works.output.startswith(f"{crop}\t0\t"), works.output
+
+
+def test_what_a_cls_run_scores_is_told_by_content(tmp_path: Path) -> None:
+    """The crops a resumed run scores must be its checkpoint's (``trainer.check_resume``): the same label file and
+    images moved elsewhere are the same, another split is not."""
+    import shutil
+
+    from ocrlite.train.trainer import scored_data
+
+    (tmp_path / "a").mkdir()
+    labels = _label_file(tmp_path / "a")
+    moved = Path(shutil.copytree(labels.parent, tmp_path / "b")) / labels.name
+    first = scored_data(ClsTask(_stage(labels, None), 4))
+    assert first is not None and first["key"] == "train.data (its eval_on split)"
+    assert scored_data(ClsTask(_stage(moved, None), 4)) == first
+    other = _stage(moved, None)
+    other["train"]["data"]["holdout_every"] = 3
+    assert scored_data(ClsTask(other, 4)) != first

@@ -294,3 +294,32 @@ def test_the_cli_says_when_the_split_it_scores_is_empty(tmp_path: Path, pages: i
     assert result.stderr.replace(THRESHOLD_NOTE, "") == note
     scored = json.loads((tmp_path / "run" / "evals.json").read_text(encoding="utf-8"))
     assert ("hmean" in scored[0]) == (not note) and result.stdout.endswith("best: -\n") == bool(note)
+
+
+def test_what_a_det_run_scores_is_told_by_content(tmp_path: Path) -> None:
+    """A resumed run must score the samples its checkpoint's best was scored on (``trainer.check_resume``): the
+    same images and boxes moved elsewhere are the same, another split or another box is not."""
+    import shutil
+
+    from ocrlite.train.trainer import scored_data
+
+    (tmp_path / "a").mkdir()
+    for k in range(4):
+        cv2.imwrite(str(tmp_path / "a" / f"page{k}.png"), np.full((64, 64, 3), 40 * k, np.uint8))
+    box = {"transcription": "a", "points": [[8, 8], [40, 8], [40, 24], [8, 24]]}
+    (tmp_path / "a" / "labels.txt").write_text("".join(f"page{k}.png\t{json.dumps([box])}\n" for k in range(4)))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    wider = {**box, "points": [[8, 8], [48, 8], [48, 24], [8, 24]]}
+    (tmp_path / "b" / "labels2.txt").write_text("".join(f"page{k}.png\t{json.dumps([box if k < 3 else wider])}\n"
+                                                        for k in range(4)))
+
+    def scored(root: Path, **data: object) -> dict[str, str] | None:
+        stage = _stage(data={"format": "paddle", "root": str(root), "holdout_every": 2, **data})
+        return scored_data(DetTask(stage, batch_size=1))
+
+    first = scored(tmp_path / "a" / "labels.txt")
+    assert first is not None and first["key"] == "train.data (its eval_on split)"
+    assert scored(tmp_path / "b" / "labels.txt") == first
+    assert scored(tmp_path / "b" / "labels2.txt") != first
+    assert scored(tmp_path / "a" / "labels.txt", eval_on="train") != first
+    assert scored(tmp_path / "a" / "labels.txt", holdout_every=0) is None  # nothing scored

@@ -475,3 +475,28 @@ def test_a_null_eval_file_turns_evaluation_off_like_an_empty_one(labels: Path, t
     assert "best: -" in result.output
     assert json.loads((run / "evals.json").read_text(encoding="utf-8")) == [{"step": 2}]
     assert _same(run / "best.safetensors", run / "checkpoints" / "step_0000002" / "model.safetensors")
+
+
+def test_resume_refuses_other_evaluation_samples_but_takes_the_same_ones_moved(labels: Path, tmp_path: Path) -> None:
+    """train.data may change on resume (a moved set), but another train.data.eval resumed without a word and
+    keep-best compared the new scores with a best scored on the old samples. The samples are compared by content:
+    the same ones moved resume; other ones, or another eval_limit, are refused naming the key."""
+    torch.set_num_threads(1)
+    config, run = str(_config(tmp_path, labels)), tmp_path / "run"
+    first = _train_cli(config, "-o", str(run), "--set", "train.steps=2", "--no-export")
+    assert first.exit_code == 0, first.output
+    moved = Path(shutil.copytree(labels.parent, tmp_path / "moved"))
+    lines = (moved / labels.name).read_text(encoding="utf-8").splitlines()
+    (moved / "other.txt").write_text("\n".join(lines[::-1]) + "\n", encoding="utf-8")
+    again = [config, "-o", str(run), "--resume", str(run), "--no-export", "--set",
+             f"train.data.train=[{moved / labels.name}]"]
+    same = _train_cli(*again, "--set", "train.steps=3", "--set", f"train.data.eval={moved / labels.name}")
+    assert same.exit_code == 0, same.output
+    assert _logged_steps(run) == [1, 2, 3]
+    message = (f"ocrlite: error: --resume {run / 'checkpoints' / 'step_0000003'}: train.data.eval scores other "
+               "samples than the checkpoint's evaluations, and its best was scored on those; resume with the "
+               "checkpoint's evaluation data, or train a new run\n")
+    for change in ([f"train.data.eval={moved / 'other.txt'}"], ["train.data.eval_limit=5"]):
+        refused = _train_cli(*again, "--set", "train.steps=4", *[a for c in change for a in ("--set", c)])
+        assert (refused.exit_code, refused.output) == (2, message)
+    assert _logged_steps(run) == [1, 2, 3]
