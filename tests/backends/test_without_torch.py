@@ -36,6 +36,12 @@ def test_cached_exports_run_without_torch(tmp_path: Path) -> None:
     probe = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
     assert probe.returncode != 0 and "torch" in probe.stderr
 
+    threads = subprocess.run([sys.executable, "-c", (  # --threads before torch: the sessions take it
+        "from ocrlite.backends.threads import set_threads; from ocrlite.stages import stage_spec; set_threads(1); "
+        "runner = stage_spec('cls', overrides=['backend=onnxruntime']).build_runner(); "
+        "print(runner.session.get_session_options().intra_op_num_threads)")], env=env, capture_output=True, text=True)
+    assert (threads.returncode, threads.stdout) == (0, "1\n"), threads.stderr
+
     again = _ocrlite(*page, env=env)
     assert (again.returncode, again.stdout, again.stderr) == (0, exported.stdout, "")
 

@@ -221,7 +221,10 @@ def test_bad_sensitivity_curves_are_one_line(tmp_path, curves, reason):
     assert run.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
 
 
-def test_curves_of_another_criterion_or_detector_are_refused(tmp_path, det):
+def test_curves_of_another_criterion_or_detector_are_refused(tmp_path, det, monkeypatch):
+    import ocrlite.slim.run_prune as run_prune
+
+    monkeypatch.setattr(run_prune, "allocate", _fixed_allocation([]))  # the allocation itself: tested above
     spec, net = det
     sen = _curves_file(tmp_path / "sen.json", net, criterion="fpgm", stage_sha256=stage_fingerprint(spec))
     args = ["prune", "--config", "det_ppocrv3.yaml", "--flops-target", "0.9", "--sensitivity", str(sen)]
@@ -236,8 +239,11 @@ def test_curves_of_another_criterion_or_detector_are_refused(tmp_path, det):
     assert load_curves(sen, prunable_roots(net), "fpgm", stage_fingerprint(spec))  # what was measured is read
 
 
-def test_prune_cli_takes_a_preset(tmp_path, det):
+def test_prune_cli_takes_a_preset(tmp_path, det, monkeypatch):
     """``--model`` means what it means on every command: the preset's pipeline, its detector pruned."""
+    import ocrlite.slim.run_prune as run_prune
+
+    monkeypatch.setattr(run_prune, "allocate", _fixed_allocation([]))  # the allocation itself: tested above
     _, net = det  # ppocr-v3's detector is det_ppocrv3, as the default preset's
     curves = {name: {"0.25": 0.0, "0.5": 0.01} for name in prunable_roots(net)}
     sen = tmp_path / "sen.json"

@@ -80,15 +80,16 @@ def test_synth_chinese_share_and_mixed_lines() -> None:
 def test_synth_document_lines_carry_the_marks_documents_print() -> None:
     """The converted charset holds signs that English documents print (yen, degrees, plus-minus, times...); lines
     that never showed them taught the English fine-tune to read "25°C" as "25'" and "¥1,250" as "?1,250"."""
-    rng = np.random.default_rng(0)
-    assert set("¥°±×÷®™§•·—“”‘’…≤≥≠→[]<>_~|{}^\\`") <= set("".join(TextSource().marked(rng) for _ in range(600)))
+    rng, source = np.random.default_rng(0), TextSource()  # each built once: they read the word list
+    assert set("¥°±×÷®™§•·—“”‘’…≤≥≠→[]<>_~|{}^\\`") <= set("".join(source.marked(rng) for _ in range(600)))
     fonts = FontBank()
-    texts = [Synthesizer(CHARSET, "en", 32, fonts, scene_share=0.0).sample(5, k)[1] for k in range(200)]
+    synth = Synthesizer(CHARSET, "en", 32, fonts, scene_share=0.0)
+    texts = [synth.sample(5, k)[1] for k in range(200)]
     marked = [t for t in texts if set(t) & set("¥°±×÷®™§•·—“”‘’…≤≥≠→[]<>_~|{}^\\`")]
     assert 8 <= len(marked) <= 40 and len(set("".join(marked)) - set(string.printable)) >= 5  # ~1 line in 10
     ascii_only = Charset(list(string.printable[:95]), use_space_char=True)
-    assert all(t.isascii() for t in (Synthesizer(ascii_only, "en", 32, fonts, scene_share=0.0).sample(5, k)[1]
-                                     for k in range(100)))
+    ascii_synth = Synthesizer(ascii_only, "en", 32, fonts, scene_share=0.0)
+    assert all(ascii_synth.sample(5, k)[1].isascii() for k in range(100))
 
 
 def test_synth_cli_writes_the_mix_it_is_asked_for(tmp_path: Path) -> None:
