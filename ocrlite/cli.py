@@ -33,6 +33,7 @@ _DRAW_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 _FLAGS = "ocrlite.flags"  # click context meta: each config override a flag became (_flag_overrides) -> the flag
+_SETTING_FLAGS = "ocrlite.setting_flags"  # click context meta: each setting a flag is passed to OCR as -> the flag
 
 
 def _fail(message: str) -> None:
@@ -41,14 +42,19 @@ def _fail(message: str) -> None:
 
 def _flags_named(message: str) -> str:
     """``message`` naming the flag the user typed (``(from --box-thresh)``) where it names the config override that
-    flag became (``(from the override 'det.postprocess.box_thresh=-1.0')``); ``--set`` overrides stay named."""
+    flag became (``(from the override 'det.postprocess.box_thresh=-1.0')``), or is about the setting a flag is
+    passed to OCR as (``pipeline.drop_score: ...``, which names no source); ``--set`` overrides stay named."""
     context = click.get_current_context(silent=True)
-    flags: dict[str, str] = context.meta.get(_FLAGS, {}) if context is not None else {}
+    meta = context.meta if context is not None else {}
+    flags: dict[str, str] = meta.get(_FLAGS, {})
     if flags:
         from ocrlite.stages import override_source
 
         for item, flag in flags.items():
             message = message.replace(override_source(item), f"(from {flag})")
+    for key, flag in meta.get(_SETTING_FLAGS, {}).items():
+        if message.startswith(f"{key}: "):
+            message = f"{message} (from {flag})"
     return message
 
 
@@ -182,6 +188,18 @@ def _flag_overrides(**keys: str) -> list[str]:
         items.append(f"{key}={value}")
         made[items[-1]] = max(options[name].opts, key=len)
     return items
+
+
+def _flag_settings(**keys: str) -> None:
+    """Remember the flags of ``keys`` (parameter name -> the setting it is passed to OCR as, ``drop_score=
+    "pipeline.drop_score"``) that were given: OCR's error about such a setting names the setting only, and the
+    flag's value is the one checked (it is applied after every override), so ``_fail`` names the flag."""
+    context = click.get_current_context()
+    made: dict[str, str] = context.meta.setdefault(_SETTING_FLAGS, {})
+    options = {param.name: param for param in context.command.params}
+    for name, key in keys.items():
+        if context.params[name] is not None:
+            made[key] = max(options[name].opts, key=len)
 
 
 def _check_models(config: str | None, model: str | None) -> None:
@@ -462,6 +480,7 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
     extra = _flag_overrides(det_limit_side_len="det.preprocess.limit_side_len", box_thresh="det.postprocess.box_thresh",
                             rec_batch="rec.preprocess.batch_size", rotate_pages="pipeline.page_orientation",
                             deskew="pipeline.deskew")
+    _flag_settings(drop_score="pipeline.drop_score")
     engine_args = {"config": config, "model": model, "overrides": (*extra, *overrides),
                    "use_cls": use_cls, "drop_score": drop_score, "backend": backend}
     if output is not None:

@@ -311,13 +311,16 @@ def test_bad_config_values_are_one_line_and_exit_2(override: str, message: str) 
                                          "(from --unclip-ratio)"),
     (["detect", "--config", "det_ppocrv3.yaml", "--box-thresh", "7"],
      "det.postprocess.box_thresh: 7.0 is out of range; allowed: 0.0..1.0 (from --box-thresh)"),
+    (["ocr", "--drop-score", "2"], "pipeline.drop_score: 2.0 is out of range; allowed: 0.0..1.0 (from --drop-score)"),
+    (["ocr", "--set", "pipeline.drop_score=0.3", "--drop-score", "nan"],  # the flag's value is the one checked
+     "pipeline.drop_score: expected a finite number, got nan (from --drop-score)"),
     (["ocr", "--set", "det.postprocess.box_thresh=-1"],  # a --set override keeps naming the override
      "det.postprocess.box_thresh: -1.0 is out of range; allowed: 0.0..1.0 "
      "(from the override 'det.postprocess.box_thresh=-1')"),
 ])
 def test_bad_flag_values_name_the_flag(args: list[str], message: str, tmp_path: Path) -> None:
-    """A flag that becomes a config override: its bad value's error names the flag typed, not the override, in
-    stdout and batch mode."""
+    """A flag that becomes a config override, or a setting passed to OCR (--drop-score): its bad value's error names
+    the flag typed, not the override or the setting alone, in stdout and batch mode."""
     for mode in ([], ["-o", str(tmp_path / "out")]) if args[0] == "ocr" else ([],):
         code, out, err = _run(*args, str(SAMPLE), *mode)
         assert (code, out, err) == (2, [], [f"ocrlite: error: {message}"]), mode
