@@ -244,13 +244,17 @@ def _icdar_e2e_row(pages: list[PageResult], gts: list[list[GtRegion]]) -> dict[s
 
 
 def _funsd_row(pages: list[PageResult], gts: list[list[str]]) -> dict[str, Any]:
+    """Bag-of-words P/R/F1 in percent, case-insensitive and case-sensitive (``_cs``), each with its counts
+    (``matched``, ``n_pred``, ``n_gt``: matched, predicted and ground-truth words; ``_cs`` too)."""
     row: dict[str, Any] = {}
+    counts: dict[str, int] = {}
     for suffix, case_sensitive in (("", False), ("_cs", True)):
         bow = sum((bag_of_words([line.text for line in page.lines], words, case_sensitive)
                    for page, words in zip(pages, gts)), PRScores())
         row.update({f"bow_precision{suffix}": _pct(bow.precision), f"bow_recall{suffix}": _pct(bow.recall),
                     f"bow_f1{suffix}": _pct(bow.f1)})
-    return row
+        counts.update({f"matched{suffix}": bow.matched, f"n_pred{suffix}": bow.n_pred, f"n_gt{suffix}": bow.n_gt})
+    return {**row, **counts}
 
 
 def _rec_row(texts: list[str], labels: list[str]) -> dict[str, Any]:
@@ -282,7 +286,8 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     ``_cs`` sensitive), 1 - NED (case-insensitive) and CER (case-sensitive); cls: accuracy on every crop upright
     (0) and turned 180 degrees (a direction label file's 180 crops turned upright first: ``upright_crops``). det
     and ICDAR-style e2e rows also give the counts behind P/R/H (``matched``, ``n_pred``, ``n_gt``: matches,
-    cared-for detections and cared-for ground truths). Every row has ``n`` (items) and ``s_per_item`` (seconds
+    cared-for detections and cared-for ground truths), FUNSD e2e rows those behind P/R/F1 (matched, predicted and
+    ground-truth words; ``_cs`` too). Every row has ``n`` (items) and ``s_per_item`` (seconds
     inside the system). Crops go to a system in one call (which the predictors sort by ratio).
     ``outputs``, when given, receives each system's (outputs, ground truths) per item by name, for paired
     comparisons of systems on the same items. FUNSD serves det (P/R/H against its line or word boxes), rec and

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from ocrlite.cli import main
-from ocrlite.eval.datasets import load_funsd_boxes
+from ocrlite.eval.datasets import load_funsd, load_funsd_boxes
+from ocrlite.eval.metrics import bow_tokens
 from ocrlite.train.data import write_split_manifest
 
 FORMS = ("0000971160", "0000989556")
@@ -59,6 +60,21 @@ def test_cls_scores_the_line_crops_upright_and_turned_through_a_form_split(funsd
     one, = _eval("cls", "--data", str(funsd), "--split", str(tmp_path / "split_one.json"))
     assert whole["n"] == 2 * sum(len(form.lines) for form in forms)
     assert one["n"] == 2 * len(forms[1].lines) and one["accuracy"] > 90
+
+
+def test_e2e_rows_carry_the_word_counts_behind_their_percentages(funsd: Path) -> None:
+    """The bag-of-words P/R/F1 came rounded to 0.01 % only; the counts they come from are kept beside them, for
+    both cases, with the ICDAR rows' names (``matched``, ``n_pred``, ``n_gt``; ``_cs``)."""
+    row, = _eval("e2e", "--data", str(funsd))
+    words = [word for _, form_words in load_funsd(funsd) for word in form_words]
+    for suffix, case_sensitive in (("", False), ("_cs", True)):
+        matched, n_pred, n_gt = (row[f"{key}{suffix}"] for key in ("matched", "n_pred", "n_gt"))
+        assert n_gt == sum(bow_tokens(words, case_sensitive).values()) and 0 < matched <= min(n_pred, n_gt)
+        precision, recall = matched / n_pred, matched / n_gt
+        assert row[f"bow_precision{suffix}"] == round(100 * precision, 2)
+        assert row[f"bow_recall{suffix}"] == round(100 * recall, 2)
+        assert row[f"bow_f1{suffix}"] == round(100 * 2 * precision * recall / (precision + recall), 2)
+    assert row["matched_cs"] <= row["matched"] and row["n_gt_cs"] == row["n_gt"]
 
 
 def test_a_unit_where_there_are_no_funsd_boxes_is_one_line(funsd: Path) -> None:
