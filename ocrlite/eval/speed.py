@@ -344,6 +344,7 @@ def folder_rows(row: str, folder: Path, settings: Sequence[tuple[str, int]], thr
     import tempfile
 
     from ocrlite.io.images import expand_inputs
+    from ocrlite.profile import plural
 
     preset, sets, _ = ROWS[row]
     pages = len(expand_inputs([folder])[0])
@@ -353,7 +354,7 @@ def folder_rows(row: str, folder: Path, settings: Sequence[tuple[str, int]], thr
     for round_ in range(1, repeats + 1):
         peer_s, peer_rss, _ = run_tree([sys.executable, "-c", code, row, str(threads), str(folder)])
         peer_ppm = 60 * pages / peer_s
-        out.append({"row": row, "round": round_, "system": _peer(row, threads)[1], "setting": f"{threads} threads",
+        out.append({"row": row, "round": round_, "system": _peer(row, threads)[1], "setting": plural(threads, "thread"),
                     "which": "peer", "pages": pages, "seconds": round(peer_s, 1), "pages_per_min": round(peer_ppm, 1),
                     "ratio": 1.0, "peak_rss_mib": round(peer_rss)})
         for backend, workers in settings:
@@ -367,8 +368,8 @@ def folder_rows(row: str, folder: Path, settings: Sequence[tuple[str, int]], thr
                 shutil.rmtree(target, ignore_errors=True)
             ppm = 60 * pages / seconds
             out.append({"row": row, "round": round_, "system": f"ocrlite {preset} ({backend})",
-                        "setting": f"{workers} workers", "which": backend, "pages": pages, "seconds": round(seconds, 1),
-                        "pages_per_min": round(ppm, 1), "ratio": round(ppm / peer_ppm, 3),
+                        "setting": plural(workers, "worker"), "which": backend, "pages": pages,
+                        "seconds": round(seconds, 1), "pages_per_min": round(ppm, 1), "ratio": round(ppm / peer_ppm, 3),
                         "peak_rss_mib": round(rss)})
     loads = {which: round(load_seconds(row, which, threads), 2)
              for which in dict.fromkeys(r["which"] for r in out)}

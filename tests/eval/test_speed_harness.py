@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from ocrlite.stages import stage_spec
 
 pytest.importorskip("psutil", reason='the benchmarks need psutil (pip install ".[bench]")')
 
+SAMPLE = Path(__file__).resolve().parents[1] / "images" / "sample.png"
 GRANDCHILD = "import time; b = bytearray(300 * 2**20); time.sleep(1.5)"  # 300 MiB, written, so resident
 
 
@@ -102,3 +104,28 @@ def test_bench_rows_times_first_reads_apart_from_repeats(monkeypatch: pytest.Mon
     assert 0.8 <= cold["ratio"] <= 1.25  # repeats: both 10 ms
     assert cold["first_s"] >= 0.05 and cold["first_ratio"] >= 3.0  # 3 new pages at 50 ms (the warm-up not among them)
     assert peer["first_ratio"] == 1.0
+
+
+def test_the_folder_table_counts_workers_and_threads_in_words(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """The setting column said "1 workers" and "1 threads". The runs themselves are not made here (a benchmark):
+    ``run_tree`` gives each command a fixed time and the commands are kept, to check each row's setting is its
+    run's."""
+    from ocrlite.eval import speed
+
+    (tmp_path / "page.png").write_bytes(SAMPLE.read_bytes())
+    commands: list[list[str]] = []
+
+    def run(command: list[str]) -> tuple[float, float, str]:
+        commands.append(command)
+        return 2.0, 100.0, ""
+
+    monkeypatch.setattr(speed, "run_tree", run)
+    monkeypatch.setattr(speed, "load_seconds", lambda row, which, threads: 0.5)
+    monkeypatch.setattr(speed, "_peer", lambda row, threads: (object, "peer"))
+    for threads, expected in ((1, ["1 thread", "1 worker", "4 workers"]), (2, ["2 threads", "1 worker", "4 workers"])):
+        commands.clear()
+        rows = speed.folder_rows("v6-tiny", tmp_path, [("torch", 1), ("onnxruntime", 4)], threads, 1)
+        assert [row["setting"] for row in rows] == expected
+        assert commands[0][-2] == str(threads)  # the peer's child: row, threads, folder
+        assert [c[c.index("--workers") + 1] for c in commands[1:]] == ["1", "4"]
