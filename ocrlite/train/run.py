@@ -47,7 +47,7 @@ from .trainer import (
     check_device,
     check_resume,
     run_checkpoint,
-    scored_data,
+    scored_by,
     train,
 )
 
@@ -295,7 +295,7 @@ def run_training(
 
         identity = teacher_identity(about)
     if checkpoint is not None:
-        check_resume(checkpoint, settings, stage, identity, scored_data(task))
+        check_resume(checkpoint, settings, stage, identity, scored_by(task))
     label_files: dict[str, dict[str, int]] = getattr(task, "label_files", {})
     for label_file, counts in label_files.items():
         if counts["rejected"]:

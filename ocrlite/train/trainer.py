@@ -48,7 +48,7 @@ from .checkpoint import BEST_FILE, find_checkpoint, load_checkpoint, read_state,
 from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules", "run_checkpoint",
-           "check_device", "check_resume", "scored_data"]
+           "check_device", "check_resume", "scored_by"]
 
 # The train sections each task reads, and those of the wrappers every task takes: "module:class" of each one's
 # settings (imported only to tell where a misplaced key belongs)
@@ -327,7 +327,7 @@ def check_resume(folder: Path, settings: TrainSettings, config: dict[str, Any] |
     model, preprocess and postprocess as the stage runs them (a default given equals one left out; center_loss,
     distill and qat, which their presence turns on, left out are off, not their defaults). So must a
     distillation's teacher (``identity``, ``slim.distill.teacher_identity``: its weights by SHA-256), when the
-    checkpoint records one. The data may change, but not what is scored (``scored``, ``scored_data``: the
+    checkpoint records one. The data may change, but not what is scored (``scored``, ``scored_by``: the
     evaluation samples by content, so a moved set is the same) when both this run and the checkpoint score
     something: keep-best would compare new scores with a best scored on other samples. The first difference is
     a one-line ConfigError.
@@ -445,7 +445,7 @@ def train(
 
     dev = check_device(device)
     checkpoint = run_checkpoint(run_dir, resume)
-    scored = scored_data(task)
+    scored = scored_by(task)
     if checkpoint is not None:
         check_resume(checkpoint, settings, config, identity, scored)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -525,7 +525,7 @@ def train(
                        counters["wall_seconds"], best, counters["loss"])
 
 
-def scored_data(task: Task) -> dict[str, str] | None:
+def scored_by(task: Task) -> dict[str, str] | None:
     """What ``task`` scores during training (its optional ``scored_data()``), kept in checkpoints and compared on
     resume (``check_resume``); None when it scores nothing or cannot tell."""
     scored = getattr(task, "scored_data", None)

@@ -202,14 +202,14 @@ def test_what_a_cls_run_scores_is_told_by_content(tmp_path: Path) -> None:
     images moved elsewhere are the same, another split is not."""
     import shutil
 
-    from ocrlite.train.trainer import scored_data
+    from ocrlite.train.trainer import scored_by
 
     (tmp_path / "a").mkdir()
     labels = _label_file(tmp_path / "a")
     moved = Path(shutil.copytree(labels.parent, tmp_path / "b")) / labels.name
-    first = scored_data(ClsTask(_stage(labels, None), 4))
+    first = scored_by(ClsTask(_stage(labels, None), 4))
     assert first is not None and first["key"] == "train.data (its eval_on split)"
-    assert scored_data(ClsTask(_stage(moved, None), 4)) == first
+    assert scored_by(ClsTask(_stage(moved, None), 4)) == first
     other = _stage(moved, None)
     other["train"]["data"]["holdout_every"] = 3
-    assert scored_data(ClsTask(other, 4)) != first
+    assert scored_by(ClsTask(other, 4)) != first

@@ -301,7 +301,7 @@ def test_what_a_det_run_scores_is_told_by_content(tmp_path: Path) -> None:
     same images and boxes moved elsewhere are the same, another split or another box is not."""
     import shutil
 
-    from ocrlite.train.trainer import scored_data
+    from ocrlite.train.trainer import scored_by
 
     (tmp_path / "a").mkdir()
     for k in range(4):
@@ -315,7 +315,7 @@ def test_what_a_det_run_scores_is_told_by_content(tmp_path: Path) -> None:
 
     def scored(root: Path, **data: object) -> dict[str, str] | None:
         stage = _stage(data={"format": "paddle", "root": str(root), "holdout_every": 2, **data})
-        return scored_data(DetTask(stage, batch_size=1))
+        return scored_by(DetTask(stage, batch_size=1))
 
     first = scored(tmp_path / "a" / "labels.txt")
     assert first is not None and first["key"] == "train.data (its eval_on split)"
