@@ -24,7 +24,7 @@ __all__ = ["OPSET", "CACHE_ENV", "METADATA", "STALE_PART_S", "cache_dir", "cache
 
 OPSET = 17
 CACHE_ENV = "OCRLITE_ONNX_CACHE"
-_FORMAT = 5  # part of the cache key: bump when what an export contains changes
+_FORMAT = 6  # part of the cache key: bump when what an export contains changes
 _WRITABLE = f"set {CACHE_ENV} to a writable folder"
 _KEY_HEX = 20  # hex digits of a cache key
 _CACHED = re.compile(rf"[a-z]+-[0-9a-f]{{{_KEY_HEX}}}\.onnx")  # a cache file's name: KIND-KEY.onnx

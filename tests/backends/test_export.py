@@ -340,3 +340,18 @@ def test_the_session_runs_on_torchs_thread_count(monkeypatch: pytest.MonkeyPatch
             assert runner.session.get_session_options().intra_op_num_threads == threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_hgnet_stem_exports_its_padding_inside_the_conv_and_pool(request: pytest.FixtureRequest,
+                                                                     tmp_path: Path) -> None:
+    """PP-OCRv6's stem pads its map at the right and bottom; the export writes that as the ``pads`` of the 2x2
+    convs and the max pool, never as a Pad node (a copy of the full-size map that also breaks onnxruntime's
+    blocked layout around it). The numbers are checked against PyTorch by the parity test above."""
+    import onnx
+
+    spec = _spec("det_ppocrv6_tiny", request)
+    graph = onnx.load(str(export_stage(spec, tmp_path / "det.onnx"))).graph
+    assert "Pad" not in {node.op_type for node in graph.node}
+    padded = [node.op_type for node in graph.node
+              if any(a.name == "pads" and list(a.ints) == [0, 0, 1, 1] for a in node.attribute)]
+    assert sorted(padded) == ["Conv", "Conv", "MaxPool"]

@@ -45,11 +45,35 @@ __all__ = ["RepMixerNet"]
 def _max_pool_2x2(x: Tensor) -> Tensor:
     """``F.max_pool2d(x, 2, 1)``, the same numbers, as the maximum of four shifted views. torch's CPU max pool
     also works out indices, which made it 11 % of the PP-OCRv6 tiny detector at one thread; this took the
-    detector from 0.74 to 0.70 s for 10 dev pages (v6 small: 1.54 -> 1.52 s). ONNX exports keep the pool."""
-    if torch.onnx.is_in_onnx_export():
-        return F.max_pool2d(x, 2, 1)
+    detector from 0.74 to 0.70 s for 10 dev pages (v6 small: 1.54 -> 1.52 s)."""
     top, bottom = x[:, :, :-1], x[:, :, 1:]
     return torch.maximum(torch.maximum(top[..., :-1], top[..., 1:]), torch.maximum(bottom[..., :-1], bottom[..., 1:]))
+
+
+class _PaddedPool(torch.autograd.Function):
+    """ONNX export only: ``_max_pool_2x2`` of a map >= 0 padded with zeros at the right and bottom, written as one
+    MaxPool whose ``pads`` do the padding (ONNX pads count as -inf, which a map >= 0 cannot tell from zeros)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        return _max_pool_2x2(F.pad(x, (0, 1, 0, 1)))
+
+    @staticmethod
+    def symbolic(g: Any, x: Any) -> Any:
+        return g.op("MaxPool", x, kernel_shape_i=[2, 2], strides_i=[1, 1], pads_i=[0, 0, 1, 1])
+
+
+class _PaddedConv(torch.autograd.Function):
+    """ONNX export only: a 2x2 stride-1 conv of a map padded with zeros at the right and bottom, written as one
+    Conv whose ``pads`` do the padding."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        return F.conv2d(F.pad(x, (0, 1, 0, 1)), weight, bias)
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, weight: Any, bias: Any) -> Any:
+        return g.op("Conv", x, weight, bias, kernel_shape_i=[2, 2], strides_i=[1, 1], pads_i=[0, 0, 1, 1])
 
 
 class _HGStem(nn.Module):
@@ -64,10 +88,16 @@ class _HGStem(nn.Module):
         self.stem4 = ConvBNAct(mid, out, 1, bn=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.pad(self.stem1(x), (0, 1, 0, 1))  # zeros; inputs are ReLU outputs, so pooling is unaffected
+        x = self.stem1(x)
+        if torch.onnx.is_in_onnx_export():  # no Pad node: it copies the full-size map and breaks onnxruntime's
+            # blocked layout around it (7 % of the v6 tiny detector's time there)
+            conv_a, conv_b = self.stem2a[0], self.stem2b[0]
+            branch = F.relu(_PaddedConv.apply(F.relu(_PaddedConv.apply(x, conv_a.weight, conv_a.bias)),
+                                              conv_b.weight, conv_b.bias))
+            return self.stem4(self.stem3(torch.cat([_PaddedPool.apply(x), branch], dim=1)))
+        x = F.pad(x, (0, 1, 0, 1))  # zeros; inputs are ReLU outputs, so pooling is unaffected
         branch = self.stem2b(F.pad(self.stem2a(x), (0, 1, 0, 1)))
-        pooled = _max_pool_2x2(x)
-        return self.stem4(self.stem3(torch.cat([pooled, branch], dim=1)))
+        return self.stem4(self.stem3(torch.cat([_max_pool_2x2(x), branch], dim=1)))
 
 
 class _ConvStem(nn.Sequential):
