@@ -186,8 +186,14 @@ def _flag_overrides(**keys: str) -> list[str]:
         if value is None or value is False:
             continue
         items.append(f"{key}={value}")
-        made[items[-1]] = max(options[name].opts, key=len)
+        made[items[-1]] = _typed_flag(options[name], value)
     return items
+
+
+def _typed_flag(option: click.Parameter, value: object) -> str:
+    """The flag of ``option`` that gave ``value``, by its longest name: an on/off pair's off one (``--no-cls``)
+    for False."""
+    return max(option.secondary_opts if value is False else option.opts, key=len)
 
 
 def _flag_settings(**keys: str) -> None:
@@ -198,8 +204,8 @@ def _flag_settings(**keys: str) -> None:
     made: dict[str, str] = context.meta.setdefault(_SETTING_FLAGS, {})
     options = {param.name: param for param in context.command.params}
     for name, key in keys.items():
-        if context.params[name] is not None:
-            made[key] = max(options[name].opts, key=len)
+        if (value := context.params[name]) is not None:
+            made[key] = _typed_flag(options[name], value)
 
 
 def _check_models(config: str | None, model: str | None) -> None:
@@ -207,16 +213,17 @@ def _check_models(config: str | None, model: str | None) -> None:
         raise click.UsageError("--model and --config are exclusive")
 
 
-def _stage_config_kind(config: str | None, kinds: Sequence[str]) -> str | None:
+def _stage_config_kind(config: str | None, kinds: Sequence[str], flag: str | None = None) -> str | None:
     """The kind of ``--config`` when it is a single stage config (else None); one of a kind the command does not
-    run (``kinds``) is a ConfigError, never a stage silently left unused."""
+    run (``kinds``) is a ConfigError, never a stage silently left unused; it names ``flag``, the flag that left
+    that kind out (``--no-cls``), when one did."""
     from ocrlite.errors import ConfigError
     from ocrlite.slim.save import config_stage_kind
 
     found = config_stage_kind(config) if config is not None else None
     if found is not None and found not in kinds:
         raise ConfigError(f"{config} is a {found} stage config; give a {' or '.join(kinds)} stage config or a "
-                          "pipeline config")
+                          f"pipeline config{f' (from {flag})' if flag else ''}")
     return found
 
 
@@ -480,7 +487,7 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
     extra = _flag_overrides(det_limit_side_len="det.preprocess.limit_side_len", box_thresh="det.postprocess.box_thresh",
                             rec_batch="rec.preprocess.batch_size", rotate_pages="pipeline.page_orientation",
                             deskew="pipeline.deskew")
-    _flag_settings(drop_score="pipeline.drop_score")
+    _flag_settings(use_cls="pipeline.use_cls", drop_score="pipeline.drop_score")
     engine_args = {"config": config, "model": model, "overrides": (*extra, *overrides),
                    "use_cls": use_cls, "drop_score": drop_score, "backend": backend}
     if output is not None:
@@ -624,8 +631,9 @@ def recognize(images: tuple[str, ...], config: str | None, model: str | None, us
 
     _check_models(config, model)
     fmt = _crop_format(formats, as_json)
+    _flag_settings(use_cls="pipeline.use_cls")
     stages = ("rec",) if use_cls is False else ("cls", "rec")
-    _build(lambda: _stage_config_kind(config, stages))
+    _build(lambda: _stage_config_kind(config, stages, "--no-cls" if use_cls is False else None))
     engine = _build(lambda: OCR(config, overrides, model=model, use_cls=use_cls, stages=stages))
     _crop_command(images, fmt, output, engine.recognize, "text")
 

@@ -314,6 +314,10 @@ def test_bad_config_values_are_one_line_and_exit_2(override: str, message: str) 
     (["ocr", "--drop-score", "2"], "pipeline.drop_score: 2.0 is out of range; allowed: 0.0..1.0 (from --drop-score)"),
     (["ocr", "--set", "pipeline.drop_score=0.3", "--drop-score", "nan"],  # the flag's value is the one checked
      "pipeline.drop_score: expected a finite number, got nan (from --drop-score)"),
+    (["ocr", "--cls", "--set", "cls=null"],
+     "pipeline.use_cls: true needs a cls stage, and this pipeline has none (from --cls)"),
+    (["recognize", "--cls", "--set", "cls=null"],
+     "pipeline.use_cls: true needs a cls stage, and this pipeline has none (from --cls)"),
     (["ocr", "--set", "det.postprocess.box_thresh=-1"],  # a --set override keeps naming the override
      "det.postprocess.box_thresh: -1.0 is out of range; allowed: 0.0..1.0 "
      "(from the override 'det.postprocess.box_thresh=-1')"),

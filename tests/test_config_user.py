@@ -114,7 +114,8 @@ def test_a_charset_of_another_size_than_the_weights_is_named(tmp_path: Path, lin
     (["recognize", "--config", "det_ppocrv3.yaml", "CROP"],
      "det_ppocrv3.yaml is a det stage config; give a cls or rec stage config or a pipeline config"),
     (["recognize", "--no-cls", "--config", "cls_ppocr_mobile_v2.yaml", "CROP"],
-     "cls_ppocr_mobile_v2.yaml is a cls stage config; give a rec stage config or a pipeline config"),
+     "cls_ppocr_mobile_v2.yaml is a cls stage config; give a rec stage config or a pipeline config "
+     "(from --no-cls)"),
     (["eval", "rec", "--data", "DATA", "--config", "det_ppocrv3.yaml"],
      "det_ppocrv3.yaml is a det stage config; give a rec stage config or a pipeline config"),
     (["eval", "cls", "--data", "DATA", "--config", "rec_ppocrv2.yaml"],
