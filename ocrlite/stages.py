@@ -114,21 +114,28 @@ class StageSpec:
         return net
 
     def check_input_size(self, net: Any) -> None:
-        """For a stage with a fixed input (cls, page), a ConfigError naming the preprocess setting and the smallest
-        value that works when ``net`` (in eval mode) cannot take this stage's input: a too small line height
-        leaves the classifier's MobileNetV3 a feature map with no rows (torch's RuntimeError at the first crop)."""
+        """For a stage with a fixed input height (cls, rec, page), a ConfigError naming the preprocess setting and
+        the nearest value that works when ``net`` (in eval mode) cannot take this stage's input (a recognizer's
+        narrowest: ``preprocess.width`` wide): a too small line height leaves the classifier's MobileNetV3 or the
+        recognizer's CRNN a feature map with no rows, a too large one the recognizer's more than the one it reads
+        (torch's RuntimeError or im2seq's ValueError at the first crop)."""
         height, width = self.input_size()
+        if self.kind == "rec":
+            width = int(self.pre.width)  # the least width a batch is padded to (preprocess.rec_batch_width)
         if height is None or width is None or _takes(net, height, width):
             return
         sizes = {"height": lambda n: (n, width), "width": lambda n: (height, n)} if self.kind != PAGE_KIND else \
             {"crop": lambda n: (n, n)}
-        bounds = {f.name: f.metadata.get("high") for f in fields(self.pre)}
+        bounds = {f.name: (f.metadata.get("low"), f.metadata.get("high")) for f in fields(self.pre)}
         for key, size in sizes.items():
             given = int(getattr(self.pre, key))
-            smallest = _smallest(net, size, given + 1, int(bounds[key] or given))
-            if smallest is not None:
-                raise ConfigError(f"{self.kind}.preprocess.{key}: {given} is too small for this net (its feature "
-                                  f"map runs out); the smallest that works is {smallest}")
+            low, high = bounds[key]
+            nearest = _nearest(net, size, given, int(low or given), int(high or given))
+            if nearest is not None:
+                small = nearest > given
+                raise ConfigError(f"{self.kind}.preprocess.{key}: {given} is too {'small' if small else 'large'} "
+                                  f"for this net (its feature map {'runs out' if small else 'keeps too many rows'}); "
+                                  f"the {'smallest' if small else 'largest'} that works is {nearest}")
         raise ConfigError(f"{self.kind}.preprocess: this net cannot take {height} x {width} inputs")
 
     @staticmethod
@@ -248,18 +255,23 @@ def _takes(net: Any, height: int, width: int) -> bool:
     return True
 
 
-def _smallest(net: Any, size: Callable[[int], tuple[int, int]], low: int, high: int) -> int | None:
-    """The smallest ``n`` in ``low..high`` whose input ``size(n)`` (height, width) ``net`` takes (``_takes``; a net
-    that takes ``n`` takes every larger one), or None."""
-    if low > high or not _takes(net, *size(high)):
-        return None
-    while low < high:
-        middle = (low + high) // 2
-        if _takes(net, *size(middle)):
-            high = middle
-        else:
-            low = middle + 1
-    return low
+def _nearest(net: Any, size: Callable[[int], tuple[int, int]], given: int, low: int, high: int) -> int | None:
+    """The value in ``low..high`` nearest ``given`` (which ``net`` does not take) whose input ``size(n)`` (height,
+    width) ``net`` takes (``_takes``), the values it takes being one run (a classifier's: every one from the
+    smallest up; a recognizer's: the heights its strides bring to one row), or None. It tries ``given`` doubled
+    and halved again and again (the bounds last), then halves the gap between the first hit and the miss before
+    it down to the run's edge."""
+    last = {"up": given, "down": given}  # each way's last try, which net did not take
+    while last["up"] < high or last["down"] > low:
+        for way, miss in list(last.items()):
+            n = min(miss * 2, high) if way == "up" else max(miss // 2, low)
+            if n != miss and _takes(net, *size(n)):
+                while abs(n - miss) > 1:
+                    middle = (n + miss) // 2
+                    n, miss = (middle, miss) if _takes(net, *size(middle)) else (n, middle)
+                return n
+            last[way] = n
+    return None
 
 
 @dataclass(frozen=True)

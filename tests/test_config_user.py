@@ -132,6 +132,28 @@ def test_a_stage_config_the_command_does_not_run_is_refused(tmp_path: Path, args
     assert result.stderr.splitlines() == [f"ocrlite: error: {expected}"]
 
 
+@pytest.mark.parametrize(("height", "message"), [
+    (16, "rec.preprocess.height: 16 is too small for this net (its feature map runs out); the smallest that works "
+         "is 17"),
+    (49, "rec.preprocess.height: 49 is too large for this net (its feature map keeps too many rows); the largest "
+         "that works is 48"),
+])
+def test_a_line_height_the_recognizer_cannot_take_is_one_line_when_it_is_built(
+        tmp_path: Path, height: int, message: str) -> None:
+    """The shipped CRNN's strides bring 17 to 48 px lines to the one row its sequence reads (found by trying
+    every height): another height was an "unexpected RuntimeError" (or ValueError) line per image, exit 1, found at
+    the first text line; it is now the classifier's check (``check_input_size``) when the net is built. The edges
+    found read a real crop."""
+    crop = tmp_path / "line.png"
+    Image.open(SAMPLE).crop((40, 95, 350, 135)).save(crop)
+    for args in (["ocr", str(SAMPLE)], ["recognize", str(crop), "--no-cls"]):
+        result = CliRunner().invoke(main, [*args, "--set", f"rec.preprocess.height={height}"])
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"ocrlite: error: {message}\n"), args
+    edge = int(message.rsplit(" ", 1)[1])
+    works = CliRunner().invoke(main, ["recognize", str(crop), "--no-cls", "--set", f"rec.preprocess.height={edge}"])
+    assert works.exit_code == 0 and works.stdout.startswith(f"{crop}\t"), works.output
+
+
 def test_a_yaml_syntax_error_says_what_and_on_which_line(tmp_path: Path) -> None:
     """A tab used to indent was ``cannot read config x.yaml: while scanning for the next token``: neither the tab
     nor the line."""
