@@ -37,7 +37,7 @@ from ..preprocess import line_batch
 from ..settings import ClsPostprocess, LinePreprocess, build_settings, setting
 from ..stages import StageSpec, stage_spec
 from .augment import ClsAugment
-from .data import Splits, check_eval_on, check_unit, empty_split_notes, scored_data, three_way_split
+from .data import Splits, check_eval_on, data_settings, empty_split_notes, scored_data, three_way_split
 
 __all__ = ["ClsData", "ClsAugmentSettings", "ClsTask", "funsd_crops", "label_file_crops"]
 
@@ -106,8 +106,7 @@ class ClsTask:
     def __init__(self, stage: dict[str, Any], batch_size: int) -> None:
         self.stage = stage
         train = stage.get("train") or {}
-        self.data: ClsData = build_settings(ClsData, "train.data", train.get("data"))
-        check_unit(train.get("data"), self.data.format)
+        self.data: ClsData = data_settings(ClsData, train.get("data"))
         aug: ClsAugmentSettings = build_settings(ClsAugmentSettings, "train.augment", train.get("augment"))
         self.spec: StageSpec = stage_spec("cls", stage)
         self.pre: LinePreprocess = self.spec.pre

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -24,6 +24,7 @@ from ..eval.metrics import GtRegion
 from ..io.atomic import atomic_write_text, write_image
 from ..io.images import read_image
 from ..preprocess import crop_quad
+from ..settings import build_settings
 from ..weights import sha256_file
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "det_label_records",
     "icdar2015_records",
     "funsd_records",
-    "check_unit",
+    "data_settings",
     "holdout_split",
     "Splits",
     "three_way_split",
@@ -46,6 +47,16 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class _DataSection(Protocol):
+    """A det or cls task's ``train.data`` settings: what ``data_settings`` reads of them."""
+
+    @property
+    def format(self) -> str: ...
+
+
+D = TypeVar("D", bound=_DataSection)
 
 
 @dataclass(frozen=True)
@@ -93,12 +104,19 @@ def funsd_records(root: str | Path, unit: str = "words", key: str = "FUNSD unit"
     return records
 
 
-def check_unit(section: Any, data_format: str) -> None:
-    """ConfigError when the ``train.data`` mapping ``section`` gives ``unit`` for data that is not FUNSD's
-    (``data_format``): only FUNSD has word and line boxes to choose from, other data its own boxes or crops."""
-    if data_format != "funsd" and isinstance(section, dict) and "unit" in section:
+def data_settings(cls: type[D], section: Any) -> D:
+    """The det or cls task's ``train.data`` mapping ``section`` as ``cls`` (with ``format`` and ``unit``):
+    ``unit: null`` is not set (FUNSD's default unit), as ``eval: null`` is for the rec task; a ``unit`` given for
+    data that is not FUNSD's is a ConfigError: only FUNSD has word and line boxes to choose from, other data its
+    own boxes or crops."""
+    given = isinstance(section, dict) and section.get("unit") is not None
+    if isinstance(section, dict) and not given:
+        section = {key: value for key, value in section.items() if key != "unit"}
+    data = build_settings(cls, "train.data", section)
+    if given and data.format != "funsd":
         raise ConfigError(f"train.data.unit: only FUNSD data (format funsd) has word and line boxes to choose from; "
-                          f"format {data_format} has its own, so leave unit out")
+                          f"format {data.format} has its own, so leave unit out")
+    return data
 
 
 def holdout_split(items: Sequence[T], every: int) -> tuple[list[T], list[T]]:

@@ -41,7 +41,7 @@ from .augment import DetAugment, DetSample
 from .data import (
     DetRecord,
     check_eval_on,
-    check_unit,
+    data_settings,
     det_label_records,
     empty_split_notes,
     funsd_records,
@@ -202,8 +202,7 @@ class DetTask:
     def __init__(self, stage: dict[str, Any], batch_size: int) -> None:
         self.stage = with_threshold_branch(stage)
         train = stage.get("train") or {}
-        self.data: DetData = build_settings(DetData, "train.data", train.get("data"))
-        check_unit(train.get("data"), self.data.format)
+        self.data: DetData = data_settings(DetData, train.get("data"))
         aug: DetAugmentSettings = build_settings(DetAugmentSettings, "train.augment", train.get("augment"))
         self.loss_cfg: DetLossSettings = build_settings(DetLossSettings, "train.loss", train.get("loss"))
         check_eval_on(self.data.eval_on, self.data.val_every)

@@ -177,6 +177,24 @@ def test_a_unit_given_for_a_label_file_is_refused(tmp_path: Path) -> None:
         ClsTask(stage, 4)
 
 
+def test_a_unit_written_in_the_config_is_removed_by_setting_it_null(tmp_path: Path) -> None:
+    """``--set train.data.unit=null`` said "train.data.unit: expected a string, got None", so a config file's
+    ``unit`` could not be taken out for other data; null means not set, as ``train.data.eval: null`` does."""
+    import yaml
+
+    from ocrlite.train.run import load_training_config
+
+    labels = _label_file(tmp_path)
+    stage = _stage(labels, None)
+    stage["train"]["data"]["unit"] = "words"
+    config = tmp_path / "cls.yaml"
+    config.write_text(yaml.safe_dump({k: v for k, v in stage.items() if not k.startswith("_")}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="^train.data.unit: only FUNSD data"):
+        ClsTask(load_training_config(str(config), []), 4)
+    task = ClsTask(load_training_config(str(config), ["train.data.unit=null"]), 4)
+    assert (len(task.train_crops), task.data.unit) == (8, "lines")
+
+
 def test_a_line_height_the_classifier_cannot_take_is_one_line_at_the_start(tmp_path: Path) -> None:
     """At 32 px or less the shipped classifier's MobileNetV3 runs out of rows: training failed with a RuntimeError
     traceback at its first step and ``ocrlite classify`` with an "unexpected RuntimeError" per file. 33 px works
