@@ -294,8 +294,9 @@ def run_training(
         from ..slim.distill import teacher_identity
 
         identity = teacher_identity(about)
+    scored = scored_by(task)  # hashes every evaluation sample: once, for this check and the trainer's
     if checkpoint is not None:
-        check_resume(checkpoint, settings, stage, identity, scored_by(task))
+        check_resume(checkpoint, settings, stage, identity, scored)
     label_files: dict[str, dict[str, int]] = getattr(task, "label_files", {})
     for label_file, counts in label_files.items():
         if counts["rejected"]:
@@ -306,7 +307,8 @@ def run_training(
     files: list[Path] = getattr(task, "files", lambda: [])()
     data_hash = write_data_manifest(run_dir / "data_manifest.json", files, label_files)
     with _logged_to(say) if notify is not None and checkpoint is None else nullcontext():
-        result = train(task, settings, run_dir, device, checkpoint, progress, config=stage, identity=identity)
+        result = train(task, settings, run_dir, device, checkpoint, progress, config=stage, identity=identity,
+                       scored=scored)
     if not export:
         return result, None
     center = getattr(task, "center", None)  # a rec task's center-loss settings (Enhanced CTC)

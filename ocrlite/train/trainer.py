@@ -425,6 +425,9 @@ def _restore_run_files(run_dir: Path, checkpoint: Path, state: dict[str, Any], l
     return held
 
 
+_ASK_TASK: Any = object()  # train's ``scored`` when not given: asked of the task (``scored_by``)
+
+
 def train(
     task: Task,
     settings: TrainSettings,
@@ -435,17 +438,20 @@ def train(
     config: dict[str, Any] | None = None,
     stop_at: int | None = None,
     identity: dict[str, Any] | None = None,
+    scored: dict[str, str] | None = _ASK_TASK,
 ) -> TrainResult:
     """Train ``task`` for ``settings.steps`` steps into ``run_dir`` (see the module docstring).
 
     ``stop_at`` ends the run early (with a checkpoint) while the schedule still spans ``settings.steps``;
-    ``identity`` (a distillation's teacher) is kept in each checkpoint and checked on resume (``check_resume``).
+    ``identity`` (a distillation's teacher) is kept in each checkpoint and checked on resume (``check_resume``),
+    as is ``scored``, what the task scores: ``scored_by(task)``, given by a caller that has it already (its
+    fingerprint hashes every evaluation sample).
     """
     from tqdm import tqdm
 
     dev = check_device(device)
     checkpoint = run_checkpoint(run_dir, resume)
-    scored = scored_by(task)
+    scored = scored_by(task) if scored is _ASK_TASK else scored
     if checkpoint is not None:
         check_resume(checkpoint, settings, config, identity, scored)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,23 @@ def test_a_folder_that_holds_a_run_is_refused_unless_resumed(labels: Path, tmp_p
     assert (run / "checkpoints" / "LATEST").read_text().strip() == "step_0000006"
 
 
+def test_a_resumed_run_fingerprints_its_evaluation_samples_once(labels: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``train.data.scored_data`` hashes every evaluation sample; on --resume it ran twice (run.py's early check,
+    then the trainer's), where once serves both."""
+    import ocrlite.train.rec_task as rec_task
+
+    torch.set_num_threads(1)
+    config, run = str(_config(tmp_path, labels)), tmp_path / "run"
+    assert _train_cli(config, "-o", str(run), "--set", "train.steps=2").exit_code == 0
+    calls: list[str] = []
+    real = rec_task.scored_data
+    monkeypatch.setattr(rec_task, "scored_data", lambda key, samples: calls.append(key) or real(key, samples))
+    resumed = _train_cli(config, "-o", str(run), "--resume", str(run), "--set", "train.steps=4", "--no-export")
+    assert resumed.exit_code == 0, resumed.output
+    assert calls == ["train.data.eval"] and _logged_steps(run) == [1, 2, 3, 4]
+
+
 def test_resuming_a_finished_run_reports_its_last_loss(labels: Path, tmp_path: Path) -> None:
     """Nothing is left to train: one line on stderr says the run already finished, exit 0; the summary line gives
     the run's steps and its last step's loss (it printed loss=nan), the same as the run's own summary and
