@@ -1,5 +1,7 @@
-"""``ocrlite eval det|cls|rec`` on FUNSD: its line or word boxes scored directly, the crops cut from its forms
-(before, these tasks refused FUNSD: its crops had to be exported first), also through a form split."""
+"""``ocrlite eval det|cls|rec|e2e`` on FUNSD: det, cls and rec score its line or word boxes directly, the crops cut
+from its forms (before, these tasks refused FUNSD: its crops had to be exported first), also through a form split;
+e2e scores each form's words as a bag of words (its rows carry the counts behind the percentages) and takes no
+unit."""
 
 from __future__ import annotations
 
