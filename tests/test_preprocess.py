@@ -53,6 +53,12 @@ def test_normalize_values_and_layout() -> None:
     mean, std = np.float32([0.485, 0.456, 0.406]), np.float32([0.229, 0.224, 0.225])
     reference = ((photo.astype(np.float32) / np.float32(255) - mean) / std).transpose(2, 0, 1)
     assert np.array_equal(normalize(photo, mean, std), reference)
+    # every level of every channel (a table lookup), and a mirrored view of an image (not contiguous)
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)[:, ::-1]
+    reference = ((levels.astype(np.float32) / np.float32(255) - mean) / std).transpose(2, 0, 1)
+    assert np.array_equal(normalize(levels, mean, std), reference)
+    with pytest.raises(ValueError, match="uint8"):
+        normalize(photo.astype(np.float32), mean, std)
 
 
 def test_crop_axis_aligned_quad_is_exact() -> None:
