@@ -19,10 +19,10 @@ when its outputs (``top1``: class indices) do not show the class count.
 
 from __future__ import annotations
 
-import tempfile
+import io
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -133,18 +133,19 @@ def export_net(net: nn.Module, path: str | Path, kind: str, example: Tensor, hea
         axes.update({name: {0: "batch", 1: "steps"} if kind == "rec" else {0: "batch"} for name in names})
     net = net.eval()
     wrapped = _Head(net, head, logits).eval()
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    staged = io.BytesIO()  # in memory: a process killed while exporting leaves no file behind
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic, which stays dynamic
-        staged = Path(tmp) / "net.onnx"
         with torch.no_grad():
             out = net(example)
-            torch.onnx.export(wrapped, (example,), str(staged), input_names=["x"], output_names=names,
+            # the TorchScript exporter writes to a file object too (its own comment), though typed for paths
+            torch.onnx.export(wrapped, (example,), cast(Any, staged), input_names=["x"], output_names=names,
                               dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
-        model = onnx.load(str(staged))
-        classes = out.shape[1] if kind == "det" else out.shape[-1]
-        onnx.helper.set_model_props(model, {METADATA["kind"]: kind, METADATA["classes"]: str(int(classes)),
-                                            METADATA["head"]: head})
-        atomic_write_bytes(path, model.SerializeToString())
+    model = onnx.load_from_string(staged.getvalue())
+    classes = out.shape[1] if kind == "det" else out.shape[-1]
+    onnx.helper.set_model_props(model, {METADATA["kind"]: kind, METADATA["classes"]: str(int(classes)),
+                                        METADATA["head"]: head})
+    atomic_write_bytes(path, model.SerializeToString())
     return Path(path)
 
 

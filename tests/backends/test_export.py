@@ -143,6 +143,28 @@ def test_an_export_removes_the_temp_files_killed_exports_left_in_the_cache(monke
     assert OnnxRunner(exported)(np.zeros((1, 3, 48, 192), np.float32)).shape == (1, 2)
 
 
+_KILLED_AFTER_TRACING = """
+import os, signal, onnx
+from ocrlite.backends.onnx_cache import cached_export
+from ocrlite.stages import stage_spec
+# killed (SIGKILL: no clean-up runs) once torch.onnx.export has written the traced graph
+onnx.load = onnx.load_from_string = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+cached_export(stage_spec("cls"), "probs")
+"""
+
+
+def test_an_export_killed_while_tracing_leaves_no_temp_folder(tmp_path: Path) -> None:
+    """The traced graph is kept in memory until the cache file is written: a SIGKILL after tracing left the
+    exporter's temp folder (net.onnx) in the system's temp directory."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AFTER_TRACING], cwd=Path(__file__).resolve().parents[2],
+                            env={**os.environ, "OCRLITE_ONNX_CACHE": str(tmp_path / "cache"), "TMPDIR": str(temp)},
+                            capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert list(temp.iterdir()) == []
+
+
 class _RowMax(torch.nn.Module):
     def forward(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from ocrlite.backends.export import _row_max
