@@ -54,10 +54,10 @@ def order_quad(points: np.ndarray) -> np.ndarray:
     Returns a new 4x2 array of the input's dtype.
     """
     pts = np.asarray(points).reshape(4, 2)
-    by_x = pts[np.argsort(pts[:, 0], kind="stable")]
-    left = by_x[:2][np.argsort(by_x[:2, 1], kind="stable")]
-    right = by_x[2:][np.argsort(by_x[2:, 1], kind="stable")]
-    return np.stack([left[0], right[0], right[1], left[1]])
+    xs, ys = pts[:, 0].tolist(), pts[:, 1].tolist()  # Python's sort is stable; on 4 points it beats numpy's calls
+    by_x = sorted(range(4), key=xs.__getitem__)
+    left, right = sorted(by_x[:2], key=ys.__getitem__), sorted(by_x[2:], key=ys.__getitem__)
+    return pts[[left[0], right[0], right[1], left[1]]]
 
 
 def _mini_box(contour: np.ndarray) -> tuple[np.ndarray, float]:
