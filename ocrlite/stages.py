@@ -118,14 +118,20 @@ class StageSpec:
         the nearest value that works when ``net`` (in eval mode) cannot take this stage's input (a recognizer's
         narrowest: ``preprocess.width`` wide): a too small line height leaves the classifier's MobileNetV3 or the
         recognizer's CRNN a feature map with no rows, a too large one the recognizer's more than the one it reads
-        (torch's RuntimeError or im2seq's ValueError at the first crop)."""
+        (torch's RuntimeError or im2seq's ValueError at the first crop). The net runs once to find out, unless
+        the stage feeds it the size its weights' manifest gives."""
         height, width = self.input_size()
         if self.kind == "rec":
             width = int(self.pre.width)  # the least width a batch is padded to (preprocess.rec_batch_width)
-        if height is None or width is None or _takes(net, height, width):
+        if height is None or width is None:
             return
         sizes = {"height": lambda n: (n, width), "width": lambda n: (height, n)} if self.kind != PAGE_KIND else \
             {"crop": lambda n: (n, n)}
+        made = self.manifest.get("preprocess") or {}
+        if made and all(made.get(key) == getattr(self.pre, key) for key in sizes):
+            return  # the size the weights were made and checked at (their manifest's): no trial run at start-up
+        if _takes(net, height, width):
+            return
         bounds = {f.name: (f.metadata.get("low"), f.metadata.get("high")) for f in fields(self.pre)}
         for key, size in sizes.items():
             given = int(getattr(self.pre, key))

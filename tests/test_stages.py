@@ -87,3 +87,20 @@ def test_bad_model_sections_fail_when_the_pipeline_is_built(override: str, messa
     with pytest.raises(ConfigError) as caught:
         OCR(overrides=[override])
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_a_net_is_tried_on_its_input_size_only_when_not_its_weights_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a shipped recognizer or classifier at the size its weights' manifest gives runs no trial batch
+    (start-up time); another height is tried, and one the net cannot take is a ConfigError."""
+    import ocrlite.stages
+
+    tried: list[tuple[int, int]] = []
+    takes = ocrlite.stages._takes
+    monkeypatch.setattr(ocrlite.stages, "_takes", lambda net, h, w: tried.append((h, w)) or takes(net, h, w))
+    stage_spec("rec").build_net()
+    stage_spec("cls").build_net()
+    assert tried == []
+    stage_spec("rec", overrides=["preprocess.height=40"]).build_net()
+    assert tried == [(40, 320)]
+    with pytest.raises(ConfigError, match="the largest that works is 48"):
+        stage_spec("rec", overrides=["preprocess.height=49"]).build_net()
