@@ -439,12 +439,12 @@ def _section(stage: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 def _located(exc: _Located, where: str, overrides: Iterable[str], file: str | None) -> _Located:
     """``exc`` (a ConfigError or WeightsError, kept so; a message starting with the key it is about, ``where.KEY:
-    ...``) saying where the bad value came from: the override that set the key, else the file the section was
-    read from."""
+    ...``) saying where the bad value came from: the last override that set the key (the one whose value is
+    used), else the file the section was read from."""
     key, _, rest = str(exc).partition(": ")
     unknown = re.match(r"unknown key '([^']+)'", rest)  # check_keys: the key is the section's unknown one
     key = f"{key}.{unknown[1]}" if unknown else key
-    for item in overrides:
+    for item in reversed(list(overrides)):
         dotted = item.partition("=")[0]
         if key in (dotted, f"{where}.{dotted}") or key.startswith((f"{dotted}.", f"{where}.{dotted}.")):
             return type(exc)(f"{exc} {override_source(item)}")

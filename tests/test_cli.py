@@ -302,6 +302,17 @@ def test_bad_config_values_are_one_line_and_exit_2(override: str, message: str) 
     assert err == [f"ocrlite: error: {message} (from the override {override!r})"]
 
 
+@pytest.mark.parametrize(("command", "key", "message"), [
+    ("detect", "det.postprocess.box_thresh", "det.postprocess.box_thresh: 7.0 is out of range; allowed: 0.0..1.0"),
+    ("classify", "cls.postprocess.thresh", "cls.postprocess.thresh: 7.0 is out of range; allowed: 0.0..1.0"),
+    ("ocr", "pipeline.drop_score", "pipeline.drop_score: 7.0 is out of range; allowed: 0.0..1.0"),
+])
+def test_a_key_set_twice_names_the_override_whose_value_is_bad(command: str, key: str, message: str) -> None:
+    """The last --set of a key is the one used, so its bad value's error names it, not the earlier good one."""
+    code, out, err = _run(command, str(SAMPLE), "--set", f"{key}=0.5", "--set", f"{key}=7")
+    assert (code, out, err) == (2, [], [f"ocrlite: error: {message} (from the override '{key}=7')"])
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["ocr", "--box-thresh", "-1"], "det.postprocess.box_thresh: -1.0 is out of range; allowed: 0.0..1.0 "
                                     "(from --box-thresh)"),
