@@ -175,8 +175,9 @@ def _json(obj: dict[str, Any]) -> str:
 
 def _flag_overrides(**keys: str) -> list[str]:
     """The ``KEY=VALUE`` config overrides of the current command's flags that were given, ``keys`` mapping each
-    flag's parameter name to its config key (an on/off flag: when on). Each is remembered with its flag, so that
-    an error about its value names the flag (``_fail``)."""
+    flag's parameter name to its config key (an on/off flag: when on); applied after ``--set``, so a flag wins over
+    a ``--set`` of its key, as ``--cls`` and ``--drop-score`` do. Each is remembered with its flag, so that an error
+    about its value names the flag (``_fail``)."""
     context = click.get_current_context()
     options = {param.name: param for param in context.command.params}
     made: dict[str, str] = context.meta.setdefault(_FLAGS, {})
@@ -350,7 +351,7 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
                             unclip_ratio="det.postprocess.unclip_ratio")
     run, out = _ItemRun(images), _Output(output)
     draw_path = _DrawPaths(draw, len(run.files) > 1) if draw else None
-    engine = _build(lambda: _one_stage_ocr("det", config, [*extra, *overrides], model))
+    engine = _build(lambda: _one_stage_ocr("det", config, [*overrides, *extra], model))
     if fmt == "tsv":
         out.line("\t".join(DETECTION_TSV_HEADER))
 
@@ -488,7 +489,7 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
                             rec_batch="rec.preprocess.batch_size", rotate_pages="pipeline.page_orientation",
                             deskew="pipeline.deskew")
     _flag_settings(use_cls="pipeline.use_cls", drop_score="pipeline.drop_score")
-    engine_args = {"config": config, "model": model, "overrides": (*extra, *overrides),
+    engine_args = {"config": config, "model": model, "overrides": (*overrides, *extra),
                    "use_cls": use_cls, "drop_score": drop_score, "backend": backend}
     if output is not None:
         if draw:

@@ -313,6 +313,20 @@ def test_a_key_set_twice_names_the_override_whose_value_is_bad(command: str, key
     assert (code, out, err) == (2, [], [f"ocrlite: error: {message} (from the override '{key}=7')"])
 
 
+@pytest.mark.parametrize(("command", "flag", "key"), [
+    ("detect", ["--box-thresh", "0.99"], "det.postprocess.box_thresh"),
+    ("ocr", ["--box-thresh", "0.99"], "det.postprocess.box_thresh"),
+    ("ocr", ["--drop-score", "0.99"], "pipeline.drop_score"),
+])
+def test_a_flag_wins_over_a_set_of_its_key(command: str, flag: list[str], key: str) -> None:
+    """Every flag that sets a config value beats a --set of that key, whichever the order typed: the sample's
+    boxes and lines all score under 0.99, so the flag's value leaves none and --set's 0.3 keeps them."""
+    alone, with_set = (_run(command, str(SAMPLE), *flag, *more) for more in ([], ["--set", f"{key}=0.3"]))
+    set_only = _run(command, str(SAMPLE), "--set", f"{key}=0.3")
+    assert alone[0] == set_only[0] == 0 and alone[1] != set_only[1]
+    assert with_set == alone
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["ocr", "--box-thresh", "-1"], "det.postprocess.box_thresh: -1.0 is out of range; allowed: 0.0..1.0 "
                                     "(from --box-thresh)"),
@@ -325,6 +339,8 @@ def test_a_key_set_twice_names_the_override_whose_value_is_bad(command: str, key
     (["ocr", "--drop-score", "2"], "pipeline.drop_score: 2.0 is out of range; allowed: 0.0..1.0 (from --drop-score)"),
     (["ocr", "--set", "pipeline.drop_score=0.3", "--drop-score", "nan"],  # the flag's value is the one checked
      "pipeline.drop_score: expected a finite number, got nan (from --drop-score)"),
+    (["ocr", "--box-thresh", "2", "--set", "det.postprocess.box_thresh=0.5"],  # so is --box-thresh's
+     "det.postprocess.box_thresh: 2.0 is out of range; allowed: 0.0..1.0 (from --box-thresh)"),
     (["ocr", "--cls", "--set", "cls=null"],
      "pipeline.use_cls: true needs a cls stage, and this pipeline has none (from --cls)"),
     (["recognize", "--cls", "--set", "cls=null"],
