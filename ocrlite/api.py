@@ -208,7 +208,7 @@ class OCR:
         1200, as ``--dpi``; ``max_pixels``: the most pixels a page may have (a larger one is a page error).
         Arguments of the wrong type are a TypeError, out of range a ValueError, both raised here, not when
         the first page is asked for."""
-        files = [Path(path) for path in listed(paths, "paths", "file paths")]
+        files = [Path(path) for path in listed(paths, "paths", "file paths", (str, os.PathLike))]
         if isinstance(dpi, bool) or not isinstance(dpi, (int, float)):
             raise TypeError(f"dpi must be a number from 10 to 1200 (as --dpi), got {type(dpi).__name__}")
         if not 10 <= dpi <= 1200:

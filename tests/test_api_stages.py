@@ -120,6 +120,15 @@ def test_read_documents_arguments_of_the_wrong_type_are_type_errors_when_called(
         ocr.read_documents([SAMPLE], **arguments)
 
 
+@pytest.mark.parametrize(("item", "kind"), [(5, "int"), (None, "NoneType"), (b"sample.png", "bytes")])
+def test_read_documents_names_an_item_that_is_not_a_path(item: object, kind: str) -> None:
+    """A list item that is not a path is a TypeError naming the argument and the item, not pathlib's own."""
+    ocr = OCR(stages=("det", "rec"))
+    with pytest.raises(TypeError) as error:
+        ocr.read_documents([SAMPLE, item])  # type: ignore[list-item]
+    assert str(error.value) == f"paths must be a list of file paths, got the item {item!r} ({kind})"
+
+
 def test_a_page_over_max_pixels_says_to_raise_the_callers_max_pixels() -> None:
     [page] = OCR(stages=("det", "rec")).read_documents([SAMPLE], max_pixels=1000)
     assert str(page.error) == (f"{SAMPLE}: image is 640x300 = 192000 pixels, more than the limit of 1000 that bounds "

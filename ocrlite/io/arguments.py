@@ -23,12 +23,17 @@ ImageLike: TypeAlias = np.ndarray | str | Path | Image.Image
 """What the API takes as an image: a path, a numpy array or a PIL image (``image_array``)."""
 
 
-def listed(values: Iterable[_T], name: str, items: str) -> list[_T]:
-    """``values`` as a list; None, or one str, bytes, path or array in place of a list, is a TypeError."""
+def listed(values: Iterable[_T], name: str, items: str, kinds: tuple[type, ...] = (object,)) -> list[_T]:
+    """``values`` as a list; None, or one str, bytes, path or array in place of a list, is a TypeError, and so is
+    an item that is none of ``kinds``."""
     if isinstance(values, (str, bytes, os.PathLike, np.ndarray)) or not isinstance(values, Iterable):
         raise TypeError(f"{name} must be a list of {items}, got {type(values).__name__}"
                         + ("" if values is None else "; put a single one in a list"))
-    return list(values)
+    found = list(values)
+    for item in found:
+        if not isinstance(item, kinds):
+            raise TypeError(f"{name} must be a list of {items}, got the item {item!r} ({type(item).__name__})")
+    return found
 
 
 def image_array(image: ImageLike) -> np.ndarray:
