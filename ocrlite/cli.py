@@ -338,11 +338,8 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
            output: str | None, overrides: tuple[str, ...]) -> None:
     """Text boxes of each image: JSON per image, ICDAR-style txt (x1,y1,...,y4 per box) or tsv. It reads
     images, and of a multi-page TIFF its first page (use ``ocrlite ocr`` for PDFs and every page)."""
-    from ocrlite.errors import ImageReadError
     from ocrlite.io.atomic import write_image
     from ocrlite.io.draw import draw_boxes
-    from ocrlite.io.images import read_image
-    from ocrlite.io.pages import PDF_EXTENSIONS, count_pages
     from ocrlite.io.writers import DETECTION_TSV_HEADER, STREAM_FORMATS, detection_lines
 
     _check_models(config, model)
@@ -356,12 +353,7 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
         out.line("\t".join(DETECTION_TSV_HEADER))
 
     def handle(path: Path) -> None:
-        if path.suffix.lower() in PDF_EXTENSIONS:
-            raise ImageReadError(f"{path}: detect reads images, not PDFs; use 'ocrlite ocr' for PDFs")
-        image = read_image(path)
-        if (frames := count_pages(path)) > 1:
-            click.echo(f"ocrlite: warning: {path}: detect reads the first of its {frames} pages; "
-                       "'ocrlite ocr' reads them all", err=True)
+        image = _image_file(path)
         boxes = engine.detect(image)
         for line in detection_lines(fmt, str(path), image.shape[1], image.shape[0], boxes):
             out.line(line)
@@ -558,12 +550,27 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
     run.finish(out)
 
 
+def _image_file(path: Path) -> Any:
+    """The image of ``path`` for a command that reads images, not documents (detect, recognize, classify): a PDF
+    is an ImageReadError naming ``ocrlite ocr``, and of a multi-page TIFF the first page is read, with a warning."""
+    from ocrlite.errors import ImageReadError
+    from ocrlite.io.images import read_image
+    from ocrlite.io.pages import PDF_EXTENSIONS, count_pages
+
+    command = click.get_current_context().info_name
+    if path.suffix.lower() in PDF_EXTENSIONS:
+        raise ImageReadError(f"{path}: {command} reads images, not PDFs; use 'ocrlite ocr' for PDFs")
+    image = read_image(path)
+    if (frames := count_pages(path)) > 1:
+        click.echo(f"ocrlite: warning: {path}: {command} reads the first of its {frames} pages; "
+                   "'ocrlite ocr' reads them all", err=True)
+    return image
+
+
 def _crop_command(images: Sequence[str], fmt: str, output: str | None,
                   infer: Callable[[list[Any]], list[tuple[Any, float]]], field: str) -> None:
     """Read crops one by one (bad ones reported), then run ``infer`` on them in chunks. When a chunk fails, its
     crops are read again one at a time, so only the crop that fails is reported (one line) and skipped."""
-    from ocrlite.io.images import read_image
-
     run, out = _ItemRun(list(images)), _Output(output)
     chunk: list[tuple[Path, Any]] = []
     if fmt == "tsv":
@@ -591,7 +598,7 @@ def _crop_command(images: Sequence[str], fmt: str, output: str | None,
         chunk.clear()
 
     def handle(path: Path) -> None:
-        chunk.append((path, read_image(path)))
+        chunk.append((path, _image_file(path)))
         if len(chunk) >= 64:
             flush()
 

@@ -194,16 +194,17 @@ def test_draw_names_a_file_for_one_page_and_refuses_it_for_several(tmp_path: Pat
     assert code == 0 and sorted(p.name for p in (tmp_path / "viz").iterdir()) == ["two_p1.png", "two_p2.png"]
 
 
-def test_detect_says_it_reads_images_and_which_pages(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["detect", "recognize", "classify"])
+def test_image_commands_say_they_read_images_and_which_pages(command: str, tmp_path: Path) -> None:
     """A PDF was "not a recognised image file"; of a multi-page TIFF only the first page was read, silently."""
     page = Image.open(SAMPLE).convert("RGB")
     page.save(tmp_path / "doc.pdf", resolution=100)
     page.save(tmp_path / "scan.tiff", save_all=True, append_images=[page])
-    code, out, err = _run("detect", str(tmp_path / "doc.pdf"), str(tmp_path / "scan.tiff"), "--format", "json")
+    code, out, err = _run(command, str(tmp_path / "doc.pdf"), str(tmp_path / "scan.tiff"), "--format", "json")
     assert code == 1 and len(out) == 1 and json.loads(out[0])["image"] == str(tmp_path / "scan.tiff")
-    assert err == [f"ocrlite: error: {tmp_path / 'doc.pdf'}: detect reads images, not PDFs; use 'ocrlite ocr' for PDFs",
-                   f"ocrlite: warning: {tmp_path / 'scan.tiff'}: detect reads the first of its 2 pages; "
-                   "'ocrlite ocr' reads them all"]
+    assert err == [f"ocrlite: error: {tmp_path / 'doc.pdf'}: {command} reads images, not PDFs; use 'ocrlite ocr' "
+                   f"for PDFs", f"ocrlite: warning: {tmp_path / 'scan.tiff'}: {command} reads the first of its 2 "
+                   "pages; 'ocrlite ocr' reads them all"]
 
 
 def test_recognize_and_classify_crops(tmp_path: Path) -> None:
