@@ -483,14 +483,14 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
     _flag_settings(use_cls="pipeline.use_cls", drop_score="pipeline.drop_score")
     engine_args = {"config": config, "model": model, "overrides": (*overrides, *extra),
                    "use_cls": use_cls, "drop_score": drop_score, "backend": backend}
+    ray_args = {"address": ray_address, "workers": workers, "threads": threads_per_worker,
+                "pages_per_job": pages_per_job, "inputs": ray_input}
+    if executor == "local" and any(v is not None for k, v in ray_args.items() if k != "workers"):
+        raise click.UsageError(
+            "--ray-address, --threads-per-worker, --pages-per-job and --ray-input need --executor ray")
     if output is not None:
         if draw:
             raise click.UsageError("--draw is for stdout mode; it cannot be combined with -o")
-        ray_args = {"address": ray_address, "workers": workers, "threads": threads_per_worker,
-                    "pages_per_job": pages_per_job, "inputs": ray_input}
-        if executor == "local" and any(v is not None for k, v in ray_args.items() if k != "workers"):
-            raise click.UsageError(
-                "--ray-address, --threads-per-worker, --pages-per-job and --ray-input need --executor ray")
         _run_batch(inputs, output, engine_args, {
             "formats": fmts, "dpi": dpi, "workers": workers, "overwrite": overwrite,
             "quiet": quiet, "glob": glob, "cores": click.get_current_context().find_root().params["threads"]},

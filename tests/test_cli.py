@@ -231,6 +231,9 @@ def test_unknown_config_key_is_one_line_exit_2() -> None:
     (["nosuch"], "ocrlite: error: No such command 'nosuch' (see 'ocrlite --help')"),
     (["detect", "--det-limit-side-len", "abc", "x.png"], "ocrlite: error: Invalid value for '--det-limit-side-len'"),
     (["ocr"], "ocrlite: error: no inputs: give IMAGES, '-' or --files-from (see 'ocrlite ocr --help')"),
+    *[(["ocr", str(SAMPLE), *ray], "ocrlite: error: --ray-address, --threads-per-worker, --pages-per-job and "
+                                   "--ray-input need --executor ray")  # in stdout mode too: they were ignored there
+      for ray in (["--pages-per-job", "2"], ["--ray-address", "auto"], ["--ray-input", "bytes"])],
 ])
 def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
     code, out, err = _run(*args)
