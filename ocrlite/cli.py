@@ -299,9 +299,22 @@ class _Commands(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+class _EnvOption(click.Option):
+    """An option that may be set by its environment variable: a bad value from there names the variable, not
+    the option the user did not type."""
+
+    def handle_parse_result(self, ctx: click.Context, opts: Any, args: list[str]) -> Any:
+        try:
+            return super().handle_parse_result(ctx, opts, args)
+        except click.BadParameter as exc:
+            if self.name in opts or not isinstance(self.envvar, str):
+                raise
+            raise click.BadParameter(exc.message, ctx, param_hint=f"the environment variable {self.envvar}") from None
+
+
 @click.group(name="ocrlite", cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ocrlite")
-@click.option("--threads", type=click.IntRange(min=1), envvar="OCRLITE_THREADS",
+@click.option("--threads", cls=_EnvOption, type=click.IntRange(min=1), envvar="OCRLITE_THREADS",
               help="CPU threads for the nets (default: all cores; env OCRLITE_THREADS), in batch mode "
                    "for all workers together. Use 1 when other jobs share the CPU.")
 def main(threads: int | None) -> None:

@@ -241,6 +241,18 @@ def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None
     assert err[0].startswith(message)
 
 
+@pytest.mark.parametrize(("value", "reason"), [("abc", "'abc' is not a valid integer range"),
+                                               ("0", "0 is not in the range x>=1")])
+def test_a_bad_ocrlite_threads_names_the_variable_not_the_flag(value: str, reason: str) -> None:
+    """A bad OCRLITE_THREADS was blamed on --threads, which was not typed; a typed --threads still wins over it."""
+    result = CliRunner().invoke(main, ["ocr", str(SAMPLE)], env={"OCRLITE_THREADS": value})
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"ocrlite: error: Invalid value for the environment variable OCRLITE_THREADS: {reason} (see 'ocrlite --help')"]
+    typed = CliRunner().invoke(main, ["--threads", "x", "ocr", str(SAMPLE)], env={"OCRLITE_THREADS": value})
+    assert typed.exit_code == 2 and "Invalid value for '--threads': 'x'" in typed.stderr
+
+
 def test_ctrl_c_outside_batch_mode_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C during a stdout-mode or eval run: one line and the shell's code for SIGINT, as batch mode and
     training give (it was "error: aborted", exit 1)."""
