@@ -243,8 +243,9 @@ def _parse_formats(values: Sequence[str], allowed: Sequence[str], several: bool 
     """``--format`` values, comma-separated or repeated, checked against ``allowed``."""
     formats = tuple(dict.fromkeys(f.strip().lower() for v in values for f in v.split(",") if f.strip()))
     bad = [f for f in formats if f not in allowed]
-    if bad:
-        raise click.BadParameter(f"{', '.join(bad)} (choose from {', '.join(allowed)})", param_hint="--format")
+    if bad or (values and not formats):  # --format '' (an unset "$FMT"): not the default taken silently
+        raise click.BadParameter(f"{', '.join(bad) or repr(', '.join(values))} (choose from {', '.join(allowed)})",
+                                 param_hint="--format")
     if not several and len(formats) > 1:
         raise click.BadParameter("one format when printing results; use ocr -o DIR for several",
                                  param_hint="--format")

@@ -220,6 +220,15 @@ def test_recognize_and_classify_crops(tmp_path: Path) -> None:
     assert angles == {str(tmp_path / "a.png"): "0", str(tmp_path / "b.png"): "180"}
 
 
+@pytest.mark.parametrize("command", ["detect", "recognize", "classify", "ocr"])
+def test_an_empty_format_is_a_usage_error_not_a_default(command: str) -> None:
+    """--format '' (an unset "$FMT") printed json, even for recognize and classify, whose default is txt."""
+    code, out, err = _run(command, str(SAMPLE), "--format", "")
+    allowed = "json, txt, tsv"
+    assert (code, out, err) == (2, [], [f"ocrlite: error: Invalid value for --format: '' (choose from {allowed}) "
+                                        f"(see 'ocrlite {command} --help')"])
+
+
 def test_unknown_config_key_is_one_line_exit_2() -> None:
     code, out, err = _run("ocr", str(SAMPLE), "--set", "det.postprocess.box_treshold=0.5")
     assert code == 2 and out == []
