@@ -138,15 +138,19 @@ def _build(factory: Callable[[], Any]) -> Any:
 class _DrawPaths:
     """Where ``--draw`` writes each drawing: the image file it names (``.png``, ``.jpg``...), when there is one
     drawing to make, or else a png per image and page in the folder it names, named after the image; a name
-    already taken in this run gets _2, _3... Several drawings for a file name are a usage error (one line)."""
+    already taken in this run gets _2, _3... Several drawings for a file name are a usage error (one line), and a
+    place that cannot be written is one line, exit 2, before any image is read (as ``-o FILE``)."""
 
     def __init__(self, draw: str, several: bool) -> None:
+        from ocrlite.io.atomic import ensure_folder
+
         self.draw = Path(draw)
         self.file = self.draw.suffix.lower() in _DRAW_SUFFIXES
         self.taken: set[Path] = set()
         if self.file and several:
             raise click.UsageError(f"--draw {draw} names one image file, but there is more than one image or page "
                                    "to draw; give a folder")
+        _build(partial(ensure_folder, (self.draw.parent if self.file else self.draw).absolute()))
 
     def __call__(self, image: Path, page: int | None = None) -> Path:
         if self.file:

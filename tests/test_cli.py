@@ -194,6 +194,18 @@ def test_draw_names_a_file_for_one_page_and_refuses_it_for_several(tmp_path: Pat
     assert code == 0 and sorted(p.name for p in (tmp_path / "viz").iterdir()) == ["two_p1.png", "two_p2.png"]
 
 
+@pytest.mark.parametrize("command", ["detect", "ocr"])
+@pytest.mark.parametrize("name", ["x.png", "viz"])
+def test_a_draw_place_that_cannot_be_written_is_refused_before_reading(command: str, name: str,
+                                                                        tmp_path: Path) -> None:
+    """--draw under a file was an "unexpected FileExistsError" blamed on the image, after its results were printed."""
+    (tmp_path / "file").write_bytes(b"")
+    code, out, err = _run(command, str(SAMPLE), "--draw", str(tmp_path / "file" / name))
+    assert (code, out) == (2, [])
+    assert err == [f"ocrlite: error: cannot write to {tmp_path / 'file'}{'' if name == 'x.png' else '/viz'}: "
+                   f"{tmp_path / 'file'} is a file, not a folder"]
+
+
 @pytest.mark.parametrize("command", ["detect", "recognize", "classify"])
 def test_image_commands_say_they_read_images_and_which_pages(command: str, tmp_path: Path) -> None:
     """A PDF was "not a recognised image file"; of a multi-page TIFF only the first page was read, silently."""
