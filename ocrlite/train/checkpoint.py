@@ -32,6 +32,10 @@ LATEST = "LATEST"
 TASK_FILE = "task.safetensors"
 BEST_FILE = "best.safetensors"
 STATE_KEYS = ("step", "optimizer", "sha256")  # what state.json always holds
+# the JSON type of each key that resuming reads (a hand-edited or damaged state.json fails here in one line)
+STATE_TYPES: dict[str, type] = {"step": int, "optimizer": dict, "sha256": dict, "counters": dict, "best": dict,
+                                "evals": list}
+_JSON_NAMES = {int: "integer", dict: "object", list: "array"}
 
 
 def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -126,8 +130,8 @@ def find_checkpoint(path: Path) -> Path:
 
 
 def read_state(folder: Path, required: Sequence[str] = ()) -> dict[str, Any]:
-    """The checkpoint's ``state.json`` (a ConfigError when it cannot be read, or lacks one of ``STATE_KEYS`` or
-    ``required``)."""
+    """The checkpoint's ``state.json`` (a ConfigError when it cannot be read, lacks one of ``STATE_KEYS`` or
+    ``required``, or one of them is not of its ``STATE_TYPES`` type; the step must be 0 or more)."""
     try:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -137,6 +141,14 @@ def read_state(folder: Path, required: Sequence[str] = ()) -> dict[str, Any]:
     missing = [key for key in (*STATE_KEYS, *required) if key not in state]
     if missing:
         raise ConfigError(f"cannot read checkpoint {folder}: state.json has no {missing[0]!r}")
+    for key in (*STATE_KEYS, *required):
+        kind = STATE_TYPES.get(key)
+        value = state[key]
+        if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise ConfigError(f"cannot read checkpoint {folder}: state.json's {key!r} is not a JSON "
+                              f"{_JSON_NAMES[kind]}, got {json.dumps(value)[:40]}")
+    if state["step"] < 0:
+        raise ConfigError(f"cannot read checkpoint {folder}: state.json's 'step' is negative, got {state['step']}")
     return state
 
 

@@ -426,6 +426,29 @@ def test_a_checkpoint_state_without_a_key_is_one_line(labels: Path, checkpoint: 
               config=stage)
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("step", "six", "'step' is not a JSON integer, got \"six\""),
+    ("step", -1, "'step' is negative, got -1"),
+    ("counters", [1], "'counters' is not a JSON object, got [1]"),
+    ("evals", {}, "'evals' is not a JSON array, got {}"),
+])
+def test_a_checkpoint_state_with_a_value_of_the_wrong_type_is_one_line(labels: Path, checkpoint: Path,
+                                                                       tmp_path: Path, key: str, value: Any,
+                                                                       message: str) -> None:
+    """A damaged or hand-edited state.json that still parses (``"step": "six"``) stopped --resume with a
+    traceback (ValueError from int() in check_resume, TypeError further on)."""
+    broken = tmp_path / "ck"
+    shutil.copytree(checkpoint, broken)
+    state = json.loads((broken / "state.json").read_text(encoding="utf-8"))
+    state[key] = value
+    (broken / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    stage = _stage(labels, 4, evaluate=False, freeze=["backbone.stem"])
+    with pytest.raises(ConfigError, match=f"^cannot read checkpoint .*ck: state.json's {re.escape(message)}$"):
+        train(RecTask(stage, 3), TrainSettings.from_stage(stage), tmp_path / "run", resume=broken, progress=False,
+              config=stage)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_stop_training_with_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                         signum: int, code: int) -> None:
