@@ -256,8 +256,8 @@ def read_det_label_file(path: str | Path) -> list[tuple[Path, list[GtRegion]]]:
     """A PaddleOCR det label file, ``image path<TAB>[{"transcription": ..., "points": [[x, y], ...]}, ...]`` lines
     (paths relative to the file's folder) -> (image path, its regions), in file order; '###' and '*' transcriptions
     are don't care; the one reader of the format (``ocrlite eval det/e2e --data FILE``, the detector trainer). A
-    malformed line (also a coordinate that is not a finite number: JSON's NaN or null, or a box of 4 points out of
-    order: ``quad_edges_cross``) is a ConfigError,
+    malformed line (also a point that is not an ``[x, y]`` pair, a coordinate that is not a finite number: JSON's
+    NaN or null, or a box of 4 points out of order: ``quad_edges_cross``) is a ConfigError,
     and so is an image listed on two lines (each line's boxes would train the other's text as background, and the
     splits, which are by line, could put the image on both sides)."""
     path = Path(path)
@@ -272,10 +272,14 @@ def read_det_label_file(path: str | Path) -> list[tuple[Path, list[GtRegion]]]:
             if not sep:
                 raise ValueError("no TAB")
             items = json.loads(payload)
-            polygons = tuple(np.asarray(item["points"], dtype=np.float64).reshape(-1, 2) for item in items)
+            polygons = tuple(np.asarray(item["points"], dtype=np.float64) for item in items)
             texts = tuple(str(item["transcription"]) for item in items)
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}:{number}: expected 'image<TAB>[{{transcription, points}}]' ({exc})") from None
+        flat = next((k for k, p in enumerate(polygons) if p.ndim != 2 or p.shape[1] != 2), None)
+        if flat is not None:  # reshaped to pairs, [[x, y, z], ...] or [x1, y1, ...] made a box of other corners
+            raise ConfigError(f"{path}:{number}: box {flat + 1} ({texts[flat]!r}): points must be [x, y] pairs, "
+                              f"got {json.dumps(items[flat]['points'])[:60]}")
         if any(len(p) < 3 for p in polygons):
             raise ConfigError(f"{path}:{number}: a polygon has fewer than 3 points")
         if not all(np.isfinite(p).all() for p in polygons):  # JSON's NaN, Infinity, 1e400 or null

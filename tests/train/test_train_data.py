@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -58,6 +59,19 @@ def test_paddle_det_label_file_refuses_a_coordinate_that_is_not_finite(tmp_path:
         f"a.jpg\t{good}\nb.jpg\t[{{\"transcription\": \"b\", \"points\": [{point}, [30, 2], [30, 12], [1, 12]]}}]\n",
         encoding="utf-8")
     with pytest.raises(ConfigError, match=r"labels.txt:2: a polygon has a coordinate that is not a finite number$"):
+        det_label_records(tmp_path / "labels.txt")
+
+
+@pytest.mark.parametrize("points", ["[[1, 2, 0], [30, 2, 0], [30, 12, 0], [1, 12, 0]]",
+                                    "[1, 2, 30, 2, 30, 12, 1, 12]"])
+def test_paddle_det_label_file_refuses_points_that_are_not_pairs(tmp_path: Path, points: str) -> None:
+    """Points were reshaped to pairs, so [x, y, z] triples (4 of them: 6 "corners" made of mixed coordinates) or
+    a flat list read as some other box, trained on and scored without a word. It is one error naming the box."""
+    good = json.dumps([{"transcription": "a", "points": [[1, 2], [30, 2], [30, 12], [1, 12]]}])
+    (tmp_path / "labels.txt").write_text(
+        f"a.jpg\t{good}\nb.jpg\t[{{\"transcription\": \"b\", \"points\": {points}}}]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"labels.txt:2: box 1 \('b'\): points must be \[x, y\] pairs, got "
+                                          + re.escape(json.dumps(json.loads(points)))):
         det_label_records(tmp_path / "labels.txt")
 
 
