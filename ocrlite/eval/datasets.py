@@ -120,14 +120,20 @@ def load_funsd_boxes(root: str | Path) -> list[FunsdForm]:
         words, lines = [], []
         for entity in read_funsd_form(ann):
             try:
-                kept = [FunsdBox(tuple(int(v) for v in w["box"]), w["text"].strip())  # type: ignore[arg-type]
-                        for w in entity["words"] if w["text"].strip()]
+                kept = [_funsd_word(w) for w in entity["words"] if w["text"].strip()]
             except (KeyError, TypeError, ValueError, AttributeError):
-                raise ConfigError(f"{ann}: not a FUNSD annotation (a word without 'box' and 'text')") from None
+                raise ConfigError(f"{ann}: not a FUNSD annotation (a word without 'text' and a 'box' of 4 "
+                                  "numbers)") from None
             words += kept
             lines += [_union(row) for row in _rows(kept)]
         forms.append(FunsdForm(root / "images" / f"{ann.stem}.png", tuple(words), tuple(lines)))
     return forms
+
+
+def _funsd_word(word: dict[str, Any]) -> FunsdBox:
+    """A FUNSD word as a ``FunsdBox`` (text stripped); ValueError when its box is not 4 numbers."""
+    x0, y0, x1, y1 = (int(v) for v in word["box"])
+    return FunsdBox((x0, y0, x1, y1), word["text"].strip())
 
 
 def check_funsd_unit(unit: str, key: str = "FUNSD unit") -> str:

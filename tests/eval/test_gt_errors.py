@@ -77,6 +77,9 @@ def _funsd(root: Path, gt: bytes) -> str:
     ("e2e", _funsd, b'{"form": [{"words": [{"text": 7}]}]}',
      ": not a FUNSD annotation (an entity without 'words' or a word without 'text' as a string)"),
     ("e2e", _funsd, NOT_UTF8, ": not UTF-8 text (byte 0xff at offset 0)"),
+    # a word box of 2 numbers: det, cls and rec cut FUNSD's boxes and stopped with an IndexError traceback
+    *[(task, _funsd, b'{"form": [{"words": [{"text": "x", "box": [1, 2]}]}]}',
+       ": not a FUNSD annotation (a word without 'text' and a 'box' of 4 numbers)") for task in ("det", "cls", "rec")],
 ])
 def test_bad_ground_truth_is_one_line_and_exit_2(tmp_path: Path, task: str, make: Callable[..., str],
                                                  gt: bytes | None, problem: str) -> None:

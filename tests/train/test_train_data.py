@@ -183,7 +183,8 @@ def test_export_funsd_word_crops_split_by_form(shared_data: Path, tmp_path: Path
 @pytest.mark.parametrize(("annotation", "problem"), [
     (b"\xff\xfe", "not UTF-8 text (byte 0xff at offset 0)"),
     (b'{"form": [', "not valid JSON"),
-    (b'{"form": [{"words": [{"text": "x"}]}]}', "not a FUNSD annotation (a word without 'box' and 'text')"),
+    (b'{"form": [{"words": [{"text": "x"}]}]}', "not a FUNSD annotation (a word without 'text' and a 'box' of 4 "
+                                                "numbers)"),
 ])
 def test_bad_funsd_annotation_is_a_config_error_naming_the_file(tmp_path: Path, annotation: bytes,
                                                                 problem: str) -> None:
