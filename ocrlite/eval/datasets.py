@@ -151,8 +151,10 @@ def box_quad(box: FunsdBox) -> np.ndarray:
 
 def box_crops(image: np.ndarray, boxes: Sequence[FunsdBox]) -> list[tuple[np.ndarray, FunsdBox]]:
     """(crop, box) for each of a form's ``boxes`` cut from its ``image`` as the pipeline cuts its lines
-    (``crop_quad``); a box without area is left out."""
-    cut = ((crop_quad(image, box_quad(box)), box) for box in boxes)
+    (``crop_quad``), clipped to the image (a box reaching far outside it asked for a crop of gigabytes); a box
+    without area there is left out."""
+    bounds = np.array([image.shape[1] - 1, image.shape[0] - 1], dtype=np.float64)
+    cut = ((crop_quad(image, np.clip(box_quad(box), 0, bounds)), box) for box in boxes)
     return [(crop, box) for crop, box in cut if crop is not None]
 
 

@@ -210,3 +210,17 @@ def test_label_files_that_are_missing_or_not_utf8_are_config_errors(tmp_path: Pa
             read(binary)
         with pytest.raises(ConfigError, match="missing.txt: label file not found"):
             read(tmp_path / "missing.txt")
+
+
+def test_a_funsd_box_reaching_outside_its_image_is_cut_within_the_image() -> None:
+    """A ground-truth box far outside the form (x1 = 99999) asked crop_quad for a 30 GB crop: an OpenCV
+    out-of-memory traceback in ``eval rec|cls`` on FUNSD. The box is clipped to the image; one wholly outside
+    it has no area there and is left out, as a box without area always was."""
+    from ocrlite.eval.datasets import box_crops
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    inside, reaching, outside = (FunsdBox((5, 3, 59, 39), "a"), FunsdBox((5, 3, 400, 300), "b"),
+                                 FunsdBox((100, 50, 120, 70), "c"))
+    cut = box_crops(image, [inside, reaching, outside])
+    assert [box.text for _, box in cut] == ["a", "b"]
+    assert np.array_equal(cut[1][0], cut[0][0])
