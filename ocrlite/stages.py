@@ -646,9 +646,24 @@ def pipeline_spec(
     if settings.use_cls is None:
         settings = replace(settings, use_cls=stages["cls"] is not None)
     elif settings.use_cls and stages["cls"] is None:
-        raise ConfigError("pipeline.use_cls: true needs a cls stage, and this pipeline has none")
+        missing = ConfigError("pipeline.use_cls: true needs a cls stage, and this pipeline has none")
+        if any(switch.startswith("pipeline.use_cls=") for switch in switches):
+            raise missing  # the use_cls argument: the message names it as it is
+        raise _cls_missing(missing, given, str(find_config(config) if config else ""))
     page = resolve_stage(PAGE_KIND, cfg[PAGE_KIND], PAGE_KIND, given)
     return PipelineSpec(settings, det, stages["cls"], rec, page)
+
+
+def _cls_missing(missing: ConfigError, overrides: list[str], file: str) -> ConfigError:
+    """``missing`` naming what asked for a cls stage the pipeline lacks: the override that set
+    ``pipeline.use_cls``, else the one that set ``cls`` to null, else the config file."""
+    located = _located(missing, "pipeline", overrides, None)
+    if str(located) != str(missing):
+        return located
+    nulled = [item for item in overrides if item.partition("=")[0].strip() == "cls"]
+    if nulled:
+        return ConfigError(f"{missing} {override_source(nulled[-1])}")
+    return _located(missing, "pipeline", (), file)
 
 
 def _switches(use_cls: bool | None, drop_score: float | None) -> list[str]:

@@ -126,8 +126,15 @@ def test_use_cls_follows_the_cls_stage_unless_set_and_a_null_stage_is_checked(tm
     config.write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\n", encoding="utf-8")
     assert pipeline_spec(config).settings.use_cls is False  # no cls stage: not used (no error)
     assert pipeline_spec().settings.use_cls is True
-    with pytest.raises(ConfigError, match="^pipeline.use_cls: true needs a cls stage, and this pipeline has none$"):
+    missing = r"^pipeline.use_cls: true needs a cls stage, and this pipeline has none "
+    with pytest.raises(ConfigError, match=missing + r"\(from the override 'pipeline.use_cls=true'\)$"):
         pipeline_spec(config, ["pipeline.use_cls=true"])
+    with pytest.raises(ConfigError, match=missing + r"\(from the override 'cls=null'\)$"):  # use_cls from the file
+        pipeline_spec(None, ["cls=null"])
+    asks = tmp_path / "asks.yaml"
+    asks.write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\npipeline: {use_cls: true}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=missing + r"\(in .*asks.yaml\)$"):
+        pipeline_spec(asks)
     spec = pipeline_spec(None, ["cls=null", "pipeline.use_cls=false"])  # --set cls=null --no-cls
     assert spec.cls is None and spec.settings.use_cls is False
     with pytest.raises(ConfigError, match="^rec: a pipeline needs this stage; it cannot be null$"):
