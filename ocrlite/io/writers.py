@@ -6,8 +6,9 @@ output is either absent or complete.
 
 The searchable PDF is written with reportlab: a mature, BSD-licensed PDF generator that
 embeds JPEG page images without re-encoding, supports invisible text (render mode 3) with
-horizontal scaling, and ships CID fonts (STSong-Light) that give any Chinese or Latin text
-a proper Unicode mapping without bundling a font file. pypdfium2 (used to read PDFs) can
+horizontal scaling, and ships CID fonts (STSong-Light): set with Identity-H and a ToUnicode map
+(``_unicode_font``), one of them gives text of any script a proper Unicode mapping without bundling
+a font file. pypdfium2 (used to read PDFs) can
 also create text objects, but only through its low-level C bindings; pikepdf would mean
 writing content streams by hand.
 """
@@ -199,7 +200,7 @@ class HocrWriter:
         return (_HOCR_HEAD + ET.tostring(self.html, encoding="unicode") + "\n").encode("utf-8")
 
 
-_CJK_FONT = "STSong-Light"
+_UNICODE_FONT = "ocrlite-Unicode"
 _LATIN_FONT = "Helvetica"
 _JPEG_QUALITY = 80
 
@@ -214,8 +215,8 @@ class PdfWriter:
     and upside-down lines too), words apart by a space, so selecting, copying and searching work in a viewer
     and text extraction returns the lines.
 
-    Text that Helvetica can encode (cp1252) is set in Helvetica, other text in a CID font (STSong-Light, a
-    Unicode CMap: any script); ``one_font`` sets all text in the CID font, for a page whose fonts are copied one
+    Text that Helvetica can encode (cp1252) is set in Helvetica, other text in ``_unicode_font`` (any script of
+    the Unicode BMP); ``one_font`` sets all text in the CID font, for a page whose fonts are copied one
     only (OCRmyPDF's sandwich renderer).
     """
 
@@ -401,16 +402,62 @@ def _font_for(text: str | None) -> str:
             return _LATIN_FONT
     except UnicodeEncodeError:
         pass
-    _register_cjk_font()
-    return _CJK_FONT
+    _register_unicode_font()
+    return _UNICODE_FONT
 
 
-def _register_cjk_font() -> None:
+def _register_unicode_font() -> None:
     from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 
-    if _CJK_FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(_CJK_FONT))
+    if _UNICODE_FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(_unicode_font())
+
+
+def _unicode_font() -> Any:
+    """A reportlab font that writes text as UTF-16 code units, each read back as itself through a ToUnicode map
+    (as Tesseract's text layer does): STSong-Light's own CMap (UniGB-UCS2-H) maps only the characters of Adobe-GB1
+    to glyphs, and poppler (pdftotext, Evince, Okular) reads text through those glyphs, so Polish, Czech, Romanian
+    or accented Greek letters (in the PP-OCRv5/v6 charsets) came out missing. Every code unit is 1000 units wide
+    (reportlab's ``stringWidth`` as the PDF's DW); the glyphs are never drawn (render mode 3)."""
+    import copy
+
+    from reportlab.pdfbase import pdfdoc
+    from reportlab.pdfbase.cidfonts import CIDFontInfo, UnicodeCIDFont, structToPDF
+
+    class _UnicodeFont(UnicodeCIDFont):
+        def __init__(self) -> None:
+            super().__init__("STSong-Light")
+            self.name = self.fontName = _UNICODE_FONT
+
+        def stringWidth(self, text: str, size: float, encoding: str | None = None) -> float:  # noqa: N802
+            return size * len(text.encode("utf-16-be")) / 2
+
+        def addObjects(self, doc: Any) -> None:  # noqa: N802
+            internal = f"F{len(doc.fontMapping) + 1}"
+            info = copy.deepcopy(CIDFontInfo[self.face.name])
+            info.update(Name=f"/{internal}", Encoding="/Identity-H")
+            del info["DescendantFonts"][0]["W"]  # Adobe-GB1 widths; the codes are now Unicode's
+            font = structToPDF(info)
+            font.dict["ToUnicode"] = doc.Reference(pdfdoc.PDFStream(content=_identity_to_unicode()))
+            doc.idToObject["BasicFonts"].dict[internal] = doc.Reference(font, internal)
+            doc.fontMapping[self.name] = f"/{internal}"
+
+    return _UnicodeFont()
+
+
+def _identity_to_unicode() -> str:
+    """A ToUnicode CMap mapping each 2-byte code to the same BMP code point (surrogate halves left unmapped: a
+    character beyond the BMP, an emoji, is dropped by readers that cannot pair them rather than garbled)."""
+    highs = [high for high in range(256) if not 0xD8 <= high <= 0xDF]
+    blocks = [highs[i : i + 100] for i in range(0, len(highs), 100)]  # at most 100 entries per block
+    ranges = [f"{len(block)} beginbfrange\n" + "".join(f"<{h:02X}00> <{h:02X}FF> <{h:02X}00>\n" for h in block)
+              + "endbfrange" for block in blocks]
+    return "\n".join(["/CIDInit /ProcSet findresource begin", "12 dict begin", "begincmap",
+                      "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def",
+                      "/CMapName /Adobe-Identity-UCS def", "/CMapType 2 def",
+                      "1 begincodespacerange", "<0000> <FFFF>", "endcodespacerange", *ranges,
+                      "endcmap", "CMapName currentdict /CMap defineresource pop", "end", "end"])
+
 
 
 def _jpeg(image: np.ndarray) -> bytes:

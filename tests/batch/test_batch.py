@@ -10,6 +10,8 @@ import contextlib
 import io
 import json
 import os
+import shutil
+import subprocess
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -678,6 +680,25 @@ def test_writers_keep_unicode_text_searchable() -> None:
     writer.add(record)
     doc = pdfium.PdfDocument(io.BytesIO(writer.render()))
     assert doc[0].get_textpage().get_text_range() == "发票 total"
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_pdf_text_of_every_script_reads_back_with_poppler(tmp_path: Path) -> None:
+    """pdftotext (poppler) reads text through the font's glyphs: the CID font's
+    Chinese CMap has no glyph for many letters of the PP-OCRv5/v6 charsets, so "Zażółć gęślą jaźń" came out as
+    "Za ó g l ja" and "Größe Łódź" as "Gr e ód" (the whole line is in the CID font); pypdfium2 read both right."""
+    from ocrlite.io.writers import PageRecord, make_writer
+
+    texts = ["Zażółć gęślą jaźń", "Größe Łódź", "Ελληνικά κείμενο", "Română: ăâîșț", "北京市朝阳区", "Invoice 48213"]
+    lines = tuple(TextLine(np.array([[10, 10 + 40 * i], [400, 10 + 40 * i], [400, 40 + 40 * i], [10, 40 + 40 * i]]),
+                           text, 0.9, 0.9) for i, text in enumerate(texts))
+    writer = make_writer("pdf", "x.png")
+    writer.add(PageRecord(1, PageResult(420, 250, lines), 100.0, np.full((250, 420, 3), 255, np.uint8)))
+    (tmp_path / "x.pdf").write_bytes(writer.render())
+    read = subprocess.run(["pdftotext", "-raw", str(tmp_path / "x.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert read.split("\n")[: len(texts)] == texts
+    assert pdfium.PdfDocument(str(tmp_path / "x.pdf"))[0].get_textpage().get_text_range().split("\r\n") == texts
 
 
 def test_the_report_lists_failures_in_path_and_page_order() -> None:
