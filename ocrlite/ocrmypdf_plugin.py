@@ -157,7 +157,7 @@ def _page_info(input_file: Path) -> tuple[int, int, float]:
     from ocrlite.io.images import image_dpi, open_image
 
     with open_image(Path(input_file), str(input_file)) as image:  # Pillow's limit off: OCRmyPDF accepted its size
-        return image.size[0], image.size[1], image_dpi(image, 300.0)
+        return image.size[0], image.size[1], image_dpi(image, 300.0)[0]
 
 
 def _read(input_file: Path, options: Any) -> tuple[np.ndarray, float]:

@@ -13,7 +13,7 @@ import stat
 import threading
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -141,14 +141,22 @@ def decode_frame(image: Image.Image, name: str, max_pixels: int = DEFAULT_MAX_PI
 _MIN_RECORDED_DPI = 10.0  # below it (Pillow reports 1 for a TIFF without resolution tags): not a real DPI
 
 
-def image_dpi(image: Image.Image, fallback: float) -> float:
-    """The horizontal DPI an open image records, or ``fallback`` when it records none (or an implausible one)."""
+def image_dpi(image: Image.Image, fallback: float) -> tuple[float, float]:
+    """The horizontal and vertical DPI an open image records (a fax: 204 x 98), ``fallback`` when it records none
+    (or an implausible one) across, the horizontal one when it records none down."""
     dpi = image.info.get("dpi")
+    across, down = (dpi[0], dpi[-1]) if isinstance(dpi, tuple) and dpi else (dpi, dpi)
+    x = _plausible_dpi(across) or fallback
+    return x, _plausible_dpi(down) or x
+
+
+def _plausible_dpi(value: Any) -> float:
+    """``value`` as a DPI, 0.0 when it is none or implausible."""
     try:
-        value = float(dpi[0] if isinstance(dpi, tuple) else dpi) if dpi else 0.0
-    except (TypeError, ValueError, IndexError):
-        value = 0.0
-    return value if value >= _MIN_RECORDED_DPI else fallback
+        number = float(value) if value else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+    return number if number >= _MIN_RECORDED_DPI else 0.0
 
 
 def _to_bgr(image: Image.Image) -> np.ndarray:

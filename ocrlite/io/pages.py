@@ -56,13 +56,24 @@ _PDFIUM_LOCK = threading.RLock()  # held around every pypdfium2 call (PDFium is 
 
 @dataclass(frozen=True)
 class Page:
-    """One page ready for OCR: 1-based number, BGR uint8 image, its resolution and, for a PDF page, its own
-    size in points (the rendered pixels round it up)."""
+    """One page ready for OCR: 1-based number, BGR uint8 image, its (horizontal) resolution and, for a PDF page,
+    its own size in points (the rendered pixels round it up) or, for an image whose vertical resolution is not
+    its horizontal one (a fax at 204 x 98 dpi), its size at those resolutions (``_image_page``)."""
 
     number: int
     image: np.ndarray
     dpi: float
     points: tuple[float, float] | None = None
+
+
+def _image_page(number: int, image: np.ndarray, dpi: tuple[float, float]) -> Page:
+    """Page ``number`` of an image file at its horizontal and vertical ``dpi`` (``image_dpi``): where they differ,
+    with its size in points, so that a searchable PDF page keeps the scan's proportions."""
+    x, y = dpi
+    if x == y:
+        return Page(number, image, x)
+    height, width = image.shape[:2]
+    return Page(number, image, x, (width * _POINTS_PER_INCH / x, height * _POINTS_PER_INCH / y))
 
 
 class PageSource(ABC):
@@ -92,7 +103,7 @@ class PageSource(ABC):
 class _ImageSource(PageSource):
     """A single-frame image, read with ``read_image`` or, from its contents, ``decode_image_bytes`` (same checks)."""
 
-    def __init__(self, path: Path, dpi: float, max_pixels: int, data: bytes | None) -> None:
+    def __init__(self, path: Path, dpi: tuple[float, float], max_pixels: int, data: bytes | None) -> None:
         self.path, self.dpi, self.max_pixels, self.data = path, dpi, max_pixels, data
 
     def __len__(self) -> int:
@@ -100,8 +111,8 @@ class _ImageSource(PageSource):
 
     def page(self, number: int) -> Page:
         if self.data is not None:
-            return Page(number, decode_image_bytes(self.data, str(self.path), self.max_pixels), self.dpi)
-        return Page(number, read_image(self.path, max_pixels=self.max_pixels), self.dpi)
+            return _image_page(number, decode_image_bytes(self.data, str(self.path), self.max_pixels), self.dpi)
+        return _image_page(number, read_image(self.path, max_pixels=self.max_pixels), self.dpi)
 
 
 class _FramesSource(PageSource):
@@ -120,7 +131,7 @@ class _FramesSource(PageSource):
             self.image.seek(number - 1)
         except Exception as exc:
             raise ImageReadError(f"{where}: cannot seek to frame ({exc})") from exc
-        return Page(number, decode_frame(self.image, where, self.max_pixels), image_dpi(self.image, self.dpi))
+        return _image_page(number, decode_frame(self.image, where, self.max_pixels), image_dpi(self.image, self.dpi))
 
     def close(self) -> None:
         self.image.close()
@@ -232,12 +243,12 @@ def count_pages(path: str | Path) -> int:
         return 1
 
 
-def _open_frames(path: Path, dpi: float, data: bytes | None) -> tuple[Image.Image | None, float]:
+def _open_frames(path: Path, dpi: float, data: bytes | None) -> tuple[Image.Image | None, tuple[float, float]]:
     """The open Pillow image if ``path`` (or its contents ``data``) has several frames (else None), and its DPI."""
     try:
         image = open_image(io.BytesIO(data) if data is not None else path, str(path))
     except ImageReadError:
-        return None, dpi  # read_image gives the precise error
+        return None, (dpi, dpi)  # read_image gives the precise error
     own_dpi = image_dpi(image, dpi)
     if int(getattr(image, "n_frames", 1)) > 1:
         return image, own_dpi

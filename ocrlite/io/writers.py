@@ -159,11 +159,11 @@ class HocrWriter:
 
     def add(self, page: PageRecord) -> None:
         result, n = page.result, page.number
-        dpi = round(page.dpi)
+        dpi_y = result.height * 72.0 / page.points[1] if page.points else page.dpi  # a fax: 204 x 98 dpi
         div = ET.SubElement(self.body, "div", {
             "class": "ocr_page", "id": f"page_{n}",
             "title": f'image "{_title_safe(self.source)}"; bbox 0 0 {result.width} {result.height}; '
-                     f"ppageno {n - 1}; scan_res {dpi} {dpi}"})
+                     f"ppageno {n - 1}; scan_res {round(page.dpi)} {round(dpi_y)}"})
         if not result.lines:
             return
         boxes = [quad_bbox(line.points, result.width, result.height) for line in result.lines]

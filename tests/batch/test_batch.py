@@ -609,6 +609,19 @@ def test_searchable_pdf_pages_keep_the_input_pdf_page_size(tmp_path: Path) -> No
     assert "48213" in doc[1].get_textpage().get_text_range()
 
 
+def test_a_fax_keeps_its_proportions_in_the_searchable_pdf_and_hocr(tmp_path: Path) -> None:
+    """A fax TIFF records 204 x 98 dpi: its PDF page measured both sides at 204 dpi (half its height) and its
+    hOCR said scan_res 204 204."""
+    fax = _page("HELLO").resize((300, 45))  # a fax's lines are half as dense as its columns
+    fax.save(tmp_path / "fax.tiff", dpi=(204, 98))
+    assert _cli(str(tmp_path / "fax.tiff"), "-o", str(tmp_path / "out"), "--format", "pdf,hocr", "-q").exit_code == 0
+    page = pdfium.PdfDocument(str(tmp_path / "out" / "fax.tiff.pdf"))[0]
+    assert np.allclose(page.get_size(), (300 * 72 / 204, 45 * 72 / 98), atol=0.01)
+    hocr = ET.parse(tmp_path / "out" / "fax.tiff.hocr").getroot()
+    title = hocr.find(".//{http://www.w3.org/1999/xhtml}div[@class='ocr_page']").get("title")
+    assert "bbox 0 0 300 45" in title and "scan_res 204 98" in title
+
+
 def test_huge_pages_are_guarded(tmp_path: Path) -> None:
     _page("A").save(tmp_path / "big.tiff", save_all=True, append_images=[_page("B")])
     with open_pages(tmp_path / "big.tiff", max_pixels=10_000) as source:
