@@ -59,6 +59,15 @@ def ocrmypdf_command() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def pdftotext() -> str:
+    """poppler's ``pdftotext`` (Debian package poppler-utils): how viewers built on poppler read a PDF's text."""
+    found = shutil.which("pdftotext")
+    if found is None:
+        _unavailable("pdftotext is not installed (apt-get install poppler-utils)")
+    return str(found)
+
+
+@pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     """One local Ray (2 CPUs, no dashboard) for the whole session, a new one also where another Ray runs on this
     machine (``ray start``): the optional ray extra."""
