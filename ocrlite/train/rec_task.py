@@ -5,11 +5,15 @@ padding, so training sees the padding inference will show it). Samples are group
 ratio like the inference predictor groups crops. Augmentation: TIA-style distort / stretch /
 perspective warps and BDA-style degradations (``synth.degrade``). The loss is CTC with blank 0,
 summed over the batch and divided by the batch size, as in PaddleOCR; a ``train.center_loss`` section adds
-PP-OCRv2's Enhanced CTC center loss (``ocrlite.train.center_loss``), logged as ``center``.
+PP-OCRv2's Enhanced CTC center loss (``ocrlite.train.center_loss``), logged as ``center``. A label CTC cannot
+align to the batch's time steps (its length plus its adjacent repeats exceed them; the steps follow the padded
+batch width, so this is known only per batch) adds no loss: each batch with such labels logs one warning
+with their count.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +41,8 @@ from .synth import FONT_ROOT, LANGS, SCENE_SHARE, WORDS_FILE, ZH_SHARE, FontBank
 
 __all__ = ["RecData", "RecTask", "ctc_loss", "read_label_file", "tia_distort", "tia_stretch", "tia_perspective"]
 
+log = logging.getLogger(__name__)
+
 
 def read_label_file(path: str | Path, charset: Charset) -> tuple[list[tuple[Path, str]], int]:
     """``(image path, text)`` pairs of a ``path<TAB>text`` label file (``read_rec_label_file``), and the number
@@ -47,10 +53,27 @@ def read_label_file(path: str | Path, charset: Charset) -> tuple[list[tuple[Path
     return samples, len(pairs) - len(samples)
 
 
+def _ctc_too_long(targets: Tensor, target_lengths: Tensor, steps: int) -> int:
+    """How many of the concatenated ``targets`` CTC cannot align to ``steps`` time steps: a label needs its
+    length plus one blank between each pair of equal adjacent characters."""
+    owner = torch.repeat_interleave(torch.arange(len(target_lengths), device=targets.device),
+                                    target_lengths.to(targets.device))
+    repeated = (targets[1:] == targets[:-1]) & (owner[1:] == owner[:-1])
+    repeats = torch.zeros(len(target_lengths), dtype=torch.long, device=targets.device)
+    repeats.index_add_(0, owner[1:], repeated.long())
+    return int((target_lengths.to(targets.device) + repeats > steps).sum())
+
+
 def ctc_loss(logits: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
-    """CTC (blank 0) of [N, T, C] logits against concatenated targets: sum over the batch / N."""
+    """CTC (blank 0) of [N, T, C] logits against concatenated targets: sum over the batch / N. A label longer
+    than CTC can align to T (``_ctc_too_long``) adds no loss; one warning per batch counts them."""
     log_probs = logits.float().log_softmax(dim=2).transpose(0, 1)  # T, N, C
     n, steps = logits.shape[0], logits.shape[1]
+    too_long = _ctc_too_long(targets, target_lengths, steps)
+    if too_long:
+        log.warning("%d of %d labels in this batch need more than its %d CTC time steps (length + repeated "
+                    "adjacent characters; the steps follow the padded batch width): they add no loss",
+                    too_long, n, steps)
     input_lengths = torch.full((n,), steps, dtype=torch.long, device=logits.device)
     loss = F.ctc_loss(log_probs, targets.to(logits.device), input_lengths, target_lengths.to(logits.device),
                       blank=0, reduction="sum", zero_infinity=True)

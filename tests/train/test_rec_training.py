@@ -449,3 +449,38 @@ def test_synth_into_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> 
     assert (run.exit_code, run.output) == (
         2, f"ocrlite: error: cannot write to {tmp_path / 'file' / 'set'}: {tmp_path / 'file'} is a file, "
            "not a folder\n")
+
+
+def test_a_label_longer_than_the_ctc_output_is_counted_per_batch(caplog: pytest.LogCaptureFixture) -> None:
+    """T=4 aligns a label of length + adjacent repeats <= 4 ("aab": 3 + 1); "aaa" (3 + 2) and "abcde" cannot:
+    they add no loss (zero_infinity), so the batch says how many there were, in one warning line."""
+    with caplog.at_level("WARNING", logger="ocrlite.train"):
+        fits = ctc_loss(torch.zeros(1, 4, 6), torch.tensor([1, 1, 2]), torch.tensor([3]))
+    assert fits.item() > 0 and not caplog.records
+    with caplog.at_level("WARNING", logger="ocrlite.train"):
+        loss = ctc_loss(torch.zeros(3, 4, 6), torch.tensor([1, 1, 2, 1, 1, 1, 1, 2, 3, 4, 5]),
+                        torch.tensor([3, 3, 5]))
+    assert loss.item() == pytest.approx(fits.item() / 3, abs=1e-5)  # only "aab" adds to the sum
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "2 of 3 labels in this batch need more than its 4 CTC time steps"]
+
+
+def test_train_reports_labels_too_long_for_the_ctc_output(tmp_path: Path) -> None:
+    """A 64-wide line crop gives the tiny CRNN 16 time steps: a 20-character label cannot be aligned, and each
+    training batch holding it says so on stderr (no silent zero loss)."""
+    import cv2
+
+    lines = []
+    for i, text in enumerate(["ok", "x" * 10 + "y" * 10, "abcdefghijklmnopqrst"]):
+        image = tmp_path / f"{i}.png"
+        cv2.imwrite(str(image), np.full((32, 64, 3), 255, np.uint8))
+        lines.append(f"{image}\t{text}\n")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(lines), encoding="utf-8")
+    config = _write_config(tmp_path, labels)
+    result = CliRunner().invoke(main, ["--threads", "1", "train", str(config), "-o", str(tmp_path / "run"), "-q",
+                                       "--set", "train.steps=2", "--set", "train.data.eval=null"])
+    assert result.exit_code == 0, result.output
+    warning = ("2 of 3 labels in this batch need more than its 16 CTC time steps (length + repeated adjacent "
+               "characters; the steps follow the padded batch width): they add no loss\n")
+    assert result.stderr == warning * 2
