@@ -52,8 +52,8 @@ class ClsData:
     holdout_every: int = 5
     val_every: int = 0  # every N-th remaining form (or line of a label file) validates (0: none)
     eval_on: str = "holdout"  # the split scored during training: holdout, val or train
-    min_width: int = 8  # crops narrower or lower than this (pixels) are left out
-    eval_limit: int = 0  # score only the first N crops of the eval_on split (0: all)
+    min_width: int = setting(8, low=0)  # crops narrower or lower than this (pixels) are left out
+    eval_limit: int = setting(0, low=0)  # score only the first N crops of the eval_on split (0: all)
     pairs: bool = False  # each batch holds every drawn crop upright and turned (see ClsTask.batch)
 
 

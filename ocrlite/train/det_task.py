@@ -78,7 +78,7 @@ class DetData:
     unit: str = "lines"  # funsd only (given for other data: an error): line boxes, what the pipeline detects
     holdout_every: int = 5
     val_every: int = 0  # every N-th remaining image is a validation image (0: none)
-    limit: int = 0  # use only the first N training images (0: all)
+    limit: int = setting(0, low=0)  # use only the first N training images (0: all)
     eval_on: str = "holdout"  # the images scored during training: holdout, val (keep-best on them) or train
 
 

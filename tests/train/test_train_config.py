@@ -14,8 +14,8 @@ from tiny_crnn import SYNTH_EN, tiny_crnn
 from ocrlite.cli import main
 from ocrlite.errors import ConfigError
 from ocrlite.settings import build_settings
-from ocrlite.train.cls_task import ClsAugmentSettings
-from ocrlite.train.det_task import DetAugmentSettings, DetLossSettings
+from ocrlite.train.cls_task import ClsAugmentSettings, ClsData
+from ocrlite.train.det_task import DetAugmentSettings, DetData, DetLossSettings
 from ocrlite.train.run import load_training_config
 from ocrlite.train.trainer import TrainSettings
 
@@ -74,6 +74,10 @@ def test_train_commands_take_prefixed_keys(command: str, tmp_path: Path) -> None
     (DetAugmentSettings, "train.augment", {"size": 0}, "train.augment.size: 0 is out of range; allowed: 64.."),
     (DetAugmentSettings, "train.augment", {"flip": 1.5}, "train.augment.flip: 1.5 is out of range; allowed: 0.0..1.0"),
     (ClsAugmentSettings, "train.augment", {"num_ops": -1}, "train.augment.num_ops: -1 is out of range; allowed: 0.."),
+    # a negative count acted as "all" (limit > 0 / eval_limit > 0 guarded the cut) or kept every crop (min_width)
+    (DetData, "train.data", {"limit": -1}, "train.data.limit: -1 is out of range; allowed: 0.."),
+    (ClsData, "train.data", {"eval_limit": -5}, "train.data.eval_limit: -5 is out of range; allowed: 0.."),
+    (ClsData, "train.data", {"min_width": -8}, "train.data.min_width: -8 is out of range; allowed: 0.."),
 ])
 def test_out_of_range_training_settings_are_config_errors(cls: type, section: str, values: dict, message: str) -> None:
     """Each was a traceback deep in the data loader or the loss (exit 1), not one line (exit 2)."""
@@ -171,3 +175,13 @@ def test_a_bad_section_key_leaves_no_empty_run_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["train", config, "-o", str(run), "-q", "--set", "train.data.eval_onn=val"])
     assert result.exit_code == 2 and "train.data: unknown key 'eval_onn'" in result.stderr
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(("config", "key"), [("det_ppocrv3_ic15.yaml", "limit"), ("cls_funsd.yaml", "eval_limit"),
+                                             ("cls_funsd.yaml", "min_width")])
+def test_a_negative_data_count_is_one_line_before_any_data_is_read(config: str, key: str, tmp_path: Path) -> None:
+    path = str(Path(CONFIG).parent / config)
+    result = CliRunner().invoke(main, ["train", path, "-o", str(tmp_path / "run"), "-q",
+                                       "--set", f"train.data.{key}=-1", "--set", f"train.data.root={tmp_path}"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"ocrlite: error: train.data.{key}: -1 is out of range; allowed: 0..\n"
