@@ -109,14 +109,15 @@ def _union(words: Sequence[FunsdBox]) -> FunsdBox:
 
 
 def load_funsd_boxes(root: str | Path) -> list[FunsdForm]:
-    """FUNSD forms (sorted by id) with word boxes and line boxes. Words with empty text are left out; a line is
-    a row of one entity's words, its box their union and its text the words joined by single spaces."""
+    """FUNSD forms (sorted by id; an image without its annotation is an error) with word boxes and line boxes.
+    Words with empty text are left out; a line is a row of one entity's words, its box their union and its text
+    the words joined by single spaces."""
     root = Path(root)
     ann_dir = root / "annotations"
     if not ann_dir.is_dir():
         raise ConfigError(f"FUNSD annotations not found at {ann_dir}")
     forms = []
-    for ann in sorted(ann_dir.glob("*.json")):
+    for image, ann in _funsd_files(ann_dir):
         words, lines = [], []
         for entity in read_funsd_form(ann):
             try:
@@ -126,8 +127,17 @@ def load_funsd_boxes(root: str | Path) -> list[FunsdForm]:
                                   "numbers)") from None
             words += kept
             lines += [_union(row) for row in _rows(kept)]
-        forms.append(FunsdForm(root / "images" / f"{ann.stem}.png", tuple(words), tuple(lines)))
+        forms.append(FunsdForm(image, tuple(words), tuple(lines)))
     return forms
+
+
+def _funsd_files(ann_dir: Path) -> list[tuple[Path, Path]]:
+    """(``images/<id>.png``, ``annotations/<id>.json``) of every form, sorted by id, that has either file: an image
+    without its annotation is refused when the annotation is read (ground truth file not found), as ICDAR 2015
+    refuses an image without its GT file, not left out without a word."""
+    images = ann_dir.parent / "images"
+    ids = {path.stem for path in ann_dir.glob("*.json")} | {path.stem for path in images.glob("*.png")}
+    return [(images / f"{form}.png", ann_dir / f"{form}.json") for form in sorted(ids)]
 
 
 def _funsd_word(word: dict[str, Any]) -> FunsdBox:
@@ -191,10 +201,11 @@ def load_icdar2015(root: str | Path) -> list[tuple[Path, list[GtRegion]]]:
 
 
 def load_funsd(root: str | Path) -> list[tuple[Path, list[str]]]:
-    """``images/<id>.png`` with the word texts of ``annotations/<id>.json`` (all entities, file order)."""
+    """``images/<id>.png`` with the word texts of ``annotations/<id>.json`` (all entities, file order); an image
+    without its annotation is an error."""
     root = Path(root)
     samples = []
-    for ann in sorted(_require_dir(root / "annotations").glob("*.json")):
+    for image, ann in _funsd_files(_require_dir(root / "annotations")):
         try:
             words = [word["text"] for entity in read_funsd_form(ann) for word in entity["words"]]
             if not all(isinstance(word, str) for word in words):
@@ -202,7 +213,7 @@ def load_funsd(root: str | Path) -> list[tuple[Path, list[str]]]:
         except (KeyError, TypeError):
             raise ConfigError(f"{ann}: not a FUNSD annotation (an entity without 'words' or a word without "
                               "'text' as a string)") from None
-        samples.append((root / "images" / f"{ann.stem}.png", words))
+        samples.append((image, words))
     return samples
 
 

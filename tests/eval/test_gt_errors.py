@@ -52,10 +52,15 @@ def _labels(root: Path, gt: bytes) -> str:
     return "labels.txt"
 
 
-def _funsd(root: Path, gt: bytes) -> str:
+def _funsd(root: Path, gt: bytes | None) -> str:
+    """f1 with the annotation ``gt`` (None: no annotation file, f0 a good form beside it)."""
     _image(root / "images" / "f1.png")
     (root / "annotations").mkdir()
-    (root / "annotations" / "f1.json").write_bytes(gt)
+    if gt is None:
+        _image(root / "images" / "f0.png")
+        (root / "annotations" / "f0.json").write_text('{"form": [{"words": [{"text": "x", "box": [1, 2, 9, 9]}]}]}')
+    else:
+        (root / "annotations" / "f1.json").write_bytes(gt)
     return "annotations/f1.json"
 
 
@@ -70,6 +75,8 @@ def _funsd(root: Path, gt: bytes) -> str:
     ("rec", _tags, b"a.png\n", ":1: expected 'path LABEL', got 'a.png'"),
     ("cls", _tags, NOT_UTF8, ": not UTF-8 text (byte 0xff at offset 0)"),
     ("rec", _labels, b"a.png HELLO\n", ":1: expected 'image path<TAB>text', got 'a.png HELLO'"),
+    # a FUNSD image without its annotation was left out without a word (ICDAR 2015 refuses a missing GT file)
+    *[(task, _funsd, None, ": ground truth file not found") for task in ("det", "cls", "rec", "e2e")],
     ("e2e", _funsd, b'{"form": [', ": not valid JSON: Expecting value: line 1 column 11 (char 10)"),
     ("e2e", _funsd, b'{"forms": []}', ": not a FUNSD annotation (no 'form' list)"),
     ("e2e", _funsd, b'{"form": [{"text": "x"}]}',

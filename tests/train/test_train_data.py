@@ -224,3 +224,24 @@ def test_a_funsd_box_reaching_outside_its_image_is_cut_within_the_image() -> Non
     cut = box_crops(image, [inside, reaching, outside])
     assert [box.text for _, box in cut] == ["a", "b"]
     assert np.array_equal(cut[1][0], cut[0][0])
+
+
+
+@pytest.mark.parametrize("task", ["det", "cls"])
+def test_a_funsd_image_without_its_annotation_stops_training_as_a_missing_icdar_gt_does(
+        shared_data: Path, tmp_path: Path, task: str) -> None:
+    """It was left out without a word, so a det or cls run trained and scored one form fewer than the folder
+    holds; now its missing annotation is named, as a missing ICDAR 2015 GT file is."""
+    from ocrlite.train.cls_task import funsd_crops
+    from ocrlite.train.data import funsd_records
+
+    funsd = tmp_path / "funsd"
+    for sub in ("annotations", "images"):
+        (funsd / sub).mkdir(parents=True)
+    form = "0000971160"
+    (funsd / "annotations" / f"{form}.json").symlink_to(shared_data / "funsd" / "annotations" / f"{form}.json")
+    for name in (form, "0000989556"):
+        (funsd / "images" / f"{name}.png").symlink_to(shared_data / "funsd" / "images" / f"{name}.png")
+    with pytest.raises(ConfigError) as caught:
+        funsd_records(funsd, "lines") if task == "det" else funsd_crops(funsd, "lines", 5, 0, 8)
+    assert str(caught.value) == f"{funsd / 'annotations' / '0000989556.json'}: ground truth file not found"
