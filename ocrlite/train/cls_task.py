@@ -49,8 +49,8 @@ class ClsData:
     format: str = "funsd"
     root: str = ""
     unit: str = "lines"  # funsd only (given for label files: an error)
-    holdout_every: int = 5
-    val_every: int = 0  # every N-th remaining form (or line of a label file) validates (0: none)
+    holdout_every: int = setting(5, low=0)  # every N-th form (or line of a label file) is held out (0: none)
+    val_every: int = setting(0, low=0)  # every N-th remaining form (or line of a label file) validates (0: none)
     eval_on: str = "holdout"  # the split scored during training: holdout, val or train
     min_width: int = setting(8, low=0)  # crops narrower or lower than this (pixels) are left out
     eval_limit: int = setting(0, low=0)  # score only the first N crops of the eval_on split (0: all)

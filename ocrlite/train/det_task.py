@@ -76,8 +76,8 @@ class DetData:
     format: str = "icdar2015"
     root: str = ""
     unit: str = "lines"  # funsd only (given for other data: an error): line boxes, what the pipeline detects
-    holdout_every: int = 5
-    val_every: int = 0  # every N-th remaining image is a validation image (0: none)
+    holdout_every: int = setting(5, low=0)  # every N-th image is held out (0: none)
+    val_every: int = setting(0, low=0)  # every N-th remaining image is a validation image (0: none)
     limit: int = setting(0, low=0)  # use only the first N training images (0: all)
     eval_on: str = "holdout"  # the images scored during training: holdout, val (keep-best on them) or train
 

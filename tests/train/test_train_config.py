@@ -78,6 +78,9 @@ def test_train_commands_take_prefixed_keys(command: str, tmp_path: Path) -> None
     (DetData, "train.data", {"limit": -1}, "train.data.limit: -1 is out of range; allowed: 0.."),
     (ClsData, "train.data", {"eval_limit": -5}, "train.data.eval_limit: -5 is out of range; allowed: 0.."),
     (ClsData, "train.data", {"min_width": -8}, "train.data.min_width: -8 is out of range; allowed: 0.."),
+    # a negative split period silently acted as 0 (nothing held out / no validation split)
+    (DetData, "train.data", {"holdout_every": -5}, "train.data.holdout_every: -5 is out of range; allowed: 0.."),
+    (ClsData, "train.data", {"val_every": -1}, "train.data.val_every: -1 is out of range; allowed: 0.."),
 ])
 def test_out_of_range_training_settings_are_config_errors(cls: type, section: str, values: dict, message: str) -> None:
     """Each was a traceback deep in the data loader or the loss (exit 1), not one line (exit 2)."""
