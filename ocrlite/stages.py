@@ -203,10 +203,11 @@ class StageSpec:
         softmax = self.kind != "det" and self.outputs == "logits"
         if self.backend == "onnxruntime":
             from ocrlite.backends.onnx_cache import cached_export
-            from ocrlite.backends.onnxruntime import OnnxRunner
+            from ocrlite.backends.onnxruntime import OnnxRunner, import_onnxruntime
             from ocrlite.extras import require_onnx
 
             require_onnx("the onnxruntime backend", export=self.onnx is None)  # one line before an export or a run
+            import_onnxruntime()  # installed but broken: said before an export, not taken for a damaged export
             threads = thread_count()
             if self.onnx is not None:
                 given = OnnxRunner(self.onnx, threads=threads)

@@ -103,6 +103,23 @@ def test_the_onnxruntime_backend_without_its_packages_in_workers_and_from_python
         TextClassifier.from_config(overrides=["backend=onnxruntime"])
 
 
+def test_an_onnxruntime_that_fails_to_import_is_one_line_before_any_export(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed but broken (a wheel for another Python, numpy or CPU): ``find_spec`` finds it, ``import`` fails.
+    It was a traceback, after the detector had been exported for nothing."""
+    broken = tmp_path / "site" / "onnxruntime"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("libonnxruntime.so.1: cannot open shared object file")\n')
+    monkeypatch.syspath_prepend(str(broken.parent))
+    for name in [name for name in sys.modules if name.split(".")[0] == "onnxruntime"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path / "cache"))
+    line = ("ocrlite: error: the onnxruntime backend cannot import onnxruntime (libonnxruntime.so.1: cannot open "
+            f"shared object file): reinstall it: pip install --force-reinstall {ONNX.split()[-1]}")
+    assert _cli("ocr", str(SAMPLE), "--backend", "onnxruntime") == (2, [line])
+    assert not (tmp_path / "cache").exists()
+
+
 def test_a_stage_with_its_own_onnx_file_needs_only_onnxruntime(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing is exported for a stage whose ``onnx:`` file is given (``ocrlite quantize``'s int8 stage)."""

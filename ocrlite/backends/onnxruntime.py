@@ -12,17 +12,21 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from ocrlite.errors import BackendError
+from ocrlite.errors import BackendError, one_line
 from ocrlite.extras import extra, require, require_onnx
 
 __all__ = ["OnnxRunner", "import_onnxruntime"]
 
 
 def import_onnxruntime() -> Any:
-    """The onnxruntime module, or a BackendError saying how to install it."""
+    """The onnxruntime module, or a BackendError saying how to install it: when it is absent, and when it is
+    installed but fails to import (a wheel built for another Python, numpy or CPU)."""
     require_onnx("the onnxruntime backend", export=False)
-    import onnxruntime
-
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendError(one_line(f"the onnxruntime backend cannot import onnxruntime ({exc}): reinstall it: "
+                                    f"pip install --force-reinstall {extra('onnx')}")) from None
     return onnxruntime
 
 
