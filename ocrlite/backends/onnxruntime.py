@@ -97,7 +97,11 @@ class OnnxRunner:
         top1 = self.output_names[:2] == ["index", "prob"]
         if top1 and kind != "rec":
             raise BackendError(f"{name}: a recognizer's top1 graph (index, prob) cannot serve the {kind} stage")
-        shape = self.session.get_outputs()[0].shape
+        output = self.session.get_outputs()[0]
+        if not top1 and output.type != "tensor(float)":
+            raise BackendError(f"{name}: its output is a {output.type}, a {kind} stage reads a tensor(float) "
+                               "(probabilities or logits)")
+        shape = output.shape
         rank = {"det": 4, "rec": 3}.get(kind, 2)  # N x 1 x H x W maps, N x T x C steps, N x C classes
         if not top1 and len(shape) != rank:
             raise BackendError(f"{name}: its output has {len(shape)} dimensions, a {kind} stage's net gives {rank} "
@@ -114,16 +118,25 @@ class OnnxRunner:
             raise BackendError(f"{name} returns the net's logits, not probabilities: export it with --head probs")
 
     def _check_input(self, kind: str, size: tuple[int | None, int | None]) -> None:
-        """A BackendError when the graph fixes an input height or width the stage does not feed."""
-        shape = self.session.get_inputs()[0].shape
-        fixed = [dim if isinstance(dim, int) else None for dim in (list(shape[2:4]) if len(shape) == 4 else [])]
-        if len(fixed) != 2:
-            raise BackendError(f"{self.model_path.name}: its input has {len(shape)} dimensions, a {kind} stage "
-                               "feeds 4 (N x 3 x H x W)")
+        """A BackendError unless the graph takes one float32 N x 3 x H x W input, or when it fixes an input height
+        or width the stage does not feed."""
+        name, inputs = self.model_path.name, self.session.get_inputs()
+        if len(inputs) != 1:
+            raise BackendError(f"{name}: the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}), "
+                               f"a {kind} stage feeds one (N x 3 x H x W float32 images)")
+        if inputs[0].type != "tensor(float)":
+            raise BackendError(f"{name}: its input is a {inputs[0].type}, a {kind} stage feeds a tensor(float) "
+                               "(float32 images)")
+        shape = inputs[0].shape
+        if len(shape) != 4:
+            raise BackendError(f"{name}: its input has {len(shape)} dimensions, a {kind} stage feeds 4 (N x 3 x H x W)")
+        if isinstance(shape[1], int) and shape[1] != 3:
+            raise BackendError(f"{name}: its input has {shape[1]} channels, a {kind} stage feeds 3 (N x 3 x H x W)")
+        fixed = [dim if isinstance(dim, int) else None for dim in shape[2:4]]
         if any(got is not None and want is not None and got != want for got, want in zip(fixed, size)):
             def text(pair: Sequence[int | None]) -> str:
                 return " x ".join(str(v) if v is not None else "any" for v in pair)
-            raise BackendError(f"{self.model_path.name}: its input is {text(fixed)} px (height x width), the {kind} "
+            raise BackendError(f"{name}: its input is {text(fixed)} px (height x width), the {kind} "
                                f"stage feeds {text(size)} (its preprocess settings; a file made for another model?)")
 
     def _last_op(self) -> str | None:

@@ -114,6 +114,55 @@ def test_a_given_onnx_file_that_cannot_serve_the_stage_is_one_line(exports: Path
     assert result.stderr == f"ocrlite: error: {message}\n"
 
 
+def det_graph(path: Path, inputs: list[tuple[str, int, list]], output: int = 1) -> Path:
+    """A detector-like ONNX graph: the mean over channels of its inputs' sum (cast to float32 first), as ``output``
+    (an ONNX element type) N x 1 x H x W."""
+    from onnx import TensorProto, helper
+
+    names = [name for name, _, _ in inputs]
+    nodes = [helper.make_node("Cast", [name], [f"{name}32"], to=TensorProto.FLOAT) for name in names]
+    nodes += [helper.make_node("Sum", [f"{name}32" for name in names], ["sum"]),
+              helper.make_node("ReduceMean", ["sum"], ["mean"], axes=[1], keepdims=1),
+              helper.make_node("Cast", ["mean"], ["out"], to=output)]
+    graph = helper.make_graph(nodes, "det-like", [helper.make_tensor_value_info(*given) for given in inputs],
+                              [helper.make_tensor_value_info("out", output, ["N", 1, "H", "W"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+IMAGES = ["N", 3, "H", "W"]
+
+
+@pytest.mark.parametrize(("inputs", "output", "message"), [
+    ([("x", onnx.TensorProto.FLOAT, IMAGES), ("y", onnx.TensorProto.FLOAT, IMAGES)], onnx.TensorProto.FLOAT,
+     "the graph has 2 inputs (x, y), a det stage feeds one (N x 3 x H x W float32 images)"),
+    ([("x", onnx.TensorProto.FLOAT16, IMAGES)], onnx.TensorProto.FLOAT,
+     "its input is a tensor(float16), a det stage feeds a tensor(float) (float32 images)"),
+    ([("x", onnx.TensorProto.FLOAT, ["N", 1, "H", "W"])], onnx.TensorProto.FLOAT,
+     "its input has 1 channels, a det stage feeds 3 (N x 3 x H x W)"),
+    ([("x", onnx.TensorProto.FLOAT, IMAGES)], onnx.TensorProto.INT64,
+     "its output is a tensor(int64), a det stage reads a tensor(float) (probabilities or logits)"),
+])
+def test_a_given_onnx_file_with_other_inputs_or_outputs_is_one_line(tmp_path: Path, inputs: list, output: int,
+                                                                     message: str):
+    """Refused at load, naming the file: onnxruntime failed each image with its own error, blamed on the image
+    (an int64 map read 'text' from every page, exit 0)."""
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    given = det_graph(tmp_path / "mine.onnx", inputs, output)
+    sample = Path(__file__).parents[1] / "images" / "sample.png"
+    result = CliRunner().invoke(main, ["ocr", str(sample), "--set", "det.backend=onnxruntime",
+                                       "--set", f"det.onnx={given}"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"ocrlite: error: mine.onnx: {message}\n"
+    right = det_graph(tmp_path / "right.onnx", [("x", onnx.TensorProto.FLOAT, IMAGES)])
+    OnnxRunner(right, threads=1).check_stage("det", 1, False)  # the same graph with one float32 image input
+
+
 def test_a_given_top1_file_of_the_stage_reads_the_sample(exports: Path):
     from ocrlite import OCR
 
