@@ -33,11 +33,12 @@ METADATA = {"kind": "ocrlite.kind", "classes": "ocrlite.classes", "head": "ocrli
 
 
 def cache_dir() -> Path:
-    """Where exports are cached: ``$OCRLITE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/ocrlite/onnx`` (~/.cache); a
-    BackendError when none is set and there is no home folder (no ``HOME``, a user without a passwd entry)."""
+    """Where exports are cached: ``$OCRLITE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/ocrlite/onnx`` (~/.cache; an
+    XDG_CACHE_HOME that is not an absolute path is ignored, as the XDG Base Directory spec says); a BackendError
+    when none is set and there is no home folder (no ``HOME``, a user without a passwd entry)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    if os.environ.get("XDG_CACHE_HOME"):
+    if os.path.isabs(os.environ.get("XDG_CACHE_HOME", "")):
         return Path(os.environ["XDG_CACHE_HOME"]) / "ocrlite" / "onnx"
     home = os.path.expanduser("~")
     if home.startswith("~"):  # no home folder: never a folder named "~" in the working folder
