@@ -143,10 +143,16 @@ class OnnxRunner:
         """The type of the node producing the first output (None when the graph cannot be read here)."""
         if isinstance(self.source, bytes) or not Path(self.source).is_file():
             return None
-        require(f"checking that {self.model_path.name} returns probabilities", ("onnx",), extra("onnx"), BackendError)
+        name = self.model_path.name
+        require(f"checking that {name} returns probabilities", ("onnx",), extra("onnx"), BackendError)
         import onnx
+        from google.protobuf.message import DecodeError
 
-        graph = onnx.load(str(self.source), load_external_data=False).graph
+        try:
+            graph = onnx.load(str(self.source), load_external_data=False).graph
+        except DecodeError:  # onnxruntime's own format (.ort), which it runs and onnx cannot read
+            raise BackendError(f"{name}: not an ONNX protobuf (an ORT-format file?), so it cannot be checked to "
+                               "return probabilities; give the .onnx file") from None
         return next((node.op_type for node in graph.node if graph.output[0].name in node.output), None)
 
     def __repr__(self) -> str:

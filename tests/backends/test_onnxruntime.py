@@ -163,6 +163,26 @@ def test_a_given_onnx_file_with_other_inputs_or_outputs_is_one_line(tmp_path: Pa
     OnnxRunner(right, threads=1).check_stage("det", 1, False)  # the same graph with one float32 image input
 
 
+def test_a_given_ort_format_file_that_cannot_be_checked_is_one_line(exports: Path, tmp_path: Path):
+    """onnxruntime runs its own format (.ort), which onnx cannot read to check for the softmax: it was a
+    protobuf DecodeError traceback."""
+    import onnxruntime
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "cls.ort")
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    onnxruntime.InferenceSession(str(exports / "cls_probs.onnx"), options, providers=["CPUExecutionProvider"])
+    sample = Path(__file__).parents[1] / "images" / "sample.png"
+    result = CliRunner().invoke(main, ["ocr", str(sample), "--set", "pipeline.use_cls=true", "--set",
+                                       "cls.backend=onnxruntime", "--set", f"cls.onnx={tmp_path / 'cls.ort'}"])
+    assert (result.exit_code, result.stdout) == (2, ""), result.exception
+    assert result.stderr == ("ocrlite: error: cls.ort: not an ONNX protobuf (an ORT-format file?), so it cannot be "
+                             "checked to return probabilities; give the .onnx file\n")
+
+
 def test_a_given_top1_file_of_the_stage_reads_the_sample(exports: Path):
     from ocrlite import OCR
 
