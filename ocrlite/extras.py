@@ -7,12 +7,14 @@ to run before a command writes anything. Which extra holds which package: pyproj
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from importlib.util import find_spec
+from types import ModuleType
 
-from ocrlite.errors import BackendError, OcrliteError
+from ocrlite.errors import BackendError, OcrliteError, one_line
 
-__all__ = ["debian", "extra", "missing", "require", "require_onnx"]
+__all__ = ["debian", "extra", "import_extra", "missing", "require", "require_onnx"]
 
 
 def extra(name: str) -> str:
@@ -43,3 +45,14 @@ def require_onnx(purpose: str, export: bool = True) -> None:
     """A BackendError unless onnxruntime and, to ``export`` a net (``torch.onnx``, ``ocrlite.backends.export``),
     onnx are installed: both come with the ``onnx`` extra."""
     require(purpose, ("onnx", "onnxruntime") if export else ("onnxruntime",), extra("onnx"), BackendError)
+
+
+def import_extra(module: str, purpose: str, name: str = "onnx", error: type[Exception] = BackendError) -> ModuleType:
+    """``module``, imported: ``require``'s line when it is absent, and one line saying to reinstall the extra
+    ``name`` when it is installed but fails to import (a wheel built for another Python, numpy or CPU)."""
+    require(purpose, (module,), extra(name), error)
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise error(one_line(f"{purpose} cannot import {module} ({exc}): reinstall it: "
+                             f"pip install --force-reinstall {extra(name)}")) from None

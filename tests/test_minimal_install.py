@@ -103,21 +103,38 @@ def test_the_onnxruntime_backend_without_its_packages_in_workers_and_from_python
         TextClassifier.from_config(overrides=["backend=onnxruntime"])
 
 
+def _broken(monkeypatch: pytest.MonkeyPatch, folder: Path, name: str, reason: str) -> None:
+    """``name`` installed but broken (a wheel for another Python, numpy or CPU): ``find_spec`` finds it,
+    ``import`` raises ImportError(reason)."""
+    package = folder / "site" / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f"raise ImportError({reason!r})\n")
+    monkeypatch.syspath_prepend(str(package.parent))
+    for module in [module for module in sys.modules if module.split(".")[0] == name]:
+        monkeypatch.delitem(sys.modules, module)
+
+
 def test_an_onnxruntime_that_fails_to_import_is_one_line_before_any_export(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Installed but broken (a wheel for another Python, numpy or CPU): ``find_spec`` finds it, ``import`` fails.
-    It was a traceback, after the detector had been exported for nothing."""
-    broken = tmp_path / "site" / "onnxruntime"
-    broken.mkdir(parents=True)
-    (broken / "__init__.py").write_text('raise ImportError("libonnxruntime.so.1: cannot open shared object file")\n')
-    monkeypatch.syspath_prepend(str(broken.parent))
-    for name in [name for name in sys.modules if name.split(".")[0] == "onnxruntime"]:
-        monkeypatch.delitem(sys.modules, name)
+    """It was a traceback, after the detector had been exported for nothing."""
+    _broken(monkeypatch, tmp_path, "onnxruntime", "libonnxruntime.so.1: cannot open shared object file")
     monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path / "cache"))
     line = ("ocrlite: error: the onnxruntime backend cannot import onnxruntime (libonnxruntime.so.1: cannot open "
             f"shared object file): reinstall it: pip install --force-reinstall {ONNX.split()[-1]}")
     assert _cli("ocr", str(SAMPLE), "--backend", "onnxruntime") == (2, [line])
     assert not (tmp_path / "cache").exists()
+
+
+def test_an_onnx_that_fails_to_import_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exporter (``ocrlite export``, the onnxruntime backend's cache) imports onnx: it was a traceback."""
+    pytest.importorskip("onnxruntime")
+    _broken(monkeypatch, tmp_path, "onnx", "onnx_cpp2py_export: undefined symbol")
+    monkeypatch.setenv("OCRLITE_ONNX_CACHE", str(tmp_path / "cache"))
+    line = ("ocrlite: error: exporting to ONNX cannot import onnx (onnx_cpp2py_export: undefined symbol): "
+            f"reinstall it: pip install --force-reinstall {ONNX.split()[-1]}")
+    assert _cli("export", "-o", str(tmp_path / "det.onnx")) == (2, [line])
+    assert _cli("ocr", str(SAMPLE), "--backend", "onnxruntime") == (2, [line])
+    assert not (tmp_path / "det.onnx").exists() and not list((tmp_path / "cache").iterdir())
 
 
 def test_a_stage_with_its_own_onnx_file_needs_only_onnxruntime(tmp_path: Path,

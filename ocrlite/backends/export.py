@@ -29,8 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ocrlite.backends.onnx_cache import METADATA, OPSET, example_shape
-from ocrlite.errors import BackendError
-from ocrlite.extras import extra, require
+from ocrlite.extras import import_extra
 from ocrlite.io.atomic import atomic_write_bytes
 
 __all__ = ["HEADS", "export_net", "export_stage", "top1"]
@@ -122,9 +121,7 @@ def export_net(net: nn.Module, path: str | Path, kind: str, example: Tensor, hea
                logits: bool = False, opset: int = OPSET) -> Path:
     """Write ``net`` (eval mode) as an ONNX file at ``path`` (atomically) and return the path; its
     ``metadata_props`` name ``kind``, the net's class count per position (det: maps) and ``head``."""
-    require("exporting to ONNX", ("onnx",), extra("onnx"), BackendError)
-    import onnx
-
+    onnx = import_extra("onnx", "exporting to ONNX")
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     names = ["index", "prob"] if head == "top1" else ["out"]

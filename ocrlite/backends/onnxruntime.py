@@ -12,22 +12,15 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from ocrlite.errors import BackendError, one_line
-from ocrlite.extras import extra, require, require_onnx
+from ocrlite.errors import BackendError
+from ocrlite.extras import import_extra
 
 __all__ = ["OnnxRunner", "import_onnxruntime"]
 
 
 def import_onnxruntime() -> Any:
-    """The onnxruntime module, or a BackendError saying how to install it: when it is absent, and when it is
-    installed but fails to import (a wheel built for another Python, numpy or CPU)."""
-    require_onnx("the onnxruntime backend", export=False)
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise BackendError(one_line(f"the onnxruntime backend cannot import onnxruntime ({exc}): reinstall it: "
-                                    f"pip install --force-reinstall {extra('onnx')}")) from None
-    return onnxruntime
+    """The onnxruntime module, or a BackendError saying how to install it (``import_extra``)."""
+    return import_extra("onnxruntime", "the onnxruntime backend")
 
 
 class OnnxRunner:
@@ -144,8 +137,7 @@ class OnnxRunner:
         if isinstance(self.source, bytes) or not Path(self.source).is_file():
             return None
         name = self.model_path.name
-        require(f"checking that {name} returns probabilities", ("onnx",), extra("onnx"), BackendError)
-        import onnx
+        onnx = import_extra("onnx", f"checking that {name} returns probabilities")
         from google.protobuf.message import DecodeError
 
         try:
