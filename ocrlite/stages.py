@@ -212,7 +212,8 @@ class StageSpec:
             if self.onnx is not None:
                 given = OnnxRunner(self.onnx, threads=threads)
                 classes = {"det": 1, "cls": 2, PAGE_KIND: 4}.get(self.kind) or len(self.charset or ())
-                given.check_stage(self.kind, classes, self.outputs == "logits", self.input_size())
+                one = self.kind == "det" or self.kind == "rec" and self.pre.batch_size == 1  # one image a call
+                given.check_stage(self.kind, classes, self.outputs == "logits", self.input_size(), 1 if one else None)
                 return given
             head = {"det": "raw", "cls": "probs", PAGE_KIND: "probs", "rec": "top1"}[self.kind]
             path = cached_export(self, head)

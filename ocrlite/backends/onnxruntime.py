@@ -72,11 +72,12 @@ class OnnxRunner:
         return index, prob
 
     def check_stage(self, kind: str, classes: int, logits: bool,
-                    size: tuple[int | None, int | None] = (None, None)) -> None:
+                    size: tuple[int | None, int | None] = (None, None), batch: int | None = None) -> None:
         """A BackendError (one line naming the file) unless this graph can serve a ``kind`` stage whose net has
         ``classes`` outputs per position (det: 1 map), returns ``logits`` (then the graph must end in a Softmax
         or be a recognizer's ``top1`` graph) and is fed inputs of ``size`` (height, width; None where the stage's
-        size varies): a file exported for another stage or model (another charset, line height), or with
+        size varies) in batches of ``batch`` images (None: of varying size): a file exported for another stage or
+        model (another charset, line height, a fixed batch or line width), or with
         ``--head raw``, would otherwise fail or read garbage on every image. The class count of a ``top1`` graph
         is read from the metadata ocrlite's exporter writes (``METADATA``); a file without it is checked on
         what its shapes show."""
@@ -99,7 +100,7 @@ class OnnxRunner:
         if not top1 and len(shape) != rank:
             raise BackendError(f"{name}: its output has {len(shape)} dimensions, a {kind} stage's net gives {rank} "
                                "(a file exported for another stage?)")
-        self._check_input(kind, size)
+        self._check_input(kind, size, batch)
         recorded = meta.get(METADATA["classes"], "")  # a top1 graph's outputs do not show its class count
         shown = None if top1 else shape[1] if kind == "det" else shape[-1]
         width = int(recorded) if recorded.isdigit() else shown if isinstance(shown, int) else None
@@ -110,9 +111,9 @@ class OnnxRunner:
         if logits and not top1 and kind != "det" and self._last_op() != "Softmax":
             raise BackendError(f"{name} returns the net's logits, not probabilities: export it with --head probs")
 
-    def _check_input(self, kind: str, size: tuple[int | None, int | None]) -> None:
-        """A BackendError unless the graph takes one float32 N x 3 x H x W input, or when it fixes an input height
-        or width the stage does not feed."""
+    def _check_input(self, kind: str, size: tuple[int | None, int | None], batch: int | None) -> None:
+        """A BackendError unless the graph takes one float32 N x 3 x H x W input, or when it fixes a batch size,
+        input height or width the stage does not feed."""
         name, inputs = self.model_path.name, self.session.get_inputs()
         if len(inputs) != 1:
             raise BackendError(f"{name}: the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}), "
@@ -125,8 +126,13 @@ class OnnxRunner:
             raise BackendError(f"{name}: its input has {len(shape)} dimensions, a {kind} stage feeds 4 (N x 3 x H x W)")
         if isinstance(shape[1], int) and shape[1] != 3:
             raise BackendError(f"{name}: its input has {shape[1]} channels, a {kind} stage feeds 3 (N x 3 x H x W)")
+        if isinstance(shape[0], int) and shape[0] != batch:
+            feeds = "one image at a time" if batch == 1 else "batches of varying size"
+            hint = "set rec.preprocess.batch_size=1, or " if kind == "rec" and shape[0] == 1 else ""
+            raise BackendError(f"{name}: its input fixes a batch of {shape[0]}, the {kind} stage feeds {feeds} "
+                               f"({hint}export it with a dynamic batch)")
         fixed = [dim if isinstance(dim, int) else None for dim in shape[2:4]]
-        if any(got is not None and want is not None and got != want for got, want in zip(fixed, size)):
+        if any(got is not None and got != want for got, want in zip(fixed, size)):
             def text(pair: Sequence[int | None]) -> str:
                 return " x ".join(str(v) if v is not None else "any" for v in pair)
             raise BackendError(f"{name}: its input is {text(fixed)} px (height x width), the {kind} "

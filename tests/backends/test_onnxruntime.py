@@ -183,6 +183,39 @@ def test_a_given_ort_format_file_that_cannot_be_checked_is_one_line(exports: Pat
                              "checked to return probabilities; give the .onnx file\n")
 
 
+@pytest.mark.parametrize(("stage", "file", "fixed", "message"), [
+    ("rec", "rec_probs", {0: 1}, "rec_probs.onnx: its input fixes a batch of 1, the rec stage feeds batches of "
+     "varying size (set rec.preprocess.batch_size=1, or export it with a dynamic batch)"),
+    ("cls", "cls_probs", {0: 1}, "cls_probs.onnx: its input fixes a batch of 1, the cls stage feeds batches of "
+     "varying size (export it with a dynamic batch)"),
+    ("det", "det_raw", {0: 2}, "det_raw.onnx: its input fixes a batch of 2, the det stage feeds one image at a "
+     "time (export it with a dynamic batch)"),
+    ("rec", "rec_probs", {3: 320}, "rec_probs.onnx: its input is 32 x 320 px (height x width), the rec stage feeds "
+     "32 x any (its preprocess settings; a file made for another model?)"),
+])
+def test_a_given_onnx_file_with_a_fixed_batch_or_width_is_one_line(exports: Path, tmp_path: Path, stage: str,
+                                                                     file: str, fixed: dict[int, int], message: str):
+    """A static-shape export (batch 1, a line width): onnxruntime's InvalidArgument on every image, blamed on it."""
+    from click.testing import CliRunner
+
+    from ocrlite.cli import main
+
+    model = onnx.load(str(exports / f"{file}.onnx"))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for axis, size in fixed.items():
+        dims[axis].Clear()
+        dims[axis].dim_value = size
+    onnx.save(model, str(tmp_path / f"{file}.onnx"))
+    sample = Path(__file__).parents[1] / "images" / "sample.png"
+    args = ["ocr", str(sample), "--set", "pipeline.use_cls=true", "--set", f"{stage}.backend=onnxruntime",
+            "--set", f"{stage}.onnx={tmp_path / (file + '.onnx')}"]
+    result = CliRunner().invoke(main, args)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"ocrlite: error: {message}\n")
+    if fixed == {0: 1} and stage == "rec":  # fed one line at a time, it reads the sample
+        result = CliRunner().invoke(main, [*args, "--set", "rec.preprocess.batch_size=1", "--format", "txt"])
+        assert (result.exit_code, "Total:42.50EUR" in result.stdout) == (0, True), result.output
+
+
 def test_a_given_top1_file_of_the_stage_reads_the_sample(exports: Path):
     from ocrlite import OCR
 
