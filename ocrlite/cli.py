@@ -1043,7 +1043,7 @@ def quantize(config: str | None, model: str | None, kind: str, calib: str, calib
     target = _config_or_preset(config, model)
     if click.get_current_context().get_parameter_source("kind") is ParameterSource.COMMANDLINE:
         _build(lambda: _stage_config_kind(target, (kind,)))  # never another stage quantized in silence
-    _build(partial(require_onnx, "ocrlite quantize"))  # before the output folder is made
+    _build(partial(require_onnx, "ocrlite quantize", load=True))  # before the output folder is made
     result = _in_new_folders([Path(output)], lambda: quantize_config(
         target, kind, Path(calib), Path(output), calib_count, overrides, max_size))
     click.echo(result.summary())

@@ -41,10 +41,15 @@ def require(purpose: str, modules: Iterable[str], install: str, error: type[Exce
         raise error(f"{purpose} needs {what or ' and '.join(absent)}: pip install {install}{note}") from None
 
 
-def require_onnx(purpose: str, export: bool = True) -> None:
+def require_onnx(purpose: str, export: bool = True, load: bool = False) -> None:
     """A BackendError unless onnxruntime and, to ``export`` a net (``torch.onnx``, ``ocrlite.backends.export``),
-    onnx are installed: both come with the ``onnx`` extra."""
-    require(purpose, ("onnx", "onnxruntime") if export else ("onnxruntime",), extra("onnx"), BackendError)
+    onnx are installed: both come with the ``onnx`` extra. With ``load``, each is also imported (``import_extra``),
+    so that one installed but broken is said here too: for tools about to use them (quantize, a QAT run's export),
+    not for a backend whose warm cache may never import onnx (0.3 s)."""
+    modules = ("onnx", "onnxruntime") if export else ("onnxruntime",)
+    require(purpose, modules, extra("onnx"), BackendError)
+    for module in modules if load else ():
+        import_extra(module, purpose)
 
 
 def import_extra(module: str, purpose: str, name: str = "onnx", error: type[Exception] = BackendError) -> ModuleType:

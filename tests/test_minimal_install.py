@@ -161,6 +161,22 @@ def test_a_qat_run_without_onnx_stops_before_training(tmp_path: Path, monkeypatc
     assert not run.exists()
 
 
+@pytest.mark.parametrize("name", ["onnx", "onnxruntime"])
+def test_quantize_and_qat_with_a_broken_onnx_stop_in_one_line_before_any_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Installed but failing to import: quantize gave a traceback after calibrating and exporting, a QAT run after
+    its whole training (each imports onnx/onnxruntime only where it uses them)."""
+    _broken(monkeypatch, tmp_path, name, "undefined symbol: PyInit")
+    reinstall = (f"cannot import {name} (undefined symbol: PyInit): reinstall it: "
+                 f"pip install --force-reinstall {ONNX.split()[-1]}")
+    out, run = tmp_path / "new" / "int8", tmp_path / "run"
+    assert _cli("quantize", "--calib", str(IMAGES), "-o", str(out)) == (
+        2, [f"ocrlite: error: ocrlite quantize {reinstall}"])
+    assert _cli("train", "train/rec_ppocrv2_en_qat.yaml", "-o", str(run)) == (
+        2, [f"ocrlite: error: train.qat (its int8 export at the end) {reinstall}"])
+    assert not (tmp_path / "new").exists() and not run.exists()
+
+
 # --- other extras -------------------------------------------------------------------------------
 
 

@@ -174,7 +174,7 @@ def keep_in_fp32(sensitivity: dict[str, tuple[float, int]], spare_bytes: int) ->
 def dynamic_int8(fp32: Path, out: Path, ops: Sequence[str] = _DYNAMIC_OPS) -> Path:
     """Dynamic int8 ``ops`` (default MatMul/Gemm/LSTM: weights s8, activations quantized per call) of ``fp32``
     into ``out``."""
-    require_onnx("int8 quantization")
+    require_onnx("int8 quantization", load=True)
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     nodes = _node_names(fp32, ops)
@@ -230,7 +230,7 @@ class Quantized:
 def quantize_stage(spec: StageSpec, calib: Path, out_dir: Path, count: int = 64,
                    max_size: float = 0.3) -> Quantized:
     """Export and quantize ``spec``'s net into ``out_dir`` (file at most ``max_size`` of the fp32 weights)."""
-    require_onnx("int8 quantization")
+    require_onnx("int8 quantization", load=True)
     if spec.weights is None:
         raise ConfigError(f"the {spec.kind} stage has no weights to quantize")
     batches = calibration_batches(spec, calib, count)  # a bad --calib is refused before anything is written

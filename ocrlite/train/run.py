@@ -253,7 +253,7 @@ def run_training(
     if export and stage["train"].get("qat") is not None:  # the int8 export after training needs onnx: say so now
         from ..extras import require_onnx
 
-        require_onnx("train.qat (its int8 export at the end)")
+        require_onnx("train.qat (its int8 export at the end)", load=True)
     check_device(device)
     checkpoint = run_checkpoint(run_dir, resume)
     pseudo = False
