@@ -75,6 +75,8 @@ class RayOptions:
     def __post_init__(self) -> None:
         if self.inputs not in INPUT_MODES:
             raise OcrliteError(f"unknown Ray input mode {self.inputs!r}; choose from {', '.join(INPUT_MODES)}")
+        if self.address is not None:
+            _check_address_form(self.address)
 
 
 def require_ray() -> None:
@@ -344,16 +346,28 @@ def _reason(exc: BaseException) -> str:
     return f"{first}: {causes[-1]}" if causes else first
 
 
+def _check_address_form(address: str) -> None:
+    """Raise ``OcrliteError`` unless ``address`` is ``auto``, a Ray Client ``ray://`` address or ``HOST:PORT`` with a
+    port Ray can listen on: Ray reads ``:6379`` with a traceback and an empty address as a new local Ray, and the
+    socket layer takes a port over 65535 modulo 65536."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or address.startswith("ray://") or (host and port.isdigit() and 0 < int(port) < 65536):
+        return
+    raise OcrliteError(f"--ray-address {address!r}: give auto or HOST:PORT, the head node's GCS port (leave the "
+                       "flag out to start a local Ray)")
+
+
 def _check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Raise ``OcrliteError`` in seconds when no Ray cluster answers at ``HOST:PORT``, or it wants a token that this
     process does not send: ``ray.init`` would wait without end (nothing there), for minutes (another service,
     such as the dashboard's port) or 20 s (a token), printing Ray's lines meanwhile.
 
-    ``auto`` and Ray Client ``ray://`` addresses, and anything not ``HOST:PORT``, are left to Ray's own checks.
+    ``auto`` and Ray Client ``ray://`` addresses are left to Ray's own checks (``RayOptions`` took only those and
+    ``HOST:PORT``).
     """
-    host, colon, port = address.rpartition(":")
-    if address == "auto" or "://" in address or not colon or not host or not port.isdigit():
+    if address == "auto" or address.startswith("ray://"):
         return
+    host, _, port = address.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")  # [IPv6]:PORT
     try:
         with socket.create_connection((host, int(port)), timeout=timeout) as sock:
@@ -363,7 +377,7 @@ def _check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         raise OcrliteError(f"cannot join Ray at {address}: unknown host {host} ({exc.strerror})") from exc
     except TimeoutError as exc:
         raise OcrliteError(f"cannot join Ray at {address}: no answer within {timeout:g} s") from exc
-    except (OSError, OverflowError) as exc:  # OverflowError: a port over 65535
+    except OSError as exc:
         raise OcrliteError(f"cannot join Ray at {address}: {getattr(exc, 'strerror', None) or exc}") from exc
     if not _tls() and (len(answer) < 9 or answer[3] != 4):  # under TLS the server waits for a TLS hello instead
         raise OcrliteError(f"cannot join Ray at {address}: {_NOT_RAY}")

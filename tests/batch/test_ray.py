@@ -255,6 +255,19 @@ def test_an_unreachable_ray_address_is_one_line(ray_cluster: Any) -> None:
         assert str(error.value).startswith(f"cannot join Ray at {address}: {why}"), error.value
 
 
+@pytest.mark.parametrize("address", [":6379", "", "127.0.0.1:99999", "127.0.0.1:0", "headnode", "local"])
+def test_a_malformed_ray_address_is_one_line_before_any_work(tmp_path: Path, address: str) -> None:
+    """Ray printed its traceback for ``:6379``, started a local Ray for an empty address (``--ray-address "$HEAD"``
+    with HEAD unset) and dialled port 99999 modulo 65536; now the flag is refused before Ray or the output folder."""
+    _page("X").save(tmp_path / "x.png")
+    result = _cli(str(tmp_path / "x.png"), "-o", str(tmp_path / "out"), "--executor", "ray", "--ray-address", address)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"ocrlite: error: --ray-address {address!r}: give auto or HOST:PORT, the head node's GCS port (leave the flag "
+        "out to start a local Ray)"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_private_ray_is_local_and_follows_threads(ray_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --ray-address: a Ray of its own even where RAY_ADDRESS names another, with --threads CPUs; and the
     default actor count keeps all actors' threads within --threads, as the local batch does."""
