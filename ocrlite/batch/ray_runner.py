@@ -45,7 +45,7 @@ from ocrlite.batch.ranges import PageRange, RangeOutcome, join_ranges, process_r
 from ocrlite.batch.report import Failure, FileOutcome
 from ocrlite.batch.run import BatchOptions, EngineSpec, Terminated, process_file
 from ocrlite.errors import ImageReadError, OcrliteError, error_reason
-from ocrlite.extras import extra, require
+from ocrlite.extras import extra, import_extra, require
 from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.pages import count_pages, read_input
 from ocrlite.io.writers import PageRecord
@@ -95,6 +95,8 @@ class RayExecutor:
                  started: Callable[[int], None]) -> Generator[FileOutcome]:
         if not jobs:
             return
+        for module in ("ray", "ray.data"):  # installed (require_ray), but a broken install fails to import
+            import_extra(module, "--executor ray", "ray", OcrliteError)
         import ray
         import ray.data
 

@@ -223,6 +223,24 @@ def test_without_ray_the_executor_names_the_extra(tmp_path: Path, monkeypatch: p
     assert local.exit_code == 2 and "--executor ray" in local.output
 
 
+def test_a_ray_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
+    """Ray installed but broken (a wheel for another Python, a missing shared library): one line saying to
+    reinstall it, exit 2; it was an ImportError traceback, exit 1."""
+    fake = tmp_path / "site" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ImportError("libray.so: cannot open shared object file")\n')
+    _page("X").save(tmp_path / "x.png")
+    root = Path(__file__).resolve().parents[2]  # this checkout's ocrlite, before the broken Ray
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(tmp_path / "site")])}
+    command = [sys.executable, "-m", "ocrlite", "ocr", str(tmp_path / "x.png"), "-o", str(tmp_path / "out"),
+               "--executor", "ray"]
+    child = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 2, child.stderr
+    assert child.stderr.strip().splitlines() == [
+        "ocrlite: error: --executor ray cannot import ray (libray.so: cannot open shared object file): reinstall it: "
+        'pip install --force-reinstall "ocrlite[ray]"']
+
+
 def _sentinel(signum: int, frame: Any) -> None:
     """A SIGTERM handler that is not Ray's."""
 
