@@ -77,6 +77,11 @@ class RayOptions:
             raise OcrliteError(f"unknown Ray input mode {self.inputs!r}; choose from {', '.join(INPUT_MODES)}")
         if self.address is not None:
             _check_address_form(self.address)
+        if self.inputs == "bytes" and (self.address or "").startswith("ray://"):
+            # Ray Client runs the driver on the head node: bytes mode would read the files there, not here.
+            raise OcrliteError("--ray-input bytes reads the files on this node, which a Ray Client (ray://) address "
+                               "is not part of: run ocrlite on a node of the cluster with --ray-address auto or "
+                               "HOST:PORT, or use --ray-input paths with the files on storage the cluster shares")
 
 
 def require_ray() -> None:

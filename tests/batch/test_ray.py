@@ -286,6 +286,20 @@ def test_a_malformed_ray_address_is_one_line_before_any_work(tmp_path: Path, add
     assert not (tmp_path / "out").exists()
 
 
+def test_bytes_input_through_ray_client_is_refused(tmp_path: Path) -> None:
+    """A Ray Client's driver runs on the head node, where bytes mode would read the files (missing, or others at the
+    same path); the README says ray:// is not for bytes, and now the run says so before any work."""
+    _page("X").save(tmp_path / "x.png")
+    result = _cli(str(tmp_path / "x.png"), "-o", str(tmp_path / "out"), "--executor", "ray", "--ray-address",
+                  "ray://127.0.0.1:10001", "--ray-input", "bytes")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "ocrlite: error: --ray-input bytes reads the files on this node, which a Ray Client (ray://) address is not "
+        "part of: run ocrlite on a node of the cluster with --ray-address auto or HOST:PORT, or use --ray-input paths "
+        "with the files on storage the cluster shares"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_private_ray_is_local_and_follows_threads(ray_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --ray-address: a Ray of its own even where RAY_ADDRESS names another, with --threads CPUs; and the
     default actor count keeps all actors' threads within --threads, as the local batch does."""
