@@ -219,11 +219,9 @@ class _OcrActor:
         ("worker died": killed, out of memory) instead of being run again, so an input that
         kills its worker cannot stall the run; the next run retries it like any failure.
         """
-        import ray
-
         if self.fatal is not None:
             return _Done(FileOutcome(job.name, fatal=self.fatal))
-        if not ray.get(self.ledger.start.remote(index, pages[0])):
+        if not self._first_start(index, pages[0]):
             where = None if pages == WHOLE else pages[0]
             reason = "worker died" if pages == WHOLE else f"worker died (pages {pages[0]}-{pages[1]})"
             return _Done(FileOutcome(job.name, failures=[Failure(str(job.source), job.name, reason, where)]))
@@ -243,6 +241,17 @@ class _OcrActor:
             return _Done(process_file(self.engine, job, self.options, data=data, write=files.__setitem__), [], files)
         except Exception as exc:
             return _Done(FileOutcome(job.name, failures=[Failure(str(job.source), job.name, error_reason(exc))]))
+
+
+    def _first_start(self, index: int, first: int) -> bool:
+        """The ledger's ``start``; True when the ledger is gone (Ray's out-of-memory killer): the run goes on, only
+        no longer telling a row retried after its actor died from a first start."""
+        import ray
+
+        try:
+            return bool(ray.get(self.ledger.start.remote(index, first)))
+        except ray.exceptions.RayActorError:
+            return True
 
 
 def _rows(jobs: list[Job], ranges: dict[int, list[PageRange]], bytes_mode: bool) -> list[dict[str, Any]]:

@@ -209,6 +209,51 @@ def test_a_killed_actor_loses_no_finished_output(tmp_path: Path, ray_cluster: An
     assert [f["name"] for f in _report(out)["failures"]] == ["corrupt.jpg"]
 
 
+@dataclass(frozen=True)
+class LedgerKillingSpec(EngineSpec):
+    """The real OCR, except that the first page read kills the run's ledger actor (SIGKILL), as Ray's out-of-memory
+    killer does when the node runs low on memory."""
+
+    marker: str = ""
+
+    def build(self) -> Any:
+        engine = super().build()
+        marker = Path(self.marker)
+
+        def read(image: np.ndarray) -> Any:
+            if not marker.exists():
+                marker.touch()
+                for proc in Path("/proc").glob("[0-9]*"):
+                    try:
+                        title = (proc / "cmdline").read_bytes()
+                    except OSError:
+                        continue
+                    if title.startswith(b"ray::_Ledger"):
+                        os.kill(int(proc.name), signal.SIGKILL)
+            return engine(image)
+
+        return read
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the ledger's process in /proc")
+def test_a_killed_ledger_does_not_stop_the_run(tmp_path: Path, ray_cluster: Any) -> None:
+    """The ledger actor, killed (the node low on memory), was the whole run's end: every later row failed in its
+    actor with a UDF error, and the run stopped with 'Ray failed'."""
+    from ray import cloudpickle
+
+    from ocrlite.batch.ray_runner import RayExecutor, RayOptions
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors cannot import this test module
+    scans, out = _make_scans(tmp_path / "scans"), tmp_path / "out"
+    report = run_batch([scans], LedgerKillingSpec(marker=str(tmp_path / "killed")),
+                       BatchOptions(out, ("txt",), dpi=100, quiet=True),
+                       RayExecutor(RayOptions(workers=1, threads=1, pages_per_job=1)))
+    assert (tmp_path / "killed").exists()
+    assert [f.name for f in report.failures] == ["corrupt.jpg"] and report.pages == 5
+    pages = _squash((out / "doc.pdf.txt").read_text(encoding="utf-8")).split("\f")
+    assert "INVOICE" in pages[0] and "PAID" in pages[1] and "TOTAL" in pages[2]
+
+
 def test_without_ray_the_executor_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ocrlite import extras
 
