@@ -242,7 +242,6 @@ class _OcrActor:
         except Exception as exc:
             return _Done(FileOutcome(job.name, failures=[Failure(str(job.source), job.name, error_reason(exc))]))
 
-
     def _first_start(self, index: int, first: int) -> bool:
         """The ledger's ``start``; True when the ledger is gone (Ray's out-of-memory killer): the run goes on, only
         no longer telling a row retried after its actor died from a first start."""

@@ -4,7 +4,7 @@ actor is killed.
 
 One local Ray with 2 CPUs serves the whole session (``ray_cluster`` in conftest); skipped when
 Ray is not installed, failing under OCRLITE_REQUIRE_DATA=1 as in CI. Each Ray run starts its
-own actors (a torch import and a model load each), so the module keeps to five runs.
+own actors (a torch import and a model load each), so the module keeps its runs few and small.
 """
 
 from __future__ import annotations
