@@ -20,6 +20,9 @@ __all__ = [
 ]
 
 _DET_STRIDE = 32
+# "min" enlarges a page at most until its long side reaches this (PaddleOCR's ``max_side_limit``): a thin strip
+# (2 x 2000 px, short side scaled 368 times) otherwise became a detector input too large for memory.
+_MAX_ENLARGED_SIDE = 4000
 _TALL_CROP_RATIO = 1.5
 # Widest width/height a recognition batch is padded to. Real lines stay far below it: of the crops the
 # pipeline cuts from the 299 FUNSD and ICDAR 2015 dev pages, the widest is 64.4:1 (ppocr-v2/v3 detector;
@@ -34,7 +37,8 @@ def det_resize(
     """Resize for the detector so both sides are multiples of 32; return (resized, ratio_h, ratio_w).
 
     ``"max"`` shrinks so the longer side is at most ``limit_side_len`` (never enlarges);
-    ``"min"`` enlarges so the shorter side is at least ``limit_side_len`` (never shrinks).
+    ``"min"`` enlarges so the shorter side is at least ``limit_side_len`` (never shrinks), but not past a
+    longer side of 4000 (a thin strip).
     Each side becomes ``int(side * ratio)`` rounded to the nearest multiple of 32 (Python
     ``round``), at least 32. ``ratio_*`` = new size / old size, for mapping boxes back.
     """
@@ -43,6 +47,7 @@ def det_resize(
         ratio = limit_side_len / max(height, width) if max(height, width) > limit_side_len else 1.0
     elif limit_type == "min":
         ratio = limit_side_len / min(height, width) if min(height, width) < limit_side_len else 1.0
+        ratio = min(ratio, max(1.0, _MAX_ENLARGED_SIDE / max(height, width)))
     else:
         raise ValueError(f"limit_type must be 'max' or 'min', got {limit_type!r}")
     new_h = max(round(int(height * ratio) / _DET_STRIDE) * _DET_STRIDE, _DET_STRIDE)

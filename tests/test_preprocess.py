@@ -23,6 +23,9 @@ def _blank(h: int, w: int) -> np.ndarray:
         ((64, 96), 960, "max", (64, 96)),  # "max" never enlarges
         ((2000, 3000), 736, "min", (1984, 3008)),  # "min" never shrinks; 62.5 -> 62
         ((528, 100), 960, "max", (512, 96)),  # 528/32 = 16.5 rounds half to even -> 16
+        ((2, 2000), 736, "min", (32, 4000)),  # "min" enlarges a thin strip up to a long side of 4000
+        ((60, 3000), 736, "min", (64, 4000)),  # 80 px rounds half to even -> 64
+        ((1000, 6000), 736, "min", (992, 6016)),  # ... and never shrinks one already longer
     ],
 )
 def test_det_resize_sizes(
