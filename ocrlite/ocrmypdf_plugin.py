@@ -32,6 +32,7 @@ import logging
 import os
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -241,10 +242,14 @@ class OcrliteEngine(OcrEngine):
 
     @staticmethod
     def get_orientation(input_file: Path, options: Any) -> OrientationConfidence:
+        from ocrlite.page.orientation import TextProbe
+
         classifier, pipeline = _MODELS.classifier(options), _MODELS.pipeline(options)
         try:
             image, _ = _read(input_file, options)
-            angle, probability = classifier.decide(image, pipeline.lines(image), pipeline.probe)
+            # the line classifier's directions, as with pipeline.page_orientation, even where use_cls is off
+            lines = partial(pipeline.lines, classify=True)
+            angle, probability = classifier.decide(image, lines(image), TextProbe(lines, pipeline.confidences))
         except Exception as exc:  # the page stays as it is; OCRmyPDF goes on
             log.warning("ocrlite: %s: %s; orientation left unchanged", Path(input_file).name, error_reason(exc))
             return OrientationConfidence(0, 0.0)

@@ -434,3 +434,22 @@ def test_ocrlite_set_overrides_the_presets_settings(ocrmypdf_command: list[str],
     bad = _run(ocrmypdf_command, "--ocrlite-set", "det.preprocess.nope=1", str(source), str(out))
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("--ocrlite-set: det.preprocess: unknown key 'nope'")
+
+
+def test_get_orientation_uses_line_directions_where_the_preset_leaves_use_cls_off(tmp_path: Path) -> None:
+    """ppocr-v6-tiny reads without the line classifier; its directions still weigh in the page's orientation, as
+    with ``ocrlite ocr --rotate-pages``."""
+    pytest.importorskip("ocrmypdf")
+    from ocrlite import OCR
+    from ocrlite.ocrmypdf_plugin import OcrliteEngine, OcrliteOptions, orientation_confidence
+
+    options = SimpleNamespace(ocrlite=OcrliteOptions(model="ppocr-v6-tiny", threads=1), jobs=1)
+    engine = OCR(model="ppocr-v6-tiny", overrides=["pipeline.page_orientation=true"])
+    assert not engine.settings.use_cls and engine.page_steps is not None and engine.page_steps.classifier is not None
+    classifier = engine.page_steps.classifier
+    image = cv2.rotate(cv2.imread(str(Path(__file__).resolve().parent / "images" / "sample.png")), cv2.ROTATE_180)
+    cv2.imwrite(str(tmp_path / "page.png"), image)
+    found = OcrliteEngine.get_orientation(tmp_path / "page.png", options)
+    decided, probability = classifier.decide(image, engine.lines(image), engine.probe)
+    assert found.angle == decided == 180
+    assert found.confidence == pytest.approx(orientation_confidence(probability, classifier.post.thresh))
