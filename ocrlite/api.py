@@ -136,16 +136,13 @@ class OCR:
 
     def lines(self, image: ImageLike, classify: bool | None = None) -> PageLines:
         """The text lines of ``image`` as given: detected boxes, their crops and the line classifier's
-        (angle, score) per crop (None without a line classifier). ``classify``: run the line classifier
-        (default: when the pipeline does, for ``use_cls`` or page orientation; True: also otherwise, as page
-        orientation needs, when the pipeline has one)."""
+        (angle, score) per crop (None without a line classifier). ``classify``: run the line classifier (None:
+        when the pipeline does, for ``use_cls`` or page orientation; True: whenever it has one; False: never)."""
         image = image_array(image)
         kept = [(box, crop) for box in self.detect(image) if (crop := crop_quad(image, box.points)) is not None]
         crops = [crop for _, crop in kept]
-        if classify and self.spec.cls is not None and "cls" in self._stages:
-            classifier: TextClassifier | None = self.line_classifier
-        else:
-            classifier = self._line_classifier if self._directions_used and classify is None else None
+        wanted = self._directions_used if classify is None else classify
+        classifier = self.line_classifier if wanted and self.spec.cls is not None and "cls" in self._stages else None
         directions = None if classifier is None else tuple(classifier(crops))
         return PageLines(tuple(box for box, _ in kept), tuple(crops), directions)
 
