@@ -1,52 +1,24 @@
-"""Synthetic text-line images for recognition training (our own Pillow renderer).
-
-Three kinds of samples: document lines (forms, letters, invoices: mixed case, spaces, dates,
-amounts, phone numbers, codes, punctuation, words from ``/usr/share/dict/american-english``; a share
-``MARKED_SHARE`` around a sign documents print beyond ASCII punctuation: yen, degrees, plus-minus, times,
-trademarks, sections, bullets, dashes, typographic quotes, ellipses, comparisons),
-scene-text-like single words as photos' word crops show them (dulled colours, textured backgrounds,
-wide letter spacing, parts of neighbouring lines and signs, tilt and perspective, defocus and motion
-blur, haze, uneven light) and, with ``lang="en+zh"``, Chinese lines drawn from the charset so the CJK reading is kept.
-Every sample is drawn from ``np.random.default_rng([seed, index])``: a set is deterministic and
-any sample can be re-made alone. Text is always a string of the recognizer's charset; a font is
-used for a text only when it has a glyph for every character (checked against its .notdef glyph).
-"""
+"""What synthetic lines say: document lines, scene words and Chinese lines, drawn from word lists."""
 
 from __future__ import annotations
 
-import re
 import string
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
-from ..charset import Charset
-from ..errors import ConfigError
-from ..extras import debian
+from ...errors import ConfigError
+from ...extras import debian
 
-__all__ = ["FontBank", "Synthesizer", "TextSource", "write_synth_set", "load_words", "tilt_in_box", "LANGS",
-           "FONT_ROOT", "WORDS_FILE"]
+__all__ = ["LANGS", "MARKED_SHARE", "WORDS_FILE", "TextSource", "load_words", "pick"]
 
 LANGS = ("en", "en+zh")
 MARKED_SHARE = 0.1  # of document lines: a stretch around one of the marks documents print (TextSource.marked)
-FONT_ROOT = Path("/usr/share/fonts")
 WORDS_FILE = Path("/usr/share/dict/american-english")
-ZH_SHARE = 0.15  # share of Chinese lines in ``en+zh``
 _ZH_PUNCT = "，。、：；！？"
 _ZH_PAIRS = ("（）", "《》", "“”", "「」", "『』", "【】", "()")
-LOW_RES_SHARE = 0.3  # share of scene words returned at 1/3 to 2/3 of the model's height
-SCENE_SHARE = 0.45  # share of scene-style words (colours, larger distortions) among the English samples
-TRACKING_SHARE = 0.15  # share of one-word scene samples drawn with wide letter spacing
-TILT_SHARE = 0.3  # share of scene words tilted by up to 20 degrees (10 for short words) inside their box
-CJK_FONT_NAMES = ("wqy-microhei.ttc", "DroidSansFallbackFull.ttf")
-LATIN_FONT_PACKAGES = "fonts-dejavu-core fonts-liberation"  # Debian's, for the fonts under FONT_ROOT
-_PROBE = "\ue000\uffff"  # private-use / non-characters: what a font draws for a missing glyph
-_SYMBOL_FONTS = re.compile(r"symbol|dingbat|d050000l|math|emoji|music", re.IGNORECASE)  # Latin codes, other glyphs
 _COMMON = (
     "the of and to a in for is on that by this with you it not or be are from at as your all have new more an was "
     "we will can us about if page my has free but our one other do no information time they he up may what which "
@@ -258,70 +230,8 @@ def load_words(path: Path = WORDS_FILE) -> tuple[str, ...]:
     return tuple(words) or tuple(_COMMON)
 
 
-class FontBank:
-    """Fonts found under a folder, each checked for the glyphs of a text before use."""
-
-    def __init__(self, root: Path = FONT_ROOT) -> None:
-        self.root = root
-        if not root.is_dir():
-            raise ConfigError(f"font folder {root} does not exist" + debian(LATIN_FONT_PACKAGES))
-        files = sorted(
-            p for p in root.rglob("*") if p.suffix.lower() in (".ttf", ".otf") and not _SYMBOL_FONTS.search(p.name)
-        )
-        cjk = sorted(p for p in root.rglob("*") if p.name in CJK_FONT_NAMES and self._opens(p))
-        probe = string.ascii_letters + string.digits
-        self.latin: tuple[Path, ...] = tuple(p for p in files if self.covers(p, probe) and p not in cjk)
-        self.cjk: tuple[Path, ...] = tuple(cjk)
-        if not self.latin:
-            raise ConfigError(f"no usable TTF/OTF fonts with Latin glyphs under {root}" + debian(LATIN_FONT_PACKAGES))
-
-    @staticmethod
-    @lru_cache(maxsize=4096)
-    def font(path: Path, size: int) -> ImageFont.FreeTypeFont:
-        return ImageFont.FreeTypeFont(str(path), size)  # truetype() would load a system font of the same name
-
-    @staticmethod
-    def _opens(path: Path) -> bool:
-        """Whether ``path`` is a font file FreeType reads (a broken or truncated one is not used)."""
-        try:
-            FontBank.font(path, 24)
-        except OSError:
-            return False
-        return True
-
-    @staticmethod
-    @lru_cache(maxsize=1 << 18)
-    def _has_glyph(path: Path, char: str) -> bool:
-        """Whether ``path`` draws ``char`` as something other than its missing-glyph box."""
-        if not FontBank._opens(path):
-            return False
-        if char == " ":
-            return True
-        font = FontBank.font(path, 24)
-        try:
-            mask = font.getmask(char)
-        except (OSError, ValueError):
-            return False
-        if mask.size[0] == 0 or mask.size[1] == 0 or max(bytes(mask)) == 0:
-            return False
-        own = (mask.size, bytes(mask))
-        return all(own != _notdef(path, p) for p in _PROBE)
-
-    def files(self) -> list[Path]:
-        """Every font file used."""
-        return [*self.latin, *self.cjk]
-
-    def covers(self, path: Path, text: str) -> bool:
-        return all(self._has_glyph(path, ch) for ch in set(text))
-
-
-@lru_cache(maxsize=2048)
-def _notdef(path: Path, probe: str) -> tuple[tuple[int, int], bytes]:
-    mask = FontBank.font(path, 24).getmask(probe)
-    return mask.size, bytes(mask)
-
-
-def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
+def pick(rng: np.random.Generator, items: Sequence[str]) -> str:
+    """One of ``items``, drawn with ``rng``."""
     return items[int(rng.integers(len(items)))]
 
 
@@ -342,7 +252,7 @@ class TextSource:
     cjk_chars: tuple[str, ...] = ()
 
     def word(self, rng: np.random.Generator) -> str:
-        return _pick(rng, _COMMON) if rng.random() < 0.55 else _pick(rng, self.words)
+        return pick(rng, _COMMON) if rng.random() < 0.55 else pick(rng, self.words)
 
     def number(self, rng: np.random.Generator) -> str:
         kind = int(rng.integers(9))
@@ -354,10 +264,10 @@ class TextSource:
         if kind == 2:
             return f"({int(rng.integers(200, 999))}) {int(rng.integers(200, 999))}-{int(rng.integers(10000)):04d}"
         if kind == 3:
-            letters = "".join(_pick(rng, string.ascii_uppercase) for _ in range(int(rng.integers(1, 4))))
+            letters = "".join(pick(rng, string.ascii_uppercase) for _ in range(int(rng.integers(1, 4))))
             return f"{letters}-{n}"
         if kind == 4:
-            return f"{_pick(rng, _MONTHS)} {int(rng.integers(1, 32))}, {int(rng.integers(1950, 2030))}"
+            return f"{pick(rng, _MONTHS)} {int(rng.integers(1, 32))}, {int(rng.integers(1950, 2030))}"
         if kind == 5:
             return f"{n / 100:.2f}" if rng.random() < 0.5 else f"{int(rng.integers(100))}%"
         if kind == 6:
@@ -379,13 +289,13 @@ class TextSource:
             elif r >= 0.15:
                 token = _case(rng, token) if rng.random() < 0.2 else token
             if rng.random() < 0.1:
-                token += _pick(rng, ".,:;")
+                token += pick(rng, ".,:;")
             out.append(token)
         text = " ".join(out)
         if style >= 0.35 and rng.random() < 0.6:
             text = text[:1].upper() + text[1:]
         if rng.random() < 0.3:
-            text += _pick(rng, ".,:!?")
+            text += pick(rng, ".,:!?")
         return text
 
     def marked(self, rng: np.random.Generator) -> str:
@@ -397,24 +307,24 @@ class TextSource:
         kind = int(rng.integers(12))
         if kind == 0:
             amount = f"{n:,}" if rng.random() < 0.5 else f"{n / 100:,.2f}"
-            return f"¥{amount}" if rng.random() < 0.7 else f"{_pick(rng, _LABELS)}: ¥ {amount}"
+            return f"¥{amount}" if rng.random() < 0.7 else f"{pick(rng, _LABELS)}: ¥ {amount}"
         if kind == 1:
             degrees = f"{int(rng.integers(-30, 360))}°"
-            return degrees + _pick(rng, ("C", "F", "", " C", "")) if rng.random() < 0.8 else f"{phrase} {degrees}"
+            return degrees + pick(rng, ("C", "F", "", " C", "")) if rng.random() < 0.8 else f"{phrase} {degrees}"
         if kind == 2:
             space = " " if rng.random() < 0.5 else ""
-            return f"{n / 100:.2f}{space}±{space}{small / 10:.1f} {_pick(rng, _UNITS)}"
+            return f"{n / 100:.2f}{space}±{space}{small / 10:.1f} {pick(rng, _UNITS)}"
         if kind == 3:
             space = " " if rng.random() < 0.6 else ""
             sign = "×" if rng.random() < 0.8 else "÷"
-            return f"{small}{space}{sign}{space}{int(rng.integers(1, 100))} {_pick(rng, _UNITS)}"
+            return f"{small}{space}{sign}{space}{int(rng.integers(1, 100))} {pick(rng, _UNITS)}"
         if kind == 4:
-            return f"{word}{_pick(rng, '®™')}" + (f" {phrase}" if rng.random() < 0.4 else "")
+            return f"{word}{pick(rng, '®™')}" + (f" {phrase}" if rng.random() < 0.4 else "")
         if kind == 5:
             return f"§{' ' if rng.random() < 0.6 else ''}{small}.{int(rng.integers(1, 20))}" + (
                 f" {phrase}" if rng.random() < 0.5 else "")
         if kind == 6:
-            return f"{_pick(rng, '•·')} {phrase}"
+            return f"{pick(rng, '•·')} {phrase}"
         if kind == 7:
             space = " " if rng.random() < 0.5 else ""
             return f"{phrase}{space}—{space}{self.phrase(rng, int(rng.integers(1, 3)))}"
@@ -423,9 +333,9 @@ class TextSource:
         if kind == 9:
             return f"{phrase}…" if rng.random() < 0.7 else f"{word}’s {phrase}"
         if kind == 10:
-            return f"{word} {_pick(rng, ('≤', '≥', '≠', '→', '<', '>'))} {small}"
+            return f"{word} {pick(rng, ('≤', '≥', '≠', '→', '<', '>'))} {small}"
         left, right = (("[", "]"), ("<", ">"), ("{", "}"))[int(rng.integers(3))]
-        rare = _pick(rng, _ASCII_RARE)
+        rare = pick(rng, _ASCII_RARE)
         return f"{left}{small}{right} {phrase}" if rng.random() < 0.5 else f"{word}{rare}{self.word(rng)}"
 
     def document_line(self, rng: np.random.Generator) -> str:
@@ -434,23 +344,23 @@ class TextSource:
             return self.marked(rng)
         kind = rng.random()
         if kind < 0.3:
-            label = _pick(rng, _LABELS)
+            label = pick(rng, _LABELS)
             label = label.upper() if rng.random() < 0.3 else label
-            sep = _pick(rng, (": ", ":", " ", " - ", " # "))
+            sep = pick(rng, (": ", ":", " ", " - ", " # "))
             value = self.number(rng) if rng.random() < 0.5 else self.phrase(rng, int(rng.integers(1, 4)))
             return f"{label}{sep}{value}"
         if kind < 0.4:
-            name = f"{_pick(rng, string.ascii_uppercase)}. {_case(rng, self.word(rng)).capitalize()}"
-            return f"{_pick(rng, _TITLES)} {name}" if rng.random() < 0.5 else name
+            name = f"{pick(rng, string.ascii_uppercase)}. {_case(rng, self.word(rng)).capitalize()}"
+            return f"{pick(rng, _TITLES)} {name}" if rng.random() < 0.5 else name
         if kind < 0.5:
             return self.number(rng)
         if kind < 0.58:
             inner = self.phrase(rng, int(rng.integers(1, 4)))
-            pair = _pick(rng, ('("', "'\"", "[]", '""', "''")) if rng.random() < 0.5 else "()"
+            pair = pick(rng, ('("', "'\"", "[]", '""', "''")) if rng.random() < 0.5 else "()"
             left, right = pair[0], pair[1]
             return f"{left}{inner}{right}"
         if kind < 0.65:
-            mark = _pick(rng, _PUNCT)
+            mark = pick(rng, _PUNCT)
             return f"{self.phrase(rng, int(rng.integers(1, 4)))} {mark} {self.phrase(rng, int(rng.integers(1, 3)))}"
         return self.phrase(rng, int(rng.integers(1, 9)))
 
@@ -461,7 +371,7 @@ class TextSource:
         word = self.word(rng)
         word = word.upper() if r < 0.5 else (word.capitalize() if r < 0.75 else word.lower())
         if rng.random() < 0.08:
-            word += _pick(rng, ".!:'")
+            word += pick(rng, ".!:'")
         return word
 
     def chinese_line(self, rng: np.random.Generator) -> str:
@@ -470,314 +380,16 @@ class TextSource:
         spaces around them."""
         parts: list[str] = []
         for _ in range(int(rng.integers(1, 4))):
-            run = "".join(_pick(rng, self.cjk_chars) for _ in range(int(rng.integers(1, 8))))
+            run = "".join(pick(rng, self.cjk_chars) for _ in range(int(rng.integers(1, 8))))
             r = rng.random()
             if r < 0.15:
-                pair = _pick(rng, _ZH_PAIRS)
+                pair = pick(rng, _ZH_PAIRS)
                 run = f"{pair[0]}{run}{pair[1]}"
             elif r < 0.4:
-                run += _pick(rng, _ZH_PUNCT) if rng.random() < 0.75 else _pick(rng, ",.:;()")
+                run += pick(rng, _ZH_PUNCT) if rng.random() < 0.75 else pick(rng, ",.:;()")
             parts.append(run)
             if rng.random() < 0.35:
                 token = self.number(rng) if rng.random() < 0.4 else _case(rng, self.word(rng))
                 space = " " if rng.random() < 0.5 else ""
                 parts.append(f"{space}{token}{space}")
         return "".join(parts)
-
-
-def _colour(rng: np.random.Generator, lo: int, hi: int) -> tuple[int, int, int]:
-    return tuple(int(v) for v in rng.integers(lo, hi, 3))  # type: ignore[return-value]
-
-
-def _scene_colour(rng: np.random.Generator) -> tuple[int, int, int]:
-    """A colour as photos show them: most are dulled towards their grey (signs, walls, print under
-    daylight), some stay saturated."""
-    colour = np.array(_colour(rng, 0, 256), np.float32)
-    if rng.random() < 0.6:
-        grey = colour.mean()
-        colour = grey + (colour - grey) * rng.uniform(0.0, 0.6)
-    return tuple(int(v) for v in colour)  # type: ignore[return-value]
-
-
-def _background(rng: np.random.Generator, h: int, w: int, scene: bool) -> np.ndarray:
-    """RGB uint8 background: paper (near white, textured) or, for scene text, colours and gradients."""
-    if not scene:
-        base = np.full((h, w, 3), int(rng.integers(200, 256)), np.float32)
-        base += rng.normal(0, rng.uniform(0, 8), (h, w, 1)).astype(np.float32)
-        if rng.random() < 0.3:  # uneven lighting
-            base *= np.linspace(rng.uniform(0.8, 1), rng.uniform(0.8, 1), w, dtype=np.float32)[None, :, None]
-        return np.clip(base, 0, 255).astype(np.uint8)
-    a = np.array(_scene_colour(rng), np.float32)
-    b = np.array(_scene_colour(rng), np.float32) if rng.random() < 0.5 else a
-    t = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
-    base = a * (1 - t) + b * t + np.zeros((h, 1, 1), np.float32)
-    if rng.random() < 0.5:  # coarse texture
-        small = rng.normal(0, rng.uniform(5, 40), (max(1, h // 8), max(1, w // 8), 3)).astype(np.float32)
-        base += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-    return np.clip(base, 0, 255).astype(np.uint8)
-
-
-def _ink_for(rng: np.random.Generator, background: np.ndarray, scene: bool) -> tuple[int, int, int]:
-    """A text colour that contrasts with the background's mean luminance."""
-    if not scene:
-        return _colour(rng, 0, 70) if rng.random() < 0.8 else (0, 0, int(rng.integers(80, 160)))
-    lum = float(background.mean())
-    for _ in range(10):
-        ink = _scene_colour(rng)
-        if abs(sum(ink) / 3 - lum) > 70:
-            return ink
-    return (0, 0, 0) if lum > 127 else (255, 255, 255)
-
-
-class Synthesizer:
-    """Renders one labelled sample at a time from an index (see the module docstring)."""
-
-    def __init__(
-        self, charset: Charset, lang: str = "en", height: int = 32, fonts: FontBank | None = None,
-        words: tuple[str, ...] | None = None, scene_share: float = SCENE_SHARE, zh_share: float = ZH_SHARE,
-    ) -> None:
-        if lang not in LANGS:
-            raise ConfigError(f"unknown synth language {lang!r}; choose one of: {', '.join(LANGS)}")
-        if height < 8:
-            raise ConfigError(f"synth height must be at least 8 pixels, got {height}")
-        for name, share in (("scene", scene_share), ("Chinese", zh_share)):
-            if not 0 <= share <= 1:
-                raise ConfigError(f"synth {name} share must be between 0 and 1, got {share}")
-        self.charset, self.lang, self.height, self.scene_share = charset, lang, height, scene_share
-        self.zh_share = zh_share
-        self.fonts = fonts or FontBank()
-        allowed = set(charset.chars)
-        cjk = tuple(c for c in charset.chars if "\u4e00" <= c <= "\u9fff")
-        self.text = TextSource(words=words or load_words(), cjk_chars=cjk)
-        self._allowed = allowed
-        if lang == "en+zh" and not self.fonts.cjk:
-            raise ConfigError(f"no CJK font ({', '.join(CJK_FONT_NAMES)}) under {self.fonts.root}"
-                              + debian("fonts-wqy-microhei"))
-        if lang == "en+zh" and not any(self.fonts.covers(f, ch) for ch in cjk for f in self.fonts.cjk):
-            raise ConfigError("synth language en+zh needs Chinese characters in the charset (and a font that "
-                              "draws them); it has none: use en")
-        if not any(self.fonts.covers(f, ch) for ch in allowed - {" "} for f in self.fonts.latin):
-            raise ConfigError(f"no font under {self.fonts.root} draws a character of the charset")
-        self._drawn: dict[Path, tuple[str, ...]] = {}
-
-    def sample(self, seed: int, index: int) -> tuple[np.ndarray, str]:
-        """(BGR uint8 image, its label) for sample ``index`` of ``seed``: the image is ``self.height`` high,
-        or lower for low-resolution scene words (``LOW_RES_SHARE``), which the recognizer upscales."""
-        return self.draw(np.random.default_rng([seed, index]))
-
-    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-        """A sample whose every random choice comes from ``rng``."""
-        zh = self.lang == "en+zh" and rng.random() < self.zh_share
-        scene = not zh and rng.random() < self.scene_share
-        maker: Callable[[np.random.Generator], str]
-        if zh:
-            maker, fonts = self.text.chinese_line, self.fonts.cjk
-        else:
-            maker, fonts = (self.text.scene_word if scene else self.text.document_line), self.fonts.latin
-        for _ in range(20):
-            text = "".join(ch for ch in maker(rng) if ch in self._allowed).strip()
-            text = " ".join(text.split())
-            font = fonts[int(rng.integers(len(fonts)))]
-            if text and self.fonts.covers(font, text):
-                return self._render(rng, text, font, scene), text
-        # a small charset (digits, a few letters) seldom keeps any of a drawn text: its own characters then
-        usable = [font for font in fonts if self._drawable(font)]
-        font = usable[int(rng.integers(len(usable)))]
-        text = "".join(_pick(rng, self._drawable(font)) for _ in range(int(rng.integers(1, 11))))
-        return self._render(rng, text, font, scene), text
-
-    def _drawable(self, font: Path) -> tuple[str, ...]:
-        """The charset's characters, space aside, that ``font`` draws (found once per font)."""
-        if font not in self._drawn:
-            self._drawn[font] = tuple(sorted(ch for ch in self._allowed if ch != " " and self.fonts.covers(font, ch)))
-        return self._drawn[font]
-
-    def _render(self, rng: np.random.Generator, text: str, font_path: Path, scene: bool) -> np.ndarray:
-        size = int(rng.integers(16, 64)) if scene else int(rng.integers(12, 44))
-        font = self.fonts.font(font_path, size)
-        left, top, right, bottom = font.getbbox(text)
-        ascent, descent = font.getmetrics()
-        tracking = 0.0  # extra space between letters, as signs set them: still one word, no space in the label
-        if scene and " " not in text and rng.random() < TRACKING_SHARE:
-            tracking = size * rng.uniform(0.05, 0.3)
-        text_w, line_h = max(1, right - left + tracking * (len(text) - 1)), ascent + descent
-        stroke = int(rng.integers(1, 3)) if scene and rng.random() < 0.2 else 0
-        pad_x = int(size * rng.uniform(0.02, 0.6))
-        pad_top = int(line_h * rng.uniform(0.0, 0.3))
-        pad_bottom = int(line_h * rng.uniform(0.0, 0.3))
-        w = int(text_w + 2 * pad_x + 2 * stroke)
-        h = int(line_h + pad_top + pad_bottom + 2 * stroke)
-        canvas = _background(rng, h, w, scene)
-        image = Image.fromarray(canvas)
-        draw = ImageDraw.Draw(image)
-        ink = _ink_for(rng, canvas, scene)
-        outline = _colour(rng, 0, 256) if stroke else None
-        origin = (pad_x - left + stroke, pad_top + stroke)
-        if scene:
-            self._clutter(rng, draw, font_path, size, origin, (w, h), text_w, line_h)
-        x, y = origin
-        for part in (text,) if not tracking else tuple(text):
-            draw.text((x, y), part, font=font, fill=ink, stroke_width=stroke, stroke_fill=outline)
-            x += font.getlength(part) + tracking
-        out = np.asarray(image)[:, :, ::-1].copy()  # RGB -> BGR
-        if scene and rng.random() < TILT_SHARE:
-            h, w = out.shape[:2]
-            out = tilt_in_box(out, rng.uniform(-20, 20) * (1.0 if w > 1.5 * h else 0.5))
-        out = _geometry(rng, out, scene)
-        if scene:
-            out = _photo_effects(rng, out, size)
-        out = degrade(rng, out, strength=1.0 if scene else 0.7)
-        height = self.height
-        if scene and rng.random() < LOW_RES_SHARE:  # a small, far-away word: the recognizer upscales it
-            height = int(rng.integers(max(4, self.height // 3), max(5, self.height * 2 // 3)))
-        new_w = max(1, round(out.shape[1] * height / out.shape[0]))
-        return cv2.resize(out, (new_w, height), interpolation=cv2.INTER_AREA)
-
-    def _clutter(self, rng: np.random.Generator, draw: ImageDraw.ImageDraw, font_path: Path, font_size: int,
-                 origin: tuple[float, float], canvas: tuple[int, int], text_w: float, line_h: float) -> None:
-        """What a photo's word crop catches around the word: parts of the lines above and below, the
-        end of the word before it, the edge of a sign."""
-        w, h = canvas
-        x0, y0 = origin
-        font = self.fonts.font(font_path, font_size)
-        colour = _scene_colour(rng)
-        if rng.random() < 0.3:  # a neighbouring line, mostly outside the crop
-            other = self.text.scene_word(rng)
-            above = rng.random() < 0.5
-            shift = line_h * rng.uniform(0.95, 1.15)
-            y = y0 - shift if above else y0 + shift
-            x = x0 + int(rng.uniform(-0.5, 0.5) * text_w)
-            if self.fonts.covers(font_path, other):
-                draw.text((x, y), other, font=font, fill=colour)
-        if rng.random() < 0.15:  # the end of the word to the left
-            other = self.text.word(rng)
-            other_w = font.getbbox(other)[2]
-            draw.text((x0 - other_w - int(line_h * rng.uniform(0.25, 0.5)), y0), other, font=font, fill=colour)
-        if rng.random() < 0.2:  # a sign's edge or a stripe
-            y = int(rng.uniform(0, h))
-            draw.line([(0, y), (w, y + int(rng.uniform(-0.3, 0.3) * h))], fill=_scene_colour(rng),
-                      width=int(rng.integers(1, max(2, h // 6))))
-
-
-def tilt_in_box(image: np.ndarray, angle: float) -> np.ndarray:
-    """``image`` turned by ``angle`` degrees (counter-clockwise) inside its new upright bounding box, as a
-    photo's axis-aligned word crop holds a tilted word: nothing is cut off, the corners repeat the border."""
-    h, w = image.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
-    new_w, new_h = int(w * cos + h * sin), int(w * sin + h * cos)
-    matrix[0, 2] += (new_w - w) / 2
-    matrix[1, 2] += (new_h - h) / 2
-    return cv2.warpAffine(image, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def _photo_effects(rng: np.random.Generator, image: np.ndarray, font_size: int) -> np.ndarray:
-    """A camera's faults, scaled to the text's size: defocus, motion blur, haze (low contrast) and
-    uneven light."""
-    out = image
-    scale = font_size / 32
-    if rng.random() < 0.3:
-        sigma = rng.uniform(0.8, 2.2) * scale
-        out = cv2.GaussianBlur(out, (0, 0), sigma)
-    if rng.random() < 0.15:
-        length = max(3, int(rng.uniform(2, 7) * scale) | 1)
-        line = np.zeros((length, length), np.float32)
-        line[length // 2, :] = 1.0
-        turn = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
-        kernel = cv2.warpAffine(line, turn, (length, length))
-        kernel = (kernel / max(float(kernel.sum()), 1e-6)).astype(np.float32)
-        out = cv2.filter2D(out, -1, kernel)
-    if rng.random() < 0.25:
-        keep = rng.uniform(0.45, 0.85)
-        mean = out.reshape(-1, 3).mean(axis=0)
-        out = (out.astype(np.float32) * keep + mean * (1 - keep)).astype(np.uint8)
-    if rng.random() < 0.25:
-        ramp = np.linspace(rng.uniform(0.5, 1.1), rng.uniform(0.5, 1.1), out.shape[1], dtype=np.float32)
-        out = np.clip(out.astype(np.float32) * ramp[None, :, None], 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(out)
-
-
-def _geometry(rng: np.random.Generator, image: np.ndarray, scene: bool) -> np.ndarray:
-    """Slight rotation / shear / perspective (more for scene text), border replicated."""
-    h, w = image.shape[:2]
-    amount = 0.12 if scene else 0.03
-    if rng.random() < (0.7 if scene else 0.3):
-        src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
-        jitter = rng.uniform(-amount, amount, (4, 2)) * np.array([w if not scene else h, h], dtype=np.float32)
-        jitter[:, 0] = np.clip(jitter[:, 0], -0.5 * h, 0.5 * h)
-        dst = (src + jitter).astype(np.float32)
-        dst -= dst.min(axis=0)
-        size = (int(np.ceil(dst[:, 0].max())) + 1, int(np.ceil(dst[:, 1].max())) + 1)
-        matrix = cv2.getPerspectiveTransform(src, dst)
-        image = cv2.warpPerspective(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return image
-
-
-def degrade(rng: np.random.Generator, image: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Scan- and photo-like degradations of a BGR uint8 image: thin/bold ink, blur, low resolution,
-    contrast, noise and JPEG, each applied with a probability scaled by ``strength``."""
-    out = image
-    h, w = out.shape[:2]
-    if rng.random() < 0.25 * strength and h > 20:
-        kernel = np.ones((2, 2), np.uint8)
-        out = cv2.erode(out, kernel) if rng.random() < 0.5 else cv2.dilate(out, kernel)
-    if rng.random() < 0.4 * strength:
-        k = int(rng.choice([3, 5])) if h > 24 else 3
-        out = cv2.GaussianBlur(out, (k, k), rng.uniform(0.3, 1.2))
-    if rng.random() < 0.3 * strength:  # low resolution, then back
-        f = rng.uniform(0.4, 0.8)
-        small = cv2.resize(out, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
-        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    if rng.random() < 0.4 * strength:
-        alpha, beta = rng.uniform(0.5, 1.2), rng.uniform(-40, 40)
-        out = cv2.convertScaleAbs(out, alpha=alpha, beta=beta)
-    if rng.random() < 0.4 * strength:
-        noise = rng.normal(0, rng.uniform(2, 14), out.shape[:2] + (1,))
-        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
-    if rng.random() < 0.3 * strength:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
-        if ok:
-            out = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR))
-    return np.ascontiguousarray(out)
-
-
-def write_synth_set(
-    out_dir: Path,
-    count: int,
-    charset: Charset,
-    lang: str = "en",
-    seed: int = 0,
-    height: int = 32,
-    start: int = 0,
-    progress: Callable[[int], None] | None = None,
-    fonts: Path = FONT_ROOT,
-    words: Path = WORDS_FILE,
-    scene_share: float = SCENE_SHARE,
-    zh_share: float = ZH_SHARE,
-) -> Path:
-    """Write ``count`` PNG crops under ``out_dir/images`` and ``out_dir/labels.txt``; return the label file.
-
-    Samples ``start .. start+count-1`` of ``seed`` are written, so disjoint index ranges of one seed
-    give disjoint sets (e.g. a training set and a validation set). A ``labels.txt`` already in ``out_dir`` is
-    removed before the first image is written and the new one written whole at the end, so a run stopped on
-    the way leaves no label file rather than one that names images it did not write.
-    """
-    from ..io.atomic import atomic_write_text, write_image
-
-    if count < 1:
-        raise ConfigError(f"synth count must be at least 1, got {count}")
-    synth = Synthesizer(charset, lang, height, FontBank(fonts), load_words(words), scene_share, zh_share)
-    images = out_dir / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    label_file = out_dir / "labels.txt"
-    label_file.unlink(missing_ok=True)
-    lines = []
-    for k in range(start, start + count):
-        image, text = synth.sample(seed, k)
-        name = f"images/{k:07d}.png"
-        write_image(out_dir / name, image)
-        lines.append(f"{name}\t{text}\n")
-        if progress is not None:
-            progress(1)
-    atomic_write_text(label_file, "".join(lines))
-    return label_file
