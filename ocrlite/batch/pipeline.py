@@ -31,7 +31,7 @@ from typing import Any
 from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.plan import Job
 from ocrlite.batch.report import Failure, FileOutcome
-from ocrlite.batch.run import BatchOptions, EngineSpec, add_page, file_failure, page_failure, write_outputs
+from ocrlite.batch.run import BatchOptions, EngineSpec, add_page, fail_file, file_failure, page_failure, write_outputs
 from ocrlite.batch.workers import Unread, WorkerPool, read_page
 from ocrlite.errors import OcrliteError, error_reason
 from ocrlite.io.pages import Page, count_pages, open_pages
@@ -210,7 +210,7 @@ def _finish(file: _File) -> FileOutcome:
     try:
         write_outputs(file.job, file.writers, file.outcome)
     except Exception as exc:  # an output that could not be written
-        file.outcome.failures.append(file_failure(file.job, exc))
+        fail_file(file.outcome, file.job, exc)
     finally:
         file.writers.clear()
         trim_heap()

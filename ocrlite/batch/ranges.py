@@ -15,9 +15,8 @@ from dataclasses import replace
 from ocrlite.batch.heap import trim_heap
 from ocrlite.batch.plan import Job
 from ocrlite.batch.report import Failure, FileOutcome
-from ocrlite.batch.run import BatchOptions, read_pages
+from ocrlite.batch.run import BatchOptions, fail_file, read_pages, store_output
 from ocrlite.errors import error_reason
-from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.pages import open_pages
 from ocrlite.io.writers import PageRecord, make_writer
 
@@ -98,7 +97,7 @@ def join_ranges(job: Job, options: BatchOptions, parts: list[RangeOutcome]) -> F
                 for writer in writers.values():
                     writer.add(page)
         for fmt, writer in writers.items():
-            atomic_write_bytes(job.outputs[fmt], writer.render())
+            store_output(job.outputs[fmt], writer.render())
     except Exception as exc:  # an output that could not be written
-        outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
+        fail_file(outcome, job, exc)
     return outcome

@@ -43,10 +43,9 @@ import numpy as np
 from ocrlite.batch.plan import Job
 from ocrlite.batch.ranges import PageRange, RangeOutcome, join_ranges, process_range, split_pages
 from ocrlite.batch.report import Failure, FileOutcome
-from ocrlite.batch.run import BatchOptions, EngineSpec, Terminated, process_file
+from ocrlite.batch.run import BatchOptions, EngineSpec, Terminated, fail_file, process_file, store_output
 from ocrlite.errors import ImageReadError, OcrliteError, error_reason
 from ocrlite.extras import extra, import_extra, require
-from ocrlite.io.atomic import atomic_write_bytes
 from ocrlite.io.pages import count_pages, read_input
 from ocrlite.io.writers import PageRecord
 
@@ -293,9 +292,9 @@ def _write(job: Job, files: dict[Path, bytes], outcome: FileOutcome) -> None:
     """Write the outputs an actor rendered (bytes mode) as ``process_file`` does; a failure joins ``outcome``."""
     try:
         for path, content in files.items():
-            atomic_write_bytes(path, content)
+            store_output(path, content)
     except Exception as exc:  # an output that could not be written
-        outcome.failures.append(Failure(str(job.source), job.name, error_reason(exc)))
+        fail_file(outcome, job, exc)
 
 
 def _ranges(job: Job, size: int) -> list[PageRange]:

@@ -3,6 +3,7 @@ each output in the output folder (the records that decide, next time, which inpu
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import IO, Any
 
 from ocrlite.backends.malloc import malloc_in_use
 from ocrlite.batch.plan import REPORT_NAME, Job
-from ocrlite.errors import one_line
+from ocrlite.errors import OcrliteError, one_line
 from ocrlite.io.atomic import atomic_write_text
 from ocrlite.io.images import natural_key
 from ocrlite.io.writers import json_text
@@ -58,23 +59,37 @@ def file_identity(path: Path) -> tuple[int, int, int] | None:
 class Journal:
     """Output records appended to a file (``plan.JOURNAL_NAME``) as they are made, one JSON line each, after one
     line naming what the run's settings fingerprint stands for: a run killed before it writes its report still
-    leaves them for the next run's plan. Removed once the report holding them is written."""
+    leaves them for the next run's plan. Removed once the report holding them is written. A journal that cannot
+    be written (the disk is full) is given up: the report still records the outputs; only a kill would then cost
+    a rerun their redoing."""
 
     def __init__(self, path: Path, fingerprint: str, described: dict[str, Any]) -> None:
         self.path, self.settings = path, {fingerprint: described}
         self.file: IO[str] | None = None
+        self.broken = False
 
     def add(self, key: str, record: dict[str, Any]) -> None:
-        if self.file is None:
-            self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
-            self.file.write("\n" + json_text({"settings": self.settings}) + "\n")  # past a line a kill cut short
-        self.file.write(json_text({"output": key, "record": record}) + "\n")
-        self.file.flush()  # in the OS's hands: a killed process loses nothing written
+        if self.broken:
+            return
+        try:
+            if self.file is None:
+                self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
+                self.file.write("\n" + json_text({"settings": self.settings}) + "\n")  # past a line a kill cut short
+            self.file.write(json_text({"output": key, "record": record}) + "\n")
+            self.file.flush()  # in the OS's hands: a killed process loses nothing written
+        except OSError:
+            self.broken = True
+            self._close()
 
     def remove(self) -> None:
-        if self.file is not None:
-            self.file.close()
+        self._close()
         self.path.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self.file is not None:
+            with contextlib.suppress(OSError):  # what it could not flush is lost either way
+                self.file.close()
+            self.file = None
 
 
 @dataclass
@@ -156,5 +171,9 @@ class RunReport:
         return data
 
     def write(self, path: Path) -> None:
-        """The report as JSON (``json_text``: a file name that is not valid UTF-8 comes back as itself)."""
-        atomic_write_text(path, json_text(self.to_dict(), indent=2) + "\n")
+        """The report as JSON (``json_text``: a file name that is not valid UTF-8 comes back as itself); an
+        ``OcrliteError`` when the file system refuses it (full, read-only)."""
+        try:
+            atomic_write_text(path, json_text(self.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            raise OcrliteError(f"cannot write the run report {path}: {exc.strerror or exc}") from exc

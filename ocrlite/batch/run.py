@@ -10,6 +10,7 @@ that each load the models once and share the CPU cores between them.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -31,9 +32,20 @@ from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
 from ocrlite.io.writers import FORMATS, PageRecord, Writer, json_text, make_writer
 
-__all__ = ["BatchOptions", "EngineSpec", "Executor", "add_page", "file_failure", "output_settings", "page_failure",
-           "process_file", "read_pages", "remove_stale_parts", "run_batch", "sigterm_as_ctrl_c", "Terminated",
-           "write_outputs"]
+__all__ = ["BatchOptions", "EngineSpec", "Executor", "OutputError", "add_page", "fail_file", "file_failure",
+           "output_settings", "page_failure", "process_file", "read_pages", "remove_stale_parts", "run_batch",
+           "sigterm_as_ctrl_c", "store_output", "Terminated", "write_outputs"]
+
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+"""Why an output could not be written when no later one can be either: the file system is full or read-only."""
+
+
+class OutputError(OcrliteError):
+    """An output file could not be written; ``stops`` when no later one can be (``NO_ROOM``): the run stops."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        super().__init__(f"cannot write {path}: {exc.strerror or exc}")
+        self.stops = exc.errno in NO_ROOM
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,8 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
                     record(jobs[outcome.name])
                     for failure in outcome.failures:
                         _say(bar, f"ocrlite: error: {failure.message()}")
+                    if outcome.fatal is not None:  # the output folder is full: the rest would fail the same way
+                        raise OcrliteError(outcome.fatal)
         except BaseException as exc:  # Ctrl-C or SIGTERM, workers that cannot run, anything else: the rest is pending
             report.interrupted = not isinstance(exc, OcrliteError)
             report.error = error_reason(exc) if isinstance(exc, Exception) else None  # not Ctrl-C or SIGTERM
@@ -232,7 +246,7 @@ def process_file(engine: Any, job: Job, options: BatchOptions, data: bytes | Non
             read_pages(engine, source, job, range(1, len(source) + 1), list(writers.values()), outcome)
             write_outputs(job, writers, outcome, write)
     except Exception as exc:  # unreadable file, or an output that could not be written
-        outcome.failures.append(file_failure(job, exc))
+        fail_file(outcome, job, exc)
     finally:
         trim_heap()
     return outcome
@@ -275,7 +289,15 @@ def write_outputs(job: Job, writers: dict[str, Writer], outcome: FileOutcome,
     """Write ``job``'s outputs from its writers, unless no page of it was read."""
     if outcome.pages:
         for fmt, writer in writers.items():
-            write(job.outputs[fmt], writer.render())
+            store_output(job.outputs[fmt], writer.render(), write)
+
+
+def store_output(path: Path, content: bytes, write: Callable[[Path, bytes], None] = atomic_write_bytes) -> None:
+    """``write(path, content)``; an ``OutputError`` naming ``path`` when the file system refuses it."""
+    try:
+        write(path, content)
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
 
 
 def page_failure(job: Job, reason: str, number: int, several: bool) -> Failure:
@@ -286,6 +308,14 @@ def page_failure(job: Job, reason: str, number: int, several: bool) -> Failure:
 def file_failure(job: Job, exc: Exception) -> Failure:
     """``job`` as a whole failed: unreadable, or an output could not be written."""
     return Failure(str(job.source), job.name, error_reason(exc))
+
+
+def fail_file(outcome: FileOutcome, job: Job, exc: Exception) -> None:
+    """Add ``job``'s failure as a whole to ``outcome``; an output folder that is full (or read-only) also sets
+    ``outcome.fatal``: the run stops there, the inputs not reached left for a rerun."""
+    outcome.failures.append(file_failure(job, exc))
+    if isinstance(exc, OutputError) and exc.stops:
+        outcome.fatal = f"{exc}; the run stops: make room there, then rerun to continue"
 
 
 def _progress(jobs: list[Job], options: BatchOptions) -> Any:

@@ -7,6 +7,7 @@ the others swap in a fake engine to test the runner's bookkeeping quickly.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -937,3 +938,98 @@ def test_a_folder_that_cannot_be_listed_is_an_error_not_a_silent_gap(tmp_path: P
     assert len(errors) == 1 and str(blocked) in errors[0] and ": cannot list folder (" in errors[0]
     assert [f["reason"] for f in _report(tmp_path / "out")["failures"]] == [errors[0].removeprefix("ocrlite: error: ")]
     assert (tmp_path / "out" / "a.png.txt").is_file()
+
+
+class _Disk:
+    """A file system with ``room`` bytes left (None: no limit) for ``handle``'s writes: past it, a write fails with
+    ENOSPC, as on a full disk, and writes nothing."""
+
+    def __init__(self, room: int | None) -> None:
+        self.room = room
+
+    def handle(self, opened: Any) -> Any:
+        disk = self
+
+        class Handle:
+            def write(self, data: Any) -> int:
+                if disk.room is not None and len(data) > disk.room:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                if disk.room is not None:
+                    disk.room -= len(data)
+                return int(opened.write(data))
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(opened, name)
+
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                opened.close()
+
+        return Handle()
+
+
+def _fill(monkeypatch: pytest.MonkeyPatch, files: _Disk, journal: _Disk) -> None:
+    """Outputs and the report (atomic writes) go to ``files``, the records journal to ``journal``."""
+    from ocrlite.batch import report
+    from ocrlite.io import atomic
+
+    class Os:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+        def fdopen(self, *args: Any, **kwargs: Any) -> Any:
+            return files.handle(os.fdopen(*args, **kwargs))
+
+    monkeypatch.setattr(atomic, "os", Os())
+    monkeypatch.setattr(report, "open", lambda *args, **kwargs: journal.handle(open(*args, **kwargs)), raising=False)
+
+
+def test_a_full_output_folder_stops_the_run_in_one_line_and_a_rerun_completes(
+        tmp_path: Path, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills after the first input's outputs: the run went on reading every input only to fail each
+    ("unexpected OSError"), then died with a traceback writing its report. Now the input that could not be
+    written is one line naming its output, the run stops there (exit 2, no temp file left), and a rerun with
+    room reads the others and keeps the first."""
+    scans, out, first = tmp_path / "scans", tmp_path / "out", tmp_path / "first"
+    scans.mkdir()
+    for i in range(8):
+        _page(f"P{i}").save(scans / f"p{i}.png")
+    assert _cli(str(scans / "p0.png"), "-o", str(first), "--format", "json,txt").exit_code == 0
+    room = sum((first / f"p0.png.{fmt}").stat().st_size for fmt in ("json", "txt"))
+    fake_engine.calls = 0
+    with monkeypatch.context() as full:
+        _fill(full, _Disk(room), _Disk(None))
+        result = _cli(str(scans), "-o", str(out), "--format", "json,txt")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert fake_engine.calls < 8  # stopped after p1 (and the pages read ahead), not read to the end
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ocrlite: error: ")]
+    assert errors == [f"ocrlite: error: {scans / 'p1.png'}: cannot write {out / 'p1.png.json'}: No space left on device",
+                      f"ocrlite: error: cannot write the run report {out / 'ocrlite-report.json'}: No space left on "
+                      "device"]
+    assert sorted(p.name for p in out.iterdir()) == [".ocrlite-records.jsonl", "p0.png.json", "p0.png.txt"]
+    rerun = _cli(str(scans), "-o", str(out), "--format", "json,txt")
+    assert rerun.exit_code == 0 and "7 files processed, 1 up to date" in rerun.stderr
+    assert sorted(_report(out)["outputs"]) == [f"p{i}.png.{fmt}" for i in range(8) for fmt in ("json", "txt")]
+    assert (out / "p0.png.txt").read_text(encoding="utf-8") == "fake 1\n"  # kept from the first run
+    assert all((out / f"p{i}.png.txt").read_text(encoding="utf-8").startswith("fake ") for i in range(8))
+
+
+def test_a_journal_that_cannot_be_written_costs_no_output(
+        tmp_path: Path, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No room for the records journal (outputs and report fit): the run died with a traceback at its first
+    output's record. The journal is given up now: the run completes, its report records every output, and a
+    rerun finds them all up to date."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    scans.mkdir()
+    for i in range(3):
+        _page(f"P{i}").save(scans / f"p{i}.png")
+    with monkeypatch.context() as full:
+        _fill(full, _Disk(None), _Disk(0))
+        result = _cli(str(scans), "-o", str(out), "--format", "txt")
+    assert result.exit_code == 0, result.output
+    assert sorted(_report(out)["outputs"]) == ["p0.png.txt", "p1.png.txt", "p2.png.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["ocrlite-report.json", "p0.png.txt", "p1.png.txt", "p2.png.txt"]
+    rerun = _cli(str(scans), "-o", str(out), "--format", "txt")
+    assert rerun.exit_code == 0 and "0 files processed, 3 up to date" in rerun.stderr
