@@ -78,7 +78,7 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
     ``settings`` is the fingerprint of this run's settings: an input whose outputs were made with others is redone.
     """
     formats = tuple(formats)
-    out_dir = os.path.abspath(output)
+    out_dir = os.path.realpath(output)  # the folder itself, however either path reaches it (symlinks)
     found: list[tuple[Path, str]] = []  # (file, its absolute folder root)
     errors: list[tuple[str, str]] = []
     for raw in inputs:
@@ -88,7 +88,7 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
         for file in files:
             if root and glob and not PurePath(os.path.relpath(file, raw)).match(glob):
                 continue
-            if root and _inside(os.path.abspath(file), out_dir) and _named_like_output(file):
+            if root and _inside(file, out_dir) and _named_like_output(file):
                 continue
             found.append((file, root or os.path.dirname(os.path.abspath(file))))
     found = _unique(found)
@@ -283,8 +283,10 @@ def _unique(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
     return kept
 
 
-def _inside(path: str, folder: str) -> bool:
-    return path.startswith(folder.rstrip(os.sep) + os.sep)
+def _inside(file: Path, folder: str) -> bool:
+    """Whether ``file`` is in ``folder`` (a resolved path) or below it, whatever symlinks its own path goes
+    through."""
+    return f"{os.path.realpath(file.parent)}{os.sep}".startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _named_like_output(path: Path) -> bool:

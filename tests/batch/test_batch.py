@@ -544,6 +544,23 @@ def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path, fake_en
     assert sorted(p.name for p in (scans / "out").iterdir()) == ["ocrlite-report.json", "x.png.pdf"]
 
 
+@pytest.mark.parametrize("through", ["output", "input"])
+def test_an_output_folder_reached_through_a_symlink_is_not_read_back(tmp_path: Path, fake_engine: FakeEngine,
+                                                                     through: str) -> None:
+    """``-o link`` where link -> scans/out (or the inputs given as a link to scans): each rerun read its own
+    searchable PDFs back as inputs, one folder deeper each time (out/out/x.png.pdf.pdf)."""
+    scans = tmp_path / "scans"
+    (scans / "out").mkdir(parents=True)
+    _page("X").save(scans / "x.png")
+    (tmp_path / "link").symlink_to(scans / "out" if through == "output" else scans)
+    given, out = (scans, tmp_path / "link") if through == "output" else (tmp_path / "link", scans / "out")
+    for processed in (1, 0):
+        result = _cli(str(given), "-o", str(out), "--format", "pdf")
+        assert result.exit_code == 0, result.output
+        assert f"{processed} files processed, {1 - processed} up to date" in result.stderr
+    assert sorted(p.name for p in (scans / "out").iterdir()) == ["ocrlite-report.json", "x.png.pdf"]
+
+
 @pytest.mark.parametrize("where", ["parent", "same", "explicit"])
 def test_inputs_inside_the_output_folder_are_read(tmp_path: Path, fake_engine: FakeEngine, where: str) -> None:
     """Only files named like ocrlite's outputs are left out of an output folder that holds the inputs."""
