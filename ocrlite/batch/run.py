@@ -134,8 +134,9 @@ def run_batch(inputs: Iterable[str | Path], spec: EngineSpec, options: BatchOpti
     ensure_folder(options.output)
     with output_lock(options.output):  # a second run into this folder is refused, not raced
         plan = make_plan(inputs, options.output, options.formats, options.glob, options.overwrite, fingerprint)
-        before = {path: file_identity(path) for job in plan.jobs for path in job.outputs.values()}
-        remove_stale_parts(plan.jobs)
+        outputs = [path for job in plan.jobs for path in job.outputs.values()]
+        before = {path: file_identity(path) for path in outputs}
+        remove_stale_parts([*outputs, options.output / REPORT_NAME])
         report = RunReport(list(options.formats), options.dpi, workers=0, skipped=len(plan.skipped),
                            carried=plan.carried, fingerprint=fingerprint,
                            settings={**plan.settings, fingerprint: described}, outputs=plan.outputs)
@@ -214,13 +215,12 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def remove_stale_parts(jobs: Iterable[Job]) -> None:
-    """Delete the temp files (``is_part_of``) that a killed run left beside the outputs these jobs are about to
-    write; one listing per output folder."""
+def remove_stale_parts(paths: Iterable[Path]) -> None:
+    """Delete the temp files (``is_part_of``) that a killed run left beside ``paths``, the files this run is about
+    to write (outputs, its report); one listing per folder."""
     due: dict[Path, set[str]] = {}
-    for job in jobs:
-        for path in job.outputs.values():
-            due.setdefault(path.parent, set()).add(path.name)
+    for path in paths:
+        due.setdefault(path.parent, set()).add(path.name)
     for folder, names in due.items():
         try:
             entries = list(os.scandir(folder))
