@@ -74,7 +74,8 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
     """Expand ``inputs`` (files and folders) into jobs writing ``formats`` under ``output``.
 
     ``glob`` filters the files found in folders by their path within the folder (files
-    named explicitly are always kept). Files found inside ``output`` and named like an output are skipped.
+    named explicitly are always kept); a folder none of whose images matches is an input error. Files found
+    inside ``output`` and named like an output are skipped.
     ``settings`` is the fingerprint of this run's settings: an input whose outputs were made with others is redone.
     """
     formats = tuple(formats)
@@ -85,9 +86,12 @@ def make_plan(inputs: Iterable[str | Path], output: Path, formats: Iterable[str]
         files, bad = expand_inputs([raw], extensions=INPUT_EXTENSIONS)
         errors.extend(bad)
         root = os.path.abspath(raw) if Path(raw).is_dir() else None
+        if root and glob:
+            files = [file for file in files if PurePath(os.path.relpath(file, raw)).match(glob)]
+            if not files and not bad:  # a folder of images none of which matches: not a silent empty run
+                errors.append((str(raw), f"{raw}: no image in this folder matches the glob {glob!r} (it tells "
+                                         "upper from lower case)"))
         for file in files:
-            if root and glob and not PurePath(os.path.relpath(file, raw)).match(glob):
-                continue
             if root and _inside(file, out_dir) and _named_like_output(file):
                 continue
             found.append((file, root or os.path.dirname(os.path.abspath(file))))

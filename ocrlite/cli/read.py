@@ -166,7 +166,8 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
               help="Also read input paths from this file ('-': stdin): one per line, relative ones from the "
                    "working folder, each line as it is (spaces are part of the name); blank lines and '#' comments "
                    "skipped.")
-@click.option("--glob", help="Batch mode: only files in folders whose path matches, e.g. '*.pdf'.")
+@click.option("--glob", help="Batch mode: only files in folders whose path matches, e.g. '*.pdf' (upper and "
+                             "lower case apart; a folder with no match is an error).")
 @click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=200, show_default=True,
               help="Resolution PDF pages are rendered at.")
 @click.option("--workers", type=click.IntRange(min=1),

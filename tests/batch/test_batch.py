@@ -275,6 +275,23 @@ def test_paths_from_stdin_and_a_list_file_with_glob(tmp_path: Path, fake_engine:
     assert sorted(p.name for p in globbed.glob("*.json")) == ["doc.pdf.json", "ocrlite-report.json"]
 
 
+def test_a_glob_that_matches_nothing_in_a_folder_is_an_error(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    """A camera's ``IMG_0001.JPG`` and ``--glob '*.jpg'``: the run read nothing and exited 0, "0 files processed".
+    Each folder none of whose images matches is now an error line naming it (exit 1); the other folders are read."""
+    cameras, scans = tmp_path / "camera", tmp_path / "scans"
+    cameras.mkdir()
+    scans.mkdir()
+    _page("A").save(cameras / "IMG_0001.JPG")
+    _page("B").save(scans / "b.jpg")
+    out = tmp_path / "out"
+    result = _cli(str(cameras), str(scans), "-o", str(out), "--glob", "*.jpg")
+    assert result.exit_code == 1, result.output
+    error = f"{cameras}: no image in this folder matches the glob '*.jpg' (it tells upper from lower case)"
+    assert result.stderr.splitlines()[0] == f"ocrlite: error: {error}"
+    assert [f["reason"] for f in _report(out)["failures"]] == [error]
+    assert sorted(p.name for p in out.rglob("*.jpg.json")) == ["b.jpg.json"]
+
+
 def test_a_file_name_that_is_not_utf8_is_read_reported_and_retried(tmp_path: Path, fake_engine: FakeEngine) -> None:
     """Linux allows any bytes in a name: its outputs are written, the report stays valid JSON that names it,
     and a failure on it is retried by the next run."""
