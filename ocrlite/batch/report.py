@@ -37,7 +37,8 @@ class Failure:
 
 @dataclass
 class FileOutcome:
-    """The result of one input file; ``fatal`` means the worker cannot run at all."""
+    """The result of one input file; ``fatal`` (why) stops the run: the worker cannot run at all, or the output
+    folder has no room left."""
 
     name: str
     pages: int = 0
