@@ -138,8 +138,9 @@ _HOCR_HEAD = (
 class HocrWriter:
     """hOCR 1.2 as XHTML: ocr_page > ocr_carea > ocr_par > ocr_line > ocrx_word.
 
-    Bboxes are in page pixels; ``x_wconf`` is the line's recognition score (0-100) on each
-    of its words; word boxes and scores come from ``postprocess.line_words`` (CTC time steps when known).
+    Bboxes are in page pixels; ``x_wconf`` is each word's score (0-100): word boxes and scores come from
+    ``postprocess.line_words`` (CTC time steps and the mean probability of the word's characters when known, else
+    the line's score).
     """
 
     def __init__(self, source: str) -> None:
