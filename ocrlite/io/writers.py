@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ocrlite.postprocess import line_words, run_angle, text_quad
+from ocrlite.postprocess import line_words, run_angle, text_quad, text_turns
 from ocrlite.results import PageResult, TextBox, TextLine, TextWord
 
 __all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "LineLayout", "line_layout",
@@ -252,6 +252,7 @@ class PdfWriter:
         from reportlab.pdfbase.pdfmetrics import stringWidth
 
         words = pdf_runs(line)
+        turns = text_turns(line.points, line.angle)  # the corner where the line's text starts
         line_quad = text_quad(line.points, line.angle)
         size = _text_height(self._pdf_quad(line_quad, scale, page_height))
         if not words or size <= 0:
@@ -262,8 +263,8 @@ class PdfWriter:
         text.setTextRenderMode(3)  # invisible: selectable and searchable, never drawn
         text.setFont(font, size)
         for i, word in enumerate(words):  # one text object: a copy keeps the words in reading order
-            quad = self._pdf_quad(word.points, scale, page_height)
-            start, end = float((quad @ along).min()), float((quad @ along).max())
+            quad = self._pdf_quad(np.roll(word.points, -turns, axis=0), scale, page_height)
+            start, end = float((quad[0] + quad[3]) @ along) / 2, float((quad[1] + quad[2]) @ along) / 2  # mid-edges
             natural = stringWidth(word.text, font, size)
             if end <= start or natural <= 0:
                 continue
