@@ -13,7 +13,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,10 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ocrlite.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ocrlite.settings import LinePreprocess
+    from ocrlite.stages import StageSpec
 
 __all__ = [
     "LayerRow",
@@ -307,18 +311,17 @@ def parse_input(text: str) -> tuple[int, ...]:
     return dims
 
 
-def default_input(stage: dict[str, Any], settings: Any = None) -> tuple[int, int, int]:
-    """Input a stage is profiled on when none is given: its line size, 3x640x640 for a detector, else 3x224x224.
-    ``settings``: a det/cls/rec stage's resolved preprocess settings (its YAML over its weights' manifest over the
-    defaults), which decide; a net of no stage kind (an ImageNet zoo net) is read from its own section."""
-    if settings is not None:
-        return (3, int(settings.height), int(settings.width)) if hasattr(settings, "height") else (3, 640, 640)
-    pre = stage.get("preprocess") or {}
-    if "height" in pre and "width" in pre:
-        return (3, int(pre["height"]), int(pre["width"]))
-    if "limit_side_len" in pre:
+def default_input(spec: StageSpec | None = None, plain: LinePreprocess | None = None) -> tuple[int, int, int]:
+    """Input a net is profiled on when none is given. A stage's: the size its resolved ``spec`` (a ``StageSpec``: its
+    YAML over its weights' manifest over the defaults) feeds its net (``StageSpec.input_size``; a recognizer's least
+    width), 3x640x640 for a detector. A net of no stage kind (an ImageNet zoo net): its ``plain`` preprocess height
+    x width (``stages.plain_preprocess``), 3x224x224 without one."""
+    if spec is None:
+        return (3, int(plain.height), int(plain.width)) if plain is not None else (3, 224, 224)
+    height, width = spec.input_size()
+    if height is None:
         return (3, 640, 640)
-    return (3, 224, 224)
+    return (3, height, width if width is not None else int(spec.pre.width))
 
 
 def profile_config(
@@ -341,6 +344,7 @@ def profile_config(
         load_pipeline_config,
         load_stage_config,
         pipeline_spec,
+        plain_preprocess,
         resolve_stage,
         stage_kind,
         stage_overrides,
@@ -365,8 +369,9 @@ def profile_config(
             raise ConfigError(f"{title}: no model section to profile")
         # a det/cls/rec stage is resolved (and validated) like any other
         spec = resolve_stage(kind, section, kind) if kind else None
+        plain = plain_preprocess(section, title) if spec is None else None  # its keys checked as a stage's
         net = build_model(spec.model if spec is not None else section["model"], f"{kind or title}.model")
-        shape = tuple(input_shape) if input_shape else default_input(section, spec.pre if spec is not None else None)
+        shape = tuple(input_shape) if input_shape else default_input(spec, plain)
         try:
             report = profile_model(net, shape, title, runs, threads)
         except (RuntimeError, ValueError) as exc:  # e.g. an input too small for the strides, or too tall

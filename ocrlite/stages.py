@@ -50,6 +50,7 @@ __all__ = [
     "stage_spec",
     "stage_kind",
     "resolve_stage",
+    "plain_preprocess",
     "pipeline_spec",
     "stage_overrides",
     "override_source",
@@ -532,6 +533,18 @@ def resolved_sections(kind: str, stage: dict[str, Any], manifest: dict[str, Any]
     model = {part: block_arguments(part, cfg, f"{kind}.model.{part}") if part in _BLOCKS and isinstance(cfg, dict)
              else cfg for part, cfg in _section(stage, "model", kind).items()}
     return {"model": model, "preprocess": asdict(pre), "postprocess": asdict(post)}
+
+
+def plain_preprocess(stage: dict[str, Any], where: str) -> LinePreprocess | None:
+    """A raw stage mapping whose head is of no stage kind (an ImageNet zoo net, which ``ocrlite profile`` builds):
+    its keys checked as a stage's, and its ``preprocess``, a fixed height x width input, as ``LinePreprocess``
+    (None without one). An error names the override or the file that gave the bad value, as ``resolve_stage``'s."""
+    try:
+        check_keys(where, [k for k in stage if not k.startswith("_")], STAGE_KEYS)
+        section = _section(stage, "preprocess", where)
+        return build_settings(LinePreprocess, f"{where}.preprocess", section) if section else None
+    except ConfigError as exc:
+        raise _located(exc, where, stage.get("_overrides", []), stage.get("_file")) from None
 
 
 _BLOCKS = ("backbone", "neck", "head")  # the model sections that name a registered block

@@ -237,3 +237,40 @@ def test_input_on_a_pipeline_needs_the_stage_it_is_for() -> None:
     code, out, err = _profile("--config", "rec_ppocrv2.yaml", "--runs", "0", "--stage", "det")
     assert (code, out) == (2, "")
     assert err == "ocrlite: error: --stage det: rec_ppocrv2.yaml is a rec stage config, not a det one\n"
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("preprocess.height=abc", "zoo/mobilenet_v1_imagenet.yaml.preprocess.height: expected an integer, got 'abc'"),
+    ("preprocess=5", "zoo/mobilenet_v1_imagenet.yaml.preprocess: expected a mapping, got 5"),
+    ("preprocess.heigth=160", "zoo/mobilenet_v1_imagenet.yaml.preprocess: unknown key 'heigth'; allowed: height, "
+                              "width, mean, std"),
+    ("weigths=null", "zoo/mobilenet_v1_imagenet.yaml: unknown key 'weigths'; allowed: model, weights, preprocess, "
+                     "postprocess, backend, train, onnx"),
+])
+def test_a_net_of_no_stage_kind_has_its_keys_and_input_size_checked(override: str, message: str) -> None:
+    """A zoo net with an ImageNet head (no det/cls/rec head) was profiled from its raw mapping: a misspelt key was
+    ignored in silence (the net profiled at 224x224 still), a size of the wrong type was a traceback."""
+    code, out, err = _profile("--config", "zoo/mobilenet_v1_imagenet.yaml", "--runs", "0", "--set", override)
+    assert (code, out, err) == (2, "", f"ocrlite: error: {message} (from the override {override!r})\n")
+
+
+def test_a_net_of_no_stage_kind_is_profiled_at_its_preprocess_size(tmp_path: Path) -> None:
+    code, out, err = _profile("--config", "zoo/mobilenet_v1_imagenet.yaml", "--runs", "0",
+                              "--set", "preprocess.height=160")
+    assert (code, err, out.splitlines()[0]) == (0, "", "zoo/mobilenet_v1_imagenet.yaml  input 1x3x160x224")
+    config = tmp_path / "net.yaml"
+    config.write_text((CONFIGS / "zoo/mobilenet_v1_imagenet.yaml").read_text(encoding="utf-8")
+                      .replace("  height: 224", "  heigth: 160"), encoding="utf-8")
+    code, out, err = _profile("--config", str(config), "--runs", "0")
+    assert (code, out) == (2, "")
+    assert err == (f"ocrlite: error: {config}.preprocess: unknown key 'heigth'; allowed: height, width, mean, std "
+                   f"(in {config})\n")
+
+
+def test_the_page_classifier_is_profiled_at_its_crop() -> None:
+    """The page orientation classifier's config was profiled at a detector's 3x640x640, eight times the MACs of the
+    224x224 squares it reads (preprocess.crop)."""
+    code, out, err = _profile("--config", "page_cls_pplcnet.yaml", "--runs", "0")
+    assert (code, err, out.splitlines()[0]) == (0, "", "page_cls_pplcnet.yaml  input 1x3x224x224")
+    code, out, err = _profile("--config", "page_cls_pplcnet.yaml", "--runs", "0", "--set", "preprocess.crop=160")
+    assert (code, err, out.splitlines()[0]) == (0, "", "page_cls_pplcnet.yaml  input 1x3x160x160")
