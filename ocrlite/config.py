@@ -115,7 +115,7 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str],
     cfg = copy.deepcopy(cfg)
     for item in overrides:
         dotted, sep, raw = item.partition("=")
-        if not sep or not dotted:
+        if not sep or "" in dotted.split("."):  # ``=1``, ``a..b=1``, ``a.b.=1``: a key with no name
             raise ConfigError(f"override {item!r} must look like section.key=value")
         *parents, leaf = dotted.split(".")
         node: dict[str, Any] = cfg

@@ -1,12 +1,13 @@
 """Config loading: safe YAML, unknown keys rejected with the allowed ones, dotted overrides."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from ocrlite.config import apply_overrides, load_yaml
 from ocrlite.errors import ConfigError
-from ocrlite.stages import load_pipeline_config, load_stage_config, stage_spec
+from ocrlite.stages import load_pipeline_config, load_stage_config, pipeline_spec, stage_spec
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -41,6 +42,14 @@ def test_override_of_unknown_section_names_allowed_ones() -> None:
 def test_override_without_equals_is_rejected() -> None:
     with pytest.raises(ConfigError, match="section.key=value"):
         apply_overrides({"det": {}}, ["det.a"])
+
+
+@pytest.mark.parametrize("override", ["cls.postprocess.=0.5", "cls..thresh=0.5", ".cls=1", "=1"])
+def test_an_override_key_with_an_empty_part_is_rejected_as_such(override: str) -> None:
+    """``cls.postprocess.=0.5`` set a key named '' and was reported as an unknown key '' found in the shipped cls
+    config; ``cls..thresh`` as a section '' the config lacks."""
+    with pytest.raises(ConfigError, match=rf"^override '{re.escape(override)}' must look like section.key=value$"):
+        pipeline_spec(overrides=[override])
 
 
 def test_unknown_stage_key_is_rejected(tmp_path: Path) -> None:
@@ -120,8 +129,6 @@ def test_a_key_given_twice_is_an_error_not_the_last_one_silently(tmp_path: Path)
 
 
 def test_use_cls_follows_the_cls_stage_unless_set_and_a_null_stage_is_checked(tmp_path: Path) -> None:
-    from ocrlite.stages import pipeline_spec
-
     config = tmp_path / "no_cls.yaml"
     config.write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\n", encoding="utf-8")
     assert pipeline_spec(config).settings.use_cls is False  # no cls stage: not used (no error)
