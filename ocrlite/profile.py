@@ -10,6 +10,7 @@ FLOPs are quoted as 2 x MACs.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -302,11 +303,8 @@ def profile_model(
 
 def parse_input(text: str) -> tuple[int, ...]:
     """``"3x640x640"`` (CxHxW) or ``"2x3x32x320"`` (NxCxHxW) -> tuple of ints."""
-    try:
-        dims = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        dims = ()
-    if len(dims) not in (3, 4) or min(dims) <= 0:
+    dims = tuple(map(int, text.lower().split("x"))) if re.fullmatch(r"[0-9]+(x[0-9]+){2,3}", text.lower()) else ()
+    if not dims or min(dims) <= 0:
         raise ConfigError(f"--input must look like CxHxW or NxCxHxW with positive sizes, got {text!r}")
     return dims
 

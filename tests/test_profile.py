@@ -145,6 +145,16 @@ def test_parse_input() -> None:
         parse_input("0x3x3")
 
 
+@pytest.mark.parametrize("text", ["", "3x32x3_20", " 3x32x320", "3x32x320\n", "+3x32x320", "3x32x320x1x1", "3xx32"])
+def test_an_input_size_not_written_as_cxhxw_is_refused(text: str) -> None:
+    """Python's int() let through digits with underscores and spaces or signs around them (``--input 3x32x3_20``
+    profiled 3x32x320), and an empty ``--input ""`` was taken for no --input at all."""
+    code, out, err = _profile("--config", "rec_ppocrv2.yaml", "--runs", "0", "--input", text)
+    assert (code, out) == (2, "")
+    assert err == ("ocrlite: error: --input must look like CxHxW or NxCxHxW with positive sizes, "
+                   f"got {text!r}\n")
+
+
 def test_profile_takes_pipeline_tree_keys_on_a_stage_config() -> None:
     """``--set det.KEY`` means on a det stage config what ``KEY`` means there, as on detect/export/prune."""
     args = ("--config", "det_ppocrv3.yaml", "--input", "3x64x64", "--runs", "0")

@@ -50,7 +50,7 @@ def profile(config: str | None, model: str | None, kind: str | None, input_shape
     from ocrlite.profile import parse_input, profile_config
 
     target = config_or_preset(config, model)
-    shape = build(lambda: parse_input(input_shape)) if input_shape else None
+    shape = build(lambda: parse_input(input_shape)) if input_shape is not None else None
     for report in build(lambda: profile_config(target, overrides, shape, runs, stage=kind)):
         if per_layer:
             click.echo(report.table())
