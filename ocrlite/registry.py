@@ -92,7 +92,7 @@ def build(kind: str, cfg: dict[str, Any], *, section: str | None = None, **wired
         raise ConfigError(f"{prefix}: {clash[0]} is set by the block before this one; remove it")
     unknown = sorted(str(key) for key in set(args) - set(allowed))
     if unknown:
-        choices = ", ".join(p for p in allowed if p not in wired)
+        choices = ", ".join(p for p in allowed if p not in wired) or "none (it takes no arguments)"
         raise ConfigError(f"{prefix}: unknown key(s) {', '.join(unknown)}; allowed: {choices}")
     hints = _hints(cls)
     for key, value in args.items():

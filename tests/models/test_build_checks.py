@@ -70,6 +70,8 @@ def _error(config: str, part: str | None = None, value: object = None, **changes
          "MobileNetV1Enhance: last_conv_stride: expected an integer or [h, w], got [1, 2, 3]"),
         ("rec_ppocrv2.yaml", "backbone", {"last_conv_stride": True}, "cannot build with last_conv_stride: expected an"),
         ("rec_ppocrv2.yaml", "backbone", {"mode": "det"}, "rec.model.backbone MobileNetV1Enhance: mode must be one of"),
+        ("det_ppocrv4.yaml", "head", {"name": "FusedDBHead"},  # DBHead's k: FusedDBHead's list of them was empty
+         "det.model.head FusedDBHead: unknown key(s) k; allowed: none (it takes no arguments)"),
     ],
 )
 def test_bad_model_arguments_are_one_line_config_errors(config: str, part: str, changes: dict, expected: str) -> None:
