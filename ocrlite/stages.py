@@ -657,7 +657,8 @@ def pipeline_spec(
         raise
     det, rec = stages["det"], stages["rec"]
     if det is None or rec is None:
-        raise ConfigError(f"{'det' if det is None else 'rec'}: a pipeline needs this stage; it cannot be null")
+        null = ConfigError(f"{'det' if det is None else 'rec'}: a pipeline needs this stage; it cannot be null")
+        raise _located(null, "pipeline", given, str(find_config(config) if config else ""))
     if settings.use_cls is None:
         settings = replace(settings, use_cls=stages["cls"] is not None)
     elif settings.use_cls and stages["cls"] is None:

@@ -144,8 +144,13 @@ def test_use_cls_follows_the_cls_stage_unless_set_and_a_null_stage_is_checked(tm
         pipeline_spec(asks)
     spec = pipeline_spec(None, ["cls=null", "pipeline.use_cls=false"])  # --set cls=null --no-cls
     assert spec.cls is None and spec.settings.use_cls is False
-    with pytest.raises(ConfigError, match="^rec: a pipeline needs this stage; it cannot be null$"):
+    null = "^rec: a pipeline needs this stage; it cannot be null "
+    with pytest.raises(ConfigError, match=null + r"\(from the override 'rec=null'\)$"):
         pipeline_spec(None, ["rec=null"])
+    no_rec = tmp_path / "no_rec.yaml"  # the line said neither the file nor the override that made it null
+    no_rec.write_text("det: det_ppocrv3.yaml\nrec:\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=null + rf"\(in {re.escape(str(no_rec))}\)$"):
+        pipeline_spec(no_rec)
 
 
 @pytest.mark.parametrize(("override", "message"), [
