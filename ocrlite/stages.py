@@ -460,8 +460,8 @@ def resolve_stage(kind: str, stage: dict[str, Any], where: str, overrides: Itera
     try:
         return _resolve_stage(kind, stage, where)
     except (ConfigError, WeightsError) as exc:
-        if not isinstance(stage, dict):
-            raise
+        if not isinstance(stage, dict):  # set so by an override (``--set page=null``): it is named
+            raise _located(exc, where, overrides, None) from None
         raise _located(exc, where, [*overrides, *stage.get("_overrides", [])], stage.get("_file")) from None
 
 

@@ -147,6 +147,10 @@ def test_use_cls_follows_the_cls_stage_unless_set_and_a_null_stage_is_checked(tm
     null = "^rec: a pipeline needs this stage; it cannot be null "
     with pytest.raises(ConfigError, match=null + r"\(from the override 'rec=null'\)$"):
         pipeline_spec(None, ["rec=null"])
+    for kind, override in (("page", "page=null"), ("det", "det=5")):  # the line did not say which override did it
+        with pytest.raises(ConfigError, match=rf"^{kind}: expected a stage mapping \(model, weights, \.\.\.\), got .* "
+                                              rf"\(from the override '{override}'\)$"):
+            pipeline_spec(None, [override])
     no_rec = tmp_path / "no_rec.yaml"  # the line said neither the file nor the override that made it null
     no_rec.write_text("det: det_ppocrv3.yaml\nrec:\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=null + rf"\(in {re.escape(str(no_rec))}\)$"):
