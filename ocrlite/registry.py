@@ -59,6 +59,9 @@ def block_class(kind: str, cfg: Any, section: str | None = None) -> tuple[str, t
     if not isinstance(cfg, dict):
         raise ConfigError(f"{section}: expected a mapping with a name, got {cfg!r}")
     name = cfg.get("name")
+    if "name" not in cfg:  # e.g. misspelt: ``{nme: RSEFPN}`` was "unknown neck None"
+        raise ConfigError(f"{section}: no name given (keys: {', '.join(map(str, cfg)) or 'none'}); add name: one of "
+                          f"{', '.join(sorted(table))}")
     if not isinstance(name, str) or name not in table:
         where = "" if section == kind else f"{section}: "
         raise ConfigError(f"{where}unknown {kind} {name!r}; choose one of: {', '.join(sorted(table))}")

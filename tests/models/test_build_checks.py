@@ -128,6 +128,9 @@ def test_model_errors_name_the_section_given_and_default_to_model() -> None:
         build("backbone", {"name": "MobileNetV1", "scale": 0})
     with pytest.raises(ConfigError, match=r"^x\.neck: unknown neck 'Nope'; choose one of: "):
         build("neck", {"name": "Nope"}, section="x.neck", in_channels=8)
+    with pytest.raises(ConfigError, match=r"^x\.neck: no name given \(keys: nme, out_channels\); add name: one of "
+                                          r"ConvMixNeck, .*, RSEFPN, "):  # it said "unknown neck None"
+        build("neck", {"nme": "RSEFPN", "out_channels": 96}, section="x.neck", in_channels=8)
 
 
 def test_any_construction_failure_is_a_config_error() -> None:
