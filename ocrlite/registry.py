@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 from torch import nn
 
 from ocrlite.errors import ConfigError
-from ocrlite.settings import coerce
+from ocrlite.settings import coerce, describe
 
 __all__ = ["BACKBONES", "NECKS", "HEADS", "register", "block_class", "block_arguments", "build"]
 
@@ -148,7 +148,7 @@ def _check_type(key: str, value: Any, kind: Any) -> None:
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]
-        raise ConfigError(f"{key}: expected {' or '.join(_describe(o) for o in options)}, got {value!r}")
+        raise ConfigError(f"{key}: expected {' or '.join(describe(o) for o in options)}, got {value!r}")
     if kind is dict or origin in (dict, collections.abc.Mapping):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
@@ -175,17 +175,6 @@ def _plain(kind: Any) -> Any:
             return None
         return tuple[item, ...] if origin is tuple else list[item]  # type: ignore[valid-type]
     return None
-
-
-def _describe(kind: Any) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null",
-             dict: "a mapping"}
-    origin = typing.get_origin(kind)
-    if kind in names or origin in names:
-        return names[kind if kind in names else origin]
-    if origin in (list, tuple, collections.abc.Sequence):
-        return "a list"
-    return getattr(kind, "__name__", str(kind))
 
 
 def _check_numbers(key: str, value: Any) -> None:

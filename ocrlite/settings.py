@@ -8,6 +8,7 @@ a one-line ``ConfigError`` naming the key and what is allowed.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import math
 import typing
@@ -20,6 +21,7 @@ __all__ = [
     "setting",
     "build_settings",
     "coerce",
+    "describe",
     "check_keys",
     "range_error",
     "DetPreprocess",
@@ -69,6 +71,18 @@ def range_error(key: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"{key}: {value!r} is out of range; allowed: {allowed}")
 
 
+def describe(kind: Any) -> str:
+    """How an error names the annotated type ``kind``, in config words: "true or false", "an integer", "null"..."""
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null",
+             dict: "a mapping"}
+    origin = typing.get_origin(kind)
+    if kind in names or origin in names:
+        return names[kind if kind in names else origin]
+    if origin in (list, tuple, collections.abc.Sequence):
+        return "a list"
+    return getattr(kind, "__name__", str(kind))
+
+
 def _type_name(kind: Any) -> str:
     return getattr(kind, "__name__", str(kind))
 
@@ -87,7 +101,7 @@ def coerce(key: str, value: Any, kind: Any) -> Any:
                 return coerce(key, value, option)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}: {value!r} is not a {' or '.join(_type_name(o) for o in options)}")
+        raise ConfigError(f"{key}: expected {' or '.join(describe(o) for o in options)}, got {value!r}")
     if origin in (tuple, list):
         item = typing.get_args(kind)[0]
         if item is str and isinstance(value, str):

@@ -86,6 +86,7 @@ def test_a_config_path_with_folders_never_falls_back_to_a_shipped_file_of_that_n
     ("det.model.backbone=5", "backbone: expected a mapping with a name, got 5"),
     ("cls=null", "pipeline.use_cls: true needs a cls stage, and this pipeline has none"),
     ("pipeline=5", "pipeline: expected a mapping, got 5"),
+    ("pipeline.use_cls='yes'", "pipeline.use_cls: expected true or false or null, got 'yes'"),  # "is not a NoneType"
 ])
 def test_values_of_the_wrong_type_are_config_errors(override: str, message: str) -> None:
     """Each is one line from the CLI, exit 2 (a TypeError traceback before)."""
