@@ -466,6 +466,22 @@ def test_detect_and_classify_take_a_stage_config_of_their_own_kind(tmp_path: Pat
     assert (code, out, len(err)) == (2, [], 1) and "is a det stage config; give a cls stage config" in err[0]
 
 
+@pytest.mark.parametrize(("command", "meaning"), [
+    ("detect", "that stage alone"), ("classify", "that stage alone"), ("profile", "that stage alone"),
+    ("export", "that stage alone"), ("ocr", "the default pipeline with that stage"),
+    ("recognize", "the default pipeline with that stage"), ("eval", "the default pipeline with that stage")])
+def test_config_help_says_what_a_stage_config_stands_for(command: str, meaning: str) -> None:
+    code, help_text, _ = _run(command, "--help")
+    options = " ".join(" ".join(help_text).split())
+    assert code == 0 and f"a single stage config ({meaning})" in options
+
+
+def test_profile_of_a_stage_config_profiles_that_stage_alone() -> None:
+    code, out, err = _run("profile", "--config", "det_ppocrv3.yaml", "--runs", "0")
+    assert (code, err) == (0, []) and out[0].startswith("det_ppocrv3.yaml  input 1x3x640x640")
+    assert not any(line.startswith(("rec", "cls")) or "[" in line for line in out)
+
+
 def test_classify_with_a_pipeline_without_cls_is_one_line_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "no_cls.yaml"
     config.write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\n")

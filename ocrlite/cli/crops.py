@@ -18,6 +18,7 @@ from ocrlite.cli.options import (
     output_file_option,
     overrides_option,
     parse_formats,
+    stage_config_option,
 )
 from ocrlite.cli.runs import (
     ItemRun,
@@ -114,7 +115,7 @@ def recognize(images: tuple[str, ...], config: str | None, model: str | None, us
 
 @click.command()
 @images_argument
-@config_option
+@stage_config_option
 @model_option
 @crop_format_option
 @json_alias_option

@@ -7,7 +7,7 @@ from functools import partial
 
 import click
 
-from ocrlite.cli.options import config_option, model_option, overrides_option
+from ocrlite.cli.options import model_option, overrides_option, stage_config_option
 from ocrlite.cli.runs import build, config_or_preset
 
 __all__ = ["models", "profile"]
@@ -33,7 +33,7 @@ def models() -> None:
 
 
 @click.command()
-@config_option
+@stage_config_option
 @model_option
 @click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]),
               help="Only this stage of a pipeline config (a stage config names its own; another --stage is refused).")

@@ -9,8 +9,8 @@ import click
 
 __all__ = [
     "flags_named", "flag_overrides", "flag_settings", "parse_formats",
-    "det_limit_option", "box_thresh_option", "images_argument", "config_option", "model_option", "overrides_option",
-    "format_option", "output_file_option", "json_alias_option", "backend_option", "cls_option",
+    "det_limit_option", "box_thresh_option", "images_argument", "config_option", "stage_config_option", "model_option",
+    "overrides_option", "format_option", "output_file_option", "json_alias_option", "backend_option", "cls_option",
 ]
 
 _FLAGS = "ocrlite.flags"  # click context meta: each config override a flag became (flag_overrides) -> the flag
@@ -92,6 +92,9 @@ images_argument = click.argument("images", nargs=-1, required=True)
 config_option = click.option(
     "--config", type=click.Path(dir_okay=False),
     help="YAML config: a pipeline config, or a single stage config (the default pipeline with that stage).")
+stage_config_option = click.option(
+    "--config", type=click.Path(dir_okay=False),
+    help="YAML config: a pipeline config, or a single stage config (that stage alone).")
 model_option = click.option("--model", "model", metavar="NAME",
                             help="Model preset (see 'ocrlite models'); exclusive with --config.")
 overrides_option = click.option(

@@ -23,6 +23,7 @@ from ocrlite.cli.options import (
     output_file_option,
     overrides_option,
     parse_formats,
+    stage_config_option,
 )
 from ocrlite.cli.runs import ItemRun, Output, build, check_models, fail, image_file, json_line, one_stage_ocr
 from ocrlite.errors import OcrliteError
@@ -63,7 +64,7 @@ class _DrawPaths:
 
 @click.command()
 @images_argument
-@config_option
+@stage_config_option
 @model_option
 @det_limit_option
 @box_thresh_option

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from ocrlite.cli.options import config_option, model_option, overrides_option
+from ocrlite.cli.options import model_option, overrides_option, stage_config_option
 from ocrlite.cli.runs import build, check_models, config_or_preset, in_new_folders, stage_config_kind
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def prune(config: str | None, model: str | None, flops_target: float, criterion:
 
 
 @click.command(name="export")
-@config_option
+@stage_config_option
 @model_option
 @click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="det", show_default=True,
               help="Which stage of a pipeline config to export (a stage config names its own; another --stage is "
