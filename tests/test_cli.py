@@ -482,6 +482,17 @@ def test_profile_of_a_stage_config_profiles_that_stage_alone() -> None:
     assert not any(line.startswith(("rec", "cls")) or "[" in line for line in out)
 
 
+def test_drop_score_defaults_to_the_config_setting_as_its_help_says() -> None:
+    code, help_text, _ = _run("ocr", "--help")
+    assert code == 0 and "(default: the config's pipeline.drop_score, 0.5 in every preset)" in " ".join(
+        " ".join(help_text).split())
+    code, out, _ = _run("ocr", "--format", "txt", "--set", "pipeline.drop_score=0.999", str(SAMPLE))
+    assert (code, out) == (0, [])  # no flag: the config's value, not 0.5, drops every line
+    code, out, _ = _run("ocr", "--format", "txt", "--set", "pipeline.drop_score=0.999", "--drop-score", "0.5",
+                        str(SAMPLE))
+    assert code == 0 and len(out) == 4
+
+
 def test_classify_with_a_pipeline_without_cls_is_one_line_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "no_cls.yaml"
     config.write_text("det: det_ppocrv3.yaml\nrec: rec_ppocrv2.yaml\n")

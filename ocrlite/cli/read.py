@@ -196,7 +196,8 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
               help="Turn pages upright first (0/90/180/270: page classifier + detected lines); "
                    "boxes stay in the input's pixels.")
 @click.option("--deskew", is_flag=True, help="Level pages tilted by a few degrees before reading them.")
-@click.option("--drop-score", type=float, help="Drop lines recognized with a lower score (default 0.5).")
+@click.option("--drop-score", type=float, help="Drop lines recognized with a lower score (default: the config's "
+                   "pipeline.drop_score, 0.5 in every preset).")
 @click.option("--rec-batch", type=click.IntRange(min=1), help="Text lines per recognition batch.")
 @det_limit_option
 @box_thresh_option
