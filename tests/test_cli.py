@@ -10,6 +10,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import click
 import cv2
 import numpy as np
 import pytest
@@ -491,6 +492,13 @@ def test_drop_score_defaults_to_the_config_setting_as_its_help_says() -> None:
     code, out, _ = _run("ocr", "--format", "txt", "--set", "pipeline.drop_score=0.999", "--drop-score", "0.5",
                         str(SAMPLE))
     assert code == 0 and len(out) == 4
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    commands = [("ocrlite", main), *((f"ocrlite {name}", command) for name, command in main.commands.items())]
+    silent = [(name, param.opts[0]) for name, command in commands for param in command.params
+              if isinstance(param, click.Option) and not param.help]
+    assert silent == []
 
 
 def test_classify_with_a_pipeline_without_cls_is_one_line_exit_2(tmp_path: Path) -> None:

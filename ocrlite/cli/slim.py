@@ -59,7 +59,8 @@ def prune(config: str | None, model: str | None, flops_target: float, criterion:
 @click.option("--stage", "kind", type=click.Choice(["det", "cls", "rec"]), default="det", show_default=True,
               help="Which stage of a pipeline config to export (a stage config names its own; another --stage is "
                    "refused).")
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+              help="Format of the file written.")
 @click.option("--head", type=click.Choice(["probs", "raw"]), default="probs", show_default=True,
               help="What the graph returns: probabilities (a softmax added to a logits net; what the onnxruntime "
                    "backend's onnx: key reads), or the net's own output (logits for cls/rec).")
@@ -127,7 +128,8 @@ def _default_stage_check(pipeline: PipelineSpec, kind: str) -> None:
               help="Which stage of a pipeline config (a stage config names its own; another --stage is refused).")
 @click.option("--calib", required=True, type=click.Path(file_okay=False, exists=True),
               help="Check images (line crops for cls/rec, pages for det): int8 vs fp32 agreement is measured on them.")
-@click.option("--calib-count", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--calib-count", type=click.IntRange(min=1), default=64, show_default=True,
+              help="How many of --calib to use (the first, by name).")
 @click.option("--max-size", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.3, show_default=True,
               help="Largest int8 file as a share of the fp32 weights: the most sensitive convs stay fp32 within it.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
