@@ -138,7 +138,8 @@ class _FramesSource(PageSource):
 
 
 class _PdfSource(PageSource):
-    """A PDF opened with pypdfium2; pages rendered one at a time, buffers freed after each."""
+    """A PDF opened with pypdfium2; pages rendered one at a time, buffers freed after each, with their
+    annotations and form fields (the values typed into a PDF form) as a viewer shows them."""
 
     def __init__(self, path: Path, dpi: float, max_pixels: int, data: bytes | None) -> None:
         import pypdfium2 as pdfium
@@ -149,6 +150,7 @@ class _PdfSource(PageSource):
                 self.doc = pdfium.PdfDocument(data if data is not None else str(path))
             except pdfium.PdfiumError as exc:
                 raise ImageReadError(f"{path}: {_pdf_open_reason(exc)}") from exc
+            self.doc.init_forms()  # else the filled-in fields of a form (AcroForm widgets) are rendered blank
             self.count = len(self.doc)
             if self.count == 0:
                 self.doc.close()

@@ -210,6 +210,9 @@ def test_threads_reading_pdfs_never_call_pdfium_at_once(tmp_path: Path, monkeypa
         def __init__(self, source: Any) -> None:
             call()
 
+        def init_forms(self) -> None:
+            call()
+
         def __len__(self) -> int:
             call()
             return 3
@@ -238,3 +241,22 @@ def test_threads_reading_pdfs_never_call_pdfium_at_once(tmp_path: Path, monkeypa
         thread.join()
     assert shapes == [(3, [(20, 30, 3)] * 3)] * 4
     assert most[0] == 1
+
+
+def test_a_filled_in_pdf_form_is_rendered_with_its_values(tmp_path: Path) -> None:
+    """The text typed into a PDF form's fields (AcroForm widgets, a viewer shows them) is part of the page: it was
+    rendered blank (pdfium draws form fields only for a document with its form environment)."""
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "form.pdf"
+    form = canvas.Canvas(str(path), pagesize=(400, 200))
+    form.acroForm.textfield(name="name", value="JOHN SMITH", x=50, y=100, width=300, height=40, fontSize=24,
+                            borderWidth=0, fillColor=None)
+    form.showPage()
+    form.save()
+    for data in (None, read_input(path)):
+        with open_pages(path, dpi=144, data=data) as source:
+            image = source.page(1).image
+        dark = image.min(axis=2) < 128
+        assert dark[120:200, 100:700].sum() > 1000  # the field's value, at (50..350, 100..140) pt from the bottom
+        assert dark.sum() == dark[120:200, 100:700].sum()  # and nothing else
