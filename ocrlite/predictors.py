@@ -15,6 +15,8 @@ import numpy as np
 
 from ocrlite.backends import Runner
 from ocrlite.charset import Charset
+from ocrlite.config import override_strings
+from ocrlite.errors import ConfigError
 from ocrlite.io.arguments import ImageLike, image_array, image_arrays
 from ocrlite.postprocess import (
     CTCDecoded,
@@ -48,9 +50,18 @@ def check_runner(runner: Runner | None, name: str) -> None:
 
 def runner_and_spec(kind: str, config: str | Path | dict[str, Any] | StageSpec | None,
                      overrides: Iterable[str], runner: Runner | None) -> tuple[Runner, StageSpec]:
-    """The stage's spec and a runner: the given one (same pre/post settings), else the spec's own."""
+    """The stage's spec and a runner: the given one (same pre/post settings), else the spec's own. A resolved
+    spec of another stage, or one given with ``overrides`` (they apply to a config), is a ConfigError."""
     check_runner(runner, "runner")
-    spec = config if isinstance(config, StageSpec) else stage_spec(kind, config, overrides)
+    if not isinstance(config, StageSpec):
+        spec = stage_spec(kind, config, overrides)
+    elif config.kind != kind:
+        raise ConfigError(f"expected a {kind} stage spec, got the {config.kind} stage's")
+    elif override_strings(overrides):
+        raise ConfigError("overrides apply to a stage config, not to a resolved StageSpec: resolve the spec with "
+                          "them (ocrlite.stages.stage_spec)")
+    else:
+        spec = config
     return (runner if runner is not None else spec.build_runner()), spec
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ocrlite import OCR, TextClassifier, TextDetector, TextRecognizer
+from ocrlite.errors import ConfigError
 from ocrlite.io.images import read_image
 
 SAMPLE = Path(__file__).resolve().parent / "images" / "sample.png"
@@ -67,6 +68,17 @@ def test_predictors_built_alone_check_their_input_too() -> None:
     with pytest.raises(TypeError, match=SINGLE):
         TextClassifier.from_config()(LINE)
     assert len(TextDetector.from_config()(str(SAMPLE))) == 4
+
+
+def test_a_resolved_spec_builds_only_its_own_stage_and_takes_no_overrides(ocr: OCR) -> None:
+    with pytest.raises(ConfigError, match="^expected a det stage spec, got the rec stage's$"):
+        TextDetector.from_config(ocr.spec.rec)  # was: a "detector" with the recognizer's net and settings
+    with pytest.raises(ConfigError, match="^expected a rec stage spec, got the cls stage's$"):
+        TextRecognizer.from_config(ocr.spec.cls)  # was: a bare AssertionError
+    with pytest.raises(ConfigError, match="^overrides apply to a stage config, not to a resolved StageSpec"):
+        TextRecognizer.from_config(ocr.spec.rec, ["preprocess.batch_size=2"])  # was: left aside without a word
+    rec = TextRecognizer.from_config(ocr.spec.rec, (), runner=ocr.recognizer.runner)
+    assert [d.text for d in rec([LINE])] == ["OCRLITE 2026"]
 
 
 def test_orient_and_confidences_take_crops_as_recognize_does(ocr: OCR) -> None:
