@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ocrlite import OCR, TextDetector
-from ocrlite.errors import ConfigError
+from ocrlite.errors import ConfigError, ImageReadError
 from ocrlite.io.arguments import image_array
 from ocrlite.io.images import bgr_array, read_image
 
@@ -111,6 +111,20 @@ def test_a_pillow_image_is_read_as_its_file_would_be(ocr: OCR, tmp_path: Path) -
         texts = _texts(ocr, image)
     assert texts == _texts(ocr, turned) and texts[0] == "OCRLITE2026"  # upright, as its file is read
     assert [text for text, _ in ocr.recognize([Image.fromarray(LINE[:, :, ::-1])])] == ["OCRLITE 2026"]
+
+
+def test_a_pillow_image_closed_before_it_was_read_is_said_so(ocr: OCR) -> None:
+    """``Image.open`` reads pixels lazily: an image whose with block ended unread was "corrupt or truncated image
+    data ()", sending the caller after a sound file."""
+    from PIL import Image
+
+    with Image.open(SAMPLE) as image:
+        pass
+    with pytest.raises(ImageReadError, match=r"sample\.png: the PIL image was closed before its pixels were read"):
+        ocr(image)
+    with Image.open(SAMPLE) as image:
+        kept = image.copy()
+    assert _texts(ocr, kept) == _texts(ocr, PAGE)  # what the message advises works
 
 
 def test_recognize_takes_a_list_of_crops(ocr: OCR, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeAlias, TypeVar
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from ocrlite.errors import ImageReadError
 from ocrlite.io.images import bgr_array, decode_frame, read_image
@@ -44,7 +44,11 @@ def image_array(image: ImageLike) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return bgr_array(image)
     if isinstance(image, Image.Image):
-        return decode_frame(image, str(getattr(image, "filename", "") or "<PIL image>"))
+        name = str(getattr(image, "filename", "") or "<PIL image>")
+        if isinstance(image, ImageFile.ImageFile) and image.fp is None and image.tile:  # file closed, pixels unread
+            raise ImageReadError(f"{name}: the PIL image was closed before its pixels were read (a with block "
+                                 "ended?); pass it inside the block, or image.copy() of it")
+        return decode_frame(image, name)
     if isinstance(image, (str, os.PathLike)):
         if Path(image).suffix.lower() in PDF_EXTENSIONS:
             raise ImageReadError(f"{image}: a PDF is not an image; read its pages with OCR.read_documents")
