@@ -3,6 +3,7 @@ reads what they wrote back (``PageResult.from_dict(json.loads(line))``)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -10,6 +11,8 @@ from typing import Any, Mapping
 import numpy as np
 
 __all__ = ["TextBox", "TextWord", "TextLine", "PageResult", "DocumentPage"]
+
+_MAX_COORDINATE = np.iinfo(np.int32).max
 
 
 class _ValueEquality:
@@ -50,19 +53,23 @@ def _field(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], whe
 
 
 def _number(data: Mapping[str, Any], key: str, where: str) -> float:
-    return float(_field(data, key, (int, float), where))
+    value = _field(data, key, (int, float), where)
+    if not abs(value) <= sys.float_info.max:  # NaN, infinity, an int too large for a float
+        raise ValueError(f"{where}.{key}: expected a finite number, got {value!r}")
+    return float(value)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _is_coordinate(value: Any) -> bool:
+    """A number a quad's corner may have: finite and within int32 (NaN, infinity and 1e300 compare False)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= _MAX_COORDINATE
 
 
 def _quad(data: Mapping[str, Any], dtype: type, where: str) -> np.ndarray:
     """``data["points"]``, four [x, y] numbers, as a 4x2 array of ``dtype``."""
     value = _field(data, "points", list, where)
-    if len(value) != 4 or not all(isinstance(pair, list) and len(pair) == 2 and all(map(_is_number, pair))
+    if len(value) != 4 or not all(isinstance(pair, list) and len(pair) == 2 and all(map(_is_coordinate, pair))
                                   for pair in value):
-        raise ValueError(f"{where}.points: expected four [x, y] numbers, got {value!r}")
+        raise ValueError(f"{where}.points: expected four [x, y] numbers (finite, within int32), got {value!r}")
     return np.array(value, dtype=dtype)
 
 

@@ -3,9 +3,11 @@ from the JSON ocrlite writes."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -57,14 +59,26 @@ def test_a_page_of_the_json_ocrlite_writes_reads_back_as_its_result(shared_data:
             assert word.text == wanted.text and np.allclose(word.points, wanted.points, atol=0.05)
 
 
+@pytest.fixture(scope="module")
+def sample_page() -> dict[str, Any]:
+    """The sample's page as ``ocrlite ocr`` writes it (read once: each case changes a copy)."""
+    return OCR()(SAMPLE).to_dict()
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (lambda d: d.pop("width"), r"^page: missing 'width'$"),
     (lambda d: d["lines"][1].update(points=[[0, 0], [5, 0], [5, 5]]), r"^lines\[1\]\.points: expected four \[x, y\]"),
     (lambda d: d["lines"][0]["words"][0].update(score="high"), r"^lines\[0\]\.words\[0\]\.score: expected a number"),
     (lambda d: d.update(error="cannot render", lines=None) or d.pop("lines"), r"^page 1 was not read: cannot render$"),
+    # JSON's NaN and huge numbers: were numpy's "cannot convert float NaN to integer" and an OverflowError, or
+    # a NaN score taken as it was
+    (lambda d: d["lines"][0]["points"][2].__setitem__(0, float("nan")), r"^lines\[0\]\.points: expected four"),
+    (lambda d: d["lines"][2]["points"][0].__setitem__(1, 1e300), r"^lines\[2\]\.points: expected four"),
+    (lambda d: d["lines"][3].update(det_score=float("nan")), r"^lines\[3\]\.det_score: expected a finite number"),
 ])
-def test_malformed_page_json_is_a_value_error_naming_the_value(change: object, message: str) -> None:
-    data = {"page": 1, **OCR()(SAMPLE).to_dict()}
+def test_malformed_page_json_is_a_value_error_naming_the_value(change: object, message: str,
+                                                               sample_page: dict[str, Any]) -> None:
+    data = {"page": 1, **copy.deepcopy(sample_page)}
     change(data)  # type: ignore[operator]
     with pytest.raises(ValueError, match=message):
         PageResult.from_dict(data)
