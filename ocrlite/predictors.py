@@ -30,7 +30,7 @@ from ocrlite.postprocess import (
 from ocrlite.preprocess import MAX_LINE_RATIO, det_resize, line_batch, line_width, normalize, rec_batch_width
 from ocrlite.results import TextBox
 from ocrlite.settings import ClsPostprocess, DetPreprocess, LinePreprocess, RecPreprocess
-from ocrlite.stages import StageSpec, stage_spec
+from ocrlite.stages import StageSpec, stage_overrides, stage_spec
 
 __all__ = [
     "check_runner",
@@ -50,11 +50,14 @@ def check_runner(runner: Runner | None, name: str) -> None:
 
 def runner_and_spec(kind: str, config: str | Path | dict[str, Any] | StageSpec | None,
                      overrides: Iterable[str], runner: Runner | None) -> tuple[Runner, StageSpec]:
-    """The stage's spec and a runner: the given one (same pre/post settings), else the spec's own. A resolved
-    spec of another stage, or one given with ``overrides`` (they apply to a config), is a ConfigError."""
+    """The stage's spec and a runner: the given one (same pre/post settings), else the spec's own. ``overrides``
+    may name keys with the stage's prefix, as ``--set`` does (``rec.preprocess.batch_size=8``). A resolved spec
+    of another stage, or one given with ``overrides`` (they apply to a config), is a ConfigError."""
     check_runner(runner, "runner")
-    if not isinstance(config, StageSpec):
-        spec = stage_spec(kind, config, overrides)
+    if not isinstance(config, StageSpec):  # keys as the pipeline tree names them (rec.preprocess...) or stage-local
+        named = "shipped with ocrlite" if config is None else (
+            config if isinstance(config, (str, Path)) else "given as a mapping")
+        spec = stage_spec(kind, config, stage_overrides(kind, override_strings(overrides), named))
     elif config.kind != kind:
         raise ConfigError(f"expected a {kind} stage spec, got the {config.kind} stage's")
     elif override_strings(overrides):

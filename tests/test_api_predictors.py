@@ -81,6 +81,19 @@ def test_a_resolved_spec_builds_only_its_own_stage_and_takes_no_overrides(ocr: O
     assert [d.text for d in rec([LINE])] == ["OCRLITE 2026"]
 
 
+def test_predictor_overrides_take_the_stage_prefix_their_hint_and_set_give() -> None:
+    """A stage key left without its section was "did you mean rec.preprocess.batch_size?", and that key was
+    "config has no section 'rec'": predictors now take the pipeline tree's keys as ``--set`` does."""
+    with pytest.raises(ConfigError, match="did you mean rec.preprocess.batch_size"):
+        TextRecognizer.from_config(overrides=["batch_size=3"])
+    rec = TextRecognizer.from_config(overrides=["rec.preprocess.batch_size=3"])
+    assert rec.pre.batch_size == 3 and [d.text for d in rec([LINE])] == ["OCRLITE 2026"]
+    assert TextRecognizer.from_config("rec_ppocrv2.yaml", ["preprocess.batch_size=4"]).pre.batch_size == 4
+    with pytest.raises(ConfigError, match="^override 'det.postprocess.box_thresh=0.5' does not apply to the rec "
+                                          "stage config shipped with ocrlite$"):
+        TextRecognizer.from_config(overrides=["det.postprocess.box_thresh=0.5"])
+
+
 def test_orient_and_confidences_take_crops_as_recognize_does(ocr: OCR) -> None:
     with pytest.raises(TypeError, match=SINGLE):
         ocr.orient(LINE)  # was: The truth value of an array with more than one element is ambiguous
