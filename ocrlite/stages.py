@@ -14,9 +14,11 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields, replace
+from numbers import Real
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import yaml
 
 from ocrlite.charset import Charset
@@ -685,11 +687,13 @@ def _cls_missing(missing: ConfigError, overrides: list[str], file: str) -> Confi
 def _switches(use_cls: bool | None, drop_score: float | None) -> list[str]:
     """``pipeline.KEY=VALUE`` overrides for the keyword switches that were given (as YAML: ``drop_score=nan``
     stays a number for the settings' check); a value of the wrong type is a TypeError."""
-    if use_cls is not None and not isinstance(use_cls, bool):
+    if use_cls is not None and not isinstance(use_cls, (bool, np.bool_)):
         raise TypeError(f"use_cls must be True, False or None, got {use_cls!r}")
-    if drop_score is not None and (isinstance(drop_score, bool) or not isinstance(drop_score, (int, float))):
+    if drop_score is not None and (isinstance(drop_score, (bool, np.bool_)) or not isinstance(drop_score, Real)):
         raise TypeError(f"drop_score must be a number or None, got {drop_score!r}")
-    values = {"use_cls": use_cls, "drop_score": drop_score}
+    # numpy's scalars (np.float32(0.3), np.True_) as Python's, which YAML can write
+    values = {"use_cls": None if use_cls is None else bool(use_cls),
+              "drop_score": None if drop_score is None else float(drop_score)}
     return [f"pipeline.{key}={yaml.safe_dump(value).splitlines()[0]}" for key, value in values.items()
             if value is not None]
 

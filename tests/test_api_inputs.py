@@ -158,6 +158,13 @@ def test_bad_constructor_arguments_are_clear_errors() -> None:
         OCR(drop_score=float("nan"))
     switched = OCR(drop_score=1e-5, use_cls=False, stages=["rec"]).settings
     assert (switched.drop_score, switched.use_cls) == (1e-5, False)
+    # numpy's scalars, as a caller computing them passes them: np.float64 was yaml's RepresenterError from inside,
+    # np.float32 and np.False_ a TypeError saying to pass a number or a bool
+    numpy_given = OCR(drop_score=np.float64(0.3), use_cls=np.False_, stages=["rec"]).settings
+    assert (numpy_given.drop_score, numpy_given.use_cls) == (0.3, False)
+    assert OCR(drop_score=np.float32(0.25), stages=["rec"]).settings.drop_score == 0.25
+    with pytest.raises(TypeError, match=r"^drop_score must be a number or None, got np\.True_$"):
+        OCR(drop_score=np.True_)
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
