@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from numbers import Integral, Real
 from pathlib import Path
 
 import cv2
@@ -211,15 +212,15 @@ class OCR:
         Arguments of the wrong type are a TypeError, out of range a ValueError, both raised here, not when
         the first page is asked for."""
         files = [Path(path) for path in listed(paths, "paths", "file paths", (str, os.PathLike))]
-        if isinstance(dpi, bool) or not isinstance(dpi, (int, float)):
+        if isinstance(dpi, (bool, np.bool_)) or not isinstance(dpi, Real):  # numpy's numbers too
             raise TypeError(f"dpi must be a number from 10 to 1200 (as --dpi), got {type(dpi).__name__}")
         if not 10 <= dpi <= 1200:
             raise ValueError(f"dpi must be a number from 10 to 1200 (as --dpi), got {dpi!r}")
-        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int):
+        if isinstance(max_pixels, (bool, np.bool_)) or not isinstance(max_pixels, Integral):
             raise TypeError(f"max_pixels must be a positive integer, got {type(max_pixels).__name__}")
         if max_pixels < 1:
             raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
-        return self._documents(files, dpi, max_pixels)
+        return self._documents(files, float(dpi), int(max_pixels))
 
     def _documents(self, files: list[Path], dpi: float, max_pixels: int) -> Iterator[DocumentPage]:
         """``read_documents`` once its arguments are checked."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from ocrlite import OCR
@@ -119,6 +120,22 @@ def test_read_documents_arguments_of_the_wrong_type_are_type_errors_when_called(
     with pytest.raises(TypeError, match=message):  # was a ValueError, and only once the first page was asked for
         ocr.read_documents([SAMPLE], **arguments)
 
+
+def test_read_documents_takes_numpy_numbers(tmp_path: Path) -> None:
+    """A dpi or a max_pixels computed with numpy (np.float32(200), np.int64(...)) was a TypeError, "got float32"."""
+    from PIL import Image
+
+    pdf = tmp_path / "sample.pdf"
+    Image.open(SAMPLE).convert("RGB").save(pdf, resolution=100)
+    ocr = OCR(stages=("det", "rec"))
+    [plain] = ocr.read_documents([pdf], dpi=150, max_pixels=10**6)
+    [numpy] = ocr.read_documents([pdf], dpi=np.float32(150), max_pixels=np.int64(10**6))
+    assert numpy.error is None and numpy.result is not None and plain.result is not None
+    assert numpy.image is not None and plain.image is not None and numpy.image.shape[1] == 960  # 640 px at 100 dpi
+    assert np.array_equal(numpy.image, plain.image)
+    assert numpy.result.text == plain.result.text
+    [small] = ocr.read_documents([pdf], dpi=150, max_pixels=np.int64(1000))
+    assert small.image is not None and small.image.shape[0] * small.image.shape[1] <= 1000  # rendered to fit it
 
 @pytest.mark.parametrize(("item", "kind"), [(5, "int"), (None, "NoneType"), (b"sample.png", "bytes")])
 def test_read_documents_names_an_item_that_is_not_a_path(item: object, kind: str) -> None:
