@@ -70,7 +70,8 @@ def find_config(name: str | Path, relative_to: Path | None = None) -> Path:
     if found is None:
         from ocrlite.presets import PRESETS
 
-        hint = "; that is a preset's name: give it as the model (model=..., --model)" if str(name) in PRESETS else ""
+        hint = "; that is a preset's name: give it as the model (OCR(model=...), --model)"
+        hint = hint if str(name) in PRESETS else ""
         raise ConfigError(f"config file not found: {name}{hint}")
     return found
 

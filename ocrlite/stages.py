@@ -606,8 +606,12 @@ def stage_spec(
         raise ConfigError(f"unknown stage {kind!r}; choose one of: {', '.join(_PRE)}")
     source = config if config is not None else shipped_config({**DEFAULT_STAGE_CONFIGS, PAGE_KIND: PAGE_CONFIG}[kind])
     overrides = override_strings(overrides)
-    stage = apply_overrides(_read_stage(source, None, kind), overrides, _setting_sections)
-    return resolve_stage(kind, stage, kind, overrides)
+    raw = _read_stage(source, None, kind)
+    if "model" not in raw and any(key in raw for key in PIPELINE_KEYS):
+        given = source if isinstance(source, (str, Path)) else "the mapping given"
+        raise ConfigError(f"{given} is a pipeline config; give a {kind} stage config here (or the pipeline config to "
+                          "OCR(config=...), whose detector, line_classifier and recognizer are these predictors)")
+    return resolve_stage(kind, apply_overrides(raw, overrides, _setting_sections), kind, overrides)
 
 
 def pipeline_spec(

@@ -94,6 +94,20 @@ def test_predictor_overrides_take_the_stage_prefix_their_hint_and_set_give() -> 
         TextRecognizer.from_config(overrides=["det.postprocess.box_thresh=0.5"])
 
 
+def test_a_pipeline_config_or_a_preset_name_given_to_a_predictor_says_where_it_goes() -> None:
+    """A pipeline config was "rec: unknown key 'det'"; a preset's name said to pass it as model=..., which the
+    predictors do not take: both now name OCR(...), which builds these predictors from them."""
+    with pytest.raises(ConfigError, match=r"^ocr_ppocr_v2.yaml is a pipeline config; give a rec stage config here "
+                                          r"\(or the pipeline config to OCR\(config=...\)"):
+        TextRecognizer.from_config("ocr_ppocr_v2.yaml")
+    with pytest.raises(ConfigError, match="^the mapping given is a pipeline config; give a det stage config here"):
+        TextDetector.from_config({"det": "det_ppocrv3.yaml", "rec": "rec_ppocrv2.yaml"})
+    with pytest.raises(ConfigError, match=r"that is a preset's name: give it as the model \(OCR\(model=...\), "
+                                          r"--model\)$"):
+        TextClassifier.from_config("ppocr-v3")
+    assert OCR(model="ppocr-v3", stages=("rec",)).recognizer([LINE])[0].text == "OCRLITE 2026"
+
+
 def test_orient_and_confidences_take_crops_as_recognize_does(ocr: OCR) -> None:
     with pytest.raises(TypeError, match=SINGLE):
         ocr.orient(LINE)  # was: The truth value of an array with more than one element is ambiguous
