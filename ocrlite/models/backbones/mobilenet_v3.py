@@ -59,8 +59,8 @@ class MobileNetV3(nn.Module):
 
     det: ``forward`` returns [C2, C3, C4, C5]; a new stage starts at each stride-2 block after the third;
     ``out_channels`` is a list (large x0.5: [16, 24, 56, 480]).
-    cls: ``forward`` returns one [N, C, H/32, W/8] map after a 2x2 max pool; ``out_channels`` is an int.
-    rec: as cls but [N, C, H/32, W/4] (see the module docstring).
+    cls: ``forward`` returns one [N, C, H/64, W/4] map after a 2x2 max pool (a 48x192 line: [N, C, 1, 48]);
+    ``out_channels`` is an int. rec: as cls but [N, C, H/32, W/4] (see the module docstring).
 
     ``widths`` (written by ``ocrlite prune``) gives explicit channel counts instead of the scaled table:
     ``{"mid": [expansion channels of each block], "last": channels of the last 1x1 conv}``; SE layers keep

@@ -77,7 +77,7 @@ class _PaddedConv(torch.autograd.Function):
 
 
 class _HGStem(nn.Module):
-    """PP-HGNetV2 stem (stride 4): see the module docstring. ``channels`` = (mid, out)."""
+    """PP-HGNetV2 stem (stride 4): see the module docstring. ``mid``, ``out``: the config's ``stem_channels``."""
 
     def __init__(self, in_channels: int, mid: int, out: int) -> None:
         super().__init__()
