@@ -71,7 +71,7 @@ class DetRecord:
     label: Path | None = None
 
     def regions(self) -> list[GtRegion]:
-        """The ground truth in the form ``ocrlite.evaluate`` scores."""
+        """The ground truth in the form ``ocrlite.eval.metrics`` scores."""
         return [GtRegion(p, t, dont_care=i) for p, t, i in zip(self.polygons, self.texts, self.ignore, strict=True)]
 
 

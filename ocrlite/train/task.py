@@ -19,7 +19,8 @@ class Task(Protocol):
     ``evaluate`` runs the *inference* predictor around ``model`` and returns named scores;
     ``metric`` names the score used to keep the best checkpoint (higher is better; an optional ``tiebreak``
     attribute names the score that decides between evaluations with the same ``metric``).
-    Optional methods the trainer looks for: ``deployed(model)`` (the net to keep as the best weights),
+    Optional methods the trainer looks for: ``param_groups(model)`` (the optimiser's parameter groups, each
+    group's ``lr_scale`` times the schedule), ``deployed(model)`` (the net to keep as the best weights),
     ``task_tensors()`` and ``load_task_tensors(tensors)`` (state outside the model, saved in checkpoints),
     ``scored_data()`` (what ``evaluate`` scores, by content: ``data.scored_data``; a resume must score the same).
     An optional ``notes`` attribute lists lines ``ocrlite train`` says when the run starts (an empty evaluation

@@ -13,8 +13,8 @@ from ocrlite.registry import register
 
 __all__ = ["PPLCNet"]
 
-# Stages after the stem: rows of (kernel, output channels, SE); the first row of each stage downsamples
-# except in the first stage ("blocks2" in the paper, stride 1).
+# Rows of (kernel, output channels, SE). The stem ends with the paper's "blocks2" (stride 1); each of the four
+# stages after it opens with a downsampling row.
 _STEM_BLOCKS = [(3, 32, False)]
 _STAGES = [
     [(3, 64, False), (3, 64, False)],  # 1/4
