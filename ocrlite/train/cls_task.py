@@ -29,7 +29,14 @@ from torch import Tensor, nn
 
 from ..backends.torch import TorchRunner
 from ..errors import ConfigError
-from ..eval.datasets import box_crops, check_funsd_unit, load_funsd_boxes, read_rec_label_file, upright_crops
+from ..eval.datasets import (
+    FunsdForm,
+    box_crops,
+    check_funsd_unit,
+    load_funsd_boxes,
+    read_rec_label_file,
+    upright_crops,
+)
 from ..eval.metrics import direction_accuracy, upright_and_turned
 from ..io.images import read_image
 from ..predictors import TextClassifier
@@ -69,11 +76,12 @@ class ClsAugmentSettings:
 
 def funsd_crops(root: str | Path, unit: str, holdout_every: int, val_every: int,
                 min_width: int) -> Splits[np.ndarray]:
-    """Train, validation and held-out crops cut with the pipeline's ``crop_quad`` from FUNSD forms split by form."""
+    """Train, validation and held-out crops cut with the pipeline's ``crop_quad`` from FUNSD forms split by form;
+    crops narrower or lower than ``min_width``, or taller than wide (vertical text), are left out."""
     check_funsd_unit(unit, "train.data.unit")
     forms = three_way_split(load_funsd_boxes(root), holdout_every, val_every)
 
-    def cut(forms: Sequence[Any]) -> list[np.ndarray]:
+    def cut(forms: Sequence[FunsdForm]) -> list[np.ndarray]:
         crops = []
         for form in forms:
             for crop, _ in box_crops(read_image(form.image), form.boxes(unit)):
@@ -184,7 +192,8 @@ class ClsTask:
         return loss, {"ce": float(loss.detach())}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Accuracy of the classifier's decision (argmax angle) on held-out crops, upright and turned."""
+        """Accuracy of the classifier's decision (argmax angle) on the ``eval_on`` split's crops (at most
+        ``eval_limit``), each upright and turned."""
         if not self.eval_crops:
             return {}
         was_training = model.training

@@ -131,7 +131,8 @@ def tia_perspective(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 
 
 def augment(rng: np.random.Generator, image: np.ndarray, tia_prob: float, bda_prob: float) -> np.ndarray:
-    """One of the TIA warps with ``tia_prob`` (images at least 20 px high), then degradations with ``bda_prob``."""
+    """One of the TIA warps with ``tia_prob`` (images at least 20 px high and wide), then degradations with
+    ``bda_prob``."""
     if rng.random() < tia_prob and image.shape[0] >= 20 and image.shape[1] >= 20:
         kind = int(rng.integers(3))
         image = (tia_distort, tia_stretch, tia_perspective)[kind](rng, image)
