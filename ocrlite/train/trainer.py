@@ -458,13 +458,7 @@ def train(
     if checkpoint is None:
         for name in LEFT_FILES:  # left by a run stopped before its first checkpoint
             (run_dir / name).unlink(missing_ok=True)
-    if dev.type == "cpu":
-        torch.set_flush_denormal(True)
-    torch.manual_seed(settings.seed)
-    model = task.build_model().to(dev)
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    _train_mode(model, settings)
+    model = _build_model(task, settings, dev)
     optimizer = _optimizer(model, settings, task)
     use_amp = settings.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -506,10 +500,7 @@ def train(
                        "wall_seconds": round(counters["wall_seconds"], 2),
                        "data_seconds": round(counters["data_seconds"], 2)})
         if done % settings.eval_every == 0 or done == settings.steps:
-            scores = task.evaluate(model)
-            _train_mode(model, settings)
-            evals.append({"step": done, **scores})
-            atomic_write_text(run_dir / "evals.json", json.dumps(evals, indent=1))
+            scores = _evaluate(task, model, settings, run_dir, done, evals)
             if task.metric in scores and _rank(task, scores) >= _rank(task, best):
                 best = {"step": done, **scores}
                 _save_best(run_dir, task, model)
@@ -529,6 +520,29 @@ def train(
         _save_best(run_dir, task, model)
     return TrainResult(run_dir, int(counters["step"]), int(counters["samples_seen"]), counters["cpu_seconds"],
                        counters["wall_seconds"], best, counters["loss"])
+
+
+def _build_model(task: Task, s: TrainSettings, dev: torch.device) -> nn.Module:
+    """The task's net on ``dev`` in training mode, seeded by ``s.seed`` (on CPU, denormals flushed from now on)."""
+    if dev.type == "cpu":
+        torch.set_flush_denormal(True)
+    torch.manual_seed(s.seed)
+    model = task.build_model().to(dev)
+    if s.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    _train_mode(model, s)
+    return model
+
+
+def _evaluate(task: Task, model: nn.Module, s: TrainSettings, run_dir: Path, done: int,
+              evals: list[dict[str, Any]]) -> dict[str, float]:
+    """Step ``done``'s scores: evaluated, appended to ``evals`` and written to RUN/evals.json; the net is back in
+    training mode."""
+    scores = task.evaluate(model)
+    _train_mode(model, s)
+    evals.append({"step": done, **scores})
+    atomic_write_text(run_dir / "evals.json", json.dumps(evals, indent=1))
+    return scores
 
 
 def scored_by(task: Task) -> dict[str, str] | None:
