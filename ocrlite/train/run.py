@@ -216,6 +216,32 @@ def load_training_config(config: str, overrides: Sequence[str], teacher: str | N
     return apply_overrides(stage, overrides, stage_sections)
 
 
+def _wrapped_task(stage: dict[str, Any], batch_size: int, run_dir: Path, progress: bool,
+                  notify: Callable[[str], None] | None, pseudo: bool
+                  ) -> tuple[dict[str, Any], Task, dict[str, Any], dict[str, Any]]:
+    """The stage to train and its task, wrapped for ``train.distill`` and ``train.qat``: (stage, task, the
+    distillation's record or {}, ``{"qat": settings}`` of a quantization-aware run or {}). A ``pseudo`` run's
+    teacher first labels its images (``ocrlite.slim.pseudo``, summary to ``notify``) and its stage trains on them."""
+    about: dict[str, Any] = {}
+    if pseudo:
+        from ..slim.pseudo import pseudo_stage
+
+        stage, about = pseudo_stage(stage, run_dir, progress, notify)
+    task = build_task(stage, batch_size)
+    quantized: dict[str, Any] = {}
+    if stage["train"].get("distill") is not None:
+        from ..slim.distill import distill_task
+
+        wrapped = distill_task(task, stage)
+        task, about = wrapped, wrapped.about
+    if stage["train"].get("qat") is not None:
+        from ..slim.qat import qat_task
+
+        qat = qat_task(task, stage)
+        task, quantized = qat, qat.about
+    return stage, task, about, quantized
+
+
 def run_training(
     config: str,
     overrides: Sequence[str],
@@ -272,23 +298,7 @@ def run_training(
     if finished is not None:
         say(f"--resume {resume}: the run already finished at step {finished} (train.steps={settings.steps}); "
             "nothing to train (raise train.steps to go on)")
-    about: dict[str, Any] = {}
-    if pseudo:
-        from ..slim.pseudo import pseudo_stage
-
-        stage, about = pseudo_stage(stage, run_dir, progress, notify)
-    task = build_task(stage, settings.batch_size)
-    quantized: dict[str, Any] = {}  # {"qat": settings} of a quantization-aware run
-    if stage["train"].get("distill") is not None:
-        from ..slim.distill import distill_task
-
-        wrapped = distill_task(task, stage)
-        task, about = wrapped, wrapped.about
-    if stage["train"].get("qat") is not None:
-        from ..slim.qat import qat_task
-
-        qat = qat_task(task, stage)
-        task, quantized = qat, qat.about
+    stage, task, about, quantized = _wrapped_task(stage, settings.batch_size, run_dir, progress, notify, pseudo)
     identity = None
     if about:  # a distillation: its teacher must stay the checkpoint's
         from ..slim.distill import teacher_identity
