@@ -131,7 +131,8 @@ def find_checkpoint(path: Path) -> Path:
 
 def read_state(folder: Path, required: Sequence[str] = ()) -> dict[str, Any]:
     """The checkpoint's ``state.json`` (a ConfigError when it cannot be read, lacks one of ``STATE_KEYS`` or
-    ``required``, or one of them is not of its ``STATE_TYPES`` type; the step must be 0 or more)."""
+    ``required``, or one of them is not of its ``STATE_TYPES`` type; the step must be 0 or more, the optimizer
+    record of the form ``save_checkpoint`` writes)."""
     try:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -149,7 +150,18 @@ def read_state(folder: Path, required: Sequence[str] = ()) -> dict[str, Any]:
                               f"{_JSON_NAMES[kind]}, got {json.dumps(value)[:40]}")
     if state["step"] < 0:
         raise ConfigError(f"cannot read checkpoint {folder}: state.json's 'step' is negative, got {state['step']}")
+    if not _optimizer_record(state["optimizer"]):
+        raise ConfigError(f"cannot read checkpoint {folder}: state.json's 'optimizer' is not a checkpoint's "
+                          "optimizer record (param_groups, scalars)")
     return state
+
+
+def _optimizer_record(record: dict[str, Any]) -> bool:
+    """Whether ``record`` has the form ``_optimizer_tensors`` writes: a list of parameter groups and, per parameter
+    index, an object of its non-tensor state."""
+    scalars = record.get("scalars")
+    return (isinstance(record.get("param_groups"), list) and isinstance(scalars, dict)
+            and all(index.isdecimal() and isinstance(values, dict) for index, values in scalars.items()))
 
 
 def load_checkpoint(

@@ -449,6 +449,26 @@ def test_a_checkpoint_state_with_a_value_of_the_wrong_type_is_one_line(labels: P
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("optimizer", [{}, {"param_groups": "lr", "scalars": {}}, {"param_groups": [], "scalars": [1]},
+                                       {"param_groups": [], "scalars": {"first": {}}}])
+def test_a_checkpoint_state_with_a_damaged_optimizer_record_is_one_line(labels: Path, checkpoint: Path,
+                                                                        tmp_path: Path, optimizer: Any) -> None:
+    """A state.json whose ``optimizer`` is an object but not the record a checkpoint writes (param_groups, scalars)
+    passed read_state and stopped the resumed run with a traceback (KeyError 'scalars', AttributeError, ValueError)
+    after its run folder was made."""
+    broken = tmp_path / "ck"
+    shutil.copytree(checkpoint, broken)
+    state = json.loads((broken / "state.json").read_text(encoding="utf-8"))
+    state["optimizer"] = optimizer
+    (broken / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    stage = _stage(labels, 4, evaluate=False, freeze=["backbone.stem"])
+    with pytest.raises(ConfigError, match=r"^cannot read checkpoint .*ck: state.json's 'optimizer' is not a "
+                                          r"checkpoint's optimizer record \(param_groups, scalars\)$"):
+        train(RecTask(stage, 3), TrainSettings.from_stage(stage), tmp_path / "run", resume=broken, progress=False,
+              config=stage)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_stop_training_with_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                         signum: int, code: int) -> None:
