@@ -13,7 +13,7 @@ halved. Best weights and the export are the first student's (``deployed``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,9 @@ from ocrlite.errors import ConfigError
 from ocrlite.slim.distill import dml_loss
 from ocrlite.slim.mutual import PairTask
 from ocrlite.train.db_loss import balanced_bce, dice_loss
+
+if TYPE_CHECKING:
+    from ocrlite.train.det_task import DetTask
 
 __all__ = ["teacher_target", "teacher_map_loss", "shrink_dml", "CMLTask"]
 
@@ -52,7 +55,9 @@ def shrink_dml(a: Tensor, b: Tensor) -> Tensor:
 class CMLTask(PairTask):
     """A det task trained by CML (see the module docstring)."""
 
-    def __init__(self, base: Any, teacher: nn.Module, teacher_logits: bool,
+    base: DetTask
+
+    def __init__(self, base: DetTask, teacher: nn.Module, teacher_logits: bool,
                  renorm: tuple[list[float], list[float]] = ([1.0] * 3, [0.0] * 3), teacher_weight: float = 1.0,
                  weight: float = 1.0, about: dict[str, Any] | None = None,
                  peer: Callable[[], nn.Module] | None = None) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 import torch
@@ -31,6 +31,10 @@ from torch import Tensor, nn
 from ocrlite.errors import ConfigError, WeightsError
 from ocrlite.settings import build_settings, range_error, setting
 from ocrlite.stages import StageSpec, command_stage, stage_spec
+from ocrlite.train.task import Task
+
+if TYPE_CHECKING:
+    from ocrlite.train.det_task import DetTask
 
 INPUTS = ("crops", "pages")  # what mode pseudo's unlabelled images are
 
@@ -63,7 +67,7 @@ class WrappedTask:
     """A training task wrapped to change its loss: attributes the wrapper does not define (``pre``,
     ``files``, ...) are the base task's; ``about`` is recorded in the exported manifest."""
 
-    def __init__(self, base: Any, about: dict[str, Any] | None = None) -> None:
+    def __init__(self, base: Task, about: dict[str, Any] | None = None) -> None:
         self.base = base
         self.about = about or {}
         self.name, self.metric, self.stage = base.name, base.metric, base.stage
@@ -236,7 +240,7 @@ def _check_pair(student: StageSpec, teacher: StageSpec, name: str) -> None:
         raise ConfigError(f"{where} has labels {teacher.post.labels}, the student {student.post.labels}")
 
 
-def distill_task(task: Any, stage: dict[str, Any]) -> Any:
+def distill_task(task: Task, stage: dict[str, Any]) -> WrappedTask:
     """``task`` wrapped for the stage's ``train.distill`` section: ``KDTask`` (mode kd, with its teacher),
     ``UDMLTask`` (mode udml) or ``CMLTask`` (mode cml, with its teacher)."""
     section = (stage.get("train") or {}).get("distill")
@@ -272,13 +276,14 @@ def distill_task(task: Any, stage: dict[str, Any]) -> Any:
         student = stage_spec("det", stage)
         scale = [s / t for s, t in zip(student.pre.std, teacher.pre.std)]
         shift = [(m - n) / t for m, n, t in zip(student.pre.mean, teacher.pre.mean, teacher.pre.std)]
-        return CMLTask(task, teacher.build_net(), teacher.outputs == "logits", (scale, shift),
+        det_task = cast("DetTask", task)  # its name was checked above
+        return CMLTask(det_task, teacher.build_net(), teacher.outputs == "logits", (scale, shift),
                        settings.teacher_weight, settings.weight, about,
                        _peer_builder(task, stage, settings.peer_weights))
     return KDTask(task, teacher.build_net(), settings.weight, settings.temperature, about)
 
 
-def _peer_builder(task: Any, stage: dict[str, Any], weights: str) -> Callable[[], nn.Module]:
+def _peer_builder(task: Task, stage: dict[str, Any], weights: str) -> Callable[[], nn.Module]:
     """What builds the second student: the task's own net, or the same architecture with ``weights``, built
     here once (each call returns a copy), so that weights not found or not fitting the student's net are one
     ConfigError naming ``train.distill.peer_weights`` (once: not the student's ``rec.weights`` key, nor an override of

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from torch import Tensor, nn
 
 from ocrlite.slim.distill import WrappedTask, dml_loss, feature_l2
+from ocrlite.train.task import Task
 
 __all__ = ["PairTask", "StudentPair", "UDMLTask"]
 
@@ -40,7 +41,7 @@ class PairTask(WrappedTask):
     """A task trained as two students (``StudentPair``): the base task's net and a peer built by ``peer``
     (the same net, or the same architecture from other weights); the student alone is kept and exported."""
 
-    def __init__(self, base: Any, about: dict[str, Any] | None = None,
+    def __init__(self, base: Task, about: dict[str, Any] | None = None,
                  peer: Callable[[], nn.Module] | None = None) -> None:
         super().__init__(base, about)
         self.build_peer = peer or base.build_model
@@ -57,7 +58,7 @@ class PairTask(WrappedTask):
 class UDMLTask(PairTask):
     """A rec task trained as a U-DML pair (see the module docstring)."""
 
-    def __init__(self, base: Any, weight: float = 1.0, feature_weight: float = 1.0, feature: str = "backbone",
+    def __init__(self, base: Task, weight: float = 1.0, feature_weight: float = 1.0, feature: str = "backbone",
                  about: dict[str, Any] | None = None, peer: Callable[[], nn.Module] | None = None) -> None:
         super().__init__(base, about, peer)
         self.weight, self.feature_weight, self.feature = weight, feature_weight, feature

@@ -42,6 +42,7 @@ from ocrlite.errors import ConfigError
 from ocrlite.io.atomic import atomic_write_bytes, atomic_write_text
 from ocrlite.settings import build_settings, range_error, setting
 from ocrlite.slim.distill import WrappedTask
+from ocrlite.train.task import Task
 
 __all__ = ["QATSettings", "ActivationClip", "QConv2d", "QLinear", "QATTask", "activation_grid",
            "fake_quant_activation", "fake_quant_weight", "prepare_qat", "init_clips", "qat_task", "qdq_int8",
@@ -237,7 +238,7 @@ def clip_grids(state: dict[str, Tensor], bits: int = 8) -> dict[str, tuple[float
 class QATTask(WrappedTask):
     """A training task fine-tuned with fake quantization (see the module docstring)."""
 
-    def __init__(self, base: Any, settings: QATSettings, seed: int = 0) -> None:
+    def __init__(self, base: Task, settings: QATSettings, seed: int = 0) -> None:
         super().__init__(base, {"qat": asdict(settings)})
         self.settings, self.seed = settings, seed
 
@@ -301,7 +302,7 @@ class QATTask(WrappedTask):
         return stage
 
 
-def qat_task(task: Any, stage: dict[str, Any]) -> QATTask:
+def qat_task(task: Task, stage: dict[str, Any]) -> QATTask:
     """``task`` wrapped for the stage's ``train.qat`` section."""
     train = stage.get("train") or {}
     settings: QATSettings = build_settings(QATSettings, "train.qat", train.get("qat"))
