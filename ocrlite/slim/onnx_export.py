@@ -53,7 +53,8 @@ def _text_pages(spec: StageSpec, count: int, height: int, width: int) -> np.ndar
 
 
 def check_input(spec: StageSpec, seed: int = 0) -> np.ndarray:
-    """An input unlike the export example: batch 3; detector 96 x 160 text pages, lines 2 x wide (noise)."""
+    """An input unlike the export example: batch 3; detector 96 x 160 text pages; noise lines of the input
+    height, twice the input width for the recognizer, the input width for the classifier."""
     if spec.kind == "det":
         return _text_pages(spec, 3, 96, 160)
     width = int(spec.pre.width) * (2 if spec.kind == "rec" else 1)
