@@ -283,7 +283,8 @@ def evaluate(task: str, systems: Sequence[System], root: Path, limit: int | None
     det: ICDAR 2015 P/R/H (IoU > 0.5, fixed settings); e2e: ICDAR 2015 word-level end-to-end P/R/H (+ whole
     lines; a PaddleOCR det label file, given as ``root``, is scored as ICDAR 2015 is, for det and e2e) or FUNSD
     bag-of-words P/R/F1, case-insensitive and case-sensitive (``_cs``); rec: word accuracy (case-insensitive,
-    ``_cs`` sensitive), 1 - NED (case-insensitive) and CER (case-sensitive); cls: accuracy on every crop upright
+    ``_cs`` sensitive, ``_alnum`` under the 36-symbol protocol: ``alphanumeric_accuracy``), 1 - NED
+    (case-insensitive) and CER (case-sensitive); cls: accuracy on every crop upright
     (0) and turned 180 degrees (a direction label file's 180 crops turned upright first: ``upright_crops``). det
     and ICDAR-style e2e rows also give the counts behind P/R/H (``matched``, ``n_pred``, ``n_gt``: matches,
     cared-for detections and cared-for ground truths), FUNSD e2e rows those behind P/R/F1 (matched, predicted and
