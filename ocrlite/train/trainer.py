@@ -127,7 +127,7 @@ def _section_keys(key: str, task: Any) -> list[str]:
     return found
 
 
-def _settings_class(target: str) -> Any:
+def _settings_class(target: str) -> type[Any]:
     """The settings dataclass ``"module:class"`` names."""
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
