@@ -17,6 +17,7 @@ __all__ = [
     "ResidualUnit",
     "DepthwiseSeparable",
     "check_mode",
+    "positive_int",
     "rec_stride",
     "REC_STRIDES",
     "StagedBackbone",
@@ -61,6 +62,11 @@ def check_mode(mode: str, allowed: tuple[str, ...] = ("det", "rec")) -> str:
     if mode not in allowed:
         raise ConfigError(f"mode must be one of {', '.join(allowed)}; got {mode!r}")
     return mode
+
+
+def positive_int(value: object) -> bool:
+    """Whether a config value is an integer above 0 (``true`` is YAML's boolean, not a channel count)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def rec_stride(mode: str, point: int) -> Stride:

@@ -14,7 +14,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
-from ocrlite.models.blocks import ConvBNAct, ResidualUnit, make_divisible
+from ocrlite.models.blocks import ConvBNAct, ResidualUnit, make_divisible, positive_int
 from ocrlite.registry import register
 
 __all__ = ["MobileNetV3"]
@@ -135,9 +135,9 @@ def _widths(widths: dict[str, Any] | None, mids: list[int], last: int) -> tuple[
     if unknown:
         raise ConfigError(f"widths: unknown key {unknown[0]!r}; allowed: mid, last")
     given = list(widths.get("mid", mids))
-    if len(given) != len(mids) or not all(isinstance(c, int) and c > 0 for c in given):
+    if len(given) != len(mids) or not all(positive_int(c) for c in given):
         raise ConfigError(f"widths.mid: expected {len(mids)} positive integers, got {given!r}")
     last = widths.get("last", last)
-    if not isinstance(last, int) or last <= 0:
+    if not positive_int(last):
         raise ConfigError(f"widths.last: expected a positive integer, got {last!r}")
     return given, last

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
-from ocrlite.models.blocks import ConvBNAct, SEModule, check_mode
+from ocrlite.models.blocks import ConvBNAct, SEModule, check_mode, positive_int
 from ocrlite.registry import register
 
 __all__ = ["RepMixerNet"]
@@ -147,7 +147,7 @@ def _rows(blocks: Any, channels: int) -> list[tuple[int, int, int | tuple[int, i
         if ok:
             cin, cout, stride, se = row
             strides = stride if isinstance(stride, list) and len(stride) == 2 else [stride]
-            ok = isinstance(se, bool) and all(_positive_int(v) for v in (cin, cout, *strides))
+            ok = isinstance(se, bool) and all(positive_int(v) for v in (cin, cout, *strides))
         if not ok:
             raise ConfigError(f"blocks[{i}]: expected [in, out, stride, se] (positive integers, a stride "
                               f"an integer or [h, w], se true or false), got {row!r}")
@@ -157,10 +157,6 @@ def _rows(blocks: Any, channels: int) -> list[tuple[int, int, int | tuple[int, i
         rows.append((cin, cout, _stride(stride), se))
         channels = cout
     return rows
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 @register("backbone")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ocrlite.errors import ConfigError
-from ocrlite.models.blocks import SEModule
+from ocrlite.models.blocks import SEModule, positive_int
 from ocrlite.registry import register
 
 __all__ = ["RSEFPN", "DBFPN", "DWRSEFPN", "RSELayer"]
@@ -94,9 +94,9 @@ def _fpn_widths(widths: dict[str, Any], out_channels: int, levels: int) -> tuple
         raise ConfigError(f"widths: unknown key {unknown[0]!r}; allowed: lateral, outputs")
     lateral = widths.get("lateral", out_channels)
     outputs = list(widths.get("outputs", [out_channels // 4] * levels))
-    if not isinstance(lateral, int) or lateral <= 0:
+    if not positive_int(lateral):
         raise ConfigError(f"widths.lateral: expected a positive integer, got {lateral!r}")
-    if len(outputs) != levels or not all(isinstance(c, int) and c > 0 for c in outputs):
+    if len(outputs) != levels or not all(positive_int(c) for c in outputs):
         raise ConfigError(f"widths.outputs: expected {levels} positive integers, got {outputs!r}")
     return lateral, outputs
 
