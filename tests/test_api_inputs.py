@@ -215,7 +215,7 @@ def test_a_pdf_or_multi_page_tiff_path_is_not_read_as_one_image_in_silence(tmp_p
 
 def test_a_preset_name_given_as_the_config_says_to_give_it_as_the_model() -> None:
     with pytest.raises(ConfigError, match=r"^config file not found: ppocr-v6-tiny; that is a preset's name: give it "
-                                          r"as the model \(model=..., --model\)$"):
+                                          r"as the model \(OCR\(model=...\), --model\)$"):
         OCR("ppocr-v6-tiny")
     with pytest.raises(ConfigError, match="^config file not found: no-such.yaml$"):
         OCR("no-such.yaml")
