@@ -182,11 +182,16 @@ class PageResult(_ValueEquality):
         or malformed value is a ValueError naming it (a batch JSON file's page that was not read: its error)."""
         if isinstance(data, Mapping) and "error" in data and "lines" not in data:
             raise ValueError(f"page {data.get('page', '?')} was not read: {data['error']}")
-        skew = _field(data, "skew", (int, float), "page", default=None)
-        return cls(_field(data, "width", int, "page"), _field(data, "height", int, "page"),
-                   tuple(TextLine.from_dict(line, f"lines[{i}]")
-                         for i, line in enumerate(_field(data, "lines", list, "page"))),
-                   _field(data, "rotation", int, "page", default=None), None if skew is None else float(skew))
+        width, height = _field(data, "width", int, "page"), _field(data, "height", int, "page")
+        if width < 0 or height < 0:
+            raise ValueError(f"page.width, page.height: expected sizes of 0 or more, got {width} x {height}")
+        rotation = _field(data, "rotation", int, "page", default=None)
+        if rotation not in (None, 0, 90, 180, 270):
+            raise ValueError(f"page.rotation: expected 0, 90, 180 or 270, got {rotation!r}")
+        skew = None if data.get("skew") is None else _number(data, "skew", "page")
+        return cls(width, height, tuple(TextLine.from_dict(line, f"lines[{i}]")
+                                        for i, line in enumerate(_field(data, "lines", list, "page"))),
+                   rotation, skew)
 
 
 @dataclass(frozen=True, eq=False)

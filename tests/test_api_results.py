@@ -75,6 +75,10 @@ def sample_page() -> dict[str, Any]:
     (lambda d: d["lines"][0]["points"][2].__setitem__(0, float("nan")), r"^lines\[0\]\.points: expected four"),
     (lambda d: d["lines"][2]["points"][0].__setitem__(1, 1e300), r"^lines\[2\]\.points: expected four"),
     (lambda d: d["lines"][3].update(det_score=float("nan")), r"^lines\[3\]\.det_score: expected a finite number"),
+    # the page's own values: were taken as they were
+    (lambda d: d.update(skew=float("nan")), r"^page\.skew: expected a finite number, got nan$"),
+    (lambda d: d.update(width=-5), r"^page\.width, page\.height: expected sizes of 0 or more, got -5 x "),
+    (lambda d: d.update(rotation=45), r"^page\.rotation: expected 0, 90, 180 or 270, got 45$"),
 ])
 def test_malformed_page_json_is_a_value_error_naming_the_value(change: object, message: str,
                                                                sample_page: dict[str, Any]) -> None:
