@@ -131,8 +131,8 @@ def find_checkpoint(path: Path) -> Path:
 
 def read_state(folder: Path, required: Sequence[str] = ()) -> dict[str, Any]:
     """The checkpoint's ``state.json`` (a ConfigError when it cannot be read, lacks one of ``STATE_KEYS`` or
-    ``required``, or one of them is not of its ``STATE_TYPES`` type; the step must be 0 or more, the optimizer
-    record of the form ``save_checkpoint`` writes)."""
+    ``required``, or one of them is not of its ``STATE_TYPES`` type; the step must be 0 or more, the counters
+    numbers, the optimizer record of the form ``save_checkpoint`` writes)."""
     try:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -150,6 +150,11 @@ def read_state(folder: Path, required: Sequence[str] = ()) -> dict[str, Any]:
                               f"{_JSON_NAMES[kind]}, got {json.dumps(value)[:40]}")
     if state["step"] < 0:
         raise ConfigError(f"cannot read checkpoint {folder}: state.json's 'step' is negative, got {state['step']}")
+    counters = state["counters"] if isinstance(state.get("counters"), dict) else {}
+    wrong = [key for key, value in counters.items() if not isinstance(value, (int, float)) or isinstance(value, bool)]
+    if wrong:
+        raise ConfigError(f"cannot read checkpoint {folder}: state.json's 'counters' must be numbers, got "
+                          f"{json.dumps(wrong[0])}: {json.dumps(counters[wrong[0]])[:40]}")
     if not _optimizer_record(state["optimizer"]):
         raise ConfigError(f"cannot read checkpoint {folder}: state.json's 'optimizer' is not a checkpoint's "
                           "optimizer record (param_groups, scalars)")

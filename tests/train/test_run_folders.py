@@ -430,6 +430,8 @@ def test_a_checkpoint_state_without_a_key_is_one_line(labels: Path, checkpoint: 
     ("step", "six", "'step' is not a JSON integer, got \"six\""),
     ("step", -1, "'step' is negative, got -1"),
     ("counters", [1], "'counters' is not a JSON object, got [1]"),
+    ("counters", {"step": "x"}, "'counters' must be numbers, got \"step\": \"x\""),
+    ("counters", {"step": 3, "loss": True}, "'counters' must be numbers, got \"loss\": true"),
     ("evals", {}, "'evals' is not a JSON array, got {}"),
 ])
 def test_a_checkpoint_state_with_a_value_of_the_wrong_type_is_one_line(labels: Path, checkpoint: Path,
