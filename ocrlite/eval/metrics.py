@@ -343,8 +343,9 @@ def bootstrap_hmean(
 
 
 def _alphanumeric(text: str) -> str:
-    """``text`` casefolded with everything but the ASCII letters and digits removed."""
-    return "".join(c for c in text.casefold() if c.isascii() and c.isalnum())
+    """``text`` lowercased with everything but the ASCII letters and digits removed: ``str.lower``, as the
+    benchmarks' code does, not casefold, which would turn a non-ASCII 'ß' or 'ﬁ' into the letters 'ss', 'fi'."""
+    return "".join(c for c in text.lower() if c.isascii() and c.isalnum())
 
 
 def alphanumeric_accuracy(preds: Sequence[str], gts: Sequence[str]) -> float:

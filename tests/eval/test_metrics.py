@@ -224,6 +224,13 @@ def test_alphanumeric_accuracy_compares_letters_and_digits_only():
     assert alphanumeric_accuracy([], []) == 0.0
 
 
+def test_alphanumeric_accuracy_drops_non_ascii_letters_before_folding():
+    # the benchmarks' lower() + [^0-9a-z] filter: 'ß' and the 'ﬁ' ligature are not ASCII letters, so they are
+    # dropped, not casefolded into 'ss' and 'fi' that an ASCII prediction would match
+    assert alphanumeric_accuracy(["STRASSE", "fire"], ["Stra\u00dfe", "\ufb01re"]) == 0.0
+    assert alphanumeric_accuracy(["STRAE", "re"], ["Stra\u00dfe", "\ufb01re"]) == 1.0
+
+
 def test_recognition_empty_inputs():
     assert word_accuracy([], []) == 0.0
     assert norm_edit_similarity([], []) == 0.0
