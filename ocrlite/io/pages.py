@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import math
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,7 @@ class _FramesSource(PageSource):
 
     def __init__(self, path: Path, image: Image.Image, dpi: float, max_pixels: int) -> None:
         self.path, self.image, self.dpi, self.max_pixels = path, image, dpi, max_pixels
-        self.frames = int(getattr(image, "n_frames", 1))
+        self.frames = _frame_count(image, str(path))  # counted already (_open_frames): Pillow keeps the count
 
     def __len__(self) -> int:
         return self.frames
@@ -240,7 +241,7 @@ def count_pages(path: str | Path) -> int:
                 finally:
                     doc.close()
         with open_image(path, str(path)) as image:
-            return max(1, int(getattr(image, "n_frames", 1)))
+            return max(1, _frame_count(image, str(path)))
     except Exception:
         return 1
 
@@ -252,10 +253,26 @@ def _open_frames(path: Path, dpi: float, data: bytes | None) -> tuple[Image.Imag
     except ImageReadError:
         return None, (dpi, dpi)  # read_image gives the precise error
     own_dpi = image_dpi(image, dpi)
-    if int(getattr(image, "n_frames", 1)) > 1:
-        return image, own_dpi
+    try:
+        if _frame_count(image, str(path)) > 1:
+            return image, own_dpi
+    except ImageReadError:
+        image.close()
+        raise
     image.close()
     return None, own_dpi
+
+
+def _frame_count(image: Image.Image, name: str) -> int:
+    """The frames of the open image (1 for a one-frame format); a TIFF cut short, whose frames Pillow cannot
+    count (a TypeError, after its warnings about the cut tags, silenced here), is an ImageReadError naming
+    ``name``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(getattr(image, "n_frames", 1))
+    except Exception as exc:
+        raise ImageReadError(f"{name}: corrupt or truncated image data (its frames cannot be counted: {exc})") from exc
 
 
 def _render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:

@@ -35,6 +35,7 @@ def _inputs(folder: Path) -> list[Path]:
     (folder / "empty.pdf").write_bytes(b"")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n garbage")
     (folder / "text.png").write_bytes(b"not an image at all")
+    (folder / "cut.tiff").write_bytes((folder / "c.tiff").read_bytes()[:300])  # its second frame's tags cut off
     return sorted(folder.iterdir())
 
 
@@ -63,6 +64,7 @@ def _read_bytes(path: Path) -> list[Any]:
     return _read(path, data)
 
 
+@pytest.mark.filterwarnings("error")  # Pillow's warnings about a cut file: the one error line says it
 def test_pages_from_bytes_equal_pages_from_the_path(tmp_path: Path) -> None:
     paths = _inputs(tmp_path)
     from_paths = {p.name: _read(p, None) for p in paths}
@@ -71,7 +73,8 @@ def test_pages_from_bytes_equal_pages_from_the_path(tmp_path: Path) -> None:
     assert [round(page[1]) for page in from_paths["a.png"] + from_paths["c.tiff"]] == [150, 300, 300]
     assert from_paths["d.pdf"][1][2] == (417, 167, 3)  # the second page's own size, rendered at 100 dpi
     errors = {name: pages[0] for name, pages in from_paths.items() if isinstance(pages[0], str)}
-    assert sorted(errors) == ["broken.pdf", "corrupt.jpg", "empty.pdf", "empty.png", "text.png"]
+    assert sorted(errors) == ["broken.pdf", "corrupt.jpg", "cut.tiff", "empty.pdf", "empty.png", "text.png"]
+    assert errors["cut.tiff"].startswith(f"{tmp_path / 'cut.tiff'}: corrupt or truncated image data")
     assert errors["empty.png"] == f"{tmp_path / 'empty.png'}: empty file (0 bytes)"
     assert errors["corrupt.jpg"].startswith(f"{tmp_path / 'corrupt.jpg'}: corrupt or truncated image data")
 
