@@ -108,6 +108,26 @@ def test_missing_file_keeps_its_empty_page_in_txt(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [f"ocrlite: error: {missing}: no such file"]
 
 
+def test_detect_txt_keeps_an_empty_block_for_an_image_it_cannot_read(bad_inputs: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    """``detect a.png bad.png gone.png b.png --format txt``: each image's boxes end with a blank line, an image
+    that could not be read (or is missing) an empty block (as ``ocr``'s txt keeps its empty page), so the blocks
+    line up with the inputs: the boxes of b.png are never taken for bad.png's."""
+    missing = tmp_path / "gone.png"
+    result = CliRunner().invoke(main, ["detect", str(SAMPLE), str(bad_inputs["text"]), str(missing), str(SAMPLE),
+                                       "--format", "txt"])
+    blocks: list[list[str]] = [[]]
+    for line in result.stdout.splitlines():  # a blank line ends each image's block
+        if line:
+            blocks[-1].append(line)
+        else:
+            blocks.append([])
+    assert result.exit_code == 1 and len(blocks) == 5 and blocks[4] == []
+    assert blocks[1] == blocks[2] == [] and blocks[0] == blocks[3] and len(blocks[0]) == 4
+    assert result.stderr.splitlines() == [f"ocrlite: error: {bad_inputs['text']}: not a recognised image file",
+                                          f"ocrlite: error: {missing}: no such file"]
+
+
 def test_one_pixel_image_has_no_boxes(bad_inputs: dict[str, Path]) -> None:
     code, out, _ = _run("ocr", str(bad_inputs["tiny"]))
     assert code == 0

@@ -78,7 +78,8 @@ class _DrawPaths:
 def detect(images: tuple[str, ...], config: str | None, model: str | None, det_limit_side_len: int | None,
            box_thresh: float | None, unclip_ratio: float | None, draw: str | None, formats: tuple[str, ...],
            output: str | None, overrides: tuple[str, ...]) -> None:
-    """Text boxes of each image: JSON per image, ICDAR-style txt (x1,y1,...,y4 per box) or tsv. It reads
+    """Text boxes of each image: JSON per image, ICDAR-style txt (x1,y1,...,y4 per box; several images apart
+    by a blank line, one that could not be read left empty) or tsv. It reads
     images, and of a multi-page TIFF its first page (use ``ocrlite ocr`` for PDFs and every page)."""
     from ocrlite.io.atomic import write_image
     from ocrlite.io.draw import draw_boxes
@@ -88,19 +89,21 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
     fmt = parse_formats(formats, STREAM_FORMATS)[0]
     extra = flag_overrides(det_limit_side_len="det.preprocess.limit_side_len", box_thresh="det.postprocess.box_thresh",
                             unclip_ratio="det.postprocess.unclip_ratio")
-    run, out = ItemRun(images), Output(output)
+    run, out = ItemRun(images, keep_missing=True), Output(output)  # a missing file: read in its place
     draw_path = _DrawPaths(draw, len(run.files) > 1) if draw else None
     engine = build(lambda: one_stage_ocr("det", config, [*overrides, *extra], model))
     if fmt == "tsv":
         out.line("\t".join(DETECTION_TSV_HEADER))
 
     def handle(path: Path) -> None:
-        image = image_file(path)
-        boxes = engine.detect(image)
-        for line in detection_lines(fmt, str(path), image.shape[1], image.shape[0], boxes):
-            out.line(line)
-        if fmt == "txt" and len(run.files) > 1:
-            out.line("")
+        try:
+            image = image_file(path)
+            boxes = engine.detect(image)
+            for line in detection_lines(fmt, str(path), image.shape[1], image.shape[0], boxes):
+                out.line(line)
+        finally:  # txt: images apart by a blank line, one that could not be read left empty (as ocr's pages)
+            if fmt == "txt" and len(run.files) > 1:
+                out.line("")
         if draw_path is not None:
             write_image(draw_path(path), draw_boxes(image, boxes))
 
