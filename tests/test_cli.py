@@ -128,6 +128,18 @@ def test_detect_txt_keeps_an_empty_block_for_an_image_it_cannot_read(bad_inputs:
                                           f"ocrlite: error: {missing}: no such file"]
 
 
+@pytest.mark.parametrize("command, columns", [("ocr", 9), ("detect", 4), ("recognize", 3), ("classify", 3)])
+def test_a_tab_in_a_file_name_keeps_the_tsv_columns(tmp_path: Path, command: str, columns: int) -> None:
+    """The image column of a printed tsv row is the path with its tabs and line breaks as spaces (as the text
+    column's are): a file named ``a<TAB>b.png`` shifted every later column of its rows one to the right."""
+    path = tmp_path / "scan\tof\nmay.png"
+    path.write_bytes(SAMPLE.read_bytes())
+    code, out, err = _run(command, str(path), "--format", "tsv")
+    assert code == 0, err
+    assert len(out) > 1 and {len(row.split("\t")) for row in out} == {columns}
+    assert {row.split("\t")[0] for row in out[1:]} == {str(tmp_path / "scan of may.png")}
+
+
 def test_one_pixel_image_has_no_boxes(bad_inputs: dict[str, Path]) -> None:
     code, out, _ = _run("ocr", str(bad_inputs["tiny"]))
     assert code == 0

@@ -38,6 +38,8 @@ def _crop_command(images: Sequence[str], fmt: str, output: str | None,
                   infer: Callable[[list[Any]], list[tuple[Any, float]]], field: str) -> None:
     """Read crops one by one (bad ones reported), then run ``infer`` on them in chunks. When a chunk fails, its
     crops are read again one at a time, so only the crop that fails is reported (one line) and skipped."""
+    from ocrlite.io.writers import tsv_field
+
     run, out = ItemRun(list(images)), Output(output)
     chunk: list[tuple[Path, Any]] = []
     if fmt == "tsv":
@@ -47,7 +49,7 @@ def _crop_command(images: Sequence[str], fmt: str, output: str | None,
         if fmt == "json":
             out.line(json_line({"image": str(path), field: value, "score": round(float(score), 5)}))
         else:
-            out.line(f"{path}\t{value}\t{score:.4f}")
+            out.line(f"{tsv_field(str(path))}\t{tsv_field(str(value))}\t{score:.4f}")
 
     def alone(path: Path, crop: Any) -> None:
         [(value, score)] = infer([crop])

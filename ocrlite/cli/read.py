@@ -250,7 +250,7 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
     from ocrlite.io.atomic import write_image
     from ocrlite.io.draw import draw_lines
     from ocrlite.io.pages import INPUT_EXTENSIONS, count_pages
-    from ocrlite.io.writers import TsvWriter, page_text, tsv_rows
+    from ocrlite.io.writers import TsvWriter, page_text, tsv_field, tsv_rows
     from ocrlite.results import DocumentPage
 
     run, out = ItemRun(inputs, INPUT_EXTENSIONS, keep_missing=True), Output(None)  # a missing file: its empty page
@@ -275,7 +275,7 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
             out.line(json_line({"image": str(path), **({"page": number} if paged else {}), **page.to_dict()}))
         elif fmt == "tsv":
             for row in tsv_rows(number, page):
-                out.line(f"{path}\t{row}")
+                out.line(f"{tsv_field(str(path))}\t{row}")
         if draw_path is not None:
             target = draw_path(path, number if paged else None)
             drawn = draw_lines(image, page.lines)

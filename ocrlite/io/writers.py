@@ -31,7 +31,7 @@ from ocrlite.results import PageResult, TextBox, TextLine, TextWord
 
 __all__ = ["FORMATS", "STREAM_FORMATS", "PageRecord", "Writer", "make_writer", "quad_bbox", "LineLayout", "line_layout",
            "pdf_runs", "tsv_rows", "TsvWriter", "PdfWriter", "DETECTION_TSV_HEADER", "detection_lines", "json_text",
-           "page_text"]
+           "page_text", "tsv_field"]
 
 FORMATS = ("json", "txt", "tsv", "hocr", "pdf")  # files written by batch mode
 STREAM_FORMATS = ("json", "txt", "tsv")  # what commands print on stdout
@@ -361,7 +361,7 @@ def tsv_rows(page_number: int, result: PageResult) -> list[str]:
     rows = []
     for number, line in enumerate(result.lines, start=1):
         x0, y0, x1, y1 = quad_bbox(line.points, result.width, result.height)
-        cells = (page_number, number, x0, y0, x1 - x0, y1 - y0, f"{100 * line.score:.2f}", _one_line(line.text))
+        cells = (page_number, number, x0, y0, x1 - x0, y1 - y0, f"{100 * line.score:.2f}", tsv_field(line.text))
         rows.append("\t".join(str(cell) for cell in cells))
     return rows
 
@@ -378,7 +378,7 @@ def detection_lines(fmt: str, image: str, width: int, height: int, boxes: Sequen
     rows = []
     for number, box in enumerate(boxes, start=1):
         points = ",".join(str(int(v)) for v in box.points.reshape(-1))
-        rows.append(points if fmt == "txt" else f"{image}\t{number}\t{box.score:.5f}\t{points}")
+        rows.append(points if fmt == "txt" else f"{tsv_field(image)}\t{number}\t{box.score:.5f}\t{points}")
     return rows
 
 
@@ -484,7 +484,9 @@ def _text_height(quad: np.ndarray) -> float:
     return float(np.linalg.norm(bottom_left - top_left) + np.linalg.norm(bottom_right - top_right)) / 2
 
 
-def _one_line(text: str) -> str:
+def tsv_field(text: str) -> str:
+    """``text`` as one tab-separated field: its tabs and line breaks (in a line's text, in a file name) as spaces,
+    so that a row keeps its columns."""
     return " ".join(text.split("\t")).replace("\n", " ").replace("\r", " ")
 
 
