@@ -29,10 +29,11 @@ class Failure:
     page: int | None = None
 
     def message(self) -> str:
-        """``path[ page N]: reason``, without repeating a location the reason already names."""
+        """``path[ page N]: reason``, without repeating a location the reason already names (anywhere: ``no images
+        found in DIR``), as the stdout mode's error lines (``ItemRun``)."""
         where = one_line(f"{self.path} page {self.page}" if self.page is not None else self.path)
         reason = one_line(self.reason)
-        return reason if reason.startswith(where) else f"{where}: {reason}"
+        return reason if where in reason else f"{where}: {reason}"
 
 
 @dataclass

@@ -444,6 +444,18 @@ def test_a_fifo_among_the_inputs_is_one_line_and_the_others_are_read(tmp_path: P
     assert (out / "a.png.json").is_file() if mode == "batch" else json.loads(result.stdout)["image"].endswith("a.png")
 
 
+@pytest.mark.parametrize("mode", ["batch", "stdout"])
+def test_a_folder_without_images_is_the_same_line_in_both_modes(tmp_path: Path, fake_engine: FakeEngine,
+                                                                 mode: str) -> None:
+    """Batch mode said ``DIR: no images found in DIR``, the folder named twice (its location was left out only
+    where the reason starts with it, the stdout mode's where the reason names it anywhere)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _cli(str(empty), *(["-o", str(tmp_path / "out"), "-q"] if mode == "batch" else []))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"ocrlite: error: no images found in {empty}"]
+
+
 def test_odd_file_names_give_well_formed_hocr_and_utf8_json(tmp_path: Path, fake_engine: FakeEngine) -> None:
     """A control character in a name is not allowed in XML 1.0; a name that is not UTF-8 must not put its raw
     bytes into a JSON line on stdout."""
