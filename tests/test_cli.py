@@ -108,6 +108,18 @@ def test_missing_file_keeps_its_empty_page_in_txt(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [f"ocrlite: error: {missing}: no such file"]
 
 
+@pytest.mark.parametrize("command", ["ocr", "detect", "recognize", "classify"])
+def test_a_missing_file_is_the_same_line_on_every_command(tmp_path: Path, command: str) -> None:
+    """``recognize``/``classify`` said ``no such file or directory`` before any other line, ``ocr`` and ``detect``
+    ``no such file`` in the input's place: now every printing command says the latter."""
+    missing, bad_text = tmp_path / "gone.png", tmp_path / "notes.png"
+    bad_text.write_text("not an image\n")
+    code, out, err = _run(command, str(SAMPLE), str(missing), str(bad_text))
+    assert code == 1 and len(out) == 1
+    assert err == [f"ocrlite: error: {missing}: no such file",
+                   f"ocrlite: error: {bad_text}: not a recognised image file"]
+
+
 def test_detect_txt_keeps_an_empty_block_for_an_image_it_cannot_read(bad_inputs: dict[str, Path],
                                                                      tmp_path: Path) -> None:
     """``detect a.png bad.png gone.png b.png --format txt``: each image's boxes end with a blank line, an image

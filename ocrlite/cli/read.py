@@ -89,7 +89,7 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
     fmt = parse_formats(formats, STREAM_FORMATS)[0]
     extra = flag_overrides(det_limit_side_len="det.preprocess.limit_side_len", box_thresh="det.postprocess.box_thresh",
                             unclip_ratio="det.postprocess.unclip_ratio")
-    run, out = ItemRun(images, keep_missing=True), Output(output)  # a missing file: read in its place
+    run, out = ItemRun(images), Output(output)
     draw_path = _DrawPaths(draw, len(run.files) > 1) if draw else None
     engine = build(lambda: one_stage_ocr("det", config, [*overrides, *extra], model))
     if fmt == "tsv":
@@ -253,7 +253,7 @@ def _print_pages(inputs: list[str], engine_args: dict[str, Any], fmt: str, dpi: 
     from ocrlite.io.writers import TsvWriter, page_text, tsv_field, tsv_rows
     from ocrlite.results import DocumentPage
 
-    run, out = ItemRun(inputs, INPUT_EXTENSIONS, keep_missing=True), Output(None)  # a missing file: its empty page
+    run, out = ItemRun(inputs, INPUT_EXTENSIONS), Output(None)
     draw_path: _DrawPaths | None = None
     if draw:  # pages are counted only to tell whether there is one drawing to make
         draw_path = _DrawPaths(draw, len(run.files) > 1 or any(count_pages(path) > 1 for path in run.files))

@@ -62,14 +62,14 @@ class Output:
 
 
 class ItemRun:
-    """Runs a per-image action over expanded inputs, isolating each item's failure."""
+    """Runs a per-image action over expanded inputs, isolating each item's failure. A missing file stays in its
+    place, for the action's reader to report (``no such file``, in input order, on every command): ``ocr``'s txt
+    keeps its empty page, ``detect``'s its empty block."""
 
-    def __init__(self, inputs: Sequence[str], extensions: Collection[str] | None = None,
-                 keep_missing: bool = False) -> None:
+    def __init__(self, inputs: Sequence[str], extensions: Collection[str] | None = None) -> None:
         from ocrlite.io.images import IMAGE_EXTENSIONS, expand_inputs
 
-        self.files, errors = expand_inputs(inputs, extensions=extensions or IMAGE_EXTENSIONS,
-                                           keep_missing=keep_missing)
+        self.files, errors = expand_inputs(inputs, extensions=extensions or IMAGE_EXTENSIONS, keep_missing=True)
         self.failed = 0
         for path, message in errors:
             self._report(path, message)
