@@ -26,7 +26,7 @@ from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..weights import sha256_file
 
 __all__ = ["save_checkpoint", "load_checkpoint", "find_checkpoint", "read_state", "checkpoint_step", "state_tensors",
-           "BEST_FILE"]
+           "set_latest", "BEST_FILE"]
 
 LATEST = "LATEST"
 TASK_FILE = "task.safetensors"
@@ -100,13 +100,18 @@ def save_checkpoint(
         **extra,
     }
     atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
-    atomic_write_text(root / LATEST, folder.name + "\n")
+    set_latest(folder)
     others = {p: n for p in root.glob("step_*") if p.is_dir() and p != folder and (n := checkpoint_step(p)) is not None}
     earlier = sorted((n, p) for p, n in others.items() if n < step)
     kept = {p for _, p in earlier[max(0, len(earlier) - keep + 1):]}
     for old in others.keys() - kept:
         shutil.rmtree(old)
     return folder
+
+
+def set_latest(folder: Path) -> None:
+    """Make the checkpoint ``folder`` the one ``LATEST`` (beside it) names: the one a resumed run folder continues."""
+    atomic_write_text(folder.parent / LATEST, folder.name + "\n")
 
 
 def checkpoint_step(folder: Path) -> int | None:

@@ -16,8 +16,9 @@ keeps tensors of its own (the recognizer's center-loss centers) has ``task_tenso
 ``load_task_tensors(tensors)``: checkpoints hold them. A run resumed from a checkpoint continues bit-exact.
 
 A run folder that already holds a run (a checkpoint or an export) is refused unless ``resume`` names that run
-or one of its checkpoints; resumed into its own folder, the run first drops what came after the checkpoint
-(log rows, evaluations, a later best). A folder without a checkpoint has nothing to resume: what a run
+or one of its checkpoints; resumed into its own folder, the run first makes the checkpoint its ``LATEST`` (a run
+stopped again before its next checkpoint resumes from it) and drops what came after it (log rows, evaluations, a
+later best). A folder without a checkpoint has nothing to resume: what a run
 stopped before its first checkpoint left there (log, evaluations, best weights) is replaced by a run from
 step 0, also when ``resume`` names that folder. Checkpoints carry the best weights, so a run
 resumed into another folder exports the best it claims. What a resumed run may change is in ``check_resume``.
@@ -44,7 +45,15 @@ from ..errors import ConfigError, OcrliteError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..settings import build_settings, check_keys, range_error, setting
 from ..stages import resolved_sections, stage_kind, weights_manifest
-from .checkpoint import BEST_FILE, find_checkpoint, load_checkpoint, read_state, save_checkpoint, state_tensors
+from .checkpoint import (
+    BEST_FILE,
+    find_checkpoint,
+    load_checkpoint,
+    read_state,
+    save_checkpoint,
+    set_latest,
+    state_tensors,
+)
 from .task import Task
 
 __all__ = ["TrainSettings", "TrainResult", "train", "lr_at", "freeze_batchnorm", "freeze_modules", "run_checkpoint",
@@ -410,7 +419,11 @@ def _difference(ours: Any, theirs: Any, where: str) -> str | None:
 
 
 def _restore_run_files(run_dir: Path, checkpoint: Path, state: dict[str, Any], log: _Log) -> bool:
-    """Make ``run_dir``'s best weights, evaluations and log the checkpoint's; True when it holds best weights."""
+    """Make ``run_dir``'s best weights, evaluations and log the checkpoint's; True when it holds best weights.
+    A checkpoint of ``run_dir``'s own becomes its ``LATEST`` first, so that a run stopped before its next
+    checkpoint resumes from this one, whose log rows are the ones kept, not from a later one left by the run before."""
+    if checkpoint.resolve().parent == (run_dir / "checkpoints").resolve():
+        set_latest(checkpoint)
     best = run_dir / BEST_FILE
     held = BEST_FILE in state["sha256"]
     if held:

@@ -562,3 +562,27 @@ def test_resume_refuses_other_evaluation_samples_but_takes_the_same_ones_moved(l
         refused = _train_cli(*again, "--set", "train.steps=4", *[a for c in change for a in ("--set", c)])
         assert (refused.exit_code, refused.output) == (2, message)
     assert _logged_steps(run) == [1, 2, 3]
+
+
+class _Interrupted(RecTask):
+    """A rec task whose batches are never made: the run is stopped (Ctrl-C) before its first step."""
+
+    def batch(self, rng: Any) -> dict[str, torch.Tensor]:
+        raise KeyboardInterrupt
+
+
+def test_a_run_resumed_from_an_earlier_checkpoint_and_stopped_again_resumes_from_that_checkpoint(
+        labels: Path, tmp_path: Path) -> None:
+    """Resuming step 2 of a run that went on to step 4 dropped the log rows after step 2, but LATEST still named
+    step 4; stopped before its next checkpoint, the run resumed from step 4, and the log lost rows 3 and 4."""
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    stage = _stage(labels, 4, evaluate=False)
+    train(RecTask(stage, 3), TrainSettings.from_stage(stage), run, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(_Interrupted(stage, 3), TrainSettings.from_stage(stage), run, progress=False,
+              resume=run / "checkpoints" / "step_0000002")
+    assert _logged_steps(run) == [1, 2]
+    result = train(RecTask(stage, 3), TrainSettings.from_stage(stage), run, progress=False, resume=run)
+    assert result.steps == 4 and _logged_steps(run) == [1, 2, 3, 4]
+    assert _same(run / "best.safetensors", run / "checkpoints" / "step_0000004" / "model.safetensors")
