@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import signal
 import sys
 import threading
@@ -27,13 +26,13 @@ from ocrlite.batch.lock import output_lock
 from ocrlite.batch.plan import JOURNAL_NAME, REPORT_NAME, Job, make_plan
 from ocrlite.batch.report import Failure, FileOutcome, Journal, RunReport, file_identity
 from ocrlite.errors import OcrliteError, error_reason
-from ocrlite.io.atomic import atomic_write_bytes, ensure_folder, is_part_of
+from ocrlite.io.atomic import atomic_write_bytes, ensure_folder, remove_stale_parts
 from ocrlite.io.images import DEFAULT_MAX_PIXELS
 from ocrlite.io.pages import DEFAULT_DPI, PageSource, count_pages, open_pages
 from ocrlite.io.writers import FORMATS, PageRecord, Writer, json_text, make_writer
 
 __all__ = ["BatchOptions", "EngineSpec", "Executor", "OutputError", "add_page", "fail_file", "file_failure",
-           "output_settings", "page_failure", "process_file", "read_pages", "remove_stale_parts", "run_batch",
+           "output_settings", "page_failure", "process_file", "read_pages", "run_batch",
            "sigterm_as_ctrl_c", "store_output", "Terminated", "write_outputs"]
 
 NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -213,22 +212,6 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def remove_stale_parts(paths: Iterable[Path]) -> None:
-    """Delete the temp files (``is_part_of``) that a killed run left beside ``paths``, the files this run is about
-    to write (outputs, its report); one listing per folder."""
-    due: dict[Path, set[str]] = {}
-    for path in paths:
-        due.setdefault(path.parent, set()).add(path.name)
-    for folder, names in due.items():
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:  # not made yet: nothing stale
-            continue
-        for entry in entries:
-            if entry.name.startswith(".") and any(is_part_of(entry.name, name) for name in names):
-                Path(entry.path).unlink(missing_ok=True)
 
 
 def process_file(engine: Any, job: Job, options: BatchOptions, data: bytes | None = None,

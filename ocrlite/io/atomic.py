@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,8 @@ import numpy as np
 
 from ocrlite.errors import OcrliteError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "ensure_folder", "write_image", "is_part_of"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "ensure_folder", "write_image", "is_part_of",
+           "remove_stale_parts"]
 
 
 def _read_umask() -> int:
@@ -49,6 +51,22 @@ def is_part_of(temp_name: str, name: str) -> bool:
     run leaves it behind)."""
     stem, dot, suffix = temp_name.rpartition(".")
     return dot == "." and suffix == "part" and f"{stem.rpartition('.')[0]}." == _part_prefix(name)
+
+
+def remove_stale_parts(paths: Iterable[Path]) -> None:
+    """Delete the temp files (``is_part_of``) that a killed run left beside ``paths``, the files this run is about
+    to write (a batch's outputs and report, a training run's files); one listing per folder."""
+    due: dict[Path, set[str]] = {}
+    for path in paths:
+        due.setdefault(path.parent, set()).add(path.name)
+    for folder, names in due.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not made yet: nothing stale
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") and any(is_part_of(entry.name, name) for name in names):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..io.atomic import atomic_write_bytes, atomic_write_text, remove_stale_parts
 from ..weights import sha256_file
 
 __all__ = ["save_checkpoint", "load_checkpoint", "find_checkpoint", "read_state", "checkpoint_step", "state_tensors",
@@ -31,6 +31,7 @@ __all__ = ["save_checkpoint", "load_checkpoint", "find_checkpoint", "read_state"
 LATEST = "LATEST"
 TASK_FILE = "task.safetensors"
 BEST_FILE = "best.safetensors"
+CHECKPOINT_FILES = ("model.safetensors", "optimizer.safetensors", TASK_FILE, BEST_FILE, "state.json")
 STATE_KEYS = ("step", "optimizer", "sha256")  # what state.json always holds
 # the JSON type of each key that resuming reads (a hand-edited or damaged state.json fails here in one line)
 STATE_TYPES: dict[str, type] = {"step": int, "optimizer": dict, "sha256": dict, "counters": dict, "best": dict,
@@ -78,6 +79,7 @@ def save_checkpoint(
     root = run_dir / "checkpoints"
     folder = root / f"step_{step:07d}"
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts([*(folder / name for name in CHECKPOINT_FILES), root / LATEST])  # left by a killed run
     optim_tensors, optim_rest = _optimizer_tensors(optimizer)
     optim_tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():

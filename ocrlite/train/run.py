@@ -25,7 +25,7 @@ import yaml
 from ..config import apply_overrides
 from ..errors import ConfigError
 from ..files import find_charset, weights_roots
-from ..io.atomic import atomic_write_bytes, atomic_write_text, ensure_folder
+from ..io.atomic import atomic_write_bytes, atomic_write_text, ensure_folder, remove_stale_parts
 from ..settings import build_settings
 from ..stages import (
     PIPELINE_KEYS,
@@ -92,6 +92,7 @@ def write_data_manifest(path: Path, files: Sequence[Path], label_files: dict[str
     ``label_files`` (lines read and rejected per label file) when there are any; return the manifest's sha256."""
     data = json.dumps({"files": file_entries(files), **({"label_files": label_files} if label_files else {})},
                       indent=0).encode("utf-8")
+    remove_stale_parts([path])  # left by a run killed while writing it
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
 
@@ -102,6 +103,7 @@ def export_model(
     """Write ``run_dir/export/<name>.{safetensors,json,yaml}`` from ``best.safetensors``; return the yaml."""
     out = run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out / f"{name}{end}" for end in (".safetensors", ".json", ".yaml", "_charset.txt"))
     tensors = out / f"{name}.safetensors"
     weights = getattr(task, "export_weights", None)  # QAT: the best weights without the clip bounds
     atomic_write_bytes(tensors, weights(run_dir) if weights else (run_dir / "best.safetensors").read_bytes())

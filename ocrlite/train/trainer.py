@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, OcrliteError
-from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..io.atomic import atomic_write_bytes, atomic_write_text, remove_stale_parts
 from ..settings import build_settings, check_keys, range_error, setting
 from ..stages import resolved_sections, stage_kind, weights_manifest
 from .checkpoint import (
@@ -468,6 +468,7 @@ def train(
     if checkpoint is not None:
         check_resume(checkpoint, settings, config, identity, scored)
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(run_dir / name for name in LEFT_FILES)  # the temp files of a run killed while writing them
     if checkpoint is None:
         for name in LEFT_FILES:  # left by a run stopped before its first checkpoint
             (run_dir / name).unlink(missing_ok=True)

@@ -586,3 +586,23 @@ def test_a_run_resumed_from_an_earlier_checkpoint_and_stopped_again_resumes_from
     result = train(RecTask(stage, 3), TrainSettings.from_stage(stage), run, progress=False, resume=run)
     assert result.steps == 4 and _logged_steps(run) == [1, 2, 3, 4]
     assert _same(run / "best.safetensors", run / "checkpoints" / "step_0000004" / "model.safetensors")
+
+
+def test_a_resumed_run_removes_the_temp_files_a_killed_run_left(labels: Path, tmp_path: Path) -> None:
+    """A run killed while writing a file leaves its temp file (``.NAME.XXXXXXXX.part``, as big as the weights for
+    best.safetensors or a checkpoint's tensors); resumed, the run removes those of the files it writes again, and
+    no other file."""
+    torch.set_num_threads(1)
+    config, run = str(_config(tmp_path, labels)), tmp_path / "run"
+    assert _train_cli(config, "-o", str(run)).exit_code == 0
+    left = [run / ".best.safetensors.k1ll3d00.part", run / ".log.csv.k1ll3d00.part",
+            run / ".data_manifest.json.k1ll3d00.part", run / "checkpoints" / ".LATEST.k1ll3d00.part",
+            run / "checkpoints" / "step_0000006" / ".model.safetensors.k1ll3d00.part",
+            run / "export" / ".tiny_rec.safetensors.k1ll3d00.part", run / "export" / ".tiny_rec.json.k1ll3d00.part"]
+    kept = run / ".notes.txt.k1ll3d00.part"
+    for path in [*left, kept]:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"torn")
+    resumed = _train_cli(config, "-o", str(run), "--resume", str(run), "--set", "train.steps=6")
+    assert resumed.exit_code == 0, resumed.output
+    assert [path.name for path in left if path.exists()] == [] and kept.exists()
