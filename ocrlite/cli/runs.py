@@ -106,12 +106,14 @@ def build(factory: Callable[[], Any]) -> Any:
 
 
 def json_line(obj: dict[str, Any]) -> str:
+    """``obj`` as one line of JSON, as every command prints it (``writers.json_text``)."""
     from ocrlite.io.writers import json_text
 
     return json_text(obj)
 
 
 def check_models(config: str | None, model: str | None) -> None:
+    """``--model`` and ``--config`` both given: a usage error (each names the models alone)."""
     if model is not None and config is not None:
         raise click.UsageError("--model and --config are exclusive")
 
