@@ -296,7 +296,8 @@ def test_unknown_config_key_is_one_line_exit_2() -> None:
     (["ocr", "--bogus", "x.png"], "ocrlite: error: No such option '--bogus' (see 'ocrlite ocr --help')"),
     (["nosuch"], "ocrlite: error: No such command 'nosuch' (see 'ocrlite --help')"),
     (["detect", "--det-limit-side-len", "abc", "x.png"], "ocrlite: error: Invalid value for '--det-limit-side-len'"),
-    (["ocr"], "ocrlite: error: no inputs: give IMAGES, '-' or --files-from (see 'ocrlite ocr --help')"),
+    *[([command], f"ocrlite: error: no inputs: give IMAGES, '-' or --files-from (see 'ocrlite {command} --help')")
+      for command in ("ocr", "detect", "recognize", "classify")],
     *[(["ocr", str(SAMPLE), *ray], "ocrlite: error: --ray-address, --threads-per-worker, --pages-per-job and "
                                    "--ray-input need --executor ray")  # in stdout mode too: they were ignored there
       for ray in (["--pages-per-job", "2"], ["--ray-address", "auto"], ["--ray-input", "bytes"])],
@@ -305,6 +306,23 @@ def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None
     code, out, err = _run(*args)
     assert (code, out, len(err)) == (2, [], 1)
     assert err[0].startswith(message)
+
+
+@pytest.mark.parametrize("command", ["detect", "recognize", "classify", "ocr"])
+def test_every_printing_command_takes_paths_from_stdin_and_a_list(command: str, tmp_path: Path) -> None:
+    """``-`` and ``--files-from`` were ocr's only: ``detect -`` looked for a file named '-'. Stdin given twice
+    (``- --files-from -``) is refused instead of read twice, the second time empty."""
+    direct = CliRunner().invoke(main, [command, str(SAMPLE), "--format", "tsv"])
+    assert direct.exit_code == 0, direct.stderr
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"# scans\n{SAMPLE}\n", encoding="utf-8")
+    for args, stdin in (([command, "-"], f"{SAMPLE}\n"), ([command, "--files-from", str(listed)], None),
+                        ([command, "--files-from", "-"], f"{SAMPLE}\n")):
+        result = CliRunner().invoke(main, [*args, "--format", "tsv"], input=stdin)
+        assert (result.exit_code, result.stdout, result.stderr) == (0, direct.stdout, ""), args
+    twice = CliRunner().invoke(main, [command, "-", "--files-from", "-"], input=f"{SAMPLE}\n")
+    assert (twice.exit_code, twice.stdout) == (2, "")
+    assert twice.stderr.startswith("ocrlite: error: '-' and --files-from - both read the paths from stdin")
 
 
 @pytest.mark.parametrize(("value", "reason"), [("abc", "'abc' is not a valid integer range"),

@@ -11,6 +11,7 @@ import click
 from ocrlite.cli.options import (
     cls_option,
     config_option,
+    files_from_option,
     flag_settings,
     images_argument,
     json_alias_option,
@@ -25,6 +26,7 @@ from ocrlite.cli.runs import (
     Output,
     build,
     check_models,
+    gather_inputs,
     image_file,
     json_line,
     one_stage_ocr,
@@ -94,6 +96,7 @@ def _crop_format(formats: Sequence[str], as_json: bool) -> str:
 
 @click.command()
 @images_argument
+@files_from_option
 @config_option
 @model_option
 @cls_option
@@ -101,33 +104,37 @@ def _crop_format(formats: Sequence[str], as_json: bool) -> str:
 @json_alias_option
 @output_file_option
 @overrides_option
-def recognize(images: tuple[str, ...], config: str | None, model: str | None, use_cls: bool | None,
-              formats: tuple[str, ...], as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
+def recognize(images: tuple[str, ...], files_from: str | None, config: str | None, model: str | None,
+              use_cls: bool | None, formats: tuple[str, ...], as_json: bool, output: str | None,
+              overrides: tuple[str, ...]) -> None:
     """Read already-cropped text lines: text and score per crop (txt: path, text, score)."""
     from ocrlite.api import OCR
 
     check_models(config, model)
+    inputs = gather_inputs(images, files_from)
     fmt = _crop_format(formats, as_json)
     flag_settings(use_cls="pipeline.use_cls")
     stages = ("rec",) if use_cls is False else ("cls", "rec")
     build(lambda: stage_config_kind(config, stages, "--no-cls" if use_cls is False else None))
     engine = build(lambda: OCR(config, overrides, model=model, use_cls=use_cls, stages=stages))
-    _crop_command(images, fmt, output, engine.recognize, "text")
+    _crop_command(inputs, fmt, output, engine.recognize, "text")
 
 
 @click.command()
 @images_argument
+@files_from_option
 @stage_config_option
 @model_option
 @crop_format_option
 @json_alias_option
 @output_file_option
 @overrides_option
-def classify(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...],
-             as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
+def classify(images: tuple[str, ...], files_from: str | None, config: str | None, model: str | None,
+             formats: tuple[str, ...], as_json: bool, output: str | None, overrides: tuple[str, ...]) -> None:
     """Tell whether cropped text lines are upright (0) or upside down (180)."""
     check_models(config, model)
+    inputs = gather_inputs(images, files_from)
     fmt = _crop_format(formats, as_json)
     engine = build(lambda: one_stage_ocr("cls", config, overrides, model))
     build(lambda: engine.line_classifier)  # no cls stage: one line, before any crop is read
-    _crop_command(images, fmt, output, engine.classify, "angle")
+    _crop_command(inputs, fmt, output, engine.classify, "angle")

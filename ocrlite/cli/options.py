@@ -8,8 +8,8 @@ from typing import Sequence
 import click
 
 __all__ = [
-    "flags_named", "flag_overrides", "flag_settings", "parse_formats",
-    "det_limit_option", "box_thresh_option", "images_argument", "config_option", "stage_config_option", "model_option",
+    "flags_named", "flag_overrides", "flag_settings", "parse_formats", "det_limit_option", "box_thresh_option",
+    "images_argument", "files_from_option", "config_option", "stage_config_option", "model_option",
     "overrides_option", "format_option", "output_file_option", "json_alias_option", "backend_option", "cls_option",
 ]
 
@@ -88,7 +88,11 @@ det_limit_option = click.option("--det-limit-side-len", type=int,
                                 help="Side limit for the detector input (default: the preset's; 960 for ppocr-v2).")
 box_thresh_option = click.option("--box-thresh", type=float,
                                  help="Minimum mean probability of a box (default: the preset's; 0.6 for ppocr-v2).")
-images_argument = click.argument("images", nargs=-1, required=True)
+images_argument = click.argument("images", nargs=-1)  # '-': paths from stdin (runs.gather_inputs)
+files_from_option = click.option(
+    "--files-from", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Also read input paths from this file ('-': stdin): one per line, relative ones from the working folder, "
+         "each line as it is (spaces are part of the name); blank lines and '#' comments skipped.")
 config_option = click.option(
     "--config", type=click.Path(dir_okay=False),
     help="YAML config: a pipeline config, or a single stage config (the default pipeline with that stage).")

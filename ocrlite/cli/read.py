@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import click
 
@@ -15,6 +15,7 @@ from ocrlite.cli.options import (
     cls_option,
     config_option,
     det_limit_option,
+    files_from_option,
     flag_overrides,
     flag_settings,
     format_option,
@@ -25,7 +26,17 @@ from ocrlite.cli.options import (
     parse_formats,
     stage_config_option,
 )
-from ocrlite.cli.runs import ItemRun, Output, build, check_models, fail, image_file, json_line, one_stage_ocr
+from ocrlite.cli.runs import (
+    ItemRun,
+    Output,
+    build,
+    check_models,
+    fail,
+    gather_inputs,
+    image_file,
+    json_line,
+    one_stage_ocr,
+)
 from ocrlite.errors import OcrliteError
 
 __all__ = ["detect", "ocr"]
@@ -64,6 +75,7 @@ class _DrawPaths:
 
 @click.command()
 @images_argument
+@files_from_option
 @stage_config_option
 @model_option
 @det_limit_option
@@ -75,9 +87,9 @@ class _DrawPaths:
 @format_option
 @output_file_option
 @overrides_option
-def detect(images: tuple[str, ...], config: str | None, model: str | None, det_limit_side_len: int | None,
-           box_thresh: float | None, unclip_ratio: float | None, draw: str | None, formats: tuple[str, ...],
-           output: str | None, overrides: tuple[str, ...]) -> None:
+def detect(images: tuple[str, ...], files_from: str | None, config: str | None, model: str | None,
+           det_limit_side_len: int | None, box_thresh: float | None, unclip_ratio: float | None, draw: str | None,
+           formats: tuple[str, ...], output: str | None, overrides: tuple[str, ...]) -> None:
     """Text boxes of each image: JSON per image, ICDAR-style txt (x1,y1,...,y4 per box; several images apart
     by a blank line, one that could not be read left empty) or tsv. It reads
     images, and of a multi-page TIFF its first page (use ``ocrlite ocr`` for PDFs and every page)."""
@@ -86,10 +98,11 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
     from ocrlite.io.writers import DETECTION_TSV_HEADER, STREAM_FORMATS, detection_lines
 
     check_models(config, model)
+    inputs = gather_inputs(images, files_from)
     fmt = parse_formats(formats, STREAM_FORMATS)[0]
     extra = flag_overrides(det_limit_side_len="det.preprocess.limit_side_len", box_thresh="det.postprocess.box_thresh",
                             unclip_ratio="det.postprocess.unclip_ratio")
-    run, out = ItemRun(images), Output(output)
+    run, out = ItemRun(inputs), Output(output)
     draw_path = _DrawPaths(draw, len(run.files) > 1) if draw else None
     engine = build(lambda: one_stage_ocr("det", config, [*overrides, *extra], model))
     if fmt == "tsv":
@@ -109,24 +122,6 @@ def detect(images: tuple[str, ...], config: str | None, model: str | None, det_l
 
     run.each(handle)
     run.finish(out)
-
-
-def _gather_inputs(images: Sequence[str], files_from: Any) -> list[str]:
-    """IMAGES plus the paths listed in ``--files-from``; an IMAGES entry ``-`` reads stdin."""
-    from ocrlite.batch.plan import read_paths_list
-
-    inputs = [path for path in images if path != "-"]
-    try:
-        if "-" in images:
-            with click.open_file("-", errors="surrogateescape") as stdin:  # file names may be any bytes
-                inputs += read_paths_list(stdin)
-        if files_from is not None:
-            inputs += read_paths_list(files_from)
-    except ValueError as exc:
-        raise click.UsageError(f"the list of paths: {exc}") from None
-    if not inputs:
-        raise click.UsageError("no inputs: give IMAGES, '-' or --files-from")
-    return inputs
 
 
 def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batch: dict[str, Any],
@@ -155,7 +150,7 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
 
 
 @click.command()
-@click.argument("images", nargs=-1)
+@images_argument
 @config_option
 @model_option
 @click.option("--format", "formats", multiple=True, metavar="FMT[,FMT]",
@@ -166,10 +161,7 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
               help="Batch mode: write outputs under this folder (mirroring the inputs) and "
                    "ocrlite-report.json, which records what made each output; an input is skipped when its "
                    "outputs were made from it, unchanged since, with the same settings (--dpi, model, --set...).")
-@click.option("--files-from", type=click.File("r", errors="surrogateescape"),
-              help="Also read input paths from this file ('-': stdin): one per line, relative ones from the "
-                   "working folder, each line as it is (spaces are part of the name); blank lines and '#' comments "
-                   "skipped.")
+@files_from_option
 @click.option("--glob", help="Batch mode: only files in folders whose path matches, e.g. '*.pdf' (upper and "
                              "lower case apart; a folder with no match is an error).")
 @click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=200, show_default=True,
@@ -207,7 +199,8 @@ def _run_batch(inputs: list[str], output: str, engine_args: dict[str, Any], batc
 @backend_option
 @overrides_option
 def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats: tuple[str, ...], output: str | None,
-        files_from: Any, glob: str | None, dpi: float, workers: int | None, executor: str, ray_address: str | None,
+        files_from: str | None, glob: str | None, dpi: float, workers: int | None, executor: str,
+        ray_address: str | None,
         threads_per_worker: int | None, pages_per_job: int | None, ray_input: str | None, overwrite: bool,
         quiet: bool, draw: str | None, use_cls: bool | None, rotate_pages: bool, deskew: bool,
         drop_score: float | None, rec_batch: int | None, det_limit_side_len: int | None, box_thresh: float | None,
@@ -216,7 +209,7 @@ def ocr(images: tuple[str, ...], config: str | None, model: str | None, formats:
     from ocrlite.io.writers import FORMATS, STREAM_FORMATS
 
     check_models(config, model)
-    inputs = _gather_inputs(images, files_from)
+    inputs = gather_inputs(images, files_from)
     fmts = parse_formats(formats, FORMATS if output is not None else STREAM_FORMATS, several=output is not None)
     extra = flag_overrides(det_limit_side_len="det.preprocess.limit_side_len", box_thresh="det.postprocess.box_thresh",
                             rec_batch="rec.preprocess.batch_size", rotate_pages="pipeline.page_orientation",

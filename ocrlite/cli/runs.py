@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from ocrlite.api import OCR
 
 __all__ = [
-    "fail", "Output", "ItemRun", "build", "json_line", "check_models", "config_or_preset", "stage_config_kind",
-    "one_stage_ocr", "image_file", "in_new_folders",
+    "fail", "Output", "ItemRun", "gather_inputs", "build", "json_line", "check_models", "config_or_preset",
+    "stage_config_kind", "one_stage_ocr", "image_file", "in_new_folders",
 ]
 
 
@@ -94,6 +94,28 @@ class ItemRun:
         output.close()
         if self.failed:
             sys.exit(1)
+
+
+def gather_inputs(images: Sequence[str], files_from: str | None) -> list[str]:
+    """IMAGES plus the paths listed in the file ``--files-from`` names; an IMAGES entry ``-``, or ``--files-from -``,
+    reads stdin (not both)."""
+    from ocrlite.batch.plan import read_paths_list
+
+    if "-" in images and files_from == "-":
+        raise click.UsageError("'-' and --files-from - both read the paths from stdin; give one of them")
+    inputs = [path for path in images if path != "-"]
+    try:
+        if "-" in images:
+            with click.open_file("-", errors="surrogateescape") as stdin:  # file names may be any bytes
+                inputs += read_paths_list(stdin)
+        if files_from is not None:
+            with click.open_file(files_from, errors="surrogateescape") as listed:
+                inputs += read_paths_list(listed)
+    except ValueError as exc:
+        raise click.UsageError(f"the list of paths: {exc}") from None
+    if not inputs:
+        raise click.UsageError("no inputs: give IMAGES, '-' or --files-from")
+    return inputs
 
 
 def build(factory: Callable[[], Any]) -> Any:
